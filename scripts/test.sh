@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The project's one test command (README "Run all the tests"; .ci/run calls exactly this).
+# Installs what the tests need on a fresh machine, builds every binary, runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real Helm 4 for the chart tests comes from the helm-python-sdk package.
+if ! python3 -c 'import helm_python' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check helm-python-sdk
+fi
+command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+
+# e2e tests drive the real binaries as processes: build them first.
+cargo build --workspace --bins
+cargo nextest run --workspace --no-fail-fast "$@"

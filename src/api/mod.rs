@@ -1,0 +1,7 @@
+//! The `MultiCasskop` custom resource (db.orange.com/v2) and typed accessors on `CassandraCluster`.
+
+pub mod cassandra;
+pub mod multicasskop;
+
+pub use cassandra::CassandraClusterView;
+pub use multicasskop::*;
