@@ -2,8 +2,10 @@
 //! INTERFACE FROZEN BY THE LEAD: `SiteArgs` and each subcommand's `Args` + `run`.
 
 pub mod check;
+pub mod crd;
 pub mod export;
 pub mod register;
+pub mod run;
 
 use std::path::PathBuf;
 
@@ -16,7 +18,12 @@ use crate::sites::DEFAULT_IMPORTS_DIR;
 #[derive(Args, Debug, Clone, Default)]
 pub struct SiteArgs {
     /// Name of the local (control-plane) cluster: the first site of every rollout.
-    #[arg(short = 'l', long = "local", env = "MULTI_CASSKOP_LOCAL", value_name = "NAME")]
+    #[arg(
+        short = 'l',
+        long = "local",
+        env = "MULTI_CASSKOP_LOCAL",
+        value_name = "NAME"
+    )]
     pub local: Option<String>,
     /// Remote cluster names, in rollout order. Repeat the flag or give a comma-separated list.
     /// Each needs credentials: a mounted Secret under --imports-dir, a Secret NAME in the
