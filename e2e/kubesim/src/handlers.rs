@@ -355,6 +355,7 @@ fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
     let v = match content_type(headers).as_str() {
         "" | "application/json" | "*/*" => parse_json(bytes)?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => parse_yaml(bytes)?,
+        "application/vnd.kubernetes.protobuf" => crate::handlers_proto::decode(bytes)?,
         _ => return Err(ApiError::unsupported_media("application/json, application/yaml")),
     };
     if !v.is_object() {

@@ -9,6 +9,7 @@ pub mod faults;
 pub mod handlers;
 pub mod handlers_ops;
 pub mod handlers_patch;
+pub mod handlers_proto;
 pub mod handlers_watch;
 pub mod kubeconfig;
 pub mod openapi;
