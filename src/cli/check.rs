@@ -108,14 +108,29 @@ impl Site {
         }
     }
     fn ok(&mut self, check: &'static str, message: String) {
-        self.report.checks.push(CheckLine { check, result: Outcome::Ok, message, fix: None });
+        self.report.checks.push(CheckLine {
+            check,
+            result: Outcome::Ok,
+            message,
+            fix: None,
+        });
     }
     fn fail(&mut self, check: &'static str, message: String, fix: String) {
         self.report.ok = false;
-        self.report.checks.push(CheckLine { check, result: Outcome::Fail, message, fix: Some(fix) });
+        self.report.checks.push(CheckLine {
+            check,
+            result: Outcome::Fail,
+            message,
+            fix: Some(fix),
+        });
     }
     fn skip(&mut self, check: &'static str, message: String) {
-        self.report.checks.push(CheckLine { check, result: Outcome::Skip, message, fix: None });
+        self.report.checks.push(CheckLine {
+            check,
+            result: Outcome::Skip,
+            message,
+            fix: None,
+        });
     }
     fn skip_rest(&mut self, from: usize) {
         for c in &CHECKS[from..] {
@@ -145,7 +160,10 @@ async fn check_site(
     let ns = if local {
         controller_ns.to_string()
     } else {
-        creds.default_namespace.clone().unwrap_or_else(|| controller_ns.to_string())
+        creds
+            .default_namespace
+            .clone()
+            .unwrap_or_else(|| controller_ns.to_string())
     };
     site.report.namespace = ns.clone();
     let server = creds.server();
@@ -164,7 +182,10 @@ async fn check_site(
     // TLS + reachability.
     let mut token_failed = None;
     match probe::reach(&client).await {
-        Ok(v) => site.ok("tls", format!("{server} reached, certificate trusted ({v})")),
+        Ok(v) => site.ok(
+            "tls",
+            format!("{server} reached, certificate trusted ({v})"),
+        ),
         Err(f) if f.kind == FailureKind::Unauthorized => {
             site.ok("tls", format!("{server} reached, certificate trusted"));
             token_failed = Some(f);
@@ -206,18 +227,32 @@ async fn check_site(
         if f.kind == FailureKind::Unauthorized {
             site.fail(
                 "token",
-                format!("{name} rejected the token from {}: {}", creds.source.describe(), f.message),
+                format!(
+                    "{name} rejected the token from {}: {}",
+                    creds.source.describe(),
+                    f.message
+                ),
                 probe::fix_for(f.kind, &name, &server),
             );
         } else {
-            site.fail("token", format!("access review failed: {}", f.message), probe::fix_for(f.kind, &name, &server));
+            site.fail(
+                "token",
+                format!("access review failed: {}", f.message),
+                probe::fix_for(f.kind, &name, &server),
+            );
         }
         site.skip_rest(3);
         return site.report;
     }
     site.ok("token", "accepted".to_string());
     if denied.is_empty() {
-        site.ok("rbac", format!("all {} verbs the controller needs are allowed in {ns}", perms.len()));
+        site.ok(
+            "rbac",
+            format!(
+                "all {} verbs the controller needs are allowed in {ns}",
+                perms.len()
+            ),
+        );
     } else {
         site.fail(
             "rbac",
@@ -231,9 +266,17 @@ async fn check_site(
     }
 
     // CRDs served.
-    let mut wanted = vec![("cassandraclusters", "CassKop's CassandraCluster", "install CassKop")];
+    let mut wanted = vec![(
+        "cassandraclusters",
+        "CassKop's CassandraCluster",
+        "install CassKop",
+    )];
     if local {
-        wanted.push(("multicasskops", "MultiCasskop", "install the multi-casskop chart (or `multi-casskop crd | kubectl apply -f -`)"));
+        wanted.push((
+            "multicasskops",
+            "MultiCasskop",
+            "install the multi-casskop chart (or `multi-casskop crd | kubectl apply -f -`)",
+        ));
     }
     let mut missing = Vec::new();
     let mut crd_error = None;
@@ -248,19 +291,36 @@ async fn check_site(
         }
     }
     match (crd_error, missing.is_empty()) {
-        (Some(f), _) => site.fail("crd", format!("discovery failed: {}", f.message), probe::fix_for(f.kind, &name, &server)),
+        (Some(f), _) => site.fail(
+            "crd",
+            format!("discovery failed: {}", f.message),
+            probe::fix_for(f.kind, &name, &server),
+        ),
         (None, true) => site.ok(
             "crd",
-            format!("{} served", wanted.iter().map(|w| format!("{}.db.orange.com/v2", w.0)).collect::<Vec<_>>().join(", ")),
+            format!(
+                "{} served",
+                wanted
+                    .iter()
+                    .map(|w| format!("{}.db.orange.com/v2", w.0))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ),
         (None, false) => site.fail(
             "crd",
             missing
                 .iter()
-                .map(|(p, w, _)| format!("the {w} CRD ({p}.db.orange.com/v2) is not installed on {name}"))
+                .map(|(p, w, _)| {
+                    format!("the {w} CRD ({p}.db.orange.com/v2) is not installed on {name}")
+                })
                 .collect::<Vec<_>>()
                 .join("; "),
-            missing.iter().map(|(_, _, h)| format!("{h} on {name}")).collect::<Vec<_>>().join("; "),
+            missing
+                .iter()
+                .map(|(_, _, h)| format!("{h} on {name}"))
+                .collect::<Vec<_>>()
+                .join("; "),
         ),
     }
 
@@ -271,8 +331,15 @@ async fn check_site(
             format!("namespace {ns} does not exist on {name}"),
             format!("create it: kubectl --context {name} create namespace {ns}"),
         ),
-        Ok(None) => site.skip("namespace", format!("cannot tell whether namespace {ns} exists (no get on namespaces)")),
-        Err(f) => site.fail("namespace", f.message.clone(), probe::fix_for(f.kind, &name, &server)),
+        Ok(None) => site.skip(
+            "namespace",
+            format!("cannot tell whether namespace {ns} exists (no get on namespaces)"),
+        ),
+        Err(f) => site.fail(
+            "namespace",
+            f.message.clone(),
+            probe::fix_for(f.kind, &name, &server),
+        ),
     }
     site.report
 }
@@ -280,8 +347,13 @@ async fn check_site(
 /// Builds the whole report (no printing).
 pub async fn report(args: &CheckArgs) -> Report {
     let s = &args.sites;
-    let ns = credentials::resolve_namespace(s.namespace.as_deref(), s.kubeconfig.as_deref(), s.context.as_deref());
-    let local_creds = credentials::local_credentials(s.kubeconfig.as_deref(), s.context.as_deref()).await;
+    let ns = credentials::resolve_namespace(
+        s.namespace.as_deref(),
+        s.kubeconfig.as_deref(),
+        s.context.as_deref(),
+    );
+    let local_creds =
+        credentials::local_credentials(s.kubeconfig.as_deref(), s.context.as_deref()).await;
     let local_name = s.local.clone().unwrap_or_else(|| match &local_creds {
         Ok(c) => match &c.source {
             crate::sites::CredentialSource::KubeconfigContext { context } => context.clone(),
@@ -330,7 +402,9 @@ pub async fn report(args: &CheckArgs) -> Report {
             namespace: ns.clone(),
             kubeconfig: s.kubeconfig.clone(),
         };
-        let creds = credentials::load_remote(&lookup, secret_lookup(remote.clone()).await).await.map_err(|e| e.to_string());
+        let creds = credentials::load_remote(&lookup, secret_lookup(remote.clone()).await)
+            .await
+            .map_err(|e| e.to_string());
         let fix = format!(
             "register it: multi-casskop register --source-context {remote} --dest-context {local_name} --dest-namespace {ns} (or export it and apply the Secret in {ns})"
         );
@@ -339,9 +413,14 @@ pub async fn report(args: &CheckArgs) -> Report {
 
     // ClientConfig sites (k8ssandra style), when the CRD exists.
     if let Some(client) = &local_client {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &client_config_resource());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &ns, &client_config_resource());
         if let Ok(list) = api.list(&ListParams::default()).await {
-            let mut ccs: Vec<ClientConfigRef> = list.items.iter().filter_map(ClientConfigRef::from_object).collect();
+            let mut ccs: Vec<ClientConfigRef> = list
+                .items
+                .iter()
+                .filter_map(ClientConfigRef::from_object)
+                .collect();
             ccs.sort_by(|a, b| a.name.cmp(&b.name));
             for cc in ccs {
                 let site = Site::new(&cc.name, "clientconfig", &ns);
@@ -349,7 +428,10 @@ pub async fn report(args: &CheckArgs) -> Report {
                     let mut site = site;
                     site.fail(
                         "credentials",
-                        format!("site {} is defined twice: by a flag and by ClientConfig {ns}/{}", cc.name, cc.name),
+                        format!(
+                            "site {} is defined twice: by a flag and by ClientConfig {ns}/{}",
+                            cc.name, cc.name
+                        ),
                         "remove the ClientConfig or the flag".to_string(),
                     );
                     site.skip_rest(1);
@@ -359,24 +441,40 @@ pub async fn report(args: &CheckArgs) -> Report {
                 seen.push(cc.name.clone());
                 let creds = match &cc.secret {
                     Err(e) => Err(e.clone()),
-                    Ok(secret) => {
-                        credentials::load_client_config(&ns, &cc.name, secret, &cc.context, secret_lookup(secret.clone()).await)
-                            .await
-                            .map_err(|e| e.to_string())
-                    }
+                    Ok(secret) => credentials::load_client_config(
+                        &ns,
+                        &cc.name,
+                        secret,
+                        &cc.context,
+                        secret_lookup(secret.clone()).await,
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
                 };
-                let fix = format!("fix the ClientConfig {ns}/{} or its Secret (multi-casskop register --client-config writes both)", cc.name);
+                let fix = format!(
+                    "fix the ClientConfig {ns}/{} or its Secret (multi-casskop register --client-config writes both)",
+                    cc.name
+                );
                 sites.push(check_site(site, creds, fix, &ns, false).await);
             }
         }
     }
     let ok = sites.iter().all(|s| s.ok);
-    Report { namespace: ns, ok, sites }
+    Report {
+        namespace: ns,
+        ok,
+        sites,
+    }
 }
 
 /// Renders the table.
 pub fn render_table(r: &Report) -> String {
-    let mut rows = vec![["SITE".to_string(), "CHECK".to_string(), "RESULT".to_string(), "DETAIL".to_string()]];
+    let mut rows = vec![[
+        "SITE".to_string(),
+        "CHECK".to_string(),
+        "RESULT".to_string(),
+        "DETAIL".to_string(),
+    ]];
     for s in &r.sites {
         for c in &s.checks {
             let result = match c.result {
@@ -388,18 +486,35 @@ pub fn render_table(r: &Report) -> String {
             if let Some(f) = &c.fix {
                 detail = format!("{detail} -> fix: {f}");
             }
-            rows.push([s.site.clone(), c.check.to_string(), result.to_string(), detail]);
+            rows.push([
+                s.site.clone(),
+                c.check.to_string(),
+                result.to_string(),
+                detail,
+            ]);
         }
     }
     let w0 = rows.iter().map(|r| r[0].len()).max().unwrap_or(0);
     let w1 = rows.iter().map(|r| r[1].len()).max().unwrap_or(0);
     let mut out = String::new();
     for r in rows {
-        out.push_str(&format!("{:w0$}  {:w1$}  {:6}  {}\n", r[0], r[1], r[2], r[3]));
+        out.push_str(&format!(
+            "{:w0$}  {:w1$}  {:6}  {}\n",
+            r[0], r[1], r[2], r[3]
+        ));
     }
-    let failed: Vec<&str> = r.sites.iter().filter(|s| !s.ok).map(|s| s.site.as_str()).collect();
+    let failed: Vec<&str> = r
+        .sites
+        .iter()
+        .filter(|s| !s.ok)
+        .map(|s| s.site.as_str())
+        .collect();
     if failed.is_empty() {
-        out.push_str(&format!("all checks passed ({} sites, namespace {})\n", r.sites.len(), r.namespace));
+        out.push_str(&format!(
+            "all checks passed ({} sites, namespace {})\n",
+            r.sites.len(),
+            r.namespace
+        ));
     } else {
         out.push_str(&format!("checks failed on: {}\n", failed.join(", ")));
     }
@@ -413,5 +528,9 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         CheckOutput::Json => println!("{}", serde_json::to_string_pretty(&r)?),
         CheckOutput::Table => print!("{}", render_table(&r)),
     }
-    Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if r.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -56,11 +56,23 @@ pub struct ExportArgs {
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let mut steps = Steps::new("export", 4);
     steps.begin("load context");
-    let creds = match credentials::require_local_context(args.kubeconfig.as_deref(), args.context.as_deref()).await {
+    let creds = match credentials::require_local_context(
+        args.kubeconfig.as_deref(),
+        args.context.as_deref(),
+    )
+    .await
+    {
         Ok(c) => c,
         Err(e) => {
-            let cluster = args.context.clone().unwrap_or_else(|| "(current context)".to_string());
-            return Ok(steps.fail(&cluster, &e.to_string(), &context_fix(args.kubeconfig.as_deref())));
+            let cluster = args
+                .context
+                .clone()
+                .unwrap_or_else(|| "(current context)".to_string());
+            return Ok(steps.fail(
+                &cluster,
+                &e.to_string(),
+                &context_fix(args.kubeconfig.as_deref()),
+            ));
         }
     };
     let cluster = match &creds.source {
@@ -76,7 +88,13 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     steps.ok(&format!("context {cluster} -> {server}"));
     let client = match creds.client() {
         Ok(c) => c,
-        Err(e) => return Ok(steps.fail(&cluster, &e.to_string(), "fix the context's certificate data")),
+        Err(e) => {
+            return Ok(steps.fail(
+                &cluster,
+                &e.to_string(),
+                "fix the context's certificate data",
+            ));
+        }
     };
 
     let sa = &args.serviceaccount;
@@ -95,7 +113,11 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             let f = probe::classify(&e);
-            return Ok(steps.fail(&cluster, &format!("{server}: {}", f.message), &probe::fix_for(f.kind, &cluster, &server)));
+            return Ok(steps.fail(
+                &cluster,
+                &format!("{server}: {}", f.message),
+                &probe::fix_for(f.kind, &cluster, &server),
+            ));
         }
     }
 
@@ -108,11 +130,17 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         Ok(t) => t,
         Err(f) => {
             let fix = if f.kind == FailureKind::Forbidden {
-                format!("you need create on serviceaccounts/token (with --token-ttl) or on secrets in {ns} on {cluster}")
+                format!(
+                    "you need create on serviceaccounts/token (with --token-ttl) or on secrets in {ns} on {cluster}"
+                )
             } else {
                 probe::fix_for(f.kind, &cluster, &server)
             };
-            return Ok(steps.fail(&cluster, &format!("cannot get a token for {ns}/{sa}: {}", f.message), &fix));
+            return Ok(steps.fail(
+                &cluster,
+                &format!("cannot get a token for {ns}/{sa}: {}", f.message),
+                &fix,
+            ));
         }
     };
     steps.ok(&match (&token.secret_name, &token.expires) {
@@ -140,6 +168,9 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         .map_err(anyhow::Error::msg)?;
     let yaml = exported::to_yaml(&secret).map_err(anyhow::Error::msg)?;
     print!("{yaml}");
-    steps.ok(&format!("Secret {} written to stdout (apply it in the controller's namespace)", args.as_name));
+    steps.ok(&format!(
+        "Secret {} written to stdout (apply it in the controller's namespace)",
+        args.as_name
+    ));
     Ok(ExitCode::SUCCESS)
 }

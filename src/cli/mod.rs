@@ -16,7 +16,12 @@ use crate::sites::DEFAULT_IMPORTS_DIR;
 #[derive(Args, Debug, Clone, Default)]
 pub struct SiteArgs {
     /// Name of the local (control-plane) cluster: the first site of every rollout.
-    #[arg(short = 'l', long = "local", env = "MULTI_CASSKOP_LOCAL", value_name = "NAME")]
+    #[arg(
+        short = 'l',
+        long = "local",
+        env = "MULTI_CASSKOP_LOCAL",
+        value_name = "NAME"
+    )]
     pub local: Option<String>,
     /// Remote cluster names, in rollout order. Repeat the flag or give a comma-separated list.
     /// Each needs credentials: a mounted Secret under --imports-dir, a Secret NAME in the

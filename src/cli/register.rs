@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 
-use crate::sites::client_config::{ClientConfigRef, client_config_resource};
 use crate::sites::CredentialSource;
+use crate::sites::client_config::{ClientConfigRef, client_config_resource};
 use crate::sites::credentials;
 use crate::sites::exported::{self, IssuedToken};
 use crate::sites::probe::{self, Failure, FailureKind, Permission};
@@ -102,14 +102,22 @@ pub(crate) struct Steps {
 
 impl Steps {
     pub(crate) fn new(cmd: &'static str, total: usize) -> Self {
-        Self { cmd, n: 0, total, current: String::new() }
+        Self {
+            cmd,
+            n: 0,
+            total,
+            current: String::new(),
+        }
     }
     pub(crate) fn begin(&mut self, step: &str) {
         self.n += 1;
         self.current = step.to_string();
     }
     pub(crate) fn ok(&self, detail: &str) {
-        eprintln!("{}: [{}/{}] {}: {detail}", self.cmd, self.n, self.total, self.current);
+        eprintln!(
+            "{}: [{}/{}] {}: {detail}",
+            self.cmd, self.n, self.total, self.current
+        );
     }
     pub(crate) fn fail(&self, cluster: &str, what: &str, fix: &str) -> ExitCode {
         eprintln!(
@@ -143,36 +151,52 @@ pub(crate) fn context_fix(kubeconfig: Option<&std::path::Path>) -> String {
     format!(
         "pick one of the contexts in {} ({}); `kubectl config get-contexts` lists them",
         credentials::kubeconfig_label(kubeconfig),
-        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
     )
 }
 
 /// Creates `obj`, or replaces it in place when it exists (keeping its resourceVersion).
-pub(crate) async fn create_or_replace(api: &Api<DynamicObject>, name: &str, obj: serde_json::Value) -> Result<&'static str, Failure> {
+pub(crate) async fn create_or_replace(
+    api: &Api<DynamicObject>,
+    name: &str,
+    obj: serde_json::Value,
+) -> Result<&'static str, Failure> {
     let mut obj: DynamicObject = serde_json::from_value(obj).map_err(|e| Failure {
         kind: FailureKind::Other,
         message: e.to_string(),
     })?;
     match api.get_opt(name).await.map_err(|e| probe::classify(&e))? {
         None => {
-            api.create(&PostParams::default(), &obj).await.map_err(|e| probe::classify(&e))?;
+            api.create(&PostParams::default(), &obj)
+                .await
+                .map_err(|e| probe::classify(&e))?;
             Ok("created")
         }
         Some(live) => {
             obj.metadata.resource_version = live.metadata.resource_version;
-            api.replace(name, &PostParams::default(), &obj).await.map_err(|e| probe::classify(&e))?;
+            api.replace(name, &PostParams::default(), &obj)
+                .await
+                .map_err(|e| probe::classify(&e))?;
             Ok("updated")
         }
     }
 }
 
 fn rbac_api(client: &kube::Client, ns: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind), plural);
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind),
+        plural,
+    );
     Api::namespaced_with(client.clone(), ns, &ar)
 }
 
 fn same_server(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
+    a.trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
 
 /// Runs the subcommand; the exit code is the process's.
@@ -181,34 +205,60 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     let mut steps = Steps::new("register", total);
     let src = args.source_context.clone();
     let dst = args.dest_context.clone();
-    let name = args.destination_name.clone().unwrap_or_else(|| exported::dns_safe(&src));
+    let name = args
+        .destination_name
+        .clone()
+        .unwrap_or_else(|| exported::dns_safe(&src));
     let sa = args.serviceaccount_name.clone();
     let dry = if args.dry_run { "(dry run) would " } else { "" };
 
     // 1. contexts.
     steps.begin("load source context");
-    let src_creds = match credentials::require_local_context(args.source_kubeconfig.as_deref(), Some(&src)).await {
-        Ok(c) => c,
-        Err(e) => return Ok(steps.fail(&src, &e.to_string(), &context_fix(args.source_kubeconfig.as_deref()))),
-    };
+    let src_creds =
+        match credentials::require_local_context(args.source_kubeconfig.as_deref(), Some(&src))
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(steps.fail(
+                    &src,
+                    &e.to_string(),
+                    &context_fix(args.source_kubeconfig.as_deref()),
+                ));
+            }
+        };
     let src_ns = args
         .source_namespace
         .clone()
         .or(src_creds.default_namespace.clone())
         .unwrap_or_else(|| "default".to_string());
-    steps.ok(&format!("context {src} -> {} (namespace {src_ns})", src_creds.server()));
+    steps.ok(&format!(
+        "context {src} -> {} (namespace {src_ns})",
+        src_creds.server()
+    ));
 
     steps.begin("load destination context");
-    let dst_creds = match credentials::require_local_context(args.dest_kubeconfig.as_deref(), Some(&dst)).await {
-        Ok(c) => c,
-        Err(e) => return Ok(steps.fail(&dst, &e.to_string(), &context_fix(args.dest_kubeconfig.as_deref()))),
-    };
+    let dst_creds =
+        match credentials::require_local_context(args.dest_kubeconfig.as_deref(), Some(&dst)).await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(steps.fail(
+                    &dst,
+                    &e.to_string(),
+                    &context_fix(args.dest_kubeconfig.as_deref()),
+                ));
+            }
+        };
     let dst_ns = args
         .dest_namespace
         .clone()
         .or(dst_creds.default_namespace.clone())
         .unwrap_or_else(|| "default".to_string());
-    steps.ok(&format!("context {dst} -> {} (namespace {dst_ns}, secret {name})", dst_creds.server()));
+    steps.ok(&format!(
+        "context {dst} -> {} (namespace {dst_ns}, secret {name})",
+        dst_creds.server()
+    ));
 
     steps.begin("refuse self-registration");
     let same_file = args.source_kubeconfig == args.dest_kubeconfig;
@@ -226,7 +276,13 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
 
     let src_client = match src_creds.client() {
         Ok(c) => c,
-        Err(e) => return Ok(steps.fail(&src, &e.to_string(), "fix the source context's certificate data")),
+        Err(e) => {
+            return Ok(steps.fail(
+                &src,
+                &e.to_string(),
+                "fix the source context's certificate data",
+            ));
+        }
     };
     let src_server = src_creds.server();
 
@@ -235,14 +291,20 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     match probe::reach(&src_client).await {
         Ok(v) => steps.ok(&format!("{src} answers at {src_server} ({v})")),
         Err(f) => {
-            return Ok(steps.fail(&src, &format!("{src_server}: {}", f.message), &probe::fix_for(f.kind, &src, &src_server)));
+            return Ok(steps.fail(
+                &src,
+                &format!("{src_server}: {}", f.message),
+                &probe::fix_for(f.kind, &src, &src_server),
+            ));
         }
     }
 
     steps.begin("check source namespace");
     match probe::namespace_exists(&src_client, &src_ns).await {
         Ok(Some(true)) => steps.ok(&format!("namespace {src_ns} exists")),
-        Ok(None) => steps.ok(&format!("namespace {src_ns}: cannot tell (no right to read namespaces), continuing")),
+        Ok(None) => steps.ok(&format!(
+            "namespace {src_ns}: cannot tell (no right to read namespaces), continuing"
+        )),
         Ok(Some(false)) => {
             return Ok(steps.fail(
                 &src,
@@ -250,7 +312,9 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
                 &format!("create it (kubectl --context {src} create namespace {src_ns}) or pass --source-namespace"),
             ));
         }
-        Err(f) => return Ok(steps.fail(&src, &f.message, &probe::fix_for(f.kind, &src, &src_server))),
+        Err(f) => {
+            return Ok(steps.fail(&src, &f.message, &probe::fix_for(f.kind, &src, &src_server)));
+        }
     }
 
     steps.begin("ensure service account");
@@ -263,7 +327,13 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
                 metadata: kube::api::ObjectMeta {
                     name: Some(sa.clone()),
                     namespace: Some(src_ns.clone()),
-                    labels: Some([(exported::MANAGED_BY_LABEL.to_string(), exported::MANAGED_BY.to_string())].into()),
+                    labels: Some(
+                        [(
+                            exported::MANAGED_BY_LABEL.to_string(),
+                            exported::MANAGED_BY.to_string(),
+                        )]
+                        .into(),
+                    ),
                     ..Default::default()
                 },
                 ..Default::default()
@@ -281,7 +351,10 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
                     };
                     return Ok(steps.fail(
                         &src,
-                        &format!("service account {src_ns}/{sa} is missing and could not be created: {}", f.message),
+                        &format!(
+                            "service account {src_ns}/{sa} is missing and could not be created: {}",
+                            f.message
+                        ),
                         &fix,
                     ));
                 }
@@ -289,7 +362,11 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             let f = probe::classify(&e);
-            return Ok(steps.fail(&src, &format!("cannot read service account {src_ns}/{sa}: {}", f.message), &probe::fix_for(f.kind, &src, &src_server)));
+            return Ok(steps.fail(
+                &src,
+                &format!("cannot read service account {src_ns}/{sa}: {}", f.message),
+                &probe::fix_for(f.kind, &src, &src_server),
+            ));
         }
     }
 
@@ -299,23 +376,40 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     if args.no_rbac {
         steps.ok("skipped (--no-rbac): create them yourself, see --help");
     } else if args.dry_run {
-        steps.ok(&format!("{dry}create or update Role and RoleBinding {src_ns}/{sa}"));
+        steps.ok(&format!(
+            "{dry}create or update Role and RoleBinding {src_ns}/{sa}"
+        ));
     } else {
         let written = async {
-            let r = create_or_replace(&rbac_api(&src_client, &src_ns, "Role", "roles"), &sa, role.clone()).await?;
-            let b = create_or_replace(&rbac_api(&src_client, &src_ns, "RoleBinding", "rolebindings"), &sa, binding.clone())
-                .await?;
+            let r = create_or_replace(
+                &rbac_api(&src_client, &src_ns, "Role", "roles"),
+                &sa,
+                role.clone(),
+            )
+            .await?;
+            let b = create_or_replace(
+                &rbac_api(&src_client, &src_ns, "RoleBinding", "rolebindings"),
+                &sa,
+                binding.clone(),
+            )
+            .await?;
             Ok::<_, Failure>((r, b))
         };
         match written.await {
-            Ok((r, b)) => steps.ok(&format!("Role {src_ns}/{sa} {r}, RoleBinding {src_ns}/{sa} {b}")),
+            Ok((r, b)) => steps.ok(&format!(
+                "Role {src_ns}/{sa} {r}, RoleBinding {src_ns}/{sa} {b}"
+            )),
             Err(f) => {
                 let fix = if f.kind == FailureKind::Forbidden {
                     "creating a Role needs at least the rights it grants (and rights on roles/rolebindings): run as a namespace admin, or pass --no-rbac and let an admin create them (see --help)".to_string()
                 } else {
                     probe::fix_for(f.kind, &src, &src_server)
                 };
-                return Ok(steps.fail(&src, &format!("cannot write Role/RoleBinding {src_ns}/{sa}: {}", f.message), &fix));
+                return Ok(steps.fail(
+                    &src,
+                    &format!("cannot write Role/RoleBinding {src_ns}/{sa}: {}", f.message),
+                    &fix,
+                ));
             }
         }
     }
@@ -323,7 +417,10 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     steps.begin("get token");
     let token: Option<IssuedToken> = if args.dry_run {
         steps.ok(&match args.token_ttl {
-            Some(ttl) => format!("{dry}request a token valid {} s for {src_ns}/{sa}", ttl.as_secs()),
+            Some(ttl) => format!(
+                "{dry}request a token valid {} s for {src_ns}/{sa}",
+                ttl.as_secs()
+            ),
             None => format!("{dry}create a token Secret for {src_ns}/{sa}"),
         });
         None
@@ -335,7 +432,9 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
         match got {
             Ok(t) => {
                 steps.ok(&match (&t.secret_name, &t.expires) {
-                    (Some(s), _) => format!("token Secret {src_ns}/{s} filled by the token controller"),
+                    (Some(s), _) => {
+                        format!("token Secret {src_ns}/{s} filled by the token controller")
+                    }
                     (None, Some(exp)) => format!("TokenRequest token valid until {exp}"),
                     _ => "token issued".to_string(),
                 });
@@ -343,11 +442,17 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
             }
             Err(f) => {
                 let fix = if f.kind == FailureKind::Forbidden {
-                    format!("you need create on serviceaccounts/token or secrets in {src_ns} on {src}")
+                    format!(
+                        "you need create on serviceaccounts/token or secrets in {src_ns} on {src}"
+                    )
                 } else {
                     probe::fix_for(f.kind, &src, &src_server)
                 };
-                return Ok(steps.fail(&src, &format!("cannot get a token for {src_ns}/{sa}: {}", f.message), &fix));
+                return Ok(steps.fail(
+                    &src,
+                    &format!("cannot get a token for {src_ns}/{sa}: {}", f.message),
+                    &fix,
+                ));
             }
         }
     };
@@ -370,20 +475,32 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     steps.begin("reach destination cluster");
     let dst_client = match dst_creds.client() {
         Ok(c) => c,
-        Err(e) => return Ok(steps.fail(&dst, &e.to_string(), "fix the destination context's certificate data")),
+        Err(e) => {
+            return Ok(steps.fail(
+                &dst,
+                &e.to_string(),
+                "fix the destination context's certificate data",
+            ));
+        }
     };
     let dst_server = dst_creds.server();
     match probe::reach(&dst_client).await {
         Ok(v) => steps.ok(&format!("{dst} answers at {dst_server} ({v})")),
         Err(f) => {
-            return Ok(steps.fail(&dst, &format!("{dst_server}: {}", f.message), &probe::fix_for(f.kind, &dst, &dst_server)));
+            return Ok(steps.fail(
+                &dst,
+                &format!("{dst_server}: {}", f.message),
+                &probe::fix_for(f.kind, &dst, &dst_server),
+            ));
         }
     }
 
     steps.begin("check destination namespace");
     match probe::namespace_exists(&dst_client, &dst_ns).await {
         Ok(Some(true)) => steps.ok(&format!("namespace {dst_ns} exists")),
-        Ok(None) => steps.ok(&format!("namespace {dst_ns}: cannot tell (no right to read namespaces), continuing")),
+        Ok(None) => steps.ok(&format!(
+            "namespace {dst_ns}: cannot tell (no right to read namespaces), continuing"
+        )),
         Ok(Some(false)) => {
             return Ok(steps.fail(
                 &dst,
@@ -391,7 +508,9 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
                 &format!("create it (kubectl --context {dst} create namespace {dst_ns}) or pass --dest-namespace (the controller's namespace)"),
             ));
         }
-        Err(f) => return Ok(steps.fail(&dst, &f.message, &probe::fix_for(f.kind, &dst, &dst_server))),
+        Err(f) => {
+            return Ok(steps.fail(&dst, &f.message, &probe::fix_for(f.kind, &dst, &dst_server)));
+        }
     }
 
     steps.begin("write credentials Secret");
@@ -404,7 +523,14 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     };
     let secret_api: Api<Secret> = Api::namespaced(dst_client.clone(), &dst_ns);
     let exported_secret = match &token {
-        Some(t) => match exported::exported_secret(&name, Some(&dst_ns), &server, &ca_pem, &t.token, &src_ns) {
+        Some(t) => match exported::exported_secret(
+            &name,
+            Some(&dst_ns),
+            &server,
+            &ca_pem,
+            &t.token,
+            &src_ns,
+        ) {
             Ok(s) => Some(s),
             Err(e) => return Ok(steps.fail(&dst, &e, "report this bug")),
         },
@@ -418,16 +544,26 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
         ));
     } else if let Some(secret) = &exported_secret {
         let value = serde_json::to_value(secret)?;
-        let dyn_api: Api<DynamicObject> = Api::namespaced_with(dst_client.clone(), &dst_ns, &ApiResource::erase::<Secret>(&()));
+        let dyn_api: Api<DynamicObject> = Api::namespaced_with(
+            dst_client.clone(),
+            &dst_ns,
+            &ApiResource::erase::<Secret>(&()),
+        );
         match create_or_replace(&dyn_api, &name, value).await {
-            Ok(verb) => steps.ok(&format!("Secret {dst_ns}/{name} {verb} in {dst} (server {server})")),
+            Ok(verb) => steps.ok(&format!(
+                "Secret {dst_ns}/{name} {verb} in {dst} (server {server})"
+            )),
             Err(f) => {
                 let fix = if f.kind == FailureKind::Forbidden {
                     format!("you need create/update on secrets in {dst_ns} on {dst}")
                 } else {
                     probe::fix_for(f.kind, &dst, &dst_server)
                 };
-                return Ok(steps.fail(&dst, &format!("cannot write Secret {dst_ns}/{name}: {}", f.message), &fix));
+                return Ok(steps.fail(
+                    &dst,
+                    &format!("cannot write Secret {dst_ns}/{name}: {}", f.message),
+                    &fix,
+                ));
             }
         }
     }
@@ -436,18 +572,27 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
         steps.begin("write ClientConfig");
         let cc = ClientConfigRef::manifest(&name, &dst_ns, &name, &name);
         if args.dry_run {
-            steps.ok(&format!("{dry}create or update ClientConfig {dst_ns}/{name}"));
+            steps.ok(&format!(
+                "{dry}create or update ClientConfig {dst_ns}/{name}"
+            ));
         } else {
-            let api: Api<DynamicObject> = Api::namespaced_with(dst_client.clone(), &dst_ns, &client_config_resource());
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(dst_client.clone(), &dst_ns, &client_config_resource());
             match create_or_replace(&api, &name, cc).await {
                 Ok(verb) => steps.ok(&format!("ClientConfig {dst_ns}/{name} {verb}")),
                 Err(f) => {
                     let fix = if f.kind == FailureKind::NotFound {
-                        format!("the ClientConfig CRD (config.k8ssandra.io) is not installed on {dst}: install it (helm chart value clientConfigCRD) or drop --client-config")
+                        format!(
+                            "the ClientConfig CRD (config.k8ssandra.io) is not installed on {dst}: install it (helm chart value clientConfigCRD) or drop --client-config"
+                        )
                     } else {
                         probe::fix_for(f.kind, &dst, &dst_server)
                     };
-                    return Ok(steps.fail(&dst, &format!("cannot write ClientConfig {dst_ns}/{name}: {}", f.message), &fix));
+                    return Ok(steps.fail(
+                        &dst,
+                        &format!("cannot write ClientConfig {dst_ns}/{name}: {}", f.message),
+                        &fix,
+                    ));
                 }
             }
         }
@@ -455,8 +600,16 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
 
     steps.begin("revoke older tokens");
     match (&token, args.dry_run) {
-        (_, true) => steps.ok(&format!("{dry}delete older token Secrets of {src_ns}/{sa} exported as {name}")),
-        (Some(IssuedToken { secret_name: Some(keep), .. }), false) => {
+        (_, true) => steps.ok(&format!(
+            "{dry}delete older token Secrets of {src_ns}/{sa} exported as {name}"
+        )),
+        (
+            Some(IssuedToken {
+                secret_name: Some(keep),
+                ..
+            }),
+            false,
+        ) => {
             match exported::delete_old_token_secrets(&src_client, &src_ns, &sa, &name, keep).await {
                 Ok(d) if d.is_empty() => steps.ok("no older token Secret"),
                 Ok(d) => steps.ok(&format!("deleted {}", d.join(", "))),
@@ -474,23 +627,39 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
 
     steps.begin("verify the new credentials");
     let Some(secret) = exported_secret else {
-        steps.ok(&format!("{dry}check that the new token may list cassandraclusters in {src_ns}"));
+        steps.ok(&format!(
+            "{dry}check that the new token may list cassandraclusters in {src_ns}"
+        ));
         if args.dry_run {
             print_plan(&args, &name, &src_ns, &dst_ns, &sa, &role, &binding)?;
         }
         return Ok(ExitCode::SUCCESS);
     };
     let keys = credentials::secret_keys(&secret);
-    let origin = CredentialSource::Secret { namespace: dst_ns.clone(), name: name.clone() };
+    let origin = CredentialSource::Secret {
+        namespace: dst_ns.clone(),
+        name: name.clone(),
+    };
     let verified = match credentials::from_keys(&keys, origin, None).await {
         Ok(c) => match c.client() {
             Ok(client) => {
-                let perm = Permission { verb: "list", group: "db.orange.com", resource: "cassandraclusters", subresource: "" };
+                let perm = Permission {
+                    verb: "list",
+                    group: "db.orange.com",
+                    resource: "cassandraclusters",
+                    subresource: "",
+                };
                 probe::can_i(&client, &src_ns, &perm).await
             }
-            Err(e) => Err(Failure { kind: FailureKind::Other, message: e.to_string() }),
+            Err(e) => Err(Failure {
+                kind: FailureKind::Other,
+                message: e.to_string(),
+            }),
         },
-        Err(e) => Err(Failure { kind: FailureKind::Other, message: e.to_string() }),
+        Err(e) => Err(Failure {
+            kind: FailureKind::Other,
+            message: e.to_string(),
+        }),
     };
     match verified {
         Ok(None) => steps.ok(&format!("{src} accepts the token; it may list cassandraclusters in {src_ns}")),
@@ -525,7 +694,10 @@ fn print_plan(
         docs.push(exported::to_yaml(role).map_err(anyhow::Error::msg)?);
         docs.push(exported::to_yaml(binding).map_err(anyhow::Error::msg)?);
     }
-    docs.push(format!("# on {} (destination); data filled at apply time", args.dest_context));
+    docs.push(format!(
+        "# on {} (destination); data filled at apply time",
+        args.dest_context
+    ));
     docs.push(exported::to_yaml(&serde_json::json!({
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": name, "namespace": dst_ns},
@@ -533,7 +705,10 @@ fn print_plan(
     }))
     .map_err(anyhow::Error::msg)?);
     if args.client_config {
-        docs.push(exported::to_yaml(&ClientConfigRef::manifest(name, dst_ns, name, name)).map_err(anyhow::Error::msg)?);
+        docs.push(
+            exported::to_yaml(&ClientConfigRef::manifest(name, dst_ns, name, name))
+                .map_err(anyhow::Error::msg)?,
+        );
     }
     let mut out = String::new();
     for d in docs {

@@ -9,7 +9,10 @@ pub const VERSION: &str = "v1beta1";
 
 /// config.k8ssandra.io/v1beta1 ClientConfig, namespaced.
 pub fn client_config_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, "ClientConfig"), "clientconfigs")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(GROUP, VERSION, "ClientConfig"),
+        "clientconfigs",
+    )
 }
 
 /// What a ClientConfig says: the site `name` uses Secret `secret` (key `kubeconfig`), context
@@ -43,7 +46,11 @@ impl ClientConfigRef {
             .filter(|s| !s.is_empty())
             .unwrap_or(&name)
             .to_string();
-        Some(Self { name, secret, context })
+        Some(Self {
+            name,
+            secret,
+            context,
+        })
     }
 
     /// The ClientConfig object `register --client-config` creates.

@@ -17,7 +17,8 @@ use kube::config::{
 use super::CredentialSource;
 
 /// Default location of the in-cluster namespace file.
-pub const IN_CLUSTER_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+pub const IN_CLUSTER_NAMESPACE_FILE: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 /// Kubeconfig keys read from a Secret or a mounted directory, in order of preference
 /// (`config`: kubemcsa; `kubeconfig`: k8ssandra).
@@ -69,10 +70,19 @@ impl CredentialSource {
     pub fn describe(&self) -> String {
         match self {
             CredentialSource::InCluster => "the in-cluster service account".to_string(),
-            CredentialSource::KubeconfigContext { context } => format!("kubeconfig context {context}"),
-            CredentialSource::MountedDir { path } => format!("mounted directory {}", path.display()),
+            CredentialSource::KubeconfigContext { context } => {
+                format!("kubeconfig context {context}")
+            }
+            CredentialSource::MountedDir { path } => {
+                format!("mounted directory {}", path.display())
+            }
             CredentialSource::Secret { namespace, name } => format!("secret {namespace}/{name}"),
-            CredentialSource::ClientConfig { namespace, name, secret, context } => format!(
+            CredentialSource::ClientConfig {
+                namespace,
+                name,
+                secret,
+                context,
+            } => format!(
                 "ClientConfig {namespace}/{name} (secret {namespace}/{secret}, context {context})"
             ),
         }
@@ -134,7 +144,10 @@ pub fn read_secret_dir(dir: &Path) -> Result<Option<BTreeMap<String, Vec<u8>>>, 
     let mut keys = BTreeMap::new();
     for entry in entries {
         let entry = entry.map_err(|e| {
-            CredentialError::new(format!("mounted directory {} cannot be listed: {e}", dir.display()))
+            CredentialError::new(format!(
+                "mounted directory {} cannot be listed: {e}",
+                dir.display()
+            ))
         })?;
         let name = entry.file_name().to_string_lossy().to_string();
         if name.starts_with('.') {
@@ -147,7 +160,10 @@ pub fn read_secret_dir(dir: &Path) -> Result<Option<BTreeMap<String, Vec<u8>>>, 
             _ => continue,
         }
         let bytes = std::fs::read(&path).map_err(|e| {
-            CredentialError::new(format!("mounted file {} cannot be read: {e}", path.display()))
+            CredentialError::new(format!(
+                "mounted file {} cannot be read: {e}",
+                path.display()
+            ))
         })?;
         keys.insert(name, bytes);
     }
@@ -185,10 +201,18 @@ pub async fn from_keys(
         return Ok(creds);
     }
     let four = ["server", "token", "ca.crt"];
-    let missing: Vec<&str> = four.iter().copied().filter(|k| !keys.contains_key(*k)).collect();
+    let missing: Vec<&str> = four
+        .iter()
+        .copied()
+        .filter(|k| !keys.contains_key(*k))
+        .collect();
     if !missing.is_empty() {
         let found: Vec<&str> = keys.keys().map(String::as_str).collect();
-        let found = if found.is_empty() { "none".to_string() } else { found.join(", ") };
+        let found = if found.is_empty() {
+            "none".to_string()
+        } else {
+            found.join(", ")
+        };
         return Err(CredentialError::new(format!(
             "{what} has no key config, kubeconfig or server+token+ca.crt (missing: {}; keys found: {found})",
             missing.join(", ")
@@ -216,13 +240,7 @@ pub async fn from_keys(
         Some(_) => Some(text("namespace")?).filter(|s| !s.is_empty()),
         None => None,
     };
-    let kc = kubeconfig_for(
-        "site",
-        &server,
-        ca,
-        &token,
-        namespace.as_deref(),
-    );
+    let kc = kubeconfig_for("site", &server, ca, &token, namespace.as_deref());
     let mut creds = from_kubeconfig(kc, Some("site"), &what).await?;
     creds.source = origin;
     creds.fingerprint = fp;
@@ -284,7 +302,8 @@ pub fn parse_kubeconfig_text(text: &str, where_: &str) -> Result<Kubeconfig, Cre
     let kc = Kubeconfig::from_yaml(text).map_err(|e| {
         CredentialError::new(format!(
             "{where_} is not valid YAML: {}",
-            scrub(&e.to_string(), text)
+            // The parser appends a snippet of the input (which may hold the token): keep line 1.
+            scrub(e.to_string().lines().next().unwrap_or_default(), text)
         ))
     })?;
     if kc.contexts.is_empty() && kc.clusters.is_empty() {
@@ -315,7 +334,9 @@ fn validate_server(server: &str) -> Result<(), String> {
     if server.is_empty() {
         return Err("is empty".to_string());
     }
-    let uri: http::Uri = server.parse().map_err(|e| format!("is not a URL ({e}): {server:?}"))?;
+    let uri: http::Uri = server
+        .parse()
+        .map_err(|e| format!("is not a URL ({e}): {server:?}"))?;
     match uri.scheme_str() {
         Some("https") | Some("http") => {}
         _ => return Err(format!("is not an http(s) URL: {server:?}")),
@@ -328,7 +349,8 @@ fn validate_server(server: &str) -> Result<(), String> {
 
 /// Checks that `data` holds at least one PEM CERTIFICATE block with a base64 body.
 pub fn check_pem(data: &[u8]) -> Result<(), String> {
-    let text = std::str::from_utf8(data).map_err(|_| "not text (DER or binary data?)".to_string())?;
+    let text =
+        std::str::from_utf8(data).map_err(|_| "not text (DER or binary data?)".to_string())?;
     let mut found = 0;
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
@@ -336,7 +358,10 @@ pub fn check_pem(data: &[u8]) -> Result<(), String> {
         let end = after
             .find("-----END CERTIFICATE-----")
             .ok_or_else(|| "a BEGIN CERTIFICATE block has no END CERTIFICATE line".to_string())?;
-        let body: String = after[..end].chars().filter(|c| !c.is_whitespace()).collect();
+        let body: String = after[..end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         base64::engine::general_purpose::STANDARD
             .decode(body.as_bytes())
             .map_err(|e| format!("certificate {} has an invalid base64 body: {e}", found + 1))?;
@@ -371,11 +396,19 @@ pub async fn from_kubeconfig(
             }
         },
     };
-    let Some(ctx) = kc.contexts.iter().find(|c| c.name == ctx_name).and_then(|c| c.context.clone())
+    let Some(ctx) = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == ctx_name)
+        .and_then(|c| c.context.clone())
     else {
         return Err(CredentialError::new(format!(
             "context {ctx_name} not found in {where_} (contexts: {})",
-            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
         )));
     };
     let Some(cluster) = kc
@@ -417,10 +450,15 @@ pub async fn from_kubeconfig(
         )));
     }
     let default_namespace = ctx.namespace.clone().filter(|s| !s.is_empty());
-    let opts = KubeConfigOptions { context: Some(ctx_name.clone()), ..Default::default() };
-    let config = kube::Config::from_custom_kubeconfig(kc, &opts).await.map_err(|e| {
-        CredentialError::new(format!("context {ctx_name} in {where_} is unusable: {e}"))
-    })?;
+    let opts = KubeConfigOptions {
+        context: Some(ctx_name.clone()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .map_err(|e| {
+            CredentialError::new(format!("context {ctx_name} in {where_} is unusable: {e}"))
+        })?;
     Ok(Credentials {
         config,
         default_namespace,
@@ -434,10 +472,10 @@ pub fn kubeconfig_path(explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = explicit {
         return Some(p.to_path_buf());
     }
-    if let Some(v) = std::env::var_os("KUBECONFIG") {
-        if let Some(p) = std::env::split_paths(&v).find(|p| !p.as_os_str().is_empty()) {
-            return Some(p);
-        }
+    if let Some(v) = std::env::var_os("KUBECONFIG")
+        && let Some(p) = std::env::split_paths(&v).find(|p| !p.as_os_str().is_empty())
+    {
+        return Some(p);
     }
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube").join("config"))
 }
@@ -457,12 +495,17 @@ pub fn kubeconfig_label(explicit: Option<&Path>) -> String {
 
 /// Reads the local kubeconfig (`explicit` file, else `$KUBECONFIG` merged, else ~/.kube/config).
 /// `Ok(None)` when there is no kubeconfig file at all.
-pub fn read_local_kubeconfig(explicit: Option<&Path>) -> Result<Option<Kubeconfig>, CredentialError> {
+pub fn read_local_kubeconfig(
+    explicit: Option<&Path>,
+) -> Result<Option<Kubeconfig>, CredentialError> {
     let label = kubeconfig_label(explicit);
     let result = match explicit {
         Some(p) => {
             if !p.exists() {
-                return Err(CredentialError::new(format!("kubeconfig file {} does not exist", p.display())));
+                return Err(CredentialError::new(format!(
+                    "kubeconfig file {} does not exist",
+                    p.display()
+                )));
             }
             Kubeconfig::read_from(p)
         }
@@ -475,9 +518,9 @@ pub fn read_local_kubeconfig(explicit: Option<&Path>) -> Result<Option<Kubeconfi
             Err(e) => Err(e),
         },
     };
-    result.map(Some).map_err(|e| {
-        CredentialError::new(format!("kubeconfig {label} cannot be read: {e}"))
-    })
+    result
+        .map(Some)
+        .map_err(|e| CredentialError::new(format!("kubeconfig {label} cannot be read: {e}")))
 }
 
 /// Credentials of kubeconfig context `context` in the local kubeconfig.
@@ -517,7 +560,9 @@ pub async fn require_local_context(
 ) -> Result<Credentials, CredentialError> {
     let label = kubeconfig_label(explicit);
     let Some(kc) = read_local_kubeconfig(explicit)? else {
-        return Err(CredentialError::new(format!("no kubeconfig file found ({label})")));
+        return Err(CredentialError::new(format!(
+            "no kubeconfig file found ({label})"
+        )));
     };
     let where_ = format!("kubeconfig {label}");
     if let Some(c) = context
@@ -526,7 +571,11 @@ pub async fn require_local_context(
         let names: Vec<String> = kc.contexts.iter().map(|c| c.name.clone()).collect();
         return Err(CredentialError::new(format!(
             "context {c} not found in {label} (contexts: {})",
-            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
         )));
     }
     from_kubeconfig(kc, context, &where_).await
@@ -561,7 +610,11 @@ pub async fn local_credentials(
 
 /// The namespace to work in: `flag`, else `$WATCH_NAMESPACE`, else the in-cluster namespace file,
 /// else the namespace of the kubeconfig context (`context` or current), else `default`.
-pub fn resolve_namespace(flag: Option<&str>, kubeconfig: Option<&Path>, context: Option<&str>) -> String {
+pub fn resolve_namespace(
+    flag: Option<&str>,
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> String {
     resolve_namespace_from(
         flag,
         std::env::var("WATCH_NAMESPACE").ok().as_deref(),
@@ -621,7 +674,10 @@ pub struct RemoteLookup {
 /// Loads remote credentials in the documented order: mounted directory, Secret, kubeconfig
 /// context. The first source that exists is used; if it is broken, that is the error (no silent
 /// fallback to another source). When none exists, the error lists every source tried.
-pub async fn load_remote(lookup: &RemoteLookup, secret: SecretLookup) -> Result<Credentials, CredentialError> {
+pub async fn load_remote(
+    lookup: &RemoteLookup,
+    secret: SecretLookup,
+) -> Result<Credentials, CredentialError> {
     let name = &lookup.name;
     let dir = lookup.imports_dir.join(name);
     if let Some(keys) = read_secret_dir(&dir)? {
@@ -636,7 +692,9 @@ pub async fn load_remote(lookup: &RemoteLookup, secret: SecretLookup) -> Result<
             return from_keys(&keys, origin, None).await;
         }
         SecretLookup::NotFound => format!("no secret {}/{name}", lookup.namespace),
-        SecretLookup::Failed(why) => format!("secret {}/{name} unreadable ({why})", lookup.namespace),
+        SecretLookup::Failed(why) => {
+            format!("secret {}/{name} unreadable ({why})", lookup.namespace)
+        }
     };
     if let Some(creds) = from_local_context(lookup.kubeconfig.as_deref(), name).await? {
         return Ok(creds);
@@ -669,7 +727,11 @@ pub async fn load_client_config(
                 let found: Vec<&str> = keys.keys().map(String::as_str).collect();
                 return Err(CredentialError::new(format!(
                     "secret {namespace}/{secret_name} referenced by ClientConfig {client_config} has no key kubeconfig or config (keys found: {})",
-                    if found.is_empty() { "none".to_string() } else { found.join(", ") }
+                    if found.is_empty() {
+                        "none".to_string()
+                    } else {
+                        found.join(", ")
+                    }
                 )));
             }
             from_keys(&keys, origin, Some(context)).await
@@ -680,5 +742,460 @@ pub async fn load_client_config(
         SecretLookup::Failed(why) => Err(CredentialError::new(format!(
             "secret {namespace}/{secret_name} referenced by ClientConfig {client_config} cannot be read: {why}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.SECRET-TOKEN-VALUE-never-print";
+
+    fn ca_pem() -> String {
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+            .unwrap()
+            .cert
+            .pem()
+    }
+
+    fn secret_origin() -> CredentialSource {
+        CredentialSource::Secret {
+            namespace: "cassandra".into(),
+            name: "k8s-cluster2".into(),
+        }
+    }
+
+    fn keys(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn kubeconfig_text(ctx: &str, server: &str, ca_b64: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca_b64}\nusers:\n- name: u\n  user:\n    token: {TOKEN}\ncontexts:\n- name: {ctx}\n  context:\n    cluster: c\n    user: u\n    namespace: cassandra\ncurrent-context: {ctx}\n"
+        )
+    }
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    async fn err(k: &BTreeMap<String, Vec<u8>>) -> String {
+        let e = from_keys(k, secret_origin(), None)
+            .await
+            .expect_err("must fail")
+            .to_string();
+        assert!(
+            !e.contains(TOKEN) && !e.contains("SECRET-TOKEN"),
+            "token leaked in: {e}"
+        );
+        e
+    }
+
+    #[tokio::test]
+    async fn four_keys_give_credentials_with_namespace() {
+        let ca = ca_pem();
+        let k = keys(&[
+            ("server", "https://10.0.0.2:6443\n"),
+            ("token", TOKEN),
+            ("ca.crt", &ca),
+            ("namespace", "cassandra"),
+        ]);
+        let c = from_keys(&k, secret_origin(), None).await.unwrap();
+        assert_eq!(c.server(), "https://10.0.0.2:6443/");
+        assert_eq!(c.default_namespace.as_deref(), Some("cassandra"));
+        assert_eq!(c.source, secret_origin());
+        assert!(c.config.root_cert.as_ref().is_some_and(|r| r.len() == 1));
+        assert!(
+            !format!("{c:?}").contains("SECRET-TOKEN"),
+            "Debug must not show the token"
+        );
+        c.client().expect("client builds");
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_under_config_or_kubeconfig_key() {
+        let text = kubeconfig_text("k8s-cluster2", "https://10.0.0.2:6443", &b64(&ca_pem()));
+        for key in ["config", "kubeconfig"] {
+            let c = from_keys(&keys(&[(key, &text)]), secret_origin(), None)
+                .await
+                .unwrap();
+            assert_eq!(c.server(), "https://10.0.0.2:6443/");
+            assert_eq!(c.default_namespace.as_deref(), Some("cassandra"));
+        }
+        // `config` wins over the four keys (kubemcsa puts both).
+        let k = keys(&[
+            ("config", &text),
+            ("server", "https://other:1"),
+            ("token", "x"),
+            ("ca.crt", "junk"),
+        ]);
+        assert_eq!(
+            from_keys(&k, secret_origin(), None).await.unwrap().server(),
+            "https://10.0.0.2:6443/"
+        );
+    }
+
+    #[tokio::test]
+    async fn fingerprint_changes_with_the_token_only() {
+        let ca = ca_pem();
+        let a = keys(&[("server", "https://h:1"), ("token", "a"), ("ca.crt", &ca)]);
+        let b = keys(&[("server", "https://h:1"), ("token", "b"), ("ca.crt", &ca)]);
+        let fa = from_keys(&a, secret_origin(), None)
+            .await
+            .unwrap()
+            .fingerprint;
+        let fa2 = from_keys(&a, secret_origin(), None)
+            .await
+            .unwrap()
+            .fingerprint;
+        let fb = from_keys(&b, secret_origin(), None)
+            .await
+            .unwrap()
+            .fingerprint;
+        assert_eq!(fa, fa2);
+        assert_ne!(fa, fb);
+    }
+
+    #[tokio::test]
+    async fn secret_without_any_known_key() {
+        let e = err(&keys(&[("foo", "bar")])).await;
+        assert!(
+            e.starts_with(
+                "secret cassandra/k8s-cluster2 has no key config, kubeconfig or server+token+ca.crt"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("keys found: foo"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn secret_missing_ca() {
+        let e = err(&keys(&[("server", "https://h:1"), ("token", TOKEN)])).await;
+        assert!(e.contains("(missing: ca.crt;"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn ca_that_is_not_pem() {
+        let e = err(&keys(&[
+            ("server", "https://h:1"),
+            ("token", TOKEN),
+            ("ca.crt", "not a certificate"),
+        ]))
+        .await;
+        assert_eq!(
+            e,
+            "ca.crt in secret cassandra/k8s-cluster2 is not PEM: no -----BEGIN CERTIFICATE----- block"
+        );
+        let e = err(&keys(&[
+            ("server", "https://h:1"),
+            ("token", TOKEN),
+            (
+                "ca.crt",
+                "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+            ),
+        ]))
+        .await;
+        assert!(e.contains("invalid base64 body"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn empty_token() {
+        let e = err(&keys(&[
+            ("server", "https://h:1"),
+            ("token", "  \n"),
+            ("ca.crt", &ca_pem()),
+        ]))
+        .await;
+        assert_eq!(e, "token in secret cassandra/k8s-cluster2 is empty");
+    }
+
+    #[tokio::test]
+    async fn server_that_is_not_a_url() {
+        let e = err(&keys(&[
+            ("server", "10.0.0.2:6443"),
+            ("token", TOKEN),
+            ("ca.crt", &ca_pem()),
+        ]))
+        .await;
+        assert!(
+            e.starts_with("server in secret cassandra/k8s-cluster2 is not an http(s) URL"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_that_is_not_yaml() {
+        let text = format!("clusters: [\n  token: {TOKEN}\n  - {{{{");
+        let e = err(&keys(&[("config", &text)])).await;
+        assert!(
+            e.starts_with(
+                "kubeconfig in secret cassandra/k8s-cluster2 (key config) is not valid YAML: "
+            ),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "one line, no input snippet: {e}");
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_without_the_context() {
+        let text = kubeconfig_text("k8s-cluster2", "https://h:1", &b64(&ca_pem()));
+        let e = from_keys(
+            &keys(&[("kubeconfig", &text)]),
+            secret_origin(),
+            Some("dc3"),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "context dc3 not found in kubeconfig in secret cassandra/k8s-cluster2 (key kubeconfig) (contexts: k8s-cluster2)"
+        );
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_with_bad_ca_data() {
+        let text = kubeconfig_text("k8s-cluster2", "https://h:1", "abc$def");
+        let e = err(&keys(&[("config", &text)])).await;
+        assert!(e.starts_with("certificate-authority-data of cluster c in kubeconfig in secret cassandra/k8s-cluster2 (key config) is not valid base64"), "{e}");
+        let text = kubeconfig_text("k8s-cluster2", "https://h:1", &b64("plain text"));
+        let e = err(&keys(&[("config", &text)])).await;
+        assert!(e.contains("is not PEM"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_without_current_context_and_several_contexts() {
+        let text = "apiVersion: v1\nclusters:\n- name: c\n  cluster: {server: 'https://h:1'}\ncontexts:\n- name: a\n  context: {cluster: c}\n- name: b\n  context: {cluster: c}\n";
+        let e = err(&keys(&[("config", text)])).await;
+        assert!(
+            e.contains("has no current-context and 2 contexts (a, b)"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_context_pointing_at_a_missing_cluster() {
+        let text = "apiVersion: v1\nclusters: []\ncontexts:\n- name: a\n  context: {cluster: gone}\ncurrent-context: a\n";
+        let e = err(&keys(&[("config", text)])).await;
+        assert!(
+            e.contains("refers to cluster \"gone\", which is not defined"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_key_that_is_not_text() {
+        let mut k = BTreeMap::new();
+        k.insert("config".to_string(), vec![0xff, 0xfe, 0x00]);
+        assert_eq!(
+            err(&k).await,
+            "key config in secret cassandra/k8s-cluster2 is not UTF-8 text"
+        );
+    }
+
+    #[test]
+    fn scrub_removes_long_words_of_the_input() {
+        let input = format!("token: {TOKEN}");
+        assert_eq!(
+            scrub(&format!("bad value {TOKEN} at line 1"), &input),
+            "bad value <redacted> at line 1"
+        );
+    }
+
+    #[test]
+    fn mounted_dir_follows_kubernetes_data_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("k8s-cluster2");
+        let ts = dir.join("..2026_11_21_12_00_00.1");
+        std::fs::create_dir_all(&ts).unwrap();
+        std::fs::write(ts.join("config"), "x").unwrap();
+        std::fs::write(ts.join("token"), "t").unwrap();
+        std::os::unix::fs::symlink("..2026_11_21_12_00_00.1", dir.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/config", dir.join("config")).unwrap();
+        std::os::unix::fs::symlink("..data/token", dir.join("token")).unwrap();
+        let k = read_secret_dir(&dir).unwrap().unwrap();
+        assert_eq!(k.keys().collect::<Vec<_>>(), ["config", "token"]);
+        assert_eq!(k["config"], b"x");
+        assert!(read_secret_dir(&d.path().join("absent")).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn remote_lookup_order_dir_then_secret_then_context() {
+        let d = tempfile::tempdir().unwrap();
+        let ca = ca_pem();
+        let kc_path = d.path().join("kubeconfig");
+        std::fs::write(
+            &kc_path,
+            kubeconfig_text("k8s-cluster2", "https://ctx:3", &b64(&ca)),
+        )
+        .unwrap();
+        let lookup = RemoteLookup {
+            name: "k8s-cluster2".into(),
+            imports_dir: d.path().join("imports"),
+            namespace: "cassandra".into(),
+            kubeconfig: Some(kc_path.clone()),
+        };
+        let secret = SecretLookup::Found(keys(&[
+            ("server", "https://secret:2"),
+            ("token", "t"),
+            ("ca.crt", &ca),
+        ]));
+
+        // Context only.
+        let c = load_remote(&lookup, SecretLookup::NotFound).await.unwrap();
+        assert_eq!(c.server(), "https://ctx:3/");
+        assert_eq!(
+            c.source,
+            CredentialSource::KubeconfigContext {
+                context: "k8s-cluster2".into()
+            }
+        );
+        // Secret beats context.
+        let c = load_remote(&lookup, secret.clone()).await.unwrap();
+        assert_eq!(c.server(), "https://secret:2/");
+        // Mounted dir beats both.
+        let dir = d.path().join("imports").join("k8s-cluster2");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("server"), "https://dir:1").unwrap();
+        std::fs::write(dir.join("token"), "t").unwrap();
+        std::fs::write(dir.join("ca.crt"), &ca).unwrap();
+        let c = load_remote(&lookup, secret.clone()).await.unwrap();
+        assert_eq!(c.server(), "https://dir:1/");
+        assert_eq!(c.source, CredentialSource::MountedDir { path: dir.clone() });
+        // A broken first source is the error: no silent fallback.
+        std::fs::write(dir.join("ca.crt"), "garbage").unwrap();
+        let e = load_remote(&lookup, secret).await.unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "ca.crt in mounted directory {} is not PEM",
+                dir.display()
+            )),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn remote_without_any_source_lists_every_source_tried() {
+        let d = tempfile::tempdir().unwrap();
+        let kc_path = d.path().join("kubeconfig");
+        std::fs::write(
+            &kc_path,
+            kubeconfig_text("k8s-cluster1", "https://ctx:3", &b64(&ca_pem())),
+        )
+        .unwrap();
+        let lookup = RemoteLookup {
+            name: "k8s-cluster2".into(),
+            imports_dir: d.path().join("imports"),
+            namespace: "cassandra".into(),
+            kubeconfig: Some(kc_path.clone()),
+        };
+        let e = load_remote(&lookup, SecretLookup::NotFound)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "no credentials for remote k8s-cluster2: no directory {}, no secret cassandra/k8s-cluster2, no context k8s-cluster2 in kubeconfig {}",
+                d.path().join("imports/k8s-cluster2").display(),
+                kc_path.display()
+            )
+        );
+        let e = load_remote(&lookup, SecretLookup::Failed("forbidden".into()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("secret cassandra/k8s-cluster2 unreadable (forbidden)"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn client_config_secret_problems() {
+        let e = load_client_config("cassandra", "dc3", "dc3-kc", "dc3", SecretLookup::NotFound)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "secret cassandra/dc3-kc referenced by ClientConfig dc3 does not exist"
+        );
+        let e = load_client_config(
+            "cassandra",
+            "dc3",
+            "dc3-kc",
+            "dc3",
+            SecretLookup::Found(keys(&[("token", TOKEN)])),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "secret cassandra/dc3-kc referenced by ClientConfig dc3 has no key kubeconfig or config (keys found: token)"
+        );
+        let text = kubeconfig_text("ctx-a", "https://h:1", &b64(&ca_pem()));
+        let c = load_client_config(
+            "cassandra",
+            "dc3",
+            "dc3-kc",
+            "ctx-a",
+            SecretLookup::Found(keys(&[("kubeconfig", &text)])),
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(c.source, CredentialSource::ClientConfig { ref context, .. } if context == "ctx-a")
+        );
+        let e = load_client_config(
+            "cassandra",
+            "dc3",
+            "dc3-kc",
+            "dc3",
+            SecretLookup::Found(keys(&[("kubeconfig", &text)])),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("context dc3 not found in kubeconfig in ClientConfig cassandra/dc3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn namespace_resolution_order() {
+        let d = tempfile::tempdir().unwrap();
+        let kc = d.path().join("kc");
+        std::fs::write(&kc, kubeconfig_text("a", "https://h:1", "")).unwrap();
+        let nsfile = d.path().join("ns");
+        let none = d.path().join("absent");
+        assert_eq!(
+            resolve_namespace_from(Some("flag"), Some("env"), &nsfile, Some(&kc), None),
+            "flag"
+        );
+        assert_eq!(
+            resolve_namespace_from(None, Some("env"), &nsfile, Some(&kc), None),
+            "env"
+        );
+        std::fs::write(&nsfile, "incluster\n").unwrap();
+        assert_eq!(
+            resolve_namespace_from(None, None, &nsfile, Some(&kc), None),
+            "incluster"
+        );
+        assert_eq!(
+            resolve_namespace_from(None, Some(""), &none, Some(&kc), None),
+            "cassandra"
+        );
+        assert_eq!(
+            resolve_namespace_from(None, None, &none, Some(&kc), Some("other")),
+            "default"
+        );
+        assert_eq!(
+            resolve_namespace_from(None, None, &none, Some(&none), None),
+            "default"
+        );
     }
 }

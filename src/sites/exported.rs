@@ -61,21 +61,34 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             'm' => 60,
             'h' => 3600,
             'd' => 86400,
-            _ => return Err(format!("invalid duration {t:?}: unknown unit {c:?} (use s, m, h or d)")),
+            _ => {
+                return Err(format!(
+                    "invalid duration {t:?}: unknown unit {c:?} (use s, m, h or d)"
+                ));
+            }
         };
         total = total.saturating_add(n.saturating_mul(unit));
     }
     if !num.is_empty() {
-        return Err(format!("invalid duration {t:?}: a unit is missing (e.g. 24h)"));
+        return Err(format!(
+            "invalid duration {t:?}: a unit is missing (e.g. 24h)"
+        ));
     }
     if total < 600 {
-        return Err(format!("token TTL {t:?} is too short: Kubernetes requires at least 10m"));
+        return Err(format!(
+            "token TTL {t:?} is too short: Kubernetes requires at least 10m"
+        ));
     }
     Ok(Duration::from_secs(total))
 }
 
 /// A bound token from the TokenRequest API.
-pub async fn request_token(client: &kube::Client, namespace: &str, sa: &str, ttl: Duration) -> Result<IssuedToken, Failure> {
+pub async fn request_token(
+    client: &kube::Client,
+    namespace: &str,
+    sa: &str,
+    ttl: Duration,
+) -> Result<IssuedToken, Failure> {
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let req = TokenRequest {
         spec: TokenRequestSpec {
@@ -124,13 +137,20 @@ pub async fn exported_token_secrets(
                 == Some(sa)
         })
         .collect();
-    items.sort_by(|a, b| b.metadata.creation_timestamp.cmp(&a.metadata.creation_timestamp).then(b.metadata.name.cmp(&a.metadata.name)));
+    items.sort_by(|a, b| {
+        b.metadata
+            .creation_timestamp
+            .cmp(&a.metadata.creation_timestamp)
+            .then(b.metadata.name.cmp(&a.metadata.name))
+    });
     Ok(items)
 }
 
 fn token_of(secret: &Secret) -> Option<IssuedToken> {
     let data = secret.data.as_ref()?;
-    let token = data.get("token").and_then(|t| String::from_utf8(t.0.clone()).ok())?;
+    let token = data
+        .get("token")
+        .and_then(|t| String::from_utf8(t.0.clone()).ok())?;
     if token.trim().is_empty() {
         return None;
     }
@@ -160,7 +180,10 @@ pub fn token_secret_manifest(name: &str, namespace: &str, sa: &str, exported_as:
     labels.insert(EXPORTED_AS_LABEL.to_string(), exported_as.to_string());
     labels.insert(MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string());
     let mut annotations = BTreeMap::new();
-    annotations.insert("kubernetes.io/service-account.name".to_string(), sa.to_string());
+    annotations.insert(
+        "kubernetes.io/service-account.name".to_string(),
+        sa.to_string(),
+    );
     Secret {
         metadata: kube::api::ObjectMeta {
             name: Some(name.to_string()),
@@ -183,9 +206,12 @@ pub async fn create_token_secret(
 ) -> Result<IssuedToken, Failure> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let name = new_token_secret_name(sa, exported_as);
-    api.create(&PostParams::default(), &token_secret_manifest(&name, namespace, sa, exported_as))
-        .await
-        .map_err(|e| classify(&e))?;
+    api.create(
+        &PostParams::default(),
+        &token_secret_manifest(&name, namespace, sa, exported_as),
+    )
+    .await
+    .map_err(|e| classify(&e))?;
     let deadline = tokio::time::Instant::now() + TOKEN_WAIT;
     loop {
         let s = api.get(&name).await.map_err(|e| classify(&e))?;
@@ -231,7 +257,9 @@ pub async fn delete_old_token_secrets(
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let mut deleted = Vec::new();
     for s in exported_token_secrets(client, namespace, sa, exported_as).await? {
-        let Some(name) = s.metadata.name else { continue };
+        let Some(name) = s.metadata.name else {
+            continue;
+        };
         if name == keep {
             continue;
         }
@@ -290,7 +318,13 @@ pub fn exported_secret(
 }
 
 /// A kubeconfig whose cluster, user and context are all named `name`.
-pub fn kubeconfig_yaml(name: &str, server: &str, ca_pem: &[u8], token: &str, namespace: &str) -> Result<String, String> {
+pub fn kubeconfig_yaml(
+    name: &str,
+    server: &str,
+    ca_pem: &[u8],
+    token: &str,
+    namespace: &str,
+) -> Result<String, String> {
     let v = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
@@ -319,7 +353,11 @@ pub fn dns_safe(name: &str) -> String {
     let mut out = out.trim_matches('-').to_string();
     out.truncate(63);
     let out = out.trim_end_matches('-').to_string();
-    if out.is_empty() { "remote".to_string() } else { out }
+    if out.is_empty() {
+        "remote".to_string()
+    } else {
+        out
+    }
 }
 
 /// Renders an object as a YAML document for `kubectl apply -f -`.
@@ -365,28 +403,61 @@ mod tests {
     fn durations_parse_like_kubectl() {
         assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
         assert!(parse_duration("5m").unwrap_err().contains("at least 10m"));
-        assert!(parse_duration("24").unwrap_err().contains("unit is missing"));
+        assert!(
+            parse_duration("24")
+                .unwrap_err()
+                .contains("unit is missing")
+        );
         assert!(parse_duration("2w").unwrap_err().contains("unknown unit"));
     }
 
     #[test]
     fn destination_names_are_dns_labels() {
-        assert_eq!(dns_safe("gke_my-proj_europe-west1_Cluster2"), "gke-my-proj-europe-west1-cluster2");
-        assert_eq!(dns_safe("arn:aws:eks:eu-west-1:123:cluster/dc2"), "arn-aws-eks-eu-west-1-123-cluster-dc2");
+        assert_eq!(
+            dns_safe("gke_my-proj_europe-west1_Cluster2"),
+            "gke-my-proj-europe-west1-cluster2"
+        );
+        assert_eq!(
+            dns_safe("arn:aws:eks:eu-west-1:123:cluster/dc2"),
+            "arn-aws-eks-eu-west-1-123-cluster-dc2"
+        );
         assert_eq!(dns_safe("k8s-cluster2"), "k8s-cluster2");
         assert_eq!(dns_safe("___"), "remote");
     }
 
     #[test]
     fn exported_secret_has_kubemcsa_and_k8ssandra_keys() {
-        let s = exported_secret("k8s-cluster2", None, "https://10.0.0.2:6443", b"PEM", "tok", "cassandra").unwrap();
+        let s = exported_secret(
+            "k8s-cluster2",
+            None,
+            "https://10.0.0.2:6443",
+            b"PEM",
+            "tok",
+            "cassandra",
+        )
+        .unwrap();
         let data = s.data.unwrap();
         let keys: Vec<&str> = data.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["ca.crt", "config", "kubeconfig", "namespace", "server", "token"]);
+        assert_eq!(
+            keys,
+            [
+                "ca.crt",
+                "config",
+                "kubeconfig",
+                "namespace",
+                "server",
+                "token"
+            ]
+        );
         assert_eq!(data["config"], data["kubeconfig"]);
-        let kc = kube::config::Kubeconfig::from_yaml(std::str::from_utf8(&data["config"].0).unwrap()).unwrap();
+        let kc =
+            kube::config::Kubeconfig::from_yaml(std::str::from_utf8(&data["config"].0).unwrap())
+                .unwrap();
         assert_eq!(kc.current_context.as_deref(), Some("k8s-cluster2"));
         assert_eq!(kc.clusters[0].name, "k8s-cluster2");
         assert_eq!(kc.auth_infos[0].name, "k8s-cluster2");

@@ -19,10 +19,22 @@ pub const DEFAULT_IMPORTS_DIR: &str = "/var/run/secrets/admiralty.io/serviceacco
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CredentialSource {
     InCluster,
-    KubeconfigContext { context: String },
-    MountedDir { path: PathBuf },
-    Secret { namespace: String, name: String },
-    ClientConfig { namespace: String, name: String, secret: String, context: String },
+    KubeconfigContext {
+        context: String,
+    },
+    MountedDir {
+        path: PathBuf,
+    },
+    Secret {
+        namespace: String,
+        name: String,
+    },
+    ClientConfig {
+        namespace: String,
+        name: String,
+        secret: String,
+        context: String,
+    },
 }
 
 /// A usable site: a client to its API server.
@@ -42,7 +54,9 @@ pub struct Site {
 pub enum SiteState {
     Ready(Arc<Site>),
     /// Credentials missing or broken; `reason` names the source tried and what is wrong.
-    Unavailable { reason: String },
+    Unavailable {
+        reason: String,
+    },
 }
 
 /// How to find sites.
@@ -75,7 +89,9 @@ impl SiteRegistry {
     /// Load every site, spawn the reload tasks (Secret watch, imports dir watch). Never fails
     /// because of a remote: a broken remote is `Unavailable` and retried.
     pub async fn start(local: kube::Client, cfg: RegistryConfig) -> Self {
-        Self { inner: registry::Inner::start(local, cfg).await }
+        Self {
+            inner: registry::Inner::start(local, cfg).await,
+        }
     }
     /// Configured site names in default rollout order: the local site, `--remote` flags in
     /// order, then ClientConfig sites by name.
@@ -132,9 +148,10 @@ impl std::fmt::Debug for SiteState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SiteState::Ready(s) => f.debug_tuple("Ready").field(s).finish(),
-            SiteState::Unavailable { reason } => {
-                f.debug_struct("Unavailable").field("reason", reason).finish()
-            }
+            SiteState::Unavailable { reason } => f
+                .debug_struct("Unavailable")
+                .field("reason", reason)
+                .finish(),
         }
     }
 }

@@ -78,7 +78,10 @@ pub fn classify(err: &kube::Error) -> Failure {
     } else {
         FailureKind::Other
     };
-    Failure { kind, message: deepest }
+    Failure {
+        kind,
+        message: deepest,
+    }
 }
 
 /// One permission the controller needs on a site.
@@ -92,10 +95,25 @@ pub struct Permission {
 
 impl Permission {
     const fn new(verb: &'static str, group: &'static str, resource: &'static str) -> Self {
-        Self { verb, group, resource, subresource: "" }
+        Self {
+            verb,
+            group,
+            resource,
+            subresource: "",
+        }
     }
-    const fn sub(verb: &'static str, group: &'static str, resource: &'static str, sub: &'static str) -> Self {
-        Self { verb, group, resource, subresource: sub }
+    const fn sub(
+        verb: &'static str,
+        group: &'static str,
+        resource: &'static str,
+        sub: &'static str,
+    ) -> Self {
+        Self {
+            verb,
+            group,
+            resource,
+            subresource: sub,
+        }
     }
     /// `verb resource[/sub].group`, as `kubectl auth can-i` spells it.
     pub fn describe(&self) -> String {
@@ -140,7 +158,11 @@ pub const LOCAL_PERMISSIONS: &[Permission] = &[
 
 /// Asks the site whether the caller may do `perm` in `namespace`.
 /// `Ok(None)` when allowed; `Ok(Some(reason))` when denied.
-pub async fn can_i(client: &kube::Client, namespace: &str, perm: &Permission) -> Result<Option<String>, Failure> {
+pub async fn can_i(
+    client: &kube::Client,
+    namespace: &str,
+    perm: &Permission,
+) -> Result<Option<String>, Failure> {
     let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
@@ -156,7 +178,10 @@ pub async fn can_i(client: &kube::Client, namespace: &str, perm: &Permission) ->
         },
         ..Default::default()
     };
-    let answer = api.create(&PostParams::default(), &review).await.map_err(|e| classify(&e))?;
+    let answer = api
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| classify(&e))?;
     let status = answer.status.unwrap_or_default();
     if status.allowed {
         Ok(None)
@@ -172,18 +197,29 @@ pub async fn can_i(client: &kube::Client, namespace: &str, perm: &Permission) ->
 
 /// Whether `group/version` serves `plural` (discovery). `Ok(false)` when the group or the
 /// resource is not served.
-pub async fn serves(client: &kube::Client, group_version: &str, plural: &str) -> Result<bool, Failure> {
+pub async fn serves(
+    client: &kube::Client,
+    group_version: &str,
+    plural: &str,
+) -> Result<bool, Failure> {
     match client.list_api_group_resources(group_version).await {
         Ok(list) => Ok(list.resources.iter().any(|r| r.name == plural)),
         Err(e) => {
             let f = classify(&e);
-            if f.kind == FailureKind::NotFound { Ok(false) } else { Err(f) }
+            if f.kind == FailureKind::NotFound {
+                Ok(false)
+            } else {
+                Err(f)
+            }
         }
     }
 }
 
 /// Whether a namespace exists. `Ok(None)` when the caller may not read it (cannot tell).
-pub async fn namespace_exists(client: &kube::Client, namespace: &str) -> Result<Option<bool>, Failure> {
+pub async fn namespace_exists(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<Option<bool>, Failure> {
     let api: Api<Namespace> = Api::all(client.clone());
     match api.get(namespace).await {
         Ok(_) => Ok(Some(true)),
@@ -222,6 +258,8 @@ pub fn fix_for(kind: FailureKind, cluster: &str, server: &str) -> String {
         FailureKind::Forbidden => format!(
             "the identity lacks RBAC rights on {cluster}: run multi-casskop register (it creates the Role and RoleBinding) or ask an admin"
         ),
-        FailureKind::NotFound | FailureKind::Other => format!("see the message above ({cluster} at {server})"),
+        FailureKind::NotFound | FailureKind::Other => {
+            format!("see the message above ({cluster} at {server})")
+        }
     }
 }

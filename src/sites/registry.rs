@@ -31,7 +31,12 @@ struct Cache<T> {
 
 impl<T> Default for Cache<T> {
     fn default() -> Self {
-        Self { synced: false, error: None, items: BTreeMap::new(), buffer: BTreeMap::new() }
+        Self {
+            synced: false,
+            error: None,
+            items: BTreeMap::new(),
+            buffer: BTreeMap::new(),
+        }
     }
 }
 
@@ -177,12 +182,18 @@ impl Inner {
         if name == self.cfg.local {
             if self.flag_remotes().iter().any(|r| r == name) {
                 return Some(SiteState::Unavailable {
-                    reason: format!("site {name} is defined twice: by --local and by --remote; remove one"),
+                    reason: format!(
+                        "site {name} is defined twice: by --local and by --remote; remove one"
+                    ),
                 });
             }
             return Some(SiteState::Ready(self.local.clone()));
         }
-        self.sites.read().unwrap().get(name).map(|e| e.state.clone())
+        self.sites
+            .read()
+            .unwrap()
+            .get(name)
+            .map(|e| e.state.clone())
     }
 
     fn secret_lookup(&self, name: &str) -> SecretLookup {
@@ -192,7 +203,10 @@ impl Inner {
         }
         if !cache.synced {
             return SecretLookup::Failed(match &cache.error {
-                Some(e) => format!("secrets in namespace {} cannot be listed: {e}", self.cfg.namespace),
+                Some(e) => format!(
+                    "secrets in namespace {} cannot be listed: {e}",
+                    self.cfg.namespace
+                ),
                 None => "secret list not received yet".to_string(),
             });
         }
@@ -207,7 +221,8 @@ impl Inner {
             self.client_configs.read().unwrap().items.clone();
         let ns = self.cfg.namespace.clone();
 
-        let mut desired: BTreeMap<String, Result<credentials::Credentials, String>> = BTreeMap::new();
+        let mut desired: BTreeMap<String, Result<credentials::Credentials, String>> =
+            BTreeMap::new();
         for name in &flag_remotes {
             if *name == self.cfg.local {
                 continue; // reported by get()
@@ -266,7 +281,9 @@ impl Inner {
                 let entry = sites.entry(name.clone()).or_insert_with(|| {
                     changed = true;
                     Entry {
-                        state: SiteState::Unavailable { reason: String::new() },
+                        state: SiteState::Unavailable {
+                            reason: String::new(),
+                        },
                         fingerprint: None,
                         revision: 0,
                     }
@@ -291,13 +308,16 @@ impl Inner {
                                     revision: entry.revision,
                                 }))
                             }
-                            Err(e) => SiteState::Unavailable { reason: e.to_string() },
+                            Err(e) => SiteState::Unavailable {
+                                reason: e.to_string(),
+                            },
                         }
                     }
                     Err(reason) => SiteState::Unavailable { reason },
                 };
                 if let SiteState::Unavailable { reason } = &new_state {
-                    if matches!(&entry.state, SiteState::Unavailable { reason: old } if old == reason) {
+                    if matches!(&entry.state, SiteState::Unavailable { reason: old } if old == reason)
+                    {
                         continue;
                     }
                     entry.fingerprint = None;
@@ -327,7 +347,13 @@ fn spawn_secret_watch(inner: &Arc<Inner>, client: kube::Client, synced: Arc<Noti
             };
             let Some(ev) = ev else { return };
             let Some(inner) = weak.upgrade() else { return };
-            apply_event(&inner.secrets, ev, |s: &Secret| s.metadata.name.clone(), "secrets", &inner.cfg.namespace);
+            apply_event(
+                &inner.secrets,
+                ev,
+                |s: &Secret| s.metadata.name.clone(),
+                "secrets",
+                &inner.cfg.namespace,
+            );
             inner.kick.notify_one();
             synced.notify_waiters();
         }
@@ -337,7 +363,8 @@ fn spawn_secret_watch(inner: &Arc<Inner>, client: kube::Client, synced: Arc<Noti
 fn spawn_client_config_watch(inner: &Arc<Inner>, client: kube::Client, synced: Arc<Notify>) {
     let weak = Arc::downgrade(inner);
     let cancel = inner.cancel.clone();
-    let api: Api<DynamicObject> = Api::namespaced_with(client, &inner.cfg.namespace, &client_config_resource());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client, &inner.cfg.namespace, &client_config_resource());
     tokio::spawn(async move {
         let stream = watcher(api, watcher::Config::default()).default_backoff();
         let mut stream = std::pin::pin!(stream);
@@ -349,8 +376,12 @@ fn spawn_client_config_watch(inner: &Arc<Inner>, client: kube::Client, synced: A
             let Some(ev) = ev else { return };
             let Some(inner) = weak.upgrade() else { return };
             let ev = ev.map(|e| match e {
-                watcher::Event::Apply(o) => ClientConfigRef::from_object(&o).map(watcher::Event::Apply),
-                watcher::Event::Delete(o) => ClientConfigRef::from_object(&o).map(watcher::Event::Delete),
+                watcher::Event::Apply(o) => {
+                    ClientConfigRef::from_object(&o).map(watcher::Event::Apply)
+                }
+                watcher::Event::Delete(o) => {
+                    ClientConfigRef::from_object(&o).map(watcher::Event::Delete)
+                }
                 watcher::Event::InitApply(o) => {
                     ClientConfigRef::from_object(&o).map(watcher::Event::InitApply)
                 }
