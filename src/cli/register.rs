@@ -20,9 +20,10 @@ Example:
   # then start the controller with: multi-casskop --local k8s-cluster1 --remote k8s-cluster2
 
 Steps (one progress line each on stderr): load both contexts, refuse a cluster registered to
-itself, reach the source, check its namespace, ensure the service account, create the Role and
-RoleBinding, get a token, reach the destination, check its namespace, write the Secret (and the
-ClientConfig), revoke older tokens of this registration, verify the new credentials.
+itself, reach the source and check its namespace, reach the destination and check its namespace
+(nothing is written before these pass), ensure the service account, create the Role and
+RoleBinding, get a token, write the Secret (and the ClientConfig), revoke older tokens of this
+registration, verify the new credentials.
 
 RBAC created on the source (a Role and a RoleBinding named after the service account,
 in --source-namespace; least privilege, nothing cluster-wide):
@@ -201,7 +202,7 @@ fn same_server(a: &str, b: &str) -> bool {
 
 /// Runs the subcommand; the exit code is the process's.
 pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
-    let total = 12 + usize::from(args.client_config);
+    let total = 13 + usize::from(args.client_config);
     let mut steps = Steps::new("register", total);
     let src = args.source_context.clone();
     let dst = args.dest_context.clone();
@@ -317,6 +318,49 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
+    // 3. destination, checked before anything is written on the source.
+    steps.begin("reach destination cluster");
+    let dst_client = match dst_creds.client() {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(steps.fail(
+                &dst,
+                &e.to_string(),
+                "fix the destination context's certificate data",
+            ));
+        }
+    };
+    let dst_server = dst_creds.server();
+    match probe::reach(&dst_client).await {
+        Ok(v) => steps.ok(&format!("{dst} answers at {dst_server} ({v})")),
+        Err(f) => {
+            return Ok(steps.fail(
+                &dst,
+                &format!("{dst_server}: {}", f.message),
+                &probe::fix_for(f.kind, &dst, &dst_server),
+            ));
+        }
+    }
+
+    steps.begin("check destination namespace");
+    match probe::namespace_exists(&dst_client, &dst_ns).await {
+        Ok(Some(true)) => steps.ok(&format!("namespace {dst_ns} exists")),
+        Ok(None) => steps.ok(&format!(
+            "namespace {dst_ns}: cannot tell (no right to read namespaces), continuing"
+        )),
+        Ok(Some(false)) => {
+            return Ok(steps.fail(
+                &dst,
+                &format!("namespace {dst_ns} does not exist"),
+                &format!("create it (kubectl --context {dst} create namespace {dst_ns}) or pass --dest-namespace (the controller's namespace)"),
+            ));
+        }
+        Err(f) => {
+            return Ok(steps.fail(&dst, &f.message, &probe::fix_for(f.kind, &dst, &dst_server)));
+        }
+    }
+
+    // 4. writes on the source.
     steps.begin("ensure service account");
     let sa_api: Api<ServiceAccount> = Api::namespaced(src_client.clone(), &src_ns);
     match sa_api.get_opt(&sa).await {
@@ -470,48 +514,6 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
         (Some(ip), Some(port)) => format!("https://{ip}:{port}"),
         _ => src_server.trim_end_matches('/').to_string(),
     };
-
-    // 3. destination.
-    steps.begin("reach destination cluster");
-    let dst_client = match dst_creds.client() {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(steps.fail(
-                &dst,
-                &e.to_string(),
-                "fix the destination context's certificate data",
-            ));
-        }
-    };
-    let dst_server = dst_creds.server();
-    match probe::reach(&dst_client).await {
-        Ok(v) => steps.ok(&format!("{dst} answers at {dst_server} ({v})")),
-        Err(f) => {
-            return Ok(steps.fail(
-                &dst,
-                &format!("{dst_server}: {}", f.message),
-                &probe::fix_for(f.kind, &dst, &dst_server),
-            ));
-        }
-    }
-
-    steps.begin("check destination namespace");
-    match probe::namespace_exists(&dst_client, &dst_ns).await {
-        Ok(Some(true)) => steps.ok(&format!("namespace {dst_ns} exists")),
-        Ok(None) => steps.ok(&format!(
-            "namespace {dst_ns}: cannot tell (no right to read namespaces), continuing"
-        )),
-        Ok(Some(false)) => {
-            return Ok(steps.fail(
-                &dst,
-                &format!("namespace {dst_ns} does not exist"),
-                &format!("create it (kubectl --context {dst} create namespace {dst_ns}) or pass --dest-namespace (the controller's namespace)"),
-            ));
-        }
-        Err(f) => {
-            return Ok(steps.fail(&dst, &f.message, &probe::fix_for(f.kind, &dst, &dst_server)));
-        }
-    }
 
     steps.begin("write credentials Secret");
     let Some(ca_pem) = ca_pem else {
