@@ -408,6 +408,38 @@ async fn client_configs_add_and_remove_sites_live() {
     })
     .await;
 
+    // A ClientConfig named like the local site: the local site is refused too.
+    let dup_local = format!(
+        "apiVersion: config.k8ssandra.io/v1beta1\nkind: ClientConfig\nmetadata: {{name: {C1}, namespace: {NS}}}\nspec:\n  kubeConfigSecret: {{name: c3-kubeconfig}}\n"
+    );
+    env.kubectl_ok(&["--context", C1, "apply", "-f", "-"], Some(&dup_local))
+        .await;
+    let s = wait_for(&reg, C1, "local duplicate", |s| {
+        reason(&s).contains("defined twice")
+    })
+    .await;
+    assert_eq!(
+        reason(&s),
+        "site k8s-cluster1 is defined twice: by --local k8s-cluster1 and by ClientConfig cassandra/k8s-cluster1; remove one"
+    );
+    env.kubectl_ok(
+        &[
+            "--context",
+            C1,
+            "-n",
+            NS,
+            "delete",
+            "clientconfigs.config.k8ssandra.io",
+            C1,
+        ],
+        None,
+    )
+    .await;
+    wait_for(&reg, C1, "local back", |s| {
+        matches!(s, Some(SiteState::Ready(_)))
+    })
+    .await;
+
     // Deleting the ClientConfig removes the site (not configured any more).
     env.kubectl_ok(
         &[
