@@ -764,6 +764,24 @@ async fn every_command_explains_its_flags_with_an_example() {
             ],
         ),
     ];
+    // --override-src-ip and --override-src-port go together.
+    let out = env
+        .mc(&[
+            "register",
+            "--source-context",
+            "a",
+            "--dest-context",
+            "b",
+            "--override-src-ip",
+            "10.0.0.2",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--override-src-port"),
+        "{}",
+        stderr(&out)
+    );
     for (cmd, flags) in expect {
         let out = env.mc(&[cmd, "--help"]).await;
         assert!(out.status.success());

@@ -534,3 +534,79 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         ExitCode::from(1)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(check: &'static str, result: Outcome, message: &str, fix: Option<&str>) -> CheckLine {
+        CheckLine {
+            check,
+            result,
+            message: message.to_string(),
+            fix: fix.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn table_shows_each_failure_with_its_fix_and_names_failed_sites() {
+        let r = Report {
+            namespace: "cassandra".into(),
+            ok: false,
+            sites: vec![
+                SiteReport {
+                    site: "k8s-cluster1".into(),
+                    role: "local",
+                    source: None,
+                    server: None,
+                    namespace: "cassandra".into(),
+                    ok: true,
+                    checks: vec![line(
+                        "credentials",
+                        Outcome::Ok,
+                        "from kubeconfig context k8s-cluster1",
+                        None,
+                    )],
+                },
+                SiteReport {
+                    site: "k8s-cluster2".into(),
+                    role: "remote",
+                    source: None,
+                    server: None,
+                    namespace: "cassandra".into(),
+                    ok: false,
+                    checks: vec![
+                        line(
+                            "credentials",
+                            Outcome::Fail,
+                            "no credentials for remote k8s-cluster2",
+                            Some("register it"),
+                        ),
+                        line(
+                            "tls",
+                            Outcome::Skip,
+                            "not run: an earlier check failed",
+                            None,
+                        ),
+                    ],
+                },
+            ],
+        };
+        let t = render_table(&r);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with("SITE          CHECK        RESULT  DETAIL"),
+            "{t}"
+        );
+        assert_eq!(
+            lines[2],
+            "k8s-cluster2  credentials  FAIL    no credentials for remote k8s-cluster2 -> fix: register it"
+        );
+        assert!(lines[3].contains("skip"), "{t}");
+        assert_eq!(lines[4], "checks failed on: k8s-cluster2");
+        let json: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["sites"][1]["checks"][0]["result"], "fail");
+        assert_eq!(json["sites"][1]["checks"][0]["fix"], "register it");
+        assert!(json["sites"][0]["checks"][0].get("fix").is_none());
+    }
+}
