@@ -185,6 +185,41 @@ async fn export_piped_into_kubectl_apply_gives_a_working_secret() {
 
     // And so does the controller's credential loading (Secret read through the API).
     assert_eq!(list_cassandraclusters_with(&env, C2).await, Ok(0));
+    let empty = env.path("empty-kubeconfig");
+    std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").unwrap();
+    let registry = multi_casskop::sites::SiteRegistry::start(
+        env.sim.cluster(C1).client().await,
+        multi_casskop::sites::RegistryConfig {
+            local: C1.into(),
+            remotes: vec![C2.into()],
+            namespace: NS.into(),
+            imports_dir: env.path("no-imports"),
+            kubeconfig: Some(empty),
+            local_context: Some(C1.into()),
+        },
+    )
+    .await;
+    match registry.get(C2) {
+        Some(multi_casskop::sites::SiteState::Ready(site)) => {
+            assert_eq!(
+                site.source,
+                CredentialSource::Secret {
+                    namespace: NS.into(),
+                    name: C2.into()
+                }
+            );
+            let api: Api<DynamicObject> = Api::namespaced_with(
+                site.client.clone(),
+                NS,
+                &multi_casskop::api::cassandra::cassandra_cluster_resource(),
+            );
+            assert_eq!(
+                api.list(&ListParams::default()).await.unwrap().items.len(),
+                0
+            );
+        }
+        other => panic!("the controller's registry cannot use the exported Secret: {other:?}"),
+    }
 
     // A second export reuses the same token Secret (nothing rotated behind the user's back).
     let again = env
@@ -378,6 +413,32 @@ async fn register_with_client_config_writes_it() {
         serde_json::json!({"kubeConfigSecret": {"name": "dc2"}, "contextName": "dc2"})
     );
     assert_eq!(list_cassandraclusters_with(&env, "dc2").await, Ok(0));
+
+    // check finds ClientConfig sites by itself (no --remote).
+    let out = env
+        .mc(&[
+            "check",
+            "--context",
+            C1,
+            "-n",
+            NS,
+            "--local",
+            C1,
+            "--imports-dir",
+            "/nonexistent",
+        ])
+        .await;
+    let table = stdout(&out);
+    assert!(out.status.success(), "{table}");
+    assert!(
+        check_line(&table, "dc2", "credentials")
+            .contains("from ClientConfig cassandra/dc2 (secret cassandra/dc2, context dc2)"),
+        "{table}"
+    );
+    assert!(
+        check_line(&table, "dc2", "rbac").contains(" ok "),
+        "{table}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
