@@ -335,9 +335,7 @@ async fn register_end_to_end_and_again_replaces_the_token() {
     );
     assert_eq!(
         rules[0]["verbs"],
-        serde_json::json!([
-            "get", "list", "watch", "create", "update", "patch", "delete"
-        ])
+        serde_json::json!(["get", "list", "watch", "create", "patch", "delete"])
     );
     assert_eq!(rules.as_array().unwrap().len(), 2, "{rules}");
     assert_eq!(list_cassandraclusters_with(&env, C2).await, Ok(0));
@@ -723,7 +721,7 @@ async fn check_is_green_on_a_registered_setup_and_names_each_failure() {
     env.kubectl_ok(
         &[
             "--context", C2, "-n", NS, "patch", "role", "multi-casskop", "--type", "json", "-p",
-            r#"[{"op":"replace","path":"/rules/0/verbs","value":["get","list","watch","create","update","patch"]}]"#,
+            r#"[{"op":"replace","path":"/rules/0/verbs","value":["get","list","watch","create","patch"]}]"#,
         ],
         None,
     )

@@ -28,8 +28,8 @@ registration, verify the new credentials.
 RBAC created on the source (a Role and a RoleBinding named after the service account,
 in --source-namespace; least privilege, nothing cluster-wide):
   - cassandraclusters.db.orange.com: get, list, watch (the controller watches every
-    site), create, patch, update (server-side apply; replace), delete (only used for
-    MultiCasskops with deleteCassandraCluster: true)
+    site), create, patch (server-side apply; an apply may create), delete (only used for
+    MultiCasskops with deleteCassandraCluster: true). No update: it never replaces them.
   - namespaces, only this one (resourceNames): get (lets `check` confirm it exists)
 No Events rule: the controller records Events in the control-plane cluster only.
 
