@@ -461,6 +461,41 @@ async fn register_refuses_a_cluster_registered_to_itself() {
         "{err}"
     );
     assert_eq!(env.writes().len(), before);
+
+    // The same cluster under another address and context name is recognised too.
+    let c1 = env.sim.cluster(C1).clone();
+    let alias = multi_casskop::sites::exported::kubeconfig_yaml(
+        "alias1",
+        &c1.url().replace("127.0.0.1", "localhost"),
+        c1.ca_pem().as_bytes(),
+        &c1.admin_token(),
+        NS,
+    )
+    .unwrap();
+    let alias_path = env.path("alias-kubeconfig");
+    std::fs::write(&alias_path, alias).unwrap();
+    let out = env
+        .mc(&[
+            "register",
+            "--source-context",
+            "alias1",
+            "--source-kubeconfig",
+            alias_path.to_str().unwrap(),
+            "--dest-context",
+            C1,
+            "--source-namespace",
+            NS,
+            "--dest-namespace",
+            NS,
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("are the same cluster (kube-system namespace uid"),
+        "{err}"
+    );
+    assert_eq!(env.writes().len(), before, "nothing written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

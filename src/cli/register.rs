@@ -332,7 +332,26 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     };
     let dst_server = dst_creds.server();
     match probe::reach(&dst_client).await {
-        Ok(v) => steps.ok(&format!("{dst} answers at {dst_server} ({v})")),
+        Ok(v) => {
+            // Same cluster behind two addresses (IP and DNS name, two contexts): the
+            // kube-system namespace UID identifies a cluster.
+            let (a, b) = (
+                probe::cluster_uid(&src_client).await,
+                probe::cluster_uid(&dst_client).await,
+            );
+            if let (Some(a), Some(b)) = (a, b)
+                && a == b
+            {
+                return Ok(steps.fail(
+                    &dst,
+                    &format!(
+                        "source {src} ({src_server}) and destination {dst} ({dst_server}) are the same cluster (kube-system namespace uid {a}): a cluster cannot be registered to itself"
+                    ),
+                    "pass the data-plane cluster as --source-context and the control-plane cluster as --dest-context",
+                ));
+            }
+            steps.ok(&format!("{dst} answers at {dst_server} ({v})"))
+        }
         Err(f) => {
             return Ok(steps.fail(
                 &dst,

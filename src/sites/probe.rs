@@ -235,6 +235,12 @@ pub async fn namespace_exists(
     }
 }
 
+/// The cluster's identity: the UID of its `kube-system` namespace (`None` if unreadable).
+pub async fn cluster_uid(client: &kube::Client) -> Option<String> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.get("kube-system").await.ok()?.metadata.uid
+}
+
 /// Reaches the API server (`/version`): proves the network path and TLS trust.
 pub async fn reach(client: &kube::Client) -> Result<String, Failure> {
     client
