@@ -218,6 +218,26 @@ async fn secret_created_rotated_and_deleted_while_running() {
     reg.reload().await;
     assert_eq!(revision(&reg.get(C2)), Some(r2));
 
+    // The local API server expires every watch (410): the registry re-lists and keeps going.
+    env.sim.cluster(C1).faults().expire_watches();
+    reg.reload().await;
+    assert_eq!(
+        revision(&reg.get(C2)),
+        Some(r2),
+        "a re-list alone rebuilds nothing"
+    );
+
+    // The local API server goes away for a while: remotes keep their last good credentials.
+    env.sim.cluster(C1).faults().set_unreachable(true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    reg.reload().await;
+    assert_eq!(
+        revision(&reg.get(C2)),
+        Some(r2),
+        "an API outage retires nothing"
+    );
+    env.sim.cluster(C1).faults().set_unreachable(false);
+
     // A broken Secret: Unavailable with its own message.
     let mut sec = secrets.get(C2).await.unwrap();
     sec.data.as_mut().unwrap().insert(
