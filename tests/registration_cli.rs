@@ -367,6 +367,44 @@ async fn register_end_to_end_and_again_replaces_the_token() {
         !stderr(&out).contains(&token2) && !stdout(&out).contains(&token2),
         "token printed"
     );
+
+    // Switching to a bound token retires the long-lived one.
+    let out = register(&env, &["--token-ttl", "1h"]).await;
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("TokenRequest token valid until"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(list_cassandraclusters_with(&env, C2).await, Ok(0));
+    let old = env
+        .sim
+        .cluster(C2)
+        .client_with_token(&token2)
+        .await
+        .unwrap();
+    assert!(
+        old.apiserver_version().await.is_err(),
+        "long-lived token must be revoked"
+    );
+    let left = env
+        .kubectl_ok(
+            &[
+                "--context",
+                C2,
+                "-n",
+                NS,
+                "get",
+                "secrets",
+                "-l",
+                "multicasskop.db.orange.com/exported-as=k8s-cluster2",
+                "-o",
+                "name",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(left.trim(), "", "token Secrets left: {left}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

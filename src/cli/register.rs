@@ -620,30 +620,31 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     }
 
     steps.begin("revoke older tokens");
-    match (&token, args.dry_run) {
-        (_, true) => steps.ok(&format!(
+    if args.dry_run {
+        steps.ok(&format!(
             "{dry}delete older token Secrets of {src_ns}/{sa} exported as {name}"
-        )),
-        (
-            Some(IssuedToken {
-                secret_name: Some(keep),
-                ..
-            }),
-            false,
-        ) => {
-            match exported::delete_old_token_secrets(&src_client, &src_ns, &sa, &name, keep).await {
-                Ok(d) if d.is_empty() => steps.ok("no older token Secret"),
-                Ok(d) => steps.ok(&format!("deleted {}", d.join(", "))),
-                Err(f) => {
-                    return Ok(steps.fail(
-                        &src,
-                        &format!("cannot delete older token Secrets in {src_ns}: {}", f.message),
-                        "delete them by hand: kubectl delete secret -l multicasskop.db.orange.com/exported-as=NAME",
-                    ));
-                }
+        ));
+    } else {
+        // Keep the Secret holding the new token (none for a bound token: then every long-lived
+        // token of an earlier registration under this name goes).
+        let keep = token
+            .as_ref()
+            .and_then(|t| t.secret_name.clone())
+            .unwrap_or_default();
+        match exported::delete_old_token_secrets(&src_client, &src_ns, &sa, &name, &keep).await {
+            Ok(d) if d.is_empty() => steps.ok("no older token Secret"),
+            Ok(d) => steps.ok(&format!("deleted {}", d.join(", "))),
+            Err(f) => {
+                return Ok(steps.fail(
+                    &src,
+                    &format!("cannot delete older token Secrets in {src_ns}: {}", f.message),
+                    &format!(
+                        "delete them by hand: kubectl --context {src} -n {src_ns} delete secret -l {}={name}",
+                        exported::EXPORTED_AS_LABEL
+                    ),
+                ));
             }
         }
-        _ => steps.ok("bound token: older ones expire on their own"),
     }
 
     steps.begin("verify the new credentials");
