@@ -1,1 +1,3 @@
 //! kubesim
+
+pub mod validation;
