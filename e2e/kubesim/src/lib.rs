@@ -1,3 +1,4 @@
 //! kubesim
 
+pub mod selectors;
 pub mod validation;
