@@ -1,4 +1,5 @@
 //! kubesim
 
+pub mod rbac;
 pub mod selectors;
 pub mod validation;
