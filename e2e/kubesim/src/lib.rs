@@ -1,5 +1,6 @@
 //! kubesim
 
+pub mod patch;
 pub mod rbac;
 pub mod selectors;
 pub mod validation;
