@@ -67,7 +67,8 @@ fn json_type(v: &Value) -> &'static str {
 pub fn is_dns1123_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -80,7 +81,8 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
 /// A label value: at most 63 characters, alphanumerics, `-`, `_`, `.`, alphanumeric at both ends.
 pub fn is_label_value(s: &str) -> bool {
     s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && s.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
         && s.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
 }
@@ -216,7 +218,9 @@ pub fn desired_for_site(
              (lowercase letters, digits, '-' and '.', at most 253 characters)"
         )));
     }
-    if let Some(o_name) = override_.and_then(|o| o.get("metadata")).and_then(|m| m.get("name"))
+    if let Some(o_name) = override_
+        .and_then(|o| o.get("metadata"))
+        .and_then(|m| m.get("name"))
         && !o_name.is_null()
         && o_name.as_str() != Some(name.as_str())
     {
@@ -231,7 +235,9 @@ pub fn desired_for_site(
         json_patch::merge(&mut merged, o);
     }
     strip_nulls(&mut merged);
-    let obj = merged.as_object_mut().expect("merge of two objects is an object");
+    let obj = merged
+        .as_object_mut()
+        .expect("merge of two objects is an object");
 
     // apiVersion / kind: CassKop's CassandraCluster only.
     for (field, expected) in [
@@ -331,7 +337,10 @@ pub fn desired_for_site(
         None | Some(Value::Null) => {}
         Some(Value::Object(st)) => {
             if let Some(seeds) = st.get("seedlist").filter(|s| !s.is_null()) {
-                if !seeds.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
+                if !seeds
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(Value::is_string))
+                {
                     return Err(invalid(format!(
                         "spec.base.status.seedlist must be a list of host names, found {}",
                         json_type(seeds)
@@ -517,12 +526,15 @@ pub fn preserve_site_owned_fields(desired: &mut Value, live: &Value) {
         for rack in racks {
             let rack_name = rack.get("name").and_then(Value::as_str);
             let Some(live_rack) = live_racks.and_then(|lr| {
-                lr.iter()
-                    .find(|r| rack_name.is_some() && r.get("name").and_then(Value::as_str) == rack_name)
+                lr.iter().find(|r| {
+                    rack_name.is_some() && r.get("name").and_then(Value::as_str) == rack_name
+                })
             }) else {
                 continue;
             };
-            let Some(rack) = rack.as_object_mut() else { continue };
+            let Some(rack) = rack.as_object_mut() else {
+                continue;
+            };
             for flag in SITE_OWNED_RACK_FLAGS {
                 if let Some(v) = live_rack.get(flag).filter(|v| !v.is_null()) {
                     rack.insert(flag.to_string(), v.clone());
@@ -567,7 +579,13 @@ mod tests {
     }
 
     fn desired(override_: Value) -> Result<DesiredCluster, InvalidSpec> {
-        desired_for_site(&base(), Some(&override_), "k8s-cluster2", "cassandra-demo", "demo")
+        desired_for_site(
+            &base(),
+            Some(&override_),
+            "k8s-cluster2",
+            "cassandra-demo",
+            "demo",
+        )
     }
 
     fn err(override_: Value) -> String {
@@ -618,7 +636,10 @@ mod tests {
         let meta = d.object["metadata"].as_object().unwrap();
         let mut keys: Vec<_> = meta.keys().map(String::as_str).collect();
         keys.sort();
-        assert_eq!(keys, ["annotations", "finalizers", "labels", "name", "namespace"]);
+        assert_eq!(
+            keys,
+            ["annotations", "finalizers", "labels", "name", "namespace"]
+        );
         assert_eq!(d.name, "cassandra-demo");
         assert_eq!(meta["labels"]["cluster"], "k8s.pic");
         assert_eq!(meta["labels"][OWNER_NAME_LABEL], "demo");
@@ -654,7 +675,9 @@ mod tests {
         let e = err(json!({"kind": "StatefulSet"}));
         assert!(e.contains("spec.override.k8s-cluster2.kind"), "{e}");
         b["apiVersion"] = json!("db.orange.com/v1alpha1");
-        let e = desired_for_site(&b, None, "a", "ns", "demo").unwrap_err().to_string();
+        let e = desired_for_site(&b, None, "a", "ns", "demo")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("spec.base.apiVersion"), "{e}");
     }
 
@@ -662,19 +685,71 @@ mod tests {
     fn invalid_specs_name_the_field_and_site() {
         let cases: Vec<(Value, Option<Value>, &str)> = vec![
             (json!("text"), None, "spec.base must be an object"),
-            (json!({"spec": {}}), None, "spec.base.metadata.name is required"),
-            (json!({"metadata": {"name": 3}}), None, "spec.base.metadata.name must be a string"),
-            (json!({"metadata": {"name": "Bad_Name"}}), None, "not a valid Kubernetes name"),
-            (json!({"metadata": "x"}), None, "spec.base.metadata must be an object"),
-            (base(), Some(json!([1])), "spec.override.s1 must be an object"),
-            (base(), Some(json!({"metadata": {"name": "other"}})), "spec.override.s1.metadata.name"),
-            (base(), Some(json!({"metadata": {"namespace": "Not OK"}})), "spec.override.s1.metadata.namespace"),
-            (base(), Some(json!({"metadata": {"labels": {"a": 1}}})), "spec.override.s1.metadata.labels.a must be a string"),
-            (base(), Some(json!({"metadata": {"annotations": []}})), "spec.override.s1.metadata.annotations must be a map"),
-            (base(), Some(json!({"metadata": {"finalizers": "x"}})), "spec.override.s1.metadata.finalizers must be a list"),
-            (base(), Some(json!({"spec": "x"})), "spec.override.s1.spec must be an object"),
-            (base(), Some(json!({"metadata": 1})), "spec.override.s1.metadata must be an object"),
-            (json!({"metadata": {"name": "a"}, "status": {"seedlist": "h1"}}), None, "spec.base.status.seedlist"),
+            (
+                json!({"spec": {}}),
+                None,
+                "spec.base.metadata.name is required",
+            ),
+            (
+                json!({"metadata": {"name": 3}}),
+                None,
+                "spec.base.metadata.name must be a string",
+            ),
+            (
+                json!({"metadata": {"name": "Bad_Name"}}),
+                None,
+                "not a valid Kubernetes name",
+            ),
+            (
+                json!({"metadata": "x"}),
+                None,
+                "spec.base.metadata must be an object",
+            ),
+            (
+                base(),
+                Some(json!([1])),
+                "spec.override.s1 must be an object",
+            ),
+            (
+                base(),
+                Some(json!({"metadata": {"name": "other"}})),
+                "spec.override.s1.metadata.name",
+            ),
+            (
+                base(),
+                Some(json!({"metadata": {"namespace": "Not OK"}})),
+                "spec.override.s1.metadata.namespace",
+            ),
+            (
+                base(),
+                Some(json!({"metadata": {"labels": {"a": 1}}})),
+                "spec.override.s1.metadata.labels.a must be a string",
+            ),
+            (
+                base(),
+                Some(json!({"metadata": {"annotations": []}})),
+                "spec.override.s1.metadata.annotations must be a map",
+            ),
+            (
+                base(),
+                Some(json!({"metadata": {"finalizers": "x"}})),
+                "spec.override.s1.metadata.finalizers must be a list",
+            ),
+            (
+                base(),
+                Some(json!({"spec": "x"})),
+                "spec.override.s1.spec must be an object",
+            ),
+            (
+                base(),
+                Some(json!({"metadata": 1})),
+                "spec.override.s1.metadata must be an object",
+            ),
+            (
+                json!({"metadata": {"name": "a"}, "status": {"seedlist": "h1"}}),
+                None,
+                "spec.base.status.seedlist",
+            ),
         ];
         for (b, o, expected) in cases {
             let e = desired_for_site(&b, o.as_ref(), "s1", "ns", "demo")
@@ -706,14 +781,19 @@ mod tests {
             r#"{"spec":{"topology":{"dc":[{"rack":[{"name":"rack1"}],"name":"dc1"}]},"autoUpdateSeedList":true,"cassandraImage":"cassandra:3.11.6","nodesPerRacks":1},"metadata":{"finalizers":["example.com/keep"],"labels":{"cluster":"k8s.pic"},"name":"cassandra-demo"},"kind":"CassandraCluster","apiVersion":"db.orange.com/v2","status":{"seedlist":["cassandra-demo-dc1-rack1-0.cassandra-demo.ns","cassandra-demo-dc2-rack1-0.cassandra-demo.ns"]}}"#,
         )
         .unwrap();
-        let c = desired_for_site(&reordered, None, "k8s-cluster2", "cassandra-demo", "demo").unwrap();
+        let c =
+            desired_for_site(&reordered, None, "k8s-cluster2", "cassandra-demo", "demo").unwrap();
         assert_eq!(a.hash, c.hash);
         let d = desired(json!({"spec": {"cassandraImage": "cassandra:4"}})).unwrap();
         assert_ne!(a.hash, d.hash);
-        let other_site = desired_for_site(&base(), None, "k8s-cluster3", "cassandra-demo", "demo").unwrap();
+        let other_site =
+            desired_for_site(&base(), None, "k8s-cluster3", "cassandra-demo", "demo").unwrap();
         assert_ne!(a.hash, other_site.hash);
         // Pinned (checked against an independent FNV-1a): the hash is persisted in annotations and status, it must not drift between builds.
-        assert_eq!(spec_hash(&json!({"b": [1, "x"], "a": null})), spec_hash(&json!({"a": null, "b": [1, "x"]})));
+        assert_eq!(
+            spec_hash(&json!({"b": [1, "x"], "a": null})),
+            spec_hash(&json!({"a": null, "b": [1, "x"]}))
+        );
         assert_eq!(spec_hash(&json!({})), "08f44b07b5901a25");
     }
 
@@ -725,8 +805,15 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove(SPEC_HASH_ANNOTATION);
-        if without["metadata"]["annotations"].as_object().unwrap().is_empty() {
-            without["metadata"].as_object_mut().unwrap().remove("annotations");
+        if without["metadata"]["annotations"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+        {
+            without["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("annotations");
         }
         assert_eq!(spec_hash(&without), d.hash);
         // A stale hash annotation pasted into base does not leak into the result.
@@ -751,7 +838,8 @@ mod tests {
         changed["spec"]["cassandraImage"] = json!("cassandra:4");
         assert!(!live_matches_desired(&d, &changed));
         let mut more_racks = live.clone();
-        more_racks["spec"]["topology"]["dc"][0]["rack"] = json!([{"name": "rack1"}, {"name": "rack2"}]);
+        more_racks["spec"]["topology"]["dc"][0]["rack"] =
+            json!([{"name": "rack1"}, {"name": "rack2"}]);
         assert!(!live_matches_desired(&d, &more_racks));
         let mut other_hash = live.clone();
         other_hash["metadata"]["annotations"][SPEC_HASH_ANNOTATION] = json!("0000000000000000");
@@ -781,19 +869,30 @@ mod tests {
         preserve_site_owned_fields(&mut d, &live);
         let racks = &d["spec"]["topology"]["dc"][0]["rack"];
         assert_eq!(racks[0]["rollingRestart"], true, "a human's flag survives");
-        assert_eq!(racks[1]["rollingRestart"], false, "CassKop's reset is not undone");
-        assert_eq!(racks[2]["rollingRestart"], true, "a new rack's flag goes through");
+        assert_eq!(
+            racks[1]["rollingRestart"], false,
+            "CassKop's reset is not undone"
+        );
+        assert_eq!(
+            racks[2]["rollingRestart"], true,
+            "a new rack's flag goes through"
+        );
         assert_eq!(d["spec"]["runAsUser"], 999);
         assert_eq!(d["spec"]["fsGroup"], 1);
         assert_eq!(d["spec"]["serverType"], "cassandra");
         assert_eq!(d["spec"]["unlockNextOperation"], false);
-        assert_eq!(d["metadata"]["annotations"][SPEC_HASH_ANNOTATION], hash_before);
+        assert_eq!(
+            d["metadata"]["annotations"][SPEC_HASH_ANNOTATION],
+            hash_before
+        );
         let once = d.clone();
         preserve_site_owned_fields(&mut d, &live);
         assert_eq!(d, once, "idempotent");
 
         // A desired value for runAsUser wins over live.
-        let mut d = desired(json!({"spec": {"runAsUser": 1000}})).unwrap().object;
+        let mut d = desired(json!({"spec": {"runAsUser": 1000}}))
+            .unwrap()
+            .object;
         preserve_site_owned_fields(&mut d, &live);
         assert_eq!(d["spec"]["runAsUser"], 1000);
     }

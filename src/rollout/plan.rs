@@ -128,21 +128,42 @@ pub struct Plan {
 
 impl AppliedMark {
     /// The mark to record after writing the desired object of hash `hash` to a site.
-    /// `generation_before`: the live object's `metadata.generation` before our write (`None`: we
-    /// created it); `generation_after`: the generation our write returned.
     ///
-    /// A write that changes only metadata (labels, annotations, or nothing at all) does not bump
-    /// the generation and CassKop does not react to it: there is no later status to wait for. The
-    /// mark is then set one below, so the status already there counts at once. Any write that
-    /// bumps the generation must be followed by a CassKop status write before the site is Ready.
+    /// - `previous`: the mark recorded before this write, if any;
+    /// - `generation_before`: the live object's `metadata.generation` before the write (`None`:
+    ///   this write created it);
+    /// - `generation_after`: the generation the write returned;
+    /// - `spec_changed`: the write changed `spec` (`before.data["spec"] != after.data["spec"]`),
+    ///   i.e. CassKop will react to it with a status write.
+    ///
+    /// A site counts as Ready only once its generation is above the mark (CassKop wrote after
+    /// us). A write CassKop will react to sets the mark to the new generation. A write it will
+    /// not react to (labels, annotations, `status.seedlist` only, or nothing) must not make the
+    /// planner wait for a status that never comes: the mark is set below the current generation,
+    /// unless an earlier write is still waiting for CassKop, which stays awaited.
     pub fn after_write(
         hash: impl Into<String>,
+        previous: Option<&AppliedMark>,
         generation_before: Option<i64>,
         generation_after: i64,
+        spec_changed: bool,
     ) -> Self {
-        let generation = match generation_before {
-            Some(before) if generation_after <= before => generation_after - 1,
-            _ => generation_after,
+        let generation = match (generation_before, previous) {
+            (None, _) => generation_after,
+            _ if spec_changed => generation_after,
+            // CassKop had not picked up our previous write yet: still wait for it. If the
+            // generation moved meanwhile we cannot tell CassKop's write from ours: wait for
+            // the next one (CassKop writes again when it finishes).
+            (Some(before), Some(p))
+                if before <= p.generation && p.generation <= generation_after =>
+            {
+                if generation_after == before {
+                    p.generation
+                } else {
+                    generation_after
+                }
+            }
+            _ => generation_after - 1,
         };
         AppliedMark {
             hash: hash.into(),
@@ -162,16 +183,24 @@ impl Ownership {
         site: &str,
     ) -> Ownership {
         let get = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
-        match (get(OWNER_NAMESPACE_LABEL), get(OWNER_NAME_LABEL), get(SITE_LABEL)) {
-            (Some(ns), Some(name), Some(s)) if ns == owner_ns && name == owner_name && s == site => {
+        match (
+            get(OWNER_NAMESPACE_LABEL),
+            get(OWNER_NAME_LABEL),
+            get(SITE_LABEL),
+        ) {
+            (Some(ns), Some(name), Some(s))
+                if ns == owner_ns && name == owner_name && s == site =>
+            {
                 Ownership::Ours
             }
-            (Some(ns), Some(name), s) if ns == owner_ns && name == owner_name => Ownership::Foreign {
-                owner: format!(
-                    "its labels give site {}, not {site}: do two site names point to the same cluster?",
-                    s.unwrap_or("(none)")
-                ),
-            },
+            (Some(ns), Some(name), s) if ns == owner_ns && name == owner_name => {
+                Ownership::Foreign {
+                    owner: format!(
+                        "its labels give site {}, not {site}: do two site names point to the same cluster?",
+                        s.unwrap_or("(none)")
+                    ),
+                }
+            }
             (None, None, _) => Ownership::Foreign {
                 owner: format!("it has no {OWNER_NAME_LABEL} / {OWNER_NAMESPACE_LABEL} labels"),
             },
@@ -255,11 +284,16 @@ pub fn site_order(
 /// What the planner knows about one site.
 enum State {
     /// Not reachable (or not configured): its current state is unknown.
-    Unknown { why: String, maybe_in_progress: bool },
+    Unknown {
+        why: String,
+        maybe_in_progress: bool,
+    },
     /// Reachable, no CassandraCluster of that name.
     Missing,
     /// A CassandraCluster we did not create.
-    Foreign { why: String },
+    Foreign {
+        why: String,
+    },
     Ours(OursState),
 }
 
@@ -312,14 +346,20 @@ fn ours_state(site: &SiteInput, o: &ObservedCluster) -> OursState {
     let name = &site.name;
     // A generation below our mark: the object was deleted and created again by someone else
     // since our write. Our mark says nothing about it; treat it as never written by us.
-    let replaced = site.applied.as_ref().is_some_and(|a| o.generation < a.generation);
-    let mark = if replaced { None } else { site.applied.as_ref() };
+    let replaced = site
+        .applied
+        .as_ref()
+        .is_some_and(|a| o.generation < a.generation);
+    let mark = if replaced {
+        None
+    } else {
+        site.applied.as_ref()
+    };
     let past_our_write = mark.is_none_or(|a| o.generation > a.generation);
     let running_done = o.phase.as_deref() == Some("Running")
         && o.last_cluster_action_status.as_deref() == Some("Done");
-    let needs_apply = !o.matches_desired
-        || replaced
-        || mark.is_some_and(|a| a.hash != site.desired_hash);
+    let needs_apply =
+        !o.matches_desired || replaced || mark.is_some_and(|a| a.hash != site.desired_hash);
     let error = (past_our_write && o.last_cluster_action_status.as_deref() == Some("Error"))
         .then(|| {
             format!(
@@ -342,7 +382,10 @@ fn ours_state(site: &SiteInput, o: &ObservedCluster) -> OursState {
     } else if error.is_some() {
         error.clone()
     } else if !running_done {
-        Some(format!("site {name}: CassKop is working on it ({})", describe(o)))
+        Some(format!(
+            "site {name}: CassKop is working on it ({})",
+            describe(o)
+        ))
     } else {
         None
     };
@@ -375,7 +418,9 @@ fn classify(site: &SiteInput) -> State {
         },
         access => {
             let why = match access {
-                SiteAccess::Unavailable { reason } => format!("site {name} is unreachable: {reason}"),
+                SiteAccess::Unavailable { reason } => {
+                    format!("site {name} is unreachable: {reason}")
+                }
                 _ => format!(
                     "site {name} is not a configured cluster (no --local/--remote flag or ClientConfig names it)"
                 ),
@@ -403,15 +448,13 @@ fn passive_verdict(state: &State) -> SiteVerdict {
         } => SiteVerdict::Blocked {
             reason: format!("{why} (it may still be in progress)"),
         },
-        State::Unknown { why, .. } | State::Foreign { why } => {
-            SiteVerdict::Blocked { reason: why.clone() }
+        State::Unknown { why, .. } | State::Foreign { why } => SiteVerdict::Blocked {
+            reason: why.clone(),
+        },
+        State::Ours(OursState { error: Some(e), .. }) => SiteVerdict::Blocked { reason: e.clone() },
+        State::Ours(OursState { busy: Some(b), .. }) => {
+            SiteVerdict::InProgress { reason: b.clone() }
         }
-        State::Ours(OursState {
-            error: Some(e), ..
-        }) => SiteVerdict::Blocked { reason: e.clone() },
-        State::Ours(OursState {
-            busy: Some(b), ..
-        }) => SiteVerdict::InProgress { reason: b.clone() },
         State::Missing | State::Ours(_) => SiteVerdict::Waiting,
     }
 }
@@ -420,9 +463,9 @@ fn passive_verdict(state: &State) -> SiteVerdict {
 fn apply_reason(site: &SiteInput, state: &State) -> String {
     let name = &site.name;
     match state {
-        State::Ours(o) if o.error.is_some() => format!(
-            "applying the changed spec to site {name}, where CassKop's last action failed"
-        ),
+        State::Ours(o) if o.error.is_some() => {
+            format!("applying the changed spec to site {name}, where CassKop's last action failed")
+        }
         State::Ours(_) => match (&site.applied, &site.observed) {
             (Some(a), Some(o)) if a.hash == site.desired_hash && !o.matches_desired => format!(
                 "the CassandraCluster at site {name} drifted from the desired one: applying it again"
@@ -453,15 +496,11 @@ fn hold_on(sites: &[SiteInput], states: &[State], i: usize, waiting: Option<usiz
                  no other site is started until it is back{then}"
             ),
         },
-        State::Ours(OursState {
-            error: Some(e), ..
-        }) => Action::Blocked {
+        State::Ours(OursState { error: Some(e), .. }) => Action::Blocked {
             site,
             reason: format!("{e}{then}"),
         },
-        State::Ours(OursState {
-            busy: Some(b), ..
-        }) => Action::Wait {
+        State::Ours(OursState { busy: Some(b), .. }) => Action::Wait {
             site,
             reason: format!("{b}{then}"),
         },
@@ -469,7 +508,9 @@ fn hold_on(sites: &[SiteInput], states: &[State], i: usize, waiting: Option<usiz
             site,
             reason: why.clone(),
         },
-        State::Missing | State::Ours(_) => unreachable!("hold_on is only called on sites in progress"),
+        State::Missing | State::Ours(_) => {
+            unreachable!("hold_on is only called on sites in progress")
+        }
     }
 }
 
@@ -783,7 +824,7 @@ mod tests {
             generation: 1,
             ..observed(1, "", "", "")
         });
-        fresh.applied = Some(AppliedMark::after_write("h1", None, 1));
+        fresh.applied = Some(AppliedMark::after_write("h1", None, None, 1, true));
         let p = run(vec![fresh, site("b")]);
         assert_eq!(wait_site(&p), "a");
     }
@@ -799,7 +840,9 @@ mod tests {
     fn waits_while_casskop_works() {
         let p = run(vec![ready("a"), working("b"), site("c")]);
         assert_eq!(wait_site(&p), "b");
-        let Action::Wait { reason, .. } = &p.action else { unreachable!() };
+        let Action::Wait { reason, .. } = &p.action else {
+            unreachable!()
+        };
         assert!(reason.contains("UpdateDockerImage Ongoing"), "{reason}");
         assert_eq!(kinds(&p), ["Ready", "InProgress", "Waiting"]);
     }
@@ -833,15 +876,37 @@ mod tests {
     #[test]
     fn metadata_only_write_counts_at_once() {
         // A label-only change does not bump the generation and CassKop does not react.
-        let mark = AppliedMark::after_write("h1", Some(4), 4);
+        let mark = AppliedMark::after_write("h1", None, Some(4), 4, false);
         assert_eq!(mark.generation, 3);
         let mut a = ready("a");
         a.applied = Some(mark);
         let p = run(vec![a, site("b")]);
         assert_eq!(p.action, apply("b"));
+        // A status.seedlist-only write bumps the generation, but CassKop does not react.
+        assert_eq!(
+            AppliedMark::after_write("h", None, Some(4), 5, false).generation,
+            4
+        );
         // A spec write bumps the generation: CassKop must write after it.
-        assert_eq!(AppliedMark::after_write("h", Some(4), 5).generation, 5);
-        assert_eq!(AppliedMark::after_write("h", None, 1).generation, 1);
+        assert_eq!(
+            AppliedMark::after_write("h", None, Some(4), 5, true).generation,
+            5
+        );
+        assert_eq!(
+            AppliedMark::after_write("h", None, None, 1, true).generation,
+            1
+        );
+        // A metadata-only write while our previous spec write is still unnoticed keeps waiting.
+        let pending = AppliedMark::after_write("h", None, Some(4), 5, true);
+        assert_eq!(
+            AppliedMark::after_write("h2", Some(&pending), Some(5), 5, false).generation,
+            5
+        );
+        // ... and one after CassKop noticed it does not.
+        assert_eq!(
+            AppliedMark::after_write("h2", Some(&pending), Some(7), 7, false).generation,
+            6
+        );
     }
 
     #[test]
@@ -873,7 +938,10 @@ mod tests {
         let p = run(vec![ready("a"), b.clone(), site("c")]);
         let (s, reason) = blocked(&p);
         assert_eq!(s, "b");
-        assert!(reason.contains("UpdateDockerImage") && reason.contains("site b"), "{reason}");
+        assert!(
+            reason.contains("UpdateDockerImage") && reason.contains("site b"),
+            "{reason}"
+        );
         assert_eq!(kinds(&p), ["Ready", "Blocked", "Waiting"]);
         // An earlier site's change waits for the error to be fixed.
         let p = run(vec![outdated("a"), b.clone()]);
@@ -886,7 +954,13 @@ mod tests {
         let p = run(vec![ready("a"), b.clone()]);
         assert_eq!(p.action, apply("b"));
         // Once written, the old Error predates our write: wait, not blocked.
-        b.applied = Some(AppliedMark::after_write("h2", Some(9), 10));
+        b.applied = Some(AppliedMark::after_write(
+            "h2",
+            b.applied.as_ref(),
+            Some(9),
+            10,
+            true,
+        ));
         b.observed.as_mut().unwrap().generation = 10;
         b.observed.as_mut().unwrap().matches_desired = true;
         let p = run(vec![ready("a"), b]);
@@ -898,7 +972,10 @@ mod tests {
         let p = run(vec![ready("a"), foreign("b"), site("c")]);
         let (s, reason) = blocked(&p);
         assert_eq!(s, "b");
-        assert!(reason.contains("refusing to take it over") && reason.contains("site b"), "{reason}");
+        assert!(
+            reason.contains("refusing to take it over") && reason.contains("site b"),
+            "{reason}"
+        );
         assert_eq!(kinds(&p), ["Ready", "Blocked", "Waiting"]);
         let p = run(vec![foreign("a"), site("b")]);
         assert_eq!(blocked(&p).0, "a");
@@ -912,7 +989,10 @@ mod tests {
         assert!(reason.contains("connection refused"), "{reason}");
         assert_eq!(kinds(&p), ["Ready", "Blocked", "Waiting"]);
         // Back: the rollout goes on.
-        assert_eq!(run(vec![ready("a"), site("b"), site("c")]).action, apply("b"));
+        assert_eq!(
+            run(vec![ready("a"), site("b"), site("c")]).action,
+            apply("b")
+        );
     }
 
     #[test]
@@ -973,7 +1053,9 @@ mod tests {
         a.observed.as_mut().unwrap().matches_desired = false;
         let p = run(vec![a, ready("b")]);
         assert_eq!(p.action, apply("a"));
-        let SiteVerdict::InProgress { reason } = &p.verdicts[0].1 else { panic!() };
+        let SiteVerdict::InProgress { reason } = &p.verdicts[0].1 else {
+            panic!()
+        };
         assert!(reason.contains("drifted"), "{reason}");
         // Generation below our mark: deleted and re-created by someone else since our write.
         let mut a = ready("a");
@@ -1044,14 +1126,19 @@ mod tests {
     }
 
     fn overrides(v: &[&str]) -> BTreeMap<String, Value> {
-        v.iter().map(|s| (s.to_string(), serde_json::json!({}))).collect()
+        v.iter()
+            .map(|s| (s.to_string(), serde_json::json!({})))
+            .collect()
     }
 
     #[test]
     fn site_order_default_explicit_and_invalid() {
         let configured = names(&["local", "r1", "r2", "cc-a"]);
         let o = overrides(&["cc-a", "r2", "local"]);
-        assert_eq!(site_order(&configured, None, &o).unwrap(), ["local", "r2", "cc-a"]);
+        assert_eq!(
+            site_order(&configured, None, &o).unwrap(),
+            ["local", "r2", "cc-a"]
+        );
         let explicit = names(&["cc-a", "local", "r2"]);
         assert_eq!(
             site_order(&configured, Some(&explicit), &o).unwrap(),
@@ -1064,12 +1151,22 @@ mod tests {
             ["r2", "local", "cc-a"]
         );
         let e = site_order(&configured, None, &overrides(&["local", "typo"])).unwrap_err();
-        assert!(e.to_string().contains("typo") && e.to_string().contains("configured: local, r1"), "{e}");
+        assert!(
+            e.to_string().contains("typo") && e.to_string().contains("configured: local, r1"),
+            "{e}"
+        );
         let e = site_order(&configured, Some(&names(&["local", "nope"])), &o).unwrap_err();
-        assert!(e.to_string().contains("spec.siteOrder[1]") && e.to_string().contains("nope"), "{e}");
+        assert!(
+            e.to_string().contains("spec.siteOrder[1]") && e.to_string().contains("nope"),
+            "{e}"
+        );
         let e = site_order(&configured, Some(&names(&["r2", "r2"])), &o).unwrap_err();
         assert!(e.to_string().contains("twice"), "{e}");
-        assert!(site_order(&configured, None, &BTreeMap::new()).unwrap().is_empty());
+        assert!(
+            site_order(&configured, None, &BTreeMap::new())
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -1086,11 +1183,553 @@ mod tests {
         };
         let o = |l: Option<&BTreeMap<String, String>>| Ownership::from_labels(l, "ns", "demo", "a");
         assert_eq!(o(Some(&labels("ns", "demo", "a"))), Ownership::Ours);
-        let Ownership::Foreign { owner } = o(Some(&labels("ns", "other", "a"))) else { panic!() };
+        let Ownership::Foreign { owner } = o(Some(&labels("ns", "other", "a"))) else {
+            panic!()
+        };
         assert!(owner.contains("ns/other"), "{owner}");
-        let Ownership::Foreign { owner } = o(Some(&labels("ns", "demo", "b"))) else { panic!() };
+        let Ownership::Foreign { owner } = o(Some(&labels("ns", "demo", "b"))) else {
+            panic!()
+        };
         assert!(owner.contains("site b"), "{owner}");
-        let Ownership::Foreign { owner } = o(None) else { panic!() };
+        let Ownership::Foreign { owner } = o(None) else {
+            panic!()
+        };
         assert!(owner.contains("no"), "{owner}");
+    }
+}
+
+/// Property tests: a simulated federation (sites with a simulated CassKop, outages, edits,
+/// foreign objects, a controller that restarts) driven by the planner's own actions.
+#[cfg(test)]
+mod simulation {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum CassKop {
+        /// Nothing to do: status Running/Done (or Error fixed by a human).
+        Idle,
+        /// Our write is there, CassKop has not noticed it: the old status is still shown.
+        Noticing {
+            created: bool,
+        },
+        Working,
+        Error,
+    }
+
+    #[derive(Clone, Debug)]
+    struct SimSite {
+        reachable: bool,
+        /// A CassandraCluster of that name that we did not create.
+        foreign: bool,
+        /// Our CassandraCluster exists.
+        exists: bool,
+        generation: i64,
+        live_spec: u32,
+        live_meta: u32,
+        live_seed: u32,
+        /// A human changed metadata we own (no generation bump, CassKop does not react).
+        drifted: bool,
+        casskop: CassKop,
+        phase: Option<&'static str>,
+        action: Option<&'static str>,
+        status: Option<&'static str>,
+        deleting: bool,
+        /// `deleting` because of our Delete (not a human's).
+        deleted_by_us: bool,
+        /// In the MultiCasskop status.
+        applied: Option<AppliedMark>,
+        /// Reflector cache: last observation while reachable.
+        cache: Option<Option<ObservedCluster>>,
+        want_spec: u32,
+        want_meta: u32,
+        want_seed: u32,
+    }
+
+    impl SimSite {
+        fn new() -> Self {
+            SimSite {
+                reachable: true,
+                foreign: false,
+                exists: false,
+                generation: 0,
+                live_spec: 0,
+                live_meta: 0,
+                live_seed: 0,
+                drifted: false,
+                casskop: CassKop::Idle,
+                phase: None,
+                action: None,
+                status: None,
+                deleting: false,
+                deleted_by_us: false,
+                applied: None,
+                cache: None,
+                want_spec: 1,
+                want_meta: 1,
+                want_seed: 1,
+            }
+        }
+        fn desired_hash(&self) -> String {
+            format!("{}-{}-{}", self.want_spec, self.want_meta, self.want_seed)
+        }
+        fn matches(&self) -> bool {
+            self.live_spec == self.want_spec
+                && self.live_meta == self.want_meta
+                && self.live_seed == self.want_seed
+                && !self.drifted
+        }
+        /// Ground truth: the site is changing (or stuck changing).
+        fn in_progress(&self) -> bool {
+            self.exists && (self.casskop != CassKop::Idle || self.deleting)
+        }
+        /// Ground truth: settled on what is wanted now.
+        fn ready(&self) -> bool {
+            self.exists
+                && !self.deleting
+                && self.casskop == CassKop::Idle
+                && self.matches()
+                && self.phase == Some("Running")
+                && self.status == Some("Done")
+        }
+        fn observe(&self) -> Option<ObservedCluster> {
+            if self.foreign {
+                return Some(ObservedCluster {
+                    ownership: Ownership::Foreign {
+                        owner: "no labels".into(),
+                    },
+                    matches_desired: false,
+                    generation: 3,
+                    phase: Some("Running".into()),
+                    last_cluster_action: Some("Initializing".into()),
+                    last_cluster_action_status: Some("Done".into()),
+                    deleting: false,
+                });
+            }
+            self.exists.then(|| ObservedCluster {
+                ownership: Ownership::Ours,
+                matches_desired: self.matches(),
+                generation: self.generation,
+                phase: self.phase.map(Into::into),
+                last_cluster_action: self.action.map(Into::into),
+                last_cluster_action_status: self.status.map(Into::into),
+                deleting: self.deleting,
+            })
+        }
+        /// Our server-side apply.
+        fn apply(&mut self) {
+            let before = self.exists.then_some(self.generation);
+            let spec_changed = self.live_spec != self.want_spec;
+            if !self.exists {
+                self.exists = true;
+                self.generation = 1;
+                self.phase = None;
+                self.action = None;
+                self.status = None;
+                self.casskop = CassKop::Noticing { created: true };
+            } else if spec_changed {
+                self.generation += 1;
+                self.casskop = CassKop::Noticing { created: false };
+            } else if self.live_seed != self.want_seed {
+                // status.seedlist: no status subresource, so the generation moves; CassKop
+                // does not react to it.
+                self.generation += 1;
+            }
+            self.live_seed = self.want_seed;
+            self.live_spec = self.want_spec;
+            self.live_meta = self.want_meta;
+            self.drifted = false;
+            self.applied = Some(AppliedMark::after_write(
+                self.desired_hash(),
+                self.applied.as_ref(),
+                before,
+                self.generation,
+                spec_changed,
+            ));
+        }
+        /// One move of the site's CassKop (it runs whether we can reach the site or not).
+        fn casskop_step(&mut self, roll: u8, errors: bool) {
+            if !self.exists {
+                return;
+            }
+            if self.deleting {
+                self.exists = false;
+                self.deleting = false;
+                self.deleted_by_us = false;
+                self.generation = 0;
+                self.casskop = CassKop::Idle;
+                return;
+            }
+            let write = |s: &mut Self, phase, action, status, next| {
+                s.phase = Some(phase);
+                s.action = Some(action);
+                s.status = Some(status);
+                s.generation += 1;
+                s.casskop = next;
+            };
+            match self.casskop {
+                CassKop::Noticing { .. } if roll % 4 == 0 => {
+                    // Quick action: only the final status is seen.
+                    let action = self.action.unwrap_or("Initializing");
+                    write(self, "Running", action, "Done", CassKop::Idle)
+                }
+                CassKop::Noticing { created: true } => write(
+                    self,
+                    "Initializing",
+                    "Initializing",
+                    "Ongoing",
+                    CassKop::Working,
+                ),
+                CassKop::Noticing { created: false } => write(
+                    self,
+                    "Pending",
+                    "UpdateDockerImage",
+                    "Ongoing",
+                    CassKop::Working,
+                ),
+                CassKop::Working if errors && roll % 7 == 0 => {
+                    let action = self.action.unwrap_or("Initializing");
+                    write(self, "Pending", action, "Error", CassKop::Error)
+                }
+                CassKop::Working => {
+                    let action = self.action.unwrap_or("Initializing");
+                    write(self, "Running", action, "Done", CassKop::Idle)
+                }
+                CassKop::Idle | CassKop::Error => {}
+            }
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Ev {
+        Plan,
+        CassKop {
+            site: usize,
+            roll: u8,
+        },
+        Reach {
+            site: usize,
+            up: bool,
+        },
+        /// The user edits base (`site: None`) or one override: `kind` 0 spec (CassKop reacts),
+        /// 1 labels/annotations, 2 status.seedlist.
+        Edit {
+            site: Option<usize>,
+            kind: u8,
+        },
+        Foreign {
+            site: usize,
+            present: bool,
+        },
+        ExternalDelete {
+            site: usize,
+        },
+        Drift {
+            site: usize,
+        },
+        HumanFix {
+            site: usize,
+        },
+        /// Controller restart: reflector caches are gone.
+        Restart,
+    }
+
+    fn ev() -> impl Strategy<Value = Ev> {
+        prop_oneof![
+            8 => Just(Ev::Plan),
+            6 => (0..4usize, any::<u8>()).prop_map(|(site, roll)| Ev::CassKop { site, roll }),
+            2 => (0..4usize, any::<bool>()).prop_map(|(site, up)| Ev::Reach { site, up }),
+            2 => (proptest::option::of(0..4usize), 0..3u8)
+                .prop_map(|(site, kind)| Ev::Edit { site, kind }),
+            1 => (0..4usize, any::<bool>()).prop_map(|(site, present)| Ev::Foreign { site, present }),
+            1 => (0..4usize).prop_map(|site| Ev::ExternalDelete { site }),
+            1 => (0..4usize).prop_map(|site| Ev::Drift { site }),
+            1 => (0..4usize).prop_map(|site| Ev::HumanFix { site }),
+            1 => Just(Ev::Restart),
+        ]
+    }
+
+    struct World {
+        sites: Vec<SimSite>,
+        deleting: bool,
+        delete_cc: bool,
+    }
+
+    impl World {
+        fn new(n: usize) -> Self {
+            World {
+                sites: vec![SimSite::new(); n],
+                deleting: false,
+                delete_cc: false,
+            }
+        }
+
+        fn input(&mut self) -> PlanInput {
+            let sites = self
+                .sites
+                .iter_mut()
+                .enumerate()
+                .map(|(i, s)| {
+                    let (access, observed) = if s.reachable {
+                        let o = s.observe();
+                        s.cache = Some(o.clone());
+                        (SiteAccess::Ok, o)
+                    } else {
+                        let reason = "connection refused".to_string();
+                        (
+                            SiteAccess::Unavailable { reason },
+                            s.cache.clone().flatten(),
+                        )
+                    };
+                    SiteInput {
+                        name: format!("s{i}"),
+                        desired_hash: s.desired_hash(),
+                        access,
+                        observed,
+                        applied: s.applied.clone(),
+                    }
+                })
+                .collect();
+            PlanInput {
+                sites,
+                deleting: self.deleting,
+                delete_cassandra_cluster: self.delete_cc,
+            }
+        }
+
+        fn index(&self, site: &str) -> usize {
+            site[1..].parse().unwrap()
+        }
+
+        /// Runs the planner, checks the invariants against the ground truth, carries out the
+        /// action. Returns the action.
+        fn plan_step(&mut self) -> Result<Action, TestCaseError> {
+            let input = self.input();
+            let p = plan(&input);
+            prop_assert_eq!(p.verdicts.len(), self.sites.len());
+            match &p.action {
+                Action::Apply { site } => {
+                    let i = self.index(site);
+                    prop_assert!(!self.deleting, "Apply during deletion");
+                    prop_assert!(self.sites[i].reachable && !self.sites[i].foreign);
+                    for (j, other) in self.sites.iter().enumerate() {
+                        prop_assert!(
+                            j == i || !other.in_progress(),
+                            "Apply on s{} while s{} is in progress: {:?}",
+                            i,
+                            j,
+                            other
+                        );
+                        prop_assert!(
+                            j >= i || other.ready(),
+                            "Apply on s{} before s{} is ready: {:?}",
+                            i,
+                            j,
+                            other
+                        );
+                    }
+                    self.sites[i].apply();
+                }
+                Action::Delete { site } => {
+                    let i = self.index(site);
+                    prop_assert!(self.deleting && self.delete_cc, "Delete when not asked");
+                    let s = &self.sites[i];
+                    prop_assert!(s.reachable && s.exists && !s.foreign && !s.deleting);
+                    for (j, other) in self.sites.iter().enumerate() {
+                        prop_assert!(
+                            j <= i || !other.exists,
+                            "Delete s{} before s{} is gone",
+                            i,
+                            j
+                        );
+                        prop_assert!(j == i || !other.deleted_by_us, "two deletions at once");
+                    }
+                    self.sites[i].deleting = true;
+                    self.sites[i].deleted_by_us = true;
+                }
+                Action::ReleaseFinalizer => {
+                    prop_assert!(self.deleting);
+                    if self.delete_cc {
+                        prop_assert!(
+                            self.sites.iter().all(|s| !s.exists),
+                            "finalizer released while a CassandraCluster of ours remains"
+                        );
+                    }
+                }
+                Action::Converged => {
+                    prop_assert!(!self.deleting);
+                    prop_assert!(self.sites.iter().all(SimSite::ready), "Converged too early");
+                }
+                Action::Wait { .. } | Action::Blocked { .. } => {}
+            }
+            Ok(p.action)
+        }
+
+        fn event(&mut self, e: &Ev) -> Result<(), TestCaseError> {
+            let n = self.sites.len();
+            match *e {
+                Ev::Plan => {
+                    self.plan_step()?;
+                }
+                Ev::CassKop { site, roll } => {
+                    self.sites[site % n].casskop_step(roll, !self.deleting)
+                }
+                Ev::Reach { site, up } => self.sites[site % n].reachable = up,
+                Ev::Edit { site, kind } => {
+                    for (i, s) in self.sites.iter_mut().enumerate() {
+                        if site.is_none_or(|k| k % n == i) {
+                            match kind {
+                                0 => s.want_spec += 1,
+                                1 => s.want_meta += 1,
+                                _ => s.want_seed += 1,
+                            }
+                        }
+                    }
+                }
+                Ev::Foreign { site, present } => {
+                    let s = &mut self.sites[site % n];
+                    if !s.exists {
+                        s.foreign = present;
+                    }
+                }
+                // Things a human does at a site we can see (while we cannot see a site, only
+                // CassKop moves there: a stale cache is never less busy than the truth).
+                Ev::ExternalDelete { site } => {
+                    let s = &mut self.sites[site % n];
+                    if s.reachable && s.exists && !self.deleting {
+                        s.deleting = true;
+                    }
+                }
+                Ev::Drift { site } => {
+                    let s = &mut self.sites[site % n];
+                    if s.reachable && s.exists {
+                        s.drifted = true;
+                    }
+                }
+                Ev::HumanFix { site } => {
+                    let s = &mut self.sites[site % n];
+                    if s.casskop == CassKop::Error {
+                        s.phase = Some("Running");
+                        s.status = Some("Done");
+                        s.generation += 1;
+                        s.casskop = CassKop::Idle;
+                    }
+                }
+                Ev::Restart => self.sites.iter_mut().for_each(|s| s.cache = None),
+            }
+            // The reflectors follow every reachable site.
+            for s in self.sites.iter_mut().filter(|s| s.reachable) {
+                s.cache = Some(s.observe());
+            }
+            Ok(())
+        }
+
+        /// Everything reachable, no foreign objects, errors fixed: the planner must finish.
+        fn settle(&mut self) -> Result<Action, TestCaseError> {
+            for s in &mut self.sites {
+                s.reachable = true;
+                s.foreign = false;
+                if s.casskop == CassKop::Error {
+                    s.phase = Some("Running");
+                    s.status = Some("Done");
+                    s.generation += 1;
+                    s.casskop = CassKop::Idle;
+                }
+            }
+            for _ in 0..200 {
+                let action = self.plan_step()?;
+                match action {
+                    Action::Converged | Action::ReleaseFinalizer => return Ok(action),
+                    Action::Apply { .. } | Action::Delete { .. } => {}
+                    Action::Wait { .. } => {
+                        for s in &mut self.sites {
+                            s.casskop_step(1, false);
+                        }
+                    }
+                    Action::Blocked { site, reason } => {
+                        return Err(TestCaseError::fail(format!(
+                            "blocked on {site} with every site reachable: {reason}"
+                        )));
+                    }
+                }
+            }
+            Err(TestCaseError::fail("did not converge in 200 steps"))
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn one_site_at_a_time_in_order_and_converges(
+            n in 1..=4usize,
+            events in proptest::collection::vec(ev(), 0..150),
+        ) {
+            let mut w = World::new(n);
+            for e in &events {
+                w.event(e)?;
+            }
+            let end = w.settle()?;
+            prop_assert_eq!(end, Action::Converged);
+            for s in &w.sites {
+                prop_assert!(s.ready());
+                prop_assert_eq!(s.applied.as_ref().map(|a| a.hash.clone()), Some(s.desired_hash()));
+            }
+        }
+
+        #[test]
+        fn deletion_is_reverse_order_and_keeps_foreign_clusters(
+            n in 1..=4usize,
+            before in proptest::collection::vec(ev(), 0..100),
+            delete_cc in any::<bool>(),
+            during in proptest::collection::vec(ev(), 0..100),
+        ) {
+            let mut w = World::new(n);
+            for e in &before {
+                w.event(e)?;
+            }
+            w.deleting = true;
+            w.delete_cc = delete_cc;
+            // Sites a human is deleting may vanish; the others must stay without the flag.
+            let existed: Vec<bool> = w.sites.iter().map(|s| s.exists && !s.deleting).collect();
+            for e in &during {
+                // No more edits to the rollout; foreign objects and outages still come and go.
+                if !matches!(e, Ev::Edit { .. } | Ev::Drift { .. } | Ev::ExternalDelete { .. }) {
+                    w.event(e)?;
+                }
+            }
+            if !delete_cc {
+                let action = w.plan_step()?;
+                prop_assert_eq!(action, Action::ReleaseFinalizer);
+                for (s, e) in w.sites.iter().zip(existed) {
+                    prop_assert!(!e || s.exists, "nothing is deleted without deleteCassandraCluster");
+                }
+                return Ok(());
+            }
+            let foreign_before: Vec<bool> = w.sites.iter().map(|s| s.foreign).collect();
+            for s in &mut w.sites {
+                s.reachable = true;
+            }
+            for _ in 0..100 {
+                match w.plan_step()? {
+                    Action::ReleaseFinalizer => break,
+                    Action::Wait { .. } | Action::Delete { .. } => {
+                        for s in &mut w.sites {
+                            if s.deleting {
+                                s.casskop_step(0, false);
+                            }
+                        }
+                    }
+                    other => return Err(TestCaseError::fail(format!("unexpected {other:?}"))),
+                }
+            }
+            prop_assert!(w.sites.iter().all(|s| !s.exists));
+            let foreign_after: Vec<bool> = w.sites.iter().map(|s| s.foreign).collect();
+            prop_assert_eq!(foreign_before, foreign_after);
+        }
     }
 }
