@@ -100,6 +100,9 @@ pub struct SiteStatus {
     /// True when the site is Running/Done with a status written after our last change.
     #[serde(default)]
     pub ready: bool,
+    /// Where the site stands in the rollout: Ready, InProgress, Waiting, Blocked or Deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
     /// Human-readable state of this site (why it waits, what failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
