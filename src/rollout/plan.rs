@@ -1368,7 +1368,7 @@ mod simulation {
                 s.casskop = next;
             };
             match self.casskop {
-                CassKop::Noticing { .. } if roll % 4 == 0 => {
+                CassKop::Noticing { .. } if roll.is_multiple_of(4) => {
                     // Quick action: only the final status is seen.
                     let action = self.action.unwrap_or("Initializing");
                     write(self, "Running", action, "Done", CassKop::Idle)
@@ -1387,7 +1387,7 @@ mod simulation {
                     "Ongoing",
                     CassKop::Working,
                 ),
-                CassKop::Working if errors && roll % 7 == 0 => {
+                CassKop::Working if errors && roll.is_multiple_of(7) => {
                     let action = self.action.unwrap_or("Initializing");
                     write(self, "Pending", action, "Error", CassKop::Error)
                 }
