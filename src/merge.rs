@@ -452,7 +452,8 @@ fn contains(desired: &Value, live: &Value, path: &mut Vec<String>) -> bool {
 /// `live`, written by CassKop or defaulted by the API server, are fine). Lists: same length and
 /// element-wise matching, except `metadata.finalizers`, compared as a set. The spec-hash
 /// annotation is part of `desired`, so a live object written from another desired hash does not
-/// match. Call [`preserve_site_owned_fields`] on `desired` first.
+/// match. `live` is the whole object as JSON (`serde_json::to_value(&dynamic_object)`).
+/// Call [`preserve_site_owned_fields`] on `desired` first.
 pub fn live_matches_desired(desired: &Value, live: &Value) -> bool {
     contains(desired, live, &mut Vec::new())
 }
