@@ -7,10 +7,11 @@
 
 use std::collections::BTreeMap;
 
+use kube::api::DynamicObject;
 use serde_json::Value;
 
-use crate::api::{OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, SITE_LABEL};
-use crate::merge::InvalidSpec;
+use crate::api::{CassandraClusterView, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, SITE_LABEL};
+use crate::merge::{DesiredCluster, InvalidSpec};
 
 /// How the controller can reach a site right now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,6 +169,59 @@ impl AppliedMark {
         AppliedMark {
             hash: hash.into(),
             generation,
+        }
+    }
+}
+
+impl AppliedMark {
+    /// [`AppliedMark::after_write`] from the objects themselves: `before` is the live object our
+    /// write started from (`None`: created), `after` the object the write returned.
+    pub fn after_apply(
+        hash: impl Into<String>,
+        previous: Option<&AppliedMark>,
+        before: Option<&DynamicObject>,
+        after: &DynamicObject,
+    ) -> Self {
+        let generation_after = after.metadata.generation.unwrap_or(0);
+        let generation_before = before.map(|b| b.metadata.generation.unwrap_or(0));
+        let spec_changed = before.is_none_or(|b| b.data.get("spec") != after.data.get("spec"));
+        Self::after_write(
+            hash,
+            previous,
+            generation_before,
+            generation_after,
+            spec_changed,
+        )
+    }
+}
+
+impl ObservedCluster {
+    /// What the planner needs from a live CassandraCluster found at `site` under the desired
+    /// name: ownership from its labels, the drift check (after folding in the fields the site
+    /// owns, see [`crate::merge::preserve_site_owned_fields`]), generation, CassKop's status.
+    pub fn from_live(
+        live: &DynamicObject,
+        desired: &DesiredCluster,
+        owner_ns: &str,
+        owner_name: &str,
+    ) -> Self {
+        let live_json = serde_json::to_value(live).unwrap_or(Value::Null);
+        let mut want = desired.object.clone();
+        crate::merge::preserve_site_owned_fields(&mut want, &live_json);
+        let view = CassandraClusterView(live);
+        ObservedCluster {
+            ownership: Ownership::from_labels(
+                live.metadata.labels.as_ref(),
+                owner_ns,
+                owner_name,
+                &desired.site,
+            ),
+            matches_desired: crate::merge::live_matches_desired(&want, &live_json),
+            generation: live.metadata.generation.unwrap_or(0),
+            phase: view.phase().map(str::to_string),
+            last_cluster_action: view.last_cluster_action().map(str::to_string),
+            last_cluster_action_status: view.last_cluster_action_status().map(str::to_string),
+            deleting: live.metadata.deletion_timestamp.is_some(),
         }
     }
 }
@@ -648,9 +702,10 @@ fn plan_deletion(sites: &[SiteInput], states: &[State]) -> (Action, Vec<SiteVerd
 /// after one wait, Blocked on it). Sites *before* an unreachable one keep progressing, with one
 /// limit: if the unreachable site may be in progress, no other site is started, since we could
 /// otherwise end up with two sites in progress. It may be in progress when its last observation
-/// (the reflector cache passed in `observed`) shows it unsettled, or, with no observation, when
-/// we have written to it (an applied mark) and cannot see whether CassKop finished. A site we
-/// never wrote to, or last saw settled, does not hold earlier sites back. This keeps "one site
+/// (the reflector cache, or after a restart [`crate::rollout::status::last_known_observed`],
+/// passed in `observed`) shows it unsettled, or, with no observation, when we have written to
+/// it (an applied mark) and cannot see whether CassKop finished. A site we never wrote to, or
+/// last saw settled, does not hold earlier sites back. This keeps "one site
 /// in progress" true at the price of pausing a rollout during an outage that follows a write
 /// to the unreachable site.
 ///
@@ -1119,6 +1174,55 @@ mod tests {
         assert_eq!(s, "c");
         assert!(reason.contains("finalizer stays"), "{reason}");
         assert_eq!(kinds(&p), ["Waiting", "Waiting", "Blocked"]);
+    }
+
+    #[test]
+    fn observed_cluster_from_a_live_object() {
+        use crate::merge::desired_for_site;
+        let base = serde_json::json!({
+            "metadata": {"name": "cassandra-demo"},
+            "spec": {"cassandraImage": "cassandra:3.11", "topology": {"dc": [{"name": "dc1", "rack": [{"name": "r1"}]}]}},
+        });
+        let desired = desired_for_site(&base, None, "a", "ns", "demo").unwrap();
+        let mut live_json = desired.object.clone();
+        live_json["metadata"]["generation"] = serde_json::json!(7);
+        live_json["metadata"]["resourceVersion"] = serde_json::json!("42");
+        // CassKop reset a rack's rollingRestart and defaulted runAsUser: not drift.
+        live_json["spec"]["topology"]["dc"][0]["rack"][0]["rollingRestart"] =
+            serde_json::json!(false);
+        live_json["spec"]["runAsUser"] = serde_json::json!(999);
+        live_json["status"] = serde_json::json!({"phase": "Running", "lastClusterAction": "Initializing", "lastClusterActionStatus": "Done"});
+        let live: DynamicObject = serde_json::from_value(live_json.clone()).unwrap();
+        let o = ObservedCluster::from_live(&live, &desired, "ns", "demo");
+        assert_eq!(o.ownership, Ownership::Ours);
+        assert!(o.matches_desired);
+        assert_eq!(o.generation, 7);
+        assert_eq!(o.phase.as_deref(), Some("Running"));
+        assert_eq!(o.last_cluster_action_status.as_deref(), Some("Done"));
+        assert!(!o.deleting);
+        // Someone changed the image: drift.
+        live_json["spec"]["cassandraImage"] = serde_json::json!("cassandra:4");
+        live_json["metadata"]["deletionTimestamp"] = serde_json::json!("2026-01-01T00:00:00Z");
+        let live2: DynamicObject = serde_json::from_value(live_json).unwrap();
+        let o = ObservedCluster::from_live(&live2, &desired, "ns", "other");
+        assert!(!o.matches_desired);
+        assert!(o.deleting);
+        assert!(matches!(o.ownership, Ownership::Foreign { .. }));
+        // Marks from the objects: a spec change waits for CassKop, a label change does not.
+        let mark = AppliedMark::after_apply("h", None, Some(&live), &live2);
+        assert_eq!(
+            mark.generation, 7,
+            "spec changed: wait for a CassKop write after 7"
+        );
+        let mark = AppliedMark::after_apply("h", None, Some(&live), &live);
+        assert_eq!(
+            mark.generation, 6,
+            "nothing CassKop reacts to: counts at once"
+        );
+        assert_eq!(
+            AppliedMark::after_apply("h", None, None, &live).generation,
+            7
+        );
     }
 
     fn names(v: &[&str]) -> Vec<String> {
