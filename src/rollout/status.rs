@@ -260,27 +260,26 @@ pub fn build_status(
                 let changed = prev_state != Some(state);
                 let new_block =
                     state == "Blocked" && before.and_then(|b| b.message.as_ref()) != Some(&message);
-                if (changed && !(prev_state.is_none() && state == "Waiting")) || new_block {
-                    let (type_, reason) = match verdict {
-                        SiteVerdict::Ready => (EventType::Normal, "SiteReady"),
-                        SiteVerdict::InProgress { .. } if plan.deleting => {
-                            (EventType::Normal, "SiteDeleting")
-                        }
-                        SiteVerdict::InProgress { .. } => (EventType::Normal, "SiteInProgress"),
-                        SiteVerdict::Waiting => (EventType::Normal, "SiteWaiting"),
-                        SiteVerdict::Blocked { .. } => (EventType::Warning, "SiteBlocked"),
-                        SiteVerdict::Deleted => (EventType::Normal, "SiteDeleted"),
-                    };
-                    let skip_initial_deleted =
-                        prev_state.is_none() && state == "Deleted" && !plan.deleting;
-                    if !skip_initial_deleted {
-                        events.push(Transition {
-                            type_,
-                            reason: reason.to_string(),
-                            message: message.clone(),
-                            site: Some(name.clone()),
-                        });
+                // Waiting is not news: the site in progress has its own event.
+                let event = match verdict {
+                    SiteVerdict::Ready => Some((EventType::Normal, "SiteReady")),
+                    SiteVerdict::InProgress { .. } if plan.deleting => {
+                        Some((EventType::Normal, "SiteDeleting"))
                     }
+                    SiteVerdict::InProgress { .. } => Some((EventType::Normal, "SiteInProgress")),
+                    SiteVerdict::Blocked { .. } => Some((EventType::Warning, "SiteBlocked")),
+                    SiteVerdict::Deleted => Some((EventType::Normal, "SiteDeleted")),
+                    SiteVerdict::Waiting => None,
+                };
+                if let Some((type_, reason)) = event
+                    && (changed || new_block)
+                {
+                    events.push(Transition {
+                        type_,
+                        reason: reason.to_string(),
+                        message: message.clone(),
+                        site: Some(name.clone()),
+                    });
                 }
                 SiteStatus {
                     name: name.clone(),
@@ -747,6 +746,47 @@ mod tests {
             "{}",
             events[1].message
         );
+    }
+
+    #[test]
+    fn events_tell_the_rollout_story() {
+        let ready = |n: &str| input(n, Some(observed(4, "Running", "Done")), Some(2));
+        let outdated = |n: &str| {
+            let mut i = ready(n);
+            i.desired_hash = "h2".into();
+            i.observed.as_mut().unwrap().matches_desired = false;
+            i
+        };
+        let story = [
+            (
+                vec![input("a", None, None), input("b", None, None)],
+                vec![("SiteInProgress", Some("a"))],
+            ),
+            (
+                vec![ready("a"), input("b", None, None)],
+                vec![("SiteReady", Some("a")), ("SiteInProgress", Some("b"))],
+            ),
+            (
+                vec![ready("a"), ready("b")],
+                vec![("RolloutComplete", None), ("SiteReady", Some("b"))],
+            ),
+            (vec![ready("a"), ready("b")], vec![]),
+            (
+                vec![outdated("a"), outdated("b")],
+                vec![("RolloutProgressing", None), ("SiteInProgress", Some("a"))],
+            ),
+        ];
+        let mut prev: Option<MultiCasskopStatus> = None;
+        for (step, (inputs, expected)) in story.into_iter().enumerate() {
+            let (s, events) = build(prev.as_ref(), inputs, T0);
+            let got: Vec<(&str, Option<&str>)> = events
+                .iter()
+                .map(|e| (e.reason.as_str(), e.site.as_deref()))
+                .collect();
+            assert_eq!(got, expected, "step {step}: {events:?}");
+            assert!(events.iter().all(|e| e.type_ == EventType::Normal));
+            prev = Some(s);
+        }
     }
 
     #[test]
