@@ -11,22 +11,10 @@ pub const DEFAULT_IMPORTS_DIR: &str = "/var/run/secrets/admiralty.io/serviceacco
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CredentialSource {
     InCluster,
-    KubeconfigContext {
-        context: String,
-    },
-    MountedDir {
-        path: PathBuf,
-    },
-    Secret {
-        namespace: String,
-        name: String,
-    },
-    ClientConfig {
-        namespace: String,
-        name: String,
-        secret: String,
-        context: String,
-    },
+    KubeconfigContext { context: String },
+    MountedDir { path: PathBuf },
+    Secret { namespace: String, name: String },
+    ClientConfig { namespace: String, name: String, secret: String, context: String },
 }
 
 /// A usable site: a client to its API server.
@@ -46,9 +34,7 @@ pub struct Site {
 pub enum SiteState {
     Ready(Arc<Site>),
     /// Credentials missing or broken; `reason` names the source tried and what is wrong.
-    Unavailable {
-        reason: String,
-    },
+    Unavailable { reason: String },
 }
 
 /// How to find sites.
