@@ -102,9 +102,8 @@ pub fn json_patch_detailed(live: &Value, patch: &Value) -> Result<Value, PatchEr
         let path = op.get("path").and_then(Value::as_str);
         let value = op.get("value");
         let from = op.get("from").and_then(Value::as_str);
-        let need_path = || {
-            path.ok_or_else(|| PatchError::Invalid("operation missing path field".to_string()))
-        };
+        let need_path =
+            || path.ok_or_else(|| PatchError::Invalid("operation missing path field".to_string()));
         let need_value = || {
             value.cloned().ok_or_else(|| {
                 PatchError::Invalid(format!("{kind} operation, missing value field"))
@@ -181,8 +180,7 @@ fn values_equal(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| values_equal(v, w)))
         }
         _ => a == b,
@@ -354,7 +352,11 @@ fn pod_spec_prefix(kind: &str) -> &'static [&'static str] {
     match kind {
         "Pod" => &["spec"],
         "PodTemplate" => &["template", "spec"],
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job"
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
         | "ReplicationController" => &["spec", "template", "spec"],
         "CronJob" => &["spec", "jobTemplate", "spec", "template", "spec"],
         _ => &[],
@@ -375,13 +377,23 @@ pub fn list_strategy(kind: &str, path: &[String]) -> ListStrategy {
     let pod = pod_spec_prefix(kind);
     if !pod.is_empty() && p.len() > pod.len() && p[..pod.len()] == *pod {
         match &p[pod.len()..] {
-            ["containers" | "initContainers" | "ephemeralContainers" | "volumes"
-            | "imagePullSecrets" | "resourceClaims" | "schedulingGates"] => {
+            [
+                "containers"
+                | "initContainers"
+                | "ephemeralContainers"
+                | "volumes"
+                | "imagePullSecrets"
+                | "resourceClaims"
+                | "schedulingGates",
+            ] => {
                 return MergeByKey("name");
             }
             ["hostAliases"] => return MergeByKey("ip"),
             ["topologySpreadConstraints"] => return MergeByKey("topologyKey"),
-            ["containers" | "initContainers" | "ephemeralContainers", field] => match *field {
+            [
+                "containers" | "initContainers" | "ephemeralContainers",
+                field,
+            ] => match *field {
                 "env" => return MergeByKey("name"),
                 "ports" => return MergeByKey("containerPort"),
                 "volumeMounts" => return MergeByKey("mountPath"),
@@ -904,7 +916,10 @@ pub fn encode_fields_v1(set: &FieldSet) -> Value {
 /// Reads `metadata.managedFields`, merging entries of the same manager, operation and subresource.
 pub fn decode_managed_fields(obj: &Value) -> Vec<ManagedEntry> {
     let mut out: Vec<ManagedEntry> = Vec::new();
-    let Some(list) = obj.pointer("/metadata/managedFields").and_then(Value::as_array) else {
+    let Some(list) = obj
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+    else {
         return out;
     };
     for e in list {
@@ -1008,7 +1023,8 @@ fn remove_path(obj: &mut Value, p: &[String]) -> bool {
             None => return false,
         }
     }
-    cur.as_object_mut().is_some_and(|m| m.remove(last).is_some())
+    cur.as_object_mut()
+        .is_some_and(|m| m.remove(last).is_some())
 }
 
 /// Does anyone own `p`, something under it, or a leaf above it?
@@ -1107,9 +1123,7 @@ fn conflict_message(conflicts: &[(ManagedEntry, FieldSet)]) -> String {
 /// The `details.causes` of kube's 409 for an apply conflict, rebuilt from the message this
 /// module produces: `{"type":"FieldManagerConflict","message":"conflict with \"m\"","field":".spec.x"}`.
 pub fn conflict_causes(message: &str) -> Vec<Value> {
-    let cause = |manager: &str, field: &str| {
-        json!({"type": "FieldManagerConflict", "message": format!("conflict with {manager}"), "field": field})
-    };
+    let cause = |manager: &str, field: &str| json!({"type": "FieldManagerConflict", "message": format!("conflict with {manager}"), "field": field});
     if let Some(rest) = message.strip_prefix("Apply failed with 1 conflict: conflict with ") {
         return match rest.rsplit_once(": ") {
             Some((m, f)) => vec![cause(m, f)],
@@ -1122,7 +1136,10 @@ pub fn conflict_causes(message: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut manager = "";
     for line in body.lines() {
-        if let Some(m) = line.strip_prefix("conflicts with ").and_then(|l| l.strip_suffix(':')) {
+        if let Some(m) = line
+            .strip_prefix("conflicts with ")
+            .and_then(|l| l.strip_suffix(':'))
+        {
             manager = m;
         } else if let Some(f) = line.strip_prefix("- ") {
             out.push(cause(manager, f));
@@ -1148,7 +1165,9 @@ pub fn server_side_apply(
     }
     let subresource = opts.subresource.unwrap_or("");
     let config = apply_config(applied);
-    let live_plain = live.map(without_managed_fields).unwrap_or_else(|| json!({}));
+    let live_plain = live
+        .map(without_managed_fields)
+        .unwrap_or_else(|| json!({}));
     let before = live.map(decode_managed_fields).unwrap_or_default();
     let mut entries = before.clone();
 
@@ -1253,7 +1272,9 @@ pub fn track_update(
     now: &str,
 ) {
     let subresource = subresource.unwrap_or("");
-    let old_managed = old.and_then(|o| o.pointer("/metadata/managedFields")).cloned();
+    let old_managed = old
+        .and_then(|o| o.pointer("/metadata/managedFields"))
+        .cloned();
     let sent = new.pointer("/metadata/managedFields").cloned();
     let client_set = matches!(&sent, Some(Value::Array(s)) if !s.is_empty()) && sent != old_managed;
     let mut entries = if client_set {
@@ -1312,8 +1333,23 @@ mod tests {
     const T2: &str = "2026-01-01T00:01:00Z";
     const T3: &str = "2026-01-01T00:02:00Z";
 
-    fn apply(live: Option<&Value>, cfg: Value, manager: &str, force: bool, now: &str) -> Result<Value, PatchError> {
-        server_side_apply(live, &cfg, &ApplyOptions { manager, force, subresource: None, now })
+    fn apply(
+        live: Option<&Value>,
+        cfg: Value,
+        manager: &str,
+        force: bool,
+        now: &str,
+    ) -> Result<Value, PatchError> {
+        server_side_apply(
+            live,
+            &cfg,
+            &ApplyOptions {
+                manager,
+                force,
+                subresource: None,
+                now,
+            },
+        )
     }
 
     fn cc(spec: Value) -> Value {
@@ -1333,14 +1369,27 @@ mod tests {
     #[test]
     fn merge_patch_sets_nested_fields_and_null_deletes() {
         let live = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"x": 1}});
-        let out = merge_patch(&live, &json!({"metadata": {"labels": {"a": null, "c": "3"}}, "spec": {"y": [1]}})).unwrap();
-        assert_eq!(out, json!({"metadata": {"labels": {"b": "2", "c": "3"}}, "spec": {"x": 1, "y": [1]}}));
+        let out = merge_patch(
+            &live,
+            &json!({"metadata": {"labels": {"a": null, "c": "3"}}, "spec": {"y": [1]}}),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"metadata": {"labels": {"b": "2", "c": "3"}}, "spec": {"x": 1, "y": [1]}})
+        );
     }
 
     #[test]
     fn merge_patch_rejects_non_object_patches() {
-        assert!(matches!(merge_patch(&json!({}), &json!([1])), Err(PatchError::BadRequest(_))));
-        assert!(matches!(merge_patch(&json!({}), &json!("x")), Err(PatchError::BadRequest(_))));
+        assert!(matches!(
+            merge_patch(&json!({}), &json!([1])),
+            Err(PatchError::BadRequest(_))
+        ));
+        assert!(matches!(
+            merge_patch(&json!({}), &json!("x")),
+            Err(PatchError::BadRequest(_))
+        ));
     }
 
     // ---- JSON patch ----
@@ -1359,16 +1408,30 @@ mod tests {
             {"op": "test", "path": "/spec/d", "value": 2.0},
         ]);
         let out = json_patch(&live, &patch).unwrap();
-        assert_eq!(out, json!({"spec": {"a": 10, "c": 10, "d": 2, "list": [0, 1, 2, 3]}, "metadata": {"labels": {}}}));
+        assert_eq!(
+            out,
+            json!({"spec": {"a": 10, "c": 10, "d": 2, "list": [0, 1, 2, 3]}, "metadata": {"labels": {}}})
+        );
     }
 
     #[test]
     fn json_patch_failed_test_is_invalid_with_kubes_message() {
         let live = json!({"spec": {"a": 1}});
-        let err = json_patch(&live, &json!([{"op": "test", "path": "/spec/a", "value": 2}])).unwrap_err();
+        let err = json_patch(
+            &live,
+            &json!([{"op": "test", "path": "/spec/a", "value": 2}]),
+        )
+        .unwrap_err();
         assert_eq!(err, PatchError::Invalid(JSON_PATCH_INVALID_MESSAGE.into()));
-        let detail = json_patch_detailed(&live, &json!([{"op": "test", "path": "/spec/a", "value": 2}])).unwrap_err();
-        assert_eq!(detail, PatchError::Invalid("testing value /spec/a failed: test failed".into()));
+        let detail = json_patch_detailed(
+            &live,
+            &json!([{"op": "test", "path": "/spec/a", "value": 2}]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            detail,
+            PatchError::Invalid("testing value /spec/a failed: test failed".into())
+        );
     }
 
     #[test]
@@ -1377,7 +1440,10 @@ mod tests {
         let d = |p: Value| json_patch_detailed(&live, &p).unwrap_err();
         assert_eq!(
             d(json!([{"op": "replace", "path": "/spec/b", "value": 1}])),
-            PatchError::Invalid("replace operation does not apply: doc is missing key: /spec/b: missing value".into())
+            PatchError::Invalid(
+                "replace operation does not apply: doc is missing key: /spec/b: missing value"
+                    .into()
+            )
         );
         assert_eq!(
             d(json!([{"op": "remove", "path": "/spec/b"}])),
@@ -1387,19 +1453,31 @@ mod tests {
             d(json!([{"op": "add", "path": "/status/phase", "value": "x"}])),
             PatchError::Invalid("add operation does not apply: doc is missing path: \"/status/phase\": missing value".into())
         );
-        assert!(matches!(json_patch(&live, &json!([{"op": "remove", "path": "/nope/x"}])), Err(PatchError::Invalid(_))));
+        assert!(matches!(
+            json_patch(&live, &json!([{"op": "remove", "path": "/nope/x"}])),
+            Err(PatchError::Invalid(_))
+        ));
     }
 
     #[test]
     fn json_patch_must_be_an_array() {
-        assert!(matches!(json_patch(&json!({}), &json!({"op": "add"})), Err(PatchError::BadRequest(_))));
-        assert!(matches!(json_patch(&json!({}), &json!([1])), Err(PatchError::BadRequest(_))));
+        assert!(matches!(
+            json_patch(&json!({}), &json!({"op": "add"})),
+            Err(PatchError::BadRequest(_))
+        ));
+        assert!(matches!(
+            json_patch(&json!({}), &json!([1])),
+            Err(PatchError::BadRequest(_))
+        ));
     }
 
     #[test]
     fn json_patch_failure_leaves_nothing_half_applied() {
         let live = json!({"spec": {"a": 1}});
-        let r = json_patch(&live, &json!([{"op": "replace", "path": "/spec/a", "value": 5}, {"op": "test", "path": "/spec/a", "value": 1}]));
+        let r = json_patch(
+            &live,
+            &json!([{"op": "replace", "path": "/spec/a", "value": 5}, {"op": "test", "path": "/spec/a", "value": 1}]),
+        );
         assert!(r.is_err());
         assert_eq!(live, json!({"spec": {"a": 1}}));
     }
@@ -1424,15 +1502,23 @@ mod tests {
         assert_eq!(c.as_array().unwrap().len(), 2);
         assert_eq!(c[0]["name"], "c1");
         assert_eq!(c[0]["image"], "i1b");
-        assert_eq!(c[0]["env"], json!([{"name": "A", "value": "1"}, {"name": "B", "value": "20"}, {"name": "C", "value": "3"}]));
+        assert_eq!(
+            c[0]["env"],
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "20"}, {"name": "C", "value": "3"}])
+        );
         assert_eq!(c[0]["args"], json!(["x"]));
         assert_eq!(c[1], json!({"name": "c2", "image": "i2"}));
     }
 
     #[test]
     fn smp_replaces_lists_without_merge_key() {
-        let out = strategic_merge_patch(&pod(), &json!({"spec": {"tolerations": [{"key": "k2"}],
-            "containers": [{"name": "c1", "args": ["y"]}]}}), "Pod").unwrap();
+        let out = strategic_merge_patch(
+            &pod(),
+            &json!({"spec": {"tolerations": [{"key": "k2"}],
+            "containers": [{"name": "c1", "args": ["y"]}]}}),
+            "Pod",
+        )
+        .unwrap();
         assert_eq!(out["spec"]["tolerations"], json!([{"key": "k2"}]));
         assert_eq!(out["spec"]["containers"][0]["args"], json!(["y"]));
     }
@@ -1448,7 +1534,10 @@ mod tests {
         assert_eq!(out["spec"]["replicas"], 3);
         let c = &out["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["image"], "c:4");
-        assert_eq!(c["volumeMounts"], json!([{"mountPath": "/logs", "name": "l"}, {"mountPath": "/data", "name": "d"}]));
+        assert_eq!(
+            c["volumeMounts"],
+            json!([{"mountPath": "/logs", "name": "l"}, {"mountPath": "/data", "name": "d"}])
+        );
     }
 
     #[test]
@@ -1465,27 +1554,55 @@ mod tests {
 
     #[test]
     fn smp_patch_replace_directive_replaces_a_list_or_map() {
-        let out = strategic_merge_patch(&pod(), &json!({"spec": {"containers": [{"name": "n", "image": "x"}, {"$patch": "replace"}]}}), "Pod").unwrap();
-        assert_eq!(out["spec"]["containers"], json!([{"name": "n", "image": "x"}]));
-        let out = strategic_merge_patch(&pod(), &json!({"metadata": {"$patch": "replace", "name": "q"}}), "Pod").unwrap();
+        let out = strategic_merge_patch(
+            &pod(),
+            &json!({"spec": {"containers": [{"name": "n", "image": "x"}, {"$patch": "replace"}]}}),
+            "Pod",
+        )
+        .unwrap();
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "n", "image": "x"}])
+        );
+        let out = strategic_merge_patch(
+            &pod(),
+            &json!({"metadata": {"$patch": "replace", "name": "q"}}),
+            "Pod",
+        )
+        .unwrap();
         assert_eq!(out["metadata"], json!({"name": "q"}));
     }
 
     #[test]
     fn smp_delete_from_primitive_list_and_retain_keys() {
         let live = json!({"metadata": {"finalizers": ["a", "b", "c"]}, "spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}}});
-        let out = strategic_merge_patch(&live, &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["b"]},
-            "spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}), "Deployment").unwrap();
+        let out = strategic_merge_patch(
+            &live,
+            &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["b"]},
+            "spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}),
+            "Deployment",
+        )
+        .unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!(["a", "c"]));
         assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
     }
 
     #[test]
     fn smp_set_element_order_orders_merged_list() {
-        let out = strategic_merge_patch(&pod(), &json!({"spec": {
+        let out = strategic_merge_patch(
+            &pod(),
+            &json!({"spec": {
             "$setElementOrder/containers": [{"name": "c2"}, {"name": "c1"}],
-            "containers": [{"name": "c2", "image": "i2b"}]}}), "Pod").unwrap();
-        let names: Vec<&str> = out["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+            "containers": [{"name": "c2", "image": "i2b"}]}}),
+            "Pod",
+        )
+        .unwrap();
+        let names: Vec<&str> = out["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["c2", "c1"]);
         assert_eq!(out["spec"]["containers"][0]["image"], "i2b");
     }
@@ -1493,7 +1610,12 @@ mod tests {
     #[test]
     fn smp_orders_new_items_like_kubes_merge_sorted_slice() {
         let out = strategic_merge_patch(&pod(), &json!({"spec": {"containers": [{"name": "c0", "image": "i0"}, {"name": "c2", "image": "z"}]}}), "Pod").unwrap();
-        let names: Vec<&str> = out["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = out["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         // like kube: an unknown patch item goes before the server item it is compared with
         assert_eq!(names, ["c0", "c1", "c2"]);
     }
@@ -1501,15 +1623,30 @@ mod tests {
     #[test]
     fn smp_status_conditions_merge_by_type() {
         let live = json!({"status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Initialized", "status": "True"}]}});
-        let out = strategic_merge_patch(&live, &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}), "Pod").unwrap();
-        assert_eq!(out["status"]["conditions"], json!([{"type": "Ready", "status": "True"}, {"type": "Initialized", "status": "True"}]));
+        let out = strategic_merge_patch(
+            &live,
+            &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+            "Pod",
+        )
+        .unwrap();
+        assert_eq!(
+            out["status"]["conditions"],
+            json!([{"type": "Ready", "status": "True"}, {"type": "Initialized", "status": "True"}])
+        );
     }
 
     #[test]
     fn smp_rejects_non_object_patch_and_missing_merge_key() {
-        assert!(matches!(strategic_merge_patch(&pod(), &json!([]), "Pod"), Err(PatchError::BadRequest(_))));
         assert!(matches!(
-            strategic_merge_patch(&pod(), &json!({"spec": {"containers": [{"image": "x"}]}}), "Pod"),
+            strategic_merge_patch(&pod(), &json!([]), "Pod"),
+            Err(PatchError::BadRequest(_))
+        ));
+        assert!(matches!(
+            strategic_merge_patch(
+                &pod(),
+                &json!({"spec": {"containers": [{"image": "x"}]}}),
+                "Pod"
+            ),
             Err(PatchError::BadRequest(_))
         ));
     }
@@ -1517,30 +1654,72 @@ mod tests {
     #[test]
     fn merge_key_table_covers_built_in_paths() {
         let p = |s: &str| s.split('.').map(str::to_string).collect::<Vec<_>>();
-        assert_eq!(list_strategy("Pod", &p("spec.containers")), ListStrategy::MergeByKey("name"));
-        assert_eq!(list_strategy("Pod", &p("spec.containers.ports")), ListStrategy::MergeByKey("containerPort"));
-        assert_eq!(list_strategy("StatefulSet", &p("spec.template.spec.initContainers.env")), ListStrategy::MergeByKey("name"));
-        assert_eq!(list_strategy("CronJob", &p("spec.jobTemplate.spec.template.spec.volumes")), ListStrategy::MergeByKey("name"));
-        assert_eq!(list_strategy("StatefulSet", &p("spec.volumeClaimTemplates")), ListStrategy::Replace);
-        assert_eq!(list_strategy("Pod", &p("spec.tolerations")), ListStrategy::Replace);
-        assert_eq!(list_strategy("Secret", &p("metadata.ownerReferences")), ListStrategy::MergeByKey("uid"));
-        assert_eq!(list_strategy("Service", &p("spec.ports")), ListStrategy::MergeByKey("port"));
-        assert_eq!(list_strategy("ServiceAccount", &p("secrets")), ListStrategy::MergeByKey("name"));
-        assert_eq!(list_strategy("ConfigMap", &p("spec.containers")), ListStrategy::Replace);
+        assert_eq!(
+            list_strategy("Pod", &p("spec.containers")),
+            ListStrategy::MergeByKey("name")
+        );
+        assert_eq!(
+            list_strategy("Pod", &p("spec.containers.ports")),
+            ListStrategy::MergeByKey("containerPort")
+        );
+        assert_eq!(
+            list_strategy("StatefulSet", &p("spec.template.spec.initContainers.env")),
+            ListStrategy::MergeByKey("name")
+        );
+        assert_eq!(
+            list_strategy("CronJob", &p("spec.jobTemplate.spec.template.spec.volumes")),
+            ListStrategy::MergeByKey("name")
+        );
+        assert_eq!(
+            list_strategy("StatefulSet", &p("spec.volumeClaimTemplates")),
+            ListStrategy::Replace
+        );
+        assert_eq!(
+            list_strategy("Pod", &p("spec.tolerations")),
+            ListStrategy::Replace
+        );
+        assert_eq!(
+            list_strategy("Secret", &p("metadata.ownerReferences")),
+            ListStrategy::MergeByKey("uid")
+        );
+        assert_eq!(
+            list_strategy("Service", &p("spec.ports")),
+            ListStrategy::MergeByKey("port")
+        );
+        assert_eq!(
+            list_strategy("ServiceAccount", &p("secrets")),
+            ListStrategy::MergeByKey("name")
+        );
+        assert_eq!(
+            list_strategy("ConfigMap", &p("spec.containers")),
+            ListStrategy::Replace
+        );
     }
 
     // ---- fieldsV1 ----
 
     #[test]
     fn fields_v1_round_trips_and_reads_kube_list_keys() {
-        let set = field_set(&cc(json!({"image": "c:3", "nodes": 3, "topology": {"dc": [{"name": "dc1"}]}})));
+        let set = field_set(&cc(
+            json!({"image": "c:3", "nodes": 3, "topology": {"dc": [{"name": "dc1"}]}}),
+        ));
         let enc = encode_fields_v1(&set);
-        assert_eq!(enc, json!({"f:spec": {"f:image": {}, "f:nodes": {}, "f:topology": {"f:dc": {}}}}));
+        assert_eq!(
+            enc,
+            json!({"f:spec": {"f:image": {}, "f:nodes": {}, "f:topology": {"f:dc": {}}}})
+        );
         assert_eq!(decode_fields_v1(&enc), set);
         let kube = json!({"f:metadata": {"f:labels": {".": {}, "f:app": {}}}, "f:spec": {"f:containers": {"k:{\"name\":\"nginx\"}": {".": {}, "f:image": {}}}}});
         let decoded = decode_fields_v1(&kube);
         let paths: Vec<String> = decoded.iter().map(|p| path_string(p)).collect();
-        assert_eq!(paths, [".metadata.labels", ".metadata.labels.app", ".spec.containers"]);
+        assert_eq!(
+            paths,
+            [
+                ".metadata.labels",
+                ".metadata.labels.app",
+                ".spec.containers"
+            ]
+        );
     }
 
     #[test]
@@ -1548,28 +1727,56 @@ mod tests {
         let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "n", "uid": "u",
             "resourceVersion": "1", "labels": {"a": "1", "b": "2"}, "annotations": {"k": "v"}}, "data": {"x": "y"}});
         let paths: Vec<String> = field_set(&obj).iter().map(|p| path_string(p)).collect();
-        assert_eq!(paths, [".data.x", ".metadata.annotations.k", ".metadata.labels.a", ".metadata.labels.b"]);
+        assert_eq!(
+            paths,
+            [
+                ".data.x",
+                ".metadata.annotations.k",
+                ".metadata.labels.a",
+                ".metadata.labels.b"
+            ]
+        );
     }
 
     // ---- server-side apply ----
 
     #[test]
     fn apply_creates_the_object_with_one_apply_entry() {
-        let out = apply(None, cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T1).unwrap();
+        let out = apply(
+            None,
+            cc(json!({"image": "c:3", "nodes": 3})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
         assert_eq!(out["spec"], json!({"image": "c:3", "nodes": 3}));
         assert_eq!(out["metadata"]["name"], "cc");
         let mf = out["metadata"]["managedFields"].as_array().unwrap();
         assert_eq!(mf.len(), 1);
-        assert_eq!(mf[0], json!({"manager": "mc", "operation": "Apply", "apiVersion": "db.orange.com/v2", "time": T1,
-            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:image": {}, "f:nodes": {}}}}));
+        assert_eq!(
+            mf[0],
+            json!({"manager": "mc", "operation": "Apply", "apiVersion": "db.orange.com/v2", "time": T1,
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:image": {}, "f:nodes": {}}}})
+        );
     }
 
     #[test]
     fn reapplying_a_smaller_config_removes_dropped_fields() {
-        let v1 = apply(None, cc(json!({"image": "c:3", "nodes": 3, "extra": {"a": 1}})), "mc", false, T1).unwrap();
+        let v1 = apply(
+            None,
+            cc(json!({"image": "c:3", "nodes": 3, "extra": {"a": 1}})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
         let v2 = apply(Some(&v1), cc(json!({"image": "c:3"})), "mc", false, T2).unwrap();
         assert_eq!(v2["spec"], json!({"image": "c:3"}));
-        assert_eq!(entry(&v2, "mc").unwrap()["fieldsV1"], json!({"f:spec": {"f:image": {}}}));
+        assert_eq!(
+            entry(&v2, "mc").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:image": {}}})
+        );
         assert_eq!(entry(&v2, "mc").unwrap()["time"], T2);
     }
 
@@ -1586,14 +1793,27 @@ mod tests {
 
     #[test]
     fn another_managers_field_survives_an_apply_that_drops_it() {
-        let v1 = apply(None, cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T1).unwrap();
+        let v1 = apply(
+            None,
+            cc(json!({"image": "c:3", "nodes": 3})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
         // another manager applies the same nodes value: shared ownership, no conflict
         let v2 = apply(Some(&v1), cc(json!({"nodes": 3})), "other", false, T2).unwrap();
         assert!(entry(&v2, "other").is_some());
         let v3 = apply(Some(&v2), cc(json!({"image": "c:3"})), "mc", false, T3).unwrap();
         assert_eq!(v3["spec"], json!({"image": "c:3", "nodes": 3}));
-        assert_eq!(entry(&v3, "mc").unwrap()["fieldsV1"], json!({"f:spec": {"f:image": {}}}));
-        assert_eq!(entry(&v3, "other").unwrap()["fieldsV1"], json!({"f:spec": {"f:nodes": {}}}));
+        assert_eq!(
+            entry(&v3, "mc").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:image": {}}})
+        );
+        assert_eq!(
+            entry(&v3, "other").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:nodes": {}}})
+        );
     }
 
     #[test]
@@ -1608,10 +1828,29 @@ mod tests {
 
     #[test]
     fn conflicting_apply_fails_without_force_with_kubes_message() {
-        let v1 = apply(None, cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T1).unwrap();
+        let v1 = apply(
+            None,
+            cc(json!({"image": "c:3", "nodes": 3})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
         let err = apply(Some(&v1), cc(json!({"image": "c:4"})), "other", false, T2).unwrap_err();
-        assert_eq!(err, PatchError::Conflict { message: "Apply failed with 1 conflict: conflict with \"mc\": .spec.image".into() });
-        let err = apply(Some(&v1), cc(json!({"image": "c:4", "nodes": 5})), "other", false, T2).unwrap_err();
+        assert_eq!(
+            err,
+            PatchError::Conflict {
+                message: "Apply failed with 1 conflict: conflict with \"mc\": .spec.image".into()
+            }
+        );
+        let err = apply(
+            Some(&v1),
+            cc(json!({"image": "c:4", "nodes": 5})),
+            "other",
+            false,
+            T2,
+        )
+        .unwrap_err();
         assert_eq!(err, PatchError::Conflict {
             message: "Apply failed with 2 conflicts: conflicts with \"mc\":\n- .spec.image\n- .spec.nodes".into()
         });
@@ -1624,10 +1863,15 @@ mod tests {
         track_update(None, &mut created, "kubectl-client-side-apply", None, T1);
         let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "2"}});
         let err = apply(Some(&created), cfg, "kubectl", false, T2).unwrap_err();
-        assert_eq!(err.to_string(), "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using v1: .data.a");
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using v1: .data.a"
+        );
         assert_eq!(
             conflict_causes(&err.to_string()),
-            vec![json!({"type": "FieldManagerConflict", "message": "conflict with \"kubectl-client-side-apply\" using v1", "field": ".data.a"})]
+            vec![
+                json!({"type": "FieldManagerConflict", "message": "conflict with \"kubectl-client-side-apply\" using v1", "field": ".data.a"})
+            ]
         );
     }
 
@@ -1637,44 +1881,88 @@ mod tests {
         let v2 = apply(Some(&v1), cc(json!({"a": 1})), "alpha", false, T2).unwrap();
         let err = apply(Some(&v2), cc(json!({"a": 2, "b": 2})), "me", false, T3).unwrap_err();
         let msg = err.to_string();
-        assert_eq!(msg, "Apply failed with 2 conflicts: conflicts with \"alpha\":\n- .spec.a\nconflicts with \"zeta\":\n- .spec.b");
+        assert_eq!(
+            msg,
+            "Apply failed with 2 conflicts: conflicts with \"alpha\":\n- .spec.a\nconflicts with \"zeta\":\n- .spec.b"
+        );
         assert_eq!(conflict_causes(&msg).len(), 2);
         assert_eq!(conflict_causes(&msg)[1]["field"], ".spec.b");
     }
 
     #[test]
     fn forced_apply_succeeds_and_transfers_ownership() {
-        let v1 = apply(None, cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T1).unwrap();
+        let v1 = apply(
+            None,
+            cc(json!({"image": "c:3", "nodes": 3})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
         let v2 = apply(Some(&v1), cc(json!({"image": "c:4"})), "other", true, T2).unwrap();
         assert_eq!(v2["spec"], json!({"image": "c:4", "nodes": 3}));
-        assert_eq!(entry(&v2, "mc").unwrap()["fieldsV1"], json!({"f:spec": {"f:nodes": {}}}));
-        assert_eq!(entry(&v2, "other").unwrap()["fieldsV1"], json!({"f:spec": {"f:image": {}}}));
+        assert_eq!(
+            entry(&v2, "mc").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:nodes": {}}})
+        );
+        assert_eq!(
+            entry(&v2, "other").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:image": {}}})
+        );
         // the old owner now conflicts in turn
-        assert!(matches!(apply(Some(&v2), cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T3), Err(PatchError::Conflict { .. })));
+        assert!(matches!(
+            apply(
+                Some(&v2),
+                cc(json!({"image": "c:3", "nodes": 3})),
+                "mc",
+                false,
+                T3
+            ),
+            Err(PatchError::Conflict { .. })
+        ));
     }
 
     #[test]
     fn same_value_applied_by_two_managers_is_shared_without_conflict() {
         let v1 = apply(None, cc(json!({"image": "c:3"})), "mc", false, T1).unwrap();
         let v2 = apply(Some(&v1), cc(json!({"image": "c:3"})), "other", false, T2).unwrap();
-        assert_eq!(entry(&v2, "mc").unwrap()["fieldsV1"], json!({"f:spec": {"f:image": {}}}));
-        assert_eq!(entry(&v2, "other").unwrap()["fieldsV1"], json!({"f:spec": {"f:image": {}}}));
+        assert_eq!(
+            entry(&v2, "mc").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:image": {}}})
+        );
+        assert_eq!(
+            entry(&v2, "other").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:image": {}}})
+        );
         // dropping it from one manager keeps the value: the other still owns it
         let v3 = apply(Some(&v2), json!({"apiVersion": "db.orange.com/v2", "kind": "CassandraCluster", "metadata": {"name": "cc", "namespace": "ns"}}), "mc", false, T3).unwrap();
         assert_eq!(v3["spec"]["image"], "c:3");
-        assert!(entry(&v3, "mc").is_none(), "an empty manager entry is dropped");
+        assert!(
+            entry(&v3, "mc").is_none(),
+            "an empty manager entry is dropped"
+        );
     }
 
     #[test]
     fn no_op_apply_leaves_the_object_identical() {
-        let mut v1 = apply(None, cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T1).unwrap();
+        let mut v1 = apply(
+            None,
+            cc(json!({"image": "c:3", "nodes": 3})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
         v1["metadata"]["resourceVersion"] = json!("7");
         v1["metadata"]["uid"] = json!("u-1");
         v1["metadata"]["creationTimestamp"] = json!(T1);
         let mut cfg = cc(json!({"image": "c:3", "nodes": 3}));
         cfg["metadata"]["managedFields"] = json!([{"manager": "spoof"}]);
         let v2 = apply(Some(&v1), cfg, "mc", false, T3).unwrap();
-        assert_eq!(serde_json::to_string(&v2).unwrap(), serde_json::to_string(&v1).unwrap());
+        assert_eq!(
+            serde_json::to_string(&v2).unwrap(),
+            serde_json::to_string(&v1).unwrap()
+        );
     }
 
     #[test]
@@ -1694,7 +1982,17 @@ mod tests {
     fn applies_to_status_subresource_are_separate_managers() {
         let v1 = apply(None, cc(json!({"image": "c:3"})), "mc", false, T1).unwrap();
         let status_cfg = json!({"apiVersion": "db.orange.com/v2", "kind": "CassandraCluster", "metadata": {"name": "cc", "namespace": "ns"}, "status": {"phase": "Running"}});
-        let v2 = server_side_apply(Some(&v1), &status_cfg, &ApplyOptions { manager: "mc", force: false, subresource: Some("status"), now: T2 }).unwrap();
+        let v2 = server_side_apply(
+            Some(&v1),
+            &status_cfg,
+            &ApplyOptions {
+                manager: "mc",
+                force: false,
+                subresource: Some("status"),
+                now: T2,
+            },
+        )
+        .unwrap();
         let mf = v2["metadata"]["managedFields"].as_array().unwrap();
         assert_eq!(mf.len(), 2);
         assert_eq!(mf[1]["subresource"], "status");
@@ -1704,14 +2002,34 @@ mod tests {
 
     #[test]
     fn lists_are_atomic_for_ownership() {
-        let v1 = apply(None, cc(json!({"topology": {"dc": [{"name": "dc1"}]}})), "mc", false, T1).unwrap();
-        let err = apply(Some(&v1), cc(json!({"topology": {"dc": [{"name": "dc1"}, {"name": "dc2"}]}})), "other", false, T2).unwrap_err();
-        assert_eq!(err.to_string(), "Apply failed with 1 conflict: conflict with \"mc\": .spec.topology.dc");
+        let v1 = apply(
+            None,
+            cc(json!({"topology": {"dc": [{"name": "dc1"}]}})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
+        let err = apply(
+            Some(&v1),
+            cc(json!({"topology": {"dc": [{"name": "dc1"}, {"name": "dc2"}]}})),
+            "other",
+            false,
+            T2,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"mc\": .spec.topology.dc"
+        );
     }
 
     #[test]
     fn apply_rejects_non_objects() {
-        assert!(matches!(apply(None, json!([1]), "mc", false, T1), Err(PatchError::BadRequest(_))));
+        assert!(matches!(
+            apply(None, json!([1]), "mc", false, T1),
+            Err(PatchError::BadRequest(_))
+        ));
     }
 
     // ---- updates ----
@@ -1722,23 +2040,46 @@ mod tests {
         track_update(None, &mut obj, "kubectl-create", None, T1);
         let mf = obj["metadata"]["managedFields"].as_array().unwrap();
         assert_eq!(mf.len(), 1);
-        assert_eq!(mf[0], json!({"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1", "time": T1,
-            "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:k": {}}, "f:metadata": {"f:labels": {"f:a": {}}}, "f:type": {}}}));
+        assert_eq!(
+            mf[0],
+            json!({"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1", "time": T1,
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:k": {}}, "f:metadata": {"f:labels": {"f:a": {}}}, "f:type": {}}})
+        );
     }
 
     #[test]
     fn update_transfers_ownership_of_changed_fields() {
-        let v1 = apply(None, cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T1).unwrap();
+        let v1 = apply(
+            None,
+            cc(json!({"image": "c:3", "nodes": 3})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
         let mut v2 = v1.clone();
         v2["spec"]["image"] = json!("c:4");
         track_update(Some(&v1), &mut v2, "kubectl-edit", None, T2);
-        assert_eq!(entry(&v2, "mc").unwrap()["fieldsV1"], json!({"f:spec": {"f:nodes": {}}}));
+        assert_eq!(
+            entry(&v2, "mc").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:nodes": {}}})
+        );
         let edit = entry(&v2, "kubectl-edit").unwrap();
         assert_eq!(edit["operation"], "Update");
         assert_eq!(edit["fieldsV1"], json!({"f:spec": {"f:image": {}}}));
         // the applier now conflicts on the field the updater took
-        let err = apply(Some(&v2), cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T3).unwrap_err();
-        assert_eq!(err.to_string(), "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using db.orange.com/v2: .spec.image");
+        let err = apply(
+            Some(&v2),
+            cc(json!({"image": "c:3", "nodes": 3})),
+            "mc",
+            false,
+            T3,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using db.orange.com/v2: .spec.image"
+        );
     }
 
     #[test]
@@ -1747,7 +2088,10 @@ mod tests {
         let mut v2 = v1.clone();
         v2["metadata"]["resourceVersion"] = json!("9");
         track_update(Some(&v1), &mut v2, "kubectl-edit", None, T2);
-        assert_eq!(v2["metadata"]["managedFields"], v1["metadata"]["managedFields"]);
+        assert_eq!(
+            v2["metadata"]["managedFields"],
+            v1["metadata"]["managedFields"]
+        );
     }
 
     #[test]
@@ -1758,7 +2102,10 @@ mod tests {
         v2["spec"]["nodes"] = json!(1);
         track_update(Some(&v1), &mut v2, "kubectl-patch", None, T2);
         assert!(entry(&v2, "mc").is_none());
-        assert_eq!(entry(&v2, "kubectl-patch").unwrap()["fieldsV1"], json!({"f:spec": {"f:nodes": {}}}));
+        assert_eq!(
+            entry(&v2, "kubectl-patch").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:nodes": {}}})
+        );
     }
 
     #[test]
@@ -1792,7 +2139,12 @@ mod tests {
         v2["spec"]["b"] = json!(1);
         track_update(Some(&v1), &mut v2, "aa", None, T1);
         let v3 = apply(Some(&v2), cc(json!({"c": 1})), "mm", false, T1).unwrap();
-        let order: Vec<&str> = v3["metadata"]["managedFields"].as_array().unwrap().iter().map(|e| e["manager"].as_str().unwrap()).collect();
+        let order: Vec<&str> = v3["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["manager"].as_str().unwrap())
+            .collect();
         assert_eq!(order, ["mm", "zz", "aa"]);
     }
 }

@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_LABEL_ERR: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str =
+    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const DNS1035_LABEL_ERR: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
@@ -43,8 +44,14 @@ pub fn name_rule(resource: &str) -> NameRule {
     match resource.to_ascii_lowercase().as_str() {
         "namespaces" | "namespace" => NameRule::Label,
         "services" | "service" => NameRule::Dns1035,
-        "roles" | "role" | "rolebindings" | "rolebinding" | "clusterroles" | "clusterrole"
-        | "clusterrolebindings" | "clusterrolebinding" => NameRule::PathSegment,
+        "roles"
+        | "role"
+        | "rolebindings"
+        | "rolebinding"
+        | "clusterroles"
+        | "clusterrole"
+        | "clusterrolebindings"
+        | "clusterrolebinding" => NameRule::PathSegment,
         _ => NameRule::Subdomain,
     }
 }
@@ -370,7 +377,13 @@ mod tests {
 
     #[test]
     fn dotted_names_are_valid_subdomains_but_not_labels() {
-        assert!(validate_name("customresourcedefinitions", "cassandraclusters.db.orange.com").is_ok());
+        assert!(
+            validate_name(
+                "customresourcedefinitions",
+                "cassandraclusters.db.orange.com"
+            )
+            .is_ok()
+        );
         assert!(validate_name("namespaces", "db.orange").is_err());
     }
 
@@ -379,11 +392,17 @@ mod tests {
         let long = "a".repeat(254);
         assert_eq!(
             validate_name("configmaps", &long).unwrap_err(),
-            format!("metadata.name: Invalid value: \"{long}\": must be no more than 253 characters")
+            format!(
+                "metadata.name: Invalid value: \"{long}\": must be no more than 253 characters"
+            )
         );
         assert!(validate_name("configmaps", &"a".repeat(253)).is_ok());
         let ns = "a".repeat(64);
-        assert!(validate_name("namespaces", &ns).unwrap_err().ends_with("must be no more than 63 characters"));
+        assert!(
+            validate_name("namespaces", &ns)
+                .unwrap_err()
+                .ends_with("must be no more than 63 characters")
+        );
     }
 
     #[test]
@@ -419,7 +438,11 @@ mod tests {
     #[test]
     fn service_names_must_start_with_a_letter() {
         assert!(validate_name("services", "web").is_ok());
-        assert!(validate_name("services", "1web").unwrap_err().contains("DNS-1035 label"));
+        assert!(
+            validate_name("services", "1web")
+                .unwrap_err()
+                .contains("DNS-1035 label")
+        );
     }
 
     #[test]
@@ -446,7 +469,9 @@ mod tests {
         assert!(
             validate_labels(too_many.as_object().unwrap())
                 .unwrap_err()
-                .contains("with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')")
+                .contains(
+                    "with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+                )
         );
     }
 
