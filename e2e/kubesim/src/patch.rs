@@ -1262,8 +1262,8 @@ pub fn server_side_apply(
 
 /// Records a non-apply write (create, update, patch) by `manager`: it takes ownership of the
 /// fields whose value it added or changed, other managers lose those fields (no conflicts for
-/// updates) and everyone loses removed fields. When the client itself sent different
-/// managedFields, those are the starting point, as kube allows.
+/// updates) and everyone loses removed fields. Like kube, non-empty managedFields sent by the
+/// client (main resource only) are the starting point, and `managedFields: [{}]` resets them.
 pub fn track_update(
     old: Option<&Value>,
     new: &mut Value,
@@ -1271,17 +1271,18 @@ pub fn track_update(
     subresource: Option<&str>,
     now: &str,
 ) {
-    let subresource = subresource.unwrap_or("");
-    let old_managed = old
-        .and_then(|o| o.pointer("/metadata/managedFields"))
-        .cloned();
+    // kube's decodeLiveOrNew: subresource writes cannot set managedFields; `[{}]` resets them;
+    // otherwise non-empty managedFields sent by the client are taken as they are.
     let sent = new.pointer("/metadata/managedFields").cloned();
-    let client_set = matches!(&sent, Some(Value::Array(s)) if !s.is_empty()) && sent != old_managed;
-    let mut entries = if client_set {
-        decode_managed_fields(new)
-    } else {
-        old.map(decode_managed_fields).unwrap_or_default()
+    let mut entries = match (&sent, subresource) {
+        (_, Some(_)) => old.map(decode_managed_fields).unwrap_or_default(),
+        (Some(Value::Array(a)), None) if a.len() == 1 && a[0] == json!({}) => Vec::new(),
+        _ => match decode_managed_fields(new) {
+            sent_entries if sent_entries.iter().any(|e| !e.fields.is_empty()) => sent_entries,
+            _ => old.map(decode_managed_fields).unwrap_or_default(),
+        },
     };
+    let subresource = subresource.unwrap_or("");
     let old_plain = old.map(without_managed_fields).unwrap_or_else(|| json!({}));
     let new_plain = without_managed_fields(new);
     let cmp = compare(&old_plain, &new_plain);
@@ -2119,6 +2120,34 @@ mod tests {
         assert_eq!(mf.len(), 1);
         assert_eq!(mf[0]["fieldsV1"], json!({"f:data": {"f:a": {}, "f:b": {}}}));
         assert_eq!(mf[0]["time"], T2);
+    }
+
+    #[test]
+    fn client_sent_managed_fields_are_honoured_and_can_be_reset() {
+        let v1 = apply(None, cc(json!({"image": "c:3"})), "mc", false, T1).unwrap();
+        // an update carrying no managedFields keeps the live ones
+        let mut plain = v1.clone();
+        plain["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("managedFields");
+        track_update(Some(&v1), &mut plain, "kubectl-edit", None, T2);
+        assert_eq!(
+            plain["metadata"]["managedFields"],
+            v1["metadata"]["managedFields"]
+        );
+        // [{}] resets ownership; only this write's changes are recorded afterwards
+        let mut reset = v1.clone();
+        reset["metadata"]["managedFields"] = json!([{}]);
+        track_update(Some(&v1), &mut reset, "kubectl-edit", None, T2);
+        assert!(reset["metadata"].get("managedFields").is_none(), "{reset}");
+        // a status write cannot rewrite managedFields
+        let mut status = v1.clone();
+        status["metadata"]["managedFields"] = json!([{}]);
+        status["status"] = json!({"phase": "Running"});
+        track_update(Some(&v1), &mut status, "casskop", Some("status"), T2);
+        assert!(entry(&status, "mc").is_some());
+        assert_eq!(entry(&status, "casskop").unwrap()["subresource"], "status");
     }
 
     #[test]
