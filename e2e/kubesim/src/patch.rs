@@ -2002,6 +2002,21 @@ mod tests {
     }
 
     #[test]
+    fn conflict_names_the_subresource_of_the_owner() {
+        let v1 = apply(None, cc(json!({"image": "c:3"})), "mc", false, T1).unwrap();
+        let mut v2 = v1.clone();
+        v2["status"] = json!({"phase": "Running"});
+        track_update(Some(&v1), &mut v2, "casskop", Some("status"), T2);
+        let mut cfg = cc(json!({"image": "c:3"}));
+        cfg["status"] = json!({"phase": "Pending"});
+        let err = apply(Some(&v2), cfg, "mc", false, T3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"casskop\" with subresource \"status\" using db.orange.com/v2: .status.phase"
+        );
+    }
+
+    #[test]
     fn lists_are_atomic_for_ownership() {
         let v1 = apply(
             None,

@@ -54,6 +54,17 @@ fn age_column() -> PrinterColumn {
     col("Age", "string", CREATION_TIMESTAMP_DESCRIPTION, "#age", 0)
 }
 
+/// The Age column a CRD gets when it declares no printer columns (a `date` JSONPath column).
+fn custom_resource_age_column() -> PrinterColumn {
+    col(
+        "Age",
+        "date",
+        CREATION_TIMESTAMP_DESCRIPTION,
+        ".metadata.creationTimestamp",
+        0,
+    )
+}
+
 fn created_at_column() -> PrinterColumn {
     col(
         "Created At",
@@ -129,10 +140,7 @@ pub fn default_columns(kind: &str) -> Vec<PrinterColumn> {
             ];
             cols.last_mut().expect("name column").priority = 1;
         }
-        _ => cols.push(PrinterColumn {
-            type_: "date".into(),
-            ..col("Age", "date", CREATION_TIMESTAMP_DESCRIPTION, ".metadata.creationTimestamp", 0)
-        }),
+        _ => cols.push(custom_resource_age_column()),
     }
     cols
 }
@@ -147,16 +155,7 @@ pub fn crd_columns(crd_version: &Value) -> Vec<PrinterColumn> {
         .cloned()
         .unwrap_or_default();
     if extra.is_empty() {
-        cols.push(PrinterColumn {
-            type_: "date".into(),
-            ..col(
-                "Age",
-                "date",
-                CREATION_TIMESTAMP_DESCRIPTION,
-                ".metadata.creationTimestamp",
-                0,
-            )
-        });
+        cols.push(custom_resource_age_column());
         return cols;
     }
     for c in extra {
@@ -308,7 +307,7 @@ pub fn age_since(timestamp: Option<&str>, now: Timestamp) -> String {
     match timestamp {
         None | Some("") => "<unknown>".into(),
         Some(t) => match t.parse::<Timestamp>() {
-            Ok(ts) => human_duration((now.as_millisecond() - ts.as_millisecond()).div_euclid(1000)),
+            Ok(ts) => human_duration((now.as_millisecond() - ts.as_millisecond()) / 1000),
             Err(_) => "<invalid>".into(),
         },
     }
@@ -838,6 +837,9 @@ mod tests {
             (2 * 365 * 86400 + 20 * 86400, "2y20d"),
             (9 * 365 * 86400, "9y"),
         ];
+        assert_eq!(age_since(Some("2026-01-10T00:00:01.5Z"), now()), "0s");
+        assert_eq!(age_since(Some("garbage"), now()), "<invalid>");
+        assert_eq!(age_since(None, now()), "<unknown>");
         for (secs, want) in cases {
             assert_eq!(human_duration(secs), want, "{secs}s");
         }
