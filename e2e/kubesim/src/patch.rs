@@ -81,8 +81,10 @@ pub fn json_patch(live: &Value, patch: &Value) -> Result<Value, PatchError> {
     })
 }
 
-/// Like [`json_patch`] but `Invalid` carries the detail (the wording of the Go json-patch
-/// library kube-apiserver uses, e.g. `testing value /spec/x failed: test failed`).
+/// Like [`json_patch`] but `Invalid` carries the detail, worded like the Go json-patch library
+/// (v4) kube-apiserver uses, e.g. `testing value /spec/x failed: test failed`. Its leniencies are
+/// kept: `replace` of a missing object key adds it, a missing `value` is null, `copy` from a
+/// missing key copies null, negative array indices count from the end.
 pub fn json_patch_detailed(live: &Value, patch: &Value) -> Result<Value, PatchError> {
     let Value::Array(ops) = patch else {
         return Err(PatchError::BadRequest(format!(
@@ -99,76 +101,79 @@ pub fn json_patch_detailed(live: &Value, patch: &Value) -> Result<Value, PatchEr
             )));
         };
         let kind = op.get("op").and_then(Value::as_str).unwrap_or("unknown");
-        let path = op.get("path").and_then(Value::as_str);
-        let value = op.get("value");
-        let from = op.get("from").and_then(Value::as_str);
-        let need_path =
-            || path.ok_or_else(|| PatchError::Invalid("operation missing path field".to_string()));
-        let need_value = || {
-            value.cloned().ok_or_else(|| {
-                PatchError::Invalid(format!("{kind} operation, missing value field"))
+        if !matches!(
+            kind,
+            "add" | "remove" | "replace" | "move" | "copy" | "test"
+        ) {
+            return Err(PatchError::Invalid(format!("Unexpected kind: {kind}")));
+        }
+        let path = op.get("path").and_then(Value::as_str).ok_or_else(|| {
+            PatchError::Invalid(format!(
+                "{kind} operation failed to decode path: missing value"
+            ))
+        })?;
+        let value = op.get("value").cloned().unwrap_or(Value::Null);
+        let from = || {
+            op.get("from").and_then(Value::as_str).ok_or_else(|| {
+                PatchError::Invalid(format!(
+                    "{kind} operation failed to decode from: missing value"
+                ))
             })
         };
         match kind {
-            "add" => {
-                let p = need_path()?;
-                let v = need_value()?;
-                op_add(&mut doc, p, v)?;
+            "add" => op_add(&mut doc, path, value)?,
+            "remove" => {
+                op_remove(&mut doc, path).map_err(|e| wrap_error("remove", path, e))?;
             }
-            "remove" => op_remove(&mut doc, need_path()?).map(|_| ())?,
-            "replace" => {
-                let p = need_path()?;
-                let v = need_value()?;
-                op_replace(&mut doc, p, v)?;
-            }
+            "replace" => op_replace(&mut doc, path, value)?,
             "move" => {
-                let p = need_path()?;
-                let f = from.ok_or_else(|| {
-                    PatchError::Invalid("move operation, missing from field".into())
+                let f = from()?;
+                let v = op_remove(&mut doc, f).map_err(|e| {
+                    let key = f.rsplit('/').next().unwrap_or(f);
+                    wrap_error("move", key, e)
                 })?;
-                let v = op_remove(&mut doc, f).map_err(|_| {
-                    PatchError::Invalid(format!(
-                        "move operation does not apply: doc is missing from path: {f}: missing value"
-                    ))
-                })?;
-                op_add(&mut doc, p, v)?;
+                op_add(&mut doc, path, v).map_err(|e| wrap_error("move", path, e))?;
             }
             "copy" => {
-                let p = need_path()?;
-                let f = from.ok_or_else(|| {
-                    PatchError::Invalid("copy operation, missing from field".into())
-                })?;
-                let v = pointer_get(&doc, f)?.cloned().ok_or_else(|| {
-                    PatchError::Invalid(format!(
-                        "copy operation does not apply: doc is missing from path: {f}: missing value"
-                    ))
-                })?;
-                op_add(&mut doc, p, v)?;
+                let f = from()?;
+                let v = pointer_get(&doc, f)
+                    .map_err(|_| {
+                        PatchError::Invalid(format!(
+                            "copy operation does not apply: doc is missing from path: {f}: missing value"
+                        ))
+                    })?
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                op_add(&mut doc, path, v).map_err(|e| wrap_error("copy", path, e))?;
             }
-            "test" => {
-                let p = need_path()?;
-                let expected = value.cloned().unwrap_or(Value::Null);
-                let found = pointer_get(&doc, p).map_err(|_| {
+            _ => {
+                let found = pointer_get(&doc, path).map_err(|_| {
                     PatchError::Invalid(format!(
-                        "test operation does not apply: is missing path: {p}: missing value"
+                        "test operation does not apply: is missing path: {path}: missing value"
                     ))
                 })?;
                 let ok = match found {
-                    None => expected.is_null(),
-                    Some(v) => values_equal(v, &expected),
+                    None => value.is_null(),
+                    Some(v) => values_equal(v, &value),
                 };
                 if !ok {
                     return Err(PatchError::Invalid(format!(
-                        "testing value {p} failed: test failed"
+                        "testing value {path} failed: test failed"
                     )));
                 }
-            }
-            other => {
-                return Err(PatchError::Invalid(format!("Unexpected kind: {other}")));
             }
         }
     }
     Ok(doc)
+}
+
+fn wrap_error(kind: &str, path: &str, e: PatchError) -> PatchError {
+    match e {
+        PatchError::Invalid(m) if !m.contains("does not apply") => {
+            PatchError::Invalid(format!("error in {kind} for path: '{path}': {m}"))
+        }
+        other => other,
+    }
 }
 
 /// Equality as Go's JSON decoding sees it: numbers compare by value (1 == 1.0).
@@ -202,6 +207,23 @@ fn parse_pointer(p: &str) -> Result<Vec<String>, PatchError> {
         .collect())
 }
 
+/// An array position from a pointer segment; negative counts from the end (for `add`, -1 is
+/// the end itself, like `-`).
+fn array_index(seg: &str, len: usize, for_add: bool) -> Option<usize> {
+    if for_add && seg == "-" {
+        return Some(len);
+    }
+    let i = seg.parse::<i64>().ok()?;
+    let len = len as i64;
+    let idx = match (i < 0, for_add) {
+        (false, _) => i,
+        (true, true) => i + len + 1,
+        (true, false) => i + len,
+    };
+    let max = if for_add { len } else { len - 1 };
+    (0..=max).contains(&idx).then_some(idx as usize)
+}
+
 /// The value at a pointer: `Ok(None)` when only the last segment is missing, `Err` when the
 /// parent does not exist.
 fn pointer_get<'a>(doc: &'a Value, p: &str) -> Result<Option<&'a Value>, PatchError> {
@@ -214,7 +236,7 @@ fn pointer_get<'a>(doc: &'a Value, p: &str) -> Result<Option<&'a Value>, PatchEr
     })?;
     Ok(match parent {
         Value::Object(m) => m.get(last),
-        Value::Array(a) => last.parse::<usize>().ok().and_then(|i| a.get(i)),
+        Value::Array(a) => array_index(last, a.len(), false).and_then(|i| a.get(i)),
         _ => None,
     })
 }
@@ -224,7 +246,7 @@ fn walk<'a>(doc: &'a Value, segs: &[String]) -> Option<&'a Value> {
     for s in segs {
         cur = match cur {
             Value::Object(m) => m.get(s)?,
-            Value::Array(a) => a.get(s.parse::<usize>().ok()?)?,
+            Value::Array(a) => a.get(array_index(s, a.len(), false)?)?,
             _ => return None,
         };
     }
@@ -236,11 +258,20 @@ fn walk_mut<'a>(doc: &'a mut Value, segs: &[String]) -> Option<&'a mut Value> {
     for s in segs {
         cur = match cur {
             Value::Object(m) => m.get_mut(s)?,
-            Value::Array(a) => a.get_mut(s.parse::<usize>().ok()?)?,
+            Value::Array(a) => {
+                let i = array_index(s, a.len(), false)?;
+                a.get_mut(i)?
+            }
             _ => return None,
         };
     }
     Some(cur)
+}
+
+fn invalid_index(seg: &str) -> PatchError {
+    PatchError::Invalid(format!(
+        "Unable to access invalid index: {seg}: invalid index referenced"
+    ))
 }
 
 fn op_add(doc: &mut Value, p: &str, v: Value) -> Result<(), PatchError> {
@@ -260,16 +291,8 @@ fn op_add(doc: &mut Value, p: &str, v: Value) -> Result<(), PatchError> {
             Ok(())
         }
         Value::Array(a) => {
-            let idx = if last == "-" {
-                a.len()
-            } else {
-                last.parse::<usize>().map_err(|_| missing())?
-            };
-            if idx > a.len() {
-                return Err(PatchError::Invalid(format!(
-                    "Unable to access invalid index: {idx}: invalid index referenced"
-                )));
-            }
+            let idx = array_index(last, a.len(), true)
+                .ok_or_else(|| wrap_error("add", p, invalid_index(last)))?;
             a.insert(idx, v);
             Ok(())
         }
@@ -293,15 +316,10 @@ fn op_remove(doc: &mut Value, p: &str) -> Result<Value, PatchError> {
                 "Unable to remove nonexistent key: {last}: missing value"
             ))
         }),
-        Value::Array(a) => {
-            let idx = last.parse::<usize>().ok().filter(|i| *i < a.len());
-            match idx {
-                Some(i) => Ok(a.remove(i)),
-                None => Err(PatchError::Invalid(format!(
-                    "Unable to access invalid index: {last}: invalid index referenced"
-                ))),
-            }
-        }
+        Value::Array(a) => match array_index(last, a.len(), false) {
+            Some(i) => Ok(a.remove(i)),
+            None => Err(invalid_index(last)),
+        },
         _ => Err(missing()),
     }
 }
@@ -312,24 +330,30 @@ fn op_replace(doc: &mut Value, p: &str, v: Value) -> Result<(), PatchError> {
         *doc = v;
         return Ok(());
     };
-    let missing_key = || {
-        PatchError::Invalid(format!(
-            "replace operation does not apply: doc is missing key: {p}: missing value"
-        ))
-    };
     let parent = walk_mut(doc, parents).ok_or_else(|| {
         PatchError::Invalid(format!(
             "replace operation does not apply: doc is missing path: {p}: missing value"
         ))
     })?;
-    let slot = match parent {
-        Value::Object(m) => m.get_mut(last),
-        Value::Array(a) => last.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
-        _ => None,
+    match parent {
+        // The Go library sets a missing object key instead of failing.
+        Value::Object(m) => {
+            m.insert(last.clone(), v);
+            Ok(())
+        }
+        Value::Array(a) => match array_index(last, a.len(), false) {
+            Some(i) => {
+                a[i] = v;
+                Ok(())
+            }
+            None => Err(PatchError::Invalid(format!(
+                "replace operation does not apply: doc is missing key: {p}: missing value"
+            ))),
+        },
+        _ => Err(PatchError::Invalid(format!(
+            "replace operation does not apply: doc is missing key: {p}: missing value"
+        ))),
     }
-    .ok_or_else(missing_key)?;
-    *slot = v;
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1466,28 +1490,97 @@ mod tests {
     }
 
     #[test]
-    fn json_patch_missing_paths_are_invalid() {
-        let live = json!({"spec": {"a": 1}});
+    fn json_patch_missing_paths_are_invalid_with_go_library_wording() {
+        let live = json!({"spec": {"a": 1, "list": [1, 2]}});
         let d = |p: Value| json_patch_detailed(&live, &p).unwrap_err();
         assert_eq!(
-            d(json!([{"op": "replace", "path": "/spec/b", "value": 1}])),
+            d(json!([{"op": "remove", "path": "/spec/b"}])),
             PatchError::Invalid(
-                "replace operation does not apply: doc is missing key: /spec/b: missing value"
+                "error in remove for path: '/spec/b': Unable to remove nonexistent key: b: missing value".into()
+            )
+        );
+        assert_eq!(
+            d(json!([{"op": "add", "path": "/status/phase", "value": "x"}])),
+            PatchError::Invalid(
+                "add operation does not apply: doc is missing path: \"/status/phase\": missing value".into()
+            )
+        );
+        assert_eq!(
+            d(json!([{"op": "add", "path": "/spec/list/7", "value": 0}])),
+            PatchError::Invalid(
+                "error in add for path: '/spec/list/7': Unable to access invalid index: 7: invalid index referenced".into()
+            )
+        );
+        assert_eq!(
+            d(json!([{"op": "move", "from": "/spec/zz", "path": "/spec/y"}])),
+            PatchError::Invalid(
+                "error in move for path: 'zz': Unable to remove nonexistent key: zz: missing value"
                     .into()
             )
         );
         assert_eq!(
-            d(json!([{"op": "remove", "path": "/spec/b"}])),
-            PatchError::Invalid("Unable to remove nonexistent key: b: missing value".into())
+            d(json!([{"op": "test", "path": "/spec/x/y", "value": 1}])),
+            PatchError::Invalid(
+                "test operation does not apply: is missing path: /spec/x/y: missing value".into()
+            )
         );
         assert_eq!(
-            d(json!([{"op": "add", "path": "/status/phase", "value": "x"}])),
-            PatchError::Invalid("add operation does not apply: doc is missing path: \"/status/phase\": missing value".into())
+            d(json!([{"op": "replace", "path": "/zz/nope", "value": 1}])),
+            PatchError::Invalid(
+                "replace operation does not apply: doc is missing path: /zz/nope: missing value"
+                    .into()
+            )
+        );
+        assert_eq!(
+            d(json!([{"op": "bogus", "path": "/x"}])),
+            PatchError::Invalid("Unexpected kind: bogus".into())
+        );
+        assert_eq!(
+            d(json!([{"op": "add", "value": 1}])),
+            PatchError::Invalid("add operation failed to decode path: missing value".into())
         );
         assert!(matches!(
             json_patch(&live, &json!([{"op": "remove", "path": "/nope/x"}])),
             Err(PatchError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn json_patch_keeps_the_go_librarys_leniencies() {
+        // all observed with kubectl 1.32 `patch --local --type json`
+        let live = json!({"spec": {"a": 1, "list": [1, 2]}});
+        let ok = |p: Value| json_patch(&live, &p).unwrap();
+        assert_eq!(
+            ok(json!([{"op": "replace", "path": "/spec/nope", "value": 1}]))["spec"]["nope"],
+            1
+        );
+        assert_eq!(
+            ok(json!([{"op": "replace", "path": "/spec/a"}]))["spec"]["a"],
+            Value::Null
+        );
+        assert_eq!(
+            ok(json!([{"op": "copy", "from": "/spec/zz", "path": "/spec/y"}]))["spec"]["y"],
+            Value::Null
+        );
+        assert_eq!(
+            ok(json!([{"op": "test", "path": "/spec/zz", "value": null}])),
+            live
+        );
+        assert_eq!(
+            ok(json!([{"op": "add", "path": "/spec/list/-1", "value": 3}]))["spec"]["list"],
+            json!([1, 2, 3])
+        );
+        assert_eq!(
+            ok(json!([{"op": "remove", "path": "/spec/list/-1"}]))["spec"]["list"],
+            json!([1])
+        );
+        assert!(
+            json_patch(
+                &live,
+                &json!([{"op": "replace", "path": "/spec/list/9", "value": 1}])
+            )
+            .is_err()
+        );
     }
 
     #[test]
