@@ -1231,6 +1231,7 @@ pub fn server_side_apply(
     let new_set = field_set(&config);
     let api_version = config
         .get("apiVersion")
+        .or_else(|| live_plain.get("apiVersion"))
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
