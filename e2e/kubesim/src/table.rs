@@ -1,6 +1,7 @@
-//! meta.k8s.io/v1 Table rendering (what `kubectl get` asks for): printer columns of built-ins
-//! and CRDs, kube's age format, and the small JSONPath dialect of additionalPrinterColumns.
+//! meta.k8s.io/v1 Table rendering for `kubectl get`: printer columns, ages and JSONPath.
 //!
+//! Covers the columns of the built-ins kubectl users see, CRD additionalPrinterColumns, kube's
+//! age format and the small JSONPath dialect printer columns use.
 //! Columns whose `json_path` starts with `#` are computed like kube-apiserver's printers
 //! (`#pod.ready`, `#age`, ...); the others are evaluated as JSONPath like the CRD table convertor.
 
