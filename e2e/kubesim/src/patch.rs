@@ -1,6 +1,7 @@
 //! Patching as kube-apiserver does it: merge, JSON, strategic merge and server-side apply.
 //!
 //! Server-side apply and the other writes keep `metadata.managedFields` up to date.
+//!
 //! Field ownership is tracked at the granularity this simulator needs: objects recurse, lists are
 //! atomic (a list is one field), `metadata.labels`/`annotations` keys are individual fields, and
 //! the server-owned metadata (name, namespace, uid, resourceVersion, generation,

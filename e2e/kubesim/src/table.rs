@@ -2,6 +2,7 @@
 //!
 //! Covers the columns of the built-ins kubectl users see, CRD additionalPrinterColumns, kube's
 //! age format and the small JSONPath dialect printer columns use.
+//!
 //! Columns whose `json_path` starts with `#` are computed like kube-apiserver's printers
 //! (`#pod.ready`, `#age`, ...); the others are evaluated as JSONPath like the CRD table convertor.
 
