@@ -14,14 +14,17 @@ use crate::sites::probe::{self, FailureKind, Permission};
 
 const EXAMPLE: &str = "\
 Example:
-  multi-casskop check --context k8s-cluster1 -n cassandra --local k8s-cluster1 --remote k8s-cluster2,k8s-cluster3
+  multi-casskop check --context k8s-cluster1 -n cassandra -l k8s-cluster1 -r k8s-cluster2
 
 For each site (the local one, every --remote, every ClientConfig in the namespace) it checks, in
 order: credentials found and parseable (same lookup as the controller: mounted directory under
 --imports-dir, Secret NAME in the namespace, kubeconfig context NAME), the API server reached with
 its TLS certificate trusted, the token accepted, every verb the controller needs allowed
 (SelfSubjectAccessReview), the CassandraCluster CRD served (and MultiCasskop on the local site),
-the namespace present. Exit code 0 when everything passes, 1 otherwise.";
+the namespace present. The namespace checked is --namespace on the local site and on remotes
+found as kubeconfig contexts, and the credentials' own namespace (the exported service
+account's) on remotes found as Secrets, mounts or ClientConfigs.
+Exit code 0 when everything passes, 1 otherwise.";
 
 /// Output format of `check`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -157,7 +160,14 @@ async fn check_site(
             return site.report;
         }
     };
-    let ns = if local {
+    // Where the site's CassandraClusters live: exported credentials name the namespace their
+    // service account (and Role) is in; a plain kubeconfig context's namespace is just a user
+    // default, so the controller's namespace is checked there.
+    let ns = if local
+        || matches!(
+            creds.source,
+            crate::sites::CredentialSource::KubeconfigContext { .. }
+        ) {
         controller_ns.to_string()
     } else {
         creds
