@@ -477,3 +477,90 @@ async fn client_configs_add_and_remove_sites_live() {
     wait_for(&reg, C3, "removed", |s| s.is_none()).await;
     assert_eq!(reg.order(), vec![C1.to_string(), C2.to_string()]);
 }
+
+/// Collects every log line (all targets, trace level) in memory.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_in_logs_at_trace_level() {
+    use base64::Engine;
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    // Global: the registry's tasks run on other worker threads. Only this test sets it.
+    tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+
+    let env = env(&[C1, C2]).await;
+    grant_list(&env, C2, "mc").await;
+    let secrets: Api<Secret> = Api::namespaced(env.sim.cluster(C1).client().await, NS);
+    let t1 = env.sim.cluster(C2).issue_token(NS, "mc", None);
+    secrets
+        .create(&PostParams::default(), &four_key_secret(C2, &env, C2, &t1))
+        .await
+        .unwrap();
+    let reg = start(&env, &[C2, "k8s-broken"], &env.path("imports")).await;
+    let s = wait_for(&reg, C2, "ready", |s| {
+        matches!(s, Some(SiteState::Ready(_)))
+    })
+    .await;
+    assert_eq!(site_lists(&s).await, Ok(0));
+    // A broken Secret holding a token in an unparseable kubeconfig.
+    let t2 = env.sim.cluster(C2).issue_token(NS, "mc", None);
+    let mut broken = four_key_secret("k8s-broken", &env, C2, &t2);
+    broken.data.as_mut().unwrap().insert(
+        "config".into(),
+        k8s_openapi::ByteString(format!("users: [\n  token: {t2}\n  - {{{{").into_bytes()),
+    );
+    secrets
+        .create(&PostParams::default(), &broken)
+        .await
+        .unwrap();
+    let s = wait_for(&reg, "k8s-broken", "broken", |s| {
+        reason(&s).contains("not valid YAML")
+    })
+    .await;
+    // Rotation.
+    let t3 = env.sim.cluster(C2).issue_token(NS, "mc", None);
+    let mut sec = secrets.get(C2).await.unwrap();
+    sec.data.as_mut().unwrap().insert(
+        "token".into(),
+        k8s_openapi::ByteString(t3.clone().into_bytes()),
+    );
+    secrets
+        .replace(C2, &PostParams::default(), &sec)
+        .await
+        .unwrap();
+    let s2 = wait_for(&reg, C2, "rebuilt", |s| revision(&s).is_some_and(|r| r > 1)).await;
+    assert_eq!(site_lists(&s2).await, Ok(0));
+    drop(reg);
+
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    eprintln!(
+        "{} bytes of logs captured; reason: {}",
+        text.len(),
+        reason(&s)
+    );
+    assert!(
+        text.contains("site credentials loaded"),
+        "the registry's own logs were captured"
+    );
+    for t in [&t1, &t2, &t3] {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(t);
+        assert!(!text.contains(t.as_str()), "token found in logs");
+        assert!(!text.contains(&b64), "base64 token found in logs");
+    }
+}
