@@ -90,8 +90,19 @@ fn show(o: &Output) -> String {
 
 impl Env {
     async fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        self.run_env(program, args, stdin, &[]).await
+    }
+
+    async fn run_env(
+        &self,
+        program: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+        envs: &[(&str, &str)],
+    ) -> Output {
         use tokio::io::AsyncWriteExt;
         let mut cmd = tokio::process::Command::new(program);
+        cmd.envs(envs.iter().copied());
         cmd.args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("HOME", self.dir.path())
@@ -122,6 +133,12 @@ impl Env {
             .await;
         eprintln!("$ multi-casskop {}\n{}", args.join(" "), show(&o));
         o
+    }
+
+    /// Runs `multi-casskop ARGS` with extra environment variables; output not echoed.
+    pub async fn mc_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
+        self.run_env(env!("CARGO_BIN_EXE_multi-casskop"), args, None, envs)
+            .await
     }
 
     /// Runs `kubectl ARGS` with `stdin`.
