@@ -222,10 +222,15 @@ impl Cluster {
 
     /// A client of this cluster authenticating with `token`.
     pub async fn client_with_token(&self, token: &str) -> anyhow::Result<kube::Client> {
+        Ok(kube::Client::try_from(self.config_with_token(token).await?)?)
+    }
+
+    /// The kube-rs config of a client authenticating with `token` (e.g. to turn off kube's
+    /// built-in retry of 429/503/504, which retries up to 15 times with growing delays).
+    pub async fn config_with_token(&self, token: &str) -> anyhow::Result<kube::Config> {
         let yaml = kubeconfig::render(&[(self.name().to_string(), self.url(), self.ca_pem(), token.to_string())]);
         let kc = kube::config::Kubeconfig::from_yaml(&yaml)?;
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
-        Ok(kube::Client::try_from(cfg)?)
+        Ok(kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?)
     }
 
     /// A token for `system:serviceaccount:NS:SA` (the ServiceAccount need not exist); expires after `ttl`.
