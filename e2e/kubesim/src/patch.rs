@@ -21,14 +21,20 @@ pub fn json_patch(live: &Value, patch: &Value) -> Result<Value, PatchError> {
 
 pub fn merge_patch(live: &Value, patch: &Value) -> Result<Value, PatchError> {
     if !patch.is_object() {
-        return Err(PatchError::BadRequest("merge patch must be a JSON object".into()));
+        return Err(PatchError::BadRequest(
+            "merge patch must be a JSON object".into(),
+        ));
     }
     let mut doc = live.clone();
     json_patch::merge(&mut doc, patch);
     Ok(doc)
 }
 
-pub fn strategic_merge_patch(live: &Value, patch: &Value, _kind: &str) -> Result<Value, PatchError> {
+pub fn strategic_merge_patch(
+    live: &Value,
+    patch: &Value,
+    _kind: &str,
+) -> Result<Value, PatchError> {
     merge_patch(live, patch)
 }
 
@@ -45,7 +51,9 @@ pub fn server_side_apply(
     opts: &ApplyOptions,
 ) -> Result<Value, PatchError> {
     if !applied.is_object() {
-        return Err(PatchError::BadRequest("apply body must be an object".into()));
+        return Err(PatchError::BadRequest(
+            "apply body must be an object".into(),
+        ));
     }
     let mut out = live.cloned().unwrap_or_else(|| Value::Object(Map::new()));
     let mut body = applied.clone();
@@ -53,11 +61,24 @@ pub fn server_side_apply(
         m.remove("managedFields");
     }
     json_patch::merge(&mut out, &body);
-    set_entry(&mut out, opts.manager, "Apply", &fields_of(applied), opts.subresource, opts.now);
+    set_entry(
+        &mut out,
+        opts.manager,
+        "Apply",
+        &fields_of(applied),
+        opts.subresource,
+        opts.now,
+    );
     Ok(out)
 }
 
-pub fn track_update(old: Option<&Value>, new: &mut Value, manager: &str, subresource: Option<&str>, now: &str) {
+pub fn track_update(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    subresource: Option<&str>,
+    now: &str,
+) {
     let _ = old;
     let fields = fields_of(new);
     set_entry(new, manager, "Update", &fields, subresource, now);
@@ -82,19 +103,43 @@ fn fields_of(v: &Value) -> Value {
                 }
                 continue;
             }
-            m.insert(format!("f:{k}"), if val.is_object() { fields_of(val) } else { Value::Object(Map::new()) });
+            m.insert(
+                format!("f:{k}"),
+                if val.is_object() {
+                    fields_of(val)
+                } else {
+                    Value::Object(Map::new())
+                },
+            );
         }
     }
     Value::Object(m)
 }
 
-fn set_entry(obj: &mut Value, manager: &str, op: &str, fields: &Value, sub: Option<&str>, now: &str) {
-    let api_version = obj.get("apiVersion").cloned().unwrap_or(Value::String(String::new()));
-    let Some(meta) = obj.as_object_mut().map(|o| o.entry("metadata").or_insert_with(|| Value::Object(Map::new()))) else {
+fn set_entry(
+    obj: &mut Value,
+    manager: &str,
+    op: &str,
+    fields: &Value,
+    sub: Option<&str>,
+    now: &str,
+) {
+    let api_version = obj
+        .get("apiVersion")
+        .cloned()
+        .unwrap_or(Value::String(String::new()));
+    let Some(meta) = obj.as_object_mut().map(|o| {
+        o.entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()))
+    }) else {
         return;
     };
-    let Some(meta) = meta.as_object_mut() else { return };
-    let list = meta.entry("managedFields").or_insert_with(|| Value::Array(vec![]));
+    let Some(meta) = meta.as_object_mut() else {
+        return;
+    };
+    let list = meta
+        .entry("managedFields")
+        .or_insert_with(|| Value::Array(vec![]));
     if !list.is_array() {
         *list = Value::Array(vec![]);
     }

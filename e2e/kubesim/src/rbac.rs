@@ -40,7 +40,10 @@ fn subject_matches(user: &UserInfo, s: &Value, binding_ns: &str) -> bool {
         "User" => user.username == name,
         "Group" => user.groups.iter().any(|g| g == name),
         "ServiceAccount" => {
-            let ns = s.get("namespace").and_then(Value::as_str).unwrap_or(binding_ns);
+            let ns = s
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(binding_ns);
             user.username == format!("system:serviceaccount:{ns}:{name}")
         }
         _ => false,
@@ -48,8 +51,10 @@ fn subject_matches(user: &UserInfo, s: &Value, binding_ns: &str) -> bool {
 }
 
 fn has(list: Option<&Value>, want: &str) -> bool {
-    list.and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|v| v.as_str().is_some_and(|s| s == "*" || s == want)))
+    list.and_then(Value::as_array).is_some_and(|a| {
+        a.iter()
+            .any(|v| v.as_str().is_some_and(|s| s == "*" || s == want))
+    })
 }
 
 fn rule_allows(rule: &Value, a: &RequestAttributes) -> bool {
@@ -57,18 +62,29 @@ fn rule_allows(rule: &Value, a: &RequestAttributes) -> bool {
         return false;
     }
     if !a.resource_request {
-        return rule.get("nonResourceURLs").and_then(Value::as_array).is_some_and(|urls| {
-            urls.iter().filter_map(Value::as_str).any(|u| {
-                u == "*" || u == a.path || u.strip_suffix('*').is_some_and(|p| a.path.starts_with(p))
-            })
-        });
+        return rule
+            .get("nonResourceURLs")
+            .and_then(Value::as_array)
+            .is_some_and(|urls| {
+                urls.iter().filter_map(Value::as_str).any(|u| {
+                    u == "*"
+                        || u == a.path
+                        || u.strip_suffix('*').is_some_and(|p| a.path.starts_with(p))
+                })
+            });
     }
-    let res = if a.subresource.is_empty() { a.resource.clone() } else { format!("{}/{}", a.resource, a.subresource) };
+    let res = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
     if !has(rule.get("apiGroups"), &a.api_group) || !has(rule.get("resources"), &res) {
         return false;
     }
     match rule.get("resourceNames").and_then(Value::as_array) {
-        Some(names) if !names.is_empty() => names.iter().any(|n| n.as_str() == Some(a.name.as_str())),
+        Some(names) if !names.is_empty() => {
+            names.iter().any(|n| n.as_str() == Some(a.name.as_str()))
+        }
         _ => true,
     }
 }
@@ -76,13 +92,22 @@ fn rule_allows(rule: &Value, a: &RequestAttributes) -> bool {
 fn role_rules<'a>(rbac: &'a RbacSnapshot, role_ref: &Value, ns: &str) -> Vec<&'a Value> {
     let kind = role_ref.get("kind").and_then(Value::as_str).unwrap_or("");
     let name = role_ref.get("name").and_then(Value::as_str).unwrap_or("");
-    let pool: &[Value] = if kind == "ClusterRole" { &rbac.cluster_roles } else { &rbac.roles };
+    let pool: &[Value] = if kind == "ClusterRole" {
+        &rbac.cluster_roles
+    } else {
+        &rbac.roles
+    };
     pool.iter()
         .filter(|r| {
             r["metadata"]["name"].as_str() == Some(name)
                 && (kind == "ClusterRole" || r["metadata"]["namespace"].as_str() == Some(ns))
         })
-        .flat_map(|r| r.get("rules").and_then(Value::as_array).into_iter().flatten())
+        .flat_map(|r| {
+            r.get("rules")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
         .collect()
 }
 
@@ -91,9 +116,15 @@ pub fn authorize(user: &UserInfo, attrs: &RequestAttributes, rbac: &RbacSnapshot
         return Decision::Allow;
     }
     for b in &rbac.cluster_role_bindings {
-        let subjects = b.get("subjects").and_then(Value::as_array).cloned().unwrap_or_default();
+        let subjects = b
+            .get("subjects")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if subjects.iter().any(|s| subject_matches(user, s, ""))
-            && role_rules(rbac, &b["roleRef"], "").iter().any(|r| rule_allows(r, attrs))
+            && role_rules(rbac, &b["roleRef"], "")
+                .iter()
+                .any(|r| rule_allows(r, attrs))
         {
             return Decision::Allow;
         }
@@ -104,9 +135,15 @@ pub fn authorize(user: &UserInfo, attrs: &RequestAttributes, rbac: &RbacSnapshot
             if ns != attrs.namespace {
                 continue;
             }
-            let subjects = b.get("subjects").and_then(Value::as_array).cloned().unwrap_or_default();
+            let subjects = b
+                .get("subjects")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             if subjects.iter().any(|s| subject_matches(user, s, ns))
-                && role_rules(rbac, &b["roleRef"], ns).iter().any(|r| rule_allows(r, attrs))
+                && role_rules(rbac, &b["roleRef"], ns)
+                    .iter()
+                    .any(|r| rule_allows(r, attrs))
             {
                 return Decision::Allow;
             }
@@ -117,12 +154,31 @@ pub fn authorize(user: &UserInfo, attrs: &RequestAttributes, rbac: &RbacSnapshot
 
 pub fn forbidden_message(user: &UserInfo, attrs: &RequestAttributes) -> String {
     if !attrs.resource_request {
-        return format!("forbidden: User \"{}\" cannot {} path \"{}\"", user.username, attrs.verb, attrs.path);
+        return format!(
+            "forbidden: User \"{}\" cannot {} path \"{}\"",
+            user.username, attrs.verb, attrs.path
+        );
     }
-    let res = if attrs.subresource.is_empty() { attrs.resource.clone() } else { format!("{}/{}", attrs.resource, attrs.subresource) };
-    let qualified = if attrs.api_group.is_empty() { attrs.resource.clone() } else { format!("{}.{}", attrs.resource, attrs.api_group) };
-    let head = if attrs.name.is_empty() { format!("{qualified} is forbidden") } else { format!("{qualified} \"{}\" is forbidden", attrs.name) };
-    let scope = if attrs.namespace.is_empty() { "at the cluster scope".to_string() } else { format!("in the namespace \"{}\"", attrs.namespace) };
+    let res = if attrs.subresource.is_empty() {
+        attrs.resource.clone()
+    } else {
+        format!("{}/{}", attrs.resource, attrs.subresource)
+    };
+    let qualified = if attrs.api_group.is_empty() {
+        attrs.resource.clone()
+    } else {
+        format!("{}.{}", attrs.resource, attrs.api_group)
+    };
+    let head = if attrs.name.is_empty() {
+        format!("{qualified} is forbidden")
+    } else {
+        format!("{qualified} \"{}\" is forbidden", attrs.name)
+    };
+    let scope = if attrs.namespace.is_empty() {
+        "at the cluster scope".to_string()
+    } else {
+        format!("in the namespace \"{}\"", attrs.namespace)
+    };
     format!(
         "{head}: User \"{}\" cannot {} resource \"{res}\" in API group \"{}\" {scope}",
         user.username, attrs.verb, attrs.api_group
@@ -130,18 +186,31 @@ pub fn forbidden_message(user: &UserInfo, attrs: &RequestAttributes) -> String {
 }
 
 pub fn bootstrap_objects() -> Vec<Value> {
-    let cr = |name: &str, rules: Value| json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole",
-        "metadata":{"name":name,"labels":{"kubernetes.io/bootstrapping":"rbac-defaults"}},"rules":rules});
-    let crb = |name: &str, group: &str| json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding",
+    let cr = |name: &str, rules: Value| {
+        json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole",
+        "metadata":{"name":name,"labels":{"kubernetes.io/bootstrapping":"rbac-defaults"}},"rules":rules})
+    };
+    let crb = |name: &str, group: &str| {
+        json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding",
         "metadata":{"name":name,"labels":{"kubernetes.io/bootstrapping":"rbac-defaults"}},
         "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":name},
-        "subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"Group","name":group}]});
+        "subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"Group","name":group}]})
+    };
     vec![
-        cr("cluster-admin", json!([{"apiGroups":["*"],"resources":["*"],"verbs":["*"]},{"nonResourceURLs":["*"],"verbs":["*"]}])),
-        cr("system:discovery", json!([{"nonResourceURLs":["/api","/api/*","/apis","/apis/*","/healthz","/livez","/readyz","/openapi","/openapi/*","/version","/version/"],"verbs":["get"]}])),
-        cr("system:basic-user", json!([
+        cr(
+            "cluster-admin",
+            json!([{"apiGroups":["*"],"resources":["*"],"verbs":["*"]},{"nonResourceURLs":["*"],"verbs":["*"]}]),
+        ),
+        cr(
+            "system:discovery",
+            json!([{"nonResourceURLs":["/api","/api/*","/apis","/apis/*","/healthz","/livez","/readyz","/openapi","/openapi/*","/version","/version/"],"verbs":["get"]}]),
+        ),
+        cr(
+            "system:basic-user",
+            json!([
             {"apiGroups":["authorization.k8s.io"],"resources":["selfsubjectaccessreviews","selfsubjectrulesreviews"],"verbs":["create"]},
-            {"apiGroups":["authentication.k8s.io"],"resources":["selfsubjectreviews"],"verbs":["create"]}])),
+            {"apiGroups":["authentication.k8s.io"],"resources":["selfsubjectreviews"],"verbs":["create"]}]),
+        ),
         crb("cluster-admin", "system:masters"),
         crb("system:discovery", "system:authenticated"),
         crb("system:basic-user", "system:authenticated"),

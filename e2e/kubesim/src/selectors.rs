@@ -29,7 +29,10 @@ fn split_top(s: &str) -> Vec<String> {
         cur.push(c);
     }
     out.push(cur);
-    out.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
+    out.into_iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 impl LabelSelector {
@@ -56,7 +59,10 @@ impl LabelSelector {
                 reqs.push(Req::In(k.trim().into(), set(rest)?));
             } else if let Some(k) = part.strip_prefix('!') {
                 reqs.push(Req::NotExists(k.trim().into()));
-            } else if part.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+            } else if part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            {
                 reqs.push(Req::Exists(part.clone()));
             } else {
                 return Err(format!("unable to parse requirement: {part}"));
@@ -90,7 +96,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 out.push((k.trim().to_string(), true, v.trim().to_string()));
             } else {
-                return Err(format!("invalid selector: '{part}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                ));
             }
         }
         Ok(FieldSelector(out))

@@ -85,7 +85,12 @@ async fn bind_again(addr: SocketAddr, shutdown: &CancellationToken) -> Option<Tc
     }
 }
 
-async fn connection(c: Arc<ClusterInner>, acceptor: TlsAcceptor, tcp: tokio::net::TcpStream, cancel: CancellationToken) {
+async fn connection(
+    c: Arc<ClusterInner>,
+    acceptor: TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    cancel: CancellationToken,
+) {
     let tls = tokio::select! {
         r = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)) => match r {
             Ok(Ok(s)) => s,

@@ -12,22 +12,41 @@ pub struct PrinterColumn {
 }
 
 fn col(name: &str, type_: &str, format: &str, path: &str) -> PrinterColumn {
-    PrinterColumn { name: name.into(), type_: type_.into(), format: format.into(), description: String::new(), json_path: path.into(), priority: 0 }
+    PrinterColumn {
+        name: name.into(),
+        type_: type_.into(),
+        format: format.into(),
+        description: String::new(),
+        json_path: path.into(),
+        priority: 0,
+    }
 }
 
 pub fn default_columns(_kind: &str) -> Vec<PrinterColumn> {
-    vec![col("Name", "string", "name", ".metadata.name"), col("Age", "date", "", ".metadata.creationTimestamp")]
+    vec![
+        col("Name", "string", "name", ".metadata.name"),
+        col("Age", "date", "", ".metadata.creationTimestamp"),
+    ]
 }
 
 fn eval(obj: &Value, path: &str) -> Value {
     let mut cur = obj;
-    for seg in path.trim_start_matches('.').split('.').filter(|s| !s.is_empty()) {
+    for seg in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+    {
         cur = cur.get(seg).unwrap_or(&Value::Null);
     }
     cur.clone()
 }
 
-pub fn render_table(objects: &[Value], columns: &[PrinterColumn], list_meta: &Value, include_object: &str) -> Value {
+pub fn render_table(
+    objects: &[Value],
+    columns: &[PrinterColumn],
+    list_meta: &Value,
+    include_object: &str,
+) -> Value {
     let defs: Vec<Value> = columns
         .iter()
         .map(|c| json!({"name": c.name, "type": c.type_, "format": c.format, "description": c.description, "priority": c.priority}))

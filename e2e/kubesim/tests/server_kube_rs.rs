@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use kube::core::{DynamicObject, GroupVersionKind};
 use kube::discovery::ApiResource;
 use kubesim::{Sim, SimOptions};
@@ -24,7 +26,11 @@ where
     S: futures::Stream<Item = Result<WatchEvent<ConfigMap>, kube::Error>> + Unpin,
 {
     loop {
-        let ev = tokio::time::timeout(Duration::from_secs(30), s.try_next()).await.expect("watch stalled").unwrap().expect("watch ended");
+        let ev = tokio::time::timeout(Duration::from_secs(30), s.try_next())
+            .await
+            .expect("watch stalled")
+            .unwrap()
+            .expect("watch ended");
         if !matches!(ev, WatchEvent::Bookmark(_)) {
             return ev;
         }
@@ -60,12 +66,23 @@ async fn widget_crd(client: &kube::Client, status: bool) -> Api<DynamicObject> {
     }))
     .unwrap();
     let created = crds.create(&PostParams::default(), &crd).await.unwrap();
-    let conds = created.data["status"]["conditions"].as_array().unwrap().clone();
-    assert!(conds.iter().any(|c| c["type"] == "Established" && c["status"] == "True"), "{conds:?}");
+    let conds = created.data["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        conds
+            .iter()
+            .any(|c| c["type"] == "Established" && c["status"] == "True"),
+        "{conds:?}"
+    );
     Api::namespaced_with(
         client.clone(),
         "default",
-        &ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Widget"), "widgets"),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("example.com", "v1", "Widget"),
+            "widgets",
+        ),
     )
 }
 
@@ -75,13 +92,29 @@ async fn crud_resource_versions_and_errors() {
     let client = sim.cluster("a").client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
 
-    let created = cms.create(&PostParams::default(), &cm("one", &[("k", "v")])).await.unwrap();
-    let rv1: u64 = created.metadata.resource_version.clone().unwrap().parse().unwrap();
+    let created = cms
+        .create(&PostParams::default(), &cm("one", &[("k", "v")]))
+        .await
+        .unwrap();
+    let rv1: u64 = created
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(created.metadata.uid.is_some() && created.metadata.creation_timestamp.is_some());
-    assert_eq!(created.metadata.generation, None, "ConfigMaps have no generation");
+    assert_eq!(
+        created.metadata.generation, None,
+        "ConfigMaps have no generation"
+    );
 
     // AlreadyExists
-    let (code, reason) = api_err(cms.create(&PostParams::default(), &cm("one", &[])).await.unwrap_err());
+    let (code, reason) = api_err(
+        cms.create(&PostParams::default(), &cm("one", &[]))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((code, reason.as_str()), (409, "AlreadyExists"));
 
     // generateName
@@ -95,39 +128,82 @@ async fn crud_resource_versions_and_errors() {
     // Update bumps the resourceVersion; a stale one is a 409 Conflict.
     let mut upd = created.clone();
     upd.data = Some([("k".to_string(), "v2".to_string())].into());
-    let updated = cms.replace("one", &PostParams::default(), &upd).await.unwrap();
-    let rv2: u64 = updated.metadata.resource_version.clone().unwrap().parse().unwrap();
+    let updated = cms
+        .replace("one", &PostParams::default(), &upd)
+        .await
+        .unwrap();
+    let rv2: u64 = updated
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(rv2 > rv1);
-    let (code, reason) = api_err(cms.replace("one", &PostParams::default(), &upd).await.unwrap_err());
+    let (code, reason) = api_err(
+        cms.replace("one", &PostParams::default(), &upd)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
 
     // A no-op write keeps the resourceVersion.
-    let same = cms.replace("one", &PostParams::default(), &updated).await.unwrap();
-    assert_eq!(same.metadata.resource_version, updated.metadata.resource_version);
+    let same = cms
+        .replace("one", &PostParams::default(), &updated)
+        .await
+        .unwrap();
+    assert_eq!(
+        same.metadata.resource_version,
+        updated.metadata.resource_version
+    );
 
     // Missing namespace -> 404; invalid name -> 422.
     let other: Api<ConfigMap> = Api::namespaced(client.clone(), "nope");
-    let (code, _) = api_err(other.create(&PostParams::default(), &cm("x", &[])).await.unwrap_err());
+    let (code, _) = api_err(
+        other
+            .create(&PostParams::default(), &cm("x", &[]))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, 404);
-    let (code, reason) = api_err(cms.create(&PostParams::default(), &cm("Bad_Name", &[])).await.unwrap_err());
+    let (code, reason) = api_err(
+        cms.create(&PostParams::default(), &cm("Bad_Name", &[]))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((code, reason.as_str()), (422, "Invalid"));
 
     // List with a label selector, limit and continue.
     for i in 0..5 {
         let mut c = cm(&format!("lbl-{i}"), &[]);
-        c.metadata.labels = Some([("team".to_string(), if i % 2 == 0 { "even" } else { "odd" }.to_string())].into());
+        c.metadata.labels = Some(
+            [(
+                "team".to_string(),
+                if i % 2 == 0 { "even" } else { "odd" }.to_string(),
+            )]
+            .into(),
+        );
         cms.create(&PostParams::default(), &c).await.unwrap();
     }
-    let even = cms.list(&ListParams::default().labels("team=even")).await.unwrap();
+    let even = cms
+        .list(&ListParams::default().labels("team=even"))
+        .await
+        .unwrap();
     assert_eq!(even.items.len(), 3);
     let page1 = cms.list(&ListParams::default().limit(2)).await.unwrap();
     assert_eq!(page1.items.len(), 2);
     let token = page1.metadata.continue_.clone().expect("continue token");
-    let page2 = cms.list(&ListParams::default().limit(100).continue_token(&token)).await.unwrap();
+    let page2 = cms
+        .list(&ListParams::default().limit(100).continue_token(&token))
+        .await
+        .unwrap();
     let total = cms.list(&ListParams::default()).await.unwrap().items.len();
     assert_eq!(page1.items.len() + page2.items.len(), total);
     assert!(page2.metadata.continue_.is_none());
-    let by_name = cms.list(&ListParams::default().fields("metadata.name=one")).await.unwrap();
+    let by_name = cms
+        .list(&ListParams::default().fields("metadata.name=one"))
+        .await
+        .unwrap();
     assert_eq!(by_name.items.len(), 1);
 
     // Delete; then 404.
@@ -137,7 +213,14 @@ async fn crud_resource_versions_and_errors() {
 
     // Default namespaces and their default ServiceAccount.
     let nss: Api<Namespace> = Api::all(client.clone());
-    let names: Vec<String> = nss.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|n| n.metadata.name).collect();
+    let names: Vec<String> = nss
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
     for n in ["default", "kube-public", "kube-system"] {
         assert!(names.contains(&n.to_string()), "{names:?}");
     }
@@ -156,37 +239,62 @@ async fn finalizers_status_subresource_and_generation() {
     .unwrap();
     let created = widgets.create(&PostParams::default(), &w).await.unwrap();
     assert_eq!(created.metadata.generation, Some(1));
-    assert!(created.data.get("status").is_none(), "status is dropped on create with a status subresource");
+    assert!(
+        created.data.get("status").is_none(),
+        "status is dropped on create with a status subresource"
+    );
 
     // Status via /status: generation stays.
     let st = widgets
-        .patch_status("w1", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Running"}, "spec": {"size": 9}})))
+        .patch_status(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Running"}, "spec": {"size": 9}})),
+        )
         .await
         .unwrap();
     assert_eq!(st.data["status"]["phase"], "Running");
-    assert_eq!(st.data["spec"]["size"], 1, "writes to /status change only status");
+    assert_eq!(
+        st.data["spec"]["size"], 1,
+        "writes to /status change only status"
+    );
     assert_eq!(st.metadata.generation, Some(1));
 
     // Main resource: spec change bumps generation, status change is ignored.
     let m = widgets
-        .patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": 2}, "status": {"phase": "Hacked"}})))
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": 2}, "status": {"phase": "Hacked"}})),
+        )
         .await
         .unwrap();
     assert_eq!(m.metadata.generation, Some(2));
     assert_eq!(m.data["status"]["phase"], "Running");
     // Labels only: no generation bump.
     let l = widgets
-        .patch("w1", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})))
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
         .await
         .unwrap();
     assert_eq!(l.metadata.generation, Some(2));
 
     // Finalizer: delete only marks.
-    widgets.delete("w1", &DeleteParams::default()).await.unwrap();
+    widgets
+        .delete("w1", &DeleteParams::default())
+        .await
+        .unwrap();
     let marked = widgets.get("w1").await.unwrap();
     assert!(marked.metadata.deletion_timestamp.is_some());
     widgets
-        .patch("w1", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
         .await
         .unwrap();
     let (code, _) = api_err(widgets.get("w1").await.unwrap_err());
@@ -196,7 +304,11 @@ async fn finalizers_status_subresource_and_generation() {
     widgets.create(&PostParams::default(), &w).await.unwrap();
     let (code, reason) = api_err(
         widgets
-            .patch("w1", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"size": 3}})))
+            .patch(
+                "w1",
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"spec": {"size": 3}})),
+            )
             .await
             .unwrap_err(),
     );
@@ -209,23 +321,42 @@ async fn generation_without_status_subresource_and_crd_removal() {
     let sim = Sim::start(&["a"], SimOptions::default()).await.unwrap();
     let client = sim.cluster("a").client().await;
     let widgets = widget_crd(&client, false).await;
-    let w: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget",
+    let w: DynamicObject =
+        serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget",
         "metadata": {"name": "w1"}, "spec": {"size": 1}}))
-    .unwrap();
+        .unwrap();
     widgets.create(&PostParams::default(), &w).await.unwrap();
     let s = widgets
-        .patch("w1", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "x"}})))
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "x"}})),
+        )
         .await
         .unwrap();
-    assert_eq!(s.data["status"]["phase"], "x", "without a status subresource status is an ordinary field");
-    assert_eq!(s.metadata.generation, Some(2), "any change outside metadata bumps generation");
+    assert_eq!(
+        s.data["status"]["phase"], "x",
+        "without a status subresource status is an ordinary field"
+    );
+    assert_eq!(
+        s.metadata.generation,
+        Some(2),
+        "any change outside metadata bumps generation"
+    );
     let (code, _) = api_err(
         widgets
-            .patch_status("w1", &PatchParams::default(), &Patch::Merge(json!({"status": {}})))
+            .patch_status(
+                "w1",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {}})),
+            )
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, 404, "no /status without a declared status subresource");
+    assert_eq!(
+        code, 404,
+        "no /status without a declared status subresource"
+    );
 
     let crds: Api<DynamicObject> = Api::all_with(
         client.clone(),
@@ -234,7 +365,9 @@ async fn generation_without_status_subresource_and_crd_removal() {
             "customresourcedefinitions",
         ),
     );
-    crds.delete("widgets.example.com", &DeleteParams::default()).await.unwrap();
+    crds.delete("widgets.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
     let (code, _) = api_err(widgets.list(&ListParams::default()).await.unwrap_err());
     assert_eq!(code, 404, "deleting the CRD stops serving its resource");
     sim.shutdown().await;
@@ -248,9 +381,21 @@ async fn watch_orders_events_resumes_and_expires() {
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let list = cms.list(&ListParams::default()).await.unwrap();
     let rv0 = list.metadata.resource_version.unwrap();
-    let mut stream = cms.watch(&WatchParams::default().timeout(30), &rv0).await.unwrap().boxed();
-    cms.create(&PostParams::default(), &cm("w", &[("a", "1")])).await.unwrap();
-    cms.patch("w", &PatchParams::default(), &Patch::Merge(json!({"data": {"a": "2"}}))).await.unwrap();
+    let mut stream = cms
+        .watch(&WatchParams::default().timeout(30), &rv0)
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(&PostParams::default(), &cm("w", &[("a", "1")]))
+        .await
+        .unwrap();
+    cms.patch(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"a": "2"}})),
+    )
+    .await
+    .unwrap();
     cms.delete("w", &DeleteParams::default()).await.unwrap();
     let mut kinds = vec![];
     while kinds.len() < 3 {
@@ -261,10 +406,21 @@ async fn watch_orders_events_resumes_and_expires() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(kinds, vec![("ADDED", "1".to_string()), ("MODIFIED", "2".to_string()), ("DELETED", "2".to_string())]);
+    assert_eq!(
+        kinds,
+        vec![
+            ("ADDED", "1".to_string()),
+            ("MODIFIED", "2".to_string()),
+            ("DELETED", "2".to_string())
+        ]
+    );
 
     // Resume from the old resourceVersion replays the same history.
-    let mut again = cms.watch(&WatchParams::default().timeout(30), &rv0).await.unwrap().boxed();
+    let mut again = cms
+        .watch(&WatchParams::default().timeout(30), &rv0)
+        .await
+        .unwrap()
+        .boxed();
     assert!(matches!(next_event(&mut again).await, WatchEvent::Added(_)));
 
     // Forced expiry: open watches get a 410 ERROR event; old resourceVersions are refused.
@@ -273,23 +429,55 @@ async fn watch_orders_events_resumes_and_expires() {
         WatchEvent::Error(e) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
         other => panic!("expected 410, got {other:?}"),
     }
-    let mut old = cms.watch(&WatchParams::default(), &rv0).await.unwrap().boxed();
+    let mut old = cms
+        .watch(&WatchParams::default(), &rv0)
+        .await
+        .unwrap()
+        .boxed();
     match next_event(&mut old).await {
         WatchEvent::Error(e) => assert_eq!(e.code, 410),
         other => panic!("expected 410, got {other:?}"),
     }
 
     // Label-selected watch sees a relabel as ADDED / DELETED.
-    let rv = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
-    let mut sel = cms.watch(&WatchParams::default().labels("pick=yes").timeout(30), &rv).await.unwrap().boxed();
-    cms.create(&PostParams::default(), &cm("s", &[])).await.unwrap();
-    cms.patch("s", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"pick": "yes"}}}))).await.unwrap();
-    cms.patch("s", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"pick": "no"}}}))).await.unwrap();
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut sel = cms
+        .watch(&WatchParams::default().labels("pick=yes").timeout(30), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(&PostParams::default(), &cm("s", &[]))
+        .await
+        .unwrap();
+    cms.patch(
+        "s",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"pick": "yes"}}})),
+    )
+    .await
+    .unwrap();
+    cms.patch(
+        "s",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"pick": "no"}}})),
+    )
+    .await
+    .unwrap();
     assert!(matches!(next_event(&mut sel).await, WatchEvent::Added(_)));
     assert!(matches!(next_event(&mut sel).await, WatchEvent::Deleted(_)));
 
     // Bookmarks when asked for.
-    let mut bm = cms.watch(&WatchParams::default().timeout(30), &rv).await.unwrap().boxed();
+    let mut bm = cms
+        .watch(&WatchParams::default().timeout(30), &rv)
+        .await
+        .unwrap()
+        .boxed();
     loop {
         if let WatchEvent::Bookmark(b) = bm.try_next().await.unwrap().unwrap() {
             assert!(!b.metadata.resource_version.is_empty());
@@ -306,13 +494,20 @@ async fn kube_runtime_watcher_recovers_from_410_and_dropped_connections() {
     let c = sim.cluster("a").clone();
     let client = c.client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let mut events = watcher(cms.clone(), watcher::Config::default()).default_backoff().boxed();
+    let mut events = watcher(cms.clone(), watcher::Config::default())
+        .default_backoff()
+        .boxed();
     let mut seen = vec![];
-    let wait_for = async |events: &mut futures::stream::BoxStream<'_, Result<watcher::Event<ConfigMap>, watcher::Error>>,
-                              name: &str,
-                              seen: &mut Vec<String>| {
+    let wait_for = async |events: &mut futures::stream::BoxStream<
+        '_,
+        Result<watcher::Event<ConfigMap>, watcher::Error>,
+    >,
+                          name: &str,
+                          seen: &mut Vec<String>| {
         loop {
-            let ev = tokio::time::timeout(Duration::from_secs(60), events.next()).await.expect("watcher stalled");
+            let ev = tokio::time::timeout(Duration::from_secs(60), events.next())
+                .await
+                .expect("watcher stalled");
             if let Some(Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) = ev {
                 let n = o.metadata.name.clone().unwrap();
                 seen.push(n.clone());
@@ -322,15 +517,21 @@ async fn kube_runtime_watcher_recovers_from_410_and_dropped_connections() {
             }
         }
     };
-    cms.create(&PostParams::default(), &cm("first", &[])).await.unwrap();
+    cms.create(&PostParams::default(), &cm("first", &[]))
+        .await
+        .unwrap();
     wait_for(&mut events, "first", &mut seen).await;
     c.faults().expire_watches();
-    cms.create(&PostParams::default(), &cm("after-410", &[])).await.unwrap();
+    cms.create(&PostParams::default(), &cm("after-410", &[]))
+        .await
+        .unwrap();
     wait_for(&mut events, "after-410", &mut seen).await;
     c.faults().set_unreachable(true);
     tokio::time::sleep(Duration::from_millis(300)).await;
     c.faults().set_unreachable(false);
-    cms.create(&PostParams::default(), &cm("after-drop", &[])).await.unwrap();
+    cms.create(&PostParams::default(), &cm("after-drop", &[]))
+        .await
+        .unwrap();
     wait_for(&mut events, "after-drop", &mut seen).await;
     println!("watcher saw {seen:?}");
     sim.shutdown().await;
@@ -338,7 +539,9 @@ async fn kube_runtime_watcher_recovers_from_410_and_dropped_connections() {
 
 #[tokio::test]
 async fn tls_tokens_and_cluster_isolation() {
-    let sim = Sim::start(&["a", "b"], SimOptions::default()).await.unwrap();
+    let sim = Sim::start(&["a", "b"], SimOptions::default())
+        .await
+        .unwrap();
     let (a, b) = (sim.cluster("a"), sim.cluster("b"));
     assert_ne!(a.url(), b.url());
     // A client trusting B's CA cannot talk to A.
@@ -348,22 +551,41 @@ async fn tls_tokens_and_cluster_isolation() {
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b.ca_pem()),
         a.admin_token()
     );
-    let cfg = kube::Config::from_custom_kubeconfig(kube::config::Kubeconfig::from_yaml(&yaml).unwrap(), &Default::default())
-        .await
-        .unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&yaml).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     let wrong = kube::Client::try_from(cfg).unwrap();
-    let err = Api::<Namespace>::all(wrong).list(&ListParams::default()).await.unwrap_err();
-    assert!(!matches!(err, kube::Error::Api(_)), "TLS must fail before any API answer: {err:?}");
+    let err = Api::<Namespace>::all(wrong)
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
+    assert!(
+        !matches!(err, kube::Error::Api(_)),
+        "TLS must fail before any API answer: {err:?}"
+    );
 
     // A's admin token is unknown to B.
     let cross = b.client_with_token(&a.admin_token()).await.unwrap();
-    let (code, reason) = api_err(Api::<Namespace>::all(cross).list(&ListParams::default()).await.unwrap_err());
+    let (code, reason) = api_err(
+        Api::<Namespace>::all(cross)
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((code, reason.as_str()), (401, "Unauthorized"));
 
     // Service-account token Secret filled by the token controller; its token works until the Secret goes.
     let admin = a.client().await;
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), "default");
-    sas.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "robot"}})).unwrap()).await.unwrap();
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "robot"}})).unwrap(),
+    )
+    .await
+    .unwrap();
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), "default");
     secrets
         .create(
@@ -377,23 +599,46 @@ async fn tls_tokens_and_cluster_isolation() {
         .unwrap();
     let s = secrets.get("robot-token").await.unwrap();
     let data = s.data.unwrap();
-    assert_eq!(String::from_utf8(data["ca.crt"].0.clone()).unwrap(), a.ca_pem());
-    assert_eq!(String::from_utf8(data["namespace"].0.clone()).unwrap(), "default");
-    assert!(s.metadata.annotations.unwrap().contains_key("kubernetes.io/service-account.uid"));
+    assert_eq!(
+        String::from_utf8(data["ca.crt"].0.clone()).unwrap(),
+        a.ca_pem()
+    );
+    assert_eq!(
+        String::from_utf8(data["namespace"].0.clone()).unwrap(),
+        "default"
+    );
+    assert!(
+        s.metadata
+            .annotations
+            .unwrap()
+            .contains_key("kubernetes.io/service-account.uid")
+    );
     let token = String::from_utf8(data["token"].0.clone()).unwrap();
     let robot = a.client_with_token(&token).await.unwrap();
     // Authenticated but not authorized: 403 with kube's message shape.
-    let err = Api::<Secret>::namespaced(robot.clone(), "default").list(&ListParams::default()).await.unwrap_err();
+    let err = Api::<Secret>::namespaced(robot.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
     match err {
         kube::Error::Api(s) => {
             assert_eq!(s.code, 403);
-            assert!(s.message.contains("User \"system:serviceaccount:default:robot\" cannot list resource \"secrets\""), "{}", s.message);
+            assert!(
+                s.message.contains(
+                    "User \"system:serviceaccount:default:robot\" cannot list resource \"secrets\""
+                ),
+                "{}",
+                s.message
+            );
         }
         other => panic!("{other:?}"),
     }
     // Discovery is allowed for every authenticated user.
     robot.apiserver_version().await.unwrap();
-    secrets.delete("robot-token", &DeleteParams::default()).await.unwrap();
+    secrets
+        .delete("robot-token", &DeleteParams::default())
+        .await
+        .unwrap();
     let (code, _) = api_err(robot.apiserver_version().await.unwrap_err());
     assert_eq!(code, 401, "a Secret token dies with its Secret");
 
@@ -457,8 +702,16 @@ async fn faults_are_visible_and_clear() {
     // Audit: every request, with user, verb and code.
     let audit = sim.audit();
     assert!(audit.windows(2).all(|w| w[0].seq < w[1].seq));
-    assert!(audit.iter().any(|e| e.code == 503 && e.verb == "get" && e.resource == "namespaces" && e.name == "default"));
+    assert!(audit.iter().any(|e| e.code == 503
+        && e.verb == "get"
+        && e.resource == "namespaces"
+        && e.name == "default"));
     assert!(audit.iter().all(|e| e.cluster == "a"));
-    assert!(audit.iter().filter(|e| e.code == 200).all(|e| e.user == "kubesim:admin"));
+    assert!(
+        audit
+            .iter()
+            .filter(|e| e.code == 200)
+            .all(|e| e.user == "kubesim:admin")
+    );
     sim.shutdown().await;
 }
