@@ -207,10 +207,18 @@ fn negotiate(headers: &HeaderMap, q: &Query) -> Result<Out, ApiError> {
 }
 
 pub async fn handle(c: Arc<ClusterInner>, req: Request<Incoming>) -> Response<Body> {
+    use futures::FutureExt;
     let mut a = Audit::default();
-    let resp = match route(&c, req, &mut a).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
+    let routed = std::panic::AssertUnwindSafe(route(&c, req, &mut a))
+        .catch_unwind()
+        .await;
+    let resp = match routed {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => error_response(&e),
+        Err(_) => error_response(&ApiError::internal(format!(
+            "kubesim ({}) failed while handling the request",
+            c.name
+        ))),
     };
     let code = resp.status().as_u16();
     c.audit.record(AuditEntry {

@@ -520,6 +520,22 @@ pub fn update(
     if !body_rv.is_empty() && body_rv != old_rv {
         return Err(ApiError::conflict(&def.group, &def.plural, name));
     }
+    if let Some(uid) = m
+        .get("uid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        && old["metadata"]["uid"].as_str() != Some(uid)
+    {
+        return Err(ApiError::conflict_msg(
+            &def.group,
+            &def.plural,
+            name,
+            format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                old["metadata"]["uid"].as_str().unwrap_or("")
+            ),
+        ));
+    }
     if body_rv.is_empty() && require_rv && def.custom {
         return Err(ApiError::invalid(
             &def.group,
@@ -591,7 +607,8 @@ pub fn update(
         let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
         new["metadata"]["generation"] = json!(g + 1);
     }
-    if new == *old {
+    // kube-apiserver ignores managedFields timestamps when deciding whether a write changed anything.
+    if same_ignoring_mf_times(&new, &old) {
         return Ok(old);
     }
     if managed == Managed::Track && !ctx.manager.is_empty() {
@@ -610,6 +627,46 @@ pub fn update(
     let stored = st.put(def, new);
     after_write(st, def, &stored, ctx);
     Ok(stored)
+}
+
+/// Equality of two objects where managedFields entries may differ in `time` only (no copies made).
+fn same_ignoring_mf_times(a: &Value, b: &Value) -> bool {
+    fn maps_eq(
+        a: &Map<String, Value>,
+        b: &Map<String, Value>,
+        f: &dyn Fn(&str, &Value, &Value) -> bool,
+    ) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .all(|(k, av)| b.get(k).is_some_and(|bv| f(k, av, bv)))
+    }
+    fn entry_eq(a: &Value, b: &Value) -> bool {
+        match (a.as_object(), b.as_object()) {
+            (Some(x), Some(y)) => maps_eq(x, y, &|k, p, q| k == "time" || p == q),
+            _ => a == b,
+        }
+    }
+    fn meta_eq(a: &Value, b: &Value) -> bool {
+        match (a.as_object(), b.as_object()) {
+            (Some(x), Some(y)) => maps_eq(x, y, &|k, p, q| match (k, p.as_array(), q.as_array()) {
+                ("managedFields", Some(l), Some(r)) => {
+                    l.len() == r.len() && l.iter().zip(r).all(|(e, f)| entry_eq(e, f))
+                }
+                _ => p == q,
+            }),
+            _ => a == b,
+        }
+    }
+    match (a.as_object(), b.as_object()) {
+        (Some(x), Some(y)) => maps_eq(x, y, &|k, p, q| {
+            if k == "metadata" {
+                meta_eq(p, q)
+            } else {
+                p == q
+            }
+        }),
+        _ => a == b,
+    }
 }
 
 /// Delete preconditions and options.

@@ -715,3 +715,186 @@ async fn faults_are_visible_and_clear() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn apply_dry_run_collections_cluster_scope_and_reviews() {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
+    let sim = Sim::start(&["a"], SimOptions::default()).await.unwrap();
+    let c = sim.cluster("a");
+    let client = c.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+
+    // Server-side apply: creates (with managedFields), and an identical re-apply changes nothing.
+    let pp = PatchParams::apply("tester");
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "1"}});
+    let first = cms.patch("ssa", &pp, &Patch::Apply(&body)).await.unwrap();
+    let mf = first.metadata.managed_fields.clone().unwrap();
+    assert!(
+        mf.iter()
+            .any(|e| e.manager.as_deref() == Some("tester")
+                && e.operation.as_deref() == Some("Apply")),
+        "{mf:?}"
+    );
+    let again = cms.patch("ssa", &pp, &Patch::Apply(&body)).await.unwrap();
+    assert_eq!(
+        again.metadata.resource_version, first.metadata.resource_version,
+        "a no-op apply keeps the resourceVersion"
+    );
+    // fieldManager on an ordinary patch is recorded too.
+    let upd = cms
+        .patch(
+            "ssa",
+            &PatchParams {
+                field_manager: Some("editor".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"data": {"b": "2"}})),
+        )
+        .await
+        .unwrap();
+    assert!(
+        upd.metadata
+            .managed_fields
+            .unwrap()
+            .iter()
+            .any(|e| e.manager.as_deref() == Some("editor")
+                && e.operation.as_deref() == Some("Update"))
+    );
+
+    // dryRun=All changes nothing.
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    cms.create(&dry, &cm("dry", &[])).await.unwrap();
+    assert_eq!(api_err(cms.get("dry").await.unwrap_err()).0, 404);
+    let rv = cms.get("ssa").await.unwrap().metadata.resource_version;
+    cms.patch(
+        "ssa",
+        &PatchParams {
+            dry_run: true,
+            ..Default::default()
+        },
+        &Patch::Merge(json!({"data": {"c": "3"}})),
+    )
+    .await
+    .unwrap();
+    let now = cms.get("ssa").await.unwrap();
+    assert_eq!(now.metadata.resource_version, rv);
+    assert!(!now.data.unwrap().contains_key("c"));
+
+    // deletecollection with a label selector.
+    for (n, l) in [("d1", "x"), ("d2", "x"), ("d3", "y")] {
+        let mut o = cm(n, &[]);
+        o.metadata.labels = Some([("grp".to_string(), l.to_string())].into());
+        cms.create(&PostParams::default(), &o).await.unwrap();
+    }
+    cms.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("grp=x"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = cms
+        .list(&ListParams::default().labels("grp"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|o| o.metadata.name)
+        .collect();
+    assert_eq!(left, vec!["d3".to_string()]);
+
+    // Cluster-scoped custom resources.
+    let crds: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            "customresourcedefinitions",
+        ),
+    );
+    let crd: DynamicObject = serde_json::from_value(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "regions.example.com"},
+        "spec": {"group": "example.com", "scope": "Cluster", "names": {"plural": "regions", "kind": "Region"},
+            "versions": [{"name": "v1", "served": true, "storage": true}]}}))
+    .unwrap();
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.com", "v1", "Region"),
+        "regions",
+    );
+    let regions: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let r: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Region", "metadata": {"name": "eu"}, "spec": {}})).unwrap();
+    let stored = regions.create(&PostParams::default(), &r).await.unwrap();
+    assert_eq!(stored.metadata.namespace, None);
+    assert_eq!(
+        regions
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+
+    // TokenRequest and SelfSubjectAccessReview as a service account.
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    let tr: TokenRequest =
+        serde_json::from_value(json!({"spec": {"expirationSeconds": 600}})).unwrap();
+    let tr = sas
+        .create_subresource::<TokenRequest, TokenRequest>(
+            "token",
+            "default",
+            &PostParams::default(),
+            &tr,
+        )
+        .await
+        .unwrap();
+    let status = tr.status.unwrap();
+    assert!(!status.token.is_empty());
+    let sa_client = c.client_with_token(&status.token).await.unwrap();
+    let ssar: SelfSubjectAccessReview = serde_json::from_value(json!({"spec": {"resourceAttributes": {"verb": "list", "resource": "configmaps", "namespace": "default"}}})).unwrap();
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(sa_client.clone());
+    let answer = reviews.create(&PostParams::default(), &ssar).await.unwrap();
+    assert!(
+        !answer.status.unwrap().allowed,
+        "the default service account may not list configmaps"
+    );
+    let admin_reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    assert!(
+        admin_reviews
+            .create(&PostParams::default(), &ssar)
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .allowed
+    );
+
+    // Metadata-only list.
+    let metas = cms.list_metadata(&ListParams::default()).await.unwrap();
+    assert!(
+        metas
+            .items
+            .iter()
+            .any(|m| m.metadata.name.as_deref() == Some("ssa"))
+    );
+    // Streaming-list watcher (sendInitialEvents).
+    {
+        use kube::runtime::watcher;
+        let mut s = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+        let mut saw_init_done = false;
+        while let Some(ev) = tokio::time::timeout(Duration::from_secs(30), s.next())
+            .await
+            .unwrap()
+        {
+            if let watcher::Event::InitDone = ev.unwrap() {
+                saw_init_done = true;
+                break;
+            }
+        }
+        assert!(saw_init_done);
+    }
+    sim.shutdown().await;
+}
