@@ -29,6 +29,7 @@ pub enum TokenKind {
 }
 
 #[derive(Debug, Clone)]
+/// What a token stands for (the token itself is the map key, never stored here).
 pub struct TokenEntry {
     pub user: UserInfo,
     pub kind: TokenKind,

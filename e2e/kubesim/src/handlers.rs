@@ -591,6 +591,9 @@ async fn resource(
     if !def.namespaced && r.namespace.is_some() && !is_ns_resource {
         return Err(ApiError::no_route());
     }
+    if def.virtual_create && (parts.method != Method::POST || r.name.is_some()) {
+        return Err(ApiError::method_not_allowed());
+    }
     let ns = r.namespace.clone().unwrap_or_default();
     let out = negotiate(&parts.headers, &q)?;
     let version = r.version.clone();

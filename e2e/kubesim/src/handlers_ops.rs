@@ -589,9 +589,6 @@ pub fn update(
         obj
     };
     new["metadata"]["resourceVersion"] = Value::String(old_rv.clone());
-    if def.plural == "namespaces" && def.group.is_empty() {
-        new["status"] = old["status"].clone();
-    }
     if def.plural == "customresourcedefinitions" && sub.is_none() {
         crd_prepare(name, &mut new, &ctx.now)?;
         new["status"] = old["status"].clone();

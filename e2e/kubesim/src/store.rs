@@ -98,7 +98,6 @@ pub enum WatchStart {
     Resume,
 }
 
-#[derive(Debug)]
 pub struct State {
     pub rv: u64,
     pub tables: HashMap<ResKey, Table>,
@@ -108,9 +107,19 @@ pub struct State {
     pub revoked: HashSet<String>,
 }
 
-#[derive(Debug)]
 pub struct Store {
     state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Store {
+    // No tokens in Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.lock();
+        f.debug_struct("Store")
+            .field("resourceVersion", &st.rv)
+            .field("resources", &st.tables.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
