@@ -1,3 +1,4 @@
 //! The rollout: a pure planner deciding the next step, and the thin I/O that carries it out.
 
 pub mod plan;
+pub mod status;

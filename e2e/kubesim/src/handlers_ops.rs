@@ -1,0 +1,576 @@
+//! Object semantics under the store lock: create/update/delete, system metadata, generation, finalizers, and the built-in controllers (namespace defaults, token controller, CRD serving, RBAC snapshot).
+use std::sync::Arc;
+
+use base64::Engine;
+use rand::Rng;
+use serde_json::{Map, Value, json};
+
+use crate::auth::{self, TokenEntry, TokenKind};
+use crate::errors::ApiError;
+use crate::patch;
+use crate::rbac::RbacSnapshot;
+use crate::resources::{self, GenRule, ResKey, ResourceDef};
+use crate::store::State;
+use crate::validation;
+
+pub const SA_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
+pub const SA_NAME_ANN: &str = "kubernetes.io/service-account.name";
+pub const SA_UID_ANN: &str = "kubernetes.io/service-account.uid";
+
+/// Per-write context.
+pub struct Ctx<'a> {
+    pub ca_pem: &'a str,
+    pub manager: String,
+    pub dry_run: bool,
+    pub now: String,
+}
+
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn b64(s: &str) -> Value {
+    Value::String(base64::engine::general_purpose::STANDARD.encode(s.as_bytes()))
+}
+
+fn core(plural: &str) -> ResKey {
+    ResKey { group: String::new(), plural: plural.into() }
+}
+
+/// Checks apiVersion/kind of a body against the URL's resource and fills them in when absent.
+pub fn check_type_meta(def: &ResourceDef, version: &str, obj: &mut Value) -> Result<(), ApiError> {
+    let Some(o) = obj.as_object_mut() else {
+        return Err(ApiError::bad_request("the body of the request must be a JSON or YAML object"));
+    };
+    let want_av = def.api_version(version);
+    match o.get("apiVersion").and_then(Value::as_str) {
+        Some("") | None => {
+            o.insert("apiVersion".into(), Value::String(want_av));
+        }
+        Some(av) if av == want_av || (def.group == av.split('/').next().unwrap_or("") && av.contains('/') && def.versions.iter().any(|v| av.ends_with(&format!("/{v}")))) => {
+            o.insert("apiVersion".into(), Value::String(want_av));
+        }
+        Some(av) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({want_av})"
+            )));
+        }
+    }
+    match o.get("kind").and_then(Value::as_str) {
+        Some("") | None => {
+            o.insert("kind".into(), Value::String(def.kind.clone()));
+        }
+        Some(k) if k == def.kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): kind {k} does not match the resource {}",
+                def.kind, def.plural
+            )));
+        }
+    }
+    match o.get("metadata") {
+        None | Some(Value::Null) => {
+            o.insert("metadata".into(), Value::Object(Map::new()));
+        }
+        Some(Value::Object(_)) => {}
+        Some(_) => return Err(ApiError::bad_request("metadata: must be an object")),
+    }
+    Ok(())
+}
+
+fn meta(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj["metadata"].is_object() {
+        obj["metadata"] = Value::Object(Map::new());
+    }
+    obj["metadata"].as_object_mut().expect("metadata is an object")
+}
+
+fn gen_name(prefix: &str) -> String {
+    const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    let suffix: String = (0..5).map(|_| ALPHA[rng.random_range(0..ALPHA.len())] as char).collect();
+    format!("{prefix}{suffix}")
+}
+
+fn namespace_check(st: &State, ns: &str) -> Result<(), ApiError> {
+    match st.get(&core("namespaces"), "", ns) {
+        None => Err(ApiError::not_found("", "namespaces", ns)),
+        Some(n) if !n["metadata"]["deletionTimestamp"].is_null() => Err(ApiError::forbidden(
+            format!("unable to create new content in namespace {ns} because it is being terminated"),
+            "",
+            "namespaces",
+            ns,
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn strip(v: &Value, keys: &[&str]) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        for k in keys {
+            o.remove(*k);
+        }
+    }
+    v
+}
+
+/// Creates an object. `ns` is the URL namespace ("" for cluster-scoped).
+pub fn create(st: &mut State, def: &Arc<ResourceDef>, version: &str, ns: &str, mut obj: Value, ctx: &Ctx) -> Result<Arc<Value>, ApiError> {
+    check_type_meta(def, version, &mut obj)?;
+    let m = meta(&mut obj);
+    if def.namespaced {
+        match m.get("namespace").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() && n != ns => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            _ => {
+                m.insert("namespace".into(), Value::String(ns.into()));
+            }
+        }
+    } else {
+        m.remove("namespace");
+    }
+    let name = match m.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        Some(n) => n.to_string(),
+        None => match m.get("generateName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            Some(prefix) => {
+                let mut n = gen_name(prefix);
+                while st.get(&def.key(), ns, &n).is_some() {
+                    n = gen_name(prefix);
+                }
+                n
+            }
+            None => {
+                return Err(ApiError::invalid(
+                    &def.group,
+                    &def.kind,
+                    "",
+                    "metadata.name",
+                    "metadata.name: Required value: name or generateName is required",
+                ));
+            }
+        },
+    };
+    if let Err(e) = validation::validate_name(&def.plural, &name) {
+        return Err(ApiError::invalid(&def.group, &def.kind, &name, "metadata.name", &e));
+    }
+    if def.namespaced {
+        namespace_check(st, ns)?;
+    }
+    if st.get(&def.key(), ns, &name).is_some() {
+        return Err(ApiError::already_exists(&def.group, &def.plural, &name));
+    }
+    let m = meta(&mut obj);
+    m.insert("name".into(), Value::String(name.clone()));
+    m.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    m.insert("creationTimestamp".into(), Value::String(ctx.now.clone()));
+    for k in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"] {
+        m.remove(k);
+    }
+    if def.gen_rule == GenRule::None {
+        m.remove("generation");
+    } else {
+        m.insert("generation".into(), json!(1));
+    }
+    if def.status {
+        obj.as_object_mut().expect("object").remove("status");
+    }
+    defaults_on_create(st, def, ns, &name, &mut obj, ctx)?;
+    if !ctx.manager.is_empty() {
+        patch::track_update(None, &mut obj, &ctx.manager, None, &ctx.now);
+    }
+    if ctx.dry_run {
+        return Ok(Arc::new(obj));
+    }
+    let stored = st.put(def, obj);
+    after_write(st, def, &stored, ctx);
+    Ok(stored)
+}
+
+fn defaults_on_create(st: &mut State, def: &ResourceDef, ns: &str, name: &str, obj: &mut Value, ctx: &Ctx) -> Result<(), ApiError> {
+    match (def.group.as_str(), def.plural.as_str()) {
+        ("", "namespaces") => {
+            let m = meta(obj);
+            let labels = m.entry("labels").or_insert_with(|| json!({}));
+            if !labels.is_object() {
+                *labels = json!({});
+            }
+            labels["kubernetes.io/metadata.name"] = Value::String(name.into());
+            obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            obj["status"] = json!({"phase": "Active"});
+        }
+        ("", "secrets") => {
+            if obj["type"].as_str().is_none_or(str::is_empty) {
+                obj["type"] = json!("Opaque");
+            }
+            if obj["type"] == SA_TOKEN_TYPE {
+                if obj["metadata"]["annotations"][SA_NAME_ANN].as_str().is_none_or(str::is_empty) {
+                    return Err(ApiError::invalid(
+                        "",
+                        "Secret",
+                        name,
+                        "metadata.annotations[kubernetes.io/service-account.name]",
+                        "metadata.annotations[kubernetes.io/service-account.name]: Required value",
+                    ));
+                }
+                if !ctx.dry_run {
+                    fill_token_secret(st, ns, name, obj, ctx.ca_pem);
+                }
+            }
+        }
+        ("", "pods") => {
+            obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+        }
+        ("apps", "statefulsets") => {
+            obj["status"] = json!({"replicas": 0, "availableReplicas": 0});
+        }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            crd_prepare(name, obj, &ctx.now)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn crd_prepare(name: &str, obj: &mut Value, now: &str) -> Result<(), ApiError> {
+    let def = resources::from_crd(obj).map_err(|e| {
+        ApiError::invalid("apiextensions.k8s.io", "CustomResourceDefinition", name, "spec", &e)
+    })?;
+    let want = format!("{}.{}", def.plural, def.group);
+    if want != name {
+        let msg = format!("metadata.name: Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group");
+        return Err(ApiError::invalid("apiextensions.k8s.io", "CustomResourceDefinition", name, "metadata.name", &msg));
+    }
+    let mut accepted = obj["spec"]["names"].clone();
+    if accepted["singular"].as_str().is_none_or(str::is_empty) {
+        accepted["singular"] = json!(def.singular);
+    }
+    if accepted["listKind"].as_str().is_none_or(str::is_empty) {
+        accepted["listKind"] = json!(format!("{}List", def.kind));
+    }
+    obj["spec"]["names"] = accepted.clone();
+    let storage = obj["spec"]["versions"]
+        .as_array()
+        .and_then(|vs| vs.iter().find(|v| v["storage"].as_bool() == Some(true)))
+        .and_then(|v| v["name"].as_str())
+        .unwrap_or(def.storage_version())
+        .to_string();
+    obj["status"] = json!({
+        "acceptedNames": accepted,
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "lastTransitionTime": now, "reason": "NoConflicts", "message": "no conflicts found"},
+            {"type": "Established", "status": "True", "lastTransitionTime": now, "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"},
+        ],
+        "storedVersions": [storage],
+    });
+    Ok(())
+}
+
+/// Token controller: fills a service-account token Secret when its ServiceAccount exists.
+fn fill_token_secret(st: &mut State, ns: &str, name: &str, obj: &mut Value, ca_pem: &str) {
+    let Some(sa_name) = obj["metadata"]["annotations"][SA_NAME_ANN].as_str().map(String::from) else { return };
+    if obj["data"]["token"].as_str().is_some_and(|t| !t.is_empty()) {
+        return;
+    }
+    let Some(sa) = st.get(&core("serviceaccounts"), ns, &sa_name) else { return };
+    let token = auth::random_token("kubesim-sa");
+    st.tokens.insert(
+        token.clone(),
+        TokenEntry {
+            user: auth::sa_user(ns, &sa_name),
+            kind: TokenKind::Secret { namespace: ns.into(), secret: name.into(), sa: sa_name.clone() },
+            expires: None,
+        },
+    );
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    obj["data"]["token"] = b64(&token);
+    obj["data"]["ca.crt"] = b64(ca_pem);
+    obj["data"]["namespace"] = b64(ns);
+    obj["metadata"]["annotations"][SA_UID_ANN] = Value::String(auth::sa_uid(&sa));
+}
+
+fn after_write(st: &mut State, def: &ResourceDef, obj: &Arc<Value>, ctx: &Ctx) {
+    match (def.group.as_str(), def.plural.as_str()) {
+        ("", "namespaces") => {
+            let ns = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+            if st.get(&core("serviceaccounts"), &ns, "default").is_none() {
+                let reg = st.registry.clone();
+                if let Some(sadef) = reg.find("", "v1", "serviceaccounts") {
+                    let c = Ctx { ca_pem: ctx.ca_pem, manager: String::new(), dry_run: false, now: ctx.now.clone() };
+                    let _ = create(st, &sadef, "v1", &ns, json!({"metadata": {"name": "default"}}), &c);
+                }
+            }
+        }
+        ("", "serviceaccounts") => {
+            let ns = obj["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+            let sa = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let pending: Vec<Arc<Value>> = st
+                .range(&core("secrets"), Some(&ns), None)
+                .into_iter()
+                .filter(|s| {
+                    s["type"] == SA_TOKEN_TYPE
+                        && s["metadata"]["annotations"][SA_NAME_ANN].as_str() == Some(sa.as_str())
+                        && s["data"]["token"].is_null()
+                })
+                .collect();
+            let reg = st.registry.clone();
+            if let Some(secdef) = reg.find("", "v1", "secrets") {
+                for s in pending {
+                    let mut s = (*s).clone();
+                    let name = s["metadata"]["name"].as_str().unwrap_or("").to_string();
+                    fill_token_secret(st, &ns, &name, &mut s, ctx.ca_pem);
+                    st.put(&secdef, s);
+                }
+            }
+        }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            if let Ok(d) = resources::from_crd(obj) {
+                st.registry = Arc::new(st.registry.with(d));
+            }
+        }
+        ("rbac.authorization.k8s.io", _) => refresh_rbac(st),
+        _ => {}
+    }
+}
+
+pub fn refresh_rbac(st: &mut State) {
+    let g = "rbac.authorization.k8s.io";
+    let all = |st: &State, plural: &str| -> Vec<Value> {
+        st.range(&ResKey { group: g.into(), plural: plural.into() }, None, None).iter().map(|v| (**v).clone()).collect()
+    };
+    st.rbac = Arc::new(RbacSnapshot {
+        roles: all(st, "roles"),
+        role_bindings: all(st, "rolebindings"),
+        cluster_roles: all(st, "clusterroles"),
+        cluster_role_bindings: all(st, "clusterrolebindings"),
+    });
+}
+
+/// How managedFields are handled on an update.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Managed {
+    /// Record the manager's changes with patch::track_update.
+    Track,
+    /// The body already carries the managedFields to store (server-side apply).
+    Keep,
+}
+
+/// Replaces an object (PUT, or the result of a patch). `sub` is Some("status") on the status subresource.
+#[allow(clippy::too_many_arguments)]
+pub fn update(
+    st: &mut State,
+    def: &Arc<ResourceDef>,
+    version: &str,
+    ns: &str,
+    name: &str,
+    mut obj: Value,
+    sub: Option<&str>,
+    ctx: &Ctx,
+    require_rv: bool,
+    managed: Managed,
+) -> Result<Arc<Value>, ApiError> {
+    check_type_meta(def, version, &mut obj)?;
+    let m = meta(&mut obj);
+    match m.get("name").and_then(Value::as_str) {
+        Some(n) if !n.is_empty() && n != name => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        _ => {
+            m.insert("name".into(), Value::String(name.into()));
+        }
+    }
+    if def.namespaced {
+        match m.get("namespace").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() && n != ns => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            _ => {
+                m.insert("namespace".into(), Value::String(ns.into()));
+            }
+        }
+    }
+    let old = st.get(&def.key(), ns, name).ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+    let body_rv = m.get("resourceVersion").and_then(Value::as_str).unwrap_or("").to_string();
+    let old_rv = old["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string();
+    if !body_rv.is_empty() && body_rv != old_rv {
+        return Err(ApiError::conflict(&def.group, &def.plural, name));
+    }
+    if body_rv.is_empty() && require_rv && def.custom {
+        return Err(ApiError::invalid(
+            &def.group,
+            &def.kind,
+            name,
+            "metadata.resourceVersion",
+            "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+        ));
+    }
+    let mut new = if sub == Some("status") {
+        let mut n = (*old).clone();
+        match obj.get("status") {
+            Some(s) => n["status"] = s.clone(),
+            None => {
+                n.as_object_mut().expect("object").remove("status");
+            }
+        }
+        if managed == Managed::Keep {
+            n["metadata"]["managedFields"] = obj["metadata"]["managedFields"].clone();
+        }
+        n
+    } else {
+        if def.status {
+            match old.get("status") {
+                Some(s) => obj["status"] = s.clone(),
+                None => {
+                    obj.as_object_mut().expect("object").remove("status");
+                }
+            }
+        }
+        let om = &old["metadata"];
+        let m = meta(&mut obj);
+        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            match om.get(k) {
+                Some(v) => m.insert(k.into(), v.clone()),
+                None => m.remove(k),
+            };
+        }
+        if m.get("managedFields").is_none_or(|v| v.is_null()) {
+            if let Some(mf) = om.get("managedFields") {
+                m.insert("managedFields".into(), mf.clone());
+            }
+        }
+        m.remove("selfLink");
+        obj
+    };
+    new["metadata"]["resourceVersion"] = Value::String(old_rv.clone());
+    if def.plural == "namespaces" && def.group.is_empty() {
+        new["status"] = old["status"].clone();
+    }
+    if def.plural == "customresourcedefinitions" && sub.is_none() {
+        crd_prepare(name, &mut new, &ctx.now)?;
+        new["status"] = old["status"].clone();
+    }
+    let spec_changed = match def.gen_rule {
+        GenRule::None => false,
+        GenRule::Spec => strip(&new, &["metadata", "status"]) != strip(&old, &["metadata", "status"]),
+        GenRule::AllButMeta => strip(&new, &["metadata"]) != strip(&old, &["metadata"]),
+    };
+    if spec_changed {
+        let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
+        new["metadata"]["generation"] = json!(g + 1);
+    }
+    if new == *old {
+        return Ok(old);
+    }
+    if managed == Managed::Track && !ctx.manager.is_empty() {
+        patch::track_update(Some(&old), &mut new, &ctx.manager, sub, &ctx.now);
+    }
+    if ctx.dry_run {
+        return Ok(Arc::new(new));
+    }
+    let deleting = !new["metadata"]["deletionTimestamp"].is_null()
+        && new["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty());
+    if deleting {
+        return Ok(finish_delete(st, def, ns, name, Some(new)));
+    }
+    let stored = st.put(def, new);
+    after_write(st, def, &stored, ctx);
+    Ok(stored)
+}
+
+/// Delete preconditions and options.
+#[derive(Default)]
+pub struct DeleteOpts {
+    pub dry_run: bool,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+}
+
+pub fn delete(st: &mut State, def: &Arc<ResourceDef>, ns: &str, name: &str, ctx: &Ctx, opts: &DeleteOpts) -> Result<Arc<Value>, ApiError> {
+    let old = st.get(&def.key(), ns, name).ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+    if let Some(uid) = &opts.uid
+        && old["metadata"]["uid"].as_str() != Some(uid.as_str())
+    {
+        return Err(ApiError::conflict_msg(
+            &def.group,
+            &def.plural,
+            name,
+            format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                old["metadata"]["uid"].as_str().unwrap_or("")
+            ),
+        ));
+    }
+    if let Some(rv) = &opts.resource_version
+        && old["metadata"]["resourceVersion"].as_str() != Some(rv.as_str())
+    {
+        return Err(ApiError::conflict_msg(
+            &def.group,
+            &def.plural,
+            name,
+            format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                old["metadata"]["resourceVersion"].as_str().unwrap_or("")
+            ),
+        ));
+    }
+    let has_finalizers = old["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+    if has_finalizers {
+        if !old["metadata"]["deletionTimestamp"].is_null() {
+            return Ok(old);
+        }
+        let mut new = (*old).clone();
+        new["metadata"]["deletionTimestamp"] = Value::String(ctx.now.clone());
+        new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        if opts.dry_run {
+            return Ok(Arc::new(new));
+        }
+        return Ok(st.put(def, new));
+    }
+    if opts.dry_run {
+        return Ok(old);
+    }
+    Ok(finish_delete(st, def, ns, name, None))
+}
+
+/// Removes an object for good, with what depends on it (namespace contents, CRD objects).
+fn finish_delete(st: &mut State, def: &Arc<ResourceDef>, ns: &str, name: &str, last: Option<Value>) -> Arc<Value> {
+    match (def.group.as_str(), def.plural.as_str()) {
+        ("", "namespaces") => {
+            let reg = st.registry.clone();
+            for d in reg.defs.iter().filter(|d| d.namespaced) {
+                for o in st.range(&d.key(), Some(name), None) {
+                    let n = o["metadata"]["name"].as_str().unwrap_or("").to_string();
+                    st.remove(d, name, &n);
+                }
+            }
+            refresh_rbac(st);
+        }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            if let Some(old) = st.get(&def.key(), ns, name)
+                && let Ok(d) = resources::from_crd(&old)
+            {
+                st.drop_table(&d.key());
+                st.registry = Arc::new(st.registry.without(&d.key()));
+            }
+        }
+        _ => {}
+    }
+    if let Some(l) = last {
+        // Store the final state first so the DELETED event carries it.
+        st.put(def, l);
+    }
+    let removed = st.remove(def, ns, name).unwrap_or_else(|| Arc::new(Value::Null));
+    if def.group == "rbac.authorization.k8s.io" {
+        refresh_rbac(st);
+    }
+    removed
+}

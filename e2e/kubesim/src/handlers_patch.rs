@@ -1,0 +1,112 @@
+//! PATCH: JSON patch, merge patch, strategic merge patch (built-ins only) and server-side apply, on objects and their status.
+use std::sync::Arc;
+
+use http::HeaderMap;
+use serde_json::Value;
+
+use crate::errors::ApiError;
+use crate::handlers::{self, Query};
+use crate::handlers_ops::{self, Ctx, Managed};
+use crate::patch::{self, ApplyOptions, PatchError};
+use crate::resources::ResourceDef;
+use crate::server::ClusterInner;
+
+fn map_err(def: &ResourceDef, name: &str, e: PatchError) -> ApiError {
+    match e {
+        PatchError::BadRequest(m) => ApiError::bad_request(m),
+        PatchError::Invalid(m) => ApiError::invalid(&def.group, &def.kind, name, "", &m),
+        PatchError::Conflict { message } => ApiError::conflict_msg(&def.group, &def.plural, name, message),
+    }
+}
+
+fn accepted(def: &ResourceDef) -> &'static str {
+    if def.custom {
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+    } else {
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
+    }
+}
+
+/// Returns the HTTP code (201 when apply created the object) and the resulting object.
+#[allow(clippy::too_many_arguments)]
+pub fn patch(
+    c: &ClusterInner,
+    def: &Arc<ResourceDef>,
+    version: &str,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    q: &Query,
+) -> Result<(u16, Arc<Value>), ApiError> {
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let dry_run = match q.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(o) => return Err(ApiError::bad_request(format!("Invalid dry run value: {o}: only 'All' is supported"))),
+    };
+    let now = handlers_ops::now_rfc3339();
+    let manager = q.get("fieldManager").cloned().filter(|m| !m.is_empty());
+    if ct == "application/apply-patch+yaml" {
+        let Some(manager) = manager else {
+            return Err(ApiError::bad_request("PATCH requests with application/apply-patch+yaml content must set fieldManager"));
+        };
+        let force = q.get("force").is_some_and(|f| f == "true");
+        let mut body = handlers::parse_yaml(bytes)?;
+        if !body.is_object() {
+            return Err(ApiError::bad_request("the apply configuration must be an object"));
+        }
+        handlers_ops::check_type_meta(def, version, &mut body)?;
+        match body["metadata"]["name"].as_str() {
+            Some(n) if !n.is_empty() && n != name => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
+            }
+            _ => body["metadata"]["name"] = Value::String(name.into()),
+        }
+        if def.namespaced {
+            body["metadata"]["namespace"] = Value::String(ns.into());
+        }
+        let mut st = c.store.lock();
+        let live = st.get(&def.key(), ns, name);
+        if live.is_none() && sub.is_some() {
+            return Err(ApiError::not_found(&def.group, &def.plural, name));
+        }
+        let opts = ApplyOptions { manager: &manager, force, subresource: sub, now: &now };
+        let result = patch::server_side_apply(live.as_deref(), &body, &opts).map_err(|e| map_err(def, name, e))?;
+        let ctx = Ctx { ca_pem: &c.ca_pem, manager: String::new(), dry_run, now: now.clone() };
+        return match live {
+            None => Ok((201, handlers_ops::create(&mut st, def, version, ns, result, &ctx)?)),
+            Some(_) => Ok((200, handlers_ops::update(&mut st, def, version, ns, name, result, sub, &ctx, false, Managed::Keep)?)),
+        };
+    }
+    let op: fn(&Value, &Value, &str) -> Result<Value, PatchError> = match ct.as_str() {
+        "application/json-patch+json" => |l, p, _| patch::json_patch(l, p),
+        "application/merge-patch+json" => |l, p, _| patch::merge_patch(l, p),
+        "application/strategic-merge-patch+json" if !def.custom => patch::strategic_merge_patch,
+        _ => return Err(ApiError::unsupported_media(accepted(def))),
+    };
+    let body = handlers::parse_json(bytes)?;
+    if ct == "application/json-patch+json" && !body.is_array() {
+        return Err(ApiError::bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch"));
+    }
+    if ct != "application/json-patch+json" && !body.is_object() {
+        return Err(ApiError::bad_request("couldn't get version/kind; json parse error: the patch is not a JSON object"));
+    }
+    let manager = manager.unwrap_or_else(|| {
+        let ua = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let m = ua.split('/').next().unwrap_or("").trim().to_string();
+        if m.is_empty() { "unknown".into() } else { m }
+    });
+    let mut st = c.store.lock();
+    let live = st.get(&def.key(), ns, name).ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+    let new = op(&live, &body, &def.kind).map_err(|e| map_err(def, name, e))?;
+    let ctx = Ctx { ca_pem: &c.ca_pem, manager, dry_run, now };
+    Ok((200, handlers_ops::update(&mut st, def, version, ns, name, new, sub, &ctx, false, Managed::Track)?))
+}

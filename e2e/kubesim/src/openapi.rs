@@ -1,0 +1,95 @@
+//! OpenAPI documents: only what kubectl 1.32 asks for. kubectl reads the /openapi/v3 root and each group-version
+//! document to learn that PATCH accepts `fieldValidation` (then it validates server-side instead of downloading
+//! schemas); without any schema for a kind, `kubectl apply` falls back to its built-in types or JSON merge patch.
+use http::Response;
+use serde_json::{Map, Value, json};
+
+use crate::handlers::{Body, json_response};
+use crate::resources::{Registry, ResourceDef};
+
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+}
+
+fn hash(reg: &Registry, group: &str, version: &str) -> String {
+    // Changes whenever the group-version's resources change, so kubectl's cache stays right.
+    let mut h: u64 = 1469598103934665603;
+    for d in reg.defs.iter().filter(|d| d.group == group && d.versions.iter().any(|v| v == version)) {
+        for b in d.plural.bytes().chain(d.kind.bytes()).chain([d.namespaced as u8]) {
+            h = (h ^ b as u64).wrapping_mul(1099511628211);
+        }
+    }
+    format!("{h:016X}")
+}
+
+fn root(reg: &Registry) -> Value {
+    let mut paths = Map::new();
+    for (g, vs) in reg.groups() {
+        for v in vs {
+            let p = gv_path(&g, &v);
+            paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(reg, &g, &v))}));
+        }
+    }
+    json!({"paths": paths})
+}
+
+fn params() -> Value {
+    json!([
+        {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}}
+    ])
+}
+
+fn gv_doc(reg: &Registry, group: &str, version: &str) -> Option<Value> {
+    let defs: Vec<&std::sync::Arc<ResourceDef>> =
+        reg.defs.iter().filter(|d| d.group == group && d.versions.iter().any(|v| v == version)).collect();
+    if defs.is_empty() {
+        return None;
+    }
+    let prefix = format!("/{}", gv_path(group, version));
+    let mut paths = Map::new();
+    for d in defs {
+        let gvk = json!({"group": group, "version": version, "kind": d.kind});
+        let item = if d.virtual_create { format!("{prefix}/{}", d.plural) } else if d.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", d.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", d.plural)
+        };
+        let op = |id: &str| {
+            json!({"operationId": id, "x-kubernetes-action": if id.starts_with("patch") { "patch" } else { "post" },
+                "x-kubernetes-group-version-kind": gvk, "parameters": params(),
+                "responses": {"200": {"description": "OK"}}})
+        };
+        let mut entry = Map::new();
+        if d.virtual_create {
+            entry.insert("post".into(), op(&format!("create{}", d.kind)));
+        } else {
+            entry.insert("patch".into(), op(&format!("patch{}", d.kind)));
+        }
+        paths.insert(item.clone(), Value::Object(entry));
+        if d.status {
+            let mut e = Map::new();
+            e.insert("patch".into(), op(&format!("patch{}Status", d.kind)));
+            paths.insert(format!("{item}/status"), Value::Object(e));
+        }
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.33.0"},
+        "paths": paths,
+        "components": {"schemas": {}}
+    }))
+}
+
+/// None: 404 (e.g. /openapi/v2, which kubectl only tries when v3 is missing).
+pub fn serve(reg: &Registry, path: &str) -> Option<Response<Body>> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["openapi", "v3"] => Some(json_response(200, &root(reg))),
+        ["openapi", "v3", "api", v] => gv_doc(reg, "", v).map(|d| json_response(200, &d)),
+        ["openapi", "v3", "apis", g, v] => gv_doc(reg, g, v).map(|d| json_response(200, &d)),
+        _ => None,
+    }
+}

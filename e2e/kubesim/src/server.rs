@@ -1,0 +1,108 @@
+//! HTTPS listener of one simulated cluster: TLS accept, HTTP/1.1 + HTTP/2, the unreachable fault (listener closed, connections aborted, same port re-bound).
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::AuditLog;
+use crate::faults::Faults;
+use crate::store::Store;
+
+/// Everything one simulated cluster is made of.
+#[derive(Debug)]
+pub struct ClusterInner {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub ca_pem: String,
+    pub ca_der: Vec<u8>,
+    pub admin_token: String,
+    pub store: Arc<Store>,
+    pub faults: Faults,
+    pub audit: Arc<AuditLog>,
+    pub shutdown: CancellationToken,
+}
+
+/// Serves until `c.shutdown` is cancelled. `listener` is the already bound first listener.
+pub async fn serve(c: Arc<ClusterInner>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
+    let acceptor = TlsAcceptor::from(tls);
+    let mut unreachable = c.faults.unreachable_rx();
+    let mut listener = Some(listener);
+    loop {
+        // Wait while unreachable: nothing listens on the port.
+        while *unreachable.borrow_and_update() {
+            tokio::select! {
+                r = unreachable.changed() => if r.is_err() { return },
+                _ = c.shutdown.cancelled() => return,
+            }
+        }
+        let l = match listener.take() {
+            Some(l) => l,
+            None => match bind_again(c.addr, &c.shutdown).await {
+                Some(l) => l,
+                None => return,
+            },
+        };
+        let conns = CancellationToken::new();
+        loop {
+            tokio::select! {
+                r = l.accept() => {
+                    let Ok((tcp, _)) = r else { continue };
+                    let _ = tcp.set_nodelay(true);
+                    tokio::spawn(connection(c.clone(), acceptor.clone(), tcp, conns.clone()));
+                }
+                r = unreachable.changed() => {
+                    if r.is_err() || *unreachable.borrow() {
+                        conns.cancel();
+                        break;
+                    }
+                }
+                _ = c.shutdown.cancelled() => {
+                    conns.cancel();
+                    return;
+                }
+            }
+        }
+        drop(l);
+    }
+}
+
+async fn bind_again(addr: SocketAddr, shutdown: &CancellationToken) -> Option<TcpListener> {
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Some(l),
+            Err(e) => {
+                tracing::warn!("kubesim: re-binding {addr} failed: {e}; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    _ = shutdown.cancelled() => return None,
+                }
+            }
+        }
+    }
+}
+
+async fn connection(c: Arc<ClusterInner>, acceptor: TlsAcceptor, tcp: tokio::net::TcpStream, cancel: CancellationToken) {
+    let tls = tokio::select! {
+        r = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)) => match r {
+            Ok(Ok(s)) => s,
+            _ => return,
+        },
+        _ = cancel.cancelled() => return,
+    };
+    let svc_cluster = c.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let c = svc_cluster.clone();
+        async move { Ok::<_, std::convert::Infallible>(crate::handlers::handle(c, req).await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+    tokio::select! {
+        _ = conn => {}
+        _ = cancel.cancelled() => {}
+        _ = c.shutdown.cancelled() => {}
+    }
+}
