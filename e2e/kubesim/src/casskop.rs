@@ -12,8 +12,9 @@
 //!   seen; nothing is written meanwhile. Then `Pending/<action>/Ongoing`, and after `ready_after`
 //!   the StatefulSets and Pods are brought in line and the status becomes `Running/<action>/Done`.
 //!   A change arriving while an action is ongoing restarts it the same way.
-//! - test hooks (annotations): [`HOLD_ANNOTATION`] keeps an ongoing action ongoing until the
-//!   annotation goes away; [`FAIL_ANNOTATION`] `"true"` ends the action with status `Error`
+//! - test hooks (annotations): [`HOLD_ANNOTATION`] keeps an ongoing action ongoing, phase
+//!   `Pending` (a new cluster moves from `Initializing` to `Pending` when it would have become
+//!   ready), until the annotation goes away; [`FAIL_ANNOTATION`] `"true"` ends the action with status `Error`
 //!   (phase `Pending`); removing it retries the action.
 //! - deleting the CassandraCluster deletes its StatefulSets and Pods.
 //!
@@ -49,7 +50,8 @@ pub const CRD_NAME: &str = "cassandraclusters.db.orange.com";
 pub const FIELD_MANAGER: &str = "casskop";
 /// Annotation holding the configuration (spec + status.seedlist, JSON) the last action acted on.
 pub const ACTED_CONFIG_ANNOTATION: &str = "kubesim.casskop/last-applied-configuration";
-/// Test hook: while present (value `Pending`), an ongoing action never completes.
+/// Test hook: while present (value `Pending`), an ongoing action never completes: it stays
+/// `Pending/<action>/Ongoing` (a new cluster goes `Initializing` -> `Pending` after `ready_after`).
 pub const HOLD_ANNOTATION: &str = "kubesim.casskop/hold";
 /// Test hook: `"true"` makes the current action end in status `Error` (phase `Pending`).
 pub const FAIL_ANNOTATION: &str = "kubesim.casskop/fail";
@@ -744,12 +746,17 @@ impl ClusterWorker {
         match view.action_status.as_deref() {
             Some("Ongoing") => {
                 let due = *self.complete_at.get_or_insert(now + self.opts.ready_after);
-                if view.held {
-                    debug!("{}: {action} held by {HOLD_ANNOTATION}", self.ident());
-                    return Ok(None);
-                }
                 if now < due {
                     return Ok(Some(due));
+                }
+                if view.held {
+                    // Due but held: Pending/<action>/Ongoing until the annotation goes.
+                    if view.phase.as_deref() != Some("Pending") {
+                        self.write_status(&view, "Pending", &action, "Ongoing", false)
+                            .await?;
+                    }
+                    debug!("{}: {action} held by {HOLD_ANNOTATION}", self.ident());
+                    return Ok(None);
                 }
                 let phase = if view.failing {
                     info!(

@@ -285,3 +285,42 @@ async fn deletion_mid_action_removes_children_and_recreation_starts_over() {
     assert_eq!(Some(&owner[0].uid), created.metadata.uid.as_ref());
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_new_cluster_stays_pending_until_the_hold_is_lifted() {
+    let sim = Sim::start(
+        &[CLUSTER],
+        SimOptions {
+            casskop: Some(opts()),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let client = sim.cluster(CLUSTER).client().await;
+    namespace(&client).await;
+    let api = clusters(&client);
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "db.orange.com/v2",
+        "kind": "CassandraCluster",
+        "metadata": {"name": "held", "annotations": {casskop::HOLD_ANNOTATION: "Pending"}},
+        "spec": {"nodesPerRacks": 1},
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &obj).await.unwrap();
+    wait_state(&api, "held", "Pending/Initializing/Ongoing").await;
+    // Well past ready_after it is still held.
+    tokio::time::sleep(opts().ready_after * 5).await;
+    assert_eq!(
+        state(&api.get("held").await.unwrap()),
+        "Pending/Initializing/Ongoing"
+    );
+    merge(
+        &api,
+        "held",
+        json!({"metadata": {"annotations": {casskop::HOLD_ANNOTATION: null}}}),
+    )
+    .await;
+    wait_state(&api, "held", "Running/Initializing/Done").await;
+    sim.shutdown().await;
+}
