@@ -380,7 +380,12 @@ async fn phases_seen_through_kubectl_including_the_stale_window() {
     );
     let window = Duration::from_micros((noticed.time_us - spec_patch.time_us).max(0) as u64);
     println!("spec patch -> CassKop's first write: {window:?} (react_after {react_after:?})");
-    assert!(window >= react_after, "CassKop reacted after {window:?}");
+    // Audit times are taken when a request's handler ends, a little after the watch event went
+    // out: allow for that, nothing more.
+    assert!(
+        window + Duration::from_millis(100) >= react_after,
+        "CassKop reacted after {window:?}"
+    );
     let noticed_status =
         noticed.object.as_ref().expect("write carries the object")["status"].clone();
     assert_eq!(noticed_status["phase"], "Pending");
