@@ -357,10 +357,14 @@ fn rolling_restart_racks(spec: &Value) -> HashSet<(String, String)> {
 }
 
 /// The `lastClusterAction` CassKop starts for a change from `old` to `new` (both as returned by
-/// [`acted_config`]). The first matching rule wins: image, DC/rack removal, node counts,
-/// resources, config map, seed list, rolling restart, anything else.
+/// [`acted_config`]). The first matching rule wins, in CassKop's own order of checks: config
+/// map, image, DC/rack removal, node counts, seed list, rolling restart; then resources, and
+/// anything else is a StatefulSet update.
 pub fn classify_change(old: &Value, new: &Value) -> &'static str {
     let (old_spec, new_spec) = (&old["spec"], &new["spec"]);
+    if old_spec.get("configMapName") != new_spec.get("configMapName") {
+        return "UpdateConfigMap";
+    }
     if old_spec.get("cassandraImage") != new_spec.get("cassandraImage") {
         return "UpdateDockerImage";
     }
@@ -389,12 +393,6 @@ pub fn classify_change(old: &Value, new: &Value) -> &'static str {
     {
         return "ScaleDown";
     }
-    if old_spec.get("resources") != new_spec.get("resources") {
-        return "UpdateResources";
-    }
-    if old_spec.get("configMapName") != new_spec.get("configMapName") {
-        return "UpdateConfigMap";
-    }
     if old["seedlist"] != new["seedlist"] {
         return "UpdateSeedList";
     }
@@ -404,6 +402,9 @@ pub fn classify_change(old: &Value, new: &Value) -> &'static str {
     );
     if new_rr.difference(&old_rr).next().is_some() {
         return "RollingRestart";
+    }
+    if old_spec.get("resources") != new_spec.get("resources") {
+        return "UpdateResources";
     }
     "UpdateStatefulSet"
 }
@@ -1259,10 +1260,20 @@ mod tests {
     }
 
     #[test]
-    fn image_change_wins_over_scaling() {
-        let old = cfg(json!({"cassandraImage": "a", "nodesPerRacks": 1}));
-        let new = cfg(json!({"cassandraImage": "b", "nodesPerRacks": 3}));
+    fn combined_changes_follow_casskops_order_of_checks() {
+        let old = cfg(json!({"cassandraImage": "a", "nodesPerRacks": 1, "configMapName": "x"}));
+        let new = cfg(json!({"cassandraImage": "b", "nodesPerRacks": 3, "configMapName": "x"}));
         assert_eq!(classify_change(&old, &new), "UpdateDockerImage");
+        let new = cfg(json!({"cassandraImage": "b", "nodesPerRacks": 3, "configMapName": "y"}));
+        assert_eq!(classify_change(&old, &new), "UpdateConfigMap");
+        let mut new = cfg(json!({"cassandraImage": "a", "nodesPerRacks": 2, "configMapName": "x"}));
+        new["seedlist"] = json!(["s1"]);
+        assert_eq!(classify_change(&old, &new), "ScaleUp");
+        let mut new = cfg(
+            json!({"cassandraImage": "a", "nodesPerRacks": 1, "configMapName": "x", "resources": {}}),
+        );
+        new["seedlist"] = json!(["s1"]);
+        assert_eq!(classify_change(&old, &new), "UpdateSeedList");
     }
 
     #[test]
