@@ -555,6 +555,29 @@ async fn scaling_hold_restart_failure_and_deletion_through_kubectl() {
         .await;
     kubectl.wait_action_done(name, "UpdateSeedList").await;
 
+    // The CRD's printer columns, its short name and its category.
+    for args in [
+        ["get", "cassc", name],
+        ["get", "cassandraclusters.db.orange.com", name],
+        ["get", "cassandra", name],
+    ] {
+        let table = kubectl.ok(&[args[0], args[1], args[2], "-n", NS]).await;
+        let lines: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            lines[0],
+            vec!["NAME", "PHASE", "ACTION", "ACTION-STATUS", "AGE"],
+            "{args:?}:\n{table}"
+        );
+        let row = lines
+            .iter()
+            .find(|l| l.first() == Some(&name))
+            .expect("a row");
+        assert_eq!(row[1..4], ["Running", "UpdateSeedList", "Done"], "{table}");
+    }
+
     // Deleting the CassandraCluster deletes its StatefulSets and Pods.
     kubectl.ok(&["delete", "cassc", name, "-n", NS]).await;
     let mut gone = false;
