@@ -304,6 +304,7 @@ fn non_resource(c: &ClusterInner, method: &Method, path: &str, headers: &HeaderM
         ["api", v] => discovery::resource_list(&reg, "", v).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
         ["apis", g] => discovery::api_group(&reg, g).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
         ["apis", g, v] => discovery::resource_list(&reg, g, v).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
+        ["openapi", "v2"] => Ok(openapi::v2(headers)),
         ["openapi", ..] => openapi::serve(&reg, path).ok_or_else(ApiError::no_route),
         _ => Err(ApiError::no_route()),
     }
