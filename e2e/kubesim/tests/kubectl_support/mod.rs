@@ -250,3 +250,24 @@ pub fn assert_status(v: &Value, code: u16, reason: &str) -> String {
     assert!(!msg.is_empty(), "empty message: {v}");
     msg
 }
+
+/// A kube-rs client of `cluster` authenticating with `token`, without kube's default retries on
+/// 429/503/504, so each injected error reaches the caller.
+pub async fn no_retry_client(cluster: &Cluster, token: &str) -> kube::Client {
+    let yaml = kubesim::kubeconfig::render(&[(cluster.name().to_string(), cluster.url(), cluster.ca_pem(), token.to_string())]);
+    let kc = kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig parses");
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await.expect("client config");
+    cfg.default_retry = false;
+    kube::Client::try_from(cfg).expect("client builds")
+}
+
+/// Polls the audit log until `pred` holds for an entry (at most 60 s; no timing is asserted).
+pub async fn until_audited(sim: &Sim, pred: impl Fn(&kubesim::AuditEntry) -> bool) {
+    for _ in 0..1200 {
+        if sim.audit().iter().any(&pred) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the expected request never reached the audit log");
+}
