@@ -25,7 +25,7 @@ fn accepted(def: &ResourceDef) -> &'static str {
     if def.custom {
         "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
     } else {
-        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
+        "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
     }
 }
 
@@ -56,7 +56,13 @@ pub fn patch(
     let manager = q.get("fieldManager").cloned().filter(|m| !m.is_empty());
     if ct == "application/apply-patch+yaml" {
         let Some(manager) = manager else {
-            return Err(ApiError::bad_request("PATCH requests with application/apply-patch+yaml content must set fieldManager"));
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                "fieldManager",
+                "fieldManager: Required value: is required for apply patch",
+            ));
         };
         let force = q.get("force").is_some_and(|f| f == "true");
         let mut body = handlers::parse_yaml(bytes)?;
