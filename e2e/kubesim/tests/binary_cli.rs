@@ -44,8 +44,17 @@ async fn start(args: &[&str]) -> Running {
 
 async fn signal(r: &mut Running, sig: &str) -> std::process::ExitStatus {
     let pid = r.child.id().expect("still running").to_string();
-    assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
-    tokio::time::timeout(GUARD, r.child.wait()).await.expect("kubesim exits on the signal").unwrap()
+    assert!(
+        std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::timeout(GUARD, r.child.wait())
+        .await
+        .expect("kubesim exits on the signal")
+        .unwrap()
 }
 
 async fn kubectl(kc: &Path, home: &Path, args: &[&str]) -> kubectl_support::Run {
@@ -57,9 +66,23 @@ async fn serves_every_context_writes_the_audit_log_and_exits_0_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     let audit = dir.path().join("audit.jsonl");
-    let mut sim = start(&["--clusters", "alpha,beta", "--kubeconfig-out", kc.to_str().unwrap(), "--audit-log", audit.to_str().unwrap()]).await;
+    let mut sim = start(&[
+        "--clusters",
+        "alpha,beta",
+        "--kubeconfig-out",
+        kc.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ])
+    .await;
     assert_eq!(sim.lines.last().map(String::as_str), Some("kubesim ready"));
-    assert!(sim.lines.iter().any(|l| l.starts_with("kubesim admin http://127.0.0.1:")), "{:?}", sim.lines);
+    assert!(
+        sim.lines
+            .iter()
+            .any(|l| l.starts_with("kubesim admin http://127.0.0.1:")),
+        "{:?}",
+        sim.lines
+    );
 
     #[cfg(unix)]
     {
@@ -68,51 +91,138 @@ async fn serves_every_context_writes_the_audit_log_and_exits_0_on_sigterm() {
         assert_eq!(mode, 0o600, "the kubeconfig holds tokens");
     }
     let home = dir.path();
-    let ctx = kubectl(&kc, home, &["config", "get-contexts", "-o", "name"]).await.ok();
+    let ctx = kubectl(&kc, home, &["config", "get-contexts", "-o", "name"])
+        .await
+        .ok();
     assert_eq!(ctx.stdout, "alpha\nbeta\n");
-    let cur = kubectl(&kc, home, &["config", "current-context"]).await.ok();
+    let cur = kubectl(&kc, home, &["config", "current-context"])
+        .await
+        .ok();
     assert_eq!(cur.stdout, "alpha\n");
     for c in ["alpha", "beta"] {
-        let r = kubectl(&kc, home, &["--context", c, "get", "namespaces", "-o", "name"]).await.ok();
-        assert_eq!(r.stdout, "namespace/default\nnamespace/kube-public\nnamespace/kube-system\n");
+        let r = kubectl(
+            &kc,
+            home,
+            &["--context", c, "get", "namespaces", "-o", "name"],
+        )
+        .await
+        .ok();
+        assert_eq!(
+            r.stdout,
+            "namespace/default\nnamespace/kube-public\nnamespace/kube-system\n"
+        );
     }
     // The clusters are separate: what is created in one is not in the other.
-    kubectl(&kc, home, &["--context", "beta", "create", "namespace", "only-beta"]).await.ok();
-    kubectl(&kc, home, &["--context", "beta", "get", "namespace", "only-beta"]).await.ok();
-    let r = kubectl(&kc, home, &["--context", "alpha", "get", "namespace", "only-beta"]).await.fails(1);
-    assert_eq!(r.stderr, "Error from server (NotFound): namespaces \"only-beta\" not found\n");
-    let v = kubectl(&kc, home, &["--context", "beta", "version", "-o", "json"]).await.ok().json();
-    assert!(v["serverVersion"]["gitVersion"].as_str().is_some_and(|g| g.starts_with("v1.")), "{v}");
+    kubectl(
+        &kc,
+        home,
+        &["--context", "beta", "create", "namespace", "only-beta"],
+    )
+    .await
+    .ok();
+    kubectl(
+        &kc,
+        home,
+        &["--context", "beta", "get", "namespace", "only-beta"],
+    )
+    .await
+    .ok();
+    let r = kubectl(
+        &kc,
+        home,
+        &["--context", "alpha", "get", "namespace", "only-beta"],
+    )
+    .await
+    .fails(1);
+    assert_eq!(
+        r.stderr,
+        "Error from server (NotFound): namespaces \"only-beta\" not found\n"
+    );
+    let v = kubectl(&kc, home, &["--context", "beta", "version", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert!(
+        v["serverVersion"]["gitVersion"]
+            .as_str()
+            .is_some_and(|g| g.starts_with("v1.")),
+        "{v}"
+    );
 
     // The audit log is written as the requests come (one JSON object per line).
     let entries = read_audit(&audit);
-    assert!(entries.iter().any(|e| e.cluster == "beta" && e.verb == "create" && e.resource == "namespaces" && e.name == "only-beta" && e.code == 201));
-    assert!(entries.iter().any(|e| e.cluster == "alpha" && e.verb == "get" && e.name == "only-beta" && e.code == 404));
-    assert!(entries.iter().all(|e| e.user == "kubesim:admin" || e.user.is_empty()), "only the admin talked");
-    assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq), "ordered by a global seq");
-    let created = entries.iter().find(|e| e.verb == "create" && e.name == "only-beta").unwrap();
-    assert_eq!(created.object.as_ref().unwrap()["metadata"]["name"], "only-beta", "writes carry the object");
+    assert!(entries.iter().any(|e| e.cluster == "beta"
+        && e.verb == "create"
+        && e.resource == "namespaces"
+        && e.name == "only-beta"
+        && e.code == 201));
+    assert!(entries.iter().any(|e| e.cluster == "alpha"
+        && e.verb == "get"
+        && e.name == "only-beta"
+        && e.code == 404));
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.user == "kubesim:admin" || e.user.is_empty()),
+        "only the admin talked"
+    );
+    assert!(
+        entries.windows(2).all(|w| w[0].seq < w[1].seq),
+        "ordered by a global seq"
+    );
+    let created = entries
+        .iter()
+        .find(|e| e.verb == "create" && e.name == "only-beta")
+        .unwrap();
+    assert_eq!(
+        created.object.as_ref().unwrap()["metadata"]["name"],
+        "only-beta",
+        "writes carry the object"
+    );
 
     let status = signal(&mut sim, "-TERM").await;
     assert!(status.success(), "exit status on SIGTERM: {status:?}");
     let after = read_audit(&audit);
     assert!(after.len() >= entries.len());
     // Nothing listens any more.
-    let r = kubectl(&kc, home, &["--context", "alpha", "get", "namespaces", "--request-timeout=5s"]).await.fails(1);
+    let r = kubectl(
+        &kc,
+        home,
+        &[
+            "--context",
+            "alpha",
+            "get",
+            "namespaces",
+            "--request-timeout=5s",
+        ],
+    )
+    .await
+    .fails(1);
     assert!(r.stderr.contains("was refused"), "{r:#?}");
 }
 
 fn read_audit(path: &Path) -> Vec<AuditEntry> {
     let text = std::fs::read_to_string(path).expect("audit log exists");
     assert!(text.ends_with('\n'), "complete lines only");
-    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line is not an AuditEntry ({e}): {l}"))).collect()
+    text.lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("audit line is not an AuditEntry ({e}): {l}"))
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exits_0_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
-    let mut r = start(&["--clusters", "solo", "--kubeconfig-out", kc.to_str().unwrap()]).await;
+    let mut r = start(&[
+        "--clusters",
+        "solo",
+        "--kubeconfig-out",
+        kc.to_str().unwrap(),
+    ])
+    .await;
     kubectl(&kc, dir.path(), &["get", "namespaces"]).await.ok();
     let status = signal(&mut r, "-INT").await;
     assert!(status.success(), "exit status on SIGINT: {status:?}");
@@ -125,12 +235,20 @@ async fn refuses_bad_arguments() {
     let run = |args: Vec<String>| async move {
         let out = tokio::time::timeout(
             GUARD,
-            tokio::process::Command::new(env!("CARGO_BIN_EXE_kubesim")).args(&args).stdin(Stdio::null()).kill_on_drop(true).output(),
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_kubesim"))
+                .args(&args)
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output(),
         )
         .await
         .expect("kubesim exits")
         .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let kcs = kc.to_str().unwrap().to_string();
     // No --clusters: a usage error (clap: exit 2).
@@ -139,17 +257,40 @@ async fn refuses_bad_arguments() {
     assert!(stderr.contains("--clusters"), "{stderr}");
     assert!(!stdout.contains("kubesim ready"));
     // The same name twice.
-    let (code, stdout, stderr) = run(vec!["--clusters".into(), "a,a".into(), "--kubeconfig-out".into(), kcs.clone()]).await;
+    let (code, stdout, stderr) = run(vec![
+        "--clusters".into(),
+        "a,a".into(),
+        "--kubeconfig-out".into(),
+        kcs.clone(),
+    ])
+    .await;
     assert_ne!(code, Some(0));
     assert!(stderr.contains("given twice"), "{stderr}");
     assert!(!stdout.contains("kubesim ready"));
     // A bad duration.
-    let (code, _, stderr) = run(vec!["--clusters".into(), "a".into(), "--kubeconfig-out".into(), kcs.clone(), "--casskop-ready-after".into(), "soon".into()]).await;
+    let (code, _, stderr) = run(vec![
+        "--clusters".into(),
+        "a".into(),
+        "--kubeconfig-out".into(),
+        kcs.clone(),
+        "--casskop-ready-after".into(),
+        "soon".into(),
+    ])
+    .await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("invalid duration"), "{stderr}");
     // An unwritable kubeconfig path.
-    let (code, stdout, stderr) = run(vec!["--clusters".into(), "a".into(), "--kubeconfig-out".into(), "/nonexistent-dir/kc".into()]).await;
+    let (code, stdout, stderr) = run(vec![
+        "--clusters".into(),
+        "a".into(),
+        "--kubeconfig-out".into(),
+        "/nonexistent-dir/kc".into(),
+    ])
+    .await;
     assert_ne!(code, Some(0));
-    assert!(stderr.contains("/nonexistent-dir/kc"), "the error names the path: {stderr}");
+    assert!(
+        stderr.contains("/nonexistent-dir/kc"),
+        "the error names the path: {stderr}"
+    );
     assert!(!stdout.contains("kubesim ready"));
 }

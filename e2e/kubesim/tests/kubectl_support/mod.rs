@@ -41,11 +41,15 @@ impl Run {
         self
     }
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("kubectl printed no JSON ({e}): {self:#?}"))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("kubectl printed no JSON ({e}): {self:#?}"))
     }
     /// stdout split into lines of whitespace-separated cells (for tables).
     pub fn table(&self) -> Vec<Vec<String>> {
-        self.stdout.lines().map(|l| l.split_whitespace().map(String::from).collect()).collect()
+        self.stdout
+            .lines()
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .collect()
     }
 }
 
@@ -58,8 +62,13 @@ impl Env {
         let sim = Sim::start(names, opts).await.expect("kubesim starts");
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
-        sim.write_kubeconfig(&kubeconfig).expect("kubeconfig written");
-        Env { sim, dir, kubeconfig }
+        sim.write_kubeconfig(&kubeconfig)
+            .expect("kubeconfig written");
+        Env {
+            sim,
+            dir,
+            kubeconfig,
+        }
     }
 
     pub fn cluster(&self, name: &str) -> &Cluster {
@@ -86,10 +95,24 @@ impl Env {
     /// Adds a kubeconfig user authenticating with `token` and a context `ctx` using it on `cluster`.
     pub async fn add_token_context(&self, ctx: &str, cluster: &str, token: &str, namespace: &str) {
         let user = format!("{ctx}-user");
-        self.kubectl(&["config", "set-credentials", &user, &format!("--token={token}")]).await.ok();
-        self.kubectl(&["config", "set-context", ctx, &format!("--cluster={cluster}"), &format!("--user={user}"), &format!("--namespace={namespace}")])
-            .await
-            .ok();
+        self.kubectl(&[
+            "config",
+            "set-credentials",
+            &user,
+            &format!("--token={token}"),
+        ])
+        .await
+        .ok();
+        self.kubectl(&[
+            "config",
+            "set-context",
+            ctx,
+            &format!("--cluster={cluster}"),
+            &format!("--user={user}"),
+            &format!("--namespace={namespace}"),
+        ])
+        .await
+        .ok();
     }
 
     pub async fn shutdown(self) {
@@ -99,7 +122,12 @@ impl Env {
 
 /// Runs `kubectl args` with KUBECONFIG set and HOME/cache dirs inside `home` (no stale discovery cache
 /// from another test that happened to get the same port), killed after KUBECTL_TIMEOUT.
-pub async fn kubectl_with(kubeconfig: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+pub async fn kubectl_with(
+    kubeconfig: &Path,
+    home: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Run {
     use tokio::io::AsyncWriteExt;
     let mut cmd = tokio::process::Command::new("kubectl");
     cmd.args(args)
@@ -107,14 +135,20 @@ pub async fn kubectl_with(kubeconfig: &Path, home: &Path, args: &[&str], stdin: 
         .env("HOME", home)
         .env("KUBECACHEDIR", home.join("kube-cache"))
         .env_remove("KUBECTL_EXTERNAL_DIFF")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = cmd.spawn().expect("kubectl is on PATH");
     if let Some(input) = stdin {
         let mut si = child.stdin.take().expect("stdin piped");
-        si.write_all(input.as_bytes()).await.expect("writing kubectl's stdin");
+        si.write_all(input.as_bytes())
+            .await
+            .expect("writing kubectl's stdin");
         drop(si);
     }
     let out = tokio::time::timeout(KUBECTL_TIMEOUT, child.wait_with_output())
@@ -126,7 +160,13 @@ pub async fn kubectl_with(kubeconfig: &Path, home: &Path, args: &[&str], stdin: 
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    println!("$ kubectl {}\n  -> {} | {} | {}", args.join(" "), run.code, run.stdout.trim_end(), run.stderr.trim_end());
+    println!(
+        "$ kubectl {}\n  -> {} | {} | {}",
+        args.join(" "),
+        run.code,
+        run.stdout.trim_end(),
+        run.stderr.trim_end()
+    );
     run
 }
 
@@ -199,7 +239,9 @@ spec:
 
 /// The widget object `name` in `ns` with spec.size `size`, as YAML.
 pub fn widget_yaml(ns: &str, name: &str, size: i64) -> String {
-    format!("apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  size: {size}\n")
+    format!(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  size: {size}\n"
+    )
 }
 
 /// A raw HTTP answer: code, content type and body.
@@ -212,8 +254,13 @@ pub struct Raw {
 
 impl Raw {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {} {}", self.code, String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "answer is not JSON ({e}): {} {}",
+                self.code,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -221,21 +268,42 @@ impl Raw {
 }
 
 /// Sends one request through kube-rs' raw `send` (no status handling): the connection must answer.
-pub async fn raw(client: &kube::Client, method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Raw {
+pub async fn raw(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Raw {
     let mut b = Request::builder().method(method).uri(path);
     if let Some(ct) = content_type {
         b = b.header(http::header::CONTENT_TYPE, ct);
     }
-    let req = b.body(kube::client::Body::from(body)).expect("request builds");
+    let req = b
+        .body(kube::client::Body::from(body))
+        .expect("request builds");
     let resp = client
         .send(req)
         .await
         .unwrap_or_else(|e| panic!("{method} {path}: no HTTP answer (connection dropped?): {e}"));
     let code = resp.status().as_u16();
-    let content_type =
-        resp.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let body = resp.into_body().collect_bytes().await.unwrap_or_else(|e| panic!("{method} {path}: body cut off: {e}")).to_vec();
-    Raw { code, content_type, body }
+    let content_type = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = resp
+        .into_body()
+        .collect_bytes()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: body cut off: {e}"))
+        .to_vec();
+    Raw {
+        code,
+        content_type,
+        body,
+    }
 }
 
 /// Asserts `v` is a failure `Status` with `code` and `reason`; returns its message.
@@ -246,7 +314,10 @@ pub fn assert_status(v: &Value, code: u16, reason: &str) -> String {
     assert_eq!(v["status"], "Failure", "Status status: {v}");
     assert_eq!(v["code"], code, "Status code: {v}");
     assert_eq!(v["reason"], reason, "Status reason: {v}");
-    let msg = v["message"].as_str().unwrap_or_else(|| panic!("Status without message: {v}")).to_string();
+    let msg = v["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("Status without message: {v}"))
+        .to_string();
     assert!(!msg.is_empty(), "empty message: {v}");
     msg
 }
@@ -254,9 +325,17 @@ pub fn assert_status(v: &Value, code: u16, reason: &str) -> String {
 /// A kube-rs client of `cluster` authenticating with `token`, without kube's default retries on
 /// 429/503/504, so each injected error reaches the caller.
 pub async fn no_retry_client(cluster: &Cluster, token: &str) -> kube::Client {
-    let yaml = kubesim::kubeconfig::render(&[(cluster.name().to_string(), cluster.url(), cluster.ca_pem(), token.to_string())]);
+    let yaml = kubesim::kubeconfig::render(&[(
+        cluster.name().to_string(),
+        cluster.url(),
+        cluster.ca_pem(),
+        token.to_string(),
+    )]);
     let kc = kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig parses");
-    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await.expect("client config");
+    let mut cfg =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("client config");
     cfg.default_retry = false;
     kube::Client::try_from(cfg).expect("client builds")
 }
