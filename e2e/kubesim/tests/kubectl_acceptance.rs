@@ -1057,3 +1057,97 @@ async fn auth_can_i_with_service_account_token() {
     );
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_conflicts_and_diff() {
+    let env = with_widgets().await;
+    let w = env.file("w.yaml", &widget_yaml("default", "w1", 3));
+    let w = w.to_str().unwrap();
+    let r = env.kubectl(&["apply", "--server-side", "-f", w]).await.ok();
+    assert_eq!(r.stdout, "widget.example.com/w1 serverside-applied\n");
+    let r = env.kubectl(&["apply", "--server-side", "-f", w]).await.ok();
+    assert_eq!(r.stdout, "widget.example.com/w1 serverside-applied\n");
+    // Nothing to change: kubectl diff prints nothing and exits 0 (the dry-run patch's empty
+    // `annotations: {}` must not show up as a change).
+    let r = env.kubectl(&["diff", "-f", w]).await.ok();
+    assert_eq!(r.stdout, "");
+    let r = env.kubectl(&["diff", "--server-side", "-f", w]).await.ok();
+    assert_eq!(r.stdout, "");
+
+    // Another manager changing the field kubectl owns: 409 conflict, then forced.
+    env.file("w.yaml", &widget_yaml("default", "w1", 4));
+    let r = env
+        .kubectl(&["apply", "--server-side", "--field-manager=other", "-f", w])
+        .await
+        .fails(1);
+    assert!(
+        r.stderr.starts_with(
+            "error: Apply failed with 1 conflict: conflict with \"kubectl\": .spec.size\n"
+        ),
+        "{r:#?}"
+    );
+    let r = env.kubectl(&["diff", "-f", w]).await.fails(1);
+    assert!(r.stdout.contains("\n-  size: 3\n+  size: 4\n"), "{r:#?}");
+    assert!(
+        r.stdout.contains("\n-  generation: 1\n+  generation: 2\n"),
+        "{r:#?}"
+    );
+    let r = env
+        .kubectl(&[
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "--force-conflicts",
+            "-f",
+            w,
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "widget.example.com/w1 serverside-applied\n");
+    let obj = env
+        .kubectl(&["get", "wd", "w1", "-o", "json", "--show-managed-fields"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(obj["spec"]["size"], 4);
+    let managers: Vec<&str> = obj["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"other"), "{managers:?}");
+    // Dry runs write nothing.
+    env.file("w.yaml", &widget_yaml("default", "w1", 5));
+    let r = env
+        .kubectl(&[
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "--dry-run=server",
+            "-f",
+            w,
+        ])
+        .await
+        .ok();
+    assert_eq!(
+        r.stdout,
+        "widget.example.com/w1 serverside-applied (server dry run)\n"
+    );
+    let r = env
+        .kubectl(&["get", "wd", "w1", "-o", "jsonpath={.spec.size}"])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "4");
+    // create of something that exists.
+    let r = env.kubectl(&["create", "-f", w]).await.fails(1);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "Error from server (AlreadyExists): error when creating \"{w}\": widgets.example.com \"w1\" already exists\n"
+        )
+    );
+    let r = env.kubectl(&["delete", "-f", w]).await.ok();
+    assert_eq!(r.stdout, "widget.example.com \"w1\" deleted\n");
+    env.shutdown().await;
+}
