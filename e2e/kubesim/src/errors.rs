@@ -175,6 +175,10 @@ impl ApiError {
         if let Some(d) = &self.details {
             v["details"] = d.clone();
         }
+        if self.reason.is_empty() {
+            // metav1.Status.Reason is omitempty (StatusReasonUnknown).
+            v.as_object_mut().expect("status object").remove("reason");
+        }
         v
     }
 }

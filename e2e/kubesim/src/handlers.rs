@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, header};
-use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
@@ -388,41 +388,40 @@ fn non_resource(
             serde_json::to_vec(&discovery::aggregated(&reg, false)).unwrap_or_default(),
         )),
         ["apis"] => Ok(json_response(200, &discovery::api_group_list(&reg))),
-        ["api", v] => discovery::resource_list(&reg, "", v)
-            .map(|d| json_response(200, &d))
-            .ok_or_else(ApiError::no_route),
-        ["apis", g] => discovery::api_group(&reg, g)
-            .map(|d| json_response(200, &d))
-            .ok_or_else(ApiError::no_route),
-        ["apis", g, v] => discovery::resource_list(&reg, g, v)
-            .map(|d| json_response(200, &d))
-            .ok_or_else(ApiError::no_route),
+        ["api", v] => discovery::resource_list(&reg, "", v).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
+        ["apis", g] => discovery::api_group(&reg, g).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
+        ["apis", g, v] => discovery::resource_list(&reg, g, v).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
+        ["openapi", "v2"] => Ok(openapi::v2(headers)),
         ["openapi", ..] => openapi::serve(&reg, path).ok_or_else(ApiError::no_route),
         _ => Err(ApiError::no_route()),
     }
 }
 
-async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, ApiError> {
-    if headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > BODY_LIMIT)
-    {
+/// Reads at most BODY_LIMIT bytes. A longer body is still read to its end (up to DRAIN_LIMIT) and
+/// discarded before the 413, as Go's server does: answering while the client is still sending and
+/// closing the connection would reset it and the client would never see the Status.
+async fn read_body(_headers: &HeaderMap, mut body: Incoming) -> Result<Bytes, ApiError> {
+    const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+    let mut buf = bytes::BytesMut::new();
+    let (mut seen, mut over) = (0usize, false);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("error reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen > BODY_LIMIT {
+            over = true;
+            buf.clear();
+        } else {
+            buf.extend_from_slice(&data);
+        }
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if over {
         return Err(ApiError::too_large(BODY_LIMIT));
     }
-    match Limited::new(body, BODY_LIMIT).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(ApiError::too_large(BODY_LIMIT))
-        }
-        Err(e) => Err(ApiError::bad_request(format!(
-            "error reading the request body: {e}"
-        ))),
-    }
+    Ok(buf.freeze())
 }
 
 fn content_type(headers: &HeaderMap) -> String {

@@ -133,6 +133,21 @@ fn strip(v: &Value, keys: &[&str]) -> Value {
     v
 }
 
+/// Drops the metadata fields Go's ObjectMeta leaves out when empty (all `omitempty`), as the apiserver's
+/// round trip through ObjectMeta does for built-ins and custom resources alike: a patch adding
+/// `annotations: {}` is then no change, as with kube.
+pub fn normalize_meta(obj: &mut Value) {
+    let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+    m.retain(|k, v| match k.as_str() {
+        "labels" | "annotations" => v.as_object().is_some_and(|o| !o.is_empty()),
+        "finalizers" | "ownerReferences" | "managedFields" => v.as_array().is_some_and(|a| !a.is_empty()),
+        "name" | "generateName" | "namespace" | "selfLink" | "uid" | "resourceVersion" => v.as_str().is_some_and(|s| !s.is_empty()),
+        "generation" => v.as_i64().is_some_and(|g| g != 0),
+        "deletionTimestamp" | "deletionGracePeriodSeconds" => !v.is_null(),
+        _ => true,
+    });
+}
+
 /// Creates an object. `ns` is the URL namespace ("" for cluster-scoped).
 pub fn create(
     st: &mut State,
@@ -225,6 +240,7 @@ pub fn create(
     if def.status {
         obj.as_object_mut().expect("object").remove("status");
     }
+    normalize_meta(&mut obj);
     defaults_on_create(st, def, ns, &name, &mut obj, ctx)?;
     if !ctx.manager.is_empty() {
         patch::track_update(None, &mut obj, &ctx.manager, None, &ctx.now);
@@ -588,6 +604,7 @@ pub fn update(
         m.remove("selfLink");
         obj
     };
+    normalize_meta(&mut new);
     new["metadata"]["resourceVersion"] = Value::String(old_rv.clone());
     if def.plural == "customresourcedefinitions" && sub.is_none() {
         crd_prepare(name, &mut new, &ctx.now)?;

@@ -14,10 +14,10 @@ use crate::server::ClusterInner;
 fn map_err(def: &ResourceDef, name: &str, e: PatchError) -> ApiError {
     match e {
         PatchError::BadRequest(m) => ApiError::bad_request(m),
-        PatchError::Invalid(m) => ApiError::invalid(&def.group, &def.kind, name, "", &m),
-        PatchError::Conflict { message } => {
-            ApiError::conflict_msg(&def.group, &def.plural, name, message)
-        }
+        // kube-apiserver answers a patch that does not apply with NewGenericServerResponse(422): reason
+        // Invalid, empty details, no kind/name (kubectl then prints "The request is invalid: ...").
+        PatchError::Invalid(m) => ApiError { details: Some(serde_json::json!({})), ..ApiError::new(422, "Invalid", m) },
+        PatchError::Conflict { message } => ApiError::conflict_msg(&def.group, &def.plural, name, message),
     }
 }
 
@@ -25,7 +25,7 @@ fn accepted(def: &ResourceDef) -> &'static str {
     if def.custom {
         "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
     } else {
-        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
+        "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
     }
 }
 
@@ -66,8 +66,12 @@ pub fn patch(
     let manager = q.get("fieldManager").cloned().filter(|m| !m.is_empty());
     if ct == "application/apply-patch+yaml" {
         let Some(manager) = manager else {
-            return Err(ApiError::bad_request(
-                "PATCH requests with application/apply-patch+yaml content must set fieldManager",
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                "fieldManager",
+                "fieldManager: Required value: is required for apply patch",
             ));
         };
         let force = q.get("force").is_some_and(|f| f == "true");

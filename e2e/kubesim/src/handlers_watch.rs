@@ -28,18 +28,12 @@ pub struct Filter {
 
 impl Filter {
     pub fn from_query(q: &Query) -> Result<Self, ApiError> {
-        let label =
-            match q.get("labelSelector").filter(|s| !s.trim().is_empty()) {
-                Some(s) => Some(LabelSelector::parse(s).map_err(|e| {
-                    ApiError::bad_request(format!("unable to parse requirement: {e}"))
-                })?),
-                None => None,
-            };
+        let label = match q.get("labelSelector").filter(|s| !s.trim().is_empty()) {
+            Some(s) => Some(LabelSelector::parse(s).map_err(ApiError::bad_request)?),
+            None => None,
+        };
         let field = match q.get("fieldSelector").filter(|s| !s.trim().is_empty()) {
-            Some(s) => Some(
-                FieldSelector::parse(s)
-                    .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?,
-            ),
+            Some(s) => Some(FieldSelector::parse(s).map_err(ApiError::bad_request)?),
             None => None,
         };
         Ok(Filter { label, field })
@@ -81,19 +75,25 @@ fn decode_continue(tok: &str) -> Result<(u64, (String, String)), ApiError> {
     ))
 }
 
-pub fn list(
-    c: &ClusterInner,
-    def: &ResourceDef,
-    version: &str,
-    ns: Option<&str>,
-    q: &Query,
-    out: &Out,
-) -> Result<Response<Body>, ApiError> {
+/// kube-apiserver 1.32 parses a list/watch resourceVersion in its storage layer and answers a non-integer
+/// with a 500 without reason (kubernetes/kubernetes#101350, #139485), message as below.
+fn parse_rv(s: &str) -> Result<u64, ApiError> {
+    s.parse::<u64>().map_err(|_| {
+        ApiError::new(500, "", format!("resourceVersion: Invalid value: \"{s}\": strconv.ParseUint: parsing \"{s}\": invalid syntax"))
+    })
+}
+
+pub fn list(c: &ClusterInner, def: &ResourceDef, version: &str, ns: Option<&str>, q: &Query, out: &Out) -> Result<Response<Body>, ApiError> {
     let filter = Filter::from_query(q)?;
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0);
+    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+        // Query parameter decoding (strconv.ParseInt) fails before anything else: 400.
+        Some(l) => l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("strconv.ParseInt: parsing \"{l}\": invalid syntax")))?,
+        None => 0,
+    };
+    let limit = usize::try_from(limit).ok().filter(|l| *l > 0);
+    if let Some(rv) = q.get("resourceVersion").filter(|s| !s.is_empty()) {
+        parse_rv(rv)?;
+    }
     let cont = match q.get("continue").filter(|s| !s.is_empty()) {
         Some(t) => Some(decode_continue(t)?),
         None => None,
@@ -307,11 +307,7 @@ pub fn watch(
     let from = match q.get("resourceVersion").map(String::as_str) {
         None | Some("") | Some("0") => None,
         Some(_) if send_initial => None,
-        Some(s) => Some(s.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(format!(
-                "resourceVersion: Invalid value: \"{s}\": must be an integer"
-            ))
-        })?),
+        Some(s) => Some(parse_rv(s)?),
     };
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
     let timeout = q

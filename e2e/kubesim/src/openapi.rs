@@ -4,7 +4,7 @@
 use http::Response;
 use serde_json::{Map, Value, json};
 
-use crate::handlers::{Body, json_response};
+use crate::handlers::{Body, bytes_response, json_response};
 use crate::resources::{Registry, ResourceDef};
 
 fn gv_path(group: &str, version: &str) -> String {
@@ -104,7 +104,19 @@ fn gv_doc(reg: &Registry, group: &str, version: &str) -> Option<Value> {
     }))
 }
 
-/// None: 404 (e.g. /openapi/v2, which kubectl only tries when v3 is missing).
+/// `/openapi/v2`: a document without definitions. kubectl reads it (as protobuf) when a kind is missing
+/// from the v3 documents, e.g. applying an object whose CRD is not installed; finding no schema there it
+/// skips client-side validation and reports the missing kind itself, as against a real cluster.
+pub fn v2(headers: &http::HeaderMap) -> Response<Body> {
+    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains("protobuf") {
+        // An empty gnostic openapi_v2.Document message encodes as zero bytes.
+        return bytes_response(200, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf", Vec::new());
+    }
+    json_response(200, &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": {}, "definitions": {}}))
+}
+
+/// None: 404.
 pub fn serve(reg: &Registry, path: &str) -> Option<Response<Body>> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segs.as_slice() {
