@@ -388,9 +388,15 @@ fn non_resource(
             serde_json::to_vec(&discovery::aggregated(&reg, false)).unwrap_or_default(),
         )),
         ["apis"] => Ok(json_response(200, &discovery::api_group_list(&reg))),
-        ["api", v] => discovery::resource_list(&reg, "", v).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
-        ["apis", g] => discovery::api_group(&reg, g).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
-        ["apis", g, v] => discovery::resource_list(&reg, g, v).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
+        ["api", v] => discovery::resource_list(&reg, "", v)
+            .map(|d| json_response(200, &d))
+            .ok_or_else(ApiError::no_route),
+        ["apis", g] => discovery::api_group(&reg, g)
+            .map(|d| json_response(200, &d))
+            .ok_or_else(ApiError::no_route),
+        ["apis", g, v] => discovery::resource_list(&reg, g, v)
+            .map(|d| json_response(200, &d))
+            .ok_or_else(ApiError::no_route),
         ["openapi", "v2"] => Ok(openapi::v2(headers)),
         ["openapi", ..] => openapi::serve(&reg, path).ok_or_else(ApiError::no_route),
         _ => Err(ApiError::no_route()),
@@ -405,8 +411,11 @@ async fn read_body(_headers: &HeaderMap, mut body: Incoming) -> Result<Bytes, Ap
     let mut buf = bytes::BytesMut::new();
     let (mut seen, mut over) = (0usize, false);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::bad_request(format!("error reading the request body: {e}")))?;
-        let Ok(data) = frame.into_data() else { continue };
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("error reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         seen += data.len();
         if seen > BODY_LIMIT {
             over = true;

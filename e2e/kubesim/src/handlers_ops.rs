@@ -137,11 +137,17 @@ fn strip(v: &Value, keys: &[&str]) -> Value {
 /// round trip through ObjectMeta does for built-ins and custom resources alike: a patch adding
 /// `annotations: {}` is then no change, as with kube.
 pub fn normalize_meta(obj: &mut Value) {
-    let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+    let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
     m.retain(|k, v| match k.as_str() {
         "labels" | "annotations" => v.as_object().is_some_and(|o| !o.is_empty()),
-        "finalizers" | "ownerReferences" | "managedFields" => v.as_array().is_some_and(|a| !a.is_empty()),
-        "name" | "generateName" | "namespace" | "selfLink" | "uid" | "resourceVersion" => v.as_str().is_some_and(|s| !s.is_empty()),
+        "finalizers" | "ownerReferences" | "managedFields" => {
+            v.as_array().is_some_and(|a| !a.is_empty())
+        }
+        "name" | "generateName" | "namespace" | "selfLink" | "uid" | "resourceVersion" => {
+            v.as_str().is_some_and(|s| !s.is_empty())
+        }
         "generation" => v.as_i64().is_some_and(|g| g != 0),
         "deletionTimestamp" | "deletionGracePeriodSeconds" => !v.is_null(),
         _ => true,

@@ -83,11 +83,20 @@ fn parse_rv(s: &str) -> Result<u64, ApiError> {
     })
 }
 
-pub fn list(c: &ClusterInner, def: &ResourceDef, version: &str, ns: Option<&str>, q: &Query, out: &Out) -> Result<Response<Body>, ApiError> {
+pub fn list(
+    c: &ClusterInner,
+    def: &ResourceDef,
+    version: &str,
+    ns: Option<&str>,
+    q: &Query,
+    out: &Out,
+) -> Result<Response<Body>, ApiError> {
     let filter = Filter::from_query(q)?;
     let limit = match q.get("limit").filter(|l| !l.is_empty()) {
         // Query parameter decoding (strconv.ParseInt) fails before anything else: 400.
-        Some(l) => l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("strconv.ParseInt: parsing \"{l}\": invalid syntax")))?,
+        Some(l) => l.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("strconv.ParseInt: parsing \"{l}\": invalid syntax"))
+        })?,
         None => 0,
     };
     let limit = usize::try_from(limit).ok().filter(|l| *l > 0);
