@@ -273,16 +273,8 @@ async fn bad_inputs_get_kube_status_errors() {
             400,
             "BadRequest",
         ),
-        (
-            "bad watch resourceVersion",
-            "GET",
-            "/api/v1/configmaps?watch=true&resourceVersion=abc",
-            None,
-            None,
-            vec![],
-            400,
-            "BadRequest",
-        ),
+        // A non-integer watch resourceVersion is answered 500 without a reason, as kube-apiserver
+        // 1.32 does: covered in tests/bad_input.rs.
         (
             "bad continue token",
             "GET",
