@@ -24,6 +24,8 @@ pub struct ClusterInner {
     pub faults: Faults,
     pub audit: Arc<AuditLog>,
     pub shutdown: CancellationToken,
+    /// Pod exec: the other clusters of the Sim and the ring faults.
+    pub exec: crate::exec::ExecContext,
 }
 
 /// Serves until `c.shutdown` is cancelled. `listener` is the already bound first listener.
