@@ -324,30 +324,43 @@ pub fn check(
             }
         }
     }
+    let mut rows: Vec<RingRow> = rows.into_values().collect();
     for e in &expected {
-        let node = e
-            .address
-            .as_deref()
-            .map(|a| node_name(Some(a)))
-            .unwrap_or_else(|| e.pod.clone());
-        rows.entry((e.dc.clone(), node.clone()))
-            .or_insert_with(|| RingRow {
-                dc: e.dc.clone(),
-                node,
-                address: e.address.clone(),
-                rack: Some(e.rack.clone()),
-                load: None,
-                owns: None,
-                seen_from: BTreeMap::new(),
-            });
+        if let Some(a) = &e.address {
+            if rows
+                .iter()
+                .any(|r| r.address.as_deref() == Some(a.as_str()))
+            {
+                continue;
+            }
+        } else if let Some(r) = rows.iter_mut().find(|r| {
+            // Pod IPs of an unreachable site are unknown: name its DC's unnamed nodes after
+            // the expected pods, rack by rack.
+            r.dc == e.dc
+                && r.rack.as_deref() == Some(e.rack.as_str())
+                && r.address.as_deref() == Some(r.node.as_str())
+        }) {
+            r.node = e.pod.clone();
+            continue;
+        }
+        rows.push(RingRow {
+            dc: e.dc.clone(),
+            node: e.pod.clone(),
+            address: e.address.clone(),
+            rack: Some(e.rack.clone()),
+            load: None,
+            owns: None,
+            seen_from: BTreeMap::new(),
+        });
     }
+    rows.sort_by(|a, b| (&a.dc, &a.node).cmp(&(&b.dc, &b.node)));
     RingReport {
         name: name.to_string(),
         namespace: namespace.to_string(),
         ok: problems.is_empty(),
         views,
         expected,
-        nodes: rows.into_values().collect(),
+        nodes: rows,
         problems,
     }
 }

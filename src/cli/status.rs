@@ -60,6 +60,8 @@ pub struct StatusArgs {
     pub output: StatusOutput,
 }
 
+const NO_CREDENTIALS: &str = "no usable credentials";
+
 /// How long one site may take to answer.
 pub const SITE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -422,7 +424,7 @@ async fn site_line(mc: &MultiCasskop, s: &FedSite) -> SiteLine {
     let site = match &s.site {
         Ok(site) => site,
         Err(reason) => {
-            line.error = Some(format!("no usable credentials: {reason}"));
+            line.error = Some(format!("{NO_CREDENTIALS}: {reason}"));
             last_known(&mut line);
             return line;
         }
@@ -553,7 +555,9 @@ pub fn render(r: &StatusReport, wide: bool, now: jiff::Timestamp) -> String {
         (Some(g), Some(o)) if g != o => out.push_str(&format!(
             " (status describes generation {o}, spec is at {g})"
         )),
-        (Some(_), None) => out.push_str(" (no status from the controller yet)"),
+        (Some(_), None) if r.phase.is_none() => {
+            out.push_str(" (no status from the controller yet)")
+        }
         _ => {}
     }
     out.push('\n');
@@ -610,7 +614,9 @@ pub fn render(r: &StatusReport, wide: bool, now: jiff::Timestamp) -> String {
                 phase.push_str(" (last known)");
             }
             let message = match (&s.error, &s.message) {
-                (Some(e), _) if !s.reachable => format!("UNREACHABLE: {e}"),
+                (Some(e), _) if !s.reachable && !e.starts_with(NO_CREDENTIALS) => {
+                    format!("UNREACHABLE: {e}")
+                }
                 (Some(e), _) => e.clone(),
                 (None, m) => dash(m),
             };

@@ -158,7 +158,7 @@ fn parse_params(uri: &http::Uri) -> ExecParams {
     p
 }
 
-fn header_str<'a>(parts: &'a http::request::Parts, name: header::HeaderName) -> &'a str {
+fn header_str(parts: &http::request::Parts, name: header::HeaderName) -> &str {
     parts
         .headers
         .get(name)
