@@ -24,6 +24,11 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Stand-in for B3's telemetry::init: RUST_LOG to stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Export(a) => cli::export::run(a).await,
         Command::Register(a) => cli::register::run(a).await,

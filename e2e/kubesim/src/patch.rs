@@ -1,5 +1,6 @@
-//! Patching as kube-apiserver does it: JSON merge patch, JSON patch, strategic merge patch for
-//! built-in kinds, and server-side apply with `metadata.managedFields` bookkeeping.
+//! Patching as kube-apiserver does it: merge, JSON, strategic merge and server-side apply.
+//!
+//! Server-side apply and the other writes keep `metadata.managedFields` up to date.
 //!
 //! Field ownership is tracked at the granularity this simulator needs: objects recurse, lists are
 //! atomic (a list is one field), `metadata.labels`/`annotations` keys are individual fields, and
@@ -81,8 +82,10 @@ pub fn json_patch(live: &Value, patch: &Value) -> Result<Value, PatchError> {
     })
 }
 
-/// Like [`json_patch`] but `Invalid` carries the detail (the wording of the Go json-patch
-/// library kube-apiserver uses, e.g. `testing value /spec/x failed: test failed`).
+/// Like [`json_patch`] but `Invalid` carries the detail, worded like the Go json-patch library
+/// (v4) kube-apiserver uses, e.g. `testing value /spec/x failed: test failed`. Its leniencies are
+/// kept: `replace` of a missing object key adds it, a missing `value` is null, `copy` from a
+/// missing key copies null, negative array indices count from the end.
 pub fn json_patch_detailed(live: &Value, patch: &Value) -> Result<Value, PatchError> {
     let Value::Array(ops) = patch else {
         return Err(PatchError::BadRequest(format!(
@@ -99,77 +102,79 @@ pub fn json_patch_detailed(live: &Value, patch: &Value) -> Result<Value, PatchEr
             )));
         };
         let kind = op.get("op").and_then(Value::as_str).unwrap_or("unknown");
-        let path = op.get("path").and_then(Value::as_str);
-        let value = op.get("value");
-        let from = op.get("from").and_then(Value::as_str);
-        let need_path = || {
-            path.ok_or_else(|| PatchError::Invalid("operation missing path field".to_string()))
-        };
-        let need_value = || {
-            value.cloned().ok_or_else(|| {
-                PatchError::Invalid(format!("{kind} operation, missing value field"))
+        if !matches!(
+            kind,
+            "add" | "remove" | "replace" | "move" | "copy" | "test"
+        ) {
+            return Err(PatchError::Invalid(format!("Unexpected kind: {kind}")));
+        }
+        let path = op.get("path").and_then(Value::as_str).ok_or_else(|| {
+            PatchError::Invalid(format!(
+                "{kind} operation failed to decode path: missing value"
+            ))
+        })?;
+        let value = op.get("value").cloned().unwrap_or(Value::Null);
+        let from = || {
+            op.get("from").and_then(Value::as_str).ok_or_else(|| {
+                PatchError::Invalid(format!(
+                    "{kind} operation failed to decode from: missing value"
+                ))
             })
         };
         match kind {
-            "add" => {
-                let p = need_path()?;
-                let v = need_value()?;
-                op_add(&mut doc, p, v)?;
+            "add" => op_add(&mut doc, path, value)?,
+            "remove" => {
+                op_remove(&mut doc, path).map_err(|e| wrap_error("remove", path, e))?;
             }
-            "remove" => op_remove(&mut doc, need_path()?).map(|_| ())?,
-            "replace" => {
-                let p = need_path()?;
-                let v = need_value()?;
-                op_replace(&mut doc, p, v)?;
-            }
+            "replace" => op_replace(&mut doc, path, value)?,
             "move" => {
-                let p = need_path()?;
-                let f = from.ok_or_else(|| {
-                    PatchError::Invalid("move operation, missing from field".into())
+                let f = from()?;
+                let v = op_remove(&mut doc, f).map_err(|e| {
+                    let key = f.rsplit('/').next().unwrap_or(f);
+                    wrap_error("move", key, e)
                 })?;
-                let v = op_remove(&mut doc, f).map_err(|_| {
-                    PatchError::Invalid(format!(
-                        "move operation does not apply: doc is missing from path: {f}: missing value"
-                    ))
-                })?;
-                op_add(&mut doc, p, v)?;
+                op_add(&mut doc, path, v).map_err(|e| wrap_error("move", path, e))?;
             }
             "copy" => {
-                let p = need_path()?;
-                let f = from.ok_or_else(|| {
-                    PatchError::Invalid("copy operation, missing from field".into())
-                })?;
-                let v = pointer_get(&doc, f)?.cloned().ok_or_else(|| {
-                    PatchError::Invalid(format!(
-                        "copy operation does not apply: doc is missing from path: {f}: missing value"
-                    ))
-                })?;
-                op_add(&mut doc, p, v)?;
+                let f = from()?;
+                let v = pointer_get(&doc, f)
+                    .map_err(|_| {
+                        PatchError::Invalid(format!(
+                            "copy operation does not apply: doc is missing from path: {f}: missing value"
+                        ))
+                    })?
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                op_add(&mut doc, path, v).map_err(|e| wrap_error("copy", path, e))?;
             }
-            "test" => {
-                let p = need_path()?;
-                let expected = value.cloned().unwrap_or(Value::Null);
-                let found = pointer_get(&doc, p).map_err(|_| {
+            _ => {
+                let found = pointer_get(&doc, path).map_err(|_| {
                     PatchError::Invalid(format!(
-                        "test operation does not apply: is missing path: {p}: missing value"
+                        "test operation does not apply: is missing path: {path}: missing value"
                     ))
                 })?;
                 let ok = match found {
-                    None => expected.is_null(),
-                    Some(v) => values_equal(v, &expected),
+                    None => value.is_null(),
+                    Some(v) => values_equal(v, &value),
                 };
                 if !ok {
                     return Err(PatchError::Invalid(format!(
-                        "testing value {p} failed: test failed"
+                        "testing value {path} failed: test failed"
                     )));
                 }
-            }
-            other => {
-                return Err(PatchError::Invalid(format!("Unexpected kind: {other}")));
             }
         }
     }
     Ok(doc)
+}
+
+fn wrap_error(kind: &str, path: &str, e: PatchError) -> PatchError {
+    match e {
+        PatchError::Invalid(m) if !m.contains("does not apply") => {
+            PatchError::Invalid(format!("error in {kind} for path: '{path}': {m}"))
+        }
+        other => other,
+    }
 }
 
 /// Equality as Go's JSON decoding sees it: numbers compare by value (1 == 1.0).
@@ -181,8 +186,7 @@ fn values_equal(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| values_equal(v, w)))
         }
         _ => a == b,
@@ -204,6 +208,23 @@ fn parse_pointer(p: &str) -> Result<Vec<String>, PatchError> {
         .collect())
 }
 
+/// An array position from a pointer segment; negative counts from the end (for `add`, -1 is
+/// the end itself, like `-`).
+fn array_index(seg: &str, len: usize, for_add: bool) -> Option<usize> {
+    if for_add && seg == "-" {
+        return Some(len);
+    }
+    let i = seg.parse::<i64>().ok()?;
+    let len = len as i64;
+    let idx = match (i < 0, for_add) {
+        (false, _) => i,
+        (true, true) => i + len + 1,
+        (true, false) => i + len,
+    };
+    let max = if for_add { len } else { len - 1 };
+    (0..=max).contains(&idx).then_some(idx as usize)
+}
+
 /// The value at a pointer: `Ok(None)` when only the last segment is missing, `Err` when the
 /// parent does not exist.
 fn pointer_get<'a>(doc: &'a Value, p: &str) -> Result<Option<&'a Value>, PatchError> {
@@ -216,7 +237,7 @@ fn pointer_get<'a>(doc: &'a Value, p: &str) -> Result<Option<&'a Value>, PatchEr
     })?;
     Ok(match parent {
         Value::Object(m) => m.get(last),
-        Value::Array(a) => last.parse::<usize>().ok().and_then(|i| a.get(i)),
+        Value::Array(a) => array_index(last, a.len(), false).and_then(|i| a.get(i)),
         _ => None,
     })
 }
@@ -226,7 +247,7 @@ fn walk<'a>(doc: &'a Value, segs: &[String]) -> Option<&'a Value> {
     for s in segs {
         cur = match cur {
             Value::Object(m) => m.get(s)?,
-            Value::Array(a) => a.get(s.parse::<usize>().ok()?)?,
+            Value::Array(a) => a.get(array_index(s, a.len(), false)?)?,
             _ => return None,
         };
     }
@@ -238,11 +259,20 @@ fn walk_mut<'a>(doc: &'a mut Value, segs: &[String]) -> Option<&'a mut Value> {
     for s in segs {
         cur = match cur {
             Value::Object(m) => m.get_mut(s)?,
-            Value::Array(a) => a.get_mut(s.parse::<usize>().ok()?)?,
+            Value::Array(a) => {
+                let i = array_index(s, a.len(), false)?;
+                a.get_mut(i)?
+            }
             _ => return None,
         };
     }
     Some(cur)
+}
+
+fn invalid_index(seg: &str) -> PatchError {
+    PatchError::Invalid(format!(
+        "Unable to access invalid index: {seg}: invalid index referenced"
+    ))
 }
 
 fn op_add(doc: &mut Value, p: &str, v: Value) -> Result<(), PatchError> {
@@ -262,16 +292,8 @@ fn op_add(doc: &mut Value, p: &str, v: Value) -> Result<(), PatchError> {
             Ok(())
         }
         Value::Array(a) => {
-            let idx = if last == "-" {
-                a.len()
-            } else {
-                last.parse::<usize>().map_err(|_| missing())?
-            };
-            if idx > a.len() {
-                return Err(PatchError::Invalid(format!(
-                    "Unable to access invalid index: {idx}: invalid index referenced"
-                )));
-            }
+            let idx = array_index(last, a.len(), true)
+                .ok_or_else(|| wrap_error("add", p, invalid_index(last)))?;
             a.insert(idx, v);
             Ok(())
         }
@@ -295,15 +317,10 @@ fn op_remove(doc: &mut Value, p: &str) -> Result<Value, PatchError> {
                 "Unable to remove nonexistent key: {last}: missing value"
             ))
         }),
-        Value::Array(a) => {
-            let idx = last.parse::<usize>().ok().filter(|i| *i < a.len());
-            match idx {
-                Some(i) => Ok(a.remove(i)),
-                None => Err(PatchError::Invalid(format!(
-                    "Unable to access invalid index: {last}: invalid index referenced"
-                ))),
-            }
-        }
+        Value::Array(a) => match array_index(last, a.len(), false) {
+            Some(i) => Ok(a.remove(i)),
+            None => Err(invalid_index(last)),
+        },
         _ => Err(missing()),
     }
 }
@@ -314,24 +331,30 @@ fn op_replace(doc: &mut Value, p: &str, v: Value) -> Result<(), PatchError> {
         *doc = v;
         return Ok(());
     };
-    let missing_key = || {
-        PatchError::Invalid(format!(
-            "replace operation does not apply: doc is missing key: {p}: missing value"
-        ))
-    };
     let parent = walk_mut(doc, parents).ok_or_else(|| {
         PatchError::Invalid(format!(
             "replace operation does not apply: doc is missing path: {p}: missing value"
         ))
     })?;
-    let slot = match parent {
-        Value::Object(m) => m.get_mut(last),
-        Value::Array(a) => last.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
-        _ => None,
+    match parent {
+        // The Go library sets a missing object key instead of failing.
+        Value::Object(m) => {
+            m.insert(last.clone(), v);
+            Ok(())
+        }
+        Value::Array(a) => match array_index(last, a.len(), false) {
+            Some(i) => {
+                a[i] = v;
+                Ok(())
+            }
+            None => Err(PatchError::Invalid(format!(
+                "replace operation does not apply: doc is missing key: {p}: missing value"
+            ))),
+        },
+        _ => Err(PatchError::Invalid(format!(
+            "replace operation does not apply: doc is missing key: {p}: missing value"
+        ))),
     }
-    .ok_or_else(missing_key)?;
-    *slot = v;
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,7 +377,11 @@ fn pod_spec_prefix(kind: &str) -> &'static [&'static str] {
     match kind {
         "Pod" => &["spec"],
         "PodTemplate" => &["template", "spec"],
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job"
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
         | "ReplicationController" => &["spec", "template", "spec"],
         "CronJob" => &["spec", "jobTemplate", "spec", "template", "spec"],
         _ => &[],
@@ -375,13 +402,23 @@ pub fn list_strategy(kind: &str, path: &[String]) -> ListStrategy {
     let pod = pod_spec_prefix(kind);
     if !pod.is_empty() && p.len() > pod.len() && p[..pod.len()] == *pod {
         match &p[pod.len()..] {
-            ["containers" | "initContainers" | "ephemeralContainers" | "volumes"
-            | "imagePullSecrets" | "resourceClaims" | "schedulingGates"] => {
+            [
+                "containers"
+                | "initContainers"
+                | "ephemeralContainers"
+                | "volumes"
+                | "imagePullSecrets"
+                | "resourceClaims"
+                | "schedulingGates",
+            ] => {
                 return MergeByKey("name");
             }
             ["hostAliases"] => return MergeByKey("ip"),
             ["topologySpreadConstraints"] => return MergeByKey("topologyKey"),
-            ["containers" | "initContainers" | "ephemeralContainers", field] => match *field {
+            [
+                "containers" | "initContainers" | "ephemeralContainers",
+                field,
+            ] => match *field {
                 "env" => return MergeByKey("name"),
                 "ports" => return MergeByKey("containerPort"),
                 "volumeMounts" => return MergeByKey("mountPath"),
@@ -436,11 +473,11 @@ fn smp_map(
             Some("replace") => {
                 let mut p = patch.clone();
                 p.remove(DIRECTIVE);
-                return smp_map(Map::new(), &p, kind, path);
+                return Ok(decoded(p));
             }
             Some("delete") => return Ok(Map::new()),
-            Some("merge") => {}
             _ => {
+                let d = d.as_str().map_or_else(|| d.to_string(), str::to_string);
                 return Err(PatchError::BadRequest(format!(
                     "unknown patch type: {d} in map: {}",
                     Value::Object(patch.clone())
@@ -488,6 +525,11 @@ fn smp_map(
         path.push(k.clone());
         let merged = match (original.remove(k), pv) {
             (Some(Value::Object(o)), Value::Object(p)) => Value::Object(smp_map(o, p, kind, path)?),
+            // kube drops a new map that carries a directive
+            (None, Value::Object(p)) if p.contains_key(DIRECTIVE) => {
+                path.pop();
+                continue;
+            }
             (None, Value::Object(p)) => Value::Object(smp_map(Map::new(), p, kind, path)?),
             (Some(Value::Array(o)), Value::Array(p)) => {
                 Value::Array(smp_list(o, p, kind, path, orders.get(k.as_str()).copied())?)
@@ -516,10 +558,28 @@ fn smp_map(
                 _ => None,
             };
             path.pop();
-            *items = sort_by_order(std::mem::take(items), order, key);
+            let all = std::mem::take(items);
+            *items = order_merged(all.clone(), order, &all, key);
         }
     }
     Ok(original)
+}
+
+/// What kube-apiserver keeps of patch content it takes verbatim once decoded into a typed
+/// object: directive keys (`$...`) and nulls are gone.
+fn decoded(mut m: Map<String, Value>) -> Map<String, Value> {
+    fn clean(v: Value) -> Option<Value> {
+        match v {
+            Value::Null => None,
+            Value::Object(m) => Some(Value::Object(decoded(m))),
+            Value::Array(a) => Some(Value::Array(a.into_iter().filter_map(clean).collect())),
+            other => Some(other),
+        }
+    }
+    m.retain(|k, _| !k.starts_with('$'));
+    m.into_iter()
+        .filter_map(|(k, v)| clean(v).map(|v| (k, v)))
+        .collect()
 }
 
 fn item_id(v: &Value, key: Option<&str>) -> Value {
@@ -541,6 +601,22 @@ fn index_in(list: &[Value], item: &Value, key: Option<&str>) -> Option<usize> {
 fn sort_by_order(mut items: Vec<Value>, order: &[Value], key: Option<&str>) -> Vec<Value> {
     items.sort_by_key(|i| index_in(order, i, key).unwrap_or(usize::MAX));
     items
+}
+
+/// kube's `normalizeElementOrder`: the merged items named by `membership` (the patch list, or
+/// `$setElementOrder` when given) take its order; the others keep the server's order; the two
+/// runs are then interleaved by [`merge_sorted`].
+fn order_merged(
+    merged: Vec<Value>,
+    membership: &[Value],
+    server_order: &[Value],
+    key: Option<&str>,
+) -> Vec<Value> {
+    let (named, server_only): (Vec<Value>, Vec<Value>) = merged
+        .into_iter()
+        .partition(|m| index_in(membership, m, key).is_some());
+    let named = sort_by_order(named, membership, key);
+    merge_sorted(server_only, named, server_order, key)
 }
 
 /// kube's `mergeSortedSlice`: interleaves server-only items (`left`) with patch items (`right`)
@@ -606,13 +682,10 @@ fn smp_list(
                     server_only.push(o.clone());
                 }
             }
-            if let Some(order) = order {
-                let mut all = server_only;
-                all.extend(patch_items);
-                return Ok(sort_by_order(all, order, None));
-            }
-            let patch_items = sort_by_order(patch_items, patch, None);
-            Ok(merge_sorted(server_only, patch_items, &original, None))
+            let mut merged = server_only;
+            merged.extend(patch_items);
+            let membership = order.map(Vec::as_slice).unwrap_or(patch);
+            Ok(order_merged(merged, membership, &original, None))
         }
         ListStrategy::MergeByKey(key) => {
             let mut replace = false;
@@ -628,15 +701,18 @@ fn smp_list(
                 match m.get(DIRECTIVE).and_then(Value::as_str) {
                     Some("delete") => deletes.push(m.get(key).cloned().unwrap_or(Value::Null)),
                     Some("replace") => replace = true,
-                    Some("merge") | None => {
-                        if m.get(DIRECTIVE).is_none() && !m.contains_key(key) {
+                    Some("merge") => {
+                        return Err(PatchError::BadRequest(
+                            "merging lists cannot yet be specified in the patch".into(),
+                        ));
+                    }
+                    None => {
+                        if !m.contains_key(key) {
                             return Err(PatchError::BadRequest(format!(
                                 "map: {p} does not contain declared merge key: {key}"
                             )));
                         }
-                        let mut m = m.clone();
-                        m.remove(DIRECTIVE);
-                        items.push(m);
+                        items.push(m.clone());
                     }
                     Some(other) => {
                         return Err(PatchError::BadRequest(format!(
@@ -646,20 +722,18 @@ fn smp_list(
                 }
             }
             if replace {
-                return items
-                    .iter()
-                    .map(|m| smp_map(Map::new(), m, kind, path).map(Value::Object))
-                    .collect();
+                return Ok(items
+                    .into_iter()
+                    .map(|m| Value::Object(decoded(m)))
+                    .collect());
             }
             let original: Vec<Value> = original
                 .into_iter()
                 .filter(|o| !deletes.contains(&item_id(o, Some(key))))
                 .collect();
             let mut merged = original.clone();
-            let mut patch_ids = Vec::new();
             for item in &items {
                 let id = item.get(key).cloned().unwrap_or(Value::Null);
-                patch_ids.push(id.clone());
                 match merged.iter().position(|o| item_id(o, Some(key)) == id) {
                     Some(pos) => {
                         let base = match merged[pos].take() {
@@ -668,20 +742,13 @@ fn smp_list(
                         };
                         merged[pos] = Value::Object(smp_map(base, item, kind, path)?);
                     }
-                    None => merged.push(Value::Object(smp_map(Map::new(), item, kind, path)?)),
+                    // kube appends a new item as sent (only typed decoding drops `$` keys)
+                    None => merged.push(Value::Object(decoded(item.clone()))),
                 }
             }
-            let (patch_items, server_only): (Vec<Value>, Vec<Value>) = merged
-                .into_iter()
-                .partition(|m| patch_ids.contains(&item_id(m, Some(key))));
-            if let Some(order) = order {
-                let mut all = server_only;
-                all.extend(patch_items);
-                return Ok(sort_by_order(all, order, Some(key)));
-            }
             let patch_values: Vec<Value> = items.into_iter().map(Value::Object).collect();
-            let patch_items = sort_by_order(patch_items, &patch_values, Some(key));
-            Ok(merge_sorted(server_only, patch_items, &original, Some(key)))
+            let membership = order.map(Vec::as_slice).unwrap_or(&patch_values);
+            Ok(order_merged(merged, membership, &original, Some(key)))
         }
     }
 }
@@ -904,7 +971,10 @@ pub fn encode_fields_v1(set: &FieldSet) -> Value {
 /// Reads `metadata.managedFields`, merging entries of the same manager, operation and subresource.
 pub fn decode_managed_fields(obj: &Value) -> Vec<ManagedEntry> {
     let mut out: Vec<ManagedEntry> = Vec::new();
-    let Some(list) = obj.pointer("/metadata/managedFields").and_then(Value::as_array) else {
+    let Some(list) = obj
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+    else {
         return out;
     };
     for e in list {
@@ -1008,7 +1078,8 @@ fn remove_path(obj: &mut Value, p: &[String]) -> bool {
             None => return false,
         }
     }
-    cur.as_object_mut().is_some_and(|m| m.remove(last).is_some())
+    cur.as_object_mut()
+        .is_some_and(|m| m.remove(last).is_some())
 }
 
 /// Does anyone own `p`, something under it, or a leaf above it?
@@ -1107,9 +1178,7 @@ fn conflict_message(conflicts: &[(ManagedEntry, FieldSet)]) -> String {
 /// The `details.causes` of kube's 409 for an apply conflict, rebuilt from the message this
 /// module produces: `{"type":"FieldManagerConflict","message":"conflict with \"m\"","field":".spec.x"}`.
 pub fn conflict_causes(message: &str) -> Vec<Value> {
-    let cause = |manager: &str, field: &str| {
-        json!({"type": "FieldManagerConflict", "message": format!("conflict with {manager}"), "field": field})
-    };
+    let cause = |manager: &str, field: &str| json!({"type": "FieldManagerConflict", "message": format!("conflict with {manager}"), "field": field});
     if let Some(rest) = message.strip_prefix("Apply failed with 1 conflict: conflict with ") {
         return match rest.rsplit_once(": ") {
             Some((m, f)) => vec![cause(m, f)],
@@ -1122,7 +1191,10 @@ pub fn conflict_causes(message: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut manager = "";
     for line in body.lines() {
-        if let Some(m) = line.strip_prefix("conflicts with ").and_then(|l| l.strip_suffix(':')) {
+        if let Some(m) = line
+            .strip_prefix("conflicts with ")
+            .and_then(|l| l.strip_suffix(':'))
+        {
             manager = m;
         } else if let Some(f) = line.strip_prefix("- ") {
             out.push(cause(manager, f));
@@ -1148,7 +1220,9 @@ pub fn server_side_apply(
     }
     let subresource = opts.subresource.unwrap_or("");
     let config = apply_config(applied);
-    let live_plain = live.map(without_managed_fields).unwrap_or_else(|| json!({}));
+    let live_plain = live
+        .map(without_managed_fields)
+        .unwrap_or_else(|| json!({}));
     let before = live.map(decode_managed_fields).unwrap_or_default();
     let mut entries = before.clone();
 
@@ -1158,6 +1232,7 @@ pub fn server_side_apply(
     let new_set = field_set(&config);
     let api_version = config
         .get("apiVersion")
+        .or_else(|| live_plain.get("apiVersion"))
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
@@ -1243,8 +1318,8 @@ pub fn server_side_apply(
 
 /// Records a non-apply write (create, update, patch) by `manager`: it takes ownership of the
 /// fields whose value it added or changed, other managers lose those fields (no conflicts for
-/// updates) and everyone loses removed fields. When the client itself sent different
-/// managedFields, those are the starting point, as kube allows.
+/// updates) and everyone loses removed fields. Like kube, non-empty managedFields sent by the
+/// client (main resource only) are the starting point, and `managedFields: [{}]` resets them.
 pub fn track_update(
     old: Option<&Value>,
     new: &mut Value,
@@ -1252,15 +1327,18 @@ pub fn track_update(
     subresource: Option<&str>,
     now: &str,
 ) {
-    let subresource = subresource.unwrap_or("");
-    let old_managed = old.and_then(|o| o.pointer("/metadata/managedFields")).cloned();
+    // kube's decodeLiveOrNew: subresource writes cannot set managedFields; `[{}]` resets them;
+    // otherwise non-empty managedFields sent by the client are taken as they are.
     let sent = new.pointer("/metadata/managedFields").cloned();
-    let client_set = matches!(&sent, Some(Value::Array(s)) if !s.is_empty()) && sent != old_managed;
-    let mut entries = if client_set {
-        decode_managed_fields(new)
-    } else {
-        old.map(decode_managed_fields).unwrap_or_default()
+    let mut entries = match (&sent, subresource) {
+        (_, Some(_)) => old.map(decode_managed_fields).unwrap_or_default(),
+        (Some(Value::Array(a)), None) if a.len() == 1 && a[0] == json!({}) => Vec::new(),
+        _ => match decode_managed_fields(new) {
+            sent_entries if sent_entries.iter().any(|e| !e.fields.is_empty()) => sent_entries,
+            _ => old.map(decode_managed_fields).unwrap_or_default(),
+        },
     };
+    let subresource = subresource.unwrap_or("");
     let old_plain = old.map(without_managed_fields).unwrap_or_else(|| json!({}));
     let new_plain = without_managed_fields(new);
     let cmp = compare(&old_plain, &new_plain);
@@ -1312,8 +1390,23 @@ mod tests {
     const T2: &str = "2026-01-01T00:01:00Z";
     const T3: &str = "2026-01-01T00:02:00Z";
 
-    fn apply(live: Option<&Value>, cfg: Value, manager: &str, force: bool, now: &str) -> Result<Value, PatchError> {
-        server_side_apply(live, &cfg, &ApplyOptions { manager, force, subresource: None, now })
+    fn apply(
+        live: Option<&Value>,
+        cfg: Value,
+        manager: &str,
+        force: bool,
+        now: &str,
+    ) -> Result<Value, PatchError> {
+        server_side_apply(
+            live,
+            &cfg,
+            &ApplyOptions {
+                manager,
+                force,
+                subresource: None,
+                now,
+            },
+        )
     }
 
     fn cc(spec: Value) -> Value {
@@ -1333,14 +1426,27 @@ mod tests {
     #[test]
     fn merge_patch_sets_nested_fields_and_null_deletes() {
         let live = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"x": 1}});
-        let out = merge_patch(&live, &json!({"metadata": {"labels": {"a": null, "c": "3"}}, "spec": {"y": [1]}})).unwrap();
-        assert_eq!(out, json!({"metadata": {"labels": {"b": "2", "c": "3"}}, "spec": {"x": 1, "y": [1]}}));
+        let out = merge_patch(
+            &live,
+            &json!({"metadata": {"labels": {"a": null, "c": "3"}}, "spec": {"y": [1]}}),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"metadata": {"labels": {"b": "2", "c": "3"}}, "spec": {"x": 1, "y": [1]}})
+        );
     }
 
     #[test]
     fn merge_patch_rejects_non_object_patches() {
-        assert!(matches!(merge_patch(&json!({}), &json!([1])), Err(PatchError::BadRequest(_))));
-        assert!(matches!(merge_patch(&json!({}), &json!("x")), Err(PatchError::BadRequest(_))));
+        assert!(matches!(
+            merge_patch(&json!({}), &json!([1])),
+            Err(PatchError::BadRequest(_))
+        ));
+        assert!(matches!(
+            merge_patch(&json!({}), &json!("x")),
+            Err(PatchError::BadRequest(_))
+        ));
     }
 
     // ---- JSON patch ----
@@ -1359,47 +1465,145 @@ mod tests {
             {"op": "test", "path": "/spec/d", "value": 2.0},
         ]);
         let out = json_patch(&live, &patch).unwrap();
-        assert_eq!(out, json!({"spec": {"a": 10, "c": 10, "d": 2, "list": [0, 1, 2, 3]}, "metadata": {"labels": {}}}));
+        assert_eq!(
+            out,
+            json!({"spec": {"a": 10, "c": 10, "d": 2, "list": [0, 1, 2, 3]}, "metadata": {"labels": {}}})
+        );
     }
 
     #[test]
     fn json_patch_failed_test_is_invalid_with_kubes_message() {
         let live = json!({"spec": {"a": 1}});
-        let err = json_patch(&live, &json!([{"op": "test", "path": "/spec/a", "value": 2}])).unwrap_err();
+        let err = json_patch(
+            &live,
+            &json!([{"op": "test", "path": "/spec/a", "value": 2}]),
+        )
+        .unwrap_err();
         assert_eq!(err, PatchError::Invalid(JSON_PATCH_INVALID_MESSAGE.into()));
-        let detail = json_patch_detailed(&live, &json!([{"op": "test", "path": "/spec/a", "value": 2}])).unwrap_err();
-        assert_eq!(detail, PatchError::Invalid("testing value /spec/a failed: test failed".into()));
+        let detail = json_patch_detailed(
+            &live,
+            &json!([{"op": "test", "path": "/spec/a", "value": 2}]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            detail,
+            PatchError::Invalid("testing value /spec/a failed: test failed".into())
+        );
     }
 
     #[test]
-    fn json_patch_missing_paths_are_invalid() {
-        let live = json!({"spec": {"a": 1}});
+    fn json_patch_missing_paths_are_invalid_with_go_library_wording() {
+        let live = json!({"spec": {"a": 1, "list": [1, 2]}});
         let d = |p: Value| json_patch_detailed(&live, &p).unwrap_err();
         assert_eq!(
-            d(json!([{"op": "replace", "path": "/spec/b", "value": 1}])),
-            PatchError::Invalid("replace operation does not apply: doc is missing key: /spec/b: missing value".into())
-        );
-        assert_eq!(
             d(json!([{"op": "remove", "path": "/spec/b"}])),
-            PatchError::Invalid("Unable to remove nonexistent key: b: missing value".into())
+            PatchError::Invalid(
+                "error in remove for path: '/spec/b': Unable to remove nonexistent key: b: missing value".into()
+            )
         );
         assert_eq!(
             d(json!([{"op": "add", "path": "/status/phase", "value": "x"}])),
-            PatchError::Invalid("add operation does not apply: doc is missing path: \"/status/phase\": missing value".into())
+            PatchError::Invalid(
+                "add operation does not apply: doc is missing path: \"/status/phase\": missing value".into()
+            )
         );
-        assert!(matches!(json_patch(&live, &json!([{"op": "remove", "path": "/nope/x"}])), Err(PatchError::Invalid(_))));
+        assert_eq!(
+            d(json!([{"op": "add", "path": "/spec/list/7", "value": 0}])),
+            PatchError::Invalid(
+                "error in add for path: '/spec/list/7': Unable to access invalid index: 7: invalid index referenced".into()
+            )
+        );
+        assert_eq!(
+            d(json!([{"op": "move", "from": "/spec/zz", "path": "/spec/y"}])),
+            PatchError::Invalid(
+                "error in move for path: 'zz': Unable to remove nonexistent key: zz: missing value"
+                    .into()
+            )
+        );
+        assert_eq!(
+            d(json!([{"op": "test", "path": "/spec/x/y", "value": 1}])),
+            PatchError::Invalid(
+                "test operation does not apply: is missing path: /spec/x/y: missing value".into()
+            )
+        );
+        assert_eq!(
+            d(json!([{"op": "replace", "path": "/zz/nope", "value": 1}])),
+            PatchError::Invalid(
+                "replace operation does not apply: doc is missing path: /zz/nope: missing value"
+                    .into()
+            )
+        );
+        assert_eq!(
+            d(json!([{"op": "bogus", "path": "/x"}])),
+            PatchError::Invalid("Unexpected kind: bogus".into())
+        );
+        assert_eq!(
+            d(json!([{"op": "add", "value": 1}])),
+            PatchError::Invalid("add operation failed to decode path: missing value".into())
+        );
+        assert!(matches!(
+            json_patch(&live, &json!([{"op": "remove", "path": "/nope/x"}])),
+            Err(PatchError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn json_patch_keeps_the_go_librarys_leniencies() {
+        // all observed with kubectl 1.32 `patch --local --type json`
+        let live = json!({"spec": {"a": 1, "list": [1, 2]}});
+        let ok = |p: Value| json_patch(&live, &p).unwrap();
+        assert_eq!(
+            ok(json!([{"op": "replace", "path": "/spec/nope", "value": 1}]))["spec"]["nope"],
+            1
+        );
+        assert_eq!(
+            ok(json!([{"op": "replace", "path": "/spec/a"}]))["spec"]["a"],
+            Value::Null
+        );
+        assert_eq!(
+            ok(json!([{"op": "copy", "from": "/spec/zz", "path": "/spec/y"}]))["spec"]["y"],
+            Value::Null
+        );
+        assert_eq!(
+            ok(json!([{"op": "test", "path": "/spec/zz", "value": null}])),
+            live
+        );
+        assert_eq!(
+            ok(json!([{"op": "add", "path": "/spec/list/-1", "value": 3}]))["spec"]["list"],
+            json!([1, 2, 3])
+        );
+        assert_eq!(
+            ok(json!([{"op": "remove", "path": "/spec/list/-1"}]))["spec"]["list"],
+            json!([1])
+        );
+        assert!(
+            json_patch(
+                &live,
+                &json!([{"op": "replace", "path": "/spec/list/9", "value": 1}])
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn json_patch_must_be_an_array() {
-        assert!(matches!(json_patch(&json!({}), &json!({"op": "add"})), Err(PatchError::BadRequest(_))));
-        assert!(matches!(json_patch(&json!({}), &json!([1])), Err(PatchError::BadRequest(_))));
+        assert!(matches!(
+            json_patch(&json!({}), &json!({"op": "add"})),
+            Err(PatchError::BadRequest(_))
+        ));
+        assert!(matches!(
+            json_patch(&json!({}), &json!([1])),
+            Err(PatchError::BadRequest(_))
+        ));
     }
 
     #[test]
     fn json_patch_failure_leaves_nothing_half_applied() {
         let live = json!({"spec": {"a": 1}});
-        let r = json_patch(&live, &json!([{"op": "replace", "path": "/spec/a", "value": 5}, {"op": "test", "path": "/spec/a", "value": 1}]));
+        let r = json_patch(
+            &live,
+            &json!([{"op": "replace", "path": "/spec/a", "value": 5}, {"op": "test", "path": "/spec/a", "value": 1}]),
+        );
         assert!(r.is_err());
         assert_eq!(live, json!({"spec": {"a": 1}}));
     }
@@ -1424,15 +1628,23 @@ mod tests {
         assert_eq!(c.as_array().unwrap().len(), 2);
         assert_eq!(c[0]["name"], "c1");
         assert_eq!(c[0]["image"], "i1b");
-        assert_eq!(c[0]["env"], json!([{"name": "A", "value": "1"}, {"name": "B", "value": "20"}, {"name": "C", "value": "3"}]));
+        assert_eq!(
+            c[0]["env"],
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "20"}, {"name": "C", "value": "3"}])
+        );
         assert_eq!(c[0]["args"], json!(["x"]));
         assert_eq!(c[1], json!({"name": "c2", "image": "i2"}));
     }
 
     #[test]
     fn smp_replaces_lists_without_merge_key() {
-        let out = strategic_merge_patch(&pod(), &json!({"spec": {"tolerations": [{"key": "k2"}],
-            "containers": [{"name": "c1", "args": ["y"]}]}}), "Pod").unwrap();
+        let out = strategic_merge_patch(
+            &pod(),
+            &json!({"spec": {"tolerations": [{"key": "k2"}],
+            "containers": [{"name": "c1", "args": ["y"]}]}}),
+            "Pod",
+        )
+        .unwrap();
         assert_eq!(out["spec"]["tolerations"], json!([{"key": "k2"}]));
         assert_eq!(out["spec"]["containers"][0]["args"], json!(["y"]));
     }
@@ -1448,7 +1660,10 @@ mod tests {
         assert_eq!(out["spec"]["replicas"], 3);
         let c = &out["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["image"], "c:4");
-        assert_eq!(c["volumeMounts"], json!([{"mountPath": "/logs", "name": "l"}, {"mountPath": "/data", "name": "d"}]));
+        assert_eq!(
+            c["volumeMounts"],
+            json!([{"mountPath": "/logs", "name": "l"}, {"mountPath": "/data", "name": "d"}])
+        );
     }
 
     #[test]
@@ -1465,27 +1680,55 @@ mod tests {
 
     #[test]
     fn smp_patch_replace_directive_replaces_a_list_or_map() {
-        let out = strategic_merge_patch(&pod(), &json!({"spec": {"containers": [{"name": "n", "image": "x"}, {"$patch": "replace"}]}}), "Pod").unwrap();
-        assert_eq!(out["spec"]["containers"], json!([{"name": "n", "image": "x"}]));
-        let out = strategic_merge_patch(&pod(), &json!({"metadata": {"$patch": "replace", "name": "q"}}), "Pod").unwrap();
+        let out = strategic_merge_patch(
+            &pod(),
+            &json!({"spec": {"containers": [{"name": "n", "image": "x"}, {"$patch": "replace"}]}}),
+            "Pod",
+        )
+        .unwrap();
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "n", "image": "x"}])
+        );
+        let out = strategic_merge_patch(
+            &pod(),
+            &json!({"metadata": {"$patch": "replace", "name": "q"}}),
+            "Pod",
+        )
+        .unwrap();
         assert_eq!(out["metadata"], json!({"name": "q"}));
     }
 
     #[test]
     fn smp_delete_from_primitive_list_and_retain_keys() {
         let live = json!({"metadata": {"finalizers": ["a", "b", "c"]}, "spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}}});
-        let out = strategic_merge_patch(&live, &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["b"]},
-            "spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}), "Deployment").unwrap();
+        let out = strategic_merge_patch(
+            &live,
+            &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["b"]},
+            "spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}),
+            "Deployment",
+        )
+        .unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!(["a", "c"]));
         assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
     }
 
     #[test]
     fn smp_set_element_order_orders_merged_list() {
-        let out = strategic_merge_patch(&pod(), &json!({"spec": {
+        let out = strategic_merge_patch(
+            &pod(),
+            &json!({"spec": {
             "$setElementOrder/containers": [{"name": "c2"}, {"name": "c1"}],
-            "containers": [{"name": "c2", "image": "i2b"}]}}), "Pod").unwrap();
-        let names: Vec<&str> = out["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+            "containers": [{"name": "c2", "image": "i2b"}]}}),
+            "Pod",
+        )
+        .unwrap();
+        let names: Vec<&str> = out["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["c2", "c1"]);
         assert_eq!(out["spec"]["containers"][0]["image"], "i2b");
     }
@@ -1493,7 +1736,12 @@ mod tests {
     #[test]
     fn smp_orders_new_items_like_kubes_merge_sorted_slice() {
         let out = strategic_merge_patch(&pod(), &json!({"spec": {"containers": [{"name": "c0", "image": "i0"}, {"name": "c2", "image": "z"}]}}), "Pod").unwrap();
-        let names: Vec<&str> = out["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = out["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         // like kube: an unknown patch item goes before the server item it is compared with
         assert_eq!(names, ["c0", "c1", "c2"]);
     }
@@ -1501,46 +1749,141 @@ mod tests {
     #[test]
     fn smp_status_conditions_merge_by_type() {
         let live = json!({"status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Initialized", "status": "True"}]}});
-        let out = strategic_merge_patch(&live, &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}), "Pod").unwrap();
-        assert_eq!(out["status"]["conditions"], json!([{"type": "Ready", "status": "True"}, {"type": "Initialized", "status": "True"}]));
+        let out = strategic_merge_patch(
+            &live,
+            &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+            "Pod",
+        )
+        .unwrap();
+        assert_eq!(
+            out["status"]["conditions"],
+            json!([{"type": "Ready", "status": "True"}, {"type": "Initialized", "status": "True"}])
+        );
     }
 
     #[test]
     fn smp_rejects_non_object_patch_and_missing_merge_key() {
-        assert!(matches!(strategic_merge_patch(&pod(), &json!([]), "Pod"), Err(PatchError::BadRequest(_))));
         assert!(matches!(
-            strategic_merge_patch(&pod(), &json!({"spec": {"containers": [{"image": "x"}]}}), "Pod"),
+            strategic_merge_patch(&pod(), &json!([]), "Pod"),
             Err(PatchError::BadRequest(_))
         ));
+        assert!(matches!(
+            strategic_merge_patch(
+                &pod(),
+                &json!({"spec": {"containers": [{"image": "x"}]}}),
+                "Pod"
+            ),
+            Err(PatchError::BadRequest(_))
+        ));
+    }
+
+    /// Expected results recorded from kubectl 1.32's own strategic merge implementation
+    /// (`kubectl patch --local -f base.json -p PATCH -o json`), with `$` keys and nulls dropped
+    /// as kube-apiserver's typed decoding drops them.
+    const KUBECTL_SMP_CASES: &str = r#"{"bases":{"pod":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","finalizers":["a"]},"spec":{"containers":[{"name":"c1","image":"i1","env":[{"name":"A","value":"1"},{"name":"B","value":"2"}],"ports":[{"containerPort":80}],"volumeMounts":[{"mountPath":"/data","name":"d"}]},{"name":"c2","image":"i2"}],"tolerations":[{"key":"k1"}],"volumes":[{"name":"v1","emptyDir":{}}]}},"sts":{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"s","labels":{"a":"1"},"annotations":{"x":"y"}},"spec":{"replicas":1,"serviceName":"s","selector":{"matchLabels":{"app":"c"}},"template":{"metadata":{"labels":{"app":"c"}},"spec":{"initContainers":[{"name":"init","image":"b"}],"containers":[{"name":"cassandra","image":"c:3","env":[{"name":"X","value":"1"},{"name":"Y","value":"2"}],"ports":[{"containerPort":9042,"name":"cql"},{"containerPort":7000,"name":"gossip"}],"args":["a","b"]},{"name":"sidecar","image":"s:1"}],"volumes":[{"name":"d","emptyDir":{}},{"name":"e","emptyDir":{}}],"tolerations":[{"key":"t"}]}},"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"resources":{"requests":{"storage":"1Gi"}}}}],"updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"partition":0}}}},"svc":{"apiVersion":"v1","kind":"Service","metadata":{"name":"svc"},"spec":{"ports":[{"port":80,"targetPort":8080},{"port":443}],"selector":{"a":"b"}}}},"cases":[{"kind":"Pod","base":"pod","patch":{"spec":{"$setElementOrder/containers":[{"name":"c2"},{"name":"c1"}],"containers":[{"name":"c2","image":"i2b"}]}},"want":{"apiVersion":"v1","kind":"Pod","metadata":{"finalizers":["a"],"name":"p"},"spec":{"containers":[{"image":"i2b","name":"c2"},{"env":[{"name":"A","value":"1"},{"name":"B","value":"2"}],"image":"i1","name":"c1","ports":[{"containerPort":80}],"volumeMounts":[{"mountPath":"/data","name":"d"}]}],"tolerations":[{"key":"k1"}],"volumes":[{"emptyDir":{},"name":"v1"}]}}},{"kind":"Pod","base":"pod","patch":{"spec":{"$setElementOrder/containers":[{"name":"c3"},{"name":"c2"}],"containers":[{"name":"c3","image":"n"},{"name":"c2","image":"i2b"}]}},"want":{"apiVersion":"v1","kind":"Pod","metadata":{"finalizers":["a"],"name":"p"},"spec":{"containers":[{"image":"n","name":"c3"},{"env":[{"name":"A","value":"1"},{"name":"B","value":"2"}],"image":"i1","name":"c1","ports":[{"containerPort":80}],"volumeMounts":[{"mountPath":"/data","name":"d"}]},{"image":"i2b","name":"c2"}],"tolerations":[{"key":"k1"}],"volumes":[{"emptyDir":{},"name":"v1"}]}}},{"kind":"Pod","base":"pod","patch":{"spec":{"containers":[{"name":"c2","$patch":"delete"},{"name":"c1","env":[{"name":"A","$patch":"delete"},{"name":"Z","value":"9"}]}]}},"want":{"apiVersion":"v1","kind":"Pod","metadata":{"finalizers":["a"],"name":"p"},"spec":{"containers":[{"env":[{"name":"Z","value":"9"},{"name":"B","value":"2"}],"image":"i1","name":"c1","ports":[{"containerPort":80}],"volumeMounts":[{"mountPath":"/data","name":"d"}]}],"tolerations":[{"key":"k1"}],"volumes":[{"emptyDir":{},"name":"v1"}]}}},{"kind":"Pod","base":"pod","patch":{"spec":{"containers":[{"name":"n","image":"x"},{"$patch":"replace"}]}},"want":{"apiVersion":"v1","kind":"Pod","metadata":{"finalizers":["a"],"name":"p"},"spec":{"containers":[{"image":"x","name":"n"}],"tolerations":[{"key":"k1"}],"volumes":[{"emptyDir":{},"name":"v1"}]}}},{"kind":"Pod","base":"pod","patch":{"metadata":{"finalizers":["a","c","c"]}},"want":{"apiVersion":"v1","kind":"Pod","metadata":{"finalizers":["a","c"],"name":"p"},"spec":{"containers":[{"env":[{"name":"A","value":"1"},{"name":"B","value":"2"}],"image":"i1","name":"c1","ports":[{"containerPort":80}],"volumeMounts":[{"mountPath":"/data","name":"d"}]},{"image":"i2","name":"c2"}],"tolerations":[{"key":"k1"}],"volumes":[{"emptyDir":{},"name":"v1"}]}}},{"kind":"StatefulSet","base":"sts","patch":{"spec":{"replicas":3,"template":{"spec":{"containers":[{"name":"cassandra","image":"c:4","env":[{"name":"Y","value":"20"},{"name":"Z","value":"3"}],"args":["c"]}]}}}},"want":{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"annotations":{"x":"y"},"labels":{"a":"1"},"name":"s"},"spec":{"replicas":3,"selector":{"matchLabels":{"app":"c"}},"serviceName":"s","template":{"metadata":{"labels":{"app":"c"}},"spec":{"containers":[{"args":["c"],"env":[{"name":"X","value":"1"},{"name":"Y","value":"20"},{"name":"Z","value":"3"}],"image":"c:4","name":"cassandra","ports":[{"containerPort":9042,"name":"cql"},{"containerPort":7000,"name":"gossip"}]},{"image":"s:1","name":"sidecar"}],"initContainers":[{"image":"b","name":"init"}],"tolerations":[{"key":"t"}],"volumes":[{"emptyDir":{},"name":"d"},{"emptyDir":{},"name":"e"}]}},"updateStrategy":{"rollingUpdate":{"partition":0},"type":"RollingUpdate"},"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"resources":{"requests":{"storage":"1Gi"}}}}]}}},{"kind":"StatefulSet","base":"sts","patch":{"metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}"}},"spec":{"template":{"spec":{"$setElementOrder/containers":[{"name":"cassandra"},{"name":"sidecar"}],"containers":[{"name":"cassandra","$setElementOrder/env":[{"name":"Y"},{"name":"X"}],"env":[{"name":"Y","value":"3"}]}]}}}},"want":{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}","x":"y"},"labels":{"a":"1"},"name":"s"},"spec":{"replicas":1,"selector":{"matchLabels":{"app":"c"}},"serviceName":"s","template":{"metadata":{"labels":{"app":"c"}},"spec":{"containers":[{"args":["a","b"],"env":[{"name":"Y","value":"3"},{"name":"X","value":"1"}],"image":"c:3","name":"cassandra","ports":[{"containerPort":9042,"name":"cql"},{"containerPort":7000,"name":"gossip"}]},{"image":"s:1","name":"sidecar"}],"initContainers":[{"image":"b","name":"init"}],"tolerations":[{"key":"t"}],"volumes":[{"emptyDir":{},"name":"d"},{"emptyDir":{},"name":"e"}]}},"updateStrategy":{"rollingUpdate":{"partition":0},"type":"RollingUpdate"},"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"resources":{"requests":{"storage":"1Gi"}}}}]}}},{"kind":"StatefulSet","base":"sts","patch":{"spec":{"updateStrategy":{"$retainKeys":["type"],"type":"OnDelete"}}},"want":{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"annotations":{"x":"y"},"labels":{"a":"1"},"name":"s"},"spec":{"replicas":1,"selector":{"matchLabels":{"app":"c"}},"serviceName":"s","template":{"metadata":{"labels":{"app":"c"}},"spec":{"containers":[{"args":["a","b"],"env":[{"name":"X","value":"1"},{"name":"Y","value":"2"}],"image":"c:3","name":"cassandra","ports":[{"containerPort":9042,"name":"cql"},{"containerPort":7000,"name":"gossip"}]},{"image":"s:1","name":"sidecar"}],"initContainers":[{"image":"b","name":"init"}],"tolerations":[{"key":"t"}],"volumes":[{"emptyDir":{},"name":"d"},{"emptyDir":{},"name":"e"}]}},"updateStrategy":{"type":"OnDelete"},"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"resources":{"requests":{"storage":"1Gi"}}}}]}}},{"kind":"Service","base":"svc","patch":{"spec":{"ports":[{"port":443,"targetPort":8443},{"port":22}]}},"want":{"apiVersion":"v1","kind":"Service","metadata":{"name":"svc"},"spec":{"ports":[{"port":80,"targetPort":8080},{"port":443,"targetPort":8443},{"port":22}],"selector":{"a":"b"}}}},{"kind":"Pod","base":"pod","patch":{"metadata":{"$setElementOrder/finalizers":["c","a"],"finalizers":["c"]}},"want":{"apiVersion":"v1","kind":"Pod","metadata":{"finalizers":["c","a"],"name":"p"},"spec":{"containers":[{"env":[{"name":"A","value":"1"},{"name":"B","value":"2"}],"image":"i1","name":"c1","ports":[{"containerPort":80}],"volumeMounts":[{"mountPath":"/data","name":"d"}]},{"image":"i2","name":"c2"}],"tolerations":[{"key":"k1"}],"volumes":[{"emptyDir":{},"name":"v1"}]}}},{"kind":"Pod","base":"pod","patch":{"spec":{"containers":[{"name":"c3","image":"a"},{"name":"c4","image":"b"},{"name":"c1","image":"c"}]}},"want":{"apiVersion":"v1","kind":"Pod","metadata":{"finalizers":["a"],"name":"p"},"spec":{"containers":[{"image":"a","name":"c3"},{"image":"b","name":"c4"},{"env":[{"name":"A","value":"1"},{"name":"B","value":"2"}],"image":"c","name":"c1","ports":[{"containerPort":80}],"volumeMounts":[{"mountPath":"/data","name":"d"}]},{"image":"i2","name":"c2"}],"tolerations":[{"key":"k1"}],"volumes":[{"emptyDir":{},"name":"v1"}]}}},{"kind":"StatefulSet","base":"sts","patch":{"spec":{"template":{"spec":{"containers":[{"name":"cassandra","ports":[{"containerPort":7001,"name":"tls"},{"containerPort":7000,"$patch":"delete"}]}]}}}},"want":{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"annotations":{"x":"y"},"labels":{"a":"1"},"name":"s"},"spec":{"replicas":1,"selector":{"matchLabels":{"app":"c"}},"serviceName":"s","template":{"metadata":{"labels":{"app":"c"}},"spec":{"containers":[{"args":["a","b"],"env":[{"name":"X","value":"1"},{"name":"Y","value":"2"}],"image":"c:3","name":"cassandra","ports":[{"containerPort":7001,"name":"tls"},{"containerPort":9042,"name":"cql"}]},{"image":"s:1","name":"sidecar"}],"initContainers":[{"image":"b","name":"init"}],"tolerations":[{"key":"t"}],"volumes":[{"emptyDir":{},"name":"d"},{"emptyDir":{},"name":"e"}]}},"updateStrategy":{"rollingUpdate":{"partition":0},"type":"RollingUpdate"},"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"resources":{"requests":{"storage":"1Gi"}}}}]}}},{"kind":"Pod","base":"pod","patch":{"spec":{"containers":[{"name":"new","env":[{"name":"E","$patch":"delete"},{"name":"F","value":"1"}],"securityContext":{"$patch":"replace","privileged":true}}]}},"want":{"apiVersion":"v1","kind":"Pod","metadata":{"finalizers":["a"],"name":"p"},"spec":{"containers":[{"env":[{"name":"E"},{"name":"F","value":"1"}],"name":"new","securityContext":{"privileged":true}},{"env":[{"name":"A","value":"1"},{"name":"B","value":"2"}],"image":"i1","name":"c1","ports":[{"containerPort":80}],"volumeMounts":[{"mountPath":"/data","name":"d"}]},{"image":"i2","name":"c2"}],"tolerations":[{"key":"k1"}],"volumes":[{"emptyDir":{},"name":"v1"}]}}},{"kind":"StatefulSet","base":"sts","patch":{"spec":{"newthing":{"inner":{"$patch":"replace","x":1},"y":2}}},"want":{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"annotations":{"x":"y"},"labels":{"a":"1"},"name":"s"},"spec":{"newthing":{"y":2},"replicas":1,"selector":{"matchLabels":{"app":"c"}},"serviceName":"s","template":{"metadata":{"labels":{"app":"c"}},"spec":{"containers":[{"args":["a","b"],"env":[{"name":"X","value":"1"},{"name":"Y","value":"2"}],"image":"c:3","name":"cassandra","ports":[{"containerPort":9042,"name":"cql"},{"containerPort":7000,"name":"gossip"}]},{"image":"s:1","name":"sidecar"}],"initContainers":[{"image":"b","name":"init"}],"tolerations":[{"key":"t"}],"volumes":[{"emptyDir":{},"name":"d"},{"emptyDir":{},"name":"e"}]}},"updateStrategy":{"rollingUpdate":{"partition":0},"type":"RollingUpdate"},"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"resources":{"requests":{"storage":"1Gi"}}}}]}}},{"kind":"StatefulSet","base":"sts","patch":{"spec":{"template":{"spec":{"containers":[{"name":"cassandra","env":[{"name":"X","value":null,"valueFrom":{"fieldRef":{"fieldPath":"a"}}}]}]}}}},"want":{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"annotations":{"x":"y"},"labels":{"a":"1"},"name":"s"},"spec":{"replicas":1,"selector":{"matchLabels":{"app":"c"}},"serviceName":"s","template":{"metadata":{"labels":{"app":"c"}},"spec":{"containers":[{"args":["a","b"],"env":[{"name":"X","valueFrom":{"fieldRef":{"fieldPath":"a"}}},{"name":"Y","value":"2"}],"image":"c:3","name":"cassandra","ports":[{"containerPort":9042,"name":"cql"},{"containerPort":7000,"name":"gossip"}]},{"image":"s:1","name":"sidecar"}],"initContainers":[{"image":"b","name":"init"}],"tolerations":[{"key":"t"}],"volumes":[{"emptyDir":{},"name":"d"},{"emptyDir":{},"name":"e"}]}},"updateStrategy":{"rollingUpdate":{"partition":0},"type":"RollingUpdate"},"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"resources":{"requests":{"storage":"1Gi"}}}}]}}},{"kind":"StatefulSet","base":"sts","patch":{"spec":{"template":{"spec":{"containers":[{"name":"cassandra","env":[{"$patch":"replace"},{"name":"Q","value":"1"}]}]}}}},"want":{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"annotations":{"x":"y"},"labels":{"a":"1"},"name":"s"},"spec":{"replicas":1,"selector":{"matchLabels":{"app":"c"}},"serviceName":"s","template":{"metadata":{"labels":{"app":"c"}},"spec":{"containers":[{"args":["a","b"],"env":[{"name":"Q","value":"1"}],"image":"c:3","name":"cassandra","ports":[{"containerPort":9042,"name":"cql"},{"containerPort":7000,"name":"gossip"}]},{"image":"s:1","name":"sidecar"}],"initContainers":[{"image":"b","name":"init"}],"tolerations":[{"key":"t"}],"volumes":[{"emptyDir":{},"name":"d"},{"emptyDir":{},"name":"e"}]}},"updateStrategy":{"rollingUpdate":{"partition":0},"type":"RollingUpdate"},"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"resources":{"requests":{"storage":"1Gi"}}}}]}}}]}"#;
+
+    #[test]
+    fn smp_matches_kubectl_on_recorded_cases() {
+        let fixture: Value = serde_json::from_str(KUBECTL_SMP_CASES).unwrap();
+        let cases = fixture["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 16);
+        for (i, case) in cases.iter().enumerate() {
+            let base = &fixture["bases"][case["base"].as_str().unwrap()];
+            let kind = case["kind"].as_str().unwrap();
+            let got = strategic_merge_patch(base, &case["patch"], kind).unwrap();
+            assert_eq!(got, case["want"], "case {i}: {}", case["patch"]);
+        }
+    }
+
+    #[test]
+    fn smp_refuses_merge_directives_like_kube() {
+        let live =
+            json!({"metadata": {"labels": {"a": "1"}}, "spec": {"containers": [{"name": "c"}]}});
+        assert!(matches!(
+            strategic_merge_patch(&live, &json!({"metadata": {"labels": {"$patch": "merge", "z": "1"}}}), "Pod"),
+            Err(PatchError::BadRequest(m)) if m.starts_with("unknown patch type: merge in map")
+        ));
+        assert_eq!(
+            strategic_merge_patch(
+                &live,
+                &json!({"spec": {"containers": [{"name": "c", "$patch": "merge"}]}}),
+                "Pod"
+            ),
+            Err(PatchError::BadRequest(
+                "merging lists cannot yet be specified in the patch".into()
+            ))
+        );
     }
 
     #[test]
     fn merge_key_table_covers_built_in_paths() {
         let p = |s: &str| s.split('.').map(str::to_string).collect::<Vec<_>>();
-        assert_eq!(list_strategy("Pod", &p("spec.containers")), ListStrategy::MergeByKey("name"));
-        assert_eq!(list_strategy("Pod", &p("spec.containers.ports")), ListStrategy::MergeByKey("containerPort"));
-        assert_eq!(list_strategy("StatefulSet", &p("spec.template.spec.initContainers.env")), ListStrategy::MergeByKey("name"));
-        assert_eq!(list_strategy("CronJob", &p("spec.jobTemplate.spec.template.spec.volumes")), ListStrategy::MergeByKey("name"));
-        assert_eq!(list_strategy("StatefulSet", &p("spec.volumeClaimTemplates")), ListStrategy::Replace);
-        assert_eq!(list_strategy("Pod", &p("spec.tolerations")), ListStrategy::Replace);
-        assert_eq!(list_strategy("Secret", &p("metadata.ownerReferences")), ListStrategy::MergeByKey("uid"));
-        assert_eq!(list_strategy("Service", &p("spec.ports")), ListStrategy::MergeByKey("port"));
-        assert_eq!(list_strategy("ServiceAccount", &p("secrets")), ListStrategy::MergeByKey("name"));
-        assert_eq!(list_strategy("ConfigMap", &p("spec.containers")), ListStrategy::Replace);
+        assert_eq!(
+            list_strategy("Pod", &p("spec.containers")),
+            ListStrategy::MergeByKey("name")
+        );
+        assert_eq!(
+            list_strategy("Pod", &p("spec.containers.ports")),
+            ListStrategy::MergeByKey("containerPort")
+        );
+        assert_eq!(
+            list_strategy("StatefulSet", &p("spec.template.spec.initContainers.env")),
+            ListStrategy::MergeByKey("name")
+        );
+        assert_eq!(
+            list_strategy("CronJob", &p("spec.jobTemplate.spec.template.spec.volumes")),
+            ListStrategy::MergeByKey("name")
+        );
+        assert_eq!(
+            list_strategy("StatefulSet", &p("spec.volumeClaimTemplates")),
+            ListStrategy::Replace
+        );
+        assert_eq!(
+            list_strategy("Pod", &p("spec.tolerations")),
+            ListStrategy::Replace
+        );
+        assert_eq!(
+            list_strategy("Secret", &p("metadata.ownerReferences")),
+            ListStrategy::MergeByKey("uid")
+        );
+        assert_eq!(
+            list_strategy("Service", &p("spec.ports")),
+            ListStrategy::MergeByKey("port")
+        );
+        assert_eq!(
+            list_strategy("ServiceAccount", &p("secrets")),
+            ListStrategy::MergeByKey("name")
+        );
+        assert_eq!(
+            list_strategy("ConfigMap", &p("spec.containers")),
+            ListStrategy::Replace
+        );
     }
 
     // ---- fieldsV1 ----
 
     #[test]
     fn fields_v1_round_trips_and_reads_kube_list_keys() {
-        let set = field_set(&cc(json!({"image": "c:3", "nodes": 3, "topology": {"dc": [{"name": "dc1"}]}})));
+        let set = field_set(&cc(
+            json!({"image": "c:3", "nodes": 3, "topology": {"dc": [{"name": "dc1"}]}}),
+        ));
         let enc = encode_fields_v1(&set);
-        assert_eq!(enc, json!({"f:spec": {"f:image": {}, "f:nodes": {}, "f:topology": {"f:dc": {}}}}));
+        assert_eq!(
+            enc,
+            json!({"f:spec": {"f:image": {}, "f:nodes": {}, "f:topology": {"f:dc": {}}}})
+        );
         assert_eq!(decode_fields_v1(&enc), set);
         let kube = json!({"f:metadata": {"f:labels": {".": {}, "f:app": {}}}, "f:spec": {"f:containers": {"k:{\"name\":\"nginx\"}": {".": {}, "f:image": {}}}}});
         let decoded = decode_fields_v1(&kube);
         let paths: Vec<String> = decoded.iter().map(|p| path_string(p)).collect();
-        assert_eq!(paths, [".metadata.labels", ".metadata.labels.app", ".spec.containers"]);
+        assert_eq!(
+            paths,
+            [
+                ".metadata.labels",
+                ".metadata.labels.app",
+                ".spec.containers"
+            ]
+        );
     }
 
     #[test]
@@ -1548,28 +1891,56 @@ mod tests {
         let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "n", "uid": "u",
             "resourceVersion": "1", "labels": {"a": "1", "b": "2"}, "annotations": {"k": "v"}}, "data": {"x": "y"}});
         let paths: Vec<String> = field_set(&obj).iter().map(|p| path_string(p)).collect();
-        assert_eq!(paths, [".data.x", ".metadata.annotations.k", ".metadata.labels.a", ".metadata.labels.b"]);
+        assert_eq!(
+            paths,
+            [
+                ".data.x",
+                ".metadata.annotations.k",
+                ".metadata.labels.a",
+                ".metadata.labels.b"
+            ]
+        );
     }
 
     // ---- server-side apply ----
 
     #[test]
     fn apply_creates_the_object_with_one_apply_entry() {
-        let out = apply(None, cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T1).unwrap();
+        let out = apply(
+            None,
+            cc(json!({"image": "c:3", "nodes": 3})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
         assert_eq!(out["spec"], json!({"image": "c:3", "nodes": 3}));
         assert_eq!(out["metadata"]["name"], "cc");
         let mf = out["metadata"]["managedFields"].as_array().unwrap();
         assert_eq!(mf.len(), 1);
-        assert_eq!(mf[0], json!({"manager": "mc", "operation": "Apply", "apiVersion": "db.orange.com/v2", "time": T1,
-            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:image": {}, "f:nodes": {}}}}));
+        assert_eq!(
+            mf[0],
+            json!({"manager": "mc", "operation": "Apply", "apiVersion": "db.orange.com/v2", "time": T1,
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:image": {}, "f:nodes": {}}}})
+        );
     }
 
     #[test]
     fn reapplying_a_smaller_config_removes_dropped_fields() {
-        let v1 = apply(None, cc(json!({"image": "c:3", "nodes": 3, "extra": {"a": 1}})), "mc", false, T1).unwrap();
+        let v1 = apply(
+            None,
+            cc(json!({"image": "c:3", "nodes": 3, "extra": {"a": 1}})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
         let v2 = apply(Some(&v1), cc(json!({"image": "c:3"})), "mc", false, T2).unwrap();
         assert_eq!(v2["spec"], json!({"image": "c:3"}));
-        assert_eq!(entry(&v2, "mc").unwrap()["fieldsV1"], json!({"f:spec": {"f:image": {}}}));
+        assert_eq!(
+            entry(&v2, "mc").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:image": {}}})
+        );
         assert_eq!(entry(&v2, "mc").unwrap()["time"], T2);
     }
 
@@ -1586,14 +1957,27 @@ mod tests {
 
     #[test]
     fn another_managers_field_survives_an_apply_that_drops_it() {
-        let v1 = apply(None, cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T1).unwrap();
+        let v1 = apply(
+            None,
+            cc(json!({"image": "c:3", "nodes": 3})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
         // another manager applies the same nodes value: shared ownership, no conflict
         let v2 = apply(Some(&v1), cc(json!({"nodes": 3})), "other", false, T2).unwrap();
         assert!(entry(&v2, "other").is_some());
         let v3 = apply(Some(&v2), cc(json!({"image": "c:3"})), "mc", false, T3).unwrap();
         assert_eq!(v3["spec"], json!({"image": "c:3", "nodes": 3}));
-        assert_eq!(entry(&v3, "mc").unwrap()["fieldsV1"], json!({"f:spec": {"f:image": {}}}));
-        assert_eq!(entry(&v3, "other").unwrap()["fieldsV1"], json!({"f:spec": {"f:nodes": {}}}));
+        assert_eq!(
+            entry(&v3, "mc").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:image": {}}})
+        );
+        assert_eq!(
+            entry(&v3, "other").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:nodes": {}}})
+        );
     }
 
     #[test]
@@ -1608,10 +1992,29 @@ mod tests {
 
     #[test]
     fn conflicting_apply_fails_without_force_with_kubes_message() {
-        let v1 = apply(None, cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T1).unwrap();
+        let v1 = apply(
+            None,
+            cc(json!({"image": "c:3", "nodes": 3})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
         let err = apply(Some(&v1), cc(json!({"image": "c:4"})), "other", false, T2).unwrap_err();
-        assert_eq!(err, PatchError::Conflict { message: "Apply failed with 1 conflict: conflict with \"mc\": .spec.image".into() });
-        let err = apply(Some(&v1), cc(json!({"image": "c:4", "nodes": 5})), "other", false, T2).unwrap_err();
+        assert_eq!(
+            err,
+            PatchError::Conflict {
+                message: "Apply failed with 1 conflict: conflict with \"mc\": .spec.image".into()
+            }
+        );
+        let err = apply(
+            Some(&v1),
+            cc(json!({"image": "c:4", "nodes": 5})),
+            "other",
+            false,
+            T2,
+        )
+        .unwrap_err();
         assert_eq!(err, PatchError::Conflict {
             message: "Apply failed with 2 conflicts: conflicts with \"mc\":\n- .spec.image\n- .spec.nodes".into()
         });
@@ -1624,10 +2027,15 @@ mod tests {
         track_update(None, &mut created, "kubectl-client-side-apply", None, T1);
         let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "2"}});
         let err = apply(Some(&created), cfg, "kubectl", false, T2).unwrap_err();
-        assert_eq!(err.to_string(), "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using v1: .data.a");
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using v1: .data.a"
+        );
         assert_eq!(
             conflict_causes(&err.to_string()),
-            vec![json!({"type": "FieldManagerConflict", "message": "conflict with \"kubectl-client-side-apply\" using v1", "field": ".data.a"})]
+            vec![
+                json!({"type": "FieldManagerConflict", "message": "conflict with \"kubectl-client-side-apply\" using v1", "field": ".data.a"})
+            ]
         );
     }
 
@@ -1637,44 +2045,88 @@ mod tests {
         let v2 = apply(Some(&v1), cc(json!({"a": 1})), "alpha", false, T2).unwrap();
         let err = apply(Some(&v2), cc(json!({"a": 2, "b": 2})), "me", false, T3).unwrap_err();
         let msg = err.to_string();
-        assert_eq!(msg, "Apply failed with 2 conflicts: conflicts with \"alpha\":\n- .spec.a\nconflicts with \"zeta\":\n- .spec.b");
+        assert_eq!(
+            msg,
+            "Apply failed with 2 conflicts: conflicts with \"alpha\":\n- .spec.a\nconflicts with \"zeta\":\n- .spec.b"
+        );
         assert_eq!(conflict_causes(&msg).len(), 2);
         assert_eq!(conflict_causes(&msg)[1]["field"], ".spec.b");
     }
 
     #[test]
     fn forced_apply_succeeds_and_transfers_ownership() {
-        let v1 = apply(None, cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T1).unwrap();
+        let v1 = apply(
+            None,
+            cc(json!({"image": "c:3", "nodes": 3})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
         let v2 = apply(Some(&v1), cc(json!({"image": "c:4"})), "other", true, T2).unwrap();
         assert_eq!(v2["spec"], json!({"image": "c:4", "nodes": 3}));
-        assert_eq!(entry(&v2, "mc").unwrap()["fieldsV1"], json!({"f:spec": {"f:nodes": {}}}));
-        assert_eq!(entry(&v2, "other").unwrap()["fieldsV1"], json!({"f:spec": {"f:image": {}}}));
+        assert_eq!(
+            entry(&v2, "mc").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:nodes": {}}})
+        );
+        assert_eq!(
+            entry(&v2, "other").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:image": {}}})
+        );
         // the old owner now conflicts in turn
-        assert!(matches!(apply(Some(&v2), cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T3), Err(PatchError::Conflict { .. })));
+        assert!(matches!(
+            apply(
+                Some(&v2),
+                cc(json!({"image": "c:3", "nodes": 3})),
+                "mc",
+                false,
+                T3
+            ),
+            Err(PatchError::Conflict { .. })
+        ));
     }
 
     #[test]
     fn same_value_applied_by_two_managers_is_shared_without_conflict() {
         let v1 = apply(None, cc(json!({"image": "c:3"})), "mc", false, T1).unwrap();
         let v2 = apply(Some(&v1), cc(json!({"image": "c:3"})), "other", false, T2).unwrap();
-        assert_eq!(entry(&v2, "mc").unwrap()["fieldsV1"], json!({"f:spec": {"f:image": {}}}));
-        assert_eq!(entry(&v2, "other").unwrap()["fieldsV1"], json!({"f:spec": {"f:image": {}}}));
+        assert_eq!(
+            entry(&v2, "mc").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:image": {}}})
+        );
+        assert_eq!(
+            entry(&v2, "other").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:image": {}}})
+        );
         // dropping it from one manager keeps the value: the other still owns it
         let v3 = apply(Some(&v2), json!({"apiVersion": "db.orange.com/v2", "kind": "CassandraCluster", "metadata": {"name": "cc", "namespace": "ns"}}), "mc", false, T3).unwrap();
         assert_eq!(v3["spec"]["image"], "c:3");
-        assert!(entry(&v3, "mc").is_none(), "an empty manager entry is dropped");
+        assert!(
+            entry(&v3, "mc").is_none(),
+            "an empty manager entry is dropped"
+        );
     }
 
     #[test]
     fn no_op_apply_leaves_the_object_identical() {
-        let mut v1 = apply(None, cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T1).unwrap();
+        let mut v1 = apply(
+            None,
+            cc(json!({"image": "c:3", "nodes": 3})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
         v1["metadata"]["resourceVersion"] = json!("7");
         v1["metadata"]["uid"] = json!("u-1");
         v1["metadata"]["creationTimestamp"] = json!(T1);
         let mut cfg = cc(json!({"image": "c:3", "nodes": 3}));
         cfg["metadata"]["managedFields"] = json!([{"manager": "spoof"}]);
         let v2 = apply(Some(&v1), cfg, "mc", false, T3).unwrap();
-        assert_eq!(serde_json::to_string(&v2).unwrap(), serde_json::to_string(&v1).unwrap());
+        assert_eq!(
+            serde_json::to_string(&v2).unwrap(),
+            serde_json::to_string(&v1).unwrap()
+        );
     }
 
     #[test]
@@ -1694,7 +2146,17 @@ mod tests {
     fn applies_to_status_subresource_are_separate_managers() {
         let v1 = apply(None, cc(json!({"image": "c:3"})), "mc", false, T1).unwrap();
         let status_cfg = json!({"apiVersion": "db.orange.com/v2", "kind": "CassandraCluster", "metadata": {"name": "cc", "namespace": "ns"}, "status": {"phase": "Running"}});
-        let v2 = server_side_apply(Some(&v1), &status_cfg, &ApplyOptions { manager: "mc", force: false, subresource: Some("status"), now: T2 }).unwrap();
+        let v2 = server_side_apply(
+            Some(&v1),
+            &status_cfg,
+            &ApplyOptions {
+                manager: "mc",
+                force: false,
+                subresource: Some("status"),
+                now: T2,
+            },
+        )
+        .unwrap();
         let mf = v2["metadata"]["managedFields"].as_array().unwrap();
         assert_eq!(mf.len(), 2);
         assert_eq!(mf[1]["subresource"], "status");
@@ -1703,15 +2165,50 @@ mod tests {
     }
 
     #[test]
+    fn conflict_names_the_subresource_of_the_owner() {
+        let v1 = apply(None, cc(json!({"image": "c:3"})), "mc", false, T1).unwrap();
+        let mut v2 = v1.clone();
+        v2["status"] = json!({"phase": "Running"});
+        track_update(Some(&v1), &mut v2, "casskop", Some("status"), T2);
+        let mut cfg = cc(json!({"image": "c:3"}));
+        cfg["status"] = json!({"phase": "Pending"});
+        let err = apply(Some(&v2), cfg, "mc", false, T3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"casskop\" with subresource \"status\" using db.orange.com/v2: .status.phase"
+        );
+    }
+
+    #[test]
     fn lists_are_atomic_for_ownership() {
-        let v1 = apply(None, cc(json!({"topology": {"dc": [{"name": "dc1"}]}})), "mc", false, T1).unwrap();
-        let err = apply(Some(&v1), cc(json!({"topology": {"dc": [{"name": "dc1"}, {"name": "dc2"}]}})), "other", false, T2).unwrap_err();
-        assert_eq!(err.to_string(), "Apply failed with 1 conflict: conflict with \"mc\": .spec.topology.dc");
+        let v1 = apply(
+            None,
+            cc(json!({"topology": {"dc": [{"name": "dc1"}]}})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
+        let err = apply(
+            Some(&v1),
+            cc(json!({"topology": {"dc": [{"name": "dc1"}, {"name": "dc2"}]}})),
+            "other",
+            false,
+            T2,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"mc\": .spec.topology.dc"
+        );
     }
 
     #[test]
     fn apply_rejects_non_objects() {
-        assert!(matches!(apply(None, json!([1]), "mc", false, T1), Err(PatchError::BadRequest(_))));
+        assert!(matches!(
+            apply(None, json!([1]), "mc", false, T1),
+            Err(PatchError::BadRequest(_))
+        ));
     }
 
     // ---- updates ----
@@ -1722,23 +2219,46 @@ mod tests {
         track_update(None, &mut obj, "kubectl-create", None, T1);
         let mf = obj["metadata"]["managedFields"].as_array().unwrap();
         assert_eq!(mf.len(), 1);
-        assert_eq!(mf[0], json!({"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1", "time": T1,
-            "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:k": {}}, "f:metadata": {"f:labels": {"f:a": {}}}, "f:type": {}}}));
+        assert_eq!(
+            mf[0],
+            json!({"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1", "time": T1,
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:k": {}}, "f:metadata": {"f:labels": {"f:a": {}}}, "f:type": {}}})
+        );
     }
 
     #[test]
     fn update_transfers_ownership_of_changed_fields() {
-        let v1 = apply(None, cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T1).unwrap();
+        let v1 = apply(
+            None,
+            cc(json!({"image": "c:3", "nodes": 3})),
+            "mc",
+            false,
+            T1,
+        )
+        .unwrap();
         let mut v2 = v1.clone();
         v2["spec"]["image"] = json!("c:4");
         track_update(Some(&v1), &mut v2, "kubectl-edit", None, T2);
-        assert_eq!(entry(&v2, "mc").unwrap()["fieldsV1"], json!({"f:spec": {"f:nodes": {}}}));
+        assert_eq!(
+            entry(&v2, "mc").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:nodes": {}}})
+        );
         let edit = entry(&v2, "kubectl-edit").unwrap();
         assert_eq!(edit["operation"], "Update");
         assert_eq!(edit["fieldsV1"], json!({"f:spec": {"f:image": {}}}));
         // the applier now conflicts on the field the updater took
-        let err = apply(Some(&v2), cc(json!({"image": "c:3", "nodes": 3})), "mc", false, T3).unwrap_err();
-        assert_eq!(err.to_string(), "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using db.orange.com/v2: .spec.image");
+        let err = apply(
+            Some(&v2),
+            cc(json!({"image": "c:3", "nodes": 3})),
+            "mc",
+            false,
+            T3,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using db.orange.com/v2: .spec.image"
+        );
     }
 
     #[test]
@@ -1747,7 +2267,10 @@ mod tests {
         let mut v2 = v1.clone();
         v2["metadata"]["resourceVersion"] = json!("9");
         track_update(Some(&v1), &mut v2, "kubectl-edit", None, T2);
-        assert_eq!(v2["metadata"]["managedFields"], v1["metadata"]["managedFields"]);
+        assert_eq!(
+            v2["metadata"]["managedFields"],
+            v1["metadata"]["managedFields"]
+        );
     }
 
     #[test]
@@ -1758,7 +2281,10 @@ mod tests {
         v2["spec"]["nodes"] = json!(1);
         track_update(Some(&v1), &mut v2, "kubectl-patch", None, T2);
         assert!(entry(&v2, "mc").is_none());
-        assert_eq!(entry(&v2, "kubectl-patch").unwrap()["fieldsV1"], json!({"f:spec": {"f:nodes": {}}}));
+        assert_eq!(
+            entry(&v2, "kubectl-patch").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:nodes": {}}})
+        );
     }
 
     #[test]
@@ -1772,6 +2298,34 @@ mod tests {
         assert_eq!(mf.len(), 1);
         assert_eq!(mf[0]["fieldsV1"], json!({"f:data": {"f:a": {}, "f:b": {}}}));
         assert_eq!(mf[0]["time"], T2);
+    }
+
+    #[test]
+    fn client_sent_managed_fields_are_honoured_and_can_be_reset() {
+        let v1 = apply(None, cc(json!({"image": "c:3"})), "mc", false, T1).unwrap();
+        // an update carrying no managedFields keeps the live ones
+        let mut plain = v1.clone();
+        plain["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("managedFields");
+        track_update(Some(&v1), &mut plain, "kubectl-edit", None, T2);
+        assert_eq!(
+            plain["metadata"]["managedFields"],
+            v1["metadata"]["managedFields"]
+        );
+        // [{}] resets ownership; only this write's changes are recorded afterwards
+        let mut reset = v1.clone();
+        reset["metadata"]["managedFields"] = json!([{}]);
+        track_update(Some(&v1), &mut reset, "kubectl-edit", None, T2);
+        assert!(reset["metadata"].get("managedFields").is_none(), "{reset}");
+        // a status write cannot rewrite managedFields
+        let mut status = v1.clone();
+        status["metadata"]["managedFields"] = json!([{}]);
+        status["status"] = json!({"phase": "Running"});
+        track_update(Some(&v1), &mut status, "casskop", Some("status"), T2);
+        assert!(entry(&status, "mc").is_some());
+        assert_eq!(entry(&status, "casskop").unwrap()["subresource"], "status");
     }
 
     #[test]
@@ -1792,7 +2346,12 @@ mod tests {
         v2["spec"]["b"] = json!(1);
         track_update(Some(&v1), &mut v2, "aa", None, T1);
         let v3 = apply(Some(&v2), cc(json!({"c": 1})), "mm", false, T1).unwrap();
-        let order: Vec<&str> = v3["metadata"]["managedFields"].as_array().unwrap().iter().map(|e| e["manager"].as_str().unwrap()).collect();
+        let order: Vec<&str> = v3["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["manager"].as_str().unwrap())
+            .collect();
         assert_eq!(order, ["mm", "zz", "aa"]);
     }
 }

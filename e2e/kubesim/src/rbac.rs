@@ -56,15 +56,18 @@ pub fn authorize(user: &UserInfo, attrs: &RequestAttributes, rbac: &RbacSnapshot
     if user.groups.iter().any(|g| g == SYSTEM_MASTERS) {
         return Decision::Allow;
     }
-    let allowed = visible_rules(user, &attrs.namespace, rbac)
-        .any(|(rule, from_role_binding)| {
-            if attrs.resource_request {
-                resource_rule_allows(rule, attrs)
-            } else {
-                !from_role_binding && non_resource_rule_allows(rule, attrs)
-            }
-        });
-    if allowed { Decision::Allow } else { Decision::Deny }
+    let allowed = visible_rules(user, &attrs.namespace, rbac).any(|(rule, from_role_binding)| {
+        if attrs.resource_request {
+            resource_rule_allows(rule, attrs)
+        } else {
+            !from_role_binding && non_resource_rule_allows(rule, attrs)
+        }
+    });
+    if allowed {
+        Decision::Allow
+    } else {
+        Decision::Deny
+    }
 }
 
 /// Every rule that applies to `user` for requests in `namespace` ("" = cluster scope), with
@@ -99,7 +102,11 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
 fn strings(v: &Value, key: &str) -> Vec<String> {
     v.get(key)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -178,7 +185,7 @@ fn resource_rule_allows(rule: &Value, attrs: &RequestAttributes) -> bool {
         return false;
     }
     let names = strings(rule, "resourceNames");
-    names.is_empty() || names.iter().any(|n| *n == attrs.name)
+    names.is_empty() || names.contains(&attrs.name)
 }
 
 fn non_resource_rule_allows(rule: &Value, attrs: &RequestAttributes) -> bool {
@@ -186,8 +193,7 @@ fn non_resource_rule_allows(rule: &Value, attrs: &RequestAttributes) -> bool {
         && strings(rule, "nonResourceURLs").iter().any(|u| {
             u == "*"
                 || *u == attrs.path
-                || u
-                    .strip_suffix('*')
+                || u.strip_suffix('*')
                     .is_some_and(|prefix| attrs.path.starts_with(prefix))
         })
 }
@@ -236,7 +242,11 @@ pub fn forbidden_message(user: &UserInfo, attrs: &RequestAttributes) -> String {
 
 /// The rules `user` holds in `namespace` ("" = cluster-wide only), as a SelfSubjectRulesReview
 /// reports them: `(resourceRules, nonResourceRules)` as PolicyRule-shaped JSON.
-pub fn rules_for(user: &UserInfo, namespace: &str, rbac: &RbacSnapshot) -> (Vec<Value>, Vec<Value>) {
+pub fn rules_for(
+    user: &UserInfo,
+    namespace: &str,
+    rbac: &RbacSnapshot,
+) -> (Vec<Value>, Vec<Value>) {
     if user.groups.iter().any(|g| g == SYSTEM_MASTERS) {
         return (
             vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})],
@@ -415,20 +425,75 @@ mod tests {
         let s = reader_snapshot();
         let u = sa("x", "mc");
         for verb in ["get", "list", "watch"] {
-            assert_eq!(authorize(&u, &req(verb, "db.orange.com", "cassandraclusters", "x", ""), &s), Decision::Allow);
+            assert_eq!(
+                authorize(
+                    &u,
+                    &req(verb, "db.orange.com", "cassandraclusters", "x", ""),
+                    &s
+                ),
+                Decision::Allow
+            );
         }
-        assert_eq!(authorize(&u, &req("create", "db.orange.com", "cassandraclusters", "x", ""), &s), Decision::Deny);
-        assert_eq!(authorize(&u, &req("get", "db.orange.com", "cassandraclusters", "y", "a"), &s), Decision::Deny);
-        assert_eq!(authorize(&u, &req("list", "db.orange.com", "cassandraclusters", "", ""), &s), Decision::Deny);
-        assert_eq!(authorize(&u, &req("list", "", "secrets", "x", ""), &s), Decision::Deny);
-        assert_eq!(authorize(&sa("x", "other"), &req("get", "db.orange.com", "cassandraclusters", "x", "a"), &s), Decision::Deny);
+        assert_eq!(
+            authorize(
+                &u,
+                &req("create", "db.orange.com", "cassandraclusters", "x", ""),
+                &s
+            ),
+            Decision::Deny
+        );
+        assert_eq!(
+            authorize(
+                &u,
+                &req("get", "db.orange.com", "cassandraclusters", "y", "a"),
+                &s
+            ),
+            Decision::Deny
+        );
+        assert_eq!(
+            authorize(
+                &u,
+                &req("list", "db.orange.com", "cassandraclusters", "", ""),
+                &s
+            ),
+            Decision::Deny
+        );
+        assert_eq!(
+            authorize(&u, &req("list", "", "secrets", "x", ""), &s),
+            Decision::Deny
+        );
+        assert_eq!(
+            authorize(
+                &sa("x", "other"),
+                &req("get", "db.orange.com", "cassandraclusters", "x", "a"),
+                &s
+            ),
+            Decision::Deny
+        );
     }
 
     #[test]
     fn system_masters_bypass_rbac_entirely() {
-        let admin = UserInfo { username: "kubesim:admin".into(), groups: vec!["system:masters".into()] };
-        assert_eq!(authorize(&admin, &req("delete", "", "secrets", "x", "s"), &RbacSnapshot::default()), Decision::Allow);
-        assert_eq!(authorize(&admin, &path_req("get", "/anything"), &RbacSnapshot::default()), Decision::Allow);
+        let admin = UserInfo {
+            username: "kubesim:admin".into(),
+            groups: vec!["system:masters".into()],
+        };
+        assert_eq!(
+            authorize(
+                &admin,
+                &req("delete", "", "secrets", "x", "s"),
+                &RbacSnapshot::default()
+            ),
+            Decision::Allow
+        );
+        assert_eq!(
+            authorize(
+                &admin,
+                &path_req("get", "/anything"),
+                &RbacSnapshot::default()
+            ),
+            Decision::Allow
+        );
     }
 
     #[test]
@@ -445,15 +510,27 @@ mod tests {
         }));
         let u = sa("x", "mc");
         // subject namespace defaults to the binding's namespace
-        assert_eq!(authorize(&u, &req("get", "", "secrets", "x", "s"), &s), Decision::Allow);
-        assert_eq!(authorize(&u, &req("get", "", "secrets", "y", "s"), &s), Decision::Deny);
+        assert_eq!(
+            authorize(&u, &req("get", "", "secrets", "x", "s"), &s),
+            Decision::Allow
+        );
+        assert_eq!(
+            authorize(&u, &req("get", "", "secrets", "y", "s"), &s),
+            Decision::Deny
+        );
         s.cluster_role_bindings.push(json!({
             "metadata": {"name": "c"},
             "roleRef": {"kind": "ClusterRole", "name": "secret-reader"},
             "subjects": [{"kind": "Group", "name": "system:serviceaccounts:x"}],
         }));
-        assert_eq!(authorize(&u, &req("get", "", "secrets", "y", "s"), &s), Decision::Allow);
-        assert_eq!(authorize(&u, &req("get", "", "secrets", "", ""), &s), Decision::Allow);
+        assert_eq!(
+            authorize(&u, &req("get", "", "secrets", "y", "s"), &s),
+            Decision::Allow
+        );
+        assert_eq!(
+            authorize(&u, &req("get", "", "secrets", "", ""), &s),
+            Decision::Allow
+        );
     }
 
     #[test]
@@ -464,33 +541,64 @@ mod tests {
             "metadata": {"name": "c"}, "roleRef": {"kind": "ClusterRole", "name": "all"},
             "subjects": [{"kind": "ServiceAccount", "name": "mc"}],
         }));
-        assert_eq!(authorize(&sa("x", "mc"), &req("get", "", "pods", "x", "p"), &s), Decision::Deny);
+        assert_eq!(
+            authorize(&sa("x", "mc"), &req("get", "", "pods", "x", "p"), &s),
+            Decision::Deny
+        );
         s.cluster_role_bindings[0]["subjects"][0]["namespace"] = json!("x");
-        assert_eq!(authorize(&sa("x", "mc"), &req("get", "", "pods", "x", "p"), &s), Decision::Allow);
-        let user = UserInfo { username: "alice".into(), groups: vec![] };
-        assert_eq!(authorize(&user, &req("get", "", "pods", "x", "p"), &s), Decision::Deny);
+        assert_eq!(
+            authorize(&sa("x", "mc"), &req("get", "", "pods", "x", "p"), &s),
+            Decision::Allow
+        );
+        let user = UserInfo {
+            username: "alice".into(),
+            groups: vec![],
+        };
+        assert_eq!(
+            authorize(&user, &req("get", "", "pods", "x", "p"), &s),
+            Decision::Deny
+        );
         s.cluster_role_bindings[0]["subjects"] = json!([{"kind": "User", "name": "alice"}]);
-        assert_eq!(authorize(&user, &req("get", "", "pods", "x", "p"), &s), Decision::Allow);
+        assert_eq!(
+            authorize(&user, &req("get", "", "pods", "x", "p"), &s),
+            Decision::Allow
+        );
     }
 
     #[test]
     fn subresources_need_explicit_or_star_slash_rules() {
         let mut s = RbacSnapshot::default();
-        s.cluster_roles.push(json!({"metadata": {"name": "r"}, "rules": [
-            {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create"]},
-            {"apiGroups": ["db.orange.com"], "resources": ["*/status"], "verbs": ["patch"]},
-        ]}));
-        s.cluster_role_bindings.push(json!({"metadata": {"name": "r"}, "roleRef": {"kind": "ClusterRole", "name": "r"},
-            "subjects": [{"kind": "User", "name": "u"}]}));
-        let u = UserInfo { username: "u".into(), groups: vec![] };
+        s.cluster_roles
+            .push(json!({"metadata": {"name": "r"}, "rules": [
+                {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create"]},
+                {"apiGroups": ["db.orange.com"], "resources": ["*/status"], "verbs": ["patch"]},
+            ]}));
+        s.cluster_role_bindings.push(
+            json!({"metadata": {"name": "r"}, "roleRef": {"kind": "ClusterRole", "name": "r"},
+            "subjects": [{"kind": "User", "name": "u"}]}),
+        );
+        let u = UserInfo {
+            username: "u".into(),
+            groups: vec![],
+        };
         let mut token = req("create", "", "serviceaccounts", "x", "sa");
         token.subresource = "token".into();
         assert_eq!(authorize(&u, &token, &s), Decision::Deny);
-        assert_eq!(authorize(&u, &req("create", "", "serviceaccounts", "x", ""), &s), Decision::Allow);
+        assert_eq!(
+            authorize(&u, &req("create", "", "serviceaccounts", "x", ""), &s),
+            Decision::Allow
+        );
         let mut status = req("patch", "db.orange.com", "cassandraclusters", "x", "cc");
         status.subresource = "status".into();
         assert_eq!(authorize(&u, &status, &s), Decision::Allow);
-        assert_eq!(authorize(&u, &req("patch", "db.orange.com", "cassandraclusters", "x", "cc"), &s), Decision::Deny);
+        assert_eq!(
+            authorize(
+                &u,
+                &req("patch", "db.orange.com", "cassandraclusters", "x", "cc"),
+                &s
+            ),
+            Decision::Deny
+        );
     }
 
     #[test]
@@ -502,32 +610,91 @@ mod tests {
         s.role_bindings.push(json!({"metadata": {"name": "r", "namespace": "x"}, "roleRef": {"kind": "Role", "name": "r"},
             "subjects": [{"kind": "ServiceAccount", "name": "mc", "namespace": "x"}]}));
         let u = sa("x", "mc");
-        assert_eq!(authorize(&u, &req("get", "", "secrets", "x", "tok"), &s), Decision::Allow);
-        assert_eq!(authorize(&u, &req("get", "", "secrets", "x", "other"), &s), Decision::Deny);
-        assert_eq!(authorize(&u, &req("list", "", "secrets", "x", ""), &s), Decision::Deny);
+        assert_eq!(
+            authorize(&u, &req("get", "", "secrets", "x", "tok"), &s),
+            Decision::Allow
+        );
+        assert_eq!(
+            authorize(&u, &req("get", "", "secrets", "x", "other"), &s),
+            Decision::Deny
+        );
+        assert_eq!(
+            authorize(&u, &req("list", "", "secrets", "x", ""), &s),
+            Decision::Deny
+        );
     }
 
     #[test]
     fn bootstrap_policy_lets_any_authenticated_user_discover_and_self_review() {
         let s = snapshot_with_bootstrap();
         let u = sa("x", "nobody");
-        for p in ["/version", "/api", "/api/v1", "/apis", "/apis/apps/v1", "/openapi/v3", "/healthz"] {
-            assert_eq!(authorize(&u, &path_req("get", p), &s), Decision::Allow, "{p}");
+        for p in [
+            "/version",
+            "/api",
+            "/api/v1",
+            "/apis",
+            "/apis/apps/v1",
+            "/openapi/v3",
+            "/healthz",
+        ] {
+            assert_eq!(
+                authorize(&u, &path_req("get", p), &s),
+                Decision::Allow,
+                "{p}"
+            );
         }
-        assert_eq!(authorize(&u, &path_req("post", "/version"), &s), Decision::Deny);
-        assert_eq!(authorize(&u, &path_req("get", "/metrics"), &s), Decision::Deny);
         assert_eq!(
-            authorize(&u, &req("create", "authorization.k8s.io", "selfsubjectaccessreviews", "", ""), &s),
+            authorize(&u, &path_req("post", "/version"), &s),
+            Decision::Deny
+        );
+        assert_eq!(
+            authorize(&u, &path_req("get", "/metrics"), &s),
+            Decision::Deny
+        );
+        assert_eq!(
+            authorize(
+                &u,
+                &req(
+                    "create",
+                    "authorization.k8s.io",
+                    "selfsubjectaccessreviews",
+                    "",
+                    ""
+                ),
+                &s
+            ),
             Decision::Allow
         );
         assert_eq!(
-            authorize(&u, &req("create", "authentication.k8s.io", "selfsubjectreviews", "", ""), &s),
+            authorize(
+                &u,
+                &req(
+                    "create",
+                    "authentication.k8s.io",
+                    "selfsubjectreviews",
+                    "",
+                    ""
+                ),
+                &s
+            ),
             Decision::Allow
         );
-        assert_eq!(authorize(&u, &req("list", "", "namespaces", "", ""), &s), Decision::Deny);
-        let unauthenticated = UserInfo { username: "system:anonymous".into(), groups: vec!["system:unauthenticated".into()] };
-        assert_eq!(authorize(&unauthenticated, &path_req("get", "/version"), &s), Decision::Allow);
-        assert_eq!(authorize(&unauthenticated, &path_req("get", "/api"), &s), Decision::Deny);
+        assert_eq!(
+            authorize(&u, &req("list", "", "namespaces", "", ""), &s),
+            Decision::Deny
+        );
+        let unauthenticated = UserInfo {
+            username: "system:anonymous".into(),
+            groups: vec!["system:unauthenticated".into()],
+        };
+        assert_eq!(
+            authorize(&unauthenticated, &path_req("get", "/version"), &s),
+            Decision::Allow
+        );
+        assert_eq!(
+            authorize(&unauthenticated, &path_req("get", "/api"), &s),
+            Decision::Deny
+        );
     }
 
     #[test]
@@ -536,7 +703,10 @@ mod tests {
         s.cluster_roles.push(json!({"metadata": {"name": "urls"}, "rules": [{"nonResourceURLs": ["*"], "verbs": ["*"]}]}));
         s.role_bindings.push(json!({"metadata": {"name": "b", "namespace": "x"}, "roleRef": {"kind": "ClusterRole", "name": "urls"},
             "subjects": [{"kind": "User", "name": "u"}]}));
-        let u = UserInfo { username: "u".into(), groups: vec![] };
+        let u = UserInfo {
+            username: "u".into(),
+            groups: vec![],
+        };
         let mut a = path_req("get", "/version");
         a.namespace = "x".into();
         assert_eq!(authorize(&u, &a, &s), Decision::Deny);
@@ -558,7 +728,10 @@ mod tests {
             "namespaces is forbidden: User \"system:serviceaccount:ns:sa\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope"
         );
         assert_eq!(
-            forbidden_message(&u, &req("create", "db.orange.com", "cassandraclusters", "ns", "")),
+            forbidden_message(
+                &u,
+                &req("create", "db.orange.com", "cassandraclusters", "ns", "")
+            ),
             "cassandraclusters.db.orange.com is forbidden: User \"system:serviceaccount:ns:sa\" cannot create resource \"cassandraclusters\" in API group \"db.orange.com\" in the namespace \"ns\""
         );
         let mut token = req("create", "", "serviceaccounts", "ns", "sa");
@@ -567,18 +740,39 @@ mod tests {
             forbidden_message(&u, &token),
             "serviceaccounts \"sa\" is forbidden: User \"system:serviceaccount:ns:sa\" cannot create resource \"serviceaccounts/token\" in API group \"\" in the namespace \"ns\""
         );
-        let x = UserInfo { username: "x".into(), groups: vec![] };
-        assert_eq!(forbidden_message(&x, &path_req("get", "/foo")), "forbidden: User \"x\" cannot get path \"/foo\"");
+        let x = UserInfo {
+            username: "x".into(),
+            groups: vec![],
+        };
+        assert_eq!(
+            forbidden_message(&x, &path_req("get", "/foo")),
+            "forbidden: User \"x\" cannot get path \"/foo\""
+        );
     }
 
     #[test]
     fn rules_review_lists_what_a_user_holds_in_a_namespace() {
         let s = reader_snapshot();
         let (res, non) = rules_for(&sa("x", "mc"), "x", &s);
-        assert!(res.iter().any(|r| r["resources"] == json!(["cassandraclusters"])));
-        assert!(res.iter().any(|r| r["resources"] == json!(["selfsubjectaccessreviews", "selfsubjectrulesreviews"])));
-        assert!(non.iter().any(|r| r["nonResourceURLs"].as_array().unwrap().contains(&json!("/version"))));
+        assert!(
+            res.iter()
+                .any(|r| r["resources"] == json!(["cassandraclusters"]))
+        );
+        assert!(
+            res.iter().any(|r| r["resources"]
+                == json!(["selfsubjectaccessreviews", "selfsubjectrulesreviews"]))
+        );
+        assert!(non.iter().any(|r| {
+            r["nonResourceURLs"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("/version"))
+        }));
         let (res_y, _) = rules_for(&sa("x", "mc"), "y", &s);
-        assert!(!res_y.iter().any(|r| r["resources"] == json!(["cassandraclusters"])));
+        assert!(
+            !res_y
+                .iter()
+                .any(|r| r["resources"] == json!(["cassandraclusters"]))
+        );
     }
 }

@@ -316,7 +316,12 @@ impl Parser {
                         _ => {}
                     }
                 }
-                t => return Err(format!("found '{}', expected: ',', or identifier", t.literal())),
+                t => {
+                    return Err(format!(
+                        "found '{}', expected: ',', or identifier",
+                        t.literal()
+                    ));
+                }
             }
         }
     }
@@ -394,7 +399,9 @@ impl LabelSelector {
             let v = labels.get(&r.key).and_then(Value::as_str);
             match r.op {
                 LabelOp::Equals | LabelOp::In => v.is_some_and(|v| r.values.iter().any(|x| x == v)),
-                LabelOp::NotEquals | LabelOp::NotIn => v.is_none_or(|v| !r.values.iter().any(|x| x == v)),
+                LabelOp::NotEquals | LabelOp::NotIn => {
+                    v.is_none_or(|v| !r.values.iter().any(|x| x == v))
+                }
                 LabelOp::Exists => v.is_some(),
                 LabelOp::DoesNotExist => v.is_none(),
                 LabelOp::GreaterThan | LabelOp::LessThan => {
@@ -712,21 +719,41 @@ mod tests {
     #[test]
     fn set_based_and_existence_requirements() {
         let l = labels(json!({"app": "cassandra", "tier": "db"}));
-        assert!(LabelSelector::parse("app in (web, cassandra)").unwrap().matches(&l));
-        assert!(!LabelSelector::parse("app notin (cassandra)").unwrap().matches(&l));
+        assert!(
+            LabelSelector::parse("app in (web, cassandra)")
+                .unwrap()
+                .matches(&l)
+        );
+        assert!(
+            !LabelSelector::parse("app notin (cassandra)")
+                .unwrap()
+                .matches(&l)
+        );
         assert!(LabelSelector::parse("zone notin (a)").unwrap().matches(&l));
         assert!(LabelSelector::parse("tier").unwrap().matches(&l));
         assert!(!LabelSelector::parse("!tier").unwrap().matches(&l));
         assert!(LabelSelector::parse("!zone").unwrap().matches(&l));
-        assert!(LabelSelector::parse("app=cassandra,tier,!zone").unwrap().matches(&l));
-        assert!(!LabelSelector::parse("app=cassandra,tier=web").unwrap().matches(&l));
+        assert!(
+            LabelSelector::parse("app=cassandra,tier,!zone")
+                .unwrap()
+                .matches(&l)
+        );
+        assert!(
+            !LabelSelector::parse("app=cassandra,tier=web")
+                .unwrap()
+                .matches(&l)
+        );
     }
 
     #[test]
     fn in_and_notin_are_identifiers_in_value_position() {
         let l = labels(json!({"mode": "in"}));
         assert!(LabelSelector::parse("mode=in").unwrap().matches(&l));
-        assert!(LabelSelector::parse("mode in (in,notin)").unwrap().matches(&l));
+        assert!(
+            LabelSelector::parse("mode in (in,notin)")
+                .unwrap()
+                .matches(&l)
+        );
     }
 
     #[test]
@@ -805,12 +832,33 @@ mod tests {
     #[test]
     fn field_selector_matches_name_and_namespace() {
         let obj = json!({"metadata": {"name": "a", "namespace": "ns1"}});
-        assert!(FieldSelector::parse("metadata.name=a").unwrap().matches(&obj));
-        assert!(FieldSelector::parse("metadata.name==a,metadata.namespace=ns1").unwrap().matches(&obj));
-        assert!(!FieldSelector::parse("metadata.namespace!=ns1").unwrap().matches(&obj));
-        assert!(FieldSelector::parse("metadata.name!=b").unwrap().matches(&obj));
+        assert!(
+            FieldSelector::parse("metadata.name=a")
+                .unwrap()
+                .matches(&obj)
+        );
+        assert!(
+            FieldSelector::parse("metadata.name==a,metadata.namespace=ns1")
+                .unwrap()
+                .matches(&obj)
+        );
+        assert!(
+            !FieldSelector::parse("metadata.namespace!=ns1")
+                .unwrap()
+                .matches(&obj)
+        );
+        assert!(
+            FieldSelector::parse("metadata.name!=b")
+                .unwrap()
+                .matches(&obj)
+        );
         assert!(FieldSelector::parse("").unwrap().matches(&obj));
-        assert_eq!(FieldSelector::parse("metadata.name=a").unwrap().exact_name(), Some("a"));
+        assert_eq!(
+            FieldSelector::parse("metadata.name=a")
+                .unwrap()
+                .exact_name(),
+            Some("a")
+        );
     }
 
     #[test]
@@ -828,22 +876,43 @@ mod tests {
             "\"foo\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
         );
         assert_eq!(
-            FieldSelector::parse_for_custom_resource("metadata.namespace=x", false, &[]).unwrap_err(),
+            FieldSelector::parse_for_custom_resource("metadata.namespace=x", false, &[])
+                .unwrap_err(),
             "field label not supported: metadata.namespace"
         );
-        assert!(FieldSelector::parse_for_custom_resource("spec.color=red", true, &[".spec.color"]).is_ok());
+        assert!(
+            FieldSelector::parse_for_custom_resource("spec.color=red", true, &[".spec.color"])
+                .is_ok()
+        );
     }
 
     #[test]
     fn resource_specific_fields_match_nested_and_typed_values() {
         let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "hostNetwork": true}, "status": {"phase": "Running"}});
-        let s = FieldSelector::parse_for_resource("spec.nodeName=n1,status.phase!=Pending", "pods").unwrap();
+        let s = FieldSelector::parse_for_resource("spec.nodeName=n1,status.phase!=Pending", "pods")
+            .unwrap();
         assert!(s.matches(&pod));
-        assert!(FieldSelector::parse_for_resource("spec.hostNetwork=true", "pods").unwrap().matches(&pod));
-        let secret = json!({"metadata": {"name": "s"}, "type": "kubernetes.io/service-account-token"});
-        assert!(FieldSelector::parse_for_resource("type=kubernetes.io/service-account-token", "secrets").unwrap().matches(&secret));
+        assert!(
+            FieldSelector::parse_for_resource("spec.hostNetwork=true", "pods")
+                .unwrap()
+                .matches(&pod)
+        );
+        let secret =
+            json!({"metadata": {"name": "s"}, "type": "kubernetes.io/service-account-token"});
+        assert!(
+            FieldSelector::parse_for_resource(
+                "type=kubernetes.io/service-account-token",
+                "secrets"
+            )
+            .unwrap()
+            .matches(&secret)
+        );
         // a missing field reads as the empty string
-        assert!(FieldSelector::parse_for_resource("spec.nodeName=", "pods").unwrap().matches(&json!({})));
+        assert!(
+            FieldSelector::parse_for_resource("spec.nodeName=", "pods")
+                .unwrap()
+                .matches(&json!({}))
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! meta.k8s.io/v1 Table rendering (what `kubectl get` asks for): printer columns of built-ins
-//! and CRDs, kube's age format, and the small JSONPath dialect of additionalPrinterColumns.
+//! meta.k8s.io/v1 Table rendering for `kubectl get`: printer columns, ages and JSONPath.
+//!
+//! Covers the columns of the built-ins kubectl users see, CRD additionalPrinterColumns, kube's
+//! age format and the small JSONPath dialect printer columns use.
 //!
 //! Columns whose `json_path` starts with `#` are computed like kube-apiserver's printers
 //! (`#pod.ready`, `#age`, ...); the others are evaluated as JSONPath like the CRD table convertor.
@@ -25,7 +27,13 @@ pub struct PrinterColumn {
 const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
 const CREATION_TIMESTAMP_DESCRIPTION: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 
-fn col(name: &str, type_: &str, description: &str, json_path: &str, priority: i32) -> PrinterColumn {
+fn col(
+    name: &str,
+    type_: &str,
+    description: &str,
+    json_path: &str,
+    priority: i32,
+) -> PrinterColumn {
     PrinterColumn {
         name: name.to_string(),
         type_: type_.to_string(),
@@ -48,8 +56,25 @@ fn age_column() -> PrinterColumn {
     col("Age", "string", CREATION_TIMESTAMP_DESCRIPTION, "#age", 0)
 }
 
+/// The Age column a CRD gets when it declares no printer columns (a `date` JSONPath column).
+fn custom_resource_age_column() -> PrinterColumn {
+    col(
+        "Age",
+        "date",
+        CREATION_TIMESTAMP_DESCRIPTION,
+        ".metadata.creationTimestamp",
+        0,
+    )
+}
+
 fn created_at_column() -> PrinterColumn {
-    col("Created At", "date", CREATION_TIMESTAMP_DESCRIPTION, "#createdAt", 0)
+    col(
+        "Created At",
+        "date",
+        CREATION_TIMESTAMP_DESCRIPTION,
+        "#createdAt",
+        0,
+    )
 }
 
 /// The columns kube-apiserver prints for a built-in `kind` (Name first; priority-1 columns are
@@ -117,10 +142,7 @@ pub fn default_columns(kind: &str) -> Vec<PrinterColumn> {
             ];
             cols.last_mut().expect("name column").priority = 1;
         }
-        _ => cols.push(PrinterColumn {
-            type_: "date".into(),
-            ..col("Age", "date", CREATION_TIMESTAMP_DESCRIPTION, ".metadata.creationTimestamp", 0)
-        }),
+        _ => cols.push(custom_resource_age_column()),
     }
     cols
 }
@@ -135,17 +157,16 @@ pub fn crd_columns(crd_version: &Value) -> Vec<PrinterColumn> {
         .cloned()
         .unwrap_or_default();
     if extra.is_empty() {
-        cols.push(PrinterColumn {
-            type_: "date".into(),
-            ..col("Age", "date", CREATION_TIMESTAMP_DESCRIPTION, ".metadata.creationTimestamp", 0)
-        });
+        cols.push(custom_resource_age_column());
         return cols;
     }
     for c in extra {
         let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let json_path = s("jsonPath");
         let description = match s("description") {
-            d if d.is_empty() => format!("Custom resource definition column (in JSONPath format): {json_path}"),
+            d if d.is_empty() => {
+                format!("Custom resource definition column (in JSONPath format): {json_path}")
+            }
             d => d,
         };
         cols.push(PrinterColumn {
@@ -162,8 +183,19 @@ pub fn crd_columns(crd_version: &Value) -> Vec<PrinterColumn> {
 
 /// Renders `objects` as a meta.k8s.io/v1 Table. `include_object` is kube's `includeObject`
 /// parameter: "None", "Metadata" (the default, PartialObjectMetadata rows) or "Object".
-pub fn render_table(objects: &[Value], columns: &[PrinterColumn], list_meta: &Value, include_object: &str) -> Value {
-    render_table_at(objects, columns, list_meta, include_object, Timestamp::now())
+pub fn render_table(
+    objects: &[Value],
+    columns: &[PrinterColumn],
+    list_meta: &Value,
+    include_object: &str,
+) -> Value {
+    render_table_at(
+        objects,
+        columns,
+        list_meta,
+        include_object,
+        Timestamp::now(),
+    )
 }
 
 /// [`render_table`] with an explicit "now" for ages.
@@ -229,7 +261,11 @@ pub fn human_duration(seconds: i64) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 60 * 3 {
         return format!("{minutes}m");
@@ -237,14 +273,22 @@ pub fn human_duration(seconds: i64) -> String {
     let hours = seconds / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
@@ -265,7 +309,7 @@ pub fn age_since(timestamp: Option<&str>, now: Timestamp) -> String {
     match timestamp {
         None | Some("") => "<unknown>".into(),
         Some(t) => match t.parse::<Timestamp>() {
-            Ok(ts) => human_duration((now.as_millisecond() - ts.as_millisecond()).div_euclid(1000)),
+            Ok(ts) => human_duration((now.as_millisecond() - ts.as_millisecond()) / 1000),
             Err(_) => "<invalid>".into(),
         },
     }
@@ -276,15 +320,23 @@ fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
 }
 
 fn arr<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
-    v.pointer(pointer).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
 }
 
 fn none_if_empty(x: &str) -> Value {
-    if x.is_empty() { json!("<none>") } else { json!(x) }
+    if x.is_empty() {
+        json!("<none>")
+    } else {
+        json!(x)
+    }
 }
 
 fn cell(obj: &Value, c: &PrinterColumn, now: Timestamp) -> Value {
-    let creation = obj.pointer("/metadata/creationTimestamp").and_then(Value::as_str);
+    let creation = obj
+        .pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str);
     match c.json_path.as_str() {
         "#age" => json!(age_since(creation, now)),
         "#createdAt" => match creation {
@@ -321,12 +373,22 @@ fn cell(obj: &Value, c: &PrinterColumn, now: Timestamp) -> Value {
             json!(format!("{true_count}/{}", gates.len()))
         }
         "#sts.ready" => {
-            let ready = obj.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0);
-            let desired = obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+            let ready = obj
+                .pointer("/status/readyReplicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let desired = obj
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
             json!(format!("{ready}/{desired}"))
         }
         "#template.containers" | "#template.images" => {
-            let key = if c.json_path.ends_with("containers") { "name" } else { "image" };
+            let key = if c.json_path.ends_with("containers") {
+                "name"
+            } else {
+                "image"
+            };
             let names: Vec<&str> = arr(obj, "/spec/template/spec/containers")
                 .iter()
                 .filter_map(|c| c.get(key).and_then(Value::as_str))
@@ -341,7 +403,11 @@ fn cell(obj: &Value, c: &PrinterColumn, now: Timestamp) -> Value {
         "#namespace.status" => json!(s(obj, "/status/phase")),
         "#sa.secrets" => json!(arr(obj, "/secrets").len()),
         "#lease.holder" => json!(s(obj, "/spec/holderIdentity")),
-        "#binding.role" => json!(format!("{}/{}", s(obj, "/roleRef/kind"), s(obj, "/roleRef/name"))),
+        "#binding.role" => json!(format!(
+            "{}/{}",
+            s(obj, "/roleRef/kind"),
+            s(obj, "/roleRef/name")
+        )),
         "#binding.users" | "#binding.groups" | "#binding.serviceaccounts" => {
             let kind = match c.json_path.as_str() {
                 "#binding.users" => "User",
@@ -481,8 +547,16 @@ fn pod_status(obj: &Value) -> String {
             reason = if ready { "Running" } else { "NotReady" }.to_string();
         }
     }
-    if obj.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()) {
-        reason = if s(obj, "/status/reason") == "NodeLost" { "Unknown" } else { "Terminating" }.to_string();
+    if obj
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+    {
+        reason = if s(obj, "/status/reason") == "NodeLost" {
+            "Unknown"
+        } else {
+            "Terminating"
+        }
+        .to_string();
     }
     reason
 }
@@ -495,11 +569,16 @@ fn pod_restarts(obj: &Value, now: Timestamp) -> String {
         .sum();
     let last = statuses
         .iter()
-        .filter_map(|cs| cs.pointer("/lastState/terminated/finishedAt").and_then(Value::as_str))
+        .filter_map(|cs| {
+            cs.pointer("/lastState/terminated/finishedAt")
+                .and_then(Value::as_str)
+        })
         .filter_map(|t| t.parse::<Timestamp>().ok())
         .max();
     match last {
-        Some(t) if restarts != 0 => format!("{restarts} ({} ago)", age_since(Some(&t.to_string()), now)),
+        Some(t) if restarts != 0 => {
+            format!("{restarts} ({} ago)", age_since(Some(&t.to_string()), now))
+        }
         _ => restarts.to_string(),
     }
 }
@@ -513,7 +592,11 @@ enum Step {
     Field(String),
     Wildcard,
     Index(i64),
-    Filter { path: Vec<Step>, op: FilterOp, value: Value },
+    Filter {
+        path: Vec<Step>,
+        op: FilterOp,
+        value: Value,
+    },
     Exists(Vec<Step>),
 }
 
@@ -623,7 +706,8 @@ fn parse_steps(c: &[char], mut i: usize, in_filter: bool) -> Option<(Vec<Step>, 
                     continue;
                 }
                 let start = i;
-                while i < c.len() && !matches!(c[i], '.' | '[' | ' ' | '=' | '!' | '<' | '>' | ')') {
+                while i < c.len() && !matches!(c[i], '.' | '[' | ' ' | '=' | '!' | '<' | '>' | ')')
+                {
                     i += 1;
                 }
                 if i == start {
@@ -703,8 +787,11 @@ fn parse_bracket(inner: &str) -> Option<Step> {
     let value = if let Some(s) = literal
         .strip_prefix('"')
         .and_then(|x| x.strip_suffix('"'))
-        .or_else(|| literal.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
-    {
+        .or_else(|| {
+            literal
+                .strip_prefix('\'')
+                .and_then(|x| x.strip_suffix('\''))
+        }) {
         Value::String(s.to_string())
     } else {
         serde_json::from_str::<Value>(literal).ok()?
@@ -721,17 +808,40 @@ mod tests {
     }
 
     fn names(t: &Value) -> Vec<&str> {
-        t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect()
+        t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect()
     }
 
     #[test]
     fn human_duration_matches_kube_thresholds() {
         let cases = [
-            (-5, "<invalid>"), (-1, "0s"), (0, "0s"), (5, "5s"), (119, "119s"), (120, "2m"),
-            (182, "3m2s"), (600, "10m"), (3 * 3600 - 1, "179m"), (3 * 3600, "3h"), (3 * 3600 + 60 * 5, "3h5m"),
-            (8 * 3600, "8h"), (47 * 3600, "47h"), (2 * 86400 + 5 * 3600, "2d5h"), (3 * 86400, "3d"),
-            (8 * 86400, "8d"), (400 * 86400, "400d"), (2 * 365 * 86400 + 20 * 86400, "2y20d"), (9 * 365 * 86400, "9y"),
+            (-5, "<invalid>"),
+            (-1, "0s"),
+            (0, "0s"),
+            (5, "5s"),
+            (119, "119s"),
+            (120, "2m"),
+            (182, "3m2s"),
+            (600, "10m"),
+            (3 * 3600 - 1, "179m"),
+            (3 * 3600, "3h"),
+            (3 * 3600 + 60 * 5, "3h5m"),
+            (8 * 3600, "8h"),
+            (47 * 3600, "47h"),
+            (2 * 86400 + 5 * 3600, "2d5h"),
+            (3 * 86400, "3d"),
+            (8 * 86400, "8d"),
+            (400 * 86400, "400d"),
+            (2 * 365 * 86400 + 20 * 86400, "2y20d"),
+            (9 * 365 * 86400, "9y"),
         ];
+        assert_eq!(age_since(Some("2026-01-10T00:00:01.5Z"), now()), "0s");
+        assert_eq!(age_since(Some("garbage"), now()), "<invalid>");
+        assert_eq!(age_since(None, now()), "<unknown>");
         for (secs, want) in cases {
             assert_eq!(human_duration(secs), want, "{secs}s");
         }
@@ -746,16 +856,51 @@ mod tests {
                 {"name": "cassandra", "ready": true, "restartCount": 2, "state": {"running": {}},
                  "lastState": {"terminated": {"finishedAt": "2026-01-09T23:57:00Z"}}},
                 {"name": "sidecar", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
-        let t = render_table_at(&[pod], &default_columns("Pod"), &json!({"resourceVersion": "42"}), "Metadata", now());
+        let t = render_table_at(
+            &[pod],
+            &default_columns("Pod"),
+            &json!({"resourceVersion": "42"}),
+            "Metadata",
+            now(),
+        );
         assert_eq!(t["kind"], "Table");
         assert_eq!(t["apiVersion"], "meta.k8s.io/v1");
         assert_eq!(t["metadata"]["resourceVersion"], "42");
-        assert_eq!(names(&t), ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node", "Readiness Gates"]);
+        assert_eq!(
+            names(&t),
+            [
+                "Name",
+                "Ready",
+                "Status",
+                "Restarts",
+                "Age",
+                "IP",
+                "Node",
+                "Nominated Node",
+                "Readiness Gates"
+            ]
+        );
         assert_eq!(t["columnDefinitions"][0]["format"], "name");
         assert_eq!(t["columnDefinitions"][5]["priority"], 1);
-        assert_eq!(t["rows"][0]["cells"], json!(["cc-dc1-rack1-0", "1/2", "CrashLoopBackOff", "2 (3m ago)", "5m2s", "10.0.0.5", "node-1", "<none>", "<none>"]));
-        assert_eq!(t["rows"][0]["object"], json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-            "metadata": {"name": "cc-dc1-rack1-0", "namespace": "ns", "creationTimestamp": "2026-01-09T23:54:58Z"}}));
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "cc-dc1-rack1-0",
+                "1/2",
+                "CrashLoopBackOff",
+                "2 (3m ago)",
+                "5m2s",
+                "10.0.0.5",
+                "node-1",
+                "<none>",
+                "<none>"
+            ])
+        );
+        assert_eq!(
+            t["rows"][0]["object"],
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"name": "cc-dc1-rack1-0", "namespace": "ns", "creationTimestamp": "2026-01-09T23:54:58Z"}})
+        );
     }
 
     #[test]
@@ -777,47 +922,124 @@ mod tests {
     fn builtin_kinds_render_their_kubectl_cells() {
         let ts = "2026-01-09T00:00:00Z";
         let sts = json!({"metadata": {"name": "s", "creationTimestamp": ts}, "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "cassandra", "image": "cassandra:3.11"}, {"name": "b", "image": "busybox"}]}}}, "status": {"readyReplicas": 2}});
-        let t = render_table_at(&[sts], &default_columns("StatefulSet"), &json!({}), "None", now());
-        assert_eq!(t["rows"][0]["cells"], json!(["s", "2/3", "24h", "cassandra,b", "cassandra:3.11,busybox"]));
+        let t = render_table_at(
+            &[sts],
+            &default_columns("StatefulSet"),
+            &json!({}),
+            "None",
+            now(),
+        );
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["s", "2/3", "24h", "cassandra,b", "cassandra:3.11,busybox"])
+        );
         assert_eq!(t["rows"][0]["object"], Value::Null);
 
         let secret = json!({"metadata": {"name": "x", "creationTimestamp": ts}, "type": "Opaque", "data": {"a": "", "b": ""}});
-        let t = render_table_at(&[secret], &default_columns("Secret"), &json!({}), "Metadata", now());
+        let t = render_table_at(
+            &[secret],
+            &default_columns("Secret"),
+            &json!({}),
+            "Metadata",
+            now(),
+        );
         assert_eq!(names(&t), ["Name", "Type", "Data", "Age"]);
         assert_eq!(t["rows"][0]["cells"], json!(["x", "Opaque", 2, "24h"]));
 
         let cm = json!({"metadata": {"name": "c"}, "data": {"a": "1"}, "binaryData": {"b": ""}});
-        assert_eq!(render_table_at(&[cm], &default_columns("ConfigMap"), &json!({}), "Metadata", now())["rows"][0]["cells"], json!(["c", 2, "<unknown>"]));
+        assert_eq!(
+            render_table_at(
+                &[cm],
+                &default_columns("ConfigMap"),
+                &json!({}),
+                "Metadata",
+                now()
+            )["rows"][0]["cells"],
+            json!(["c", 2, "<unknown>"])
+        );
 
         let ns = json!({"metadata": {"name": "db", "creationTimestamp": ts}, "status": {"phase": "Active"}});
-        assert_eq!(render_table_at(&[ns], &default_columns("Namespace"), &json!({}), "Metadata", now())["rows"][0]["cells"], json!(["db", "Active", "24h"]));
+        assert_eq!(
+            render_table_at(
+                &[ns],
+                &default_columns("Namespace"),
+                &json!({}),
+                "Metadata",
+                now()
+            )["rows"][0]["cells"],
+            json!(["db", "Active", "24h"])
+        );
 
         let sa = json!({"metadata": {"name": "default", "creationTimestamp": ts}});
-        assert_eq!(render_table_at(&[sa], &default_columns("ServiceAccount"), &json!({}), "Metadata", now())["rows"][0]["cells"], json!(["default", 0, "24h"]));
+        assert_eq!(
+            render_table_at(
+                &[sa],
+                &default_columns("ServiceAccount"),
+                &json!({}),
+                "Metadata",
+                now()
+            )["rows"][0]["cells"],
+            json!(["default", 0, "24h"])
+        );
 
         let lease = json!({"metadata": {"name": "l", "creationTimestamp": ts}, "spec": {"holderIdentity": "mc-0"}});
-        assert_eq!(render_table_at(&[lease], &default_columns("Lease"), &json!({}), "Metadata", now())["rows"][0]["cells"], json!(["l", "mc-0", "24h"]));
+        assert_eq!(
+            render_table_at(
+                &[lease],
+                &default_columns("Lease"),
+                &json!({}),
+                "Metadata",
+                now()
+            )["rows"][0]["cells"],
+            json!(["l", "mc-0", "24h"])
+        );
 
         let crd = json!({"metadata": {"name": "cassandraclusters.db.orange.com", "creationTimestamp": ts}});
-        let t = render_table_at(&[crd], &default_columns("CustomResourceDefinition"), &json!({}), "Metadata", now());
+        let t = render_table_at(
+            &[crd],
+            &default_columns("CustomResourceDefinition"),
+            &json!({}),
+            "Metadata",
+            now(),
+        );
         assert_eq!(names(&t), ["Name", "Created At"]);
-        assert_eq!(t["rows"][0]["cells"], json!(["cassandraclusters.db.orange.com", ts]));
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["cassandraclusters.db.orange.com", ts])
+        );
 
         let rb = json!({"metadata": {"name": "rb", "creationTimestamp": ts}, "roleRef": {"kind": "Role", "name": "reader"},
             "subjects": [{"kind": "ServiceAccount", "name": "mc", "namespace": "x"}, {"kind": "User", "name": "alice"}]});
-        assert_eq!(render_table_at(&[rb], &default_columns("RoleBinding"), &json!({}), "Metadata", now())["rows"][0]["cells"],
-            json!(["rb", "Role/reader", "24h", "alice", "", "x/mc"]));
+        assert_eq!(
+            render_table_at(
+                &[rb],
+                &default_columns("RoleBinding"),
+                &json!({}),
+                "Metadata",
+                now()
+            )["rows"][0]["cells"],
+            json!(["rb", "Role/reader", "24h", "alice", "", "x/mc"])
+        );
     }
 
     #[test]
     fn unknown_kinds_and_plain_custom_resources_show_name_and_age() {
         let obj = json!({"metadata": {"name": "o", "creationTimestamp": "2026-01-09T23:59:55Z"}});
-        let t = render_table_at(&[obj.clone()], &default_columns("Widget"), &json!({}), "Object", now());
+        let t = render_table_at(
+            std::slice::from_ref(&obj),
+            &default_columns("Widget"),
+            &json!({}),
+            "Object",
+            now(),
+        );
         assert_eq!(names(&t), ["Name", "Age"]);
         assert_eq!(t["columnDefinitions"][1]["type"], "date");
         assert_eq!(t["rows"][0]["cells"], json!(["o", "5s"]));
         assert_eq!(t["rows"][0]["object"], obj);
-        assert_eq!(crd_columns(&json!({"name": "v2"})), default_columns("Widget"));
+        assert_eq!(
+            crd_columns(&json!({"name": "v2"})),
+            default_columns("Widget")
+        );
     }
 
     #[test]
@@ -832,20 +1054,59 @@ mod tests {
             {"name": "Missing", "type": "string", "jsonPath": ".status.nope"}]});
         let cols = crd_columns(&version);
         assert_eq!(cols[2].description, "last action");
-        assert_eq!(cols[1].description, "Custom resource definition column (in JSONPath format): .status.phase");
+        assert_eq!(
+            cols[1].description,
+            "Custom resource definition column (in JSONPath format): .status.phase"
+        );
         let cc = json!({"metadata": {"name": "cc", "creationTimestamp": "2026-01-07T00:00:00Z"},
             "spec": {"nodesPerRacks": 3, "topology": {"dc": [{"name": "dc1"}, {"name": "dc2"}]}},
             "status": {"phase": "Running", "lastClusterAction": "Initializing", "conditions": [{"type": "Other", "status": "False"}, {"type": "Ready", "status": "True"}]}});
-        let t = render_table_at(&[cc], &cols, &json!({"resourceVersion": "9", "continue": ""}), "Metadata", now());
-        assert_eq!(names(&t), ["Name", "Phase", "Action", "Nodes", "Ready", "Age", "First DC", "Missing"]);
-        assert_eq!(t["rows"][0]["cells"], json!(["cc", "Running", "Initializing", 3, "True", "3d", "dc1", null]));
+        let t = render_table_at(
+            &[cc],
+            &cols,
+            &json!({"resourceVersion": "9", "continue": ""}),
+            "Metadata",
+            now(),
+        );
+        assert_eq!(
+            names(&t),
+            [
+                "Name", "Phase", "Action", "Nodes", "Ready", "Age", "First DC", "Missing"
+            ]
+        );
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "cc",
+                "Running",
+                "Initializing",
+                3,
+                "True",
+                "3d",
+                "dc1",
+                null
+            ])
+        );
         assert_eq!(t["columnDefinitions"][2]["priority"], 1);
     }
 
     #[test]
     fn name_column_is_added_once_when_columns_lack_it() {
-        let cols = vec![PrinterColumn { name: "Phase".into(), type_: "string".into(), format: String::new(), description: String::new(), json_path: ".status.phase".into(), priority: 0 }];
-        let t = render_table_at(&[json!({"metadata": {"name": "a"}, "status": {"phase": "P"}})], &cols, &json!({}), "Metadata", now());
+        let cols = vec![PrinterColumn {
+            name: "Phase".into(),
+            type_: "string".into(),
+            format: String::new(),
+            description: String::new(),
+            json_path: ".status.phase".into(),
+            priority: 0,
+        }];
+        let t = render_table_at(
+            &[json!({"metadata": {"name": "a"}, "status": {"phase": "P"}})],
+            &cols,
+            &json!({}),
+            "Metadata",
+            now(),
+        );
         assert_eq!(names(&t), ["Name", "Phase"]);
         assert_eq!(t["rows"][0]["cells"], json!(["a", "P"]));
     }
@@ -856,18 +1117,36 @@ mod tests {
             "spec": {"x": {"y": 1.5}, "list": [1, 2, 3], "obj": {"a": [1]}},
             "status": {"conditions": [{"type": "A", "status": "1", "n": 1}, {"type": "Ready", "status": "True", "n": 5}]}});
         assert_eq!(jsonpath(&v, ".metadata.labels.foo"), [&json!("bar")]);
-        assert_eq!(jsonpath(&v, "{.metadata.labels['app.kubernetes.io/name']}"), [&json!("c")]);
+        assert_eq!(
+            jsonpath(&v, "{.metadata.labels['app.kubernetes.io/name']}"),
+            [&json!("c")]
+        );
         assert_eq!(jsonpath(&v, "$.spec.x.y"), [&json!(1.5)]);
         assert_eq!(jsonpath(&v, ".spec.list[0]"), [&json!(1)]);
         assert_eq!(jsonpath(&v, ".spec.list[-1]"), [&json!(3)]);
         assert_eq!(jsonpath(&v, ".spec.list[*]").len(), 3);
-        assert_eq!(jsonpath(&v, ".status.conditions[?(@.type==\"Ready\")].status"), [&json!("True")]);
-        assert_eq!(jsonpath(&v, ".status.conditions[?(@.type=='A')].status"), [&json!("1")]);
-        assert_eq!(jsonpath(&v, ".status.conditions[?(@.n > 2)].type"), [&json!("Ready")]);
-        assert_eq!(jsonpath(&v, ".status.conditions[?(@.type != \"A\")].type"), [&json!("Ready")]);
+        assert_eq!(
+            jsonpath(&v, ".status.conditions[?(@.type==\"Ready\")].status"),
+            [&json!("True")]
+        );
+        assert_eq!(
+            jsonpath(&v, ".status.conditions[?(@.type=='A')].status"),
+            [&json!("1")]
+        );
+        assert_eq!(
+            jsonpath(&v, ".status.conditions[?(@.n > 2)].type"),
+            [&json!("Ready")]
+        );
+        assert_eq!(
+            jsonpath(&v, ".status.conditions[?(@.type != \"A\")].type"),
+            [&json!("Ready")]
+        );
         assert!(jsonpath(&v, ".status.missing.deeper").is_empty());
         assert!(jsonpath(&v, "not a path").is_empty());
-        assert_eq!(json_cell("string", jsonpath(&v, ".spec.obj")[0], now()), json!("{\"a\":[1]}"));
+        assert_eq!(
+            json_cell("string", jsonpath(&v, ".spec.obj")[0], now()),
+            json!("{\"a\":[1]}")
+        );
         assert_eq!(json_cell("integer", &json!(2.0), now()), json!(2));
         assert_eq!(json_cell("number", &json!(2), now()), json!(2.0));
         assert_eq!(json_cell("boolean", &json!("x"), now()), Value::Null);
@@ -878,8 +1157,42 @@ mod tests {
         let ev = json!({"metadata": {"name": "cc.17a", "creationTimestamp": "2026-01-09T23:59:00Z"}, "type": "Normal", "reason": "Created",
             "message": "created pod", "involvedObject": {"kind": "Pod", "name": "p"}, "source": {"component": "casskop"},
             "lastTimestamp": "2026-01-09T23:59:50Z", "firstTimestamp": "2026-01-09T23:59:00Z", "count": 2});
-        let t = render_table_at(&[ev], &default_columns("Event"), &json!({}), "Metadata", now());
-        assert_eq!(names(&t), ["Last Seen", "Type", "Reason", "Object", "Subobject", "Source", "Message", "First Seen", "Count", "Name"]);
-        assert_eq!(t["rows"][0]["cells"], json!(["10s", "Normal", "Created", "pod/p", "", "casskop", "created pod", "60s", 2, "cc.17a"]));
+        let t = render_table_at(
+            &[ev],
+            &default_columns("Event"),
+            &json!({}),
+            "Metadata",
+            now(),
+        );
+        assert_eq!(
+            names(&t),
+            [
+                "Last Seen",
+                "Type",
+                "Reason",
+                "Object",
+                "Subobject",
+                "Source",
+                "Message",
+                "First Seen",
+                "Count",
+                "Name"
+            ]
+        );
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "10s",
+                "Normal",
+                "Created",
+                "pod/p",
+                "",
+                "casskop",
+                "created pod",
+                "60s",
+                2,
+                "cc.17a"
+            ])
+        );
     }
 }

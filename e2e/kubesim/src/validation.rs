@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_LABEL_ERR: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str =
+    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const DNS1035_LABEL_ERR: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
@@ -43,8 +44,14 @@ pub fn name_rule(resource: &str) -> NameRule {
     match resource.to_ascii_lowercase().as_str() {
         "namespaces" | "namespace" => NameRule::Label,
         "services" | "service" => NameRule::Dns1035,
-        "roles" | "role" | "rolebindings" | "rolebinding" | "clusterroles" | "clusterrole"
-        | "clusterrolebindings" | "clusterrolebinding" => NameRule::PathSegment,
+        "roles"
+        | "role"
+        | "rolebindings"
+        | "rolebinding"
+        | "clusterroles"
+        | "clusterrole"
+        | "clusterrolebindings"
+        | "clusterrolebinding" => NameRule::PathSegment,
         _ => NameRule::Subdomain,
     }
 }
@@ -52,8 +59,12 @@ pub fn name_rule(resource: &str) -> NameRule {
 /// Validates `metadata.name` for `resource` like kube-apiserver; the error is the field-error
 /// text (`metadata.name: Invalid value: "Foo": ...`) that kube puts after `Kind "Foo" is invalid: `.
 pub fn validate_name(resource: &str, name: &str) -> Result<(), String> {
+    aggregate(name_errors(resource, name))
+}
+
+fn name_errors(resource: &str, name: &str) -> Vec<String> {
     if name.is_empty() {
-        return Err("metadata.name: Required value: name or generateName is required".to_string());
+        return vec!["metadata.name: Required value: name or generateName is required".to_string()];
     }
     let mut msgs = path_segment_errors(name);
     if msgs.is_empty() {
@@ -64,16 +75,18 @@ pub fn validate_name(resource: &str, name: &str) -> Result<(), String> {
             NameRule::PathSegment => Vec::new(),
         };
     }
-    let errors: Vec<String> = msgs
-        .iter()
+    msgs.iter()
         .map(|m| invalid("metadata.name", name, m))
-        .collect();
-    aggregate(errors)
+        .collect()
 }
 
 /// Validates `metadata.generateName`'s prefix: kube checks the prefix as a name with a
 /// trailing random suffix, so a trailing `-` is allowed.
 pub fn validate_generate_name(resource: &str, prefix: &str) -> Result<(), String> {
+    aggregate(generate_name_errors(resource, prefix))
+}
+
+fn generate_name_errors(resource: &str, prefix: &str) -> Vec<String> {
     let candidate = format!("{prefix}a");
     let mut msgs = path_segment_errors(prefix);
     if msgs.is_empty() {
@@ -84,15 +97,17 @@ pub fn validate_generate_name(resource: &str, prefix: &str) -> Result<(), String
             NameRule::PathSegment => Vec::new(),
         };
     }
-    let errors: Vec<String> = msgs
-        .iter()
+    msgs.iter()
         .map(|m| invalid("metadata.generateName", prefix, m))
-        .collect();
-    aggregate(errors)
+        .collect()
 }
 
 /// Validates `metadata.labels` keys (qualified names) and values, like kube's `ValidateLabels`.
 pub fn validate_labels(labels: &Map<String, Value>) -> Result<(), String> {
+    aggregate(label_errors(labels))
+}
+
+fn label_errors(labels: &Map<String, Value>) -> Vec<String> {
     let mut errors = Vec::new();
     for (key, value) in labels {
         for msg in qualified_name_errors(key) {
@@ -110,11 +125,15 @@ pub fn validate_labels(labels: &Map<String, Value>) -> Result<(), String> {
             )),
         }
     }
-    aggregate(errors)
+    errors
 }
 
 /// Validates `metadata.annotations` keys (qualified names, case-insensitive) and total size.
 pub fn validate_annotations(annotations: &Map<String, Value>) -> Result<(), String> {
+    aggregate(annotation_errors(annotations))
+}
+
+fn annotation_errors(annotations: &Map<String, Value>) -> Vec<String> {
     let mut errors = Vec::new();
     let mut total = 0usize;
     for (key, value) in annotations {
@@ -127,6 +146,99 @@ pub fn validate_annotations(annotations: &Map<String, Value>) -> Result<(), Stri
         errors.push(format!(
             "metadata.annotations: Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"
         ));
+    }
+    errors
+}
+
+/// Validates an object's metadata as kube's `ValidateObjectMeta` does for `resource`: the name
+/// (or generateName when no name is set), label keys and values, annotation keys and size. The
+/// error is the aggregated field-error text kube puts after `Kind "name" is invalid: `.
+pub fn validate_metadata(resource: &str, obj: &Value) -> Result<(), String> {
+    let meta = obj.get("metadata").cloned().unwrap_or(Value::Null);
+    let name = meta.get("name").and_then(Value::as_str).unwrap_or("");
+    let generate = meta
+        .get("generateName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let mut errors = if name.is_empty() && !generate.is_empty() {
+        generate_name_errors(resource, generate)
+    } else {
+        name_errors(resource, name)
+    };
+    if let Some(labels) = meta.get("labels").and_then(Value::as_object) {
+        errors.extend(label_errors(labels));
+    }
+    if let Some(annotations) = meta.get("annotations").and_then(Value::as_object) {
+        errors.extend(annotation_errors(annotations));
+    }
+    aggregate(errors)
+}
+
+/// Validates the parts of a CustomResourceDefinition kube-apiserver checks first: the name is
+/// `<plural>.<group>`, the group has a dot, plural and kind are set, the scope is known and
+/// exactly one version is the storage version.
+pub fn validate_crd(crd: &Value) -> Result<(), String> {
+    let st = |p: &str| crd.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let (name, group, plural, kind, scope) = (
+        st("/metadata/name"),
+        st("/spec/group"),
+        st("/spec/names/plural"),
+        st("/spec/names/kind"),
+        st("/spec/scope"),
+    );
+    let mut errors = Vec::new();
+    if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
+        errors.push(invalid(
+            "metadata.name",
+            name,
+            "must be spec.names.plural+\".\"+spec.group",
+        ));
+    }
+    if group.is_empty() {
+        errors.push("spec.group: Required value".to_string());
+    } else {
+        for msg in dns1123_subdomain_errors(group) {
+            errors.push(invalid("spec.group", group, &msg));
+        }
+        if !group.contains('.') {
+            errors.push(invalid(
+                "spec.group",
+                group,
+                "should be a domain with at least one dot",
+            ));
+        }
+    }
+    if plural.is_empty() {
+        errors.push("spec.names.plural: Required value".to_string());
+    } else {
+        for msg in dns1123_label_errors(plural) {
+            errors.push(invalid("spec.names.plural", plural, &msg));
+        }
+    }
+    if kind.is_empty() {
+        errors.push("spec.names.kind: Required value".to_string());
+    }
+    match scope {
+        "Namespaced" | "Cluster" => {}
+        "" => errors.push("spec.scope: Required value".to_string()),
+        other => errors.push(format!(
+            "spec.scope: Unsupported value: {}: supported values: \"Cluster\", \"Namespaced\"",
+            go_quote(other)
+        )),
+    }
+    let versions = crd.pointer("/spec/versions").and_then(Value::as_array);
+    match versions {
+        None => errors.push("spec.versions: Invalid value: \"null\": must have exactly one version marked as storage version".to_string()),
+        Some(vs) => {
+            let storage = vs.iter().filter(|v| v["storage"] == true).count();
+            if storage != 1 {
+                let names: Vec<&str> = vs.iter().filter_map(|v| v["name"].as_str()).collect();
+                errors.push(format!(
+                    "spec.versions: Invalid value: {}: must have exactly one version marked as storage version",
+                    go_quote(&names.join(","))
+                ));
+            }
+        }
     }
     aggregate(errors)
 }
@@ -370,7 +482,13 @@ mod tests {
 
     #[test]
     fn dotted_names_are_valid_subdomains_but_not_labels() {
-        assert!(validate_name("customresourcedefinitions", "cassandraclusters.db.orange.com").is_ok());
+        assert!(
+            validate_name(
+                "customresourcedefinitions",
+                "cassandraclusters.db.orange.com"
+            )
+            .is_ok()
+        );
         assert!(validate_name("namespaces", "db.orange").is_err());
     }
 
@@ -379,11 +497,17 @@ mod tests {
         let long = "a".repeat(254);
         assert_eq!(
             validate_name("configmaps", &long).unwrap_err(),
-            format!("metadata.name: Invalid value: \"{long}\": must be no more than 253 characters")
+            format!(
+                "metadata.name: Invalid value: \"{long}\": must be no more than 253 characters"
+            )
         );
         assert!(validate_name("configmaps", &"a".repeat(253)).is_ok());
         let ns = "a".repeat(64);
-        assert!(validate_name("namespaces", &ns).unwrap_err().ends_with("must be no more than 63 characters"));
+        assert!(
+            validate_name("namespaces", &ns)
+                .unwrap_err()
+                .ends_with("must be no more than 63 characters")
+        );
     }
 
     #[test]
@@ -419,7 +543,11 @@ mod tests {
     #[test]
     fn service_names_must_start_with_a_letter() {
         assert!(validate_name("services", "web").is_ok());
-        assert!(validate_name("services", "1web").unwrap_err().contains("DNS-1035 label"));
+        assert!(
+            validate_name("services", "1web")
+                .unwrap_err()
+                .contains("DNS-1035 label")
+        );
     }
 
     #[test]
@@ -446,7 +574,9 @@ mod tests {
         assert!(
             validate_labels(too_many.as_object().unwrap())
                 .unwrap_err()
-                .contains("with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')")
+                .contains(
+                    "with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+                )
         );
     }
 
@@ -459,6 +589,60 @@ mod tests {
             validate_annotations(big.as_object().unwrap())
                 .unwrap_err()
                 .contains("Too long: may not be more than 262144 bytes")
+        );
+    }
+
+    #[test]
+    fn metadata_validation_aggregates_name_labels_and_annotations() {
+        let ok = json!({"metadata": {"name": "cc", "labels": {"app": "x"}, "annotations": {"a/b": "{}"}}});
+        assert!(validate_metadata("cassandraclusters", &ok).is_ok());
+        let generated = json!({"metadata": {"generateName": "cc-"}});
+        assert!(validate_metadata("pods", &generated).is_ok());
+        let bad = json!({"metadata": {"name": "Bad", "labels": {"app": "-x"}}});
+        let err = validate_metadata("configmaps", &bad).unwrap_err();
+        assert!(
+            err.starts_with(
+                "[metadata.name: Invalid value: \"Bad\": a lowercase RFC 1123 subdomain"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains(", metadata.labels: Invalid value: \"-x\": a valid label"),
+            "{err}"
+        );
+        assert!(err.ends_with("]"));
+        let unnamed = json!({"metadata": {}});
+        assert_eq!(
+            validate_metadata("pods", &unnamed).unwrap_err(),
+            "metadata.name: Required value: name or generateName is required"
+        );
+    }
+
+    #[test]
+    fn crd_must_be_named_plural_dot_group_with_one_storage_version() {
+        let crd = json!({"metadata": {"name": "cassandraclusters.db.orange.com"}, "spec": {"group": "db.orange.com",
+            "names": {"plural": "cassandraclusters", "kind": "CassandraCluster"}, "scope": "Namespaced",
+            "versions": [{"name": "v2", "served": true, "storage": true}]}});
+        assert!(validate_crd(&crd).is_ok());
+        let mut wrong = crd.clone();
+        wrong["metadata"]["name"] = json!("cc.db.orange.com");
+        assert_eq!(
+            validate_crd(&wrong).unwrap_err(),
+            "metadata.name: Invalid value: \"cc.db.orange.com\": must be spec.names.plural+\".\"+spec.group"
+        );
+        let mut scope = crd.clone();
+        scope["spec"]["scope"] = json!("Global");
+        assert_eq!(
+            validate_crd(&scope).unwrap_err(),
+            "spec.scope: Unsupported value: \"Global\": supported values: \"Cluster\", \"Namespaced\""
+        );
+        let mut two = crd.clone();
+        two["spec"]["versions"] =
+            json!([{"name": "v1", "storage": true}, {"name": "v2", "storage": true}]);
+        assert!(
+            validate_crd(&two)
+                .unwrap_err()
+                .ends_with("must have exactly one version marked as storage version")
         );
     }
 
