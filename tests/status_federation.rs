@@ -227,3 +227,86 @@ async fn missing_multicasskop_is_a_clear_error() {
     );
     fed.sim.shutdown().await;
 }
+
+/// The controller's credentials for k8s-cluster2 (a Secret in the control plane) may read
+/// CassandraClusters but not pods: status still shows the site, says the pods are not readable
+/// and with which credentials; `--use-kubeconfig-contexts` reads them with the user's own.
+#[tokio::test]
+async fn controller_credentials_without_pod_rights() {
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let fed = start().await;
+    for i in 0..3 {
+        site_running(&fed, i).await;
+    }
+    let k2 = fed.sim.cluster("k8s-cluster2");
+    let admin2 = k2.client().await;
+    let role: Role = serde_json::from_value(json!({"metadata": {"name": "mc", "namespace": NS},
+        "rules": [{"apiGroups": ["db.orange.com"], "resources": ["cassandraclusters"], "verbs": ["get", "list", "watch", "patch", "create", "delete"]}]}))
+    .unwrap();
+    kube::Api::<Role>::namespaced(admin2.clone(), NS)
+        .create(&Default::default(), &role)
+        .await
+        .unwrap();
+    let rb: RoleBinding =
+        serde_json::from_value(json!({"metadata": {"name": "mc", "namespace": NS},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "mc"},
+        "subjects": [{"kind": "ServiceAccount", "name": "multi-casskop", "namespace": NS}]}))
+        .unwrap();
+    kube::Api::<RoleBinding>::namespaced(admin2, NS)
+        .create(&Default::default(), &rb)
+        .await
+        .unwrap();
+    let token = k2.issue_token(NS, "multi-casskop", None);
+    let config = kubesim::kubeconfig::render(&[(
+        "k8s-cluster2".into(),
+        k2.url(),
+        k2.ca_pem(),
+        token.clone(),
+    )]);
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "k8s-cluster2", "namespace": NS}, "stringData": {"config": config}})).unwrap();
+    let local = fed.sim.cluster(SITES[0]).client().await;
+    kube::Api::<Secret>::namespaced(local, NS)
+        .create(&Default::default(), &secret)
+        .await
+        .unwrap();
+
+    let (out, stdout, stderr) = run(&fed, &["status", MC, "-o", "wide"]).await;
+    assert!(out.status.success());
+    assert!(
+        !stdout.contains(&token) && !stderr.contains(&token),
+        "a token was printed"
+    );
+    let l2 = line_of(&stdout, "k8s-cluster2");
+    assert!(
+        l2.contains("secret cassandra/k8s-cluster2"),
+        "the controller's source is used: {l2}"
+    );
+    assert!(l2.contains("Running") && l2.contains(" ? "), "{l2}");
+    assert!(
+        l2.contains("pods not readable")
+            && l2.contains("403")
+            && l2.contains("--use-kubeconfig-contexts"),
+        "{l2}"
+    );
+    let (_, stdout, _) = run(&fed, &["ring", MC]).await;
+    assert!(
+        stdout.contains("site k8s-cluster2: cannot list the Cassandra pods"),
+        "{stdout}"
+    );
+
+    let (out, stdout, _) = run(
+        &fed,
+        &["status", MC, "-o", "wide", "--use-kubeconfig-contexts"],
+    )
+    .await;
+    assert!(out.status.success());
+    let l2 = line_of(&stdout, "k8s-cluster2");
+    assert!(
+        l2.contains("kubeconfig context k8s-cluster2") && l2.contains(" 2/2 "),
+        "{l2}"
+    );
+    let (out, stdout, _) = run(&fed, &["ring", MC, "--use-kubeconfig-contexts"]).await;
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    fed.sim.shutdown().await;
+}

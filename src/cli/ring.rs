@@ -46,6 +46,12 @@ pub struct RingArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = RingOutput::Table)]
     pub output: RingOutput,
+    /// Reach every remote site through the kubeconfig context named after it (your own
+    /// credentials) instead of the controller's (mounted directory, Secret, then context). The
+    /// controller's service account may not exec into pods; `ring` needs `list` on pods and
+    /// `create` on pods/exec.
+    #[arg(long)]
+    pub use_kubeconfig_contexts: bool,
 }
 
 /// One node line of `nodetool status`.
@@ -552,8 +558,21 @@ async fn site_view(s: &FedSite) -> (SiteView, Vec<ExpectedNode>, Option<String>)
         );
     };
     let spec = cc.data.get("spec").cloned().unwrap_or(desired_spec);
-    let ips: BTreeMap<String, String> = live
-        .pods
+    let all_pods = match live.pods {
+        Ok(p) => p,
+        Err(e) => {
+            view.error = Some(format!(
+                "cannot list the Cassandra pods: {e}{}",
+                status::forbidden_hint(&e)
+            ));
+            return (
+                view,
+                expected_from(&spec, &desired.name, &BTreeMap::new()),
+                None,
+            );
+        }
+    };
+    let ips: BTreeMap<String, String> = all_pods
         .iter()
         .filter_map(|p| {
             Some((
@@ -568,7 +587,7 @@ async fn site_view(s: &FedSite) -> (SiteView, Vec<ExpectedNode>, Option<String>)
         .collect();
     let expected = expected_from(&spec, &desired.name, &ips);
     let pods: Api<Pod> = Api::namespaced(site.client.clone(), &desired.namespace);
-    let running: Vec<&Pod> = live.pods.iter().filter(|p| status::pod_ready(p)).collect();
+    let running: Vec<&Pod> = all_pods.iter().filter(|p| status::pod_ready(p)).collect();
     if running.is_empty() {
         view.error = Some(format!(
             "no Running and Ready pod of CassandraCluster {}/{} to run nodetool in",
@@ -590,7 +609,8 @@ async fn site_view(s: &FedSite) -> (SiteView, Vec<ExpectedNode>, Option<String>)
             Err(e) => errors.push(e),
         }
     }
-    view.error = Some(errors.join("; "));
+    let joined = errors.join("; ");
+    view.error = Some(format!("{joined}{}", status::forbidden_hint(&joined)));
     (view, expected, None)
 }
 
@@ -611,7 +631,7 @@ pub async fn ring_report(fed: &status::Federation) -> RingReport {
 
 /// `multi-casskop ring`.
 pub async fn run(args: RingArgs) -> anyhow::Result<ExitCode> {
-    let fed = status::load(&args.sites, &args.name).await?;
+    let fed = status::load(&args.sites, &args.name, args.use_kubeconfig_contexts).await?;
     if fed.sites.is_empty() {
         anyhow::bail!(
             "MultiCasskop {}/{} names no site in spec.override: no ring to check",

@@ -1,5 +1,6 @@
 //! `multi-casskop status`: one table of a federation, read live from the local MultiCasskop and every site's CassandraCluster and pods (also the site loading `ring` shares).
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,10 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = StatusOutput::Table)]
     pub output: StatusOutput,
+    /// Reach every remote site through the kubeconfig context named after it (your own
+    /// credentials) instead of the controller's (mounted directory, Secret, then context).
+    #[arg(long)]
+    pub use_kubeconfig_contexts: bool,
 }
 
 const NO_CREDENTIALS: &str = "no usable credentials";
@@ -139,7 +144,10 @@ fn ordered_sites(mc: &MultiCasskop, configured: &[String]) -> Vec<String> {
 
 /// Reads the MultiCasskop `name` from the local cluster and builds a client for each site it
 /// names, the way the controller finds credentials.
-pub async fn load(args: &SiteArgs, name: &str) -> anyhow::Result<Federation> {
+///
+/// `own_contexts`: reach every remote through the kubeconfig context named after it (the
+/// caller's own credentials) instead of the controller's lookup.
+pub async fn load(args: &SiteArgs, name: &str, own_contexts: bool) -> anyhow::Result<Federation> {
     let kubeconfig = args.kubeconfig.as_deref();
     let context = args.context.as_deref();
     let creds = credentials::local_credentials(kubeconfig, context)
@@ -202,17 +210,41 @@ pub async fn load(args: &SiteArgs, name: &str) -> anyhow::Result<Federation> {
         kubeconfig: args.kubeconfig.clone(),
         local_context: args.context.clone(),
     };
-    let registry = SiteRegistry::start(local_client, cfg).await;
-    let configured = registry.order();
+    let mut states: BTreeMap<String, Result<Arc<Site>, String>> = BTreeMap::new();
+    let configured = if own_contexts {
+        let local_site = Arc::new(Site {
+            name: local_name.clone(),
+            default_namespace: Some(local_client.default_namespace().to_string()),
+            client: local_client,
+            source: creds.source.clone(),
+            revision: 1,
+        });
+        states.insert(local_name.clone(), Ok(local_site));
+        for r in &cfg.remotes {
+            states.insert(r.clone(), context_site(kubeconfig, r).await);
+        }
+        std::iter::once(local_name.clone())
+            .chain(cfg.remotes.iter().cloned())
+            .collect::<Vec<_>>()
+    } else {
+        let registry = SiteRegistry::start(local_client, cfg).await;
+        for (n, st) in registry.sites() {
+            let st = match st {
+                SiteState::Ready(site) => Ok(site),
+                SiteState::Unavailable { reason } => Err(reason),
+            };
+            states.insert(n, st);
+        }
+        registry.order()
+    };
     let mc_name = mc.metadata.name.clone().unwrap_or_else(|| name.to_string());
     let sites = ordered_sites(&mc, &configured)
         .into_iter()
         .map(|s| {
-            let site = match registry.get(&s) {
-                Some(SiteState::Ready(site)) => Ok(site),
-                Some(SiteState::Unavailable { reason }) => Err(reason),
-                None => Err(format!("site {s} is not configured")),
-            };
+            let site = states
+                .get(&s)
+                .cloned()
+                .unwrap_or_else(|| Err(format!("site {s} is not configured")));
             let desired = desired_for_site(
                 &mc.spec.base,
                 mc.spec.override_.get(&s),
@@ -236,10 +268,45 @@ pub async fn load(args: &SiteArgs, name: &str) -> anyhow::Result<Federation> {
     })
 }
 
+/// A hint for permission errors: the controller's credentials are not meant to read pods or exec.
+pub fn forbidden_hint(e: &str) -> &'static str {
+    if e.contains("403") || e.contains("forbidden") {
+        "; with the controller's credentials, run with --use-kubeconfig-contexts to use your own"
+    } else {
+        ""
+    }
+}
+
+/// A remote reached through the kubeconfig context of the same name.
+async fn context_site(
+    kubeconfig: Option<&std::path::Path>,
+    name: &str,
+) -> Result<Arc<Site>, String> {
+    let creds = credentials::from_local_context(kubeconfig, name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "no context {name} in kubeconfig {} (--use-kubeconfig-contexts needs one context per site, named after it)",
+                credentials::kubeconfig_label(kubeconfig)
+            )
+        })?;
+    let client = creds.client().map_err(|e| e.to_string())?;
+    Ok(Arc::new(Site {
+        name: name.to_string(),
+        client,
+        default_namespace: creds.default_namespace.clone(),
+        source: creds.source.clone(),
+        revision: 1,
+    }))
+}
+
 /// A site's CassandraCluster and its Cassandra pods, read live.
 pub struct LiveSite {
     pub cluster: Option<DynamicObject>,
-    pub pods: Vec<Pod>,
+    /// The pods, or why they cannot be listed (e.g. the credentials may read CassandraClusters
+    /// but not pods): the site is reachable all the same.
+    pub pods: Result<Vec<Pod>, String>,
 }
 
 /// Reads the CassandraCluster `desired.name` in `desired.namespace` and its pods (labels CassKop sets).
@@ -263,8 +330,14 @@ pub async fn read_site(site: &Site, desired: &DesiredCluster) -> Result<LiveSite
         "site {}: listing the pods of CassandraCluster {}/{}",
         site.name, desired.namespace, desired.name
     );
-    let mut pods = site_call(&what, pods.list(&lp)).await?.items;
-    pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let pods = site_call(&what, pods.list(&lp))
+        .await
+        .map(|l| {
+            let mut pods = l.items;
+            pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+            pods
+        })
+        .map_err(|e| format!("{e} (credentials: {})", site.source.describe()));
     Ok(LiveSite { cluster, pods })
 }
 
@@ -453,7 +526,12 @@ async fn site_line(mc: &MultiCasskop, s: &FedSite) -> SiteLine {
                 .cloned()
                 .unwrap_or(Value::Null);
             line.desired_pods = Some(expand_topology(&spec).iter().map(|p| p.nodes).sum());
-            line.ready_pods = Some(live.pods.iter().filter(|p| pod_ready(p)).count() as u32);
+            match &live.pods {
+                Ok(pods) => {
+                    line.ready_pods = Some(pods.iter().filter(|p| pod_ready(p)).count() as u32)
+                }
+                Err(e) => line.error = Some(format!("pods not readable: {e}{}", forbidden_hint(e))),
+            }
             match &live.cluster {
                 Some(cc) => {
                     let v = CassandraClusterView(cc);
@@ -617,7 +695,8 @@ pub fn render(r: &StatusReport, wide: bool, now: jiff::Timestamp) -> String {
                 (Some(e), _) if !s.reachable && !e.starts_with(NO_CREDENTIALS) => {
                     format!("UNREACHABLE: {e}")
                 }
-                (Some(e), _) => e.clone(),
+                (Some(e), Some(m)) => format!("{m} ({e})"),
+                (Some(e), None) => e.clone(),
                 (None, m) => dash(m),
             };
             let when = s
@@ -652,7 +731,7 @@ pub fn render(r: &StatusReport, wide: bool, now: jiff::Timestamp) -> String {
 
 /// `multi-casskop status`.
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let fed = load(&args.sites, &args.name).await?;
+    let fed = load(&args.sites, &args.name, args.use_kubeconfig_contexts).await?;
     let r = report(&fed).await;
     match args.output {
         StatusOutput::Table | StatusOutput::Wide => {

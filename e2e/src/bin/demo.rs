@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::json;
 
@@ -198,6 +198,19 @@ async fn main() -> anyhow::Result<()> {
         for l in out.lines().filter(|l| !l.trim().is_empty()).take(4) {
             println!("    {l}");
         }
+        let secrets: Api<Secret> = Api::namespaced(sim.cluster(SITES[0]).client().await, NS);
+        let secret = secrets.get(remote).await.with_context(|| {
+            format!(
+                "register did not write Secret {NS}/{remote} in {}",
+                SITES[0]
+            )
+        })?;
+        let keys: Vec<String> = secret.data.unwrap_or_default().into_keys().collect();
+        println!(
+            "    Secret {NS}/{remote} in {} holds: {}",
+            SITES[0],
+            keys.join(", ")
+        );
     }
 
     say(&format!(
@@ -259,6 +272,7 @@ async fn main() -> anyhow::Result<()> {
         return Err(e);
     }
 
+    // Your own kubeconfig contexts: the controller's service accounts may not list or exec into pods.
     let site_flags = [
         "-n",
         NS,
@@ -268,6 +282,7 @@ async fn main() -> anyhow::Result<()> {
         SITES[0],
         "-r",
         "k8s-cluster2,k8s-cluster3",
+        "--use-kubeconfig-contexts",
     ];
     say(&format!(
         "multi-casskop status {NAME} {}",
