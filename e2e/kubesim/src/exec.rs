@@ -544,3 +544,50 @@ pub fn ring_view(c: &ClusterInner, pod: &Value) -> Vec<RingNode> {
     }
     nodes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_faults_from_admin_json() {
+        let f = RingFaults::default();
+        f.set_node_down("a-0");
+        f.apply_json(&json!({"hiddenDcs": ["dc2", "dc3"]}));
+        assert_eq!(f.nodes_down(), vec!["a-0"]);
+        assert_eq!(f.hidden_dcs(), vec!["dc2", "dc3"]);
+        f.apply_json(&json!({"nodesDown": ["b-1"], "latencyMs": 5}));
+        assert_eq!(f.nodes_down(), vec!["b-1"]);
+        assert!(f.is_down("b-1") && !f.is_down("a-0"));
+        f.clear();
+        assert!(f.nodes_down().is_empty() && f.hidden_dcs().is_empty());
+    }
+
+    #[test]
+    fn exit_status_is_shaped_like_kube_apiservers() {
+        assert_eq!(
+            status_json(&[], 0),
+            json!({"metadata": {}, "status": "Success"})
+        );
+        let cmd = vec!["nodetool".to_string(), "ring".to_string()];
+        let s = status_json(&cmd, 1);
+        assert_eq!(s["status"], "Failure");
+        assert_eq!(s["reason"], "NonZeroExitCode");
+        assert_eq!(
+            s["details"]["causes"][0],
+            json!({"reason": "ExitCode", "message": "1"})
+        );
+        assert!(s["message"].as_str().unwrap().contains("[nodetool ring]"));
+    }
+
+    #[test]
+    fn query_keeps_every_command_word() {
+        let uri: http::Uri = "/api/v1/namespaces/ns/pods/p/exec?command=nodetool&command=-h&command=localhost&command=status&stdout=true&stderr=1&tty=false&container=cassandra"
+            .parse()
+            .unwrap();
+        let p = parse_params(&uri);
+        assert_eq!(p.command, vec!["nodetool", "-h", "localhost", "status"]);
+        assert!(p.stdout && p.stderr && !p.stdin && !p.tty);
+        assert_eq!(p.container.as_deref(), Some("cassandra"));
+    }
+}
