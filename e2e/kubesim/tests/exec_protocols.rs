@@ -211,7 +211,6 @@ async fn ring_faults_through_the_admin_endpoint() {
     let (sim, pod) = one_site().await;
     let (addr, task) = kubesim::admin::start(&sim, 0).await.unwrap();
     let put = |body: &'static str| {
-        let addr = addr;
         async move {
             let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
