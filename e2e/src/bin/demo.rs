@@ -335,6 +335,8 @@ async fn main() -> anyhow::Result<()> {
         );
         println!("\nCtrl-C to stop.");
         tokio::signal::ctrl_c().await?;
+        // The clusters stop with this process: their kubeconfig is of no use any more.
+        let _ = std::fs::remove_dir_all(&kept);
     }
     let _ = controller.start_kill();
     let _ = controller.wait().await;
