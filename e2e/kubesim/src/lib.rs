@@ -5,6 +5,7 @@ pub mod auth;
 pub mod casskop;
 pub mod discovery;
 pub mod errors;
+pub mod exec;
 pub mod faults;
 pub mod handlers;
 pub mod handlers_ops;
@@ -12,6 +13,7 @@ pub mod handlers_patch;
 pub mod handlers_proto;
 pub mod handlers_watch;
 pub mod kubeconfig;
+pub mod nodetool;
 pub mod openapi;
 pub mod patch;
 pub mod rbac;
@@ -147,6 +149,7 @@ impl Sim {
                 store,
                 audit: audit.clone(),
                 shutdown: CancellationToken::new(),
+                exec: Default::default(),
             });
             tasks.push(tokio::spawn(server::serve(
                 inner.clone(),
@@ -155,11 +158,11 @@ impl Sim {
             )));
             clusters.push(Cluster { inner });
         }
-        let mut sim = Sim {
-            clusters,
-            audit,
-            tasks,
-        };
+        let peers: Vec<_> = clusters.iter().map(|c| Arc::downgrade(&c.inner)).collect();
+        for c in &clusters {
+            c.inner.exec.set_peers(peers.clone());
+        }
+        let mut sim = Sim { clusters, audit, tasks };
         if let Some(copts) = opts.casskop {
             for c in sim.clusters.clone() {
                 let client = c
@@ -254,6 +257,10 @@ impl Cluster {
     }
     pub fn faults(&self) -> &Faults {
         &self.inner.faults
+    }
+    /// Faults of the simulated Cassandra ring (`nodetool status` in pod exec).
+    pub fn ring_faults(&self) -> &exec::RingFaults {
+        &self.inner.exec.ring_faults
     }
     pub fn audit(&self) -> Vec<AuditEntry> {
         self.inner.audit.of_cluster(&self.inner.name)
