@@ -45,6 +45,14 @@ enum Command {
     ///
     /// Example: multi-casskop check -l k8s-cluster1 -r k8s-cluster2
     Check(cli::check::CheckArgs),
+    /// Show a MultiCasskop's rollout: every site, its CassandraCluster and what blocks it.
+    ///
+    /// Example: multi-casskop status cassandra-3dc -n cassandra
+    Status(cli::status::StatusArgs),
+    /// Check the Cassandra ring across the sites (nodetool status in one pod per site).
+    ///
+    /// Example: multi-casskop ring cassandra-3dc -n cassandra
+    Ring(cli::ring::RingArgs),
     /// Print the MultiCasskop CustomResourceDefinition (YAML).
     ///
     /// Example: multi-casskop crd | kubectl apply -f -
@@ -71,6 +79,8 @@ fn main() -> ExitCode {
             Some(Command::Export(args)) => cli::export::run(args).await,
             Some(Command::Register(args)) => cli::register::run(args).await,
             Some(Command::Check(args)) => cli::check::run(args).await,
+            Some(Command::Status(args)) => cli::status::run(args).await,
+            Some(Command::Ring(args)) => cli::ring::run(args).await,
             Some(Command::Crd(args)) => cli::crd::run(args),
         }
     });

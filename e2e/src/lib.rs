@@ -476,3 +476,12 @@ pub fn retarget_sample(yaml: &str, names: &[String]) -> String {
     }
     out
 }
+
+/// The last `n` lines the controller itself logged (its own modules, not client internals).
+pub fn controller_log_tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("multi_casskop") && !l.contains("HTTP{"))
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

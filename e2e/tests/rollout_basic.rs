@@ -162,6 +162,5 @@ async fn three_sites_roll_out_in_order_and_edits_follow_the_same_order() -> anyh
 }
 
 fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(60)..].join("\n")
+    e2e::controller_log_tail(log, 80)
 }

@@ -14,8 +14,7 @@ const SITES: [&str; 3] = ["k8s-cluster1", "k8s-cluster2", "k8s-cluster3"];
 const LONG: Duration = Duration::from_secs(240);
 
 fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(80)..].join("\n")
+    e2e::controller_log_tail(log, 80)
 }
 
 async fn ready(ctl: &ControllerProcess) -> anyhow::Result<()> {
@@ -287,7 +286,13 @@ async fn rotated_credential_secret_is_used_without_restart() -> anyhow::Result<(
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&ctl.logs())))?;
+    .map_err(|e| {
+        let status = env
+            .get_mc("cassandra-3dc")
+            .map(|m| m["status"].clone())
+            .unwrap_or_default();
+        anyhow::anyhow!("{e}\nstatus: {status:#}\n{}", tail(&ctl.logs()))
+    })?;
     println!("with a revoked token: {:#}", refused["status"]);
 
     // Rotate: a new token in the same Secret; no restart.
@@ -486,5 +491,76 @@ async fn broken_credential_secrets_block_only_their_sites() -> anyhow::Result<()
         );
     }
     assert!(!ctl.logs().contains(&good_token), "no token in the logs");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_cassandracluster_is_never_taken_over() -> anyhow::Result<()> {
+    let env = Env::start(&SITES[..2]).await?;
+    // Someone else's CassandraCluster under the name the MultiCasskop wants at site 2.
+    let foreign = json!({"apiVersion": "db.orange.com/v2", "kind": "CassandraCluster",
+        "metadata": {"name": "cassandra-mine", "namespace": NAMESPACE},
+        "spec": {"cassandraImage": "cassandra:4.0", "nodesPerRacks": 1}});
+    let out = env.kubectl_raw(
+        "k8s-cluster2",
+        &["apply", "-f", "-"],
+        Some(foreign.to_string().as_bytes()),
+    )?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ctl = env.start_controller("controller", &[])?;
+    ready(&ctl).await?;
+    env.apply_yaml(&two_site_mc("mine", "cassandra-mine", &SITES[..2]))?;
+    let (st, reason, message) = eventually(
+        "the rollout to block on the foreign object",
+        LONG,
+        || async {
+            let mc = env.get_mc("mine")?;
+            Ok((mc["status"]["phase"] == "Blocked"
+                && mc["status"]["currentSite"] == "k8s-cluster2")
+                .then(|| condition(&mc, "Progressing"))
+                .flatten())
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&ctl.logs())))?;
+    println!("Progressing={st} {reason}: {message}");
+    let mc = env.get_mc("mine")?;
+    let site2 = mc["status"]["sites"][1]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        site2.contains("label"),
+        "the site says whose it is: {site2}"
+    );
+    let events = events_of(&env, "mine")?;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.0 == "Warning" && e.2.contains("k8s-cluster2")),
+        "{events:?}"
+    );
+    let cc = env
+        .get_cc("k8s-cluster2", "cassandra-mine")?
+        .expect("still there");
+    assert_eq!(
+        cc["spec"]["cassandraImage"], "cassandra:4.0",
+        "left untouched"
+    );
+    let user = Env::sa_user("multi-casskop");
+    assert!(
+        !env.sim
+            .cluster("k8s-cluster2")
+            .audit()
+            .iter()
+            .any(|e| e.user == user
+                && e.resource == "cassandraclusters"
+                && matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete")),
+        "no write to the foreign object"
+    );
     Ok(())
 }

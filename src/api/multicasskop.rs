@@ -29,6 +29,7 @@ pub const FIELD_MANAGER: &str = "multi-casskop";
     singular = "multicasskop",
     namespaced,
     status = "MultiCasskopStatus",
+    doc = "A federation of CassKop CassandraClusters: one per site, rolled out one site after another.",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Site","type":"string","description":"Site in progress","jsonPath":".status.currentSite"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","description":"Sites Running over sites","jsonPath":".status.readySites"}"#,
@@ -100,6 +101,9 @@ pub struct SiteStatus {
     /// True when the site is Running/Done with a status written after our last change.
     #[serde(default)]
     pub ready: bool,
+    /// Where the site stands in the rollout: Ready, InProgress, Waiting, Blocked or Deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
     /// Human-readable state of this site (why it waits, what failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -153,4 +157,123 @@ fn free_form_map(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
             "x-kubernetes-preserve-unknown-fields": true
         }
     })
+}
+
+/// The MultiCasskop CustomResourceDefinition as YAML, generated from the Rust types
+/// (`multi-casskop crd`, and the Helm chart's `crds/`).
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    serde_saphyr::to_string(&MultiCasskop::crd()).expect("a CRD always serializes to YAML")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn crd() -> Value {
+        let yaml = crd_yaml();
+        // Round trip through the YAML text: what users and Helm get.
+        serde_saphyr::from_str(&yaml).expect("crd_yaml is valid YAML")
+    }
+
+    #[test]
+    fn crd_has_status_subresource_and_printer_columns() {
+        let crd = crd();
+        assert_eq!(crd["kind"], "CustomResourceDefinition");
+        assert_eq!(crd["metadata"]["name"], "multicasskops.db.orange.com");
+        assert_eq!(crd["spec"]["group"], "db.orange.com");
+        assert_eq!(crd["spec"]["scope"], "Namespaced");
+        let description = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["description"];
+        assert!(
+            description
+                .as_str()
+                .unwrap()
+                .contains("one site after another"),
+            "{description}"
+        );
+        assert_eq!(crd["spec"]["names"]["kind"], "MultiCasskop");
+        let versions = crd["spec"]["versions"].as_array().unwrap();
+        assert_eq!(versions.len(), 1);
+        let v2 = &versions[0];
+        assert_eq!(v2["name"], "v2");
+        assert_eq!(v2["served"], true);
+        assert_eq!(v2["storage"], true);
+        assert!(
+            v2["subresources"]["status"].is_object(),
+            "{}",
+            v2["subresources"]
+        );
+        let columns: Vec<(&str, &str)> = v2["additionalPrinterColumns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["name"].as_str().unwrap(), c["jsonPath"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ("Phase", ".status.phase"),
+                ("Site", ".status.currentSite"),
+                ("Ready", ".status.readySites"),
+                ("Age", ".metadata.creationTimestamp"),
+            ]
+        );
+    }
+
+    #[test]
+    fn crd_keeps_base_and_override_free_form() {
+        let crd = crd();
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let spec = &schema["properties"]["spec"]["properties"];
+        assert_eq!(spec["base"]["type"], "object");
+        assert_eq!(spec["base"]["x-kubernetes-preserve-unknown-fields"], true);
+        assert_eq!(spec["override"]["type"], "object");
+        let each = &spec["override"]["additionalProperties"];
+        assert_eq!(each["type"], "object");
+        assert_eq!(each["x-kubernetes-preserve-unknown-fields"], true);
+        assert_eq!(spec["deleteCassandraCluster"]["type"], "boolean");
+        assert_eq!(spec["siteOrder"]["type"], "array");
+        let status = &schema["properties"]["status"]["properties"];
+        for field in [
+            "phase",
+            "currentSite",
+            "readySites",
+            "observedGeneration",
+            "sites",
+            "conditions",
+        ] {
+            assert!(
+                status[field].is_object(),
+                "status.{field} missing from the schema"
+            );
+        }
+    }
+
+    #[test]
+    fn multi_casskop_manifest_deserializes() {
+        // Multi-CassKop's sample shape: no siteOrder, no status.
+        let m: MultiCasskop = serde_json::from_value(serde_json::json!({
+            "apiVersion": "db.orange.com/v2",
+            "kind": "MultiCasskop",
+            "metadata": {"name": "multi-casskop-demo"},
+            "spec": {
+                "deleteCassandraCluster": true,
+                "base": {
+                    "apiVersion": "db.orange.com/v2",
+                    "kind": "CassandraCluster",
+                    "metadata": {"name": "cassandra-demo", "namespace": "cassandra-demo"},
+                    "spec": {"nodesPerRacks": 1},
+                },
+                "override": {
+                    "k8s-cluster1": {"spec": {"topology": {"dc": [{"name": "dc1"}]}}},
+                    "k8s-cluster2": {"spec": {"topology": {"dc": [{"name": "dc2"}]}}},
+                },
+            },
+        }))
+        .unwrap();
+        assert_eq!(m.spec.delete_cassandra_cluster, Some(true));
+        assert_eq!(m.spec.override_.len(), 2);
+        assert_eq!(m.spec.site_order, None);
+    }
 }

@@ -1,14 +1,622 @@
-//! `multi-casskop check` (placeholder: the sites/registration owner writes the real one).
+//! `multi-casskop check`: proves, site by site, that the controller could do its job.
 //! INTERFACE FROZEN BY THE LEAD: `CheckArgs` and `run`.
 
 use std::process::ExitCode;
 
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject, ListParams};
+use serde::Serialize;
+
+use super::SiteArgs;
+use crate::sites::client_config::{ClientConfigRef, client_config_resource};
+use crate::sites::credentials::{self, Credentials, RemoteLookup, SecretLookup};
+use crate::sites::probe::{self, FailureKind, Permission};
+
+const EXAMPLE: &str = "\
+Example:
+  multi-casskop check --context k8s-cluster1 -n cassandra -l k8s-cluster1 -r k8s-cluster2
+
+For each site (the local one, every --remote, every ClientConfig in the namespace) it checks, in
+order: credentials found and parseable (same lookup as the controller: mounted directory under
+--imports-dir, Secret NAME in the namespace, kubeconfig context NAME), the API server reached with
+its TLS certificate trusted, the token accepted, every verb the controller needs allowed
+(SelfSubjectAccessReview), the CassandraCluster CRD served (and MultiCasskop on the local site),
+the namespace present. The namespace checked is --namespace on the local site and on remotes
+found as kubeconfig contexts, and the credentials' own namespace (the exported service
+account's) on remotes found as Secrets, mounts or ClientConfigs.
+Exit code 0 when everything passes, 1 otherwise.";
+
+/// Output format of `check`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CheckOutput {
+    /// One line per check.
+    #[default]
+    Table,
+    /// One JSON document.
+    Json,
+}
+
 /// Arguments of `multi-casskop check`.
 #[derive(clap::Args, Debug, Clone)]
-pub struct CheckArgs {}
+#[command(
+    about = "Check every site's credentials, TLS, token, RBAC, CRDs and namespace, as the controller would use them",
+    after_help = EXAMPLE
+)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub sites: SiteArgs,
+    /// Output format: table (default) or json.
+    #[arg(short = 'o', long, value_enum, default_value_t = CheckOutput::Table)]
+    pub output: CheckOutput,
+}
+
+/// Result of one check.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Fail,
+    /// Could not be run (an earlier check failed) or could not tell; not a failure.
+    Skip,
+}
+
+/// One line of the report.
+#[derive(Serialize, Clone, Debug)]
+pub struct CheckLine {
+    pub check: &'static str,
+    pub result: Outcome,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// One site's report.
+#[derive(Serialize, Clone, Debug)]
+pub struct SiteReport {
+    pub site: String,
+    pub role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    pub namespace: String,
+    pub ok: bool,
+    pub checks: Vec<CheckLine>,
+}
+
+/// The whole report.
+#[derive(Serialize, Clone, Debug)]
+pub struct Report {
+    pub namespace: String,
+    pub ok: bool,
+    pub sites: Vec<SiteReport>,
+}
+
+struct Site {
+    report: SiteReport,
+}
+
+impl Site {
+    fn new(name: &str, role: &'static str, namespace: &str) -> Self {
+        Self {
+            report: SiteReport {
+                site: name.to_string(),
+                role,
+                source: None,
+                server: None,
+                namespace: namespace.to_string(),
+                ok: true,
+                checks: Vec::new(),
+            },
+        }
+    }
+    fn ok(&mut self, check: &'static str, message: String) {
+        self.report.checks.push(CheckLine {
+            check,
+            result: Outcome::Ok,
+            message,
+            fix: None,
+        });
+    }
+    fn fail(&mut self, check: &'static str, message: String, fix: String) {
+        self.report.ok = false;
+        self.report.checks.push(CheckLine {
+            check,
+            result: Outcome::Fail,
+            message,
+            fix: Some(fix),
+        });
+    }
+    fn skip(&mut self, check: &'static str, message: String) {
+        self.report.checks.push(CheckLine {
+            check,
+            result: Outcome::Skip,
+            message,
+            fix: None,
+        });
+    }
+    fn skip_rest(&mut self, from: usize) {
+        for c in &CHECKS[from..] {
+            self.skip(c, "not run: an earlier check failed".to_string());
+        }
+    }
+}
+
+const CHECKS: [&str; 6] = ["credentials", "tls", "token", "rbac", "crd", "namespace"];
+
+async fn check_site(
+    mut site: Site,
+    creds: Result<Credentials, String>,
+    cred_fix: String,
+    controller_ns: &str,
+    local: bool,
+) -> SiteReport {
+    let name = site.report.site.clone();
+    let creds = match creds {
+        Ok(c) => c,
+        Err(e) => {
+            site.fail("credentials", e, cred_fix);
+            site.skip_rest(1);
+            return site.report;
+        }
+    };
+    // Where the site's CassandraClusters live: exported credentials name the namespace their
+    // service account (and Role) is in; a plain kubeconfig context's namespace is just a user
+    // default, so the controller's namespace is checked there.
+    let ns = if local
+        || matches!(
+            creds.source,
+            crate::sites::CredentialSource::KubeconfigContext { .. }
+        ) {
+        controller_ns.to_string()
+    } else {
+        creds
+            .default_namespace
+            .clone()
+            .unwrap_or_else(|| controller_ns.to_string())
+    };
+    site.report.namespace = ns.clone();
+    let server = creds.server();
+    site.report.source = Some(creds.source.describe());
+    site.report.server = Some(server.clone());
+    let client = match creds.client() {
+        Ok(c) => c,
+        Err(e) => {
+            site.fail("credentials", e.to_string(), cred_fix);
+            site.skip_rest(1);
+            return site.report;
+        }
+    };
+    site.ok("credentials", format!("from {}", creds.source.describe()));
+
+    // TLS + reachability.
+    let mut token_failed = None;
+    match probe::reach(&client).await {
+        Ok(v) => site.ok(
+            "tls",
+            format!("{server} reached, certificate trusted ({v})"),
+        ),
+        Err(f) if f.kind == FailureKind::Unauthorized => {
+            site.ok("tls", format!("{server} reached, certificate trusted"));
+            token_failed = Some(f);
+        }
+        Err(f) => {
+            let msg = match f.kind {
+                FailureKind::Tls => format!(
+                    "TLS to {server} failed: the server's certificate is not signed by the CA in the credentials ({})",
+                    f.message
+                ),
+                FailureKind::Unreachable => format!("cannot reach {server}: {}", f.message),
+                _ => format!("{server}: {}", f.message),
+            };
+            site.fail("tls", msg, probe::fix_for(f.kind, &name, &server));
+            site.skip_rest(2);
+            return site.report;
+        }
+    }
+
+    // Token + RBAC, one SelfSubjectAccessReview per verb.
+    let mut perms: Vec<&Permission> = probe::SITE_PERMISSIONS.iter().collect();
+    if local {
+        perms.extend(probe::LOCAL_PERMISSIONS.iter());
+    }
+    let mut denied = Vec::new();
+    if token_failed.is_none() {
+        for p in &perms {
+            match probe::can_i(&client, &ns, p).await {
+                Ok(None) => {}
+                Ok(Some(_why)) => denied.push(p.describe()),
+                Err(f) => {
+                    token_failed = Some(f);
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(f) = token_failed {
+        if f.kind == FailureKind::Unauthorized {
+            site.fail(
+                "token",
+                format!(
+                    "{name} rejected the token from {}: {}",
+                    creds.source.describe(),
+                    f.message
+                ),
+                probe::fix_for(f.kind, &name, &server),
+            );
+        } else {
+            site.fail(
+                "token",
+                format!("access review failed: {}", f.message),
+                probe::fix_for(f.kind, &name, &server),
+            );
+        }
+        site.skip_rest(3);
+        return site.report;
+    }
+    site.ok("token", "accepted".to_string());
+    if denied.is_empty() {
+        site.ok(
+            "rbac",
+            format!(
+                "all {} verbs the controller needs are allowed in {ns}",
+                perms.len()
+            ),
+        );
+    } else {
+        site.fail(
+            "rbac",
+            format!("not allowed in namespace {ns}: {}", denied.join(", ")),
+            if local {
+                "grant them to the controller's service account (the Helm chart's Role does)".to_string()
+            } else {
+                format!("run `multi-casskop register --source-context {name} ...` again (it writes the Role), or add the verbs to the Role bound to this identity")
+            },
+        );
+    }
+
+    // CRDs served.
+    let mut wanted = vec![(
+        "cassandraclusters",
+        "CassKop's CassandraCluster",
+        "install CassKop",
+    )];
+    if local {
+        wanted.push((
+            "multicasskops",
+            "MultiCasskop",
+            "install the multi-casskop chart (or `multi-casskop crd | kubectl apply -f -`)",
+        ));
+    }
+    let mut missing = Vec::new();
+    let mut crd_error = None;
+    for (plural, what, how) in &wanted {
+        match probe::serves(&client, "db.orange.com/v2", plural).await {
+            Ok(true) => {}
+            Ok(false) => missing.push((*plural, *what, *how)),
+            Err(f) => {
+                crd_error = Some(f);
+                break;
+            }
+        }
+    }
+    match (crd_error, missing.is_empty()) {
+        (Some(f), _) => site.fail(
+            "crd",
+            format!("discovery failed: {}", f.message),
+            probe::fix_for(f.kind, &name, &server),
+        ),
+        (None, true) => site.ok(
+            "crd",
+            format!(
+                "{} served",
+                wanted
+                    .iter()
+                    .map(|w| format!("{}.db.orange.com/v2", w.0))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        (None, false) => site.fail(
+            "crd",
+            missing
+                .iter()
+                .map(|(p, w, _)| {
+                    format!("the {w} CRD ({p}.db.orange.com/v2) is not installed on {name}")
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            missing
+                .iter()
+                .map(|(_, _, h)| format!("{h} on {name}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    }
+
+    match probe::namespace_exists(&client, &ns).await {
+        Ok(Some(true)) => site.ok("namespace", format!("namespace {ns} exists")),
+        Ok(Some(false)) => site.fail(
+            "namespace",
+            format!("namespace {ns} does not exist on {name}"),
+            format!("create it: kubectl --context {name} create namespace {ns}"),
+        ),
+        Ok(None) => site.skip(
+            "namespace",
+            format!("cannot tell whether namespace {ns} exists (no get on namespaces)"),
+        ),
+        Err(f) => site.fail(
+            "namespace",
+            f.message.clone(),
+            probe::fix_for(f.kind, &name, &server),
+        ),
+    }
+    site.report
+}
+
+/// Builds the whole report (no printing).
+pub async fn report(args: &CheckArgs) -> Report {
+    let s = &args.sites;
+    let ns = credentials::resolve_namespace(
+        s.namespace.as_deref(),
+        s.kubeconfig.as_deref(),
+        s.context.as_deref(),
+    );
+    let local_creds =
+        credentials::local_credentials(s.kubeconfig.as_deref(), s.context.as_deref()).await;
+    let local_name = s.local.clone().unwrap_or_else(|| match &local_creds {
+        Ok(c) => match &c.source {
+            crate::sites::CredentialSource::KubeconfigContext { context } => context.clone(),
+            _ => "local".to_string(),
+        },
+        Err(_) => s.context.clone().unwrap_or_else(|| "local".to_string()),
+    });
+    let local_client = local_creds.as_ref().ok().and_then(|c| c.client().ok());
+    let mut sites = Vec::new();
+    sites.push(
+        check_site(
+            Site::new(&local_name, "local", &ns),
+            local_creds.clone().map_err(|e| e.to_string()),
+            "pass --kubeconfig/--context for the control-plane cluster".to_string(),
+            &ns,
+            true,
+        )
+        .await,
+    );
+
+    let secret_lookup = |name: String| {
+        let client = local_client.clone();
+        let ns = ns.clone();
+        async move {
+            let Some(client) = client else {
+                return SecretLookup::Failed("the local cluster is unusable".to_string());
+            };
+            let api: Api<Secret> = Api::namespaced(client, &ns);
+            match api.get_opt(&name).await {
+                Ok(Some(sec)) => SecretLookup::from_secret(&sec),
+                Ok(None) => SecretLookup::NotFound,
+                Err(e) => SecretLookup::Failed(probe::classify(&e).message),
+            }
+        }
+    };
+
+    let mut seen = vec![local_name.clone()];
+    for remote in &s.remotes {
+        if seen.contains(remote) {
+            continue;
+        }
+        seen.push(remote.clone());
+        let lookup = RemoteLookup {
+            name: remote.clone(),
+            imports_dir: s.imports_dir.clone(),
+            namespace: ns.clone(),
+            kubeconfig: s.kubeconfig.clone(),
+        };
+        let creds = credentials::load_remote(&lookup, secret_lookup(remote.clone()).await)
+            .await
+            .map_err(|e| e.to_string());
+        let fix = format!(
+            "register it: multi-casskop register --source-context {remote} --dest-context {local_name} --dest-namespace {ns} (or export it and apply the Secret in {ns})"
+        );
+        sites.push(check_site(Site::new(remote, "remote", &ns), creds, fix, &ns, false).await);
+    }
+
+    // ClientConfig sites (k8ssandra style), when the CRD exists.
+    if let Some(client) = &local_client {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &ns, &client_config_resource());
+        if let Ok(list) = api.list(&ListParams::default()).await {
+            let mut ccs: Vec<ClientConfigRef> = list
+                .items
+                .iter()
+                .filter_map(ClientConfigRef::from_object)
+                .collect();
+            ccs.sort_by(|a, b| a.name.cmp(&b.name));
+            for cc in ccs {
+                let site = Site::new(&cc.name, "clientconfig", &ns);
+                if seen.contains(&cc.name) {
+                    let mut site = site;
+                    site.fail(
+                        "credentials",
+                        format!(
+                            "site {} is defined twice: by a flag and by ClientConfig {ns}/{}",
+                            cc.name, cc.name
+                        ),
+                        "remove the ClientConfig or the flag".to_string(),
+                    );
+                    site.skip_rest(1);
+                    sites.push(site.report);
+                    continue;
+                }
+                seen.push(cc.name.clone());
+                let creds = match &cc.secret {
+                    Err(e) => Err(e.clone()),
+                    Ok(secret) => credentials::load_client_config(
+                        &ns,
+                        &cc.name,
+                        secret,
+                        &cc.context,
+                        secret_lookup(secret.clone()).await,
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
+                };
+                let fix = format!(
+                    "fix the ClientConfig {ns}/{} or its Secret (multi-casskop register --client-config writes both)",
+                    cc.name
+                );
+                sites.push(check_site(site, creds, fix, &ns, false).await);
+            }
+        }
+    }
+    let ok = sites.iter().all(|s| s.ok);
+    Report {
+        namespace: ns,
+        ok,
+        sites,
+    }
+}
+
+/// Renders the table.
+pub fn render_table(r: &Report) -> String {
+    let mut rows = vec![[
+        "SITE".to_string(),
+        "CHECK".to_string(),
+        "RESULT".to_string(),
+        "DETAIL".to_string(),
+    ]];
+    for s in &r.sites {
+        for c in &s.checks {
+            let result = match c.result {
+                Outcome::Ok => "ok",
+                Outcome::Fail => "FAIL",
+                Outcome::Skip => "skip",
+            };
+            let mut detail = c.message.clone();
+            if let Some(f) = &c.fix {
+                detail = format!("{detail} -> fix: {f}");
+            }
+            rows.push([
+                s.site.clone(),
+                c.check.to_string(),
+                result.to_string(),
+                detail,
+            ]);
+        }
+    }
+    let w0 = rows.iter().map(|r| r[0].len()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r[1].len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(&format!(
+            "{:w0$}  {:w1$}  {:6}  {}\n",
+            r[0], r[1], r[2], r[3]
+        ));
+    }
+    let failed: Vec<&str> = r
+        .sites
+        .iter()
+        .filter(|s| !s.ok)
+        .map(|s| s.site.as_str())
+        .collect();
+    if failed.is_empty() {
+        out.push_str(&format!(
+            "all checks passed ({} sites, namespace {})\n",
+            r.sites.len(),
+            r.namespace
+        ));
+    } else {
+        out.push_str(&format!("checks failed on: {}\n", failed.join(", ")));
+    }
+    out
+}
 
 /// Runs the subcommand; the exit code is the process's.
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("multi-casskop check is not implemented yet")
+    let r = report(&args).await;
+    match args.output {
+        CheckOutput::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+        CheckOutput::Table => print!("{}", render_table(&r)),
+    }
+    Ok(if r.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(check: &'static str, result: Outcome, message: &str, fix: Option<&str>) -> CheckLine {
+        CheckLine {
+            check,
+            result,
+            message: message.to_string(),
+            fix: fix.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn table_shows_each_failure_with_its_fix_and_names_failed_sites() {
+        let r = Report {
+            namespace: "cassandra".into(),
+            ok: false,
+            sites: vec![
+                SiteReport {
+                    site: "k8s-cluster1".into(),
+                    role: "local",
+                    source: None,
+                    server: None,
+                    namespace: "cassandra".into(),
+                    ok: true,
+                    checks: vec![line(
+                        "credentials",
+                        Outcome::Ok,
+                        "from kubeconfig context k8s-cluster1",
+                        None,
+                    )],
+                },
+                SiteReport {
+                    site: "k8s-cluster2".into(),
+                    role: "remote",
+                    source: None,
+                    server: None,
+                    namespace: "cassandra".into(),
+                    ok: false,
+                    checks: vec![
+                        line(
+                            "credentials",
+                            Outcome::Fail,
+                            "no credentials for remote k8s-cluster2",
+                            Some("register it"),
+                        ),
+                        line(
+                            "tls",
+                            Outcome::Skip,
+                            "not run: an earlier check failed",
+                            None,
+                        ),
+                    ],
+                },
+            ],
+        };
+        let t = render_table(&r);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with("SITE          CHECK        RESULT  DETAIL"),
+            "{t}"
+        );
+        assert_eq!(
+            lines[2],
+            "k8s-cluster2  credentials  FAIL    no credentials for remote k8s-cluster2 -> fix: register it"
+        );
+        assert!(lines[3].contains("skip"), "{t}");
+        assert_eq!(lines[4], "checks failed on: k8s-cluster2");
+        let json: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["sites"][1]["checks"][0]["result"], "fail");
+        assert_eq!(json["sites"][1]["checks"][0]["fix"], "register it");
+        assert!(json["sites"][0]["checks"][0].get("fix").is_none());
+    }
 }

@@ -5,7 +5,9 @@ pub mod check;
 pub mod crd;
 pub mod export;
 pub mod register;
+pub mod ring;
 pub mod run;
+pub mod status;
 
 use std::path::PathBuf;
 

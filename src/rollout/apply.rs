@@ -17,7 +17,7 @@ use crate::merge::DesiredCluster;
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// A request to a site's API server failed.
-    #[error("{verb} CassandraCluster {namespace}/{name} in site {site} failed: {source}")]
+    #[error("{verb} CassandraCluster {namespace}/{name} in site {site} failed: {}", brief(.source))]
     Site {
         site: String,
         verb: &'static str,
@@ -35,7 +35,7 @@ pub enum WriteError {
         why: String,
     },
     /// A write to the MultiCasskop in the local cluster failed.
-    #[error("{what} of MultiCasskop {namespace}/{name} failed: {source}")]
+    #[error("{what} of MultiCasskop {namespace}/{name} failed: {}", brief(.source))]
     Local {
         what: &'static str,
         namespace: String,
@@ -43,6 +43,28 @@ pub enum WriteError {
         #[source]
         source: kube::Error,
     },
+}
+
+/// A kube error in one line: the API server's message and code, not the whole Status dump.
+pub fn brief(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if !s.message.is_empty() => {
+            format!("{} ({} {})", s.message, s.code, s.reason)
+        }
+        other => {
+            // Transport errors hide the cause (connection refused, certificate) in the chain.
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(s) = source {
+                let more = s.to_string();
+                if !text.contains(&more) {
+                    text = format!("{text}: {more}");
+                }
+                source = s.source();
+            }
+            text
+        }
+    }
 }
 
 impl WriteError {
@@ -65,6 +87,8 @@ pub struct ApplyOutcome {
     pub created: bool,
     /// The write changed the object (resourceVersion moved).
     pub changed: bool,
+    /// The write changed `spec` (CassKop will react with a status write).
+    pub spec_changed: bool,
     /// `metadata.generation` before the write (`None`: created).
     pub generation_before: Option<i64>,
     /// `metadata.generation` returned by the write.
@@ -106,6 +130,7 @@ pub async fn apply_cluster(
     Ok(ApplyOutcome {
         created: before.is_none(),
         changed: rv_before.as_deref() != Some(resource_version.as_str()),
+        spec_changed: before.as_ref().map(|o| o.data.get("spec")) != Some(after.data.get("spec")),
         generation_before: before.as_ref().and_then(|o| o.metadata.generation),
         generation: after.metadata.generation.unwrap_or(0),
         resource_version,

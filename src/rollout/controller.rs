@@ -35,7 +35,7 @@ use crate::rollout::plan::{
 };
 use crate::sites::{Site, SiteRegistry, SiteState};
 
-use self::status_fallback::{SiteDetail, Transition, build_status};
+use crate::rollout::status::{self, SiteDetail, Transition, build_status};
 
 /// Longest wait between retries of a blocked or failing MultiCasskop.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -301,7 +301,7 @@ async fn watch_site(
                 Some(Err(watcher::Error::WatchError(s))) if s.code == 410 => {
                     debug!("watch expired (410): re-listing");
                 }
-                Some(Err(e)) => break e.to_string(),
+                Some(Err(e)) => break watch_error(&e),
             }
         };
         let reason = format!(
@@ -314,6 +314,21 @@ async fn watch_site(
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// A watch failure in one line (the API server's message, not a Status dump).
+fn watch_error(e: &watcher::Error) -> String {
+    match e {
+        watcher::Error::InitialListFailed(e) => format!("list failed: {}", apply::brief(e)),
+        watcher::Error::WatchStartFailed(e) => {
+            format!("watch failed to start: {}", apply::brief(e))
+        }
+        watcher::Error::WatchFailed(e) => format!("watch failed: {}", apply::brief(e)),
+        watcher::Error::WatchError(s) => {
+            format!("watch error: {} ({} {})", s.message, s.code, s.reason)
+        }
+        other => other.to_string(),
     }
 }
 
@@ -371,8 +386,14 @@ pub async fn run(
     readiness.set_caches_synced(false);
     let store = controller.store();
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            readiness.set_caches_synced(true);
+        // The store's readiness signal keeps only the latest waiter's waker (the controller's
+        // own), so look again periodically instead of waiting once.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
+                Ok(Ok(())) => break readiness.set_caches_synced(true),
+                Ok(Err(_)) => break,
+                Err(_) => {}
+            }
         }
     });
     info!(namespace = %cfg.namespace, "controller started: watching MultiCasskops");
@@ -424,57 +445,6 @@ struct SiteFacts {
     live: Option<DynamicObject>,
 }
 
-/// The sites taking part, in rollout order, or why the MultiCasskop is invalid.
-/// Order: `spec.siteOrder` if given, else the configured order (local, remotes in flag order).
-pub fn participating_sites(
-    override_sites: &[String],
-    site_order: Option<&[String]>,
-    configured: &[String],
-) -> Result<Vec<String>, String> {
-    let unknown: Vec<&String> = override_sites
-        .iter()
-        .filter(|s| !configured.contains(s))
-        .collect();
-    if !unknown.is_empty() {
-        let list = unknown
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(format!(
-            "override names cluster(s) {list} not configured in this controller (configured: {})",
-            configured.join(", ")
-        ));
-    }
-    match site_order {
-        None => Ok(configured
-            .iter()
-            .filter(|s| override_sites.contains(s))
-            .cloned()
-            .collect()),
-        Some(order) => {
-            let mut seen = Vec::new();
-            for s in order {
-                if seen.contains(s) {
-                    return Err(format!("siteOrder lists site {s} twice"));
-                }
-                if !override_sites.contains(s) {
-                    return Err(format!(
-                        "siteOrder lists site {s}, which override does not name"
-                    ));
-                }
-                seen.push(s.clone());
-            }
-            if let Some(missing) = override_sites.iter().find(|s| !order.contains(s)) {
-                return Err(format!(
-                    "siteOrder does not list site {missing}, which override names"
-                ));
-            }
-            Ok(seen)
-        }
-    }
-}
-
 async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'static str), Error> {
     let name = mc.name_any();
     let ns = mc
@@ -504,16 +474,19 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
     }
 
     let prev = mc.status.clone().unwrap_or_default();
-    let generation = mc.metadata.generation;
+    let generation = mc.metadata.generation.unwrap_or(0);
     let now = jiff::Timestamp::now().to_string();
 
     // Validation: unknown sites and merge errors make the resource invalid; nothing is created.
-    let override_sites: Vec<String> = mc.spec.override_.keys().cloned().collect();
     let configured = ctx.registry.order();
     let mut invalid = None;
     let mut facts = Vec::new();
-    match participating_sites(&override_sites, mc.spec.site_order.as_deref(), &configured) {
-        Err(why) => invalid = Some(why),
+    match plan::site_order(
+        &configured,
+        mc.spec.site_order.as_deref(),
+        &mc.spec.override_,
+    ) {
+        Err(why) => invalid = Some(why.to_string()),
         Ok(sites) => {
             for site in sites {
                 match merge::desired_for_site(
@@ -530,7 +503,7 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
                         live: None,
                     }),
                     Err(e) => {
-                        invalid = Some(format!("site {site}: {e}"));
+                        invalid = Some(e.to_string());
                         break;
                     }
                 }
@@ -539,8 +512,20 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
     }
     if let Some(why) = invalid {
         warn!("invalid MultiCasskop: {why}");
-        let (status, transitions) =
-            build_status(Some(&prev), generation, None, None, &[], Some(&why), &now);
+        let nothing = Plan {
+            action: Action::Converged,
+            verdicts: Vec::new(),
+            deleting,
+        };
+        let (status, transitions) = build_status(
+            Some(&prev),
+            generation,
+            &nothing,
+            &[],
+            &[],
+            Some(&why),
+            &now,
+        );
         finish(mc, &mc_api, ctx, &prev, status, transitions).await?;
         ctx.reset_backoff(&key);
         // A site added to the configuration triggers a reconcile; the resync is a safety net.
@@ -554,23 +539,22 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
         let (access, observed) = observe_site(ctx, &ns, &name, f).await;
         ctx.metrics
             .set_site_reachable(&f.name, matches!(access, SiteAccess::Ok));
-        let applied = prev.sites.iter().find(|s| s.name == f.name).and_then(|s| {
-            match (&s.applied_hash, s.applied_generation) {
-                (Some(hash), Some(generation)) => Some(AppliedMark {
-                    hash: hash.clone(),
-                    generation,
-                }),
-                _ => None,
-            }
-        });
+        let applied = status::applied_mark(Some(&prev), &f.name);
+        let view = f.live.as_ref().map(CassandraClusterView);
         details.push(SiteDetail {
+            site: f.name.clone(),
             namespace: Some(f.desired.namespace.clone()),
-            applied_time: prev
-                .sites
-                .iter()
-                .find(|s| s.name == f.name)
-                .and_then(|s| s.applied_time.clone()),
-            error: None,
+            name: Some(f.desired.name.clone()),
+            phase: view.as_ref().and_then(|v| v.phase()).map(str::to_string),
+            last_cluster_action: view
+                .as_ref()
+                .and_then(|v| v.last_cluster_action())
+                .map(str::to_string),
+            last_cluster_action_status: view
+                .as_ref()
+                .and_then(|v| v.last_cluster_action_status())
+                .map(str::to_string),
+            message: None,
         });
         inputs.push(SiteInput {
             name: f.name.clone(),
@@ -592,6 +576,8 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
     let mut outcome = "waiting";
     let mut requeue = Requeue::requeue(ctx.resync);
     let mut failed = false;
+    let mut new_mark: Option<(String, AppliedMark)> = None;
+    let mut refused = false;
     match &planned.action {
         Action::Apply { site } => {
             let i = index_of(&facts, site);
@@ -606,8 +592,13 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
                     ctx.metrics.write(site, "apply");
                     outcome = "applied";
                     if done.changed {
-                        let mark =
-                            applied_mark(&done, &f.desired.hash, input.sites[i].applied.as_ref());
+                        let mark = AppliedMark::after_write(
+                            f.desired.hash.clone(),
+                            input.sites[i].applied.as_ref(),
+                            done.generation_before,
+                            done.generation,
+                            done.spec_changed,
+                        );
                         info!(
                             site = %site,
                             cassandracluster = %format!("{}/{}", f.desired.namespace, f.desired.name),
@@ -615,8 +606,8 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
                             "{} CassandraCluster",
                             if done.created { "created" } else { "updated" }
                         );
-                        input.sites[i].applied = Some(mark);
-                        details[i].applied_time = Some(now.clone());
+                        input.sites[i].applied = Some(mark.clone());
+                        new_mark = Some((site.clone(), mark));
                         if i > 0
                             && planned.verdicts[..i]
                                 .iter()
@@ -649,7 +640,12 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
                     failed = true;
                     outcome = "site_write_error";
                     warn!("{e}");
-                    details[i].error = Some(e.to_string());
+                    // The site refused us: plan again with that known, so the status says
+                    // Blocked on this site and why, and nothing else moves meanwhile.
+                    input.sites[i].access = SiteAccess::Unavailable {
+                        reason: e.to_string(),
+                    };
+                    refused = true;
                     publish(
                         ctx,
                         mc,
@@ -703,7 +699,12 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
                     failed = true;
                     outcome = "site_write_error";
                     warn!("{e}");
-                    details[i].error = Some(e.to_string());
+                    // The site refused us: plan again with that known, so the status says
+                    // Blocked on this site and why, and nothing else moves meanwhile.
+                    input.sites[i].access = SiteAccess::Unavailable {
+                        reason: e.to_string(),
+                    };
+                    refused = true;
                     publish(
                         ctx,
                         mc,
@@ -740,15 +741,19 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
         }
     }
 
-    let (status, transitions) = build_status(
+    let planned = if refused { plan::plan(&input) } else { planned };
+    let (mut status, transitions) = build_status(
         Some(&prev),
         generation,
-        Some(&planned),
-        Some(&input),
+        &planned,
+        &input.sites,
         &details,
         None,
         &now,
     );
+    if let Some((site, mark)) = &new_mark {
+        status::set_applied(&mut status, site, mark, &now);
+    }
     finish(mc, &mc_api, ctx, &prev, status, transitions).await?;
     if failed {
         requeue = Requeue::requeue(ctx.next_backoff(&key));
@@ -763,32 +768,6 @@ fn index_of(facts: &[SiteFacts], site: &str) -> usize {
         .iter()
         .position(|f| f.name == site)
         .expect("the planner only names sites it was given")
-}
-
-/// The mark to record after a write that changed the object. CassKop's CRD has no status
-/// subresource, so a status it writes later bumps the generation past ours. A write that changed
-/// only metadata does not move the generation: then the previous mark's generation still tells
-/// whether CassKop has caught up (or, without one, the current status already describes the spec).
-pub fn applied_mark(
-    done: &apply::ApplyOutcome,
-    hash: &str,
-    previous: Option<&AppliedMark>,
-) -> AppliedMark {
-    let spec_changed = match done.generation_before {
-        None => true,
-        Some(before) => done.generation > before,
-    };
-    let generation = if spec_changed {
-        done.generation
-    } else {
-        previous
-            .map(|p| p.generation.min(done.generation))
-            .unwrap_or(done.generation - 1)
-    };
-    AppliedMark {
-        hash: hash.to_string(),
-        generation,
-    }
 }
 
 /// Let the site cache show our write before the next reconcile reads it, so it does not act on
@@ -809,30 +788,6 @@ async fn wait_for_cache(ctx: &Context, f: &SiteFacts, resource_version: &str, ge
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     debug!(site = %f.name, "cache did not show our write within {CACHE_CATCH_UP_WAIT:?}");
-}
-
-/// Who owns a CassandraCluster that is not ours, for the status message.
-fn foreign_owner(obj: &DynamicObject) -> String {
-    let labels = obj.labels();
-    if let (Some(n), Some(ns)) = (
-        labels.get(OWNER_NAME_LABEL),
-        labels.get(OWNER_NAMESPACE_LABEL),
-    ) {
-        return format!("MultiCasskop {ns}/{n}");
-    }
-    let managers: Vec<String> = obj
-        .managed_fields()
-        .iter()
-        .filter_map(|m| m.manager.clone())
-        .collect();
-    if managers.is_empty() {
-        "not created by multi-casskop (no owner labels)".to_string()
-    } else {
-        format!(
-            "not created by multi-casskop (no owner labels; written by {})",
-            managers.join(", ")
-        )
-    }
 }
 
 async fn observe_site(
@@ -889,8 +844,11 @@ async fn observe_site(
                     return (
                         SiteAccess::Unavailable {
                             reason: format!(
-                                "site {}: reading CassandraCluster {}/{} failed: {e}",
-                                f.name, f.desired.namespace, f.desired.name
+                                "site {}: reading CassandraCluster {}/{} failed: {}",
+                                f.name,
+                                f.desired.namespace,
+                                f.desired.name,
+                                apply::brief(&e)
                             ),
                         },
                         None,
@@ -902,16 +860,11 @@ async fn observe_site(
     let Some(live) = live else {
         return (SiteAccess::Ok, None);
     };
-    let ownership = if apply::is_owned_by(&live, owner_ns, owner_name) {
-        Ownership::Ours
-    } else {
-        Ownership::Foreign {
-            owner: foreign_owner(&live),
-        }
-    };
+    let ownership =
+        Ownership::from_labels(live.metadata.labels.as_ref(), owner_ns, owner_name, &f.name);
     let live_value = serde_json::to_value(&live).unwrap_or(Value::Null);
     if ownership == Ownership::Ours {
-        preserve_site_owned_fields(&mut f.desired.object, &live_value);
+        merge::preserve_site_owned_fields(&mut f.desired.object, &live_value);
     }
     let view = CassandraClusterView(&live);
     let observed = ObservedCluster {
@@ -940,12 +893,7 @@ async fn finish(
         apply::write_status(api, mc, &status).await?;
     }
     for t in transitions {
-        let kind = if t.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        publish(ctx, mc, kind, &t.reason, "Reconcile", t.message).await;
+        publish(ctx, mc, t.type_, &t.reason, "Reconcile", t.message).await;
     }
     Ok(())
 }
@@ -981,272 +929,6 @@ fn truncate(mut s: String, max: usize) -> String {
         s.truncate(cut);
     }
     s
-}
-
-/// Stand-in until the planner owner's `merge::preserve_site_owned_fields` lands (same shape).
-fn preserve_site_owned_fields(_desired: &mut Value, _live: &Value) {}
-
-/// Status assembly until the planner owner's `rollout::status::build_status` lands (same shape).
-mod status_fallback {
-    use super::*;
-    use crate::api::{Condition, SiteStatus};
-
-    /// Per-site facts the planner does not see.
-    pub struct SiteDetail {
-        pub namespace: Option<String>,
-        pub applied_time: Option<String>,
-        /// A write to this site failed in this reconcile.
-        pub error: Option<String>,
-    }
-
-    /// A change worth a Kubernetes Event.
-    pub struct Transition {
-        pub warning: bool,
-        pub reason: String,
-        pub message: String,
-    }
-
-    fn verdict_text(v: &SiteVerdict) -> (bool, String) {
-        match v {
-            SiteVerdict::Ready => (true, "Running/Done and up to date".to_string()),
-            SiteVerdict::InProgress { reason } => (false, reason.clone()),
-            SiteVerdict::Waiting => (false, "waiting for earlier sites".to_string()),
-            SiteVerdict::Blocked { reason } => (false, reason.clone()),
-            SiteVerdict::Deleted => (false, "deleted".to_string()),
-        }
-    }
-
-    fn condition(
-        prev: &[Condition],
-        type_: &str,
-        status: bool,
-        reason: &str,
-        message: String,
-        generation: Option<i64>,
-        now: &str,
-    ) -> Condition {
-        let status = if status { "True" } else { "False" }.to_string();
-        let last = prev
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| now.to_string());
-        Condition {
-            type_: type_.to_string(),
-            status,
-            reason: reason.to_string(),
-            message,
-            last_transition_time: last,
-            observed_generation: generation,
-        }
-    }
-
-    /// Build the status and the transitions against `prev`.
-    pub fn build_status(
-        prev: Option<&MultiCasskopStatus>,
-        generation: Option<i64>,
-        plan: Option<&Plan>,
-        inputs: Option<&PlanInput>,
-        details: &[SiteDetail],
-        invalid: Option<&str>,
-        now: &str,
-    ) -> (MultiCasskopStatus, Vec<Transition>) {
-        let empty = MultiCasskopStatus::default();
-        let prev = prev.unwrap_or(&empty);
-        let mut st = MultiCasskopStatus {
-            observed_generation: generation,
-            ..Default::default()
-        };
-        let pc = &prev.conditions;
-        if let Some(why) = invalid {
-            st.phase = Some("Invalid".into());
-            st.sites = prev.sites.clone();
-            st.ready_sites = prev.ready_sites.clone();
-            st.conditions = vec![
-                condition(
-                    pc,
-                    "Ready",
-                    false,
-                    "InvalidSpec",
-                    why.to_string(),
-                    generation,
-                    now,
-                ),
-                condition(
-                    pc,
-                    "Progressing",
-                    false,
-                    "InvalidSpec",
-                    why.to_string(),
-                    generation,
-                    now,
-                ),
-                condition(
-                    pc,
-                    "Valid",
-                    false,
-                    "InvalidSpec",
-                    why.to_string(),
-                    generation,
-                    now,
-                ),
-            ];
-        } else if let (Some(plan), Some(inputs)) = (plan, inputs) {
-            let mut ready = 0;
-            for (i, (name, verdict)) in plan.verdicts.iter().enumerate() {
-                let input = &inputs.sites[i];
-                let detail = details.get(i);
-                let (is_ready, mut message) = verdict_text(verdict);
-                if let Some(err) = detail.and_then(|d| d.error.clone()) {
-                    message = err;
-                }
-                if is_ready {
-                    ready += 1;
-                }
-                let old = prev.sites.iter().find(|s| &s.name == name);
-                let obs = input.observed.as_ref();
-                let changed = old.is_none_or(|o| {
-                    o.ready != is_ready || o.message.as_deref() != Some(message.as_str())
-                });
-                st.sites.push(SiteStatus {
-                    name: name.clone(),
-                    namespace: detail.and_then(|d| d.namespace.clone()),
-                    phase: obs.and_then(|o| o.phase.clone()),
-                    last_cluster_action: obs.and_then(|o| o.last_cluster_action.clone()),
-                    last_cluster_action_status: obs
-                        .and_then(|o| o.last_cluster_action_status.clone()),
-                    ready: is_ready,
-                    message: Some(message),
-                    last_transition_time: if changed {
-                        Some(now.to_string())
-                    } else {
-                        old.and_then(|o| o.last_transition_time.clone())
-                    },
-                    applied_hash: input.applied.as_ref().map(|a| a.hash.clone()),
-                    applied_generation: input.applied.as_ref().map(|a| a.generation),
-                    applied_time: detail.and_then(|d| d.applied_time.clone()),
-                });
-            }
-            st.ready_sites = Some(format!("{ready}/{}", plan.verdicts.len()));
-            let (phase, current) = match &plan.action {
-                Action::Converged => ("Running", None),
-                Action::Apply { site } | Action::Wait { site, .. } => {
-                    ("Progressing", Some(site.clone()))
-                }
-                Action::Blocked { site, .. } => ("Blocked", Some(site.clone())),
-                Action::Delete { site } => ("Deleting", Some(site.clone())),
-                Action::ReleaseFinalizer => ("Deleting", None),
-            };
-            st.phase = Some(phase.into());
-            st.current_site = current;
-            let (prog, prog_reason, prog_msg) = match &plan.action {
-                Action::Apply { site } => (true, "Applying", format!("writing site {site}")),
-                Action::Wait { site, reason } => {
-                    (true, "WaitingForSite", format!("site {site}: {reason}"))
-                }
-                Action::Blocked { site, reason } => {
-                    (false, "Blocked", format!("site {site}: {reason}"))
-                }
-                Action::Converged => (
-                    false,
-                    "Converged",
-                    "every site is Running/Done and up to date".into(),
-                ),
-                Action::Delete { site } => (true, "Deleting", format!("deleting site {site}")),
-                Action::ReleaseFinalizer => (true, "Deleting", "releasing the finalizer".into()),
-            };
-            let unreachable: Vec<String> = inputs
-                .sites
-                .iter()
-                .filter_map(|s| match &s.access {
-                    SiteAccess::Unavailable { reason } => Some(format!("{}: {reason}", s.name)),
-                    SiteAccess::NotConfigured => Some(format!("{}: not configured", s.name)),
-                    SiteAccess::Ok => None,
-                })
-                .collect();
-            let converged = plan.action == Action::Converged;
-            st.conditions = vec![
-                condition(
-                    pc,
-                    "Ready",
-                    converged,
-                    if converged {
-                        "AllSitesReady"
-                    } else {
-                        "NotReady"
-                    },
-                    format!(
-                        "{ready}/{} sites Running/Done and up to date",
-                        plan.verdicts.len()
-                    ),
-                    generation,
-                    now,
-                ),
-                condition(
-                    pc,
-                    "Progressing",
-                    prog,
-                    prog_reason,
-                    prog_msg,
-                    generation,
-                    now,
-                ),
-                condition(
-                    pc,
-                    "Valid",
-                    true,
-                    "Valid",
-                    "spec is valid".into(),
-                    generation,
-                    now,
-                ),
-                if unreachable.is_empty() {
-                    condition(
-                        pc,
-                        "SitesReachable",
-                        true,
-                        "AllReachable",
-                        "every site is reachable".into(),
-                        generation,
-                        now,
-                    )
-                } else {
-                    condition(
-                        pc,
-                        "SitesReachable",
-                        false,
-                        "SiteUnreachable",
-                        unreachable.join("; "),
-                        generation,
-                        now,
-                    )
-                },
-            ];
-        }
-        let mut transitions = Vec::new();
-        for c in &st.conditions {
-            let old = prev.conditions.iter().find(|o| o.type_ == c.type_);
-            if old.is_none_or(|o| o.status != c.status || o.reason != c.reason) {
-                let bad = c.status == "False" && c.type_ != "Progressing" && c.type_ != "Ready";
-                transitions.push(Transition {
-                    warning: bad || c.reason == "Blocked",
-                    reason: c.reason.clone(),
-                    message: format!("{} {}: {}", c.type_, c.status, c.message),
-                });
-            }
-        }
-        for s in &st.sites {
-            let old = prev.sites.iter().find(|o| o.name == s.name);
-            if s.ready && old.is_none_or(|o| !o.ready) {
-                transitions.push(Transition {
-                    warning: false,
-                    reason: "SiteReady".into(),
-                    message: format!("site {} is Running/Done", s.name),
-                });
-            }
-        }
-        (st, transitions)
-    }
 }
 
 #[cfg(test)]
@@ -1299,85 +981,5 @@ mod tests {
         assert_eq!(backoff_for(9), Duration::from_secs(256));
         assert_eq!(backoff_for(10), MAX_BACKOFF);
         assert_eq!(backoff_for(u32::MAX), MAX_BACKOFF);
-    }
-
-    fn names(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn sites_follow_configured_order_and_only_overridden_ones_take_part() {
-        let configured = names(&["c1", "c2", "c3"]);
-        assert_eq!(
-            participating_sites(&names(&["c3", "c1"]), None, &configured).unwrap(),
-            names(&["c1", "c3"])
-        );
-    }
-
-    #[test]
-    fn override_naming_an_unconfigured_cluster_is_invalid_and_named() {
-        let err = participating_sites(&names(&["c1", "nowhere"]), None, &names(&["c1", "c2"]))
-            .unwrap_err();
-        assert!(err.contains("nowhere"), "{err}");
-        assert!(err.contains("c1, c2"), "{err}");
-    }
-
-    #[test]
-    fn explicit_site_order_must_list_exactly_the_overridden_sites() {
-        let configured = names(&["c1", "c2", "c3"]);
-        let over = names(&["c1", "c2"]);
-        assert_eq!(
-            participating_sites(&over, Some(&names(&["c2", "c1"])), &configured).unwrap(),
-            names(&["c2", "c1"])
-        );
-        assert!(participating_sites(&over, Some(&names(&["c2"])), &configured).is_err());
-        assert!(
-            participating_sites(&over, Some(&names(&["c2", "c1", "c3"])), &configured).is_err()
-        );
-        assert!(
-            participating_sites(&over, Some(&names(&["c2", "c2", "c1"])), &configured).is_err()
-        );
-    }
-
-    fn outcome(before: Option<i64>, after: i64) -> apply::ApplyOutcome {
-        apply::ApplyOutcome {
-            created: before.is_none(),
-            changed: true,
-            generation_before: before,
-            generation: after,
-            resource_version: "9".into(),
-        }
-    }
-
-    #[test]
-    fn applied_mark_takes_the_new_generation_when_the_spec_changed() {
-        assert_eq!(applied_mark(&outcome(None, 1), "h", None).generation, 1);
-        let prev = AppliedMark {
-            hash: "old".into(),
-            generation: 3,
-        };
-        let m = applied_mark(&outcome(Some(5), 6), "h", Some(&prev));
-        assert_eq!((m.hash.as_str(), m.generation), ("h", 6));
-    }
-
-    #[test]
-    fn metadata_only_write_keeps_the_previous_generation_mark() {
-        let prev = AppliedMark {
-            hash: "old".into(),
-            generation: 3,
-        };
-        assert_eq!(
-            applied_mark(&outcome(Some(5), 5), "h", Some(&prev)).generation,
-            3
-        );
-        // No previous mark: the status as it stands already describes this spec.
-        assert_eq!(applied_mark(&outcome(Some(5), 5), "h", None).generation, 4);
-    }
-
-    #[test]
-    fn foreign_owner_names_the_other_multicasskop_or_the_writers() {
-        let o = cc(&[(OWNER_NAME_LABEL, "other"), (OWNER_NAMESPACE_LABEL, "team")]);
-        assert_eq!(foreign_owner(&o), "MultiCasskop team/other");
-        assert!(foreign_owner(&cc(&[])).contains("not created by multi-casskop"));
     }
 }

@@ -4,3 +4,4 @@ pub mod apply;
 pub mod controller;
 pub mod leader;
 pub mod plan;
+pub mod status;

@@ -1,0 +1,1048 @@
+//! The MultiCasskop status built from a plan (phase, sites, conditions) and the Events to emit
+//! for what changed since the previous status. Pure: the same inputs give the same status.
+
+use kube::runtime::events::EventType;
+
+use crate::api::{Condition, MultiCasskopStatus, SiteStatus};
+use crate::rollout::plan::{
+    Action, AppliedMark, ObservedCluster, Ownership, Plan, SiteAccess, SiteInput, SiteVerdict,
+};
+
+/// What the controller saw of one site's CassandraCluster, for the status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SiteDetail {
+    pub site: String,
+    /// Namespace of the site's CassandraCluster (the desired one).
+    pub namespace: Option<String>,
+    /// Name of the site's CassandraCluster.
+    pub name: Option<String>,
+    pub phase: Option<String>,
+    pub last_cluster_action: Option<String>,
+    pub last_cluster_action_status: Option<String>,
+    /// Anything else worth showing, e.g. why the last write to this site failed.
+    pub message: Option<String>,
+}
+
+/// An Event to emit on the MultiCasskop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub type_: EventType,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Names the site when there is one.
+    pub message: String,
+    /// The site concerned, if any.
+    pub site: Option<String>,
+}
+
+/// Phase values of [`MultiCasskopStatus::phase`].
+pub mod phase {
+    pub const PENDING: &str = "Pending";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const RUNNING: &str = "Running";
+    pub const BLOCKED: &str = "Blocked";
+    pub const INVALID: &str = "Invalid";
+    pub const DELETING: &str = "Deleting";
+}
+
+/// Condition types.
+pub mod condition {
+    pub const READY: &str = "Ready";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const VALID: &str = "Valid";
+    pub const SITES_REACHABLE: &str = "SitesReachable";
+}
+
+/// The applied mark recorded for `site` in a status, for [`SiteInput::applied`].
+pub fn applied_mark(status: Option<&MultiCasskopStatus>, site: &str) -> Option<AppliedMark> {
+    let s = status?.sites.iter().find(|s| s.name == site)?;
+    Some(AppliedMark {
+        hash: s.applied_hash.clone()?,
+        generation: s.applied_generation?,
+    })
+}
+
+/// The last observation of `site` recorded in `status`, as an [`ObservedCluster`], when that
+/// entry says the site was Ready; `None` otherwise.
+///
+/// For a site that is unreachable and in no reflector cache (the controller restarted during
+/// the outage): passed as [`SiteInput::observed`], it tells the planner the site was settled
+/// when last seen and we have not written to it since, so earlier sites may go on. Without it
+/// the planner assumes a site we wrote to may still be in progress and starts nothing else.
+pub fn last_known_observed(
+    status: Option<&MultiCasskopStatus>,
+    site: &str,
+) -> Option<ObservedCluster> {
+    let s = status?.sites.iter().find(|s| s.name == site)?;
+    if !s.ready {
+        return None;
+    }
+    Some(ObservedCluster {
+        ownership: Ownership::Ours,
+        matches_desired: true,
+        // Ready meant: CassKop wrote after our last write.
+        generation: s.applied_generation.map_or(1, |g| g + 1),
+        phase: s.phase.clone(),
+        last_cluster_action: s.last_cluster_action.clone(),
+        last_cluster_action_status: s.last_cluster_action_status.clone(),
+        deleting: false,
+    })
+}
+
+/// Records our write to `site` in `status` (creating the site entry if needed). Call it after
+/// a successful apply, on the status [`build_status`] returned (or on the previous one before
+/// building): `build_status` carries applied marks over unchanged.
+pub fn set_applied(status: &mut MultiCasskopStatus, site: &str, mark: &AppliedMark, now: &str) {
+    let entry = match status.sites.iter().position(|s| s.name == site) {
+        Some(i) => &mut status.sites[i],
+        None => {
+            status.sites.push(SiteStatus {
+                name: site.to_string(),
+                ..SiteStatus::default()
+            });
+            status.sites.last_mut().expect("just pushed")
+        }
+    };
+    entry.applied_hash = Some(mark.hash.clone());
+    entry.applied_generation = Some(mark.generation);
+    entry.applied_time = Some(now.to_string());
+}
+
+fn verdict_state(v: &SiteVerdict) -> &'static str {
+    match v {
+        SiteVerdict::Ready => "Ready",
+        SiteVerdict::InProgress { .. } => "InProgress",
+        SiteVerdict::Waiting => "Waiting",
+        SiteVerdict::Blocked { .. } => "Blocked",
+        SiteVerdict::Deleted => "Deleted",
+    }
+}
+
+fn verdict_message(
+    site: &str,
+    v: &SiteVerdict,
+    input: Option<&SiteInput>,
+    detail: Option<&SiteDetail>,
+    deleting: bool,
+) -> String {
+    match v {
+        SiteVerdict::Ready => match detail
+            .and_then(|d| Some((d.namespace.as_ref()?, d.name.as_ref()?)))
+        {
+            Some((ns, name)) => {
+                format!("site {site}: CassandraCluster {ns}/{name} is Running/Done and up to date")
+            }
+            None => format!("site {site}: Running/Done and up to date"),
+        },
+        SiteVerdict::InProgress { reason } | SiteVerdict::Blocked { reason } => reason.clone(),
+        SiteVerdict::Waiting if deleting => {
+            format!("site {site}: waits until the sites after it are deleted")
+        }
+        SiteVerdict::Waiting => format!("site {site}: waits for the sites before it"),
+        SiteVerdict::Deleted => {
+            let foreign = input
+                .and_then(|i| i.observed.as_ref())
+                .is_some_and(|o| o.ownership != Ownership::Ours);
+            if foreign {
+                format!(
+                    "site {site}: its CassandraCluster was not created by this MultiCasskop: left in place"
+                )
+            } else {
+                format!("site {site}: no CassandraCluster of this MultiCasskop left")
+            }
+        }
+    }
+}
+
+fn condition(
+    prev: &MultiCasskopStatus,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    generation: i64,
+    now: &str,
+) -> Condition {
+    let last_transition_time = prev
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.to_string());
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message,
+        last_transition_time,
+        observed_generation: Some(generation),
+    }
+}
+
+fn action_site(action: &Action) -> Option<&str> {
+    match action {
+        Action::Apply { site }
+        | Action::Wait { site, .. }
+        | Action::Blocked { site, .. }
+        | Action::Delete { site } => Some(site),
+        Action::Converged | Action::ReleaseFinalizer => None,
+    }
+}
+
+/// Builds the status for `plan` and lists the Events for what changed since `prev`.
+///
+/// - `generation`: the MultiCasskop's `metadata.generation` (observedGeneration);
+/// - `inputs`: what the plan was computed from (site reachability goes to SitesReachable);
+/// - `observed_details`: one per site whose CassandraCluster was looked at. Sites not reachable
+///   keep their last known namespace/phase/action from `prev`;
+/// - `invalid`: `Some(message)` when the spec cannot be turned into sites (the plan is then
+///   usually empty: the site entries of `prev` are kept, applied marks included);
+/// - `now`: RFC 3339 time, used only where something changed (lastTransitionTime).
+///
+/// Applied marks are carried over from `prev`; record new writes with [`set_applied`].
+pub fn build_status(
+    prev: Option<&MultiCasskopStatus>,
+    generation: i64,
+    plan: &Plan,
+    inputs: &[SiteInput],
+    observed_details: &[SiteDetail],
+    invalid: Option<&str>,
+    now: &str,
+) -> (MultiCasskopStatus, Vec<Transition>) {
+    let empty = MultiCasskopStatus::default();
+    let first_status = prev.is_none();
+    let prev = prev.unwrap_or(&empty);
+    let mut events = Vec::new();
+
+    // Sites.
+    let keep_prev_sites = invalid.is_some() && plan.verdicts.is_empty();
+    let sites: Vec<SiteStatus> = if keep_prev_sites {
+        prev.sites.clone()
+    } else {
+        plan.verdicts
+            .iter()
+            .map(|(name, verdict)| {
+                let before = prev.sites.iter().find(|s| &s.name == name);
+                let input = inputs.iter().find(|i| &i.name == name);
+                let reachable = input.is_some_and(|i| i.access == SiteAccess::Ok);
+                let detail = observed_details.iter().find(|d| &d.site == name);
+                let state = verdict_state(verdict);
+                let mut message = verdict_message(name, verdict, input, detail, plan.deleting);
+                if let Some(extra) = detail.and_then(|d| d.message.as_deref()) {
+                    message = format!("{message}; {extra}");
+                }
+                let (namespace, phase, action, action_status) = match (reachable, detail, before) {
+                    (true, Some(d), _) => (
+                        d.namespace.clone(),
+                        d.phase.clone(),
+                        d.last_cluster_action.clone(),
+                        d.last_cluster_action_status.clone(),
+                    ),
+                    (true, None, _) => (None, None, None, None),
+                    (false, d, Some(b)) => (
+                        d.and_then(|d| d.namespace.clone())
+                            .or_else(|| b.namespace.clone()),
+                        b.phase.clone(),
+                        b.last_cluster_action.clone(),
+                        b.last_cluster_action_status.clone(),
+                    ),
+                    (false, d, None) => (d.and_then(|d| d.namespace.clone()), None, None, None),
+                };
+                let last_transition_time = match before {
+                    Some(b) if b.state.as_deref() == Some(state) => b
+                        .last_transition_time
+                        .clone()
+                        .or_else(|| Some(now.to_string())),
+                    _ => Some(now.to_string()),
+                };
+                // Events: a site changing state, or a new reason to be blocked.
+                let prev_state = before.and_then(|b| b.state.as_deref());
+                let changed = prev_state != Some(state);
+                let new_block =
+                    state == "Blocked" && before.and_then(|b| b.message.as_ref()) != Some(&message);
+                // Waiting is not news: the site in progress has its own event.
+                let event = match verdict {
+                    SiteVerdict::Ready => Some((EventType::Normal, "SiteReady")),
+                    SiteVerdict::InProgress { .. } if plan.deleting => {
+                        Some((EventType::Normal, "SiteDeleting"))
+                    }
+                    SiteVerdict::InProgress { .. } => Some((EventType::Normal, "SiteInProgress")),
+                    SiteVerdict::Blocked { .. } => Some((EventType::Warning, "SiteBlocked")),
+                    SiteVerdict::Deleted => Some((EventType::Normal, "SiteDeleted")),
+                    SiteVerdict::Waiting => None,
+                };
+                if let Some((type_, reason)) = event
+                    && (changed || new_block)
+                {
+                    events.push(Transition {
+                        type_,
+                        reason: reason.to_string(),
+                        message: message.clone(),
+                        site: Some(name.clone()),
+                    });
+                }
+                SiteStatus {
+                    name: name.clone(),
+                    namespace,
+                    phase,
+                    last_cluster_action: action,
+                    last_cluster_action_status: action_status,
+                    ready: matches!(verdict, SiteVerdict::Ready),
+                    state: Some(state.to_string()),
+                    message: Some(message),
+                    last_transition_time,
+                    applied_hash: before.and_then(|b| b.applied_hash.clone()),
+                    applied_generation: before.and_then(|b| b.applied_generation),
+                    applied_time: before.and_then(|b| b.applied_time.clone()),
+                }
+            })
+            .collect()
+    };
+    let n = sites.len();
+    let ready_count = sites.iter().filter(|s| s.ready).count();
+    let ready_sites = format!("{ready_count}/{n}");
+    let names = sites
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let site_message = |site: &str| {
+        sites
+            .iter()
+            .find(|s| s.name == site)
+            .and_then(|s| s.message.clone())
+            .unwrap_or_default()
+    };
+
+    // Overall phase and the site in progress.
+    let no_sites = plan.verdicts.is_empty();
+    let phase = if invalid.is_some() {
+        phase::INVALID
+    } else if plan.deleting {
+        phase::DELETING
+    } else if no_sites {
+        phase::PENDING
+    } else {
+        match plan.action {
+            Action::Converged => phase::RUNNING,
+            Action::Apply { .. } | Action::Wait { .. } => phase::PROGRESSING,
+            Action::Blocked { .. } => phase::BLOCKED,
+            Action::Delete { .. } | Action::ReleaseFinalizer => phase::DELETING,
+        }
+    };
+    let current_site = if invalid.is_some() {
+        None
+    } else {
+        action_site(&plan.action).map(str::to_string)
+    };
+    let action_message = match &plan.action {
+        Action::Apply { site } | Action::Delete { site } => site_message(site),
+        Action::Wait { reason, .. } | Action::Blocked { reason, .. } => reason.clone(),
+        Action::Converged | Action::ReleaseFinalizer => String::new(),
+    };
+
+    // Conditions.
+    let c = |type_: &str, status: &str, reason: &str, message: String| {
+        condition(prev, type_, status, reason, message, generation, now)
+    };
+    let valid = match invalid {
+        Some(msg) => c(condition::VALID, "False", "InvalidSpec", msg.to_string()),
+        None if no_sites => c(
+            condition::VALID,
+            "True",
+            "NoSites",
+            "spec.override names no site: nothing to create".into(),
+        ),
+        None => c(
+            condition::VALID,
+            "True",
+            "SpecValid",
+            format!("{n} site(s) take part, in this order: {names}"),
+        ),
+    };
+    let deleted_all = plan
+        .verdicts
+        .iter()
+        .all(|(_, v)| *v == SiteVerdict::Deleted);
+    let (ready, progressing) = if let Some(msg) = invalid {
+        (
+            c(
+                condition::READY,
+                "False",
+                "InvalidSpec",
+                format!("the spec is invalid: {msg}"),
+            ),
+            c(
+                condition::PROGRESSING,
+                "False",
+                "InvalidSpec",
+                "nothing is created or changed while the spec is invalid".into(),
+            ),
+        )
+    } else if plan.deleting {
+        let ready = c(
+            condition::READY,
+            "False",
+            "Deleting",
+            "the MultiCasskop is being deleted".into(),
+        );
+        let progressing = match &plan.action {
+            Action::Delete { .. } | Action::Wait { .. } => c(
+                condition::PROGRESSING,
+                "True",
+                "Deleting",
+                action_message.clone(),
+            ),
+            Action::Blocked { .. } => c(
+                condition::PROGRESSING,
+                "False",
+                "DeletionBlocked",
+                action_message.clone(),
+            ),
+            _ if deleted_all => c(
+                condition::PROGRESSING,
+                "False",
+                "Deleted",
+                "every CassandraCluster of this MultiCasskop is gone".into(),
+            ),
+            _ => c(
+                condition::PROGRESSING,
+                "False",
+                "LeftInPlace",
+                "deleteCassandraCluster is not true: the CassandraClusters stay".into(),
+            ),
+        };
+        (ready, progressing)
+    } else if no_sites {
+        (
+            c(
+                condition::READY,
+                "False",
+                "NoSites",
+                "spec.override names no site".into(),
+            ),
+            c(
+                condition::PROGRESSING,
+                "False",
+                "NoSites",
+                "nothing to roll out".into(),
+            ),
+        )
+    } else {
+        match &plan.action {
+            Action::Converged => (
+                c(
+                    condition::READY,
+                    "True",
+                    "AllSitesReady",
+                    format!("all {n} site(s) are Running and up to date: {names}"),
+                ),
+                c(
+                    condition::PROGRESSING,
+                    "False",
+                    "RolloutComplete",
+                    format!("every site is up to date ({ready_sites})"),
+                ),
+            ),
+            Action::Blocked { .. } => (
+                c(
+                    condition::READY,
+                    "False",
+                    "RolloutBlocked",
+                    format!("{ready_sites} sites ready; {action_message}"),
+                ),
+                c(
+                    condition::PROGRESSING,
+                    "False",
+                    "RolloutBlocked",
+                    action_message.clone(),
+                ),
+            ),
+            _ => (
+                c(
+                    condition::READY,
+                    "False",
+                    "RolloutInProgress",
+                    format!("{ready_sites} sites ready; {action_message}"),
+                ),
+                c(
+                    condition::PROGRESSING,
+                    "True",
+                    "SiteInProgress",
+                    action_message.clone(),
+                ),
+            ),
+        }
+    };
+    let unreachable: Vec<String> = inputs
+        .iter()
+        .filter_map(|i| match &i.access {
+            SiteAccess::Ok => None,
+            SiteAccess::Unavailable { reason } => Some(format!("site {}: {reason}", i.name)),
+            SiteAccess::NotConfigured => Some(format!("site {}: not a configured cluster", i.name)),
+        })
+        .collect();
+    let reachable = if inputs.is_empty() {
+        c(
+            condition::SITES_REACHABLE,
+            "Unknown",
+            if invalid.is_some() {
+                "InvalidSpec"
+            } else {
+                "NoSites"
+            },
+            "no site to reach".into(),
+        )
+    } else if unreachable.is_empty() {
+        c(
+            condition::SITES_REACHABLE,
+            "True",
+            "AllSitesReachable",
+            format!("all {} site(s) reachable", inputs.len()),
+        )
+    } else {
+        let any_unavailable = inputs
+            .iter()
+            .any(|i| matches!(i.access, SiteAccess::Unavailable { .. }));
+        c(
+            condition::SITES_REACHABLE,
+            "False",
+            if any_unavailable {
+                "SitesUnreachable"
+            } else {
+                "SitesNotConfigured"
+            },
+            unreachable.join("; "),
+        )
+    };
+
+    // Overall events (before the per-site ones, already collected, in site order).
+    let mut overall = Vec::new();
+    let prev_phase = prev.phase.as_deref();
+    let prev_valid_msg = prev
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition::VALID)
+        .map(|c| c.message.as_str());
+    if let Some(msg) = invalid
+        && (prev_phase != Some(phase::INVALID) || prev_valid_msg != Some(msg))
+    {
+        overall.push(Transition {
+            type_: EventType::Warning,
+            reason: "InvalidSpec".into(),
+            message: msg.to_string(),
+            site: None,
+        });
+    }
+    if prev_phase != Some(phase) {
+        let event = match phase {
+            phase::RUNNING => Some((
+                EventType::Normal,
+                "RolloutComplete",
+                format!("all {n} site(s) are Running and up to date: {names}"),
+            )),
+            phase::PROGRESSING if !first_status && prev_phase != Some(phase::PENDING) => Some((
+                EventType::Normal,
+                "RolloutProgressing",
+                action_message.clone(),
+            )),
+            phase::DELETING => Some((
+                EventType::Normal,
+                "Deleting",
+                "the MultiCasskop is being deleted".to_string(),
+            )),
+            // Invalid: the InvalidSpec event above says it; Blocked: the site's event says why.
+            _ => None,
+        };
+        if let Some((type_, reason, message)) = event {
+            overall.push(Transition {
+                type_,
+                reason: reason.into(),
+                message,
+                site: None,
+            });
+        }
+    }
+    let was_unreachable = prev
+        .conditions
+        .iter()
+        .any(|c| c.type_ == condition::SITES_REACHABLE && c.status == "False");
+    if was_unreachable && reachable.status == "True" {
+        overall.push(Transition {
+            type_: EventType::Normal,
+            reason: "SitesReachable".into(),
+            message: reachable.message.clone(),
+            site: None,
+        });
+    }
+    if plan.action == Action::ReleaseFinalizer && plan.deleting {
+        // Emitted on every call that releases: the controller removes the finalizer right after.
+        overall.push(Transition {
+            type_: EventType::Normal,
+            reason: "FinalizerReleased".into(),
+            message: progressing.message.clone(),
+            site: None,
+        });
+    }
+    overall.extend(events);
+
+    let status = MultiCasskopStatus {
+        phase: Some(phase.to_string()),
+        current_site,
+        ready_sites: Some(ready_sites),
+        observed_generation: Some(generation),
+        sites,
+        conditions: vec![ready, progressing, valid, reachable],
+    };
+    (status, overall)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::plan::{PlanInput, plan};
+
+    const T0: &str = "2026-01-01T00:00:00Z";
+    const T1: &str = "2026-01-01T00:01:00Z";
+    const T2: &str = "2026-01-01T00:02:00Z";
+
+    fn observed(gen_: i64, phase: &str, status: &str) -> ObservedCluster {
+        ObservedCluster {
+            ownership: Ownership::Ours,
+            matches_desired: true,
+            generation: gen_,
+            phase: Some(phase.into()),
+            last_cluster_action: Some("Initializing".into()),
+            last_cluster_action_status: Some(status.into()),
+            deleting: false,
+        }
+    }
+
+    fn input(name: &str, observed: Option<ObservedCluster>, applied: Option<i64>) -> SiteInput {
+        SiteInput {
+            name: name.into(),
+            desired_hash: "h1".into(),
+            access: SiteAccess::Ok,
+            observed,
+            applied: applied.map(|g| AppliedMark {
+                hash: "h1".into(),
+                generation: g,
+            }),
+        }
+    }
+
+    fn details(inputs: &[SiteInput]) -> Vec<SiteDetail> {
+        inputs
+            .iter()
+            .filter(|i| i.access == SiteAccess::Ok)
+            .map(|i| SiteDetail {
+                site: i.name.clone(),
+                namespace: Some("cassandra".into()),
+                name: Some("cassandra-demo".into()),
+                phase: i.observed.as_ref().and_then(|o| o.phase.clone()),
+                last_cluster_action: i
+                    .observed
+                    .as_ref()
+                    .and_then(|o| o.last_cluster_action.clone()),
+                last_cluster_action_status: i
+                    .observed
+                    .as_ref()
+                    .and_then(|o| o.last_cluster_action_status.clone()),
+                message: None,
+            })
+            .collect()
+    }
+
+    fn build(
+        prev: Option<&MultiCasskopStatus>,
+        inputs: Vec<SiteInput>,
+        now: &str,
+    ) -> (MultiCasskopStatus, Vec<Transition>) {
+        let p = plan(&PlanInput {
+            sites: inputs.clone(),
+            deleting: false,
+            delete_cassandra_cluster: false,
+        });
+        build_status(prev, 3, &p, &inputs, &details(&inputs), None, now)
+    }
+
+    fn cond<'a>(s: &'a MultiCasskopStatus, t: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    fn reasons(events: &[Transition]) -> Vec<&str> {
+        events.iter().map(|e| e.reason.as_str()).collect()
+    }
+
+    #[test]
+    fn first_site_being_created() {
+        let (s, events) = build(
+            None,
+            vec![input("a", None, None), input("b", None, None)],
+            T0,
+        );
+        assert_eq!(s.phase.as_deref(), Some("Progressing"));
+        assert_eq!(s.current_site.as_deref(), Some("a"));
+        assert_eq!(s.ready_sites.as_deref(), Some("0/2"));
+        assert_eq!(s.observed_generation, Some(3));
+        assert_eq!(s.sites[0].state.as_deref(), Some("InProgress"));
+        assert_eq!(s.sites[1].state.as_deref(), Some("Waiting"));
+        let ready = cond(&s, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "RolloutInProgress")
+        );
+        assert!(ready.message.contains("site a"), "{}", ready.message);
+        assert_eq!(cond(&s, "Progressing").status, "True");
+        assert_eq!(cond(&s, "Valid").status, "True");
+        assert!(cond(&s, "Valid").message.contains("a, b"));
+        assert_eq!(cond(&s, "SitesReachable").status, "True");
+        assert_eq!(reasons(&events), ["SiteInProgress"]);
+        assert_eq!(events[0].site.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn unchanged_inputs_give_an_identical_status_and_no_events() {
+        let inputs = vec![
+            input("a", Some(observed(4, "Running", "Done")), Some(2)),
+            input("b", None, None),
+        ];
+        let (s1, _) = build(None, inputs.clone(), T0);
+        let (s2, events) = build(Some(&s1), inputs, T1);
+        assert_eq!(s1, s2);
+        assert!(events.is_empty(), "{events:?}");
+    }
+
+    #[test]
+    fn transition_times_move_only_when_status_flips() {
+        let creating = vec![input("a", None, None)];
+        let (s1, _) = build(None, creating, T0);
+        // a still in progress (stale window), later: nothing flips.
+        let stale = vec![input("a", Some(observed(1, "Running", "Done")), Some(1))];
+        let (s2, _) = build(Some(&s1), stale, T1);
+        assert_eq!(cond(&s2, "Ready").last_transition_time, T0);
+        assert_eq!(s2.sites[0].last_transition_time.as_deref(), Some(T0));
+        // a Ready: Ready flips, the site's state too.
+        let done = vec![input("a", Some(observed(3, "Running", "Done")), Some(1))];
+        let (s3, events) = build(Some(&s2), done, T2);
+        assert_eq!(s3.phase.as_deref(), Some("Running"));
+        assert_eq!(s3.current_site, None);
+        assert_eq!(s3.ready_sites.as_deref(), Some("1/1"));
+        let ready = cond(&s3, "Ready");
+        assert_eq!(
+            (
+                ready.status.as_str(),
+                ready.reason.as_str(),
+                ready.last_transition_time.as_str()
+            ),
+            ("True", "AllSitesReady", T2)
+        );
+        assert_eq!(cond(&s3, "Valid").last_transition_time, T0);
+        assert_eq!(s3.sites[0].last_transition_time.as_deref(), Some(T2));
+        assert!(s3.sites[0].ready);
+        assert_eq!(reasons(&events), ["RolloutComplete", "SiteReady"]);
+        assert!(
+            events[1].message.contains("cassandra/cassandra-demo"),
+            "{}",
+            events[1].message
+        );
+    }
+
+    #[test]
+    fn events_tell_the_rollout_story() {
+        let ready = |n: &str| input(n, Some(observed(4, "Running", "Done")), Some(2));
+        let outdated = |n: &str| {
+            let mut i = ready(n);
+            i.desired_hash = "h2".into();
+            i.observed.as_mut().unwrap().matches_desired = false;
+            i
+        };
+        let story = [
+            (
+                vec![input("a", None, None), input("b", None, None)],
+                vec![("SiteInProgress", Some("a"))],
+            ),
+            (
+                vec![ready("a"), input("b", None, None)],
+                vec![("SiteReady", Some("a")), ("SiteInProgress", Some("b"))],
+            ),
+            (
+                vec![ready("a"), ready("b")],
+                vec![("RolloutComplete", None), ("SiteReady", Some("b"))],
+            ),
+            (vec![ready("a"), ready("b")], vec![]),
+            (
+                vec![outdated("a"), outdated("b")],
+                vec![("RolloutProgressing", None), ("SiteInProgress", Some("a"))],
+            ),
+        ];
+        let mut prev: Option<MultiCasskopStatus> = None;
+        for (step, (inputs, expected)) in story.into_iter().enumerate() {
+            let (s, events) = build(prev.as_ref(), inputs, T0);
+            let got: Vec<(&str, Option<&str>)> = events
+                .iter()
+                .map(|e| (e.reason.as_str(), e.site.as_deref()))
+                .collect();
+            assert_eq!(got, expected, "step {step}: {events:?}");
+            assert!(events.iter().all(|e| e.type_ == EventType::Normal));
+            prev = Some(s);
+        }
+    }
+
+    #[test]
+    fn applied_marks_are_kept_and_set() {
+        let (mut s, _) = build(None, vec![input("a", None, None)], T0);
+        assert_eq!(applied_mark(Some(&s), "a"), None);
+        let mark = AppliedMark {
+            hash: "h1".into(),
+            generation: 1,
+        };
+        set_applied(&mut s, "a", &mark, T0);
+        assert_eq!(applied_mark(Some(&s), "a"), Some(mark.clone()));
+        let (s2, _) = build(
+            Some(&s),
+            vec![input("a", Some(observed(1, "Running", "Done")), Some(1))],
+            T1,
+        );
+        assert_eq!(applied_mark(Some(&s2), "a"), Some(mark));
+        assert_eq!(s2.sites[0].applied_time.as_deref(), Some(T0));
+        // A site not yet in the status gets an entry.
+        set_applied(
+            &mut s,
+            "z",
+            &AppliedMark {
+                hash: "x".into(),
+                generation: 9,
+            },
+            T1,
+        );
+        assert_eq!(applied_mark(Some(&s), "z").unwrap().generation, 9);
+    }
+
+    #[test]
+    fn unreachable_site_keeps_last_known_state_and_says_why() {
+        let inputs = vec![
+            input("a", Some(observed(4, "Running", "Done")), Some(2)),
+            input("b", Some(observed(4, "Running", "Done")), Some(2)),
+        ];
+        let (s1, _) = build(None, inputs.clone(), T0);
+        let mut down = inputs;
+        down[1].access = SiteAccess::Unavailable {
+            reason: "401 Unauthorized from https://b:6443".into(),
+        };
+        down[1].observed = None;
+        let (s2, events) = build(Some(&s1), down, T1);
+        assert_eq!(s2.phase.as_deref(), Some("Blocked"));
+        assert_eq!(s2.current_site.as_deref(), Some("b"));
+        assert_eq!(
+            s2.sites[1].phase.as_deref(),
+            Some("Running"),
+            "last known phase kept"
+        );
+        assert_eq!(s2.sites[1].namespace.as_deref(), Some("cassandra"));
+        assert!(s2.sites[1].message.as_deref().unwrap().contains("401"));
+        let r = cond(&s2, "SitesReachable");
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", "SitesUnreachable")
+        );
+        assert!(r.message.contains("site b: 401"), "{}", r.message);
+        assert_eq!(cond(&s2, "Ready").reason, "RolloutBlocked");
+        assert!(
+            events.iter().any(|e| e.type_ == EventType::Warning
+                && e.reason == "SiteBlocked"
+                && e.site.as_deref() == Some("b")),
+            "{events:?}"
+        );
+        // Back.
+        let (s3, events) = build(
+            Some(&s2),
+            {
+                let mut v = vec![input("a", Some(observed(4, "Running", "Done")), Some(2))];
+                v.push(input("b", Some(observed(4, "Running", "Done")), Some(2)));
+                v
+            },
+            T2,
+        );
+        assert_eq!(cond(&s3, "SitesReachable").status, "True");
+        assert!(reasons(&events).contains(&"SitesReachable"), "{events:?}");
+    }
+
+    #[test]
+    fn last_known_ready_site_lets_earlier_sites_go_on_after_a_restart() {
+        let ready_b = vec![
+            input("a", Some(observed(4, "Running", "Done")), Some(2)),
+            input("b", Some(observed(4, "Running", "Done")), Some(2)),
+        ];
+        let (s, _) = build(None, ready_b, T0);
+        // Base edited while b is down and the controller restarted (no cache for b).
+        let mut a = input("a", Some(observed(4, "Running", "Done")), Some(2));
+        a.desired_hash = "h2".into();
+        a.observed.as_mut().unwrap().matches_desired = false;
+        let mut b = input("b", None, Some(2));
+        b.desired_hash = "h2".into();
+        b.access = SiteAccess::Unavailable {
+            reason: "timeout".into(),
+        };
+        let conservative = plan(&PlanInput {
+            sites: vec![a.clone(), b.clone()],
+            deleting: false,
+            delete_cassandra_cluster: false,
+        });
+        assert!(
+            matches!(&conservative.action, Action::Blocked { site, .. } if site == "b"),
+            "{:?}",
+            conservative.action
+        );
+        b.observed = last_known_observed(Some(&s), "b");
+        assert!(b.observed.is_some());
+        let p = plan(&PlanInput {
+            sites: vec![a, b],
+            deleting: false,
+            delete_cassandra_cluster: false,
+        });
+        assert_eq!(p.action, Action::Apply { site: "a".into() });
+        // A site not Ready when last seen gives nothing.
+        let (s, _) = build(None, vec![input("a", None, None)], T0);
+        assert_eq!(last_known_observed(Some(&s), "a"), None);
+        assert_eq!(last_known_observed(None, "a"), None);
+    }
+
+    #[test]
+    fn invalid_spec_keeps_sites_and_marks() {
+        let mut prev = MultiCasskopStatus::default();
+        set_applied(
+            &mut prev,
+            "a",
+            &AppliedMark {
+                hash: "h1".into(),
+                generation: 2,
+            },
+            T0,
+        );
+        prev.sites[0].ready = true;
+        let empty = Plan {
+            action: Action::Converged,
+            verdicts: vec![],
+            deleting: false,
+        };
+        let msg =
+            "spec.override names site typo, which is not a configured cluster (configured: a)";
+        let (s, events) = build_status(Some(&prev), 4, &empty, &[], &[], Some(msg), T1);
+        assert_eq!(s.phase.as_deref(), Some("Invalid"));
+        assert_eq!(s.sites, prev.sites);
+        assert_eq!(s.ready_sites.as_deref(), Some("1/1"));
+        let v = cond(&s, "Valid");
+        assert_eq!(
+            (v.status.as_str(), v.reason.as_str(), v.message.as_str()),
+            ("False", "InvalidSpec", msg)
+        );
+        assert_eq!(cond(&s, "Ready").status, "False");
+        assert_eq!(cond(&s, "SitesReachable").status, "Unknown");
+        assert_eq!(reasons(&events), ["InvalidSpec"]);
+        assert_eq!(events[0].type_, EventType::Warning);
+        // The same invalid spec again: no new event.
+        let (_, events) = build_status(Some(&s), 4, &empty, &[], &[], Some(msg), T2);
+        assert!(events.is_empty());
+    }
+
+    #[test]
+    fn deletion_phases_and_events() {
+        let inputs = vec![
+            input("a", Some(observed(4, "Running", "Done")), Some(2)),
+            input("b", None, None),
+        ];
+        let (s0, _) = build(None, inputs.clone(), T0);
+        let p = plan(&PlanInput {
+            sites: inputs.clone(),
+            deleting: true,
+            delete_cassandra_cluster: true,
+        });
+        let (s1, events) = build_status(Some(&s0), 3, &p, &inputs, &details(&inputs), None, T1);
+        assert_eq!(s1.phase.as_deref(), Some("Deleting"));
+        assert_eq!(s1.current_site.as_deref(), Some("a"));
+        assert_eq!(cond(&s1, "Progressing").reason, "Deleting");
+        assert!(reasons(&events).contains(&"Deleting"));
+        assert!(
+            events
+                .iter()
+                .any(|e| e.reason == "SiteDeleting" && e.site.as_deref() == Some("a")),
+            "{events:?}"
+        );
+        let gone = vec![input("a", None, Some(2)), input("b", None, None)];
+        let p = plan(&PlanInput {
+            sites: gone.clone(),
+            deleting: true,
+            delete_cassandra_cluster: true,
+        });
+        let (s2, events) = build_status(Some(&s1), 3, &p, &gone, &details(&gone), None, T2);
+        assert_eq!(cond(&s2, "Progressing").reason, "Deleted");
+        assert!(reasons(&events).contains(&"FinalizerReleased"));
+        assert!(reasons(&events).contains(&"SiteDeleted"));
+        // Without deleteCassandraCluster: left in place.
+        let p = plan(&PlanInput {
+            sites: inputs.clone(),
+            deleting: true,
+            delete_cassandra_cluster: false,
+        });
+        let (s3, _) = build_status(Some(&s0), 3, &p, &inputs, &details(&inputs), None, T1);
+        assert_eq!(cond(&s3, "Progressing").reason, "LeftInPlace");
+    }
+
+    #[test]
+    fn foreign_site_is_blocked_with_a_warning() {
+        let mut b = input("b", Some(observed(4, "Running", "Done")), None);
+        b.observed.as_mut().unwrap().ownership = Ownership::Foreign {
+            owner: "its labels name MultiCasskop x/y".into(),
+        };
+        let inputs = vec![input("a", Some(observed(4, "Running", "Done")), Some(2)), b];
+        let (s, events) = build(None, inputs, T0);
+        assert_eq!(s.phase.as_deref(), Some("Blocked"));
+        assert!(
+            s.sites[1]
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("refusing to take it over")
+        );
+        assert!(
+            cond(&s, "Ready").message.contains("1/2 sites ready"),
+            "{}",
+            cond(&s, "Ready").message
+        );
+        let w: Vec<_> = events
+            .iter()
+            .filter(|e| e.type_ == EventType::Warning)
+            .collect();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].message.contains("site b"));
+    }
+
+    #[test]
+    fn detail_message_is_appended() {
+        let inputs = vec![input("a", None, None)];
+        let p = plan(&PlanInput {
+            sites: inputs.clone(),
+            deleting: false,
+            delete_cassandra_cluster: false,
+        });
+        let mut d = details(&inputs);
+        d[0].message = Some("apply failed: 403 Forbidden".into());
+        let (s, _) = build_status(None, 1, &p, &inputs, &d, None, T0);
+        let m = s.sites[0].message.as_deref().unwrap();
+        assert!(m.contains("creating") && m.contains("403 Forbidden"), "{m}");
+    }
+
+    #[test]
+    fn no_sites_is_pending() {
+        let p = plan(&PlanInput {
+            sites: vec![],
+            deleting: false,
+            delete_cassandra_cluster: false,
+        });
+        let (s, _) = build_status(None, 1, &p, &[], &[], None, T0);
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        assert_eq!(s.ready_sites.as_deref(), Some("0/0"));
+        assert_eq!(cond(&s, "Ready").reason, "NoSites");
+    }
+}

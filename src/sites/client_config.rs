@@ -1,0 +1,101 @@
+//! k8ssandra `ClientConfig` (config.k8ssandra.io/v1beta1): a remote site defined by an object.
+
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+
+/// API group of k8ssandra's ClientConfig.
+pub const GROUP: &str = "config.k8ssandra.io";
+/// API version of k8ssandra's ClientConfig.
+pub const VERSION: &str = "v1beta1";
+
+/// config.k8ssandra.io/v1beta1 ClientConfig, namespaced.
+pub fn client_config_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(GROUP, VERSION, "ClientConfig"),
+        "clientconfigs",
+    )
+}
+
+/// What a ClientConfig says: the site `name` uses Secret `secret` (key `kubeconfig`), context
+/// `context` (default: the ClientConfig's name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientConfigRef {
+    /// The ClientConfig's (and the site's) name.
+    pub name: String,
+    /// `spec.kubeConfigSecret.name`; `Err` holds why the object is unusable.
+    pub secret: Result<String, String>,
+    /// `spec.contextName`, else the ClientConfig's name.
+    pub context: String,
+}
+
+impl ClientConfigRef {
+    /// Reads the fields we use from a ClientConfig object.
+    pub fn from_object(obj: &DynamicObject) -> Option<Self> {
+        let name = obj.metadata.name.clone()?;
+        let ns = obj.metadata.namespace.clone().unwrap_or_default();
+        let spec = obj.data.get("spec");
+        let secret = spec
+            .and_then(|s| s.get("kubeConfigSecret"))
+            .and_then(|s| s.get("name"))
+            .and_then(|s| s.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| format!("ClientConfig {ns}/{name} has no spec.kubeConfigSecret.name"));
+        let context = spec
+            .and_then(|s| s.get("contextName"))
+            .and_then(|s| s.as_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&name)
+            .to_string();
+        Some(Self {
+            name,
+            secret,
+            context,
+        })
+    }
+
+    /// The ClientConfig object `register --client-config` creates.
+    pub fn manifest(name: &str, namespace: &str, secret: &str, context: &str) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": format!("{GROUP}/{VERSION}"),
+            "kind": "ClientConfig",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"kubeConfigSecret": {"name": secret}, "contextName": context},
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn context_defaults_to_the_client_config_name() {
+        let c = ClientConfigRef::from_object(&obj(serde_json::json!({
+            "apiVersion": "config.k8ssandra.io/v1beta1", "kind": "ClientConfig",
+            "metadata": {"name": "k8s-cluster3", "namespace": "cassandra"},
+            "spec": {"kubeConfigSecret": {"name": "k8s-cluster3-config"}}
+        })))
+        .unwrap();
+        assert_eq!(c.secret, Ok("k8s-cluster3-config".to_string()));
+        assert_eq!(c.context, "k8s-cluster3");
+    }
+
+    #[test]
+    fn missing_secret_reference_is_reported() {
+        let c = ClientConfigRef::from_object(&obj(serde_json::json!({
+            "apiVersion": "config.k8ssandra.io/v1beta1", "kind": "ClientConfig",
+            "metadata": {"name": "dc3", "namespace": "cassandra"},
+            "spec": {"contextName": "ctx3"}
+        })))
+        .unwrap();
+        assert_eq!(c.context, "ctx3");
+        assert_eq!(
+            c.secret,
+            Err("ClientConfig cassandra/dc3 has no spec.kubeConfigSecret.name".to_string())
+        );
+    }
+}

@@ -1,0 +1,1215 @@
+//! Credential loading for every site: mounted Secret directories, Secrets, kubeconfig contexts, in-cluster.
+//!
+//! One place decides where a site's credentials come from and turns them into a `kube::Config`;
+//! the controller's registry, `check` and `status` all go through it. Every error names the
+//! source that was tried and what is wrong with it, and never contains a token.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use kube::config::{
+    AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster,
+    NamedContext,
+};
+
+use super::CredentialSource;
+
+/// Default location of the in-cluster namespace file.
+pub const IN_CLUSTER_NAMESPACE_FILE: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// Kubeconfig keys read from a Secret or a mounted directory, in order of preference
+/// (`config`: kubemcsa; `kubeconfig`: k8ssandra).
+pub const KUBECONFIG_KEYS: [&str; 2] = ["config", "kubeconfig"];
+
+/// A credential problem, phrased for a human: which source, what is wrong, no secret values.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[error("{0}")]
+pub struct CredentialError(pub String);
+
+impl CredentialError {
+    fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+/// Credentials ready to build a client with.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// Connection settings (the token lives in a `SecretString` inside, redacted in Debug).
+    pub config: kube::Config,
+    /// Namespace the credentials point at (secret `namespace` key or the context's namespace).
+    pub default_namespace: Option<String>,
+    /// Where they came from.
+    pub source: CredentialSource,
+    /// Hash of the raw inputs: equal fingerprints mean nothing changed (no client rebuild).
+    pub fingerprint: u64,
+}
+
+impl Credentials {
+    /// Builds a client; fails only on local TLS setup problems (bad certificate bytes).
+    pub fn client(&self) -> Result<kube::Client, CredentialError> {
+        kube::Client::try_from(self.config.clone()).map_err(|e| {
+            CredentialError::new(format!(
+                "credentials from {}: cannot build a client: {e}",
+                self.source.describe()
+            ))
+        })
+    }
+
+    /// The API server URL these credentials point at.
+    pub fn server(&self) -> String {
+        self.config.cluster_url.to_string()
+    }
+}
+
+impl CredentialSource {
+    /// Human wording of the source, e.g. `secret cassandra/k8s-cluster2`.
+    pub fn describe(&self) -> String {
+        match self {
+            CredentialSource::InCluster => "the in-cluster service account".to_string(),
+            CredentialSource::KubeconfigContext { context } => {
+                format!("kubeconfig context {context}")
+            }
+            CredentialSource::MountedDir { path } => {
+                format!("mounted directory {}", path.display())
+            }
+            CredentialSource::Secret { namespace, name } => format!("secret {namespace}/{name}"),
+            CredentialSource::ClientConfig {
+                namespace,
+                name,
+                secret,
+                context,
+            } => format!(
+                "ClientConfig {namespace}/{name} (secret {namespace}/{secret}, context {context})"
+            ),
+        }
+    }
+}
+
+/// What a Secret lookup gave (from a watch cache or a GET).
+#[derive(Clone, Debug)]
+pub enum SecretLookup {
+    /// The Secret exists; its data keys (`stringData` already folded in by the API server).
+    Found(BTreeMap<String, Vec<u8>>),
+    /// No such Secret.
+    NotFound,
+    /// It could not be read (forbidden, unreachable, ...): the reason.
+    Failed(String),
+}
+
+impl SecretLookup {
+    /// From a Secret object.
+    pub fn from_secret(secret: &k8s_openapi::api::core::v1::Secret) -> Self {
+        SecretLookup::Found(secret_keys(secret))
+    }
+}
+
+/// The data keys of a Secret (`data`, plus `stringData` if a client left it in the object).
+pub fn secret_keys(secret: &k8s_openapi::api::core::v1::Secret) -> BTreeMap<String, Vec<u8>> {
+    let mut keys: BTreeMap<String, Vec<u8>> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    for (k, v) in secret.string_data.iter().flatten() {
+        keys.insert(k.clone(), v.clone().into_bytes());
+    }
+    keys
+}
+
+/// Reads a mounted Secret directory: one file per key. Hidden entries (Kubernetes' `..data`
+/// symlink and timestamped directories) are skipped; symlinks are followed.
+/// `Ok(None)` when the directory does not exist.
+pub fn read_secret_dir(dir: &Path) -> Result<Option<BTreeMap<String, Vec<u8>>>, CredentialError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(CredentialError::new(format!(
+                "mounted directory {} is not a directory",
+                dir.display()
+            )));
+        }
+        Err(e) => {
+            return Err(CredentialError::new(format!(
+                "mounted directory {} cannot be read: {e}",
+                dir.display()
+            )));
+        }
+    };
+    let mut keys = BTreeMap::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| {
+            CredentialError::new(format!(
+                "mounted directory {} cannot be listed: {e}",
+                dir.display()
+            ))
+        })?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        // metadata() follows symlinks (key -> ..data/key).
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            _ => continue,
+        }
+        let bytes = std::fs::read(&path).map_err(|e| {
+            CredentialError::new(format!(
+                "mounted file {} cannot be read: {e}",
+                path.display()
+            ))
+        })?;
+        keys.insert(name, bytes);
+    }
+    Ok(Some(keys))
+}
+
+/// Fingerprint of raw credential inputs (keys, values, context): change detection only.
+pub fn fingerprint(keys: &BTreeMap<String, Vec<u8>>, context: Option<&str>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    keys.hash(&mut h);
+    context.hash(&mut h);
+    h.finish()
+}
+
+/// Parses the keys of a Secret or mounted directory into credentials.
+///
+/// `origin` is the source, used in every message. `context`: the kubeconfig context to use
+/// (ClientConfig `contextName`); default: the kubeconfig's current context, or its only one.
+pub async fn from_keys(
+    keys: &BTreeMap<String, Vec<u8>>,
+    origin: CredentialSource,
+    context: Option<&str>,
+) -> Result<Credentials, CredentialError> {
+    let what = origin.describe();
+    let fp = fingerprint(keys, context);
+    let kubeconfig_key = KUBECONFIG_KEYS.iter().find(|k| keys.contains_key(**k));
+    if let Some(key) = kubeconfig_key {
+        let text = std::str::from_utf8(&keys[*key])
+            .map_err(|_| CredentialError::new(format!("key {key} in {what} is not UTF-8 text")))?;
+        let where_ = format!("kubeconfig in {what} (key {key})");
+        let kc = parse_kubeconfig_text(text, &where_)?;
+        let mut creds = from_kubeconfig(kc, context, &where_).await?;
+        creds.source = origin;
+        creds.fingerprint = fp;
+        return Ok(creds);
+    }
+    let four = ["server", "token", "ca.crt"];
+    let missing: Vec<&str> = four
+        .iter()
+        .copied()
+        .filter(|k| !keys.contains_key(*k))
+        .collect();
+    if !missing.is_empty() {
+        let found: Vec<&str> = keys.keys().map(String::as_str).collect();
+        let found = if found.is_empty() {
+            "none".to_string()
+        } else {
+            found.join(", ")
+        };
+        return Err(CredentialError::new(format!(
+            "{what} has no key config, kubeconfig or server+token+ca.crt (missing: {}; keys found: {found})",
+            missing.join(", ")
+        )));
+    }
+    let text = |k: &str| -> Result<String, CredentialError> {
+        std::str::from_utf8(&keys[k])
+            .map(|s| s.trim().to_string())
+            .map_err(|_| CredentialError::new(format!("key {k} in {what} is not UTF-8 text")))
+    };
+    let server = text("server")?;
+    validate_server(&server).map_err(|e| CredentialError::new(format!("server in {what} {e}")))?;
+    let token = text("token")?;
+    if token.is_empty() {
+        return Err(CredentialError::new(format!("token in {what} is empty")));
+    }
+    if token.chars().any(char::is_whitespace) {
+        return Err(CredentialError::new(format!(
+            "token in {what} contains whitespace (is it still base64-encoded twice?)"
+        )));
+    }
+    let ca = &keys["ca.crt"];
+    check_pem(ca).map_err(|e| CredentialError::new(format!("ca.crt in {what} is not PEM: {e}")))?;
+    let namespace = match keys.get("namespace") {
+        Some(_) => Some(text("namespace")?).filter(|s| !s.is_empty()),
+        None => None,
+    };
+    let kc = kubeconfig_for("site", &server, ca, &token, namespace.as_deref());
+    let mut creds = from_kubeconfig(kc, Some("site"), &what).await?;
+    creds.source = origin;
+    creds.fingerprint = fp;
+    creds.default_namespace = namespace;
+    Ok(creds)
+}
+
+/// Builds an in-memory kubeconfig with one cluster, user and context all named `name`.
+pub fn kubeconfig_for(
+    name: &str,
+    server: &str,
+    ca_pem: &[u8],
+    token: &str,
+    namespace: Option<&str>,
+) -> Kubeconfig {
+    Kubeconfig {
+        clusters: vec![NamedCluster {
+            name: name.to_string(),
+            cluster: Some(Cluster {
+                server: Some(server.to_string()),
+                certificate_authority_data: Some(
+                    base64::engine::general_purpose::STANDARD.encode(ca_pem),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        auth_infos: vec![NamedAuthInfo {
+            name: name.to_string(),
+            auth_info: Some(AuthInfo {
+                token: Some(token.to_string().into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        contexts: vec![NamedContext {
+            name: name.to_string(),
+            context: Some(Context {
+                cluster: name.to_string(),
+                user: Some(name.to_string()),
+                namespace: namespace.map(str::to_string),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        current_context: Some(name.to_string()),
+        api_version: Some("v1".to_string()),
+        kind: Some("Config".to_string()),
+        ..Default::default()
+    }
+}
+
+/// Parses kubeconfig YAML; `where_` names it in the error. Parser messages are scrubbed of
+/// every long word of the input, so a token or key quoted by the parser never leaks.
+pub fn parse_kubeconfig_text(text: &str, where_: &str) -> Result<Kubeconfig, CredentialError> {
+    if text.trim().is_empty() {
+        return Err(CredentialError::new(format!("{where_} is empty")));
+    }
+    let kc = Kubeconfig::from_yaml(text).map_err(|e| {
+        CredentialError::new(format!(
+            "{where_} is not valid YAML: {}",
+            // The parser appends a snippet of the input (which may hold the token): keep line 1.
+            scrub(e.to_string().lines().next().unwrap_or_default(), text)
+        ))
+    })?;
+    if kc.contexts.is_empty() && kc.clusters.is_empty() {
+        return Err(CredentialError::new(format!(
+            "{where_} is not a kubeconfig: it has no clusters and no contexts"
+        )));
+    }
+    Ok(kc)
+}
+
+/// Replaces in `msg` every word of `input` long enough to be a secret.
+pub fn scrub(msg: &str, input: &str) -> String {
+    let mut out = msg.to_string();
+    let mut words: Vec<&str> = input
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',' || c == ':')
+        .filter(|w| w.len() >= 12)
+        .collect();
+    words.sort_by_key(|w| std::cmp::Reverse(w.len()));
+    for w in words {
+        if out.contains(w) {
+            out = out.replace(w, "<redacted>");
+        }
+    }
+    out
+}
+
+fn validate_server(server: &str) -> Result<(), String> {
+    if server.is_empty() {
+        return Err("is empty".to_string());
+    }
+    let uri: http::Uri = server
+        .parse()
+        .map_err(|e| format!("is not a URL ({e}): {server:?}"))?;
+    match uri.scheme_str() {
+        Some("https") | Some("http") => {}
+        _ => return Err(format!("is not an http(s) URL: {server:?}")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("has no host: {server:?}"));
+    }
+    Ok(())
+}
+
+/// Checks that `data` holds at least one PEM CERTIFICATE block with a base64 body.
+pub fn check_pem(data: &[u8]) -> Result<(), String> {
+    let text =
+        std::str::from_utf8(data).map_err(|_| "not text (DER or binary data?)".to_string())?;
+    let mut found = 0;
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let after = &rest[start + "-----BEGIN CERTIFICATE-----".len()..];
+        let end = after
+            .find("-----END CERTIFICATE-----")
+            .ok_or_else(|| "a BEGIN CERTIFICATE block has no END CERTIFICATE line".to_string())?;
+        let body: String = after[..end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .map_err(|e| format!("certificate {} has an invalid base64 body: {e}", found + 1))?;
+        found += 1;
+        rest = &after[end..];
+        rest = &rest["-----END CERTIFICATE-----".len()..];
+    }
+    if found == 0 {
+        return Err("no -----BEGIN CERTIFICATE----- block".to_string());
+    }
+    Ok(())
+}
+
+/// Picks the context, validates it and produces credentials (source: a kubeconfig context).
+pub async fn from_kubeconfig(
+    kc: Kubeconfig,
+    context: Option<&str>,
+    where_: &str,
+) -> Result<Credentials, CredentialError> {
+    let names: Vec<String> = kc.contexts.iter().map(|c| c.name.clone()).collect();
+    let ctx_name = match context {
+        Some(c) => c.to_string(),
+        None => match (&kc.current_context, names.as_slice()) {
+            (Some(c), _) if !c.is_empty() => c.clone(),
+            (_, [only]) => only.clone(),
+            _ => {
+                return Err(CredentialError::new(format!(
+                    "{where_} has no current-context and {} contexts ({}); name one",
+                    names.len(),
+                    names.join(", ")
+                )));
+            }
+        },
+    };
+    let Some(ctx) = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == ctx_name)
+        .and_then(|c| c.context.clone())
+    else {
+        return Err(CredentialError::new(format!(
+            "context {ctx_name} not found in {where_} (contexts: {})",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )));
+    };
+    let Some(cluster) = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == ctx.cluster)
+        .and_then(|c| c.cluster.clone())
+    else {
+        return Err(CredentialError::new(format!(
+            "context {ctx_name} in {where_} refers to cluster {:?}, which is not defined",
+            ctx.cluster
+        )));
+    };
+    let server = cluster.server.clone().unwrap_or_default();
+    validate_server(&server).map_err(|e| {
+        CredentialError::new(format!("server of cluster {} in {where_} {e}", ctx.cluster))
+    })?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data.trim().as_bytes())
+            .map_err(|e| {
+                CredentialError::new(format!(
+                    "certificate-authority-data of cluster {} in {where_} is not valid base64: {e}",
+                    ctx.cluster
+                ))
+            })?;
+        check_pem(&pem).map_err(|e| {
+            CredentialError::new(format!(
+                "certificate-authority-data of cluster {} in {where_} is not PEM: {e}",
+                ctx.cluster
+            ))
+        })?;
+    }
+    if let Some(user) = &ctx.user
+        && !kc.auth_infos.iter().any(|u| &u.name == user)
+    {
+        return Err(CredentialError::new(format!(
+            "context {ctx_name} in {where_} refers to user {user:?}, which is not defined"
+        )));
+    }
+    let default_namespace = ctx.namespace.clone().filter(|s| !s.is_empty());
+    let opts = KubeConfigOptions {
+        context: Some(ctx_name.clone()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .map_err(|e| {
+            CredentialError::new(format!("context {ctx_name} in {where_} is unusable: {e}"))
+        })?;
+    Ok(Credentials {
+        config,
+        default_namespace,
+        source: CredentialSource::KubeconfigContext { context: ctx_name },
+        fingerprint: 0,
+    })
+}
+
+/// The kubeconfig file in use: `explicit`, else the first of `$KUBECONFIG`, else ~/.kube/config.
+pub fn kubeconfig_path(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    if let Some(v) = std::env::var_os("KUBECONFIG")
+        && let Some(p) = std::env::split_paths(&v).find(|p| !p.as_os_str().is_empty())
+    {
+        return Some(p);
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube").join("config"))
+}
+
+/// Describes the kubeconfig in use for messages (`$KUBECONFIG` lists are shown whole).
+pub fn kubeconfig_label(explicit: Option<&Path>) -> String {
+    match explicit {
+        Some(p) => p.display().to_string(),
+        None => match std::env::var("KUBECONFIG") {
+            Ok(v) if !v.is_empty() => v,
+            _ => kubeconfig_path(None)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "~/.kube/config".to_string()),
+        },
+    }
+}
+
+/// Reads the local kubeconfig (`explicit` file, else `$KUBECONFIG` merged, else ~/.kube/config).
+/// `Ok(None)` when there is no kubeconfig file at all.
+pub fn read_local_kubeconfig(
+    explicit: Option<&Path>,
+) -> Result<Option<Kubeconfig>, CredentialError> {
+    let label = kubeconfig_label(explicit);
+    let result = match explicit {
+        Some(p) => {
+            if !p.exists() {
+                return Err(CredentialError::new(format!(
+                    "kubeconfig file {} does not exist",
+                    p.display()
+                )));
+            }
+            Kubeconfig::read_from(p)
+        }
+        None => match Kubeconfig::from_env() {
+            Ok(Some(kc)) => Ok(kc),
+            Ok(None) => match kubeconfig_path(None) {
+                Some(p) if p.exists() => Kubeconfig::read_from(p),
+                _ => return Ok(None),
+            },
+            Err(e) => Err(e),
+        },
+    };
+    result
+        .map(Some)
+        .map_err(|e| CredentialError::new(format!("kubeconfig {label} cannot be read: {e}")))
+}
+
+/// Credentials of kubeconfig context `context` in the local kubeconfig.
+/// `Ok(None)` when the file or the context does not exist (the caller decides if that is fatal).
+pub async fn from_local_context(
+    explicit: Option<&Path>,
+    context: &str,
+) -> Result<Option<Credentials>, CredentialError> {
+    let Some(kc) = read_local_kubeconfig(explicit)? else {
+        return Ok(None);
+    };
+    if !kc.contexts.iter().any(|c| c.name == context) {
+        return Ok(None);
+    }
+    let raw = serde_json::to_vec(&kc).unwrap_or_default();
+    let where_ = format!("kubeconfig {}", kubeconfig_label(explicit));
+    let mut creds = from_kubeconfig(kc, Some(context), &where_).await?;
+    let mut keys = BTreeMap::new();
+    keys.insert("kubeconfig".to_string(), raw);
+    creds.fingerprint = fingerprint(&keys, Some(context));
+    Ok(Some(creds))
+}
+
+/// Names of the contexts in the local kubeconfig (for "did you mean" messages).
+pub fn local_context_names(explicit: Option<&Path>) -> Vec<String> {
+    match read_local_kubeconfig(explicit) {
+        Ok(Some(kc)) => kc.contexts.into_iter().map(|c| c.name).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Credentials of kubeconfig context `context` (or the current one), with an error naming the
+/// file and the contexts it has when the context is missing.
+pub async fn require_local_context(
+    explicit: Option<&Path>,
+    context: Option<&str>,
+) -> Result<Credentials, CredentialError> {
+    let label = kubeconfig_label(explicit);
+    let Some(kc) = read_local_kubeconfig(explicit)? else {
+        return Err(CredentialError::new(format!(
+            "no kubeconfig file found ({label})"
+        )));
+    };
+    let where_ = format!("kubeconfig {label}");
+    if let Some(c) = context
+        && !kc.contexts.iter().any(|n| n.name == c)
+    {
+        let names: Vec<String> = kc.contexts.iter().map(|c| c.name.clone()).collect();
+        return Err(CredentialError::new(format!(
+            "context {c} not found in {label} (contexts: {})",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )));
+    }
+    from_kubeconfig(kc, context, &where_).await
+}
+
+/// True when running in a pod with a service account (in-cluster config available).
+pub fn in_cluster() -> bool {
+    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+        && Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()
+}
+
+/// The local site's credentials: `--kubeconfig`/`--context` when given, else in-cluster when in
+/// a pod, else the current context of the local kubeconfig.
+pub async fn local_credentials(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<Credentials, CredentialError> {
+    if kubeconfig.is_none() && context.is_none() && in_cluster() {
+        let config = kube::Config::incluster().map_err(|e| {
+            CredentialError::new(format!("in-cluster service account is unusable: {e}"))
+        })?;
+        let ns = config.default_namespace.clone();
+        return Ok(Credentials {
+            config,
+            default_namespace: Some(ns),
+            source: CredentialSource::InCluster,
+            fingerprint: 0,
+        });
+    }
+    require_local_context(kubeconfig, context).await
+}
+
+/// The namespace to work in: `flag`, else `$WATCH_NAMESPACE`, else the in-cluster namespace file,
+/// else the namespace of the kubeconfig context (`context` or current), else `default`.
+pub fn resolve_namespace(
+    flag: Option<&str>,
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> String {
+    resolve_namespace_from(
+        flag,
+        std::env::var("WATCH_NAMESPACE").ok().as_deref(),
+        Path::new(IN_CLUSTER_NAMESPACE_FILE),
+        kubeconfig,
+        context,
+    )
+}
+
+/// [`resolve_namespace`] with its environment passed in (tests).
+pub fn resolve_namespace_from(
+    flag: Option<&str>,
+    watch_namespace: Option<&str>,
+    ns_file: &Path,
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> String {
+    if let Some(f) = flag.map(str::trim).filter(|s| !s.is_empty()) {
+        return f.to_string();
+    }
+    if let Some(w) = watch_namespace.map(str::trim).filter(|s| !s.is_empty()) {
+        return w.to_string();
+    }
+    if let Ok(text) = std::fs::read_to_string(ns_file) {
+        let t = text.trim();
+        if !t.is_empty() {
+            return t.to_string();
+        }
+    }
+    if let Ok(Some(kc)) = read_local_kubeconfig(kubeconfig) {
+        let name = context.map(str::to_string).or(kc.current_context.clone());
+        if let Some(ns) = name
+            .and_then(|n| kc.contexts.iter().find(|c| c.name == n).cloned())
+            .and_then(|c| c.context)
+            .and_then(|c| c.namespace)
+            .filter(|s| !s.is_empty())
+        {
+            return ns;
+        }
+    }
+    "default".to_string()
+}
+
+/// Where to look for remote `name`'s credentials.
+#[derive(Clone, Debug)]
+pub struct RemoteLookup {
+    /// Remote (site) name.
+    pub name: String,
+    /// Multi-CassKop's mount root; the remote's directory is `<imports_dir>/<name>`.
+    pub imports_dir: PathBuf,
+    /// Namespace of the controller (where Secret `name` lives).
+    pub namespace: String,
+    /// Local kubeconfig file for context-named remotes (`None`: $KUBECONFIG / ~/.kube/config).
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Loads remote credentials in the documented order: mounted directory, Secret, kubeconfig
+/// context. The first source that exists is used; if it is broken, that is the error (no silent
+/// fallback to another source). When none exists, the error lists every source tried.
+pub async fn load_remote(
+    lookup: &RemoteLookup,
+    secret: SecretLookup,
+) -> Result<Credentials, CredentialError> {
+    let name = &lookup.name;
+    let dir = lookup.imports_dir.join(name);
+    // An empty directory is what the kubelet mounts for an optional Secret that does not exist
+    // (the chart mounts them optional): treat it as absent and read the Secret through the API.
+    let dir_note = match read_secret_dir(&dir)? {
+        Some(keys) if !keys.is_empty() => {
+            return from_keys(&keys, CredentialSource::MountedDir { path: dir }, None).await;
+        }
+        Some(_) => format!("empty directory {}", dir.display()),
+        None => format!("no directory {}", dir.display()),
+    };
+    let secret_note = match secret {
+        SecretLookup::Found(keys) => {
+            let origin = CredentialSource::Secret {
+                namespace: lookup.namespace.clone(),
+                name: name.clone(),
+            };
+            return from_keys(&keys, origin, None).await;
+        }
+        SecretLookup::NotFound => format!("no secret {}/{name}", lookup.namespace),
+        SecretLookup::Failed(why) => {
+            format!("secret {}/{name} unreadable ({why})", lookup.namespace)
+        }
+    };
+    if let Some(creds) = from_local_context(lookup.kubeconfig.as_deref(), name).await? {
+        return Ok(creds);
+    }
+    Err(CredentialError::new(format!(
+        "no credentials for remote {name}: {dir_note}, {secret_note}, no context {name} in kubeconfig {}",
+        kubeconfig_label(lookup.kubeconfig.as_deref())
+    )))
+}
+
+/// Credentials of a ClientConfig site: the referenced Secret's kubeconfig (key `kubeconfig`,
+/// or `config`) and context `context`.
+pub async fn load_client_config(
+    namespace: &str,
+    client_config: &str,
+    secret_name: &str,
+    context: &str,
+    secret: SecretLookup,
+) -> Result<Credentials, CredentialError> {
+    let origin = CredentialSource::ClientConfig {
+        namespace: namespace.to_string(),
+        name: client_config.to_string(),
+        secret: secret_name.to_string(),
+        context: context.to_string(),
+    };
+    match secret {
+        SecretLookup::Found(keys) => {
+            if !KUBECONFIG_KEYS.iter().any(|k| keys.contains_key(*k)) {
+                let found: Vec<&str> = keys.keys().map(String::as_str).collect();
+                return Err(CredentialError::new(format!(
+                    "secret {namespace}/{secret_name} referenced by ClientConfig {client_config} has no key kubeconfig or config (keys found: {})",
+                    if found.is_empty() {
+                        "none".to_string()
+                    } else {
+                        found.join(", ")
+                    }
+                )));
+            }
+            from_keys(&keys, origin, Some(context)).await
+        }
+        SecretLookup::NotFound => Err(CredentialError::new(format!(
+            "secret {namespace}/{secret_name} referenced by ClientConfig {client_config} does not exist"
+        ))),
+        SecretLookup::Failed(why) => Err(CredentialError::new(format!(
+            "secret {namespace}/{secret_name} referenced by ClientConfig {client_config} cannot be read: {why}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.SECRET-TOKEN-VALUE-never-print";
+
+    fn ca_pem() -> String {
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+            .unwrap()
+            .cert
+            .pem()
+    }
+
+    fn secret_origin() -> CredentialSource {
+        CredentialSource::Secret {
+            namespace: "cassandra".into(),
+            name: "k8s-cluster2".into(),
+        }
+    }
+
+    fn keys(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn kubeconfig_text(ctx: &str, server: &str, ca_b64: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca_b64}\nusers:\n- name: u\n  user:\n    token: {TOKEN}\ncontexts:\n- name: {ctx}\n  context:\n    cluster: c\n    user: u\n    namespace: cassandra\ncurrent-context: {ctx}\n"
+        )
+    }
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    async fn err(k: &BTreeMap<String, Vec<u8>>) -> String {
+        let e = from_keys(k, secret_origin(), None)
+            .await
+            .expect_err("must fail")
+            .to_string();
+        assert!(
+            !e.contains(TOKEN) && !e.contains("SECRET-TOKEN"),
+            "token leaked in: {e}"
+        );
+        e
+    }
+
+    #[tokio::test]
+    async fn four_keys_give_credentials_with_namespace() {
+        let ca = ca_pem();
+        let k = keys(&[
+            ("server", "https://10.0.0.2:6443\n"),
+            ("token", TOKEN),
+            ("ca.crt", &ca),
+            ("namespace", "cassandra"),
+        ]);
+        let c = from_keys(&k, secret_origin(), None).await.unwrap();
+        assert_eq!(c.server(), "https://10.0.0.2:6443/");
+        assert_eq!(c.default_namespace.as_deref(), Some("cassandra"));
+        assert_eq!(c.source, secret_origin());
+        assert!(c.config.root_cert.as_ref().is_some_and(|r| r.len() == 1));
+        assert!(
+            !format!("{c:?}").contains("SECRET-TOKEN"),
+            "Debug must not show the token"
+        );
+        c.client().expect("client builds");
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_under_config_or_kubeconfig_key() {
+        let text = kubeconfig_text("k8s-cluster2", "https://10.0.0.2:6443", &b64(&ca_pem()));
+        for key in ["config", "kubeconfig"] {
+            let c = from_keys(&keys(&[(key, &text)]), secret_origin(), None)
+                .await
+                .unwrap();
+            assert_eq!(c.server(), "https://10.0.0.2:6443/");
+            assert_eq!(c.default_namespace.as_deref(), Some("cassandra"));
+        }
+        // `config` wins over the four keys (kubemcsa puts both).
+        let k = keys(&[
+            ("config", &text),
+            ("server", "https://other:1"),
+            ("token", "x"),
+            ("ca.crt", "junk"),
+        ]);
+        assert_eq!(
+            from_keys(&k, secret_origin(), None).await.unwrap().server(),
+            "https://10.0.0.2:6443/"
+        );
+    }
+
+    #[tokio::test]
+    async fn fingerprint_changes_with_the_token_only() {
+        let ca = ca_pem();
+        let a = keys(&[("server", "https://h:1"), ("token", "a"), ("ca.crt", &ca)]);
+        let b = keys(&[("server", "https://h:1"), ("token", "b"), ("ca.crt", &ca)]);
+        let fa = from_keys(&a, secret_origin(), None)
+            .await
+            .unwrap()
+            .fingerprint;
+        let fa2 = from_keys(&a, secret_origin(), None)
+            .await
+            .unwrap()
+            .fingerprint;
+        let fb = from_keys(&b, secret_origin(), None)
+            .await
+            .unwrap()
+            .fingerprint;
+        assert_eq!(fa, fa2);
+        assert_ne!(fa, fb);
+    }
+
+    #[tokio::test]
+    async fn secret_without_any_known_key() {
+        let e = err(&keys(&[("foo", "bar")])).await;
+        assert!(
+            e.starts_with(
+                "secret cassandra/k8s-cluster2 has no key config, kubeconfig or server+token+ca.crt"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("keys found: foo"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn secret_missing_ca() {
+        let e = err(&keys(&[("server", "https://h:1"), ("token", TOKEN)])).await;
+        assert!(e.contains("(missing: ca.crt;"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn ca_that_is_not_pem() {
+        let e = err(&keys(&[
+            ("server", "https://h:1"),
+            ("token", TOKEN),
+            ("ca.crt", "not a certificate"),
+        ]))
+        .await;
+        assert_eq!(
+            e,
+            "ca.crt in secret cassandra/k8s-cluster2 is not PEM: no -----BEGIN CERTIFICATE----- block"
+        );
+        let e = err(&keys(&[
+            ("server", "https://h:1"),
+            ("token", TOKEN),
+            (
+                "ca.crt",
+                "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+            ),
+        ]))
+        .await;
+        assert!(e.contains("invalid base64 body"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn empty_token() {
+        let e = err(&keys(&[
+            ("server", "https://h:1"),
+            ("token", "  \n"),
+            ("ca.crt", &ca_pem()),
+        ]))
+        .await;
+        assert_eq!(e, "token in secret cassandra/k8s-cluster2 is empty");
+    }
+
+    #[tokio::test]
+    async fn server_that_is_not_a_url() {
+        let e = err(&keys(&[
+            ("server", "10.0.0.2:6443"),
+            ("token", TOKEN),
+            ("ca.crt", &ca_pem()),
+        ]))
+        .await;
+        assert!(
+            e.starts_with("server in secret cassandra/k8s-cluster2 is not an http(s) URL"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_that_is_not_yaml() {
+        let text = format!("clusters: [\n  token: {TOKEN}\n  - {{{{");
+        let e = err(&keys(&[("config", &text)])).await;
+        assert!(
+            e.starts_with(
+                "kubeconfig in secret cassandra/k8s-cluster2 (key config) is not valid YAML: "
+            ),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "one line, no input snippet: {e}");
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_without_the_context() {
+        let text = kubeconfig_text("k8s-cluster2", "https://h:1", &b64(&ca_pem()));
+        let e = from_keys(
+            &keys(&[("kubeconfig", &text)]),
+            secret_origin(),
+            Some("dc3"),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "context dc3 not found in kubeconfig in secret cassandra/k8s-cluster2 (key kubeconfig) (contexts: k8s-cluster2)"
+        );
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_with_bad_ca_data() {
+        let text = kubeconfig_text("k8s-cluster2", "https://h:1", "abc$def");
+        let e = err(&keys(&[("config", &text)])).await;
+        assert!(e.starts_with("certificate-authority-data of cluster c in kubeconfig in secret cassandra/k8s-cluster2 (key config) is not valid base64"), "{e}");
+        let text = kubeconfig_text("k8s-cluster2", "https://h:1", &b64("plain text"));
+        let e = err(&keys(&[("config", &text)])).await;
+        assert!(e.contains("is not PEM"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_without_current_context_and_several_contexts() {
+        let text = "apiVersion: v1\nclusters:\n- name: c\n  cluster: {server: 'https://h:1'}\ncontexts:\n- name: a\n  context: {cluster: c}\n- name: b\n  context: {cluster: c}\n";
+        let e = err(&keys(&[("config", text)])).await;
+        assert!(
+            e.contains("has no current-context and 2 contexts (a, b)"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_context_pointing_at_a_missing_cluster() {
+        let text = "apiVersion: v1\nclusters: []\ncontexts:\n- name: a\n  context: {cluster: gone}\ncurrent-context: a\n";
+        let e = err(&keys(&[("config", text)])).await;
+        assert!(
+            e.contains("refers to cluster \"gone\", which is not defined"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_key_that_is_not_text() {
+        let mut k = BTreeMap::new();
+        k.insert("config".to_string(), vec![0xff, 0xfe, 0x00]);
+        assert_eq!(
+            err(&k).await,
+            "key config in secret cassandra/k8s-cluster2 is not UTF-8 text"
+        );
+    }
+
+    #[test]
+    fn scrub_removes_long_words_of_the_input() {
+        let input = format!("token: {TOKEN}");
+        assert_eq!(
+            scrub(&format!("bad value {TOKEN} at line 1"), &input),
+            "bad value <redacted> at line 1"
+        );
+    }
+
+    #[test]
+    fn mounted_dir_follows_kubernetes_data_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("k8s-cluster2");
+        let ts = dir.join("..2026_11_21_12_00_00.1");
+        std::fs::create_dir_all(&ts).unwrap();
+        std::fs::write(ts.join("config"), "x").unwrap();
+        std::fs::write(ts.join("token"), "t").unwrap();
+        std::os::unix::fs::symlink("..2026_11_21_12_00_00.1", dir.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/config", dir.join("config")).unwrap();
+        std::os::unix::fs::symlink("..data/token", dir.join("token")).unwrap();
+        let k = read_secret_dir(&dir).unwrap().unwrap();
+        assert_eq!(k.keys().collect::<Vec<_>>(), ["config", "token"]);
+        assert_eq!(k["config"], b"x");
+        assert!(read_secret_dir(&d.path().join("absent")).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn remote_lookup_order_dir_then_secret_then_context() {
+        let d = tempfile::tempdir().unwrap();
+        let ca = ca_pem();
+        let kc_path = d.path().join("kubeconfig");
+        std::fs::write(
+            &kc_path,
+            kubeconfig_text("k8s-cluster2", "https://ctx:3", &b64(&ca)),
+        )
+        .unwrap();
+        let lookup = RemoteLookup {
+            name: "k8s-cluster2".into(),
+            imports_dir: d.path().join("imports"),
+            namespace: "cassandra".into(),
+            kubeconfig: Some(kc_path.clone()),
+        };
+        let secret = SecretLookup::Found(keys(&[
+            ("server", "https://secret:2"),
+            ("token", "t"),
+            ("ca.crt", &ca),
+        ]));
+
+        // Context only.
+        let c = load_remote(&lookup, SecretLookup::NotFound).await.unwrap();
+        assert_eq!(c.server(), "https://ctx:3/");
+        assert_eq!(
+            c.source,
+            CredentialSource::KubeconfigContext {
+                context: "k8s-cluster2".into()
+            }
+        );
+        // Secret beats context.
+        let c = load_remote(&lookup, secret.clone()).await.unwrap();
+        assert_eq!(c.server(), "https://secret:2/");
+        // Mounted dir beats both.
+        let dir = d.path().join("imports").join("k8s-cluster2");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("server"), "https://dir:1").unwrap();
+        std::fs::write(dir.join("token"), "t").unwrap();
+        std::fs::write(dir.join("ca.crt"), &ca).unwrap();
+        let c = load_remote(&lookup, secret.clone()).await.unwrap();
+        assert_eq!(c.server(), "https://dir:1/");
+        assert_eq!(c.source, CredentialSource::MountedDir { path: dir.clone() });
+        // A broken first source is the error: no silent fallback.
+        std::fs::write(dir.join("ca.crt"), "garbage").unwrap();
+        let e = load_remote(&lookup, secret).await.unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "ca.crt in mounted directory {} is not PEM",
+                dir.display()
+            )),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn remote_without_any_source_lists_every_source_tried() {
+        let d = tempfile::tempdir().unwrap();
+        let kc_path = d.path().join("kubeconfig");
+        std::fs::write(
+            &kc_path,
+            kubeconfig_text("k8s-cluster1", "https://ctx:3", &b64(&ca_pem())),
+        )
+        .unwrap();
+        let lookup = RemoteLookup {
+            name: "k8s-cluster2".into(),
+            imports_dir: d.path().join("imports"),
+            namespace: "cassandra".into(),
+            kubeconfig: Some(kc_path.clone()),
+        };
+        let e = load_remote(&lookup, SecretLookup::NotFound)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "no credentials for remote k8s-cluster2: no directory {}, no secret cassandra/k8s-cluster2, no context k8s-cluster2 in kubeconfig {}",
+                d.path().join("imports/k8s-cluster2").display(),
+                kc_path.display()
+            )
+        );
+        std::fs::create_dir_all(d.path().join("imports/k8s-cluster2")).unwrap();
+        let e = load_remote(&lookup, SecretLookup::NotFound)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(": empty directory "),
+            "an empty mount counts as absent: {e}"
+        );
+        let e = load_remote(&lookup, SecretLookup::Failed("forbidden".into()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("secret cassandra/k8s-cluster2 unreadable (forbidden)"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn client_config_secret_problems() {
+        let e = load_client_config("cassandra", "dc3", "dc3-kc", "dc3", SecretLookup::NotFound)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "secret cassandra/dc3-kc referenced by ClientConfig dc3 does not exist"
+        );
+        let e = load_client_config(
+            "cassandra",
+            "dc3",
+            "dc3-kc",
+            "dc3",
+            SecretLookup::Found(keys(&[("token", TOKEN)])),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "secret cassandra/dc3-kc referenced by ClientConfig dc3 has no key kubeconfig or config (keys found: token)"
+        );
+        let text = kubeconfig_text("ctx-a", "https://h:1", &b64(&ca_pem()));
+        let c = load_client_config(
+            "cassandra",
+            "dc3",
+            "dc3-kc",
+            "ctx-a",
+            SecretLookup::Found(keys(&[("kubeconfig", &text)])),
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(c.source, CredentialSource::ClientConfig { ref context, .. } if context == "ctx-a")
+        );
+        let e = load_client_config(
+            "cassandra",
+            "dc3",
+            "dc3-kc",
+            "dc3",
+            SecretLookup::Found(keys(&[("kubeconfig", &text)])),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("context dc3 not found in kubeconfig in ClientConfig cassandra/dc3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn namespace_resolution_order() {
+        let d = tempfile::tempdir().unwrap();
+        let kc = d.path().join("kc");
+        std::fs::write(&kc, kubeconfig_text("a", "https://h:1", "")).unwrap();
+        let nsfile = d.path().join("ns");
+        let none = d.path().join("absent");
+        assert_eq!(
+            resolve_namespace_from(Some("flag"), Some("env"), &nsfile, Some(&kc), None),
+            "flag"
+        );
+        assert_eq!(
+            resolve_namespace_from(None, Some("env"), &nsfile, Some(&kc), None),
+            "env"
+        );
+        std::fs::write(&nsfile, "incluster\n").unwrap();
+        assert_eq!(
+            resolve_namespace_from(None, None, &nsfile, Some(&kc), None),
+            "incluster"
+        );
+        assert_eq!(
+            resolve_namespace_from(None, Some(""), &none, Some(&kc), None),
+            "cassandra"
+        );
+        assert_eq!(
+            resolve_namespace_from(None, None, &none, Some(&kc), Some("other")),
+            "default"
+        );
+        assert_eq!(
+            resolve_namespace_from(None, None, &none, Some(&none), None),
+            "default"
+        );
+    }
+}

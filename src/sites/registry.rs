@@ -1,0 +1,521 @@
+//! The live site registry: loads every site, watches Secrets, ClientConfigs and the imports dir.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::{Mutex, Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::client_config::{ClientConfigRef, client_config_resource};
+use super::credentials::{self, RemoteLookup, SecretLookup};
+use super::{CredentialSource, RegistryConfig, Site, SiteState};
+
+/// Poll period: catches mounted-file swaps notify missed, kubeconfig edits, and retries.
+const POLL: Duration = Duration::from_secs(2);
+/// How long `start` waits for the first Secret / ClientConfig list before loading sites anyway.
+const INITIAL_SYNC: Duration = Duration::from_secs(5);
+
+/// A watched collection: objects by name, and whether the first list succeeded.
+struct Cache<T> {
+    synced: bool,
+    error: Option<String>,
+    items: BTreeMap<String, T>,
+    /// Objects received since the last `Init` (a re-list replaces `items` atomically).
+    buffer: BTreeMap<String, T>,
+}
+
+impl<T> Default for Cache<T> {
+    fn default() -> Self {
+        Self {
+            synced: false,
+            error: None,
+            items: BTreeMap::new(),
+            buffer: BTreeMap::new(),
+        }
+    }
+}
+
+struct Entry {
+    state: SiteState,
+    fingerprint: Option<u64>,
+    revision: u64,
+}
+
+pub(super) struct Inner {
+    cfg: RegistryConfig,
+    local: Arc<Site>,
+    secrets: RwLock<Cache<Secret>>,
+    client_configs: RwLock<Cache<ClientConfigRef>>,
+    sites: RwLock<BTreeMap<String, Entry>>,
+    changes: watch::Sender<u64>,
+    kick: Notify,
+    reload_lock: Mutex<()>,
+    cancel: CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+fn local_source(cfg: &RegistryConfig) -> CredentialSource {
+    if let Some(c) = &cfg.local_context {
+        return CredentialSource::KubeconfigContext { context: c.clone() };
+    }
+    if cfg.kubeconfig.is_none() && credentials::in_cluster() {
+        return CredentialSource::InCluster;
+    }
+    let current = credentials::read_local_kubeconfig(cfg.kubeconfig.as_deref())
+        .ok()
+        .flatten()
+        .and_then(|k| k.current_context)
+        .unwrap_or_else(|| "(current)".to_string());
+    CredentialSource::KubeconfigContext { context: current }
+}
+
+fn kube_error_text(e: &watcher::Error) -> String {
+    let inner = match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => e,
+        other => return other.to_string(),
+    };
+    match inner {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+        other => other.to_string(),
+    }
+}
+
+impl Inner {
+    pub(super) async fn start(local: kube::Client, cfg: RegistryConfig) -> Arc<Self> {
+        let local_site = Arc::new(Site {
+            name: cfg.local.clone(),
+            default_namespace: Some(local.default_namespace().to_string()),
+            client: local.clone(),
+            source: local_source(&cfg),
+            revision: 1,
+        });
+        let (changes, _) = watch::channel(0);
+        let inner = Arc::new(Self {
+            cfg,
+            local: local_site,
+            secrets: RwLock::new(Cache::default()),
+            client_configs: RwLock::new(Cache::default()),
+            sites: RwLock::new(BTreeMap::new()),
+            changes,
+            kick: Notify::new(),
+            reload_lock: Mutex::new(()),
+            cancel: CancellationToken::new(),
+        });
+        let synced = Arc::new(Notify::new());
+        spawn_secret_watch(&inner, local.clone(), synced.clone());
+        spawn_client_config_watch(&inner, local.clone(), synced.clone());
+        spawn_dir_watch(&inner);
+        spawn_reloader(&inner);
+        // Wait (bounded) for both first lists so sites do not flap Unavailable -> Ready at start.
+        let wait = async {
+            loop {
+                let notified = synced.notified();
+                if inner.initial_sync_done() {
+                    break;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(INITIAL_SYNC, wait).await;
+        inner.reload().await;
+        inner
+    }
+
+    fn initial_sync_done(&self) -> bool {
+        let s = self.secrets.read().unwrap();
+        let c = self.client_configs.read().unwrap();
+        (s.synced || s.error.is_some()) && (c.synced || c.error.is_some())
+    }
+
+    pub(super) fn config(&self) -> &RegistryConfig {
+        &self.cfg
+    }
+
+    pub(super) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn bump(&self) {
+        self.changes.send_modify(|v| *v += 1);
+    }
+
+    /// Flag remotes without duplicates, in flag order.
+    fn flag_remotes(&self) -> Vec<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.cfg
+            .remotes
+            .iter()
+            .filter(|r| !r.is_empty() && seen.insert(r.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    pub(super) fn order(&self) -> Vec<String> {
+        let mut order = vec![self.cfg.local.clone()];
+        for r in self.flag_remotes() {
+            if !order.contains(&r) {
+                order.push(r);
+            }
+        }
+        let sites = self.sites.read().unwrap();
+        for name in self.client_configs.read().unwrap().items.keys() {
+            if !order.contains(name) && sites.contains_key(name) {
+                order.push(name.clone());
+            }
+        }
+        order
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<SiteState> {
+        if name == self.cfg.local {
+            if self.flag_remotes().iter().any(|r| r == name) {
+                return Some(SiteState::Unavailable {
+                    reason: format!(
+                        "site {name} is defined twice: by --local and by --remote; remove one"
+                    ),
+                });
+            }
+            if self.client_configs.read().unwrap().items.contains_key(name) {
+                return Some(SiteState::Unavailable {
+                    reason: format!(
+                        "site {name} is defined twice: by --local {name} and by ClientConfig {}/{name}; remove one",
+                        self.cfg.namespace
+                    ),
+                });
+            }
+            return Some(SiteState::Ready(self.local.clone()));
+        }
+        self.sites
+            .read()
+            .unwrap()
+            .get(name)
+            .map(|e| e.state.clone())
+    }
+
+    fn secret_lookup(&self, name: &str) -> SecretLookup {
+        let cache = self.secrets.read().unwrap();
+        if let Some(s) = cache.items.get(name) {
+            return SecretLookup::from_secret(s);
+        }
+        if !cache.synced {
+            return SecretLookup::Failed(match &cache.error {
+                Some(e) => format!(
+                    "secrets in namespace {} cannot be listed: {e}",
+                    self.cfg.namespace
+                ),
+                None => "secret list not received yet".to_string(),
+            });
+        }
+        SecretLookup::NotFound
+    }
+
+    /// Re-reads every source and updates sites whose credentials changed. Idempotent.
+    pub(super) async fn reload(&self) {
+        let _guard = self.reload_lock.lock().await;
+        let flag_remotes = self.flag_remotes();
+        let client_configs: BTreeMap<String, ClientConfigRef> =
+            self.client_configs.read().unwrap().items.clone();
+        let ns = self.cfg.namespace.clone();
+
+        let mut desired: BTreeMap<String, Result<credentials::Credentials, String>> =
+            BTreeMap::new();
+        for name in &flag_remotes {
+            if *name == self.cfg.local {
+                continue; // reported by get()
+            }
+            let result = if client_configs.contains_key(name) {
+                Err(format!(
+                    "site {name} is defined twice: by --remote {name} and by ClientConfig {ns}/{name}; remove one"
+                ))
+            } else {
+                let lookup = RemoteLookup {
+                    name: name.clone(),
+                    imports_dir: self.cfg.imports_dir.clone(),
+                    namespace: ns.clone(),
+                    kubeconfig: self.cfg.kubeconfig.clone(),
+                };
+                credentials::load_remote(&lookup, self.secret_lookup(name))
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            desired.insert(name.clone(), result);
+        }
+        for (name, cc) in &client_configs {
+            if flag_remotes.contains(name) {
+                continue;
+            }
+            let result = if *name == self.cfg.local {
+                Err(format!(
+                    "site {name} is defined twice: by --local {name} and by ClientConfig {ns}/{name}; remove one"
+                ))
+            } else {
+                match &cc.secret {
+                    Err(e) => Err(e.clone()),
+                    Ok(secret) => credentials::load_client_config(
+                        &ns,
+                        name,
+                        secret,
+                        &cc.context,
+                        self.secret_lookup(secret),
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
+                }
+            };
+            desired.insert(name.clone(), result);
+        }
+
+        let mut changed = false;
+        {
+            let mut sites = self.sites.write().unwrap();
+            let before = sites.len();
+            sites.retain(|name, _| desired.contains_key(name));
+            if sites.len() != before {
+                changed = true;
+            }
+            for (name, result) in desired {
+                let entry = sites.entry(name.clone()).or_insert_with(|| {
+                    changed = true;
+                    Entry {
+                        state: SiteState::Unavailable {
+                            reason: String::new(),
+                        },
+                        fingerprint: None,
+                        revision: 0,
+                    }
+                });
+                let new_state = match result {
+                    Ok(creds) => {
+                        if entry.fingerprint == Some(creds.fingerprint)
+                            && matches!(entry.state, SiteState::Ready(_))
+                        {
+                            continue;
+                        }
+                        match creds.client() {
+                            Ok(client) => {
+                                entry.revision += 1;
+                                entry.fingerprint = Some(creds.fingerprint);
+                                tracing::info!(site = %name, source = %creds.source.describe(), revision = entry.revision, "site credentials loaded");
+                                SiteState::Ready(Arc::new(Site {
+                                    name: name.clone(),
+                                    client,
+                                    default_namespace: creds.default_namespace.clone(),
+                                    source: creds.source.clone(),
+                                    revision: entry.revision,
+                                }))
+                            }
+                            Err(e) => SiteState::Unavailable {
+                                reason: e.to_string(),
+                            },
+                        }
+                    }
+                    Err(reason) => SiteState::Unavailable { reason },
+                };
+                if let SiteState::Unavailable { reason } = &new_state {
+                    if matches!(&entry.state, SiteState::Unavailable { reason: old } if old == reason)
+                    {
+                        continue;
+                    }
+                    entry.fingerprint = None;
+                    tracing::warn!(site = %name, %reason, "site unavailable");
+                }
+                entry.state = new_state;
+                changed = true;
+            }
+        }
+        if changed {
+            self.bump();
+        }
+    }
+}
+
+fn spawn_secret_watch(inner: &Arc<Inner>, client: kube::Client, synced: Arc<Notify>) {
+    let weak = Arc::downgrade(inner);
+    let cancel = inner.cancel.clone();
+    let api: Api<Secret> = Api::namespaced(client, &inner.cfg.namespace);
+    tokio::spawn(async move {
+        let stream = watcher(api, watcher::Config::default()).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            let ev = tokio::select! {
+                _ = cancel.cancelled() => return,
+                ev = stream.next() => ev,
+            };
+            let Some(ev) = ev else { return };
+            let Some(inner) = weak.upgrade() else { return };
+            apply_event(
+                &inner.secrets,
+                ev,
+                |s: &Secret| s.metadata.name.clone(),
+                "secrets",
+                &inner.cfg.namespace,
+            );
+            inner.kick.notify_one();
+            synced.notify_waiters();
+        }
+    });
+}
+
+fn spawn_client_config_watch(inner: &Arc<Inner>, client: kube::Client, synced: Arc<Notify>) {
+    let weak = Arc::downgrade(inner);
+    let cancel = inner.cancel.clone();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client, &inner.cfg.namespace, &client_config_resource());
+    tokio::spawn(async move {
+        let stream = watcher(api, watcher::Config::default()).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            let ev = tokio::select! {
+                _ = cancel.cancelled() => return,
+                ev = stream.next() => ev,
+            };
+            let Some(ev) = ev else { return };
+            let Some(inner) = weak.upgrade() else { return };
+            let ev = ev.map(|e| match e {
+                watcher::Event::Apply(o) => {
+                    ClientConfigRef::from_object(&o).map(watcher::Event::Apply)
+                }
+                watcher::Event::Delete(o) => {
+                    ClientConfigRef::from_object(&o).map(watcher::Event::Delete)
+                }
+                watcher::Event::InitApply(o) => {
+                    ClientConfigRef::from_object(&o).map(watcher::Event::InitApply)
+                }
+                watcher::Event::Init => Some(watcher::Event::Init),
+                watcher::Event::InitDone => Some(watcher::Event::InitDone),
+            });
+            let ev = match ev {
+                Ok(Some(e)) => Ok(e),
+                Ok(None) => continue,
+                Err(e) => Err(e),
+            };
+            apply_event(
+                &inner.client_configs,
+                ev,
+                |c: &ClientConfigRef| Some(c.name.clone()),
+                "clientconfigs",
+                &inner.cfg.namespace,
+            );
+            inner.kick.notify_one();
+            synced.notify_waiters();
+        }
+    });
+}
+
+fn apply_event<T: Clone>(
+    cache: &RwLock<Cache<T>>,
+    ev: Result<watcher::Event<T>, watcher::Error>,
+    name_of: impl Fn(&T) -> Option<String>,
+    what: &str,
+    namespace: &str,
+) {
+    let mut c = cache.write().unwrap();
+    match ev {
+        Ok(watcher::Event::Init) => c.buffer.clear(),
+        Ok(watcher::Event::InitApply(o)) => {
+            if let Some(n) = name_of(&o) {
+                c.buffer.insert(n, o);
+            }
+        }
+        Ok(watcher::Event::InitDone) => {
+            c.items = std::mem::take(&mut c.buffer);
+            c.synced = true;
+            c.error = None;
+        }
+        Ok(watcher::Event::Apply(o)) => {
+            if let Some(n) = name_of(&o) {
+                c.items.insert(n, o);
+            }
+        }
+        Ok(watcher::Event::Delete(o)) => {
+            if let Some(n) = name_of(&o) {
+                c.items.remove(&n);
+            }
+        }
+        Err(e) => {
+            let text = kube_error_text(&e);
+            if c.error.as_deref() != Some(text.as_str()) {
+                // ClientConfigs are optional (no k8ssandra CRD): keep that quiet.
+                if what == "clientconfigs" {
+                    tracing::debug!(namespace, error = %text, "cannot watch {what}");
+                } else {
+                    tracing::warn!(namespace, error = %text, "cannot watch {what}");
+                }
+            }
+            c.error = Some(text);
+        }
+    }
+}
+
+fn spawn_dir_watch(inner: &Arc<Inner>) {
+    use notify::Watcher;
+    let dir = inner.cfg.imports_dir.clone();
+    if !dir.is_dir() {
+        return; // the poll covers a directory that appears later
+    }
+    let weak: Weak<Inner> = Arc::downgrade(inner);
+    let cancel = inner.cancel.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            let _ = tx.send(());
+        }
+    });
+    let mut watcher = match watcher {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch imports directory; polling every 2 s");
+            return;
+        }
+    };
+    if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::Recursive) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch imports directory; polling every 2 s");
+        return;
+    }
+    tokio::spawn(async move {
+        let _watcher = watcher; // dropped (unwatched) when the task ends
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                got = rx.recv() => if got.is_none() { return },
+            }
+            // Let an atomic ..data swap finish before reading.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            while rx.try_recv().is_ok() {}
+            let Some(inner) = weak.upgrade() else { return };
+            inner.kick.notify_one();
+        }
+    });
+}
+
+fn spawn_reloader(inner: &Arc<Inner>) {
+    let weak = Arc::downgrade(inner);
+    let cancel = inner.cancel.clone();
+    tokio::spawn(async move {
+        loop {
+            let Some(strong) = weak.upgrade() else { return };
+            let kicked = async {
+                strong.kick.notified().await;
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = kicked => {},
+                _ = tokio::time::sleep(POLL) => {},
+            }
+            strong.reload().await;
+            drop(strong);
+        }
+    });
+}
