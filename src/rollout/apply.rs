@@ -224,15 +224,15 @@ pub fn finalizers_with(current: &[String], want: bool) -> Option<Vec<String>> {
 
 /// Add (`want`) or remove our finalizer on the MultiCasskop. A JSON patch with a `test` of the
 /// list we read, so a concurrent change to the finalizers makes it fail (and retry) instead of
-/// dropping someone else's finalizer. Returns whether a write happened.
+/// dropping someone else's finalizer. Returns the new resourceVersion when a write happened.
 pub async fn set_finalizer(
     api: &Api<MultiCasskop>,
     mc: &MultiCasskop,
     want: bool,
-) -> Result<bool, WriteError> {
+) -> Result<Option<String>, WriteError> {
     let current = mc.finalizers().to_vec();
     let Some(next) = finalizers_with(&current, want) else {
-        return Ok(false);
+        return Ok(None);
     };
     let ops = if mc.metadata.finalizers.is_none() {
         json!([{ "op": "add", "path": "/metadata/finalizers", "value": next }])
@@ -244,51 +244,53 @@ pub async fn set_finalizer(
     };
     let patch: json_patch::Patch =
         serde_json::from_value(ops).expect("finalizer JSON patch is well-formed");
-    api.patch(
-        &mc.name_any(),
-        &PatchParams::default(),
-        &Patch::Json::<()>(patch),
-    )
-    .await
-    .map_err(|source| WriteError::Local {
-        what: if want {
-            "adding the finalizer"
-        } else {
-            "removing the finalizer"
-        },
-        namespace: mc.namespace().unwrap_or_default(),
-        name: mc.name_any(),
-        source,
-    })?;
-    Ok(true)
+    let written = api
+        .patch(
+            &mc.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
+        .await
+        .map_err(|source| WriteError::Local {
+            what: if want {
+                "adding the finalizer"
+            } else {
+                "removing the finalizer"
+            },
+            namespace: mc.namespace().unwrap_or_default(),
+            name: mc.name_any(),
+            source,
+        })?;
+    Ok(written.resource_version())
 }
 
 /// Write the status subresource with server-side apply (our field manager owns all of it, so
-/// fields we stop reporting disappear).
+/// fields we stop reporting disappear). Returns the new resourceVersion.
 pub async fn write_status(
     api: &Api<MultiCasskop>,
     mc: &MultiCasskop,
     status: &MultiCasskopStatus,
-) -> Result<(), WriteError> {
+) -> Result<Option<String>, WriteError> {
     let body: Value = json!({
         "apiVersion": "db.orange.com/v2",
         "kind": "MultiCasskop",
         "metadata": { "name": mc.name_any() },
         "status": status,
     });
-    api.patch_status(
-        &mc.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(|source| WriteError::Local {
-        what: "status update",
-        namespace: mc.namespace().unwrap_or_default(),
-        name: mc.name_any(),
-        source,
-    })?;
-    Ok(())
+    let written = api
+        .patch_status(
+            &mc.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|source| WriteError::Local {
+            what: "status update",
+            namespace: mc.namespace().unwrap_or_default(),
+            name: mc.name_any(),
+            source,
+        })?;
+    Ok(written.resource_version())
 }
 
 #[cfg(test)]

@@ -87,6 +87,10 @@ pub struct Context {
     resync: Duration,
     /// Consecutive failures (errors or Blocked) per MultiCasskop `ns/name`, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// resourceVersion of our last write to each MultiCasskop `ns/name`, until the controller's
+    /// cache shows it: a reconcile must never build on a status older than its own last write
+    /// (it would drop the applied mark just recorded and re-apply).
+    written: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -98,6 +102,25 @@ impl Context {
     }
     fn reset_backoff(&self, key: &str) {
         self.failures.lock().expect("failures lock").remove(key);
+    }
+    fn remember_write(&self, key: &str, resource_version: Option<String>) {
+        if let Some(rv) = resource_version {
+            self.written
+                .lock()
+                .expect("written lock")
+                .insert(key.to_string(), rv);
+        }
+    }
+    /// `Some(rv)` while the cache has not shown our last write (rv) yet.
+    fn unseen_write(&self, key: &str, cached_rv: Option<&str>) -> Option<String> {
+        let mut w = self.written.lock().expect("written lock");
+        match w.get(key) {
+            Some(rv) if Some(rv.as_str()) == cached_rv => {
+                w.remove(key);
+                None
+            }
+            other => other.cloned(),
+        }
     }
 }
 
@@ -379,6 +402,7 @@ pub async fn run(
         metrics,
         resync: cfg.resync,
         failures: Mutex::default(),
+        written: Mutex::default(),
     });
 
     let api: Api<MultiCasskop> = Api::namespaced(local, &cfg.namespace);
@@ -452,19 +476,44 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
         .ok_or_else(|| Error::NoNamespace(name.clone()))?;
     let key = format!("{ns}/{name}");
     let mc_api: Api<MultiCasskop> = Api::namespaced(ctx.local.clone(), &ns);
+    // The cache may still hold the object as it was before our last write: read it afresh.
+    let fresh;
+    let mc = match ctx.unseen_write(&key, mc.resource_version().as_deref()) {
+        None => mc,
+        Some(ours) => {
+            let Some(current) = mc_api.get_opt(&name).await.map_err(|source| {
+                Error::Write(WriteError::Local {
+                    what: "re-read",
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    source,
+                })
+            })?
+            else {
+                return Ok((Requeue::await_change(), "gone"));
+            };
+            debug!(ours, fresh = ?current.resource_version(), "cache behind our last write: read afresh");
+            // Wait for the cache to reach at least what we just read.
+            ctx.remember_write(&key, current.resource_version());
+            fresh = current;
+            &fresh
+        }
+    };
     let deleting = mc.metadata.deletion_timestamp.is_some();
     let delete_clusters = mc.spec.delete_cassandra_cluster == Some(true);
     let has_finalizer = mc.finalizers().iter().any(|f| f == FINALIZER);
 
     // The finalizer follows deleteCassandraCluster; without it deletion leaves the clusters.
     if !deleting && delete_clusters && !has_finalizer {
-        apply::set_finalizer(&mc_api, mc, true).await?;
+        let rv = apply::set_finalizer(&mc_api, mc, true).await?;
+        ctx.remember_write(&key, rv);
         info!("added finalizer {FINALIZER} (deleteCassandraCluster: true)");
         // The update triggers the next reconcile.
         return Ok((Requeue::await_change(), "finalizer"));
     }
     if has_finalizer && !delete_clusters {
-        apply::set_finalizer(&mc_api, mc, false).await?;
+        let rv = apply::set_finalizer(&mc_api, mc, false).await?;
+        ctx.remember_write(&key, rv);
         info!("removed finalizer {FINALIZER} (deleteCassandraCluster is not true)");
         return Ok((Requeue::await_change(), "finalizer"));
     }
@@ -730,6 +779,7 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
             )
             .await;
             ctx.reset_backoff(&key);
+            ctx.written.lock().expect("written lock").remove(&key);
             return Ok((Requeue::await_change(), "released"));
         }
         Action::Wait { .. } => {}
@@ -890,7 +940,8 @@ async fn finish(
     transitions: Vec<Transition>,
 ) -> Result<(), Error> {
     if &status != prev {
-        apply::write_status(api, mc, &status).await?;
+        let rv = apply::write_status(api, mc, &status).await?;
+        ctx.remember_write(&object_key(mc), rv);
     }
     for t in transitions {
         publish(ctx, mc, t.type_, &t.reason, "Reconcile", t.message).await;
