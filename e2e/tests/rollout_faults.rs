@@ -161,6 +161,7 @@ async fn deletion_removes_clusters_in_reverse_order_only_when_asked() -> anyhow:
         "nothing deleted: {:?}",
         r.steps
     );
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     assert!(ctl_alive(ctl));
     Ok(())
 }
@@ -219,6 +220,7 @@ async fn remote_outage_blocks_the_rollout_and_it_resumes_when_back() -> anyhow::
         condition(&mc, "SitesReachable").map(|c| c.0).as_deref(),
         Some("True")
     );
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }
 
@@ -311,6 +313,7 @@ async fn rotated_credential_secret_is_used_without_restart() -> anyhow::Result<(
     .await
     .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&ctl.logs())))?;
     assert!(ctl.exited().is_none(), "the controller was not restarted");
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }
 
@@ -412,6 +415,7 @@ async fn invalid_multicasskops_are_reported_and_the_valid_one_still_rolls_out() 
         writes.iter().all(|n| n == "cassandra-valid"),
         "only the valid one is written: {writes:?}"
     );
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }
 
@@ -491,6 +495,7 @@ async fn broken_credential_secrets_block_only_their_sites() -> anyhow::Result<()
         );
     }
     assert!(!ctl.logs().contains(&good_token), "no token in the logs");
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }
 
@@ -562,5 +567,6 @@ async fn foreign_cassandracluster_is_never_taken_over() -> anyhow::Result<()> {
                 && matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete")),
         "no write to the foreign object"
     );
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }
