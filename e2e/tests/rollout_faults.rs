@@ -570,3 +570,58 @@ async fn foreign_cassandracluster_is_never_taken_over() -> anyhow::Result<()> {
     assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_waits_for_an_unreachable_site_and_says_so() -> anyhow::Result<()> {
+    let env = Env::start(&SITES[..2]).await?;
+    let ctl = env.start_controller("controller", &[])?;
+    ready(&ctl).await?;
+    env.apply_yaml(&sample("multi-casskop-delete.yaml")?)?; // cassandra-ephemeral on both sites
+    wait_ready(&env, &ctl, "cassandra-ephemeral").await?;
+    env.sim
+        .cluster("k8s-cluster2")
+        .faults()
+        .set_unreachable(true);
+    env.kubectl(&[
+        "delete",
+        "multicasskop",
+        "cassandra-ephemeral",
+        "--wait=false",
+    ])?;
+    let status = eventually("the deletion to block on k8s-cluster2", LONG, || async {
+        let mc = env.get_mc("cassandra-ephemeral")?;
+        let text = mc["status"].to_string();
+        Ok((mc["status"]["phase"] == "Deleting"
+            && condition(&mc, "SitesReachable")
+                .is_some_and(|c| c.0 == "False" && c.2.contains("k8s-cluster2"))
+            && text.contains("k8s-cluster2"))
+        .then_some(mc["status"].clone()))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&ctl.logs())))?;
+    println!("deletion blocked: {status:#}");
+    // Reverse order: site 1 is not touched while site 2 cannot be confirmed gone.
+    assert!(env.get_cc("k8s-cluster1", "cassandra-ephemeral")?.is_some());
+    let mc = env.get_mc("cassandra-ephemeral")?;
+    assert!(
+        mc["metadata"]["finalizers"]
+            .to_string()
+            .contains("multicasskop.db.orange.com/")
+    );
+
+    env.sim.cluster("k8s-cluster2").faults().clear();
+    eventually("cassandra-ephemeral to be gone", LONG, || async {
+        let out = env.kubectl(&["get", "multicasskops", "-o", "name"])?;
+        Ok((!out.contains("cassandra-ephemeral")).then_some(()))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&ctl.logs())))?;
+    for site in SITES[..2].iter() {
+        assert!(
+            env.get_cc(site, "cassandra-ephemeral")?.is_none(),
+            "{site} still has it"
+        );
+    }
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
+    Ok(())
+}
