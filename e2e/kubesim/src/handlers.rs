@@ -607,6 +607,24 @@ async fn resource(
                 sub.unwrap_or("")
             )))
         }
+        (&Method::GET | &Method::HEAD, Some(name), Some("scale")) => Ok(json_response(
+            200,
+            &crate::handlers_scale::get(c, &def, &ns, name)?,
+        )),
+        (&Method::PUT | &Method::PATCH, Some(name), Some("scale")) => {
+            let bytes = read_body(&parts.headers, body).await?;
+            let ct = content_type(&parts.headers);
+            let patch_ct = (method == Method::PATCH).then_some(ct.as_str());
+            let manager = q
+                .get("fieldManager")
+                .cloned()
+                .unwrap_or_else(|| default_manager(&parts.headers));
+            let scale = crate::handlers_scale::write(
+                c, &def, &version, &ns, name, patch_ct, &bytes, &q, manager,
+            )?;
+            a.object = Some(scale.clone());
+            Ok(json_response(200, &scale))
+        }
         (&Method::GET | &Method::HEAD, Some(name), None | Some("status")) => {
             let obj = c
                 .store

@@ -10,6 +10,7 @@ pub mod handlers;
 pub mod handlers_ops;
 pub mod handlers_patch;
 pub mod handlers_proto;
+pub mod handlers_scale;
 pub mod handlers_watch;
 pub mod kubeconfig;
 pub mod openapi;

@@ -903,27 +903,65 @@ async fn apply_dry_run_collections_cluster_scope_and_reviews() {
 async fn audit_spans_clusters_and_casskop_identity_is_provisioned() {
     use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
     let opts = SimOptions {
-        casskop: Some(kubesim::casskop::CasskopOptions { ready_after: Duration::from_secs(1), react_after: Duration::from_secs(1) }),
+        casskop: Some(kubesim::casskop::CasskopOptions {
+            ready_after: Duration::from_secs(1),
+            react_after: Duration::from_secs(1),
+        }),
         audit_log: None,
     };
     let sim = Sim::start(&["a", "b"], opts).await.unwrap();
     for c in sim.clusters() {
         let client = c.client().await;
-        Api::<ServiceAccount>::namespaced(client.clone(), "kube-system").get("casskop").await.unwrap();
-        let crb = Api::<ClusterRoleBinding>::all(client.clone()).get("kubesim-casskop").await.unwrap();
+        Api::<ServiceAccount>::namespaced(client.clone(), "kube-system")
+            .get("casskop")
+            .await
+            .unwrap();
+        let crb = Api::<ClusterRoleBinding>::all(client.clone())
+            .get("kubesim-casskop")
+            .await
+            .unwrap();
         assert_eq!(crb.role_ref.name, "cluster-admin");
         let cms: Api<ConfigMap> = Api::namespaced(client, "default");
-        cms.create(&PostParams::default(), &cm(&format!("from-{}", c.name()), &[("x", "y")])).await.unwrap();
+        cms.create(
+            &PostParams::default(),
+            &cm(&format!("from-{}", c.name()), &[("x", "y")]),
+        )
+        .await
+        .unwrap();
     }
     let all = sim.audit();
-    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "seq is global and increasing");
-    let creates: Vec<_> = all.iter().filter(|e| e.verb == "create" && e.resource == "configmaps").collect();
+    assert!(
+        all.windows(2).all(|w| w[0].seq < w[1].seq),
+        "seq is global and increasing"
+    );
+    let creates: Vec<_> = all
+        .iter()
+        .filter(|e| e.verb == "create" && e.resource == "configmaps")
+        .collect();
     assert_eq!(creates.len(), 2);
-    assert_eq!((creates[0].cluster.as_str(), creates[1].cluster.as_str()), ("a", "b"));
-    assert_eq!(creates[0].object.as_ref().unwrap()["data"]["x"], "y", "the stored object is recorded");
+    assert_eq!(
+        (creates[0].cluster.as_str(), creates[1].cluster.as_str()),
+        ("a", "b")
+    );
+    assert_eq!(
+        creates[0].object.as_ref().unwrap()["data"]["x"],
+        "y",
+        "the stored object is recorded"
+    );
     assert_eq!(creates[0].name, "from-a");
-    assert_eq!(sim.cluster("b").audit().iter().filter(|e| e.cluster != "b").count(), 0);
+    assert_eq!(
+        sim.cluster("b")
+            .audit()
+            .iter()
+            .filter(|e| e.cluster != "b")
+            .count(),
+        0
+    );
     // Requests of the simulated CassKop (if it made any) are told apart by user.
-    assert!(all.iter().filter(|e| e.user.contains("casskop")).all(|e| e.user == "system:serviceaccount:kube-system:casskop"));
+    assert!(
+        all.iter()
+            .filter(|e| e.user.contains("casskop"))
+            .all(|e| e.user == "system:serviceaccount:kube-system:casskop")
+    );
     sim.shutdown().await;
 }
