@@ -196,6 +196,14 @@ pub fn create(
             &e,
         ));
     }
+    if obj["metadata"]["resourceVersion"]
+        .as_str()
+        .is_some_and(|rv| !rv.is_empty())
+    {
+        return Err(ApiError::bad_request(
+            "resourceVersion should not be set on objects to be created",
+        ));
+    }
     if def.namespaced {
         namespace_check(st, ns)?;
     }

@@ -184,6 +184,16 @@ async fn bad_inputs_get_kube_status_errors() {
             "BadRequest",
         ),
         (
+            "resourceVersion on create",
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            json,
+            None,
+            br#"{"metadata":{"name":"x","resourceVersion":"5"}}"#.to_vec(),
+            400,
+            "BadRequest",
+        ),
+        (
             "missing name",
             "POST",
             "/api/v1/namespaces/default/configmaps",

@@ -366,14 +366,29 @@ async fn generation_without_status_subresource_and_crd_removal() {
         ),
     );
     // kube-rs discovery sees the CRD's resource, and the built-ins with their scopes.
-    let disc = kube::discovery::Discovery::new(client.clone()).run().await.unwrap();
-    let (ar, caps) = disc.resolve_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget")).expect("widgets discovered");
-    assert_eq!((ar.plural.as_str(), caps.scope.clone()), ("widgets", kube::discovery::Scope::Namespaced));
-    let (_, ns_caps) = disc.resolve_gvk(&GroupVersionKind::gvk("", "v1", "Namespace")).unwrap();
+    let disc = kube::discovery::Discovery::new(client.clone())
+        .run()
+        .await
+        .unwrap();
+    let (ar, caps) = disc
+        .resolve_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"))
+        .expect("widgets discovered");
+    assert_eq!(
+        (ar.plural.as_str(), caps.scope.clone()),
+        ("widgets", kube::discovery::Scope::Namespaced)
+    );
+    let (_, ns_caps) = disc
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "Namespace"))
+        .unwrap();
     assert_eq!(ns_caps.scope, kube::discovery::Scope::Cluster);
-    let (sts, _) = kube::discovery::pinned_kind(&client, &GroupVersionKind::gvk("apps", "v1", "StatefulSet")).await.unwrap();
+    let (sts, _) =
+        kube::discovery::pinned_kind(&client, &GroupVersionKind::gvk("apps", "v1", "StatefulSet"))
+            .await
+            .unwrap();
     assert_eq!(sts.plural, "statefulsets");
-    crds.delete("widgets.example.com", &DeleteParams::default()).await.unwrap();
+    crds.delete("widgets.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
     let (code, _) = api_err(widgets.list(&ListParams::default()).await.unwrap_err());
     assert_eq!(code, 404, "deleting the CRD stops serving its resource");
     sim.shutdown().await;
