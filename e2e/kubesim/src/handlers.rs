@@ -92,12 +92,38 @@ pub struct ResReq {
 }
 
 /// None: a non-resource path (discovery, version, openapi, health).
+/// Percent-decodes one path segment (e.g. `system%3Adiscovery`); invalid escapes stay as they are.
+fn decode_segment(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+}
+
 fn parse_path(path: &str, q: &Query) -> Option<Result<ResReq, ApiError>> {
-    let segs: Vec<&str> = path
+    let owned: Vec<String> = path
         .trim_matches('/')
         .split('/')
         .filter(|s| !s.is_empty())
+        .map(decode_segment)
         .collect();
+    let segs: Vec<&str> = owned.iter().map(String::as_str).collect();
     let (group, version, mut rest) = match segs.as_slice() {
         ["api", v, rest @ ..] if !rest.is_empty() => (String::new(), v.to_string(), rest.to_vec()),
         ["apis", g, v, rest @ ..] if !rest.is_empty() => {
