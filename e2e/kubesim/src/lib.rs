@@ -42,7 +42,8 @@ use handlers_ops::Ctx;
 use server::ClusterInner;
 use store::Store;
 
-#[derive(Debug, Default, Clone)]
+/// Only `Default` is derived, so that `casskop::CasskopOptions` needs no derives.
+#[derive(Default)]
 pub struct SimOptions {
     /// Run the simulated CassKop in every cluster.
     pub casskop: Option<casskop::CasskopOptions>,
@@ -175,7 +176,10 @@ impl Sim {
                             c.name()
                         )
                     })?;
-                let o = copts.clone();
+                let o = casskop::CasskopOptions {
+                    ready_after: copts.ready_after,
+                    react_after: copts.react_after,
+                };
                 let name = c.name().to_string();
                 sim.tasks.push(tokio::spawn(async move {
                     if let Err(e) = casskop::run(client, o).await {
