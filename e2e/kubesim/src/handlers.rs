@@ -801,6 +801,8 @@ fn returns_status_on_delete(def: &ResourceDef) -> bool {
 fn delete_opts(bytes: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
     let mut opts = DeleteOpts {
         dry_run: dry_run(q)?,
+        orphan: q.get("propagationPolicy").is_some_and(|p| p == "Orphan")
+            || q.get("orphanDependents").is_some_and(|o| o == "true"),
         ..Default::default()
     };
     if !bytes.iter().all(|b| b.is_ascii_whitespace()) {
@@ -810,6 +812,9 @@ fn delete_opts(bytes: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
             .is_some_and(|d| d.iter().any(|x| x == "All"))
         {
             opts.dry_run = true;
+        }
+        if v["propagationPolicy"] == "Orphan" || v["orphanDependents"] == true {
+            opts.orphan = true;
         }
         opts.uid = v["preconditions"]["uid"].as_str().map(String::from);
         opts.resource_version = v["preconditions"]["resourceVersion"]

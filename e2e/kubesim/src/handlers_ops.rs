@@ -680,6 +680,8 @@ pub struct DeleteOpts {
     pub dry_run: bool,
     pub uid: Option<String>,
     pub resource_version: Option<String>,
+    /// propagationPolicy=Orphan: dependents keep living.
+    pub orphan: bool,
 }
 
 pub fn delete(
@@ -737,7 +739,42 @@ pub fn delete(
     if opts.dry_run {
         return Ok(old);
     }
-    Ok(finish_delete(st, def, ns, name, None))
+    let removed = finish_delete(st, def, ns, name, None);
+    if !opts.orphan {
+        collect_garbage(st, &removed, ctx);
+    }
+    Ok(removed)
+}
+
+/// Garbage collection (background propagation, done at once): objects whose only owner was
+/// `owner` are deleted too (their finalizers are honoured).
+fn collect_garbage(st: &mut State, owner: &Value, ctx: &Ctx) {
+    let Some(uid) = owner["metadata"]["uid"].as_str().filter(|u| !u.is_empty()) else {
+        return;
+    };
+    let owner_ns = owner["metadata"]["namespace"]
+        .as_str()
+        .filter(|n| !n.is_empty());
+    let reg = st.registry.clone();
+    let mut dependents = vec![];
+    for d in &reg.defs {
+        // A cluster-scoped owner may own namespaced objects in any namespace.
+        let scope = if d.namespaced { owner_ns } else { None };
+        for o in st.range(&d.key(), scope, None) {
+            let only_this_owner = o["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|refs| {
+                    !refs.is_empty() && refs.iter().all(|r| r["uid"].as_str() == Some(uid))
+                });
+            if only_this_owner {
+                let (n, name) = crate::store::obj_key(&o);
+                dependents.push((d.clone(), n, name));
+            }
+        }
+    }
+    for (d, n, name) in dependents {
+        let _ = delete(st, &d, &n, &name, ctx, &DeleteOpts::default());
+    }
 }
 
 /// Removes an object for good, with what depends on it (namespace contents, CRD objects).
@@ -769,6 +806,7 @@ fn finish_delete(
         }
         _ => {}
     }
+    let finalized = last.is_some();
     if let Some(l) = last {
         // Store the final state first so the DELETED event carries it.
         st.put(def, l);
@@ -778,6 +816,15 @@ fn finish_delete(
         .unwrap_or_else(|| Arc::new(Value::Null));
     if def.group == "rbac.authorization.k8s.io" {
         refresh_rbac(st);
+    }
+    if finalized {
+        let ctx = Ctx {
+            ca_pem: "",
+            manager: String::new(),
+            dry_run: false,
+            now: now_rfc3339(),
+        };
+        collect_garbage(st, &removed, &ctx);
     }
     removed
 }
