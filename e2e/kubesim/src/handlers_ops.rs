@@ -752,28 +752,20 @@ fn collect_garbage(st: &mut State, owner: &Value, ctx: &Ctx) {
     let Some(uid) = owner["metadata"]["uid"].as_str().filter(|u| !u.is_empty()) else {
         return;
     };
-    let owner_ns = owner["metadata"]["namespace"]
-        .as_str()
-        .filter(|n| !n.is_empty());
+    let Some(refs) = st.owners.get(uid).cloned() else {
+        return;
+    };
     let reg = st.registry.clone();
-    let mut dependents = vec![];
-    for d in &reg.defs {
-        // A cluster-scoped owner may own namespaced objects in any namespace.
-        let scope = if d.namespaced { owner_ns } else { None };
-        for o in st.range(&d.key(), scope, None) {
-            let only_this_owner = o["metadata"]["ownerReferences"]
+    for (rk, (n, name)) in refs {
+        let Some(d) = reg.by_key(&rk) else { continue };
+        let only_this_owner = st.get(&rk, &n, &name).is_some_and(|o| {
+            o["metadata"]["ownerReferences"]
                 .as_array()
-                .is_some_and(|refs| {
-                    !refs.is_empty() && refs.iter().all(|r| r["uid"].as_str() == Some(uid))
-                });
-            if only_this_owner {
-                let (n, name) = crate::store::obj_key(&o);
-                dependents.push((d.clone(), n, name));
-            }
+                .is_some_and(|r| r.iter().all(|r| r["uid"].as_str() == Some(uid)))
+        });
+        if only_this_owner {
+            let _ = delete(st, &d, &n, &name, ctx, &DeleteOpts::default());
         }
-    }
-    for (d, n, name) in dependents {
-        let _ = delete(st, &d, &n, &name, ctx, &DeleteOpts::default());
     }
 }
 
