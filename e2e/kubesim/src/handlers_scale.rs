@@ -99,6 +99,9 @@ pub fn write(
             )
         })?;
     let mut new = (*sts).clone();
+    if !new["spec"].is_object() {
+        new["spec"] = json!({});
+    }
     new["spec"]["replicas"] = json!(replicas);
     let ctx = Ctx {
         ca_pem: &c.ca_pem,
