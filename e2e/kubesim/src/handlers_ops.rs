@@ -87,6 +87,88 @@ pub fn check_type_meta(def: &ResourceDef, version: &str, obj: &mut Value) -> Res
         Some(Value::Object(_)) => {}
         Some(_) => return Err(ApiError::bad_request("metadata: must be an object")),
     }
+    check_shapes(def, obj)
+}
+
+/// Typed decoding in kube-apiserver refuses wrongly typed metadata and built-in fields; so do we,
+/// or a single malformed object would break every typed client watching its resource.
+fn check_shapes(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
+    let bad = |field: &str, want: &str| {
+        Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: json: cannot unmarshal {field} into Go value of type {want}",
+            def.kind,
+            def.versions.first().map(String::as_str).unwrap_or("v1"),
+            def.kind
+        )))
+    };
+    let str_map = |v: &Value| {
+        v.is_null()
+            || v.as_object()
+                .is_some_and(|m| m.values().all(Value::is_string))
+    };
+    let m = &obj["metadata"];
+    for k in [
+        "name",
+        "generateName",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "deletionTimestamp",
+    ] {
+        if !(m[k].is_null() || m[k].is_string()) {
+            return bad(&format!("metadata.{k}"), "string");
+        }
+    }
+    for k in ["generation", "deletionGracePeriodSeconds"] {
+        if !(m[k].is_null() || m[k].is_i64() || m[k].is_u64()) {
+            return bad(&format!("metadata.{k}"), "int64");
+        }
+    }
+    for k in ["labels", "annotations"] {
+        if !str_map(&m[k]) {
+            return bad(&format!("metadata.{k}"), "map[string]string");
+        }
+    }
+    if !(m["finalizers"].is_null()
+        || m["finalizers"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(Value::is_string)))
+    {
+        return bad("metadata.finalizers", "[]string");
+    }
+    let refs_ok = m["ownerReferences"].is_null()
+        || m["ownerReferences"].as_array().is_some_and(|a| {
+            a.iter().all(|r| {
+                ["apiVersion", "kind", "name", "uid"]
+                    .iter()
+                    .all(|k| r[*k].is_string())
+            })
+        });
+    if !refs_ok {
+        return bad("metadata.ownerReferences", "[]v1.OwnerReference");
+    }
+    if !(m["managedFields"].is_null()
+        || m["managedFields"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(Value::is_object)))
+    {
+        return bad("metadata.managedFields", "[]v1.ManagedFieldsEntry");
+    }
+    if !def.custom {
+        for k in ["spec", "status"] {
+            if !(obj[k].is_null() || obj[k].is_object()) {
+                return bad(k, "object");
+            }
+        }
+        if matches!(def.plural.as_str(), "configmaps" | "secrets") {
+            for k in ["data", "stringData", "binaryData"] {
+                if !str_map(&obj[k]) {
+                    return bad(k, "map[string]string");
+                }
+            }
+        }
+    }
     Ok(())
 }
 
