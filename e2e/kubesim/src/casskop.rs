@@ -157,12 +157,26 @@ pub async fn run(client: kube::Client, opts: CasskopOptions) -> anyhow::Result<(
     let clusters: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource());
     let stream = watcher(clusters, watcher::Config::default()).default_backoff();
     futures::pin_mut!(stream);
-    // Dropping the JoinSet (when this future is dropped) aborts every worker.
-    let mut workers_tasks = JoinSet::new();
-    let mut workers: HashMap<ObjKey, watch::Sender<Option<DynamicObject>>> = HashMap::new();
+    let mut workers = Workers {
+        client,
+        opts,
+        tasks: JoinSet::new(),
+        senders: HashMap::new(),
+        keys: HashMap::new(),
+    };
     let mut relisted: Option<HashSet<ObjKey>> = None;
     info!("simulated CassKop watching cassandraclusters in all namespaces");
-    while let Some(event) = stream.next().await {
+    loop {
+        let event = tokio::select! {
+            event = stream.next() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            Some(ended) = workers.tasks.join_next_with_id() => {
+                workers.restart(ended);
+                continue;
+            }
+        };
         let event = match event {
             Ok(ev) => ev,
             Err(e) => {
@@ -177,29 +191,17 @@ pub async fn run(client: kube::Client, opts: CasskopOptions) -> anyhow::Result<(
                 if let Some(seen) = relisted.as_mut() {
                     seen.insert(key.clone());
                 }
-                match workers.get(&key) {
-                    Some(tx) => {
-                        tx.send_replace(Some(obj));
-                    }
-                    None => {
-                        let (tx, rx) = watch::channel(Some(obj));
-                        let worker = ClusterWorker::new(client.clone(), &key, opts.clone());
-                        let span =
-                            info_span!("casskop", namespace = %key.0, cassandracluster = %key.1);
-                        workers_tasks.spawn(worker.run(rx).instrument(span));
-                        workers.insert(key, tx);
-                    }
-                }
+                workers.send(key, Some(obj));
             }
             watcher::Event::Delete(obj) => {
-                if let Some(tx) = workers.get(&obj_key(&obj)) {
+                if let Some(tx) = workers.senders.get(&obj_key(&obj)) {
                     tx.send_replace(None);
                 }
             }
             watcher::Event::InitDone => {
                 // Objects that vanished while the watch was down never get a Delete event.
                 if let Some(seen) = relisted.take() {
-                    for (key, tx) in &workers {
+                    for (key, tx) in &workers.senders {
                         if !seen.contains(key) && tx.borrow().is_some() {
                             tx.send_replace(None);
                         }
@@ -211,6 +213,58 @@ pub async fn run(client: kube::Client, opts: CasskopOptions) -> anyhow::Result<(
     Err(anyhow::anyhow!(
         "simulated CassKop: watch stream on cassandraclusters ended"
     ))
+}
+
+/// One task per CassandraCluster, fed the newest object through a watch channel.
+struct Workers {
+    client: kube::Client,
+    opts: CasskopOptions,
+    /// Dropping the JoinSet (when `run` is dropped) aborts every worker.
+    tasks: JoinSet<()>,
+    senders: HashMap<ObjKey, watch::Sender<Option<DynamicObject>>>,
+    keys: HashMap<tokio::task::Id, ObjKey>,
+}
+
+impl Workers {
+    fn send(&mut self, key: ObjKey, obj: Option<DynamicObject>) {
+        match self.senders.get(&key) {
+            Some(tx) => {
+                tx.send_replace(obj);
+            }
+            None => self.spawn(key, obj),
+        }
+    }
+
+    fn spawn(&mut self, key: ObjKey, obj: Option<DynamicObject>) {
+        let (tx, rx) = watch::channel(obj);
+        let worker = ClusterWorker::new(self.client.clone(), &key, self.opts.clone());
+        let span = info_span!("casskop", namespace = %key.0, cassandracluster = %key.1);
+        let handle = self.tasks.spawn(worker.run(rx).instrument(span));
+        self.keys.insert(handle.id(), key.clone());
+        self.senders.insert(key, tx);
+    }
+
+    /// A worker only ends by panicking (a bug): say so and start a fresh one from the newest object.
+    fn restart(&mut self, ended: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match &ended {
+            Ok((id, ())) => *id,
+            Err(e) => e.id(),
+        };
+        let Some(key) = self.keys.remove(&id) else {
+            return;
+        };
+        let latest = self.senders.remove(&key).and_then(|tx| tx.borrow().clone());
+        warn!(
+            "simulated CassKop: worker for CassandraCluster {}/{} ended ({}); restarting it",
+            key.0,
+            key.1,
+            match &ended {
+                Ok(_) => "returned".to_owned(),
+                Err(e) => e.to_string(),
+            }
+        );
+        self.spawn(key, latest);
+    }
 }
 
 /// (namespace, name)
