@@ -17,6 +17,8 @@ enum Command {
     Export(cli::export::ExportArgs),
     Register(cli::register::RegisterArgs),
     Check(cli::check::CheckArgs),
+    Status(cli::status::StatusArgs),
+    Ring(cli::ring::RingArgs),
 }
 
 #[tokio::main]
@@ -31,6 +33,8 @@ async fn main() -> ExitCode {
         Command::Export(a) => cli::export::run(a).await,
         Command::Register(a) => cli::register::run(a).await,
         Command::Check(a) => cli::check::run(a).await,
+        Command::Status(a) => cli::status::run(a).await,
+        Command::Ring(a) => cli::ring::run(a).await,
     };
     match result {
         Ok(code) => code,

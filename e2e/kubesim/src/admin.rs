@@ -85,6 +85,7 @@ async fn handle(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
             match m {
                 Method::DELETE => {
                     c.faults().clear();
+                    c.ring_faults().clear();
                     json_response(200, &json!({"cluster": name, "faults": "cleared"}))
                 }
                 Method::PUT | Method::POST => {
@@ -140,4 +141,5 @@ fn apply_faults(c: &Cluster, v: &Value) {
     if v["expireWatches"].as_bool() == Some(true) {
         f.expire_watches();
     }
+    c.ring_faults().apply_json(v);
 }

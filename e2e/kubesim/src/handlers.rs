@@ -92,12 +92,38 @@ pub struct ResReq {
 }
 
 /// None: a non-resource path (discovery, version, openapi, health).
+/// Percent-decodes one path segment (e.g. `system%3Adiscovery`); invalid escapes stay as they are.
+fn decode_segment(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+}
+
 fn parse_path(path: &str, q: &Query) -> Option<Result<ResReq, ApiError>> {
-    let segs: Vec<&str> = path
+    let owned: Vec<String> = path
         .trim_matches('/')
         .split('/')
         .filter(|s| !s.is_empty())
+        .map(decode_segment)
         .collect();
+    let segs: Vec<&str> = owned.iter().map(String::as_str).collect();
     let (group, version, mut rest) = match segs.as_slice() {
         ["api", v, rest @ ..] if !rest.is_empty() => (String::new(), v.to_string(), rest.to_vec()),
         ["apis", g, v, rest @ ..] if !rest.is_empty() => {
@@ -388,9 +414,15 @@ fn non_resource(
             serde_json::to_vec(&discovery::aggregated(&reg, false)).unwrap_or_default(),
         )),
         ["apis"] => Ok(json_response(200, &discovery::api_group_list(&reg))),
-        ["api", v] => discovery::resource_list(&reg, "", v).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
-        ["apis", g] => discovery::api_group(&reg, g).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
-        ["apis", g, v] => discovery::resource_list(&reg, g, v).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
+        ["api", v] => discovery::resource_list(&reg, "", v)
+            .map(|d| json_response(200, &d))
+            .ok_or_else(ApiError::no_route),
+        ["apis", g] => discovery::api_group(&reg, g)
+            .map(|d| json_response(200, &d))
+            .ok_or_else(ApiError::no_route),
+        ["apis", g, v] => discovery::resource_list(&reg, g, v)
+            .map(|d| json_response(200, &d))
+            .ok_or_else(ApiError::no_route),
         ["openapi", "v2"] => Ok(openapi::v2(headers)),
         ["openapi", ..] => openapi::serve(&reg, path).ok_or_else(ApiError::no_route),
         _ => Err(ApiError::no_route()),
@@ -405,8 +437,11 @@ async fn read_body(_headers: &HeaderMap, mut body: Incoming) -> Result<Bytes, Ap
     let mut buf = bytes::BytesMut::new();
     let (mut seen, mut over) = (0usize, false);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::bad_request(format!("error reading the request body: {e}")))?;
-        let Ok(data) = frame.into_data() else { continue };
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("error reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         seen += data.len();
         if seen > BODY_LIMIT {
             over = true;
@@ -599,12 +634,35 @@ async fn resource(
     let sub = r.sub.as_deref();
     let method = parts.method.clone();
     match (&method, r.name.as_deref(), sub) {
+        (&Method::GET | &Method::POST, Some(name), Some("exec"))
+            if def.group.is_empty() && def.plural == "pods" =>
+        {
+            crate::exec::exec(c, parts, &ns, name, user).await
+        }
         (&Method::GET, Some(_), Some("exec" | "log")) | (&Method::POST, Some(_), Some("exec")) => {
             Err(ApiError::bad_request(format!(
                 "kubesim ({}): pods/{} is not supported yet",
                 c.name,
                 sub.unwrap_or("")
             )))
+        }
+        (&Method::GET | &Method::HEAD, Some(name), Some("scale")) => Ok(json_response(
+            200,
+            &crate::handlers_scale::get(c, &def, &ns, name)?,
+        )),
+        (&Method::PUT | &Method::PATCH, Some(name), Some("scale")) => {
+            let bytes = read_body(&parts.headers, body).await?;
+            let ct = content_type(&parts.headers);
+            let patch_ct = (method == Method::PATCH).then_some(ct.as_str());
+            let manager = q
+                .get("fieldManager")
+                .cloned()
+                .unwrap_or_else(|| default_manager(&parts.headers));
+            let scale = crate::handlers_scale::write(
+                c, &def, &version, &ns, name, patch_ct, &bytes, &q, manager,
+            )?;
+            a.object = Some(scale.clone());
+            Ok(json_response(200, &scale))
         }
         (&Method::GET | &Method::HEAD, Some(name), None | Some("status")) => {
             let obj = c
@@ -756,6 +814,8 @@ fn returns_status_on_delete(def: &ResourceDef) -> bool {
 fn delete_opts(bytes: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
     let mut opts = DeleteOpts {
         dry_run: dry_run(q)?,
+        orphan: q.get("propagationPolicy").is_some_and(|p| p == "Orphan")
+            || q.get("orphanDependents").is_some_and(|o| o == "true"),
         ..Default::default()
     };
     if !bytes.iter().all(|b| b.is_ascii_whitespace()) {
@@ -765,6 +825,9 @@ fn delete_opts(bytes: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
             .is_some_and(|d| d.iter().any(|x| x == "All"))
         {
             opts.dry_run = true;
+        }
+        if v["propagationPolicy"] == "Orphan" || v["orphanDependents"] == true {
+            opts.orphan = true;
         }
         opts.uid = v["preconditions"]["uid"].as_str().map(String::from);
         opts.resource_version = v["preconditions"]["resourceVersion"]

@@ -16,8 +16,13 @@ fn map_err(def: &ResourceDef, name: &str, e: PatchError) -> ApiError {
         PatchError::BadRequest(m) => ApiError::bad_request(m),
         // kube-apiserver answers a patch that does not apply with NewGenericServerResponse(422): reason
         // Invalid, empty details, no kind/name (kubectl then prints "The request is invalid: ...").
-        PatchError::Invalid(m) => ApiError { details: Some(serde_json::json!({})), ..ApiError::new(422, "Invalid", m) },
-        PatchError::Conflict { message } => ApiError::conflict_msg(&def.group, &def.plural, name, message),
+        PatchError::Invalid(m) => ApiError {
+            details: Some(serde_json::json!({})),
+            ..ApiError::new(422, "Invalid", m)
+        },
+        PatchError::Conflict { message } => {
+            ApiError::conflict_msg(&def.group, &def.plural, name, message)
+        }
     }
 }
 

@@ -5,13 +5,16 @@ pub mod auth;
 pub mod casskop;
 pub mod discovery;
 pub mod errors;
+pub mod exec;
 pub mod faults;
 pub mod handlers;
 pub mod handlers_ops;
 pub mod handlers_patch;
 pub mod handlers_proto;
+pub mod handlers_scale;
 pub mod handlers_watch;
 pub mod kubeconfig;
+pub mod nodetool;
 pub mod openapi;
 pub mod patch;
 pub mod rbac;
@@ -41,7 +44,8 @@ use handlers_ops::Ctx;
 use server::ClusterInner;
 use store::Store;
 
-#[derive(Debug, Default, Clone)]
+/// Only `Default` is derived, so that `casskop::CasskopOptions` needs no derives.
+#[derive(Default)]
 pub struct SimOptions {
     /// Run the simulated CassKop in every cluster.
     pub casskop: Option<casskop::CasskopOptions>,
@@ -147,6 +151,7 @@ impl Sim {
                 store,
                 audit: audit.clone(),
                 shutdown: CancellationToken::new(),
+                exec: Default::default(),
             });
             tasks.push(tokio::spawn(server::serve(
                 inner.clone(),
@@ -154,6 +159,10 @@ impl Sim {
                 t.server_config.clone(),
             )));
             clusters.push(Cluster { inner });
+        }
+        let peers: Vec<_> = clusters.iter().map(|c| Arc::downgrade(&c.inner)).collect();
+        for c in &clusters {
+            c.inner.exec.set_peers(peers.clone());
         }
         let mut sim = Sim {
             clusters,
@@ -174,7 +183,10 @@ impl Sim {
                             c.name()
                         )
                     })?;
-                let o = copts.clone();
+                let o = casskop::CasskopOptions {
+                    ready_after: copts.ready_after,
+                    react_after: copts.react_after,
+                };
                 let name = c.name().to_string();
                 sim.tasks.push(tokio::spawn(async move {
                     if let Err(e) = casskop::run(client, o).await {
@@ -254,6 +266,10 @@ impl Cluster {
     }
     pub fn faults(&self) -> &Faults {
         &self.inner.faults
+    }
+    /// Faults of the simulated Cassandra ring (`nodetool status` in pod exec).
+    pub fn ring_faults(&self) -> &exec::RingFaults {
+        &self.inner.exec.ring_faults
     }
     pub fn audit(&self) -> Vec<AuditEntry> {
         self.inner.audit.of_cluster(&self.inner.name)

@@ -108,12 +108,22 @@ fn gv_doc(reg: &Registry, group: &str, version: &str) -> Option<Value> {
 /// from the v3 documents, e.g. applying an object whose CRD is not installed; finding no schema there it
 /// skips client-side validation and reports the missing kind itself, as against a real cluster.
 pub fn v2(headers: &http::HeaderMap) -> Response<Body> {
-    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if accept.contains("protobuf") {
         // An empty gnostic openapi_v2.Document message encodes as zero bytes.
-        return bytes_response(200, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf", Vec::new());
+        return bytes_response(
+            200,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            Vec::new(),
+        );
     }
-    json_response(200, &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": {}, "definitions": {}}))
+    json_response(
+        200,
+        &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": {}, "definitions": {}}),
+    )
 }
 
 /// None: 404.

@@ -23,6 +23,8 @@ pub struct ClusterInner {
     pub faults: Faults,
     pub audit: Arc<AuditLog>,
     pub shutdown: CancellationToken,
+    /// Pod exec: the other clusters of the Sim and the ring faults.
+    pub exec: crate::exec::ExecContext,
 }
 
 impl std::fmt::Debug for ClusterInner {

@@ -365,6 +365,27 @@ async fn generation_without_status_subresource_and_crd_removal() {
             "customresourcedefinitions",
         ),
     );
+    // kube-rs discovery sees the CRD's resource, and the built-ins with their scopes.
+    let disc = kube::discovery::Discovery::new(client.clone())
+        .run()
+        .await
+        .unwrap();
+    let (ar, caps) = disc
+        .resolve_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"))
+        .expect("widgets discovered");
+    assert_eq!(
+        (ar.plural.as_str(), caps.scope.clone()),
+        ("widgets", kube::discovery::Scope::Namespaced)
+    );
+    let (_, ns_caps) = disc
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "Namespace"))
+        .unwrap();
+    assert_eq!(ns_caps.scope, kube::discovery::Scope::Cluster);
+    let (sts, _) =
+        kube::discovery::pinned_kind(&client, &GroupVersionKind::gvk("apps", "v1", "StatefulSet"))
+            .await
+            .unwrap();
+    assert_eq!(sts.plural, "statefulsets");
     crds.delete("widgets.example.com", &DeleteParams::default())
         .await
         .unwrap();
@@ -872,6 +893,45 @@ async fn apply_dry_run_collections_cluster_scope_and_reviews() {
             .allowed
     );
 
+    // Garbage collection: deleting an owner deletes its sole dependents, unless orphaned.
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner", &[]))
+        .await
+        .unwrap();
+    for n in ["dep1", "dep2"] {
+        let mut d = cm(n, &[]);
+        d.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                name: "owner".into(),
+                uid: owner.metadata.uid.clone().unwrap(),
+                ..Default::default()
+            },
+        ]);
+        cms.create(&PostParams::default(), &d).await.unwrap();
+    }
+    cms.delete("owner", &DeleteParams::default()).await.unwrap();
+    assert_eq!(api_err(cms.get("dep1").await.unwrap_err()).0, 404);
+    assert_eq!(api_err(cms.get("dep2").await.unwrap_err()).0, 404);
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner", &[]))
+        .await
+        .unwrap();
+    let mut d = cm("dep3", &[]);
+    d.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: "owner".into(),
+            uid: owner.metadata.uid.clone().unwrap(),
+            ..Default::default()
+        },
+    ]);
+    cms.create(&PostParams::default(), &d).await.unwrap();
+    cms.delete("owner", &DeleteParams::orphan()).await.unwrap();
+    cms.get("dep3").await.unwrap();
+
     // Metadata-only list.
     let metas = cms.list_metadata(&ListParams::default()).await.unwrap();
     assert!(
@@ -903,27 +963,65 @@ async fn apply_dry_run_collections_cluster_scope_and_reviews() {
 async fn audit_spans_clusters_and_casskop_identity_is_provisioned() {
     use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
     let opts = SimOptions {
-        casskop: Some(kubesim::casskop::CasskopOptions { ready_after: Duration::from_secs(1), react_after: Duration::from_secs(1) }),
+        casskop: Some(kubesim::casskop::CasskopOptions {
+            ready_after: Duration::from_secs(1),
+            react_after: Duration::from_secs(1),
+        }),
         audit_log: None,
     };
     let sim = Sim::start(&["a", "b"], opts).await.unwrap();
     for c in sim.clusters() {
         let client = c.client().await;
-        Api::<ServiceAccount>::namespaced(client.clone(), "kube-system").get("casskop").await.unwrap();
-        let crb = Api::<ClusterRoleBinding>::all(client.clone()).get("kubesim-casskop").await.unwrap();
+        Api::<ServiceAccount>::namespaced(client.clone(), "kube-system")
+            .get("casskop")
+            .await
+            .unwrap();
+        let crb = Api::<ClusterRoleBinding>::all(client.clone())
+            .get("kubesim-casskop")
+            .await
+            .unwrap();
         assert_eq!(crb.role_ref.name, "cluster-admin");
         let cms: Api<ConfigMap> = Api::namespaced(client, "default");
-        cms.create(&PostParams::default(), &cm(&format!("from-{}", c.name()), &[("x", "y")])).await.unwrap();
+        cms.create(
+            &PostParams::default(),
+            &cm(&format!("from-{}", c.name()), &[("x", "y")]),
+        )
+        .await
+        .unwrap();
     }
     let all = sim.audit();
-    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "seq is global and increasing");
-    let creates: Vec<_> = all.iter().filter(|e| e.verb == "create" && e.resource == "configmaps").collect();
+    assert!(
+        all.windows(2).all(|w| w[0].seq < w[1].seq),
+        "seq is global and increasing"
+    );
+    let creates: Vec<_> = all
+        .iter()
+        .filter(|e| e.verb == "create" && e.resource == "configmaps")
+        .collect();
     assert_eq!(creates.len(), 2);
-    assert_eq!((creates[0].cluster.as_str(), creates[1].cluster.as_str()), ("a", "b"));
-    assert_eq!(creates[0].object.as_ref().unwrap()["data"]["x"], "y", "the stored object is recorded");
+    assert_eq!(
+        (creates[0].cluster.as_str(), creates[1].cluster.as_str()),
+        ("a", "b")
+    );
+    assert_eq!(
+        creates[0].object.as_ref().unwrap()["data"]["x"],
+        "y",
+        "the stored object is recorded"
+    );
     assert_eq!(creates[0].name, "from-a");
-    assert_eq!(sim.cluster("b").audit().iter().filter(|e| e.cluster != "b").count(), 0);
+    assert_eq!(
+        sim.cluster("b")
+            .audit()
+            .iter()
+            .filter(|e| e.cluster != "b")
+            .count(),
+        0
+    );
     // Requests of the simulated CassKop (if it made any) are told apart by user.
-    assert!(all.iter().filter(|e| e.user.contains("casskop")).all(|e| e.user == "system:serviceaccount:kube-system:casskop"));
+    assert!(
+        all.iter()
+            .filter(|e| e.user.contains("casskop"))
+            .all(|e| e.user == "system:serviceaccount:kube-system:casskop")
+    );
     sim.shutdown().await;
 }
