@@ -14,13 +14,17 @@ use super::status::{self, FedSite, SITE_TIMEOUT, expected_pods, render_table};
 
 const EXAMPLE: &str = "\
 Example:
-  multi-casskop ring cassandra-3dc -n cassandra --context k8s-cluster1 -l k8s-cluster1 -r k8s-cluster2,k8s-cluster3
+  multi-casskop ring cassandra-3dc -n cassandra --use-kubeconfig-contexts \\
+      --context k8s-cluster1 -l k8s-cluster1 -r k8s-cluster2,k8s-cluster3
 
 In every site it finds a Running pod of the site's CassandraCluster, runs `nodetool status` in it
 through the Kubernetes exec API (needs `create` on pods/exec), and prints one table: every node
 with its state as seen from each site. Exit code 0 only when every DC of every site's topology is
-present in every site's view with every node UN; otherwise each problem is named with the site
-whose point of view shows it.";
+present in every site's view with every node UN; 2 otherwise, each problem named with the site
+whose point of view shows it (a site that cannot be reached or read is named as such); 1 when the
+MultiCasskop or the local cluster cannot be read. Needs `list` on pods and `create` on pods/exec
+in each site: the controller's service accounts usually lack them, so pass
+--use-kubeconfig-contexts to use your own kubeconfig contexts (one per site, named after it).";
 
 /// Output format of `ring`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
