@@ -4,18 +4,31 @@
 use http::Response;
 use serde_json::{Map, Value, json};
 
-use crate::handlers::{Body, json_response};
+use crate::handlers::{Body, bytes_response, json_response};
 use crate::resources::{Registry, ResourceDef};
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 fn hash(reg: &Registry, group: &str, version: &str) -> String {
     // Changes whenever the group-version's resources change, so kubectl's cache stays right.
     let mut h: u64 = 1469598103934665603;
-    for d in reg.defs.iter().filter(|d| d.group == group && d.versions.iter().any(|v| v == version)) {
-        for b in d.plural.bytes().chain(d.kind.bytes()).chain([d.namespaced as u8]) {
+    for d in reg
+        .defs
+        .iter()
+        .filter(|d| d.group == group && d.versions.iter().any(|v| v == version))
+    {
+        for b in d
+            .plural
+            .bytes()
+            .chain(d.kind.bytes())
+            .chain([d.namespaced as u8])
+        {
             h = (h ^ b as u64).wrapping_mul(1099511628211);
         }
     }
@@ -27,7 +40,10 @@ fn root(reg: &Registry) -> Value {
     for (g, vs) in reg.groups() {
         for v in vs {
             let p = gv_path(&g, &v);
-            paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(reg, &g, &v))}));
+            paths.insert(
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(reg, &g, &v))}),
+            );
         }
     }
     json!({"paths": paths})
@@ -43,8 +59,11 @@ fn params() -> Value {
 }
 
 fn gv_doc(reg: &Registry, group: &str, version: &str) -> Option<Value> {
-    let defs: Vec<&std::sync::Arc<ResourceDef>> =
-        reg.defs.iter().filter(|d| d.group == group && d.versions.iter().any(|v| v == version)).collect();
+    let defs: Vec<&std::sync::Arc<ResourceDef>> = reg
+        .defs
+        .iter()
+        .filter(|d| d.group == group && d.versions.iter().any(|v| v == version))
+        .collect();
     if defs.is_empty() {
         return None;
     }
@@ -52,7 +71,9 @@ fn gv_doc(reg: &Registry, group: &str, version: &str) -> Option<Value> {
     let mut paths = Map::new();
     for d in defs {
         let gvk = json!({"group": group, "version": version, "kind": d.kind});
-        let item = if d.virtual_create { format!("{prefix}/{}", d.plural) } else if d.namespaced {
+        let item = if d.virtual_create {
+            format!("{prefix}/{}", d.plural)
+        } else if d.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", d.plural)
         } else {
             format!("{prefix}/{}/{{name}}", d.plural)
@@ -83,7 +104,29 @@ fn gv_doc(reg: &Registry, group: &str, version: &str) -> Option<Value> {
     }))
 }
 
-/// None: 404 (e.g. /openapi/v2, which kubectl only tries when v3 is missing).
+/// `/openapi/v2`: a document without definitions. kubectl reads it (as protobuf) when a kind is missing
+/// from the v3 documents, e.g. applying an object whose CRD is not installed; finding no schema there it
+/// skips client-side validation and reports the missing kind itself, as against a real cluster.
+pub fn v2(headers: &http::HeaderMap) -> Response<Body> {
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains("protobuf") {
+        // An empty gnostic openapi_v2.Document message encodes as zero bytes.
+        return bytes_response(
+            200,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            Vec::new(),
+        );
+    }
+    json_response(
+        200,
+        &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": {}, "definitions": {}}),
+    )
+}
+
+/// None: 404.
 pub fn serve(reg: &Registry, path: &str) -> Option<Response<Body>> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segs.as_slice() {
