@@ -27,13 +27,23 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn from_query(q: &Query) -> Result<Self, ApiError> {
+    /// Selectors of a list/watch/deletecollection, checked against the resource's field labels
+    /// (built-ins have their own, e.g. `involvedObject.name` for events; custom resources only
+    /// metadata.name/namespace).
+    pub fn from_query(q: &Query, def: &ResourceDef) -> Result<Self, ApiError> {
         let label = match q.get("labelSelector").filter(|s| !s.trim().is_empty()) {
             Some(s) => Some(LabelSelector::parse(s).map_err(ApiError::bad_request)?),
             None => None,
         };
         let field = match q.get("fieldSelector").filter(|s| !s.trim().is_empty()) {
-            Some(s) => Some(FieldSelector::parse(s).map_err(ApiError::bad_request)?),
+            Some(s) => Some(
+                if def.custom {
+                    FieldSelector::parse_for_custom_resource(s, def.namespaced, &[])
+                } else {
+                    FieldSelector::parse_for_resource(s, &def.plural)
+                }
+                .map_err(ApiError::bad_request)?,
+            ),
             None => None,
         };
         Ok(Filter { label, field })
@@ -91,7 +101,7 @@ pub fn list(
     q: &Query,
     out: &Out,
 ) -> Result<Response<Body>, ApiError> {
-    let filter = Filter::from_query(q)?;
+    let filter = Filter::from_query(q, def)?;
     let limit = match q.get("limit").filter(|l| !l.is_empty()) {
         // Query parameter decoding (strconv.ParseInt) fails before anything else: 400.
         Some(l) => l.parse::<i64>().map_err(|_| {
@@ -311,7 +321,7 @@ pub fn watch(
     q: &Query,
     out: Out,
 ) -> Result<Response<Body>, ApiError> {
-    let filter = Filter::from_query(q)?;
+    let filter = Filter::from_query(q, def)?;
     let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
     let from = match q.get("resourceVersion").map(String::as_str) {
         None | Some("") | Some("0") => None,
@@ -403,7 +413,7 @@ pub fn delete_collection(
     q: &Query,
     opts: &DeleteOpts,
 ) -> Result<Response<Body>, ApiError> {
-    let filter = Filter::from_query(q)?;
+    let filter = Filter::from_query(q, def)?;
     let ctx = Ctx {
         ca_pem: &c.ca_pem,
         manager: String::new(),
