@@ -166,6 +166,19 @@ async fn deletion_removes_clusters_in_reverse_order_only_when_asked() -> anyhow:
     Ok(())
 }
 
+/// The controller deleted nothing anywhere (no MultiCasskop here asks for it).
+fn assert_no_deletes(env: &Env) {
+    let user = Env::sa_user("multi-casskop");
+    let deletes: Vec<String> = env
+        .sim
+        .audit()
+        .into_iter()
+        .filter(|e| e.user == user && e.verb == "delete" && e.resource == "cassandraclusters")
+        .map(|e| format!("{} {}", e.cluster, e.name))
+        .collect();
+    assert!(deletes.is_empty(), "nothing deleted: {deletes:?}");
+}
+
 fn ctl_alive(mut ctl: ControllerProcess) -> bool {
     ctl.exited().is_none()
 }
@@ -220,6 +233,7 @@ async fn remote_outage_blocks_the_rollout_and_it_resumes_when_back() -> anyhow::
         condition(&mc, "SitesReachable").map(|c| c.0).as_deref(),
         Some("True")
     );
+    assert_no_deletes(&env);
     assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }
@@ -495,6 +509,7 @@ async fn broken_credential_secrets_block_only_their_sites() -> anyhow::Result<()
         );
     }
     assert!(!ctl.logs().contains(&good_token), "no token in the logs");
+    assert_no_deletes(&env);
     assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }
