@@ -325,7 +325,7 @@ async fn watch_site(
         let mut events = pin!(reflector(writer, watcher::watcher(api, cfg)));
         let failure = loop {
             match events.next().await {
-                None => break "the watch stream ended".to_string(),
+                None => break Some("the watch stream ended".to_string()),
                 Some(Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o))) => {
                     if let Some(owner) = owner_of(&o) {
                         let _ = reconcile_one.unbounded_send(owner);
@@ -339,12 +339,21 @@ async fn watch_site(
                     // A (re)list may have found or lost objects without per-object events.
                     let _ = reconcile_all.unbounded_send(());
                 }
-                // 410 Gone: the watcher re-lists by itself; the cache stays trustworthy.
+                // 410 Gone as a watch event: the watcher re-lists by itself.
                 Some(Err(watcher::Error::WatchError(s))) if s.code == 410 => {
                     debug!("watch expired (410): re-listing");
                 }
-                Some(Err(e)) => break watch_error(&e),
+                // 410 Gone when (re)starting the watch: start over with a fresh list at once;
+                // an expired resourceVersion says nothing about the site's health.
+                Some(Err(e)) if is_gone(&e) => break None,
+                Some(Err(e)) => break Some(watch_error(&e)),
             }
+        };
+        let Some(failure) = failure else {
+            debug!("watch expired (410) at start: re-listing");
+            // The next cache starts empty: readers wait for its list (see `SiteCaches::view`).
+            health.send_replace(WatchHealth::Syncing);
+            continue;
         };
         let reason = format!(
             "cannot watch CassandraClusters in site {site}, namespace {namespace}: {failure}"
@@ -356,6 +365,17 @@ async fn watch_site(
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// The API server answered 410 Gone (resourceVersion too old).
+fn is_gone(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 410,
+        watcher::Error::WatchError(s) => s.code == 410,
+        _ => false,
     }
 }
 
