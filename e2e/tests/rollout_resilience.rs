@@ -134,3 +134,41 @@ fn warning_events(env: &Env) -> anyhow::Result<Vec<String>> {
         .map(|e| format!("{}: {}", e["reason"], e["note"]))
         .collect())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_cluster_outage_pauses_the_controller_and_it_resumes() -> anyhow::Result<()> {
+    let env = Env::start(&SITES).await?;
+    let ctl = env.start_controller("controller", &[])?;
+    eventually("ready", Duration::from_secs(60), || async {
+        Ok(matches!(ctl.http_get("/readyz"), Ok((200, _))).then_some(()))
+    })
+    .await?;
+    env.apply_yaml(&sample("multi-casskop-3sites.yaml")?)?;
+    eventually(
+        "the rollout to reach site 2",
+        Duration::from_secs(240),
+        || async { Ok(env.get_cc("k8s-cluster2", "cassandra-3dc")?.map(|_| ())) },
+    )
+    .await?;
+    // The control plane goes away for a few seconds mid-rollout.
+    env.local().faults().set_unreachable(true);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        ctl.http_get("/healthz").is_ok_and(|(code, _)| code == 200),
+        "alive while the local cluster is down"
+    );
+    env.local().faults().clear();
+    env.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "multicasskop/cassandra-3dc",
+        "--timeout=240s",
+    ])
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::controller_log_tail(&ctl.logs(), 60)))?;
+    let user = Env::sa_user("multi-casskop");
+    let r = audit::analyze(&env.sim.audit(), &[user.as_str()], "cassandra-3dc", 0);
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    assert_eq!(r.first_write_order, SITES);
+    assert!(!ctl.logs().contains("panicked"));
+    Ok(())
+}
