@@ -129,6 +129,11 @@ async fn three_sites_roll_out_in_order_and_edits_follow_the_same_order() -> anyh
         "the edit follows the site order"
     );
     report_handoffs("edit", &edited);
+    let all = audit::RolloutReport {
+        handoffs_us: [created.handoffs_us.clone(), edited.handoffs_us.clone()].concat(),
+        ..Default::default()
+    };
+    report_handoffs("all rollouts", &all);
 
     // 4. Watch-driven: handoffs counted by the controller too.
     let (_, metrics) = ctl.http_get("/metrics")?;
