@@ -1,7 +1,9 @@
 //! The simulated CassKop: a Kubernetes-API-only operator moving CassandraCluster status, StatefulSets and Pods as CassKop does.
 //!
-//! It talks to its cluster only through `kube::Client` (a watcher on `cassandraclusters` in all
-//! namespaces plus plain writes), so it would behave the same against a real API server.
+//! It talks to its cluster only through `kube::Client` (watchers on `cassandraclusters`, and on
+//! the StatefulSets and Pods labelled `app=cassandracluster`, in all namespaces, feeding caches
+//! as CassKop's informers do; plus plain writes), so it would behave the same against a real
+//! API server.
 //!
 //! Lifecycle of one CassandraCluster:
 //! - new (no acted-on annotation, no `status.phase`): `Initializing/Initializing/Ongoing` at once,
