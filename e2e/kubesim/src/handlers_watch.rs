@@ -27,13 +27,13 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn from_query(q: &Query) -> Result<Self, ApiError> {
+    pub fn from_query(q: &Query, def: &ResourceDef) -> Result<Self, ApiError> {
         let label = match q.get("labelSelector").filter(|s| !s.trim().is_empty()) {
             Some(s) => Some(LabelSelector::parse(s).map_err(ApiError::bad_request)?),
             None => None,
         };
         let field = match q.get("fieldSelector").filter(|s| !s.trim().is_empty()) {
-            Some(s) => Some(FieldSelector::parse(s).map_err(ApiError::bad_request)?),
+            Some(s) => Some(parse_field_selector(s, def).map_err(ApiError::bad_request)?),
             None => None,
         };
         Ok(Filter { label, field })
@@ -45,6 +45,16 @@ impl Filter {
         let empty = serde_json::Map::new();
         self.label.as_ref().is_none_or(|l| l.matches(obj["metadata"]["labels"].as_object().unwrap_or(&empty)))
             && self.field.as_ref().is_none_or(|f| f.matches(obj))
+    }
+}
+
+/// The field labels kube accepts for this resource (e.g. involvedObject.* for events, which
+/// `kubectl describe` asks for; type for secrets), metadata.name/namespace for custom resources.
+fn parse_field_selector(s: &str, def: &ResourceDef) -> Result<FieldSelector, String> {
+    if def.custom {
+        FieldSelector::parse_for_custom_resource(s, def.namespaced, &[])
+    } else {
+        FieldSelector::parse_for_resource(s, &def.plural)
     }
 }
 
@@ -69,7 +79,7 @@ fn parse_rv(s: &str) -> Result<u64, ApiError> {
 }
 
 pub fn list(c: &ClusterInner, def: &ResourceDef, version: &str, ns: Option<&str>, q: &Query, out: &Out) -> Result<Response<Body>, ApiError> {
-    let filter = Filter::from_query(q)?;
+    let filter = Filter::from_query(q, def)?;
     let limit = match q.get("limit").filter(|l| !l.is_empty()) {
         // Query parameter decoding (strconv.ParseInt) fails before anything else: 400.
         Some(l) => l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("strconv.ParseInt: parsing \"{l}\": invalid syntax")))?,
@@ -246,7 +256,7 @@ fn stream_response(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response<Body> {
 }
 
 pub fn watch(c: &Arc<ClusterInner>, def: &ResourceDef, version: &str, ns: Option<&str>, q: &Query, out: Out) -> Result<Response<Body>, ApiError> {
-    let filter = Filter::from_query(q)?;
+    let filter = Filter::from_query(q, def)?;
     let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
     let from = match q.get("resourceVersion").map(String::as_str) {
         None | Some("") | Some("0") => None,
@@ -323,7 +333,7 @@ pub fn watch(c: &Arc<ClusterInner>, def: &ResourceDef, version: &str, ns: Option
 }
 
 pub fn delete_collection(c: &ClusterInner, def: &Arc<ResourceDef>, version: &str, ns: Option<&str>, q: &Query, opts: &DeleteOpts) -> Result<Response<Body>, ApiError> {
-    let filter = Filter::from_query(q)?;
+    let filter = Filter::from_query(q, def)?;
     let ctx = Ctx { ca_pem: &c.ca_pem, manager: String::new(), dry_run: opts.dry_run, now: handlers_ops::now_rfc3339() };
     let mut st = c.store.lock();
     let targets: Vec<Arc<Value>> = st.range(&def.key(), ns, None).into_iter().filter(|o| filter.matches(o)).collect();

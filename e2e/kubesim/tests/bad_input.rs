@@ -115,7 +115,11 @@ fn cases() -> Vec<Case> {
         case("patch of an object that does not exist", "PATCH", "/api/v1/namespaces/default/configmaps/ghost", Some("application/merge-patch+json"), "{}", (404, "NotFound"), Msg::Exact("configmaps \"ghost\" not found".into())),
         // --- query parameters
         case("bad label selector", "GET", &format!("{CMS}?labelSelector=a%20in%20(b"), None, "", (400, "BadRequest"), Msg::Exact("unable to parse requirement: found '', expected: ',' or ')'".into())),
-        case("unsupported field selector", "GET", &format!("{CMS}?fieldSelector=spec.foo%3Dbar"), None, "", (400, "BadRequest"), Msg::Exact("field label not supported: spec.foo".into())),
+        // Kinds without their own field label conversion (configmaps) get the default one's wording.
+        case("unsupported field selector (configmaps)", "GET", &format!("{CMS}?fieldSelector=spec.foo%3Dbar"), None, "", (400, "BadRequest"), Msg::Exact("\"spec.foo\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"".into())),
+        case("unsupported field selector (pods)", "GET", "/api/v1/namespaces/default/pods?fieldSelector=spec.foo%3Dbar", None, "", (400, "BadRequest"), Msg::Exact("field label not supported: spec.foo".into())),
+        case("unsupported field selector (custom resource)", "GET", "/apis/example.com/v1/namespaces/default/widgets?fieldSelector=spec.size%3D1", None, "", (400, "BadRequest"), Msg::Exact("field label not supported: spec.size".into())),
+        case("field selector without an operator", "GET", &format!("{CMS}?fieldSelector=metadata.name"), None, "", (400, "BadRequest"), Msg::Contains("metadata.name")),
         case("limit that is not a number", "GET", &format!("{CMS}?limit=ten"), None, "", (400, "BadRequest"), Msg::Contains("ten")),
         case("continue token that is garbage", "GET", &format!("{CMS}?limit=1&continue=%%%"), None, "", (400, "BadRequest"), Msg::Contains("continue")),
         case("unsupported Accept", "GET", CM, None, "", (406, "NotAcceptable"), Msg::Prefix("only the following media types are accepted: application/json, application/yaml")),

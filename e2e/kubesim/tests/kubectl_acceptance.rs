@@ -1151,3 +1151,78 @@ async fn server_side_apply_conflicts_and_diff() {
     assert_eq!(r.stdout, "widget.example.com \"w1\" deleted\n");
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_shows_the_objects_events() {
+    let env = with_widgets().await;
+    env.kubectl_stdin(&["apply", "-f", "-"], &widget_yaml("default", "w1", 4))
+        .await
+        .ok();
+    let uid = env
+        .kubectl(&["get", "wd", "w1", "-o", "jsonpath={.metadata.uid}"])
+        .await
+        .ok()
+        .stdout;
+    let event = format!(
+        "apiVersion: v1\nkind: Event\nmetadata:\n  name: w1.ev1\n  namespace: default\ninvolvedObject:\n  apiVersion: example.com/v1\n  kind: Widget\n  name: w1\n  namespace: default\n  uid: {uid}\nreason: Scaled\nmessage: scaled to 4\ntype: Normal\nsource:\n  component: widget-controller\nfirstTimestamp: \"2020-01-01T00:00:00Z\"\nlastTimestamp: \"2020-01-01T00:00:00Z\"\ncount: 1\n"
+    );
+    let r = env.kubectl_stdin(&["create", "-f", "-"], &event).await.ok();
+    assert_eq!(r.stdout, "event/w1.ev1 created\n");
+    // describe lists the object's events with a field selector on involvedObject.*.
+    let r = env.kubectl(&["describe", "wd", "w1"]).await.ok();
+    assert!(
+        r.stdout
+            .starts_with("Name:         w1\nNamespace:    default\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("\nSpec:\n  Size:  4\n"), "{}", r.stdout);
+    let events = r
+        .stdout
+        .split("\nEvents:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no Events section: {}", r.stdout));
+    let rows: Vec<Vec<&str>> = events
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["Type", "Reason", "Age", "From", "Message"]);
+    assert_eq!(rows[2][..2], ["Normal", "Scaled"]);
+    assert_eq!(rows[2][3..], ["widget-controller", "scaled", "to", "4"]);
+    let r = env
+        .kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.kind=Widget,reason=Scaled",
+            "-o",
+            "name",
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "event/w1.ev1\n");
+    let r = env
+        .kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=other",
+            "-o",
+            "name",
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "");
+    // A secret: describe prints sizes, never values.
+    env.kubectl(&["create", "secret", "generic", "s1", "--from-literal=a=bb"])
+        .await
+        .ok();
+    let r = env.kubectl(&["describe", "secret", "s1"]).await.ok();
+    assert!(
+        r.stdout
+            .contains("\nType:  Opaque\n\nData\n====\na:  2 bytes\n"),
+        "{}",
+        r.stdout
+    );
+    env.shutdown().await;
+}
