@@ -608,6 +608,16 @@ fn virtual_create(c: &ClusterInner, def: &ResourceDef, version: &str, mut obj: V
             obj["status"] = if allowed { json!({"allowed": true}) } else { json!({"allowed": false}) };
             Ok(obj)
         }
+        "SelfSubjectRulesReview" => {
+            // `kubectl auth can-i --list`: the caller's rules in spec.namespace.
+            let ns = obj["spec"]["namespace"].as_str().unwrap_or("").to_string();
+            let snapshot = c.store.lock().rbac.clone();
+            let (resource_rules, non_resource_rules) = rbac::rules_for(user, &ns, &snapshot);
+            obj["metadata"]["creationTimestamp"] = Value::Null;
+            obj["status"] =
+                json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false});
+            Ok(obj)
+        }
         "SelfSubjectReview" => {
             obj["metadata"]["creationTimestamp"] = Value::Null;
             obj["status"] = json!({"userInfo": {"username": user.username, "groups": user.groups}});

@@ -146,6 +146,7 @@ pub fn builtins() -> Vec<ResourceDef> {
         builtin("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], &[], GenRule::None),
         review("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews"),
         review("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews"),
+        review("authorization.k8s.io", "SelfSubjectRulesReview", "selfsubjectrulesreviews"),
         crd,
     ]
 }

@@ -974,6 +974,62 @@ async fn auth_can_i_with_service_account_token() {
             "can-i {verb} {res} -n {ns}: {r:#?}"
         );
     }
+    // --list (SelfSubjectRulesReview): the Role's rule, plus what every authenticated user may do.
+    let r = env
+        .kubectl(&["auth", "can-i", "--list", "-n", "x", &tok])
+        .await
+        .ok();
+    let t = r.table();
+    let row = |cells: &[&str]| cells.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        t[0],
+        row(&[
+            "Resources",
+            "Non-Resource",
+            "URLs",
+            "Resource",
+            "Names",
+            "Verbs"
+        ])
+    );
+    assert!(
+        t.contains(&row(&[
+            "cassandraclusters.db.orange.com",
+            "[]",
+            "[]",
+            "[get",
+            "list",
+            "watch]"
+        ])),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        t.contains(&row(&[
+            "selfsubjectaccessreviews.authorization.k8s.io",
+            "[]",
+            "[]",
+            "[create]"
+        ])),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        t.iter()
+            .any(|r| r.first().is_some_and(|c| c == "[/version]")),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("secrets"), "{}", r.stdout);
+    let r = env
+        .kubectl(&["auth", "can-i", "--list", "-n", "default", &tok])
+        .await
+        .ok();
+    assert!(
+        !r.stdout.contains("cassandraclusters"),
+        "the Role is in x only: {}",
+        r.stdout
+    );
     let r = env
         .kubectl(&[
             "auth",
