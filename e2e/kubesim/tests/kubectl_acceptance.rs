@@ -1282,3 +1282,100 @@ async fn describe_shows_the_objects_events() {
     );
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_resource_without_status_subresource() {
+    // CassandraCluster as CassKop defines it: no status subresource, so status is written on the
+    // main resource and moves metadata.generation like any change outside metadata.
+    let env = Env::start(&["k1"]).await;
+    let crd = env.file("cass.yaml", CASSANDRA_CRD);
+    env.kubectl(&["apply", "-f", crd.to_str().unwrap()])
+        .await
+        .ok();
+    let cc = "apiVersion: db.orange.com/v2\nkind: CassandraCluster\nmetadata:\n  name: c1\nspec:\n  nodesPerRacks: 1\n";
+    let r = env.kubectl_stdin(&["apply", "-f", "-"], cc).await.ok();
+    assert_eq!(r.stdout, "cassandracluster.db.orange.com/c1 created\n");
+    let r = env
+        .kubectl(&[
+            "patch",
+            "cassc",
+            "c1",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"status":{"phase":"Running"}}"#,
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "cassandracluster.db.orange.com/c1 patched\n");
+    let r = env
+        .kubectl(&[
+            "get",
+            "cassc",
+            "c1",
+            "-o",
+            "jsonpath={.metadata.generation} {.status.phase}",
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "2 Running");
+    // Metadata-only changes leave generation alone.
+    env.kubectl(&["label", "cassc", "c1", "team=db"]).await.ok();
+    let r = env
+        .kubectl(&[
+            "get",
+            "cassc",
+            "c1",
+            "-o",
+            "jsonpath={.metadata.generation}",
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "2");
+    // There is no status subresource to patch.
+    let r = env
+        .kubectl(&[
+            "patch",
+            "cassc",
+            "c1",
+            "--subresource=status",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"status":{"phase":"X"}}"#,
+        ])
+        .await
+        .fails(1);
+    assert_eq!(
+        r.stderr,
+        "Error from server (NotFound): the server could not find the requested resource\n"
+    );
+    // Without printer columns: NAME and AGE.
+    let r = env.kubectl(&["get", "cassandraclusters"]).await.ok();
+    assert_eq!(r.table()[0], ["NAME", "AGE"]);
+    assert_eq!(r.table()[1][0], "c1");
+    // Unknown fields are kept (x-kubernetes-preserve-unknown-fields).
+    env.kubectl(&[
+        "patch",
+        "cassc",
+        "c1",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"topology":{"dc":[{"name":"dc1"}]}}}"#,
+    ])
+    .await
+    .ok();
+    let r = env
+        .kubectl(&[
+            "get",
+            "cassc",
+            "c1",
+            "-o",
+            "jsonpath={.spec.topology.dc[0].name}",
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "dc1");
+    env.shutdown().await;
+}
