@@ -889,6 +889,53 @@ async fn wait_for_jsonpath_and_condition() {
         r.stderr,
         "Error from server (NotFound): widgets.example.com \"ghost\" not found\n"
     );
+    // Several objects by label: every one must meet it; the ones that do are reported.
+    env.kubectl_stdin(&["apply", "-f", "-"], &widget_yaml("default", "w2", 1))
+        .await
+        .ok();
+    env.kubectl(&["label", "wd", "--all", "team=a"]).await.ok();
+    let r = env
+        .kubectl(&[
+            "wait",
+            "wd",
+            "-l",
+            "team=a",
+            "--for=jsonpath={.status.phase}=Ready",
+            "--timeout=2s",
+        ])
+        .await
+        .fails(1);
+    assert_eq!(r.stdout, "widget.example.com/w1 condition met\n");
+    assert_eq!(
+        r.stderr,
+        "error: timed out waiting for the condition on widgets/w2\n"
+    );
+    env.kubectl(&[
+        "patch",
+        "wd",
+        "w2",
+        "--subresource=status",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"phase":"Ready"}}"#,
+    ])
+    .await
+    .ok();
+    let r = env
+        .kubectl(&[
+            "wait",
+            "wd",
+            "--all",
+            "--for=jsonpath={.status.phase}=Ready",
+            "--timeout=30s",
+        ])
+        .await
+        .ok();
+    assert_eq!(
+        r.stdout,
+        "widget.example.com/w1 condition met\nwidget.example.com/w2 condition met\n"
+    );
     env.shutdown().await;
 }
 
