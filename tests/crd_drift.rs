@@ -6,7 +6,8 @@ use std::path::PathBuf;
 const HEADER: &str = "# Generated from the Rust types (src/api/multicasskop.rs) by `multi-casskop crd`.\n# Do not edit: regenerate with `UPDATE_CRD=1 cargo test --test crd_drift`.\n";
 
 fn chart_crd() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("helm/multi-casskop/crds/multicasskops.db.orange.com.yaml")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("helm/multi-casskop/crds/multicasskops.db.orange.com.yaml")
 }
 
 #[test]
@@ -16,8 +17,12 @@ fn chart_crd_matches_the_rust_types() {
     if std::env::var_os("UPDATE_CRD").is_some() {
         std::fs::write(&path, &expected).unwrap();
     }
-    let actual = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{} missing ({e}); run UPDATE_CRD=1 cargo test --test crd_drift", path.display()));
+    let actual = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{} missing ({e}); run UPDATE_CRD=1 cargo test --test crd_drift",
+            path.display()
+        )
+    });
     assert!(
         actual == expected,
         "{} is out of date with src/api: run `UPDATE_CRD=1 cargo test --test crd_drift` and commit it",

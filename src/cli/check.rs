@@ -14,14 +14,17 @@ use crate::sites::probe::{self, FailureKind, Permission};
 
 const EXAMPLE: &str = "\
 Example:
-  multi-casskop check --context k8s-cluster1 -n cassandra --local k8s-cluster1 --remote k8s-cluster2,k8s-cluster3
+  multi-casskop check --context k8s-cluster1 -n cassandra -l k8s-cluster1 -r k8s-cluster2
 
 For each site (the local one, every --remote, every ClientConfig in the namespace) it checks, in
 order: credentials found and parseable (same lookup as the controller: mounted directory under
 --imports-dir, Secret NAME in the namespace, kubeconfig context NAME), the API server reached with
 its TLS certificate trusted, the token accepted, every verb the controller needs allowed
 (SelfSubjectAccessReview), the CassandraCluster CRD served (and MultiCasskop on the local site),
-the namespace present. Exit code 0 when everything passes, 1 otherwise.";
+the namespace present. The namespace checked is --namespace on the local site and on remotes
+found as kubeconfig contexts, and the credentials' own namespace (the exported service
+account's) on remotes found as Secrets, mounts or ClientConfigs.
+Exit code 0 when everything passes, 1 otherwise.";
 
 /// Output format of `check`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -157,7 +160,14 @@ async fn check_site(
             return site.report;
         }
     };
-    let ns = if local {
+    // Where the site's CassandraClusters live: exported credentials name the namespace their
+    // service account (and Role) is in; a plain kubeconfig context's namespace is just a user
+    // default, so the controller's namespace is checked there.
+    let ns = if local
+        || matches!(
+            creds.source,
+            crate::sites::CredentialSource::KubeconfigContext { .. }
+        ) {
         controller_ns.to_string()
     } else {
         creds
@@ -533,4 +543,80 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(check: &'static str, result: Outcome, message: &str, fix: Option<&str>) -> CheckLine {
+        CheckLine {
+            check,
+            result,
+            message: message.to_string(),
+            fix: fix.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn table_shows_each_failure_with_its_fix_and_names_failed_sites() {
+        let r = Report {
+            namespace: "cassandra".into(),
+            ok: false,
+            sites: vec![
+                SiteReport {
+                    site: "k8s-cluster1".into(),
+                    role: "local",
+                    source: None,
+                    server: None,
+                    namespace: "cassandra".into(),
+                    ok: true,
+                    checks: vec![line(
+                        "credentials",
+                        Outcome::Ok,
+                        "from kubeconfig context k8s-cluster1",
+                        None,
+                    )],
+                },
+                SiteReport {
+                    site: "k8s-cluster2".into(),
+                    role: "remote",
+                    source: None,
+                    server: None,
+                    namespace: "cassandra".into(),
+                    ok: false,
+                    checks: vec![
+                        line(
+                            "credentials",
+                            Outcome::Fail,
+                            "no credentials for remote k8s-cluster2",
+                            Some("register it"),
+                        ),
+                        line(
+                            "tls",
+                            Outcome::Skip,
+                            "not run: an earlier check failed",
+                            None,
+                        ),
+                    ],
+                },
+            ],
+        };
+        let t = render_table(&r);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with("SITE          CHECK        RESULT  DETAIL"),
+            "{t}"
+        );
+        assert_eq!(
+            lines[2],
+            "k8s-cluster2  credentials  FAIL    no credentials for remote k8s-cluster2 -> fix: register it"
+        );
+        assert!(lines[3].contains("skip"), "{t}");
+        assert_eq!(lines[4], "checks failed on: k8s-cluster2");
+        let json: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["sites"][1]["checks"][0]["result"], "fail");
+        assert_eq!(json["sites"][1]["checks"][0]["fix"], "register it");
+        assert!(json["sites"][0]["checks"][0].get("fix").is_none());
+    }
 }

@@ -16,7 +16,7 @@ const EXAMPLE: &str = "\
 Example:
   multi-casskop export --context k8s-cluster2 -n cassandra multi-casskop --as k8s-cluster2 \\
       | kubectl --context k8s-cluster1 -n cassandra apply -f -
-  # the controller then reaches k8s-cluster2 with: multi-casskop --local k8s-cluster1 --remote k8s-cluster2
+  # then: multi-casskop --local k8s-cluster1 --remote k8s-cluster2
 
 The Secret has kubemcsa's keys (server, ca.crt, namespace, token, and config: a kubeconfig whose
 cluster, user and context are all named after --as) plus `kubeconfig` (the same kubeconfig, for

@@ -4,6 +4,8 @@
 pub mod check;
 pub mod export;
 pub mod register;
+pub mod ring;
+pub mod status;
 
 use std::path::PathBuf;
 

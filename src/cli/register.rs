@@ -28,8 +28,8 @@ registration, verify the new credentials.
 RBAC created on the source (a Role and a RoleBinding named after the service account,
 in --source-namespace; least privilege, nothing cluster-wide):
   - cassandraclusters.db.orange.com: get, list, watch (the controller watches every
-    site), create, patch, update (server-side apply; replace), delete (only used for
-    MultiCasskops with deleteCassandraCluster: true)
+    site), create, patch (server-side apply; an apply may create), delete (only used for
+    MultiCasskops with deleteCassandraCluster: true). No update: it never replaces them.
   - namespaces, only this one (resourceNames): get (lets `check` confirm it exists)
 No Events rule: the controller records Events in the control-plane cluster only.
 
@@ -332,7 +332,26 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     };
     let dst_server = dst_creds.server();
     match probe::reach(&dst_client).await {
-        Ok(v) => steps.ok(&format!("{dst} answers at {dst_server} ({v})")),
+        Ok(v) => {
+            // Same cluster behind two addresses (IP and DNS name, two contexts): the
+            // kube-system namespace UID identifies a cluster.
+            let (a, b) = (
+                probe::cluster_uid(&src_client).await,
+                probe::cluster_uid(&dst_client).await,
+            );
+            if let (Some(a), Some(b)) = (a, b)
+                && a == b
+            {
+                return Ok(steps.fail(
+                    &dst,
+                    &format!(
+                        "source {src} ({src_server}) and destination {dst} ({dst_server}) are the same cluster (kube-system namespace uid {a}): a cluster cannot be registered to itself"
+                    ),
+                    "pass the data-plane cluster as --source-context and the control-plane cluster as --dest-context",
+                ));
+            }
+            steps.ok(&format!("{dst} answers at {dst_server} ({v})"))
+        }
         Err(f) => {
             return Ok(steps.fail(
                 &dst,
@@ -601,30 +620,31 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     }
 
     steps.begin("revoke older tokens");
-    match (&token, args.dry_run) {
-        (_, true) => steps.ok(&format!(
+    if args.dry_run {
+        steps.ok(&format!(
             "{dry}delete older token Secrets of {src_ns}/{sa} exported as {name}"
-        )),
-        (
-            Some(IssuedToken {
-                secret_name: Some(keep),
-                ..
-            }),
-            false,
-        ) => {
-            match exported::delete_old_token_secrets(&src_client, &src_ns, &sa, &name, keep).await {
-                Ok(d) if d.is_empty() => steps.ok("no older token Secret"),
-                Ok(d) => steps.ok(&format!("deleted {}", d.join(", "))),
-                Err(f) => {
-                    return Ok(steps.fail(
-                        &src,
-                        &format!("cannot delete older token Secrets in {src_ns}: {}", f.message),
-                        "delete them by hand: kubectl delete secret -l multicasskop.db.orange.com/exported-as=NAME",
-                    ));
-                }
+        ));
+    } else {
+        // Keep the Secret holding the new token (none for a bound token: then every long-lived
+        // token of an earlier registration under this name goes).
+        let keep = token
+            .as_ref()
+            .and_then(|t| t.secret_name.clone())
+            .unwrap_or_default();
+        match exported::delete_old_token_secrets(&src_client, &src_ns, &sa, &name, &keep).await {
+            Ok(d) if d.is_empty() => steps.ok("no older token Secret"),
+            Ok(d) => steps.ok(&format!("deleted {}", d.join(", "))),
+            Err(f) => {
+                return Ok(steps.fail(
+                    &src,
+                    &format!("cannot delete older token Secrets in {src_ns}: {}", f.message),
+                    &format!(
+                        "delete them by hand: kubectl --context {src} -n {src_ns} delete secret -l {}={name}",
+                        exported::EXPORTED_AS_LABEL
+                    ),
+                ));
             }
         }
-        _ => steps.ok("bound token: older ones expire on their own"),
     }
 
     steps.begin("verify the new credentials");

@@ -680,9 +680,15 @@ pub async fn load_remote(
 ) -> Result<Credentials, CredentialError> {
     let name = &lookup.name;
     let dir = lookup.imports_dir.join(name);
-    if let Some(keys) = read_secret_dir(&dir)? {
-        return from_keys(&keys, CredentialSource::MountedDir { path: dir }, None).await;
-    }
+    // An empty directory is what the kubelet mounts for an optional Secret that does not exist
+    // (the chart mounts them optional): treat it as absent and read the Secret through the API.
+    let dir_note = match read_secret_dir(&dir)? {
+        Some(keys) if !keys.is_empty() => {
+            return from_keys(&keys, CredentialSource::MountedDir { path: dir }, None).await;
+        }
+        Some(_) => format!("empty directory {}", dir.display()),
+        None => format!("no directory {}", dir.display()),
+    };
     let secret_note = match secret {
         SecretLookup::Found(keys) => {
             let origin = CredentialSource::Secret {
@@ -700,8 +706,7 @@ pub async fn load_remote(
         return Ok(creds);
     }
     Err(CredentialError::new(format!(
-        "no credentials for remote {name}: no directory {}, {secret_note}, no context {name} in kubeconfig {}",
-        dir.display(),
+        "no credentials for remote {name}: {dir_note}, {secret_note}, no context {name} in kubeconfig {}",
         kubeconfig_label(lookup.kubeconfig.as_deref())
     )))
 }
@@ -1103,6 +1108,15 @@ mod tests {
                 d.path().join("imports/k8s-cluster2").display(),
                 kc_path.display()
             )
+        );
+        std::fs::create_dir_all(d.path().join("imports/k8s-cluster2")).unwrap();
+        let e = load_remote(&lookup, SecretLookup::NotFound)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(": empty directory "),
+            "an empty mount counts as absent: {e}"
         );
         let e = load_remote(&lookup, SecretLookup::Failed("forbidden".into()))
             .await

@@ -375,9 +375,9 @@ pub fn site_role(name: &str, namespace: &str) -> serde_json::Value {
         "metadata": {"name": name, "namespace": namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
         "rules": [
             // CassandraClusters: watched (get/list/watch), written by server-side apply
-            // (create/patch, update for replace), deleted only for deleteCassandraCluster: true.
+            // (patch, and create: an apply may create), deleted only for deleteCassandraCluster: true.
             {"apiGroups": ["db.orange.com"], "resources": ["cassandraclusters"],
-             "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+             "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
             // Read-only, this namespace only: lets `multi-casskop check` confirm it exists.
             {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": [namespace], "verbs": ["get"]},
         ],

@@ -129,29 +129,30 @@ impl Permission {
 }
 
 /// Verbs the controller uses on CassandraClusters in every site: it reads them through a
-/// watch (get, list, watch), writes them with server-side apply (create, patch; update for
-/// the rare replace), and deletes them only for `deleteCassandraCluster: true`.
+/// watch (get, list, watch), writes them with server-side apply (patch, and create since an
+/// apply may create), and deletes them only for `deleteCassandraCluster: true`. It never
+/// uses update (PUT), so that verb is not required.
 pub const SITE_PERMISSIONS: &[Permission] = &[
     Permission::new("get", "db.orange.com", "cassandraclusters"),
     Permission::new("list", "db.orange.com", "cassandraclusters"),
     Permission::new("watch", "db.orange.com", "cassandraclusters"),
     Permission::new("create", "db.orange.com", "cassandraclusters"),
-    Permission::new("update", "db.orange.com", "cassandraclusters"),
     Permission::new("patch", "db.orange.com", "cassandraclusters"),
     Permission::new("delete", "db.orange.com", "cassandraclusters"),
 ];
 
-/// Extra verbs the controller needs in its own (local) namespace: MultiCasskops and their
-/// status and finalizers, Events it records, and credential Secrets it watches.
+/// Extra verbs the controller needs in its own (local) namespace: MultiCasskops (watched;
+/// finalizer added and removed by patch), their status (server-side apply), the Events it
+/// records, and the credential Secrets it watches. Matches the chart's Role.
 pub const LOCAL_PERMISSIONS: &[Permission] = &[
     Permission::new("get", "db.orange.com", "multicasskops"),
     Permission::new("list", "db.orange.com", "multicasskops"),
     Permission::new("watch", "db.orange.com", "multicasskops"),
     Permission::new("patch", "db.orange.com", "multicasskops"),
     Permission::sub("patch", "db.orange.com", "multicasskops", "status"),
-    Permission::sub("update", "db.orange.com", "multicasskops", "finalizers"),
     Permission::new("create", "events.k8s.io", "events"),
     Permission::new("patch", "events.k8s.io", "events"),
+    Permission::new("get", "", "secrets"),
     Permission::new("list", "", "secrets"),
     Permission::new("watch", "", "secrets"),
 ];
@@ -232,6 +233,12 @@ pub async fn namespace_exists(
             }
         }
     }
+}
+
+/// The cluster's identity: the UID of its `kube-system` namespace (`None` if unreadable).
+pub async fn cluster_uid(client: &kube::Client) -> Option<String> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.get("kube-system").await.ok()?.metadata.uid
 }
 
 /// Reaches the API server (`/version`): proves the network path and TLS trust.

@@ -187,6 +187,14 @@ impl Inner {
                     ),
                 });
             }
+            if self.client_configs.read().unwrap().items.contains_key(name) {
+                return Some(SiteState::Unavailable {
+                    reason: format!(
+                        "site {name} is defined twice: by --local {name} and by ClientConfig {}/{name}; remove one",
+                        self.cfg.namespace
+                    ),
+                });
+            }
             return Some(SiteState::Ready(self.local.clone()));
         }
         self.sites

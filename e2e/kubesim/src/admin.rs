@@ -21,20 +21,32 @@ struct Admin {
 }
 
 /// Binds 127.0.0.1:`port` (0 = ephemeral) and serves until the task is dropped.
-pub async fn start(sim: &Sim, port: u16) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| anyhow::anyhow!("binding admin port {port}: {e}"))?;
+pub async fn start(
+    sim: &Sim,
+    port: u16,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| anyhow::anyhow!("binding admin port {port}: {e}"))?;
     let addr = listener.local_addr()?;
-    let admin = Arc::new(Admin { clusters: sim.clusters().to_vec(), audit: sim.audit_log() });
+    let admin = Arc::new(Admin {
+        clusters: sim.clusters().to_vec(),
+        audit: sim.audit_log(),
+    });
     let task = tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
             let admin = admin.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let admin = admin.clone();
                     async move { Ok::<_, Infallible>(handle(&admin, req).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
             });
         }
     });
@@ -59,7 +71,11 @@ async fn handle(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
             bytes_response(200, "application/x-ndjson", out)
         }
         (Method::GET, ["clusters"]) => {
-            let cs: Vec<Value> = admin.clusters.iter().map(|c| json!({"name": c.name(), "url": c.url()})).collect();
+            let cs: Vec<Value> = admin
+                .clusters
+                .iter()
+                .map(|c| json!({"name": c.name(), "url": c.url()}))
+                .collect();
             json_response(200, &json!(cs))
         }
         (m, ["clusters", name, "faults"]) => {
@@ -69,6 +85,7 @@ async fn handle(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
             match m {
                 Method::DELETE => {
                     c.faults().clear();
+                    c.ring_faults().clear();
                     json_response(200, &json!({"cluster": name, "faults": "cleared"}))
                 }
                 Method::PUT | Method::POST => {
@@ -78,7 +95,12 @@ async fn handle(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
                     };
                     let v: Value = match serde_json::from_slice(&body) {
                         Ok(v) => v,
-                        Err(e) => return err(400, format!("faults for cluster {name}: invalid JSON: {e}")),
+                        Err(e) => {
+                            return err(
+                                400,
+                                format!("faults for cluster {name}: invalid JSON: {e}"),
+                            );
+                        }
                     };
                     apply_faults(c, &v);
                     json_response(200, &json!({"cluster": name, "applied": v}))
@@ -102,7 +124,12 @@ fn apply_faults(c: &Cluster, v: &Value) {
         let rate = v["errorRate"].as_f64().unwrap_or(0.0);
         let codes: Vec<u16> = v["errorCodes"]
             .as_array()
-            .map(|a| a.iter().filter_map(|c| c.as_u64()).map(|c| c as u16).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_u64())
+                    .map(|c| c as u16)
+                    .collect()
+            })
             .unwrap_or_else(|| vec![503]);
         f.set_error_rate(rate, codes);
     }
@@ -114,4 +141,5 @@ fn apply_faults(c: &Cluster, v: &Value) {
     if v["expireWatches"].as_bool() == Some(true) {
         f.expire_watches();
     }
+    c.ring_faults().apply_json(v);
 }

@@ -36,12 +36,16 @@ pub struct AuditLog {
 impl AuditLog {
     pub fn new(path: Option<&Path>) -> anyhow::Result<Self> {
         let file = match path {
-            Some(p) => Some(Mutex::new(LineWriter::new(
-                File::create(p).map_err(|e| anyhow::anyhow!("cannot create audit log {}: {e}", p.display()))?,
-            ))),
+            Some(p) => Some(Mutex::new(LineWriter::new(File::create(p).map_err(
+                |e| anyhow::anyhow!("cannot create audit log {}: {e}", p.display()),
+            )?))),
             None => None,
         };
-        Ok(AuditLog { seq: AtomicU64::new(0), entries: Mutex::new(Vec::new()), file })
+        Ok(AuditLog {
+            seq: AtomicU64::new(0),
+            entries: Mutex::new(Vec::new()),
+            file,
+        })
     }
 
     /// Stamps `seq` and `time_us` and appends.
@@ -59,10 +63,19 @@ impl AuditLog {
     }
 
     pub fn all(&self) -> Vec<AuditEntry> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn of_cluster(&self, cluster: &str) -> Vec<AuditEntry> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|e| e.cluster == cluster).cloned().collect()
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|e| e.cluster == cluster)
+            .cloned()
+            .collect()
     }
 }

@@ -13,14 +13,23 @@ use crate::store::State;
 pub enum TokenKind {
     Admin,
     /// Lives as long as its Secret and its ServiceAccount.
-    Secret { namespace: String, secret: String, sa: String },
+    Secret {
+        namespace: String,
+        secret: String,
+        sa: String,
+    },
     /// TokenRequest: lives until expiry and while its ServiceAccount (same uid) exists.
-    Request { namespace: String, sa: String, sa_uid: String },
+    Request {
+        namespace: String,
+        sa: String,
+        sa_uid: String,
+    },
     /// Issued by a test through the library (not tied to stored objects).
     Issued,
 }
 
 #[derive(Debug, Clone)]
+/// What a token stands for (the token itself is the map key, never stored here).
 pub struct TokenEntry {
     pub user: UserInfo,
     pub kind: TokenKind,
@@ -29,18 +38,26 @@ pub struct TokenEntry {
 }
 
 pub fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// A fresh opaque token (no structure clients could rely on).
 pub fn random_token(prefix: &str) -> String {
     let mut rng = rand::rng();
-    let s: String = (0..40).map(|_| rng.sample(rand::distr::Alphanumeric) as char).collect();
+    let s: String = (0..40)
+        .map(|_| rng.sample(rand::distr::Alphanumeric) as char)
+        .collect();
     format!("{prefix}.{s}")
 }
 
 pub fn admin_user() -> UserInfo {
-    UserInfo { username: "kubesim:admin".into(), groups: vec!["system:masters".into(), "system:authenticated".into()] }
+    UserInfo {
+        username: "kubesim:admin".into(),
+        groups: vec!["system:masters".into(), "system:authenticated".into()],
+    }
 }
 
 pub fn sa_user(namespace: &str, sa: &str) -> UserInfo {
@@ -55,7 +72,10 @@ pub fn sa_user(namespace: &str, sa: &str) -> UserInfo {
 }
 
 fn core(plural: &str) -> ResKey {
-    ResKey { group: String::new(), plural: plural.into() }
+    ResKey {
+        group: String::new(),
+        plural: plural.into(),
+    }
 }
 
 /// Resolves a bearer token to its identity, or 401.
@@ -69,18 +89,32 @@ pub fn authenticate(state: &State, token: &str) -> Result<UserInfo, ApiError> {
     }
     match &entry.kind {
         TokenKind::Admin | TokenKind::Issued => {}
-        TokenKind::Secret { namespace, secret, sa } => {
-            let s = state.get(&core("secrets"), namespace, secret).ok_or_else(ApiError::unauthorized)?;
+        TokenKind::Secret {
+            namespace,
+            secret,
+            sa,
+        } => {
+            let s = state
+                .get(&core("secrets"), namespace, secret)
+                .ok_or_else(ApiError::unauthorized)?;
             let holds = s["data"]["token"].as_str().is_some_and(|t| {
                 use base64::Engine;
-                base64::engine::general_purpose::STANDARD.decode(t).is_ok_and(|d| d == token.as_bytes())
+                base64::engine::general_purpose::STANDARD
+                    .decode(t)
+                    .is_ok_and(|d| d == token.as_bytes())
             });
             if !holds || state.get(&core("serviceaccounts"), namespace, sa).is_none() {
                 return Err(ApiError::unauthorized());
             }
         }
-        TokenKind::Request { namespace, sa, sa_uid } => {
-            let live = state.get(&core("serviceaccounts"), namespace, sa).ok_or_else(ApiError::unauthorized)?;
+        TokenKind::Request {
+            namespace,
+            sa,
+            sa_uid,
+        } => {
+            let live = state
+                .get(&core("serviceaccounts"), namespace, sa)
+                .ok_or_else(ApiError::unauthorized)?;
             if live["metadata"]["uid"].as_str() != Some(sa_uid.as_str()) {
                 return Err(ApiError::unauthorized());
             }
@@ -93,7 +127,10 @@ pub fn authenticate(state: &State, token: &str) -> Result<UserInfo, ApiError> {
 pub fn bearer(header: Option<&str>) -> Option<&str> {
     let h = header?.trim();
     let (scheme, tok) = h.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| tok.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| tok.trim())
+        .filter(|t| !t.is_empty())
 }
 
 pub fn sa_uid(sa: &Value) -> String {

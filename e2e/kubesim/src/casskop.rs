@@ -1,19 +1,1355 @@
-//! Simulated CassKop (PLACEHOLDER until A3's module lands).
+//! The simulated CassKop: a Kubernetes-API-only operator moving CassandraCluster status, StatefulSets and Pods as CassKop does.
+//!
+//! It talks to its cluster only through `kube::Client` (a watcher on `cassandraclusters` in all
+//! namespaces plus plain writes), so it would behave the same against a real API server.
+//!
+//! Lifecycle of one CassandraCluster:
+//! - new (no acted-on annotation, no `status.phase`): `Initializing/Initializing/Ongoing` at once,
+//!   its StatefulSets and (not yet ready) Pods created; after `ready_after`:
+//!   `Running/Initializing/Done`, Pods Running/Ready.
+//! - a later change of `spec` or `status.seedlist` (compared with the configuration kept in the
+//!   annotation [`ACTED_CONFIG_ANNOTATION`]) is noticed only `react_after` after it was first
+//!   seen; nothing is written meanwhile. Then `Pending/<action>/Ongoing`, and after `ready_after`
+//!   the StatefulSets and Pods are brought in line and the status becomes `Running/<action>/Done`.
+//!   A change arriving while an action is ongoing restarts it the same way.
+//! - test hooks (annotations): [`HOLD_ANNOTATION`] keeps an ongoing action ongoing, phase
+//!   `Pending` (a new cluster moves from `Initializing` to `Pending` when it would have become
+//!   ready), until the annotation goes away; [`FAIL_ANNOTATION`] `"true"` ends the action with status `Error`
+//!   (phase `Pending`); removing it retries the action.
+//! - deleting the CassandraCluster deletes its StatefulSets and Pods.
+//!
+//! Status goes through the main resource (the CRD has no status subresource) as a JSON merge patch
+//! of `status` (and the annotation) only, with field manager `casskop`: spec fields set by others
+//! are never touched.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
+use anyhow::Context as _;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams,
+};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+/// The CassandraCluster CRD the simulated CassKop installs (also usable with `kubectl apply -f`).
+pub const CRD_YAML: &str = include_str!("../crds/cassandraclusters.db.orange.com.yaml");
+/// Name of the CassandraCluster CRD.
+pub const CRD_NAME: &str = "cassandraclusters.db.orange.com";
+/// Field manager of every write the simulated CassKop makes.
+pub const FIELD_MANAGER: &str = "casskop";
+/// Annotation holding the configuration (spec + status.seedlist, JSON) the last action acted on.
+pub const ACTED_CONFIG_ANNOTATION: &str = "kubesim.casskop/last-applied-configuration";
+/// Test hook: while present (value `Pending`), an ongoing action never completes: it stays
+/// `Pending/<action>/Ongoing` (a new cluster goes `Initializing` -> `Pending` after `ready_after`).
+pub const HOLD_ANNOTATION: &str = "kubesim.casskop/hold";
+/// Test hook: `"true"` makes the current action end in status `Error` (phase `Pending`).
+pub const FAIL_ANNOTATION: &str = "kubesim.casskop/fail";
+
+/// Labels CassKop puts on the StatefulSets and Pods it manages.
+pub const LABEL_APP: &str = "app";
+pub const LABEL_CLUSTER: &str = "cassandracluster";
+pub const LABEL_DC: &str = "cassandraclusters.db.orange.com.dc";
+pub const LABEL_RACK: &str = "cassandraclusters.db.orange.com.rack";
+const APP_VALUE: &str = "cassandracluster";
+/// Annotation on Pods/StatefulSets: hash of the pod template they were made from.
+const TEMPLATE_HASH_ANNOTATION: &str = "kubesim.casskop/template-hash";
+const DEFAULT_IMAGE: &str = "cassandra:3.11";
+/// Pause before re-trying after a failed API call.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Timing of the simulated CassKop.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CasskopOptions {
+    /// How long an action stays `Ongoing` before it is `Done`.
     pub ready_after: Duration,
+    /// How long after a spec change is first seen before CassKop notices it (the stale window).
     pub react_after: Duration,
 }
 
-pub async fn install_crd(client: kube::Client) -> anyhow::Result<()> {
-    let _ = client;
-    Ok(())
+impl Default for CasskopOptions {
+    fn default() -> Self {
+        Self {
+            ready_after: Duration::from_secs(2),
+            react_after: Duration::from_secs(1),
+        }
+    }
 }
 
+/// `db.orange.com/v2` `CassandraCluster`, plural `cassandraclusters`.
+pub fn api_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("db.orange.com", "v2", "CassandraCluster"),
+        "cassandraclusters",
+    )
+}
+
+/// The CassandraCluster CRD, parsed from [`CRD_YAML`].
+pub fn crd() -> anyhow::Result<CustomResourceDefinition> {
+    serde_saphyr::from_str(CRD_YAML).context("parsing the embedded CassandraCluster CRD")
+}
+
+/// Create (or replace) the CassandraCluster CRD and wait until it is established and served.
+pub async fn install_crd(client: kube::Client) -> anyhow::Result<()> {
+    let crd = crd()?;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    match crds
+        .get_opt(CRD_NAME)
+        .await
+        .with_context(|| format!("reading CRD {CRD_NAME}"))?
+    {
+        None => match crds.create(&pp, &crd).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_already_exists() => {}
+            Err(e) => return Err(e).with_context(|| format!("creating CRD {CRD_NAME}")),
+        },
+        Some(live) => {
+            let mut desired = crd.clone();
+            desired.metadata.resource_version = live.metadata.resource_version;
+            crds.replace(CRD_NAME, &pp, &desired)
+                .await
+                .with_context(|| format!("replacing CRD {CRD_NAME}"))?;
+        }
+    }
+    let established = kube::runtime::wait::await_condition(
+        crds,
+        CRD_NAME,
+        kube::runtime::wait::conditions::is_crd_established(),
+    );
+    tokio::time::timeout(Duration::from_secs(30), established)
+        .await
+        .with_context(|| format!("CRD {CRD_NAME} not established after 30s"))?
+        .with_context(|| format!("waiting for CRD {CRD_NAME} to be established"))?;
+    // Established is set before discovery necessarily serves the resource on a real server.
+    let clusters: Api<DynamicObject> = Api::all_with(client, &api_resource());
+    let mut last_err = None;
+    for _ in 0..100 {
+        match clusters.list(&ListParams::default().limit(1)).await {
+            Ok(_) => return Ok(()),
+            Err(e) => last_err = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(anyhow::anyhow!(
+        "CRD {CRD_NAME} established but cassandraclusters not served: {}",
+        last_err.map(|e| e.to_string()).unwrap_or_default()
+    ))
+}
+
+/// Run the simulated CassKop until the returned future is dropped (or its task aborted).
+///
+/// Watches CassandraClusters in all namespaces; each cluster gets its own worker task.
 pub async fn run(client: kube::Client, opts: CasskopOptions) -> anyhow::Result<()> {
-    let _ = (client, opts);
-    std::future::pending::<()>().await;
-    Ok(())
+    let clusters: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource());
+    let stream = watcher(clusters, watcher::Config::default()).default_backoff();
+    futures::pin_mut!(stream);
+    // Dropping the JoinSet (when this future is dropped) aborts every worker.
+    let mut workers_tasks = JoinSet::new();
+    let mut workers: HashMap<ObjKey, watch::Sender<Option<DynamicObject>>> = HashMap::new();
+    let mut relisted: Option<HashSet<ObjKey>> = None;
+    info!("simulated CassKop watching cassandraclusters in all namespaces");
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(ev) => ev,
+            Err(e) => {
+                warn!(error = %e, "simulated CassKop: watch on cassandraclusters failed, retrying");
+                continue;
+            }
+        };
+        match event {
+            watcher::Event::Init => relisted = Some(HashSet::new()),
+            watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
+                let key = obj_key(&obj);
+                if let Some(seen) = relisted.as_mut() {
+                    seen.insert(key.clone());
+                }
+                match workers.get(&key) {
+                    Some(tx) => {
+                        tx.send_replace(Some(obj));
+                    }
+                    None => {
+                        let (tx, rx) = watch::channel(Some(obj));
+                        let worker = ClusterWorker::new(client.clone(), &key, opts.clone());
+                        let span =
+                            info_span!("casskop", namespace = %key.0, cassandracluster = %key.1);
+                        workers_tasks.spawn(worker.run(rx).instrument(span));
+                        workers.insert(key, tx);
+                    }
+                }
+            }
+            watcher::Event::Delete(obj) => {
+                if let Some(tx) = workers.get(&obj_key(&obj)) {
+                    tx.send_replace(None);
+                }
+            }
+            watcher::Event::InitDone => {
+                // Objects that vanished while the watch was down never get a Delete event.
+                if let Some(seen) = relisted.take() {
+                    for (key, tx) in &workers {
+                        if !seen.contains(key) && tx.borrow().is_some() {
+                            tx.send_replace(None);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Err(anyhow::anyhow!(
+        "simulated CassKop: watch stream on cassandraclusters ended"
+    ))
+}
+
+/// (namespace, name)
+type ObjKey = (String, String);
+
+fn obj_key(obj: &DynamicObject) -> ObjKey {
+    (
+        obj.metadata.namespace.clone().unwrap_or_default(),
+        obj.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure helpers: topology, naming, classification.
+
+/// One dc-rack of a CassandraCluster with its node count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RackPlacement {
+    pub dc: String,
+    pub rack: String,
+    pub nodes: i32,
+}
+
+impl RackPlacement {
+    /// Key used in `status.cassandraRackStatus`: `<dc>-<rack>`.
+    pub fn status_key(&self) -> String {
+        format!("{}-{}", self.dc, self.rack)
+    }
+}
+
+fn nodes_value(v: Option<&Value>) -> Option<i32> {
+    let v = v?;
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .map(|n| n.clamp(0, i32::MAX as i64) as i32)
+}
+
+/// Expand `spec.topology` into dc-racks: a dc's `nodesPerRacks` overrides `spec.nodesPerRacks`
+/// (default 1); a dc without racks gets `rack1`; no topology at all means `dc1`/`rack1`.
+pub fn expand_topology(spec: &Value) -> Vec<RackPlacement> {
+    let default_nodes = nodes_value(spec.get("nodesPerRacks")).unwrap_or(1);
+    let dcs = spec
+        .pointer("/topology/dc")
+        .and_then(Value::as_array)
+        .filter(|dcs| !dcs.is_empty());
+    let Some(dcs) = dcs else {
+        return vec![RackPlacement {
+            dc: "dc1".into(),
+            rack: "rack1".into(),
+            nodes: default_nodes,
+        }];
+    };
+    let mut out = Vec::new();
+    for (i, dc) in dcs.iter().enumerate() {
+        let dc_name = dc
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("dc{}", i + 1));
+        let nodes = nodes_value(dc.get("nodesPerRacks")).unwrap_or(default_nodes);
+        let racks: Vec<String> = dc
+            .get("rack")
+            .and_then(Value::as_array)
+            .map(|racks| {
+                racks
+                    .iter()
+                    .enumerate()
+                    .map(|(j, r)| {
+                        r.get("name")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| format!("rack{}", j + 1))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let racks = if racks.is_empty() {
+            vec!["rack1".to_owned()]
+        } else {
+            racks
+        };
+        for rack in racks {
+            out.push(RackPlacement {
+                dc: dc_name.clone(),
+                rack,
+                nodes,
+            });
+        }
+    }
+    out
+}
+
+/// StatefulSet name CassKop uses: `<cluster>-<dc>-<rack>`.
+pub fn statefulset_name(cluster: &str, dc: &str, rack: &str) -> String {
+    format!("{cluster}-{dc}-{rack}")
+}
+
+/// Pod name of ordinal `i` of a StatefulSet: `<statefulset>-<i>`.
+pub fn pod_name(statefulset: &str, i: i32) -> String {
+    format!("{statefulset}-{i}")
+}
+
+/// Labels CassKop sets on the StatefulSet and Pods of one dc-rack.
+pub fn rack_labels(cluster: &str, dc: &str, rack: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_APP.to_owned(), APP_VALUE.to_owned()),
+        (LABEL_CLUSTER.to_owned(), cluster.to_owned()),
+        (LABEL_DC.to_owned(), dc.to_owned()),
+        (LABEL_RACK.to_owned(), rack.to_owned()),
+    ])
+}
+
+/// The part of a CassandraCluster whose changes make CassKop act: the spec and the seed list
+/// (which Multi-CassKop writes into the status).
+pub fn acted_config(obj: &Value) -> Value {
+    json!({
+        "spec": obj.get("spec").cloned().unwrap_or(Value::Null),
+        "seedlist": obj.pointer("/status/seedlist").cloned().unwrap_or(Value::Null),
+    })
+}
+
+fn rolling_restart_racks(spec: &Value) -> HashSet<(String, String)> {
+    let mut out = HashSet::new();
+    for dc in spec
+        .pointer("/topology/dc")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let dc_name = dc.get("name").and_then(Value::as_str).unwrap_or_default();
+        for rack in dc
+            .get("rack")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if rack.get("rollingRestart").and_then(Value::as_bool) == Some(true) {
+                let rack_name = rack.get("name").and_then(Value::as_str).unwrap_or_default();
+                out.insert((dc_name.to_owned(), rack_name.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// The `lastClusterAction` CassKop starts for a change from `old` to `new` (both as returned by
+/// [`acted_config`]). The first matching rule wins, in CassKop's own order of checks: config
+/// map, image, DC/rack removal, node counts, seed list, rolling restart; then resources, and
+/// anything else is a StatefulSet update.
+pub fn classify_change(old: &Value, new: &Value) -> &'static str {
+    let (old_spec, new_spec) = (&old["spec"], &new["spec"]);
+    if old_spec.get("configMapName") != new_spec.get("configMapName") {
+        return "UpdateConfigMap";
+    }
+    if old_spec.get("cassandraImage") != new_spec.get("cassandraImage") {
+        return "UpdateDockerImage";
+    }
+    let (old_top, new_top) = (expand_topology(old_spec), expand_topology(new_spec));
+    let new_dcs: HashSet<&str> = new_top.iter().map(|p| p.dc.as_str()).collect();
+    if old_top.iter().any(|p| !new_dcs.contains(p.dc.as_str())) {
+        return "ActionDeleteDC";
+    }
+    let find = |top: &[RackPlacement], p: &RackPlacement| {
+        top.iter()
+            .find(|q| q.dc == p.dc && q.rack == p.rack)
+            .map(|q| q.nodes)
+    };
+    if old_top.iter().any(|p| find(&new_top, p).is_none()) {
+        return "ActionDeleteRack";
+    }
+    let grows = new_top
+        .iter()
+        .any(|p| find(&old_top, p).is_none_or(|old_nodes| p.nodes > old_nodes));
+    if grows {
+        return "ScaleUp";
+    }
+    if new_top
+        .iter()
+        .any(|p| find(&old_top, p).is_some_and(|old_nodes| p.nodes < old_nodes))
+    {
+        return "ScaleDown";
+    }
+    if old["seedlist"] != new["seedlist"] {
+        return "UpdateSeedList";
+    }
+    let (old_rr, new_rr) = (
+        rolling_restart_racks(old_spec),
+        rolling_restart_racks(new_spec),
+    );
+    if new_rr.difference(&old_rr).next().is_some() {
+        return "RollingRestart";
+    }
+    if old_spec.get("resources") != new_spec.get("resources") {
+        return "UpdateResources";
+    }
+    "UpdateStatefulSet"
+}
+
+/// Compare two resourceVersions: true when `candidate` is not older than `current`.
+/// They are opaque to clients, but both kube-apiserver and kubesim use increasing integers;
+/// anything unparsable is taken as newer.
+fn rv_not_older(candidate: Option<&str>, current: Option<&str>) -> bool {
+    match (
+        candidate.and_then(|s| s.parse::<u64>().ok()),
+        current.and_then(|s| s.parse::<u64>().ok()),
+    ) {
+        (Some(c), Some(cur)) => c >= cur,
+        _ => true,
+    }
+}
+
+/// FNV-1a, so template hashes are stable across processes and Rust versions.
+fn stable_hash(s: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+/// `resources` as a valid ResourceRequirements: quantities as strings, unknown keys dropped.
+fn sanitize_resources(resources: Option<&Value>) -> Value {
+    let mut out = Map::new();
+    for key in ["limits", "requests"] {
+        if let Some(m) = resources
+            .and_then(|r| r.get(key))
+            .and_then(Value::as_object)
+        {
+            let q: Map<String, Value> = m
+                .iter()
+                .filter_map(|(k, v)| match v {
+                    Value::String(s) => Some((k.clone(), Value::String(s.clone()))),
+                    Value::Number(n) => Some((k.clone(), Value::String(n.to_string()))),
+                    _ => None,
+                })
+                .collect();
+            out.insert(key.to_owned(), Value::Object(q));
+        }
+    }
+    Value::Object(out)
+}
+
+/// The pod template of every rack of a cluster (same image/resources/config map everywhere).
+fn pod_template(cluster: &str, spec: &Value) -> Value {
+    let image = spec
+        .get("cassandraImage")
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_IMAGE);
+    let mut container = json!({
+        "name": "cassandra",
+        "image": image,
+        "ports": [
+            {"name": "intra-node", "containerPort": 7000, "protocol": "TCP"},
+            {"name": "jmx-port", "containerPort": 7199, "protocol": "TCP"},
+            {"name": "cql", "containerPort": 9042, "protocol": "TCP"},
+        ],
+        "resources": sanitize_resources(spec.get("resources")),
+    });
+    let mut pod_spec = json!({ "subdomain": cluster, "containers": [] });
+    if let Some(cm) = spec.get("configMapName").and_then(Value::as_str) {
+        container["volumeMounts"] = json!([{"name": "bootstrap", "mountPath": "/configmap"}]);
+        pod_spec["volumes"] = json!([{"name": "bootstrap", "configMap": {"name": cm}}]);
+    }
+    pod_spec["containers"] = json!([container]);
+    pod_spec
+}
+
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+static NEXT_POD_IP: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh pod IP in 10.244.0.0/16 (then 10.245...), unique within this process.
+fn allocate_pod_ip() -> String {
+    let n = NEXT_POD_IP.fetch_add(1, Ordering::Relaxed);
+    let host = n % 250 + 2;
+    let subnet = n / 250;
+    format!("10.{}.{}.{}", 244 + (subnet / 256) % 10, subnet % 256, host)
+}
+
+fn ready_pod_status(pod_ip: &str, image: &str, pod: &str, now: &str) -> Value {
+    let cond = |t: &str| json!({"type": t, "status": "True", "lastProbeTime": null, "lastTransitionTime": now});
+    json!({
+        "phase": "Running",
+        "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"), cond("ContainersReady"), cond("PodScheduled")],
+        "hostIP": "10.0.0.1",
+        "hostIPs": [{"ip": "10.0.0.1"}],
+        "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}],
+        "startTime": now,
+        "qosClass": "BestEffort",
+        "containerStatuses": [{
+            "name": "cassandra",
+            "ready": true,
+            "started": true,
+            "restartCount": 0,
+            "image": image,
+            "imageID": format!("docker.io/library/{image}"),
+            "containerID": format!("containerd://{}", stable_hash(&format!("{pod}{now}"))),
+            "state": {"running": {"startedAt": now}},
+        }],
+    })
+}
+
+fn pod_is_ready(pod: &Value) -> bool {
+    pod.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
+        && pod
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.get("type").and_then(Value::as_str) == Some("Ready")
+                        && c.get("status").and_then(Value::as_str) == Some("True")
+                })
+            })
+}
+
+fn annotation<'a>(obj: &'a DynamicObject, key: &str) -> Option<&'a str> {
+    obj.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_not_found())
+}
+
+/// What one CassandraCluster looks like to CassKop.
+struct ClusterView {
+    /// The whole object as JSON.
+    value: Value,
+    /// Configuration the last action acted on (annotation), if any.
+    acted: Option<Value>,
+    /// Current configuration.
+    current: Value,
+    phase: Option<String>,
+    action: Option<String>,
+    action_status: Option<String>,
+    held: bool,
+    failing: bool,
+}
+
+impl ClusterView {
+    fn new(obj: &DynamicObject) -> Self {
+        let value = serde_json::to_value(obj).unwrap_or(Value::Null);
+        let acted =
+            annotation(obj, ACTED_CONFIG_ANNOTATION).and_then(|s| serde_json::from_str(s).ok());
+        let current = acted_config(&value);
+        let text = |p: &str| {
+            value
+                .pointer(p)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let held = annotation(obj, HOLD_ANNOTATION)
+            .is_some_and(|v| !v.is_empty() && !v.eq_ignore_ascii_case("false"));
+        let failing =
+            annotation(obj, FAIL_ANNOTATION).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        Self {
+            phase: text("/status/phase"),
+            action: text("/status/lastClusterAction"),
+            action_status: text("/status/lastClusterActionStatus"),
+            value,
+            acted,
+            current,
+            held,
+            failing,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One worker per CassandraCluster.
+
+struct ClusterWorker {
+    namespace: String,
+    name: String,
+    opts: CasskopOptions,
+    clusters: Api<DynamicObject>,
+    statefulsets: Api<DynamicObject>,
+    pods: Api<DynamicObject>,
+    sts_resource: ApiResource,
+    pod_resource: ApiResource,
+    /// Newest version of the object known (from the watch or from our own write's response);
+    /// None once deleted.
+    latest: Option<DynamicObject>,
+    /// uid of the object the timers below belong to.
+    uid: Option<String>,
+    /// Children removed after the object went away.
+    cleaned: bool,
+    /// When a spec change first seen gets noticed.
+    notice_at: Option<Instant>,
+    /// When the ongoing action completes.
+    complete_at: Option<Instant>,
+}
+
+impl ClusterWorker {
+    fn new(client: kube::Client, key: &ObjKey, opts: CasskopOptions) -> Self {
+        let sts_resource = ApiResource::erase::<StatefulSet>(&());
+        let pod_resource = ApiResource::erase::<Pod>(&());
+        Self {
+            namespace: key.0.clone(),
+            name: key.1.clone(),
+            opts,
+            clusters: Api::namespaced_with(client.clone(), &key.0, &api_resource()),
+            statefulsets: Api::namespaced_with(client.clone(), &key.0, &sts_resource),
+            pods: Api::namespaced_with(client, &key.0, &pod_resource),
+            sts_resource,
+            pod_resource,
+            latest: None,
+            uid: None,
+            cleaned: true,
+            notice_at: None,
+            complete_at: None,
+        }
+    }
+
+    async fn run(mut self, mut rx: watch::Receiver<Option<DynamicObject>>) {
+        self.accept(rx.borrow_and_update().clone());
+        loop {
+            let wake = self.evaluate().await;
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let obj = rx.borrow_and_update().clone();
+                    self.accept(obj);
+                }
+                _ = sleep_until_opt(wake) => {}
+            }
+        }
+    }
+
+    /// Take an object from the watch unless our own write already gave us a newer version.
+    fn accept(&mut self, obj: Option<DynamicObject>) {
+        match (obj, &self.latest) {
+            (None, _) => self.latest = None,
+            (Some(new), Some(cur))
+                if new.metadata.uid == cur.metadata.uid
+                    && !rv_not_older(
+                        new.metadata.resource_version.as_deref(),
+                        cur.metadata.resource_version.as_deref(),
+                    ) => {}
+            (Some(new), _) => self.latest = Some(new),
+        }
+    }
+
+    fn ident(&self) -> String {
+        format!("CassandraCluster {}/{}", self.namespace, self.name)
+    }
+
+    /// Act on the newest known state; returns when to look again (besides watch changes).
+    async fn evaluate(&mut self) -> Option<Instant> {
+        let now = Instant::now();
+        let Some(obj) = self.latest.clone() else {
+            self.uid = None;
+            self.notice_at = None;
+            self.complete_at = None;
+            if !self.cleaned {
+                if let Err(e) = self.delete_children(None).await {
+                    warn!(error = %format!("{e:#}"), "deleting children of {} failed", self.ident());
+                    return Some(now + RETRY_AFTER);
+                }
+                info!(
+                    "{} deleted: its StatefulSets and Pods are gone",
+                    self.ident()
+                );
+                self.cleaned = true;
+            }
+            return None;
+        };
+        if self.uid.is_some() && self.uid != obj.metadata.uid {
+            // Deleted and re-created faster than the watch could tell us.
+            if let Err(e) = self.delete_children(obj.metadata.uid.as_deref()).await {
+                warn!(error = %format!("{e:#}"), "deleting children of the previous {} failed", self.ident());
+                return Some(now + RETRY_AFTER);
+            }
+            self.notice_at = None;
+            self.complete_at = None;
+        }
+        self.uid = obj.metadata.uid.clone();
+        self.cleaned = false;
+        match self.step(&obj, now).await {
+            Ok(wake) => wake,
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "simulated CassKop: {} (will retry)", self.ident());
+                Some(now + RETRY_AFTER)
+            }
+        }
+    }
+
+    async fn step(&mut self, obj: &DynamicObject, now: Instant) -> anyhow::Result<Option<Instant>> {
+        let view = ClusterView::new(obj);
+        if view.acted.is_none() && view.phase.is_none() {
+            info!("new {}: Initializing", self.ident());
+            self.ensure_children(&view, false).await?;
+            self.write_status(&view, "Initializing", "Initializing", "Ongoing", true)
+                .await?;
+            self.notice_at = None;
+            self.complete_at = Some(now + self.opts.ready_after);
+            return Ok(self.complete_at);
+        }
+        if view.acted.as_ref() != Some(&view.current) {
+            // Stale window: the old status stays untouched until react_after has passed.
+            let at = *self.notice_at.get_or_insert(now + self.opts.react_after);
+            if now < at {
+                debug!(
+                    "change of {} seen; noticed at the end of the react window",
+                    self.ident()
+                );
+                return Ok(Some(at));
+            }
+            let action = match &view.acted {
+                Some(acted) => classify_change(acted, &view.current),
+                None => "UpdateStatefulSet",
+            };
+            info!("{}: change noticed, {action} Ongoing", self.ident());
+            self.write_status(&view, "Pending", action, "Ongoing", true)
+                .await?;
+            self.notice_at = None;
+            self.complete_at = Some(now + self.opts.ready_after);
+            return Ok(self.complete_at);
+        }
+        self.notice_at = None;
+        let action = view.action.clone().unwrap_or_else(|| "Initializing".into());
+        match view.action_status.as_deref() {
+            Some("Ongoing") => {
+                let due = *self.complete_at.get_or_insert(now + self.opts.ready_after);
+                if now < due {
+                    return Ok(Some(due));
+                }
+                if view.held {
+                    // Due but held: Pending/<action>/Ongoing until the annotation goes.
+                    if view.phase.as_deref() != Some("Pending") {
+                        self.write_status(&view, "Pending", &action, "Ongoing", false)
+                            .await?;
+                    }
+                    debug!("{}: {action} held by {HOLD_ANNOTATION}", self.ident());
+                    return Ok(None);
+                }
+                let phase = if view.failing {
+                    info!(
+                        "{}: {action} ends in Error ({FAIL_ANNOTATION})",
+                        self.ident()
+                    );
+                    self.write_status(&view, "Pending", &action, "Error", false)
+                        .await?;
+                    "Pending"
+                } else {
+                    self.ensure_children(&view, true).await?;
+                    self.write_status(&view, "Running", &action, "Done", false)
+                        .await?;
+                    info!("{}: {action} Done, Running", self.ident());
+                    "Running"
+                };
+                debug!("{}: phase {phase}", self.ident());
+                self.complete_at = None;
+                Ok(None)
+            }
+            Some("Error") if !view.failing => {
+                info!("{}: retrying {action}", self.ident());
+                self.write_status(&view, "Pending", &action, "Ongoing", false)
+                    .await?;
+                self.complete_at = Some(now + self.opts.ready_after);
+                Ok(self.complete_at)
+            }
+            _ => {
+                self.complete_at = None;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Merge-patch `status` (and, for a new action, the acted-on annotation) of the object.
+    async fn write_status(
+        &mut self,
+        view: &ClusterView,
+        phase: &str,
+        action: &str,
+        action_status: &str,
+        new_action: bool,
+    ) -> anyhow::Result<()> {
+        let now = now_rfc3339();
+        let placements = expand_topology(&view.current["spec"]);
+        let old_racks = view
+            .value
+            .pointer("/status/cassandraRackStatus")
+            .and_then(Value::as_object);
+        let mut racks = Map::new();
+        if let Some(old) = old_racks {
+            for key in old.keys() {
+                racks.insert(key.clone(), Value::Null);
+            }
+        }
+        let rack_phase = match (phase, action) {
+            ("Initializing", _) => "Initializing",
+            ("Running", _) => "Running",
+            _ => "Pending",
+        };
+        for p in &placements {
+            let key = p.status_key();
+            let old_start = old_racks
+                .and_then(|o| o.get(&key))
+                .and_then(|r| r.pointer("/cassandraLastAction/startTime"))
+                .and_then(Value::as_str);
+            let start = if new_action {
+                now.clone()
+            } else {
+                old_start.map(str::to_owned).unwrap_or_else(|| now.clone())
+            };
+            let mut last_action =
+                json!({"name": action, "status": action_status, "startTime": start});
+            if action_status == "Done" || action_status == "Error" {
+                last_action["endTime"] = json!(now);
+            }
+            racks.insert(
+                key,
+                json!({"phase": rack_phase, "cassandraLastAction": last_action, "podLastOperation": {}}),
+            );
+        }
+        let mut patch = json!({
+            "status": {
+                "phase": phase,
+                "lastClusterAction": action,
+                "lastClusterActionStatus": action_status,
+                "cassandraRackStatus": racks,
+            }
+        });
+        if new_action {
+            patch["metadata"] =
+                json!({"annotations": {ACTED_CONFIG_ANNOTATION: view.current.to_string()}});
+        }
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        let updated = self
+            .clusters
+            .patch(&self.name, &pp, &Patch::Merge(&patch))
+            .await
+            .with_context(|| {
+                format!(
+                    "writing status {phase}/{action}/{action_status} of {}",
+                    self.ident()
+                )
+            })?;
+        self.latest = Some(updated);
+        Ok(())
+    }
+
+    fn owner_reference(&self, view: &ClusterView) -> Value {
+        json!([{
+            "apiVersion": "db.orange.com/v2",
+            "kind": "CassandraCluster",
+            "name": self.name,
+            "uid": view.value.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+            "controller": true,
+            "blockOwnerDeletion": true,
+        }])
+    }
+
+    /// Bring StatefulSets and Pods in line with the spec; with `ready`, Pods become
+    /// Running/Ready and the StatefulSets report them ready.
+    async fn ensure_children(&self, view: &ClusterView, ready: bool) -> anyhow::Result<()> {
+        let spec = &view.current["spec"];
+        let placements = expand_topology(spec);
+        let template = pod_template(&self.name, spec);
+        let template_hash = stable_hash(&template.to_string());
+        let image = template
+            .pointer("/containers/0/image")
+            .and_then(Value::as_str)
+            .unwrap_or(DEFAULT_IMAGE)
+            .to_owned();
+        let selector = format!("{LABEL_APP}={APP_VALUE},{LABEL_CLUSTER}={}", self.name);
+        let lp = ListParams::default().labels(&selector);
+        let live_sts = self
+            .statefulsets
+            .list(&lp)
+            .await
+            .with_context(|| format!("listing StatefulSets of {}", self.ident()))?;
+        let live_pods = self
+            .pods
+            .list(&lp)
+            .await
+            .with_context(|| format!("listing Pods of {}", self.ident()))?;
+        let live_sts: HashMap<String, DynamicObject> = live_sts
+            .items
+            .into_iter()
+            .map(|o| (o.metadata.name.clone().unwrap_or_default(), o))
+            .collect();
+        let live_pods: HashMap<String, DynamicObject> = live_pods
+            .items
+            .into_iter()
+            .map(|o| (o.metadata.name.clone().unwrap_or_default(), o))
+            .collect();
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        let patch_params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        let now = now_rfc3339();
+        let mut wanted_sts = HashSet::new();
+        let mut wanted_pods = HashSet::new();
+        for p in &placements {
+            let sts_name = statefulset_name(&self.name, &p.dc, &p.rack);
+            wanted_sts.insert(sts_name.clone());
+            let labels = rack_labels(&self.name, &p.dc, &p.rack);
+            let sts_spec = json!({
+                "replicas": p.nodes,
+                "serviceName": self.name,
+                "podManagementPolicy": "OrderedReady",
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": template},
+            });
+            let sts_obj = match live_sts.get(&sts_name) {
+                None => {
+                    let obj: DynamicObject = serde_json::from_value(json!({
+                        "apiVersion": "apps/v1",
+                        "kind": "StatefulSet",
+                        "metadata": {
+                            "name": sts_name,
+                            "namespace": self.namespace,
+                            "labels": labels,
+                            "annotations": {TEMPLATE_HASH_ANNOTATION: template_hash},
+                            "ownerReferences": self.owner_reference(view),
+                        },
+                        "spec": sts_spec,
+                    }))?;
+                    self.statefulsets.create(&pp, &obj).await.with_context(|| {
+                        format!("creating StatefulSet {}/{sts_name}", self.namespace)
+                    })?
+                }
+                Some(live) => {
+                    let live_replicas = live.data.pointer("/spec/replicas").and_then(Value::as_i64);
+                    let live_hash = annotation(live, TEMPLATE_HASH_ANNOTATION);
+                    if live_replicas != Some(i64::from(p.nodes))
+                        || live_hash != Some(&template_hash)
+                    {
+                        let patch = json!({
+                            "metadata": {"annotations": {TEMPLATE_HASH_ANNOTATION: template_hash}},
+                            "spec": {"replicas": p.nodes, "template": sts_spec["template"]},
+                        });
+                        self.statefulsets
+                            .patch(&sts_name, &patch_params, &Patch::Merge(&patch))
+                            .await
+                            .with_context(|| {
+                                format!("updating StatefulSet {}/{sts_name}", self.namespace)
+                            })?
+                    } else {
+                        live.clone()
+                    }
+                }
+            };
+            for i in 0..p.nodes {
+                let name = pod_name(&sts_name, i);
+                wanted_pods.insert(name.clone());
+                let live = live_pods.get(&name);
+                let up_to_date = live.is_some_and(|l| {
+                    annotation(l, TEMPLATE_HASH_ANNOTATION) == Some(&template_hash)
+                });
+                let mut pod_ip = live
+                    .and_then(|l| l.data.pointer("/status/podIP"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let mut is_ready = live.is_some_and(|l| pod_is_ready(&l.data));
+                if !up_to_date {
+                    if live.is_some() {
+                        self.delete_pod(&name).await?;
+                    }
+                    let mut pod_labels = labels.clone();
+                    pod_labels.insert("statefulset.kubernetes.io/pod-name".into(), name.clone());
+                    pod_labels.insert("apps.kubernetes.io/pod-index".into(), i.to_string());
+                    let mut pod_spec = template.clone();
+                    pod_spec["hostname"] = json!(name);
+                    let obj: DynamicObject = serde_json::from_value(json!({
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": {
+                            "name": name,
+                            "namespace": self.namespace,
+                            "labels": pod_labels,
+                            "annotations": {TEMPLATE_HASH_ANNOTATION: template_hash},
+                            "ownerReferences": [{
+                                "apiVersion": "apps/v1",
+                                "kind": "StatefulSet",
+                                "name": sts_name,
+                                "uid": sts_obj.metadata.uid,
+                                "controller": true,
+                                "blockOwnerDeletion": true,
+                            }],
+                        },
+                        "spec": pod_spec,
+                    }))?;
+                    self.pods
+                        .create(&pp, &obj)
+                        .await
+                        .with_context(|| format!("creating Pod {}/{name}", self.namespace))?;
+                    is_ready = false;
+                    pod_ip = pod_ip.or_else(|| Some(allocate_pod_ip()));
+                }
+                if ready && !is_ready {
+                    let ip = pod_ip.unwrap_or_else(allocate_pod_ip);
+                    let status = json!({"status": ready_pod_status(&ip, &image, &name, &now)});
+                    self.pods
+                        .patch_status(&name, &patch_params, &Patch::Merge(&status))
+                        .await
+                        .with_context(|| {
+                            format!("writing status of Pod {}/{name}", self.namespace)
+                        })?;
+                }
+            }
+            if ready {
+                let status = json!({"status": {
+                    "observedGeneration": sts_obj.metadata.generation,
+                    "replicas": p.nodes,
+                    "readyReplicas": p.nodes,
+                    "currentReplicas": p.nodes,
+                    "updatedReplicas": p.nodes,
+                    "availableReplicas": p.nodes,
+                    "collisionCount": 0,
+                }});
+                self.statefulsets
+                    .patch_status(&sts_name, &patch_params, &Patch::Merge(&status))
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "writing status of StatefulSet {}/{sts_name}",
+                            self.namespace
+                        )
+                    })?;
+            }
+        }
+        for name in live_pods.keys().filter(|n| !wanted_pods.contains(*n)) {
+            self.delete_pod(name).await?;
+        }
+        for name in live_sts.keys().filter(|n| !wanted_sts.contains(*n)) {
+            self.delete_one(&self.statefulsets, &self.sts_resource, name)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_pod(&self, name: &str) -> anyhow::Result<()> {
+        self.delete_one(&self.pods, &self.pod_resource, name).await
+    }
+
+    async fn delete_one(
+        &self,
+        api: &Api<DynamicObject>,
+        resource: &ApiResource,
+        name: &str,
+    ) -> anyhow::Result<()> {
+        match api
+            .delete(name, &DeleteParams::default().grace_period(0))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e)
+                .with_context(|| format!("deleting {} {}/{name}", resource.kind, self.namespace)),
+        }
+    }
+
+    /// Delete the StatefulSets and Pods of this cluster, except those owned by `keep_owner`
+    /// (the uid of a re-created object of the same name).
+    async fn delete_children(&self, keep_owner: Option<&str>) -> anyhow::Result<()> {
+        let selector = format!("{LABEL_APP}={APP_VALUE},{LABEL_CLUSTER}={}", self.name);
+        let lp = ListParams::default().labels(&selector);
+        let sts = self
+            .statefulsets
+            .list(&lp)
+            .await
+            .with_context(|| format!("listing StatefulSets of {}", self.ident()))?;
+        let mut doomed_sts = HashSet::new();
+        for s in sts.items {
+            let owned_by_keep = keep_owner.is_some_and(|uid| {
+                s.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == uid)
+            });
+            if !owned_by_keep {
+                let name = s.metadata.name.clone().unwrap_or_default();
+                self.delete_one(&self.statefulsets, &self.sts_resource, &name)
+                    .await?;
+                doomed_sts.insert(name);
+            }
+        }
+        let pods = self
+            .pods
+            .list(&lp)
+            .await
+            .with_context(|| format!("listing Pods of {}", self.ident()))?;
+        for p in pods.items {
+            let owner_gone = keep_owner.is_none()
+                || p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| doomed_sts.contains(&o.name));
+            if owner_gone {
+                self.delete_pod(p.metadata.name.as_deref().unwrap_or_default())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => futures::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(spec: Value) -> Value {
+        acted_config(&json!({ "spec": spec }))
+    }
+
+    #[test]
+    fn no_topology_means_dc1_rack1_with_spec_nodes() {
+        assert_eq!(
+            expand_topology(&json!({})),
+            vec![RackPlacement {
+                dc: "dc1".into(),
+                rack: "rack1".into(),
+                nodes: 1
+            }]
+        );
+        assert_eq!(expand_topology(&json!({"nodesPerRacks": 3}))[0].nodes, 3);
+    }
+
+    #[test]
+    fn dc_nodes_per_racks_overrides_spec_and_racks_default_to_rack1() {
+        let spec = json!({
+            "nodesPerRacks": 2,
+            "topology": {"dc": [
+                {"name": "dc1", "nodesPerRacks": 3, "rack": [{"name": "r1"}, {"name": "r2"}]},
+                {"name": "dc2"},
+            ]}
+        });
+        let top = expand_topology(&spec);
+        let got: Vec<(&str, &str, i32)> = top
+            .iter()
+            .map(|p| (p.dc.as_str(), p.rack.as_str(), p.nodes))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("dc1", "r1", 3), ("dc1", "r2", 3), ("dc2", "rack1", 2)]
+        );
+        assert_eq!(top[2].status_key(), "dc2-rack1");
+    }
+
+    #[test]
+    fn names_follow_casskop() {
+        let sts = statefulset_name("cassandra-demo", "dc1", "rack1");
+        assert_eq!(sts, "cassandra-demo-dc1-rack1");
+        assert_eq!(pod_name(&sts, 2), "cassandra-demo-dc1-rack1-2");
+        let labels = rack_labels("cassandra-demo", "dc1", "rack1");
+        assert_eq!(labels["app"], "cassandracluster");
+        assert_eq!(labels["cassandracluster"], "cassandra-demo");
+        assert_eq!(labels["cassandraclusters.db.orange.com.dc"], "dc1");
+        assert_eq!(labels["cassandraclusters.db.orange.com.rack"], "rack1");
+    }
+
+    #[test]
+    fn classifies_each_kind_of_change() {
+        let base = json!({
+            "cassandraImage": "cassandra:3.11.6",
+            "nodesPerRacks": 2,
+            "configMapName": "cm1",
+            "resources": {"limits": {"cpu": "1"}},
+            "topology": {"dc": [{"name": "dc1", "rack": [{"name": "rack1"}]}, {"name": "dc2"}]},
+        });
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut s = base.clone();
+            f(&mut s);
+            cfg(s)
+        };
+        let old = cfg(base.clone());
+        let cases: Vec<(Value, &str)> = vec![
+            (
+                with(&|s| s["cassandraImage"] = json!("cassandra:3.11.7")),
+                "UpdateDockerImage",
+            ),
+            (with(&|s| s["nodesPerRacks"] = json!(3)), "ScaleUp"),
+            (
+                with(&|s| s["topology"]["dc"][1]["nodesPerRacks"] = json!(1)),
+                "ScaleDown",
+            ),
+            (
+                with(&|s| {
+                    s["topology"]["dc"][0]["rack"] = json!([{"name": "rack1"}, {"name": "rack2"}])
+                }),
+                "ScaleUp",
+            ),
+            (
+                with(&|s| {
+                    s["topology"]["dc"] = json!([{"name": "dc1", "rack": [{"name": "rack1"}]}])
+                }),
+                "ActionDeleteDC",
+            ),
+            (
+                with(&|s| s["topology"]["dc"][0]["rack"] = json!([{"name": "rack9"}])),
+                "ActionDeleteRack",
+            ),
+            (
+                with(&|s| s["resources"]["limits"]["cpu"] = json!("2")),
+                "UpdateResources",
+            ),
+            (
+                with(&|s| s["configMapName"] = json!("cm2")),
+                "UpdateConfigMap",
+            ),
+            (
+                with(&|s| s["topology"]["dc"][0]["rack"][0]["rollingRestart"] = json!(true)),
+                "RollingRestart",
+            ),
+            (
+                with(&|s| s["maxPodUnavailable"] = json!(2)),
+                "UpdateStatefulSet",
+            ),
+        ];
+        for (new, want) in cases {
+            assert_eq!(classify_change(&old, &new), want, "change to {new}");
+        }
+        let mut seeded = old.clone();
+        seeded["seedlist"] = json!(["a.b.c"]);
+        assert_eq!(classify_change(&old, &seeded), "UpdateSeedList");
+    }
+
+    #[test]
+    fn combined_changes_follow_casskops_order_of_checks() {
+        let old = cfg(json!({"cassandraImage": "a", "nodesPerRacks": 1, "configMapName": "x"}));
+        let new = cfg(json!({"cassandraImage": "b", "nodesPerRacks": 3, "configMapName": "x"}));
+        assert_eq!(classify_change(&old, &new), "UpdateDockerImage");
+        let new = cfg(json!({"cassandraImage": "b", "nodesPerRacks": 3, "configMapName": "y"}));
+        assert_eq!(classify_change(&old, &new), "UpdateConfigMap");
+        let mut new = cfg(json!({"cassandraImage": "a", "nodesPerRacks": 2, "configMapName": "x"}));
+        new["seedlist"] = json!(["s1"]);
+        assert_eq!(classify_change(&old, &new), "ScaleUp");
+        let mut new = cfg(
+            json!({"cassandraImage": "a", "nodesPerRacks": 1, "configMapName": "x", "resources": {}}),
+        );
+        new["seedlist"] = json!(["s1"]);
+        assert_eq!(classify_change(&old, &new), "UpdateSeedList");
+    }
+
+    #[test]
+    fn acted_config_covers_spec_and_seedlist_only() {
+        let a = acted_config(
+            &json!({"spec": {"x": 1}, "status": {"seedlist": ["s"], "phase": "Running"}}),
+        );
+        let b = acted_config(
+            &json!({"spec": {"x": 1}, "status": {"seedlist": ["s"], "phase": "Pending"}}),
+        );
+        assert_eq!(a, b);
+        let c = acted_config(&json!({"spec": {"x": 1}, "status": {"seedlist": ["t"]}}));
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn resource_versions_compare_numerically() {
+        assert!(rv_not_older(Some("10"), Some("9")));
+        assert!(rv_not_older(Some("9"), Some("9")));
+        assert!(!rv_not_older(Some("9"), Some("10")));
+        assert!(rv_not_older(Some("abc"), Some("10")));
+        assert!(rv_not_older(None, Some("10")));
+    }
+
+    #[test]
+    fn resources_become_valid_quantities() {
+        let r = sanitize_resources(Some(
+            &json!({"limits": {"cpu": 2, "memory": "1Gi"}, "bogus": 1}),
+        ));
+        assert_eq!(r, json!({"limits": {"cpu": "2", "memory": "1Gi"}}));
+    }
+
+    #[test]
+    fn template_follows_image_resources_and_config_map() {
+        let t = pod_template(
+            "c",
+            &json!({"cassandraImage": "img:1", "configMapName": "cm"}),
+        );
+        assert_eq!(t["containers"][0]["image"], "img:1");
+        assert_eq!(t["volumes"][0]["configMap"]["name"], "cm");
+        let d = pod_template("c", &json!({}));
+        assert_eq!(d["containers"][0]["image"], DEFAULT_IMAGE);
+        assert_ne!(stable_hash(&t.to_string()), stable_hash(&d.to_string()));
+    }
+
+    #[test]
+    fn pod_ips_are_unique() {
+        let ips: HashSet<String> = (0..1000).map(|_| allocate_pod_ip()).collect();
+        assert_eq!(ips.len(), 1000);
+    }
+
+    #[test]
+    fn embedded_crd_is_namespaced_v2_without_status_subresource() {
+        let crd = crd().unwrap();
+        assert_eq!(crd.metadata.name.as_deref(), Some(CRD_NAME));
+        assert_eq!(crd.spec.group, "db.orange.com");
+        assert_eq!(crd.spec.scope, "Namespaced");
+        assert_eq!(crd.spec.names.short_names, Some(vec!["cassc".to_owned()]));
+        let v = &crd.spec.versions[0];
+        assert_eq!(v.name, "v2");
+        assert!(v.subresources.is_none());
+        let schema = v
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap();
+        assert_eq!(schema.x_kubernetes_preserve_unknown_fields, Some(true));
+        let cols: Vec<&str> = v
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.json_path.as_str())
+            .collect();
+        assert!(cols.contains(&".status.phase"));
+        assert!(cols.contains(&".status.lastClusterAction"));
+    }
 }

@@ -3,7 +3,8 @@ use serde_json::{Value, json};
 
 use crate::resources::{Registry, ResourceDef};
 
-pub const AGGREGATED_CT: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_CT: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 pub fn version() -> Value {
     json!({
@@ -20,18 +21,28 @@ pub fn api_versions(addr: &str) -> Value {
 }
 
 fn group_json(name: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
     json!({"name": name, "versions": vs, "preferredVersion": vs[0]})
 }
 
 pub fn api_group_list(reg: &Registry) -> Value {
-    let groups: Vec<Value> =
-        reg.groups().iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| group_json(g, vs)).collect();
+    let groups: Vec<Value> = reg
+        .groups()
+        .iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, vs)| group_json(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 pub fn api_group(reg: &Registry, group: &str) -> Option<Value> {
-    let (g, vs) = reg.groups().into_iter().find(|(g, _)| g == group && !g.is_empty())?;
+    let (g, vs) = reg
+        .groups()
+        .into_iter()
+        .find(|(g, _)| g == group && !g.is_empty())?;
     let mut v = group_json(&g, &vs);
     v["kind"] = json!("APIGroup");
     v["apiVersion"] = json!("v1");
@@ -46,7 +57,11 @@ fn sub_group_version(def: &ResourceDef, sub: &str) -> Option<(&'static str, &'st
 }
 
 pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value> {
-    let defs: Vec<_> = reg.defs.iter().filter(|d| d.group == group && d.versions.iter().any(|v| v == version)).collect();
+    let defs: Vec<_> = reg
+        .defs
+        .iter()
+        .filter(|d| d.group == group && d.versions.iter().any(|v| v == version))
+        .collect();
     if defs.is_empty() {
         return None;
     }
@@ -71,8 +86,14 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
             resources.push(s);
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 /// Aggregated discovery for /api (`legacy` = true) or /apis.
@@ -117,7 +138,9 @@ pub fn aggregated(reg: &Registry, legacy: bool) -> Value {
                 json!({"version": v, "resources": resources, "freshness": "Current"})
             })
             .collect();
-        items.push(json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions}));
+        items.push(
+            json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions}),
+        );
     }
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
 }

@@ -11,12 +11,21 @@ pub struct ApiError {
 
 /// `secrets` or `cassandraclusters.db.orange.com`, as kube qualifies a resource in messages.
 pub fn qualified(group: &str, resource: &str) -> String {
-    if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") }
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
 }
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
     fn with_details(mut self, group: &str, resource: &str, name: &str) -> Self {
         let mut d = json!({"name": name, "kind": resource});
@@ -27,15 +36,30 @@ impl ApiError {
         self
     }
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, resource)))
-            .with_details(group, resource, name)
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(group, resource)),
+        )
+        .with_details(group, resource, name)
     }
     pub fn no_route() -> Self {
-        ApiError { details: Some(json!({})), ..ApiError::new(404, "NotFound", "the server could not find the requested resource") }
+        ApiError {
+            details: Some(json!({})),
+            ..ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )
+        }
     }
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
-        ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, resource)))
-            .with_details(group, resource, name)
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(group, resource)),
+        )
+        .with_details(group, resource, name)
     }
     pub fn conflict(group: &str, resource: &str, name: &str) -> Self {
         ApiError::new(
@@ -49,12 +73,24 @@ impl ApiError {
         .with_details(group, resource, name)
     }
     pub fn conflict_msg(group: &str, resource: &str, name: &str, message: String) -> Self {
-        ApiError { message, ..ApiError::new(409, "Conflict", "") }.with_details(group, resource, name)
+        ApiError {
+            message,
+            ..ApiError::new(409, "Conflict", "")
+        }
+        .with_details(group, resource, name)
     }
     /// 422: `Kind.group "name" is invalid: field: reason`.
     pub fn invalid(group: &str, kind: &str, name: &str, field: &str, cause: &str) -> Self {
-        let qk = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
-        let mut e = ApiError::new(422, "Invalid", format!("{qk} \"{name}\" is invalid: {cause}"));
+        let qk = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let mut e = ApiError::new(
+            422,
+            "Invalid",
+            format!("{qk} \"{name}\" is invalid: {cause}"),
+        );
         let mut d = json!({"name": name, "kind": kind, "causes": [{"reason": "FieldValueInvalid", "message": cause, "field": field}]});
         if !group.is_empty() {
             d["group"] = json!(group);
@@ -72,7 +108,11 @@ impl ApiError {
         ApiError::new(403, "Forbidden", message).with_details(group, resource, name)
     }
     pub fn method_not_allowed() -> Self {
-        ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
     pub fn not_acceptable() -> Self {
         ApiError::new(
@@ -85,26 +125,44 @@ impl ApiError {
         ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: {accepted}"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: {accepted}"
+            ),
         )
     }
     pub fn too_large(limit: usize) -> Self {
-        ApiError::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
     }
     pub fn gone(message: String) -> Self {
         ApiError::new(410, "Expired", message)
     }
     pub fn internal(message: impl Into<String>) -> Self {
-        ApiError::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        ApiError::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
     /// Injected faults use the reasons the apiserver uses for these codes.
     pub fn injected(code: u16) -> Self {
         match code {
             429 => ApiError {
                 details: Some(json!({"retryAfterSeconds": 1})),
-                ..ApiError::new(429, "TooManyRequests", "Too many requests, please try again later.")
+                ..ApiError::new(
+                    429,
+                    "TooManyRequests",
+                    "Too many requests, please try again later.",
+                )
             },
-            503 => ApiError::new(503, "ServiceUnavailable", "The server is currently unable to handle the request (injected fault)"),
+            503 => ApiError::new(
+                503,
+                "ServiceUnavailable",
+                "The server is currently unable to handle the request (injected fault)",
+            ),
             500 => ApiError::internal("injected fault"),
             c => ApiError::new(c, reason_for(c), format!("injected fault {c}")),
         }

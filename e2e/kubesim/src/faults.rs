@@ -30,7 +30,8 @@ impl Faults {
         self.unreachable.send_replace(on);
     }
     pub fn set_latency(&self, d: Duration) {
-        self.latency_us.store(d.as_micros() as u64, Ordering::Relaxed);
+        self.latency_us
+            .store(d.as_micros() as u64, Ordering::Relaxed);
     }
     /// A share (0..=1) of requests is answered with one of `codes` (picked at random).
     pub fn set_error_rate(&self, share: f64, codes: Vec<u16>) {

@@ -28,7 +28,8 @@ pub fn full(b: impl Into<Bytes>) -> Body {
 
 pub fn bytes_response(code: u16, ct: &str, b: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(full(b));
-    *r.status_mut() = http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() =
+        http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = header::HeaderValue::from_str(ct) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
     }
@@ -36,7 +37,11 @@ pub fn bytes_response(code: u16, ct: &str, b: impl Into<Bytes>) -> Response<Body
 }
 
 pub fn json_response(code: u16, v: &Value) -> Response<Body> {
-    bytes_response(code, "application/json", serde_json::to_vec(v).unwrap_or_default())
+    bytes_response(
+        code,
+        "application/json",
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
 }
 
 pub fn error_response(e: &ApiError) -> Response<Body> {
@@ -65,7 +70,13 @@ pub struct Audit {
 pub type Query = HashMap<String, String>;
 
 fn parse_query(uri: &http::Uri) -> Query {
-    uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+    uri.query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A resource request, parsed from the URL as kube-apiserver's RequestInfoFactory does.
@@ -82,13 +93,23 @@ pub struct ResReq {
 
 /// None: a non-resource path (discovery, version, openapi, health).
 fn parse_path(path: &str, q: &Query) -> Option<Result<ResReq, ApiError>> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let (group, version, mut rest) = match segs.as_slice() {
         ["api", v, rest @ ..] if !rest.is_empty() => (String::new(), v.to_string(), rest.to_vec()),
-        ["apis", g, v, rest @ ..] if !rest.is_empty() => (g.to_string(), v.to_string(), rest.to_vec()),
+        ["apis", g, v, rest @ ..] if !rest.is_empty() => {
+            (g.to_string(), v.to_string(), rest.to_vec())
+        }
         _ => return None,
     };
-    let mut r = ResReq { group, version, ..Default::default() };
+    let mut r = ResReq {
+        group,
+        version,
+        ..Default::default()
+    };
     if rest[0] == "watch" {
         r.watch = true;
         rest.remove(0);
@@ -104,7 +125,11 @@ fn parse_path(path: &str, q: &Query) -> Option<Result<ResReq, ApiError>> {
             r.resource = "namespaces".into();
             r.name = Some(rest[1].to_string());
             r.sub = rest.get(2).map(|s| s.to_string());
-            return Some(if rest.len() > 3 { Err(ApiError::no_route()) } else { Ok(r) });
+            return Some(if rest.len() > 3 {
+                Err(ApiError::no_route())
+            } else {
+                Ok(r)
+            });
         }
     }
     if rest.is_empty() || rest.len() > 3 {
@@ -140,22 +165,34 @@ pub enum Out {
 }
 
 fn negotiate(headers: &HeaderMap, q: &Query) -> Result<Out, ApiError> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).filter(|s| !s.trim().is_empty()) else {
+    let Some(accept) = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.trim().is_empty())
+    else {
         return Ok(Out::Json);
     };
     for mt in accept.split(',') {
         let mut parts = mt.split(';').map(str::trim);
         let base = parts.next().unwrap_or("").to_ascii_lowercase();
         let params: HashMap<String, String> = parts
-            .filter_map(|p| p.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+            .filter_map(|p| {
+                p.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            })
             .collect();
         let json_like = matches!(base.as_str(), "application/json" | "*/*" | "application/*");
         match params.get("as").map(String::as_str) {
             Some("Table") if json_like => {
-                let inc = q.get("includeObject").cloned().unwrap_or_else(|| "Metadata".into());
+                let inc = q
+                    .get("includeObject")
+                    .cloned()
+                    .unwrap_or_else(|| "Metadata".into());
                 return Ok(Out::Table(inc));
             }
-            Some("PartialObjectMetadata") | Some("PartialObjectMetadataList") if json_like => return Ok(Out::Meta),
+            Some("PartialObjectMetadata") | Some("PartialObjectMetadataList") if json_like => {
+                return Ok(Out::Meta);
+            }
             Some(_) => continue,
             None => {}
         }
@@ -170,10 +207,18 @@ fn negotiate(headers: &HeaderMap, q: &Query) -> Result<Out, ApiError> {
 }
 
 pub async fn handle(c: Arc<ClusterInner>, req: Request<Incoming>) -> Response<Body> {
+    use futures::FutureExt;
     let mut a = Audit::default();
-    let resp = match route(&c, req, &mut a).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
+    let routed = std::panic::AssertUnwindSafe(route(&c, req, &mut a))
+        .catch_unwind()
+        .await;
+    let resp = match routed {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => error_response(&e),
+        Err(_) => error_response(&ApiError::internal(format!(
+            "kubesim ({}) failed while handling the request",
+            c.name
+        ))),
     };
     let code = resp.status().as_u16();
     c.audit.record(AuditEntry {
@@ -193,7 +238,11 @@ pub async fn handle(c: Arc<ClusterInner>, req: Request<Incoming>) -> Response<Bo
     resp
 }
 
-async fn route(c: &Arc<ClusterInner>, req: Request<Incoming>, a: &mut Audit) -> Result<Response<Body>, ApiError> {
+async fn route(
+    c: &Arc<ClusterInner>,
+    req: Request<Incoming>,
+    a: &mut Audit,
+) -> Result<Response<Body>, ApiError> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let q = parse_query(&parts.uri);
@@ -212,10 +261,17 @@ async fn route(c: &Arc<ClusterInner>, req: Request<Incoming>, a: &mut Audit) -> 
             a.resource = path.clone();
         }
     }
-    let token = auth::bearer(parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+    let token = auth::bearer(
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
     let user = {
         let st = c.store.lock();
-        token.ok_or_else(ApiError::unauthorized).and_then(|t| auth::authenticate(&st, t))?
+        token
+            .ok_or_else(ApiError::unauthorized)
+            .and_then(|t| auth::authenticate(&st, t))?
     };
     a.user = user.username.clone();
     let lat = c.faults.latency();
@@ -229,12 +285,16 @@ async fn route(c: &Arc<ClusterInner>, req: Request<Incoming>, a: &mut Audit) -> 
     match parsed {
         None => {
             if !admin {
-                authorize(c, &user, &RequestAttributes {
-                    verb: a.verb.clone(),
-                    path: path.clone(),
-                    resource_request: false,
-                    ..Default::default()
-                })?;
+                authorize(
+                    c,
+                    &user,
+                    &RequestAttributes {
+                        verb: a.verb.clone(),
+                        path: path.clone(),
+                        resource_request: false,
+                        ..Default::default()
+                    },
+                )?;
             }
             non_resource(c, &parts.method, &path, &parts.headers)
         }
@@ -246,16 +306,20 @@ async fn route(c: &Arc<ClusterInner>, req: Request<Incoming>, a: &mut Audit) -> 
                 } else {
                     r.namespace.clone().unwrap_or_default()
                 };
-                authorize(c, &user, &RequestAttributes {
-                    verb: a.verb.clone(),
-                    api_group: r.group.clone(),
-                    resource: r.resource.clone(),
-                    subresource: r.sub.clone().unwrap_or_default(),
-                    namespace,
-                    name: r.name.clone().unwrap_or_default(),
-                    path: path.clone(),
-                    resource_request: true,
-                })?;
+                authorize(
+                    c,
+                    &user,
+                    &RequestAttributes {
+                        verb: a.verb.clone(),
+                        api_group: r.group.clone(),
+                        resource: r.resource.clone(),
+                        subresource: r.sub.clone().unwrap_or_default(),
+                        namespace,
+                        name: r.name.clone().unwrap_or_default(),
+                        path: path.clone(),
+                        resource_request: true,
+                    },
+                )?;
             }
             resource(c, parts, body, q, r, &user, a).await
         }
@@ -276,34 +340,63 @@ fn authorize(c: &ClusterInner, user: &UserInfo, attrs: &RequestAttributes) -> Re
 }
 
 fn wants_aggregated(headers: &HeaderMap) -> bool {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|acc| {
-        acc.split(',').any(|mt| {
-            let mt = mt.replace(' ', "");
-            mt.contains("as=APIGroupDiscoveryList") && mt.contains("v=v2") && !mt.contains("v=v2beta1")
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|acc| {
+            acc.split(',').any(|mt| {
+                let mt = mt.replace(' ', "");
+                mt.contains("as=APIGroupDiscoveryList")
+                    && mt.contains("v=v2")
+                    && !mt.contains("v=v2beta1")
+            })
         })
-    })
 }
 
-fn non_resource(c: &ClusterInner, method: &Method, path: &str, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
+fn non_resource(
+    c: &ClusterInner,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, ApiError> {
     if *method != Method::GET && *method != Method::HEAD {
         return Err(ApiError::method_not_allowed());
     }
     let reg = c.store.registry();
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     match segs.as_slice() {
         ["version"] => Ok(json_response(200, &discovery::version())),
-        ["healthz"] | ["livez"] | ["readyz"] => Ok(bytes_response(200, "text/plain; charset=utf-8", "ok")),
-        ["api"] if wants_aggregated(headers) => {
-            Ok(bytes_response(200, discovery::AGGREGATED_CT, serde_json::to_vec(&discovery::aggregated(&reg, true)).unwrap_or_default()))
+        ["healthz"] | ["livez"] | ["readyz"] => {
+            Ok(bytes_response(200, "text/plain; charset=utf-8", "ok"))
         }
-        ["api"] => Ok(json_response(200, &discovery::api_versions(&c.addr.to_string()))),
-        ["apis"] if wants_aggregated(headers) => {
-            Ok(bytes_response(200, discovery::AGGREGATED_CT, serde_json::to_vec(&discovery::aggregated(&reg, false)).unwrap_or_default()))
-        }
+        ["api"] if wants_aggregated(headers) => Ok(bytes_response(
+            200,
+            discovery::AGGREGATED_CT,
+            serde_json::to_vec(&discovery::aggregated(&reg, true)).unwrap_or_default(),
+        )),
+        ["api"] => Ok(json_response(
+            200,
+            &discovery::api_versions(&c.addr.to_string()),
+        )),
+        ["apis"] if wants_aggregated(headers) => Ok(bytes_response(
+            200,
+            discovery::AGGREGATED_CT,
+            serde_json::to_vec(&discovery::aggregated(&reg, false)).unwrap_or_default(),
+        )),
         ["apis"] => Ok(json_response(200, &discovery::api_group_list(&reg))),
-        ["api", v] => discovery::resource_list(&reg, "", v).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
-        ["apis", g] => discovery::api_group(&reg, g).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
-        ["apis", g, v] => discovery::resource_list(&reg, g, v).map(|d| json_response(200, &d)).ok_or_else(ApiError::no_route),
+        ["api", v] => discovery::resource_list(&reg, "", v)
+            .map(|d| json_response(200, &d))
+            .ok_or_else(ApiError::no_route),
+        ["apis", g] => discovery::api_group(&reg, g)
+            .map(|d| json_response(200, &d))
+            .ok_or_else(ApiError::no_route),
+        ["apis", g, v] => discovery::resource_list(&reg, g, v)
+            .map(|d| json_response(200, &d))
+            .ok_or_else(ApiError::no_route),
         ["openapi", "v2"] => Ok(openapi::v2(headers)),
         ["openapi", ..] => openapi::serve(&reg, path).ok_or_else(ApiError::no_route),
         _ => Err(ApiError::no_route()),
@@ -318,8 +411,11 @@ async fn read_body(_headers: &HeaderMap, mut body: Incoming) -> Result<Bytes, Ap
     let mut buf = bytes::BytesMut::new();
     let (mut seen, mut over) = (0usize, false);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::bad_request(format!("error reading the request body: {e}")))?;
-        let Ok(data) = frame.into_data() else { continue };
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("error reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         seen += data.len();
         if seen > BODY_LIMIT {
             over = true;
@@ -341,7 +437,13 @@ fn content_type(headers: &HeaderMap) -> String {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|s| {
+            s.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default()
 }
 
@@ -349,7 +451,9 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ApiError::bad_request("the body of the request was empty"));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+    })
 }
 
 pub fn parse_yaml(bytes: &[u8]) -> Result<Value, ApiError> {
@@ -359,8 +463,10 @@ pub fn parse_yaml(bytes: &[u8]) -> Result<Value, ApiError> {
     if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
         return Ok(v);
     }
-    let s = std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("the body of the request is not valid UTF-8"))?;
-    serde_saphyr::from_str::<Value>(s).map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
+    let s = std::str::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request("the body of the request is not valid UTF-8"))?;
+    serde_saphyr::from_str::<Value>(s)
+        .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
 }
 
 fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
@@ -368,25 +474,40 @@ fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
         "" | "application/json" | "*/*" => parse_json(bytes)?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => parse_yaml(bytes)?,
         "application/vnd.kubernetes.protobuf" => crate::handlers_proto::decode(bytes)?,
-        _ => return Err(ApiError::unsupported_media("application/json, application/yaml")),
+        _ => {
+            return Err(ApiError::unsupported_media(
+                "application/json, application/yaml",
+            ));
+        }
     };
     if !v.is_object() {
-        return Err(ApiError::bad_request("couldn't get version/kind; json parse error: the body is not a JSON object"));
+        return Err(ApiError::bad_request(
+            "couldn't get version/kind; json parse error: the body is not a JSON object",
+        ));
     }
     Ok(v)
 }
 
 fn default_manager(headers: &HeaderMap) -> String {
-    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let m = ua.split('/').next().unwrap_or("").trim();
-    if m.is_empty() { "unknown".into() } else { m.chars().take(128).collect() }
+    if m.is_empty() {
+        "unknown".into()
+    } else {
+        m.chars().take(128).collect()
+    }
 }
 
 fn dry_run(q: &Query) -> Result<bool, ApiError> {
     match q.get("dryRun").map(String::as_str) {
         None | Some("") => Ok(false),
         Some("All") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!("Invalid dry run value: {other}: only 'All' is supported"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid dry run value: {other}: only 'All' is supported"
+        ))),
     }
 }
 
@@ -406,13 +527,25 @@ fn partial_meta(obj: &Value) -> Value {
 }
 
 pub fn to_yaml(v: &Value) -> Vec<u8> {
-    serde_saphyr::to_string(v).map(String::into_bytes).unwrap_or_else(|_| serde_json::to_vec(v).unwrap_or_default())
+    serde_saphyr::to_string(v)
+        .map(String::into_bytes)
+        .unwrap_or_else(|_| serde_json::to_vec(v).unwrap_or_default())
 }
 
-fn object_response(code: u16, obj: &Arc<Value>, out: &Out, def: &ResourceDef, version: &str) -> Response<Body> {
+fn object_response(
+    code: u16,
+    obj: &Arc<Value>,
+    out: &Out,
+    def: &ResourceDef,
+    version: &str,
+) -> Response<Body> {
     let obj = present(obj, def, version);
     match out {
-        Out::Json => bytes_response(code, "application/json", serde_json::to_vec(&*obj).unwrap_or_default()),
+        Out::Json => bytes_response(
+            code,
+            "application/json",
+            serde_json::to_vec(&*obj).unwrap_or_default(),
+        ),
         Out::Yaml => bytes_response(code, "application/yaml", to_yaml(&obj)),
         Out::Meta => json_response(code, &partial_meta(&obj)),
         Out::Table(inc) => {
@@ -448,18 +581,26 @@ async fn resource(
     a: &mut Audit,
 ) -> Result<Response<Body>, ApiError> {
     let reg = c.store.registry();
-    let def = reg.find(&r.group, &r.version, &r.resource).ok_or_else(ApiError::no_route)?;
+    let def = reg
+        .find(&r.group, &r.version, &r.resource)
+        .ok_or_else(ApiError::no_route)?;
     if let Some(s) = &r.sub
         && !def.has_subresource(s)
     {
         return Err(ApiError::no_route());
     }
     let is_ns_resource = def.group.is_empty() && def.plural == "namespaces";
-    if def.namespaced && r.namespace.is_none() && (r.name.is_some() || parts.method == Method::POST || parts.method == Method::DELETE) {
+    if def.namespaced
+        && r.namespace.is_none()
+        && (r.name.is_some() || parts.method == Method::POST || parts.method == Method::DELETE)
+    {
         return Err(ApiError::no_route());
     }
     if !def.namespaced && r.namespace.is_some() && !is_ns_resource {
         return Err(ApiError::no_route());
+    }
+    if def.virtual_create && (parts.method != Method::POST || r.name.is_some()) {
+        return Err(ApiError::method_not_allowed());
     }
     let ns = r.namespace.clone().unwrap_or_default();
     let out = negotiate(&parts.headers, &q)?;
@@ -467,17 +608,28 @@ async fn resource(
     let sub = r.sub.as_deref();
     let method = parts.method.clone();
     match (&method, r.name.as_deref(), sub) {
+        (&Method::GET | &Method::POST, Some(name), Some("exec")) if def.group.is_empty() && def.plural == "pods" => {
+            crate::exec::exec(c, parts, &ns, name, user).await
+        }
         (&Method::GET, Some(_), Some("exec" | "log")) | (&Method::POST, Some(_), Some("exec")) => Err(ApiError::bad_request(format!(
             "kubesim ({}): pods/{} is not supported yet",
             c.name,
             sub.unwrap_or("")
         ))),
         (&Method::GET | &Method::HEAD, Some(name), None | Some("status")) => {
-            let obj = c.store.lock().get(&def.key(), &ns, name).ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+            let obj = c
+                .store
+                .lock()
+                .get(&def.key(), &ns, name)
+                .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
             Ok(object_response(200, &obj, &out, &def, &version))
         }
-        (&Method::GET | &Method::HEAD, None, None) if r.watch => crate::handlers_watch::watch(c, &def, &version, r.namespace.as_deref(), &q, out),
-        (&Method::GET | &Method::HEAD, None, None) => crate::handlers_watch::list(c, &def, &version, r.namespace.as_deref(), &q, &out),
+        (&Method::GET | &Method::HEAD, None, None) if r.watch => {
+            crate::handlers_watch::watch(c, &def, &version, r.namespace.as_deref(), &q, out)
+        }
+        (&Method::GET | &Method::HEAD, None, None) => {
+            crate::handlers_watch::list(c, &def, &version, r.namespace.as_deref(), &q, &out)
+        }
         (&Method::POST, None, None) => {
             let bytes = read_body(&parts.headers, body).await?;
             let obj = decode_object(&parts.headers, &bytes)?;
@@ -487,18 +639,29 @@ async fn resource(
             }
             let ctx = Ctx {
                 ca_pem: &c.ca_pem,
-                manager: q.get("fieldManager").cloned().unwrap_or_else(|| default_manager(&parts.headers)),
+                manager: q
+                    .get("fieldManager")
+                    .cloned()
+                    .unwrap_or_else(|| default_manager(&parts.headers)),
                 dry_run: dry_run(&q)?,
                 now: handlers_ops::now_rfc3339(),
             };
-            let created = handlers_ops::create(&mut c.store.lock(), &def, &version, &ns, obj, &ctx)?;
-            a.name = created["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let created =
+                handlers_ops::create(&mut c.store.lock(), &def, &version, &ns, obj, &ctx)?;
+            a.name = created["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             a.object = Some(redact(&created));
             Ok(object_response(201, &created, &out, &def, &version))
         }
         (&Method::POST, Some(name), Some("token")) => {
             let bytes = read_body(&parts.headers, body).await?;
-            let obj = if bytes.iter().all(|b| b.is_ascii_whitespace()) { json!({}) } else { decode_object(&parts.headers, &bytes)? };
+            let obj = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+                json!({})
+            } else {
+                decode_object(&parts.headers, &bytes)?
+            };
             let resp = token_request(c, &ns, name, obj, dry_run(&q)?)?;
             a.object = Some(redact(&resp));
             Ok(json_response(201, &resp))
@@ -508,25 +671,54 @@ async fn resource(
             let obj = decode_object(&parts.headers, &bytes)?;
             let ctx = Ctx {
                 ca_pem: &c.ca_pem,
-                manager: q.get("fieldManager").cloned().unwrap_or_else(|| default_manager(&parts.headers)),
+                manager: q
+                    .get("fieldManager")
+                    .cloned()
+                    .unwrap_or_else(|| default_manager(&parts.headers)),
                 dry_run: dry_run(&q)?,
                 now: handlers_ops::now_rfc3339(),
             };
             let sub = if sub == Some("finalize") { None } else { sub };
-            let updated = handlers_ops::update(&mut c.store.lock(), &def, &version, &ns, name, obj, sub, &ctx, true, Managed::Track)?;
+            let updated = handlers_ops::update(
+                &mut c.store.lock(),
+                &def,
+                &version,
+                &ns,
+                name,
+                obj,
+                sub,
+                &ctx,
+                true,
+                Managed::Track,
+            )?;
             a.object = Some(redact(&updated));
             Ok(object_response(200, &updated, &out, &def, &version))
         }
         (&Method::PATCH, Some(name), None | Some("status")) => {
             let bytes = read_body(&parts.headers, body).await?;
-            let (code, obj) = crate::handlers_patch::patch(c, &def, &version, &ns, name, sub, &parts.headers, &bytes, &q)?;
+            let (code, obj) = crate::handlers_patch::patch(
+                c,
+                &def,
+                &version,
+                &ns,
+                name,
+                sub,
+                &parts.headers,
+                &bytes,
+                &q,
+            )?;
             a.object = Some(redact(&obj));
             Ok(object_response(code, &obj, &out, &def, &version))
         }
         (&Method::DELETE, Some(name), None) => {
             let bytes = read_body(&parts.headers, body).await?;
             let opts = delete_opts(&bytes, &q)?;
-            let ctx = Ctx { ca_pem: &c.ca_pem, manager: String::new(), dry_run: opts.dry_run, now: handlers_ops::now_rfc3339() };
+            let ctx = Ctx {
+                ca_pem: &c.ca_pem,
+                manager: String::new(),
+                dry_run: opts.dry_run,
+                now: handlers_ops::now_rfc3339(),
+            };
             let obj = handlers_ops::delete(&mut c.store.lock(), &def, &ns, name, &ctx, &opts)?;
             a.object = Some(redact(&obj));
             let gone = obj["metadata"]["deletionTimestamp"].is_null();
@@ -542,7 +734,14 @@ async fn resource(
         (&Method::DELETE, None, None) => {
             let bytes = read_body(&parts.headers, body).await?;
             let opts = delete_opts(&bytes, &q)?;
-            crate::handlers_watch::delete_collection(c, &def, &version, r.namespace.as_deref(), &q, &opts)
+            crate::handlers_watch::delete_collection(
+                c,
+                &def,
+                &version,
+                r.namespace.as_deref(),
+                &q,
+                &opts,
+            )
         }
         _ => Err(ApiError::method_not_allowed()),
     }
@@ -552,24 +751,46 @@ fn returns_status_on_delete(def: &ResourceDef) -> bool {
     !def.custom
         && matches!(
             def.plural.as_str(),
-            "secrets" | "configmaps" | "serviceaccounts" | "events" | "leases" | "roles" | "rolebindings" | "clusterroles" | "clusterrolebindings"
+            "secrets"
+                | "configmaps"
+                | "serviceaccounts"
+                | "events"
+                | "leases"
+                | "roles"
+                | "rolebindings"
+                | "clusterroles"
+                | "clusterrolebindings"
         )
 }
 
 fn delete_opts(bytes: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
-    let mut opts = DeleteOpts { dry_run: dry_run(q)?, ..Default::default() };
+    let mut opts = DeleteOpts {
+        dry_run: dry_run(q)?,
+        ..Default::default()
+    };
     if !bytes.iter().all(|b| b.is_ascii_whitespace()) {
         let v = parse_json(bytes)?;
-        if v["dryRun"].as_array().is_some_and(|d| d.iter().any(|x| x == "All")) {
+        if v["dryRun"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x == "All"))
+        {
             opts.dry_run = true;
         }
         opts.uid = v["preconditions"]["uid"].as_str().map(String::from);
-        opts.resource_version = v["preconditions"]["resourceVersion"].as_str().map(String::from);
+        opts.resource_version = v["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(String::from);
     }
     Ok(opts)
 }
 
-fn virtual_create(c: &ClusterInner, def: &ResourceDef, version: &str, mut obj: Value, user: &UserInfo) -> Result<Value, ApiError> {
+fn virtual_create(
+    c: &ClusterInner,
+    def: &ResourceDef,
+    version: &str,
+    mut obj: Value,
+    user: &UserInfo,
+) -> Result<Value, ApiError> {
     handlers_ops::check_type_meta(def, version, &mut obj)?;
     match def.kind.as_str() {
         "SelfSubjectAccessReview" => {
@@ -605,7 +826,11 @@ fn virtual_create(c: &ClusterInner, def: &ResourceDef, version: &str, mut obj: V
             let snapshot = c.store.lock().rbac.clone();
             let allowed = rbac::authorize(user, &attrs, &snapshot) == Decision::Allow;
             obj["metadata"]["creationTimestamp"] = Value::Null;
-            obj["status"] = if allowed { json!({"allowed": true}) } else { json!({"allowed": false}) };
+            obj["status"] = if allowed {
+                json!({"allowed": true})
+            } else {
+                json!({"allowed": false})
+            };
             Ok(obj)
         }
         "SelfSubjectRulesReview" => {
@@ -627,10 +852,18 @@ fn virtual_create(c: &ClusterInner, def: &ResourceDef, version: &str, mut obj: V
     }
 }
 
-fn token_request(c: &ClusterInner, ns: &str, sa: &str, body: Value, dry: bool) -> Result<Value, ApiError> {
+fn token_request(
+    c: &ClusterInner,
+    ns: &str,
+    sa: &str,
+    body: Value,
+    dry: bool,
+) -> Result<Value, ApiError> {
     let secs = match &body["spec"]["expirationSeconds"] {
         Value::Null => 3600,
-        v => v.as_i64().ok_or_else(|| ApiError::bad_request("spec.expirationSeconds must be an integer"))?,
+        v => v
+            .as_i64()
+            .ok_or_else(|| ApiError::bad_request("spec.expirationSeconds must be an integer"))?,
     };
     if secs < 600 {
         return Err(ApiError::invalid(
@@ -638,7 +871,9 @@ fn token_request(c: &ClusterInner, ns: &str, sa: &str, body: Value, dry: bool) -
             "TokenRequest",
             sa,
             "spec.expirationSeconds",
-            &format!("spec.expirationSeconds: Invalid value: {secs}: may not specify a duration less than 10 minutes"),
+            &format!(
+                "spec.expirationSeconds: Invalid value: {secs}: may not specify a duration less than 10 minutes"
+            ),
         ));
     }
     if secs > 1 << 32 {
@@ -647,12 +882,21 @@ fn token_request(c: &ClusterInner, ns: &str, sa: &str, body: Value, dry: bool) -
             "TokenRequest",
             sa,
             "spec.expirationSeconds",
-            &format!("spec.expirationSeconds: Invalid value: {secs}: may not specify a duration larger than 2^32 seconds"),
+            &format!(
+                "spec.expirationSeconds: Invalid value: {secs}: may not specify a duration larger than 2^32 seconds"
+            ),
         ));
     }
     let mut st = c.store.lock();
     let sa_obj = st
-        .get(&crate::resources::ResKey { group: String::new(), plural: "serviceaccounts".into() }, ns, sa)
+        .get(
+            &crate::resources::ResKey {
+                group: String::new(),
+                plural: "serviceaccounts".into(),
+            },
+            ns,
+            sa,
+        )
         .ok_or_else(|| ApiError::not_found("", "serviceaccounts", sa))?;
     let expires = auth::now_unix() + secs;
     let token = auth::random_token("kubesim-tr");
@@ -661,13 +905,23 @@ fn token_request(c: &ClusterInner, ns: &str, sa: &str, body: Value, dry: bool) -
             token.clone(),
             auth::TokenEntry {
                 user: auth::sa_user(ns, sa),
-                kind: auth::TokenKind::Request { namespace: ns.into(), sa: sa.into(), sa_uid: auth::sa_uid(&sa_obj) },
+                kind: auth::TokenKind::Request {
+                    namespace: ns.into(),
+                    sa: sa.into(),
+                    sa_uid: auth::sa_uid(&sa_obj),
+                },
                 expires: Some(expires),
             },
         );
     }
-    let exp = jiff::Timestamp::from_second(expires).map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default();
-    let audiences = body["spec"]["audiences"].as_array().filter(|a| !a.is_empty()).cloned().unwrap_or_else(|| vec![json!("https://kubernetes.default.svc.cluster.local")]);
+    let exp = jiff::Timestamp::from_second(expires)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default();
+    let audiences = body["spec"]["audiences"]
+        .as_array()
+        .filter(|a| !a.is_empty())
+        .cloned()
+        .unwrap_or_else(|| vec![json!("https://kubernetes.default.svc.cluster.local")]);
     Ok(json!({
         "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
         "metadata": {"name": sa, "namespace": ns, "creationTimestamp": handlers_ops::now_rfc3339()},

@@ -26,7 +26,9 @@ pub struct Ctx<'a> {
 }
 
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn b64(s: &str) -> Value {
@@ -34,20 +36,30 @@ fn b64(s: &str) -> Value {
 }
 
 fn core(plural: &str) -> ResKey {
-    ResKey { group: String::new(), plural: plural.into() }
+    ResKey {
+        group: String::new(),
+        plural: plural.into(),
+    }
 }
 
 /// Checks apiVersion/kind of a body against the URL's resource and fills them in when absent.
 pub fn check_type_meta(def: &ResourceDef, version: &str, obj: &mut Value) -> Result<(), ApiError> {
     let Some(o) = obj.as_object_mut() else {
-        return Err(ApiError::bad_request("the body of the request must be a JSON or YAML object"));
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON or YAML object",
+        ));
     };
     let want_av = def.api_version(version);
     match o.get("apiVersion").and_then(Value::as_str) {
         Some("") | None => {
             o.insert("apiVersion".into(), Value::String(want_av));
         }
-        Some(av) if av == want_av || (def.group == av.split('/').next().unwrap_or("") && av.contains('/') && def.versions.iter().any(|v| av.ends_with(&format!("/{v}")))) => {
+        Some(av)
+            if av == want_av
+                || (def.group == av.split('/').next().unwrap_or("")
+                    && av.contains('/')
+                    && def.versions.iter().any(|v| av.ends_with(&format!("/{v}")))) =>
+        {
             o.insert("apiVersion".into(), Value::String(want_av));
         }
         Some(av) => {
@@ -82,13 +94,17 @@ fn meta(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj["metadata"].is_object() {
         obj["metadata"] = Value::Object(Map::new());
     }
-    obj["metadata"].as_object_mut().expect("metadata is an object")
+    obj["metadata"]
+        .as_object_mut()
+        .expect("metadata is an object")
 }
 
 fn gen_name(prefix: &str) -> String {
     const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    let suffix: String = (0..5).map(|_| ALPHA[rng.random_range(0..ALPHA.len())] as char).collect();
+    let suffix: String = (0..5)
+        .map(|_| ALPHA[rng.random_range(0..ALPHA.len())] as char)
+        .collect();
     format!("{prefix}{suffix}")
 }
 
@@ -96,7 +112,9 @@ fn namespace_check(st: &State, ns: &str) -> Result<(), ApiError> {
     match st.get(&core("namespaces"), "", ns) {
         None => Err(ApiError::not_found("", "namespaces", ns)),
         Some(n) if !n["metadata"]["deletionTimestamp"].is_null() => Err(ApiError::forbidden(
-            format!("unable to create new content in namespace {ns} because it is being terminated"),
+            format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
             "",
             "namespaces",
             ns,
@@ -119,11 +137,17 @@ fn strip(v: &Value, keys: &[&str]) -> Value {
 /// round trip through ObjectMeta does for built-ins and custom resources alike: a patch adding
 /// `annotations: {}` is then no change, as with kube.
 pub fn normalize_meta(obj: &mut Value) {
-    let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+    let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
     m.retain(|k, v| match k.as_str() {
         "labels" | "annotations" => v.as_object().is_some_and(|o| !o.is_empty()),
-        "finalizers" | "ownerReferences" | "managedFields" => v.as_array().is_some_and(|a| !a.is_empty()),
-        "name" | "generateName" | "namespace" | "selfLink" | "uid" | "resourceVersion" => v.as_str().is_some_and(|s| !s.is_empty()),
+        "finalizers" | "ownerReferences" | "managedFields" => {
+            v.as_array().is_some_and(|a| !a.is_empty())
+        }
+        "name" | "generateName" | "namespace" | "selfLink" | "uid" | "resourceVersion" => {
+            v.as_str().is_some_and(|s| !s.is_empty())
+        }
         "generation" => v.as_i64().is_some_and(|g| g != 0),
         "deletionTimestamp" | "deletionGracePeriodSeconds" => !v.is_null(),
         _ => true,
@@ -131,7 +155,14 @@ pub fn normalize_meta(obj: &mut Value) {
 }
 
 /// Creates an object. `ns` is the URL namespace ("" for cluster-scoped).
-pub fn create(st: &mut State, def: &Arc<ResourceDef>, version: &str, ns: &str, mut obj: Value, ctx: &Ctx) -> Result<Arc<Value>, ApiError> {
+pub fn create(
+    st: &mut State,
+    def: &Arc<ResourceDef>,
+    version: &str,
+    ns: &str,
+    mut obj: Value,
+    ctx: &Ctx,
+) -> Result<Arc<Value>, ApiError> {
     check_type_meta(def, version, &mut obj)?;
     let m = meta(&mut obj);
     if def.namespaced {
@@ -148,9 +179,17 @@ pub fn create(st: &mut State, def: &Arc<ResourceDef>, version: &str, ns: &str, m
     } else {
         m.remove("namespace");
     }
-    let name = match m.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+    let name = match m
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
         Some(n) => n.to_string(),
-        None => match m.get("generateName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        None => match m
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
             Some(prefix) => {
                 let mut n = gen_name(prefix);
                 while st.get(&def.key(), ns, &n).is_some() {
@@ -170,7 +209,13 @@ pub fn create(st: &mut State, def: &Arc<ResourceDef>, version: &str, ns: &str, m
         },
     };
     if let Err(e) = validation::validate_name(&def.plural, &name) {
-        return Err(ApiError::invalid(&def.group, &def.kind, &name, "metadata.name", &e));
+        return Err(ApiError::invalid(
+            &def.group,
+            &def.kind,
+            &name,
+            "metadata.name",
+            &e,
+        ));
     }
     if def.namespaced {
         namespace_check(st, ns)?;
@@ -180,9 +225,17 @@ pub fn create(st: &mut State, def: &Arc<ResourceDef>, version: &str, ns: &str, m
     }
     let m = meta(&mut obj);
     m.insert("name".into(), Value::String(name.clone()));
-    m.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    m.insert(
+        "uid".into(),
+        Value::String(uuid::Uuid::new_v4().to_string()),
+    );
     m.insert("creationTimestamp".into(), Value::String(ctx.now.clone()));
-    for k in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"] {
+    for k in [
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "resourceVersion",
+        "selfLink",
+    ] {
         m.remove(k);
     }
     if def.gen_rule == GenRule::None {
@@ -206,7 +259,14 @@ pub fn create(st: &mut State, def: &Arc<ResourceDef>, version: &str, ns: &str, m
     Ok(stored)
 }
 
-fn defaults_on_create(st: &mut State, def: &ResourceDef, ns: &str, name: &str, obj: &mut Value, ctx: &Ctx) -> Result<(), ApiError> {
+fn defaults_on_create(
+    st: &mut State,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    obj: &mut Value,
+    ctx: &Ctx,
+) -> Result<(), ApiError> {
     match (def.group.as_str(), def.plural.as_str()) {
         ("", "namespaces") => {
             let m = meta(obj);
@@ -223,7 +283,10 @@ fn defaults_on_create(st: &mut State, def: &ResourceDef, ns: &str, name: &str, o
                 obj["type"] = json!("Opaque");
             }
             if obj["type"] == SA_TOKEN_TYPE {
-                if obj["metadata"]["annotations"][SA_NAME_ANN].as_str().is_none_or(str::is_empty) {
+                if obj["metadata"]["annotations"][SA_NAME_ANN]
+                    .as_str()
+                    .is_none_or(str::is_empty)
+                {
                     return Err(ApiError::invalid(
                         "",
                         "Secret",
@@ -253,12 +316,26 @@ fn defaults_on_create(st: &mut State, def: &ResourceDef, ns: &str, name: &str, o
 
 fn crd_prepare(name: &str, obj: &mut Value, now: &str) -> Result<(), ApiError> {
     let def = resources::from_crd(obj).map_err(|e| {
-        ApiError::invalid("apiextensions.k8s.io", "CustomResourceDefinition", name, "spec", &e)
+        ApiError::invalid(
+            "apiextensions.k8s.io",
+            "CustomResourceDefinition",
+            name,
+            "spec",
+            &e,
+        )
     })?;
     let want = format!("{}.{}", def.plural, def.group);
     if want != name {
-        let msg = format!("metadata.name: Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group");
-        return Err(ApiError::invalid("apiextensions.k8s.io", "CustomResourceDefinition", name, "metadata.name", &msg));
+        let msg = format!(
+            "metadata.name: Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"
+        );
+        return Err(ApiError::invalid(
+            "apiextensions.k8s.io",
+            "CustomResourceDefinition",
+            name,
+            "metadata.name",
+            &msg,
+        ));
     }
     let mut accepted = obj["spec"]["names"].clone();
     if accepted["singular"].as_str().is_none_or(str::is_empty) {
@@ -287,17 +364,28 @@ fn crd_prepare(name: &str, obj: &mut Value, now: &str) -> Result<(), ApiError> {
 
 /// Token controller: fills a service-account token Secret when its ServiceAccount exists.
 fn fill_token_secret(st: &mut State, ns: &str, name: &str, obj: &mut Value, ca_pem: &str) {
-    let Some(sa_name) = obj["metadata"]["annotations"][SA_NAME_ANN].as_str().map(String::from) else { return };
+    let Some(sa_name) = obj["metadata"]["annotations"][SA_NAME_ANN]
+        .as_str()
+        .map(String::from)
+    else {
+        return;
+    };
     if obj["data"]["token"].as_str().is_some_and(|t| !t.is_empty()) {
         return;
     }
-    let Some(sa) = st.get(&core("serviceaccounts"), ns, &sa_name) else { return };
+    let Some(sa) = st.get(&core("serviceaccounts"), ns, &sa_name) else {
+        return;
+    };
     let token = auth::random_token("kubesim-sa");
     st.tokens.insert(
         token.clone(),
         TokenEntry {
             user: auth::sa_user(ns, &sa_name),
-            kind: TokenKind::Secret { namespace: ns.into(), secret: name.into(), sa: sa_name.clone() },
+            kind: TokenKind::Secret {
+                namespace: ns.into(),
+                secret: name.into(),
+                sa: sa_name.clone(),
+            },
             expires: None,
         },
     );
@@ -317,13 +405,28 @@ fn after_write(st: &mut State, def: &ResourceDef, obj: &Arc<Value>, ctx: &Ctx) {
             if st.get(&core("serviceaccounts"), &ns, "default").is_none() {
                 let reg = st.registry.clone();
                 if let Some(sadef) = reg.find("", "v1", "serviceaccounts") {
-                    let c = Ctx { ca_pem: ctx.ca_pem, manager: String::new(), dry_run: false, now: ctx.now.clone() };
-                    let _ = create(st, &sadef, "v1", &ns, json!({"metadata": {"name": "default"}}), &c);
+                    let c = Ctx {
+                        ca_pem: ctx.ca_pem,
+                        manager: String::new(),
+                        dry_run: false,
+                        now: ctx.now.clone(),
+                    };
+                    let _ = create(
+                        st,
+                        &sadef,
+                        "v1",
+                        &ns,
+                        json!({"metadata": {"name": "default"}}),
+                        &c,
+                    );
                 }
             }
         }
         ("", "serviceaccounts") => {
-            let ns = obj["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+            let ns = obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             let sa = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
             let pending: Vec<Arc<Value>> = st
                 .range(&core("secrets"), Some(&ns), None)
@@ -357,7 +460,17 @@ fn after_write(st: &mut State, def: &ResourceDef, obj: &Arc<Value>, ctx: &Ctx) {
 pub fn refresh_rbac(st: &mut State) {
     let g = "rbac.authorization.k8s.io";
     let all = |st: &State, plural: &str| -> Vec<Value> {
-        st.range(&ResKey { group: g.into(), plural: plural.into() }, None, None).iter().map(|v| (**v).clone()).collect()
+        st.range(
+            &ResKey {
+                group: g.into(),
+                plural: plural.into(),
+            },
+            None,
+            None,
+        )
+        .iter()
+        .map(|v| (**v).clone())
+        .collect()
     };
     st.rbac = Arc::new(RbacSnapshot {
         roles: all(st, "roles"),
@@ -414,11 +527,36 @@ pub fn update(
             }
         }
     }
-    let old = st.get(&def.key(), ns, name).ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
-    let body_rv = m.get("resourceVersion").and_then(Value::as_str).unwrap_or("").to_string();
-    let old_rv = old["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string();
+    let old = st
+        .get(&def.key(), ns, name)
+        .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+    let body_rv = m
+        .get("resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let old_rv = old["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     if !body_rv.is_empty() && body_rv != old_rv {
         return Err(ApiError::conflict(&def.group, &def.plural, name));
+    }
+    if let Some(uid) = m
+        .get("uid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        && old["metadata"]["uid"].as_str() != Some(uid)
+    {
+        return Err(ApiError::conflict_msg(
+            &def.group,
+            &def.plural,
+            name,
+            format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                old["metadata"]["uid"].as_str().unwrap_or("")
+            ),
+        ));
     }
     if body_rv.is_empty() && require_rv && def.custom {
         return Err(ApiError::invalid(
@@ -452,39 +590,45 @@ pub fn update(
         }
         let om = &old["metadata"];
         let m = meta(&mut obj);
-        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        for k in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             match om.get(k) {
                 Some(v) => m.insert(k.into(), v.clone()),
                 None => m.remove(k),
             };
         }
-        if m.get("managedFields").is_none_or(|v| v.is_null()) {
-            if let Some(mf) = om.get("managedFields") {
-                m.insert("managedFields".into(), mf.clone());
-            }
+        if m.get("managedFields").is_none_or(|v| v.is_null())
+            && let Some(mf) = om.get("managedFields")
+        {
+            m.insert("managedFields".into(), mf.clone());
         }
         m.remove("selfLink");
         obj
     };
     normalize_meta(&mut new);
     new["metadata"]["resourceVersion"] = Value::String(old_rv.clone());
-    if def.plural == "namespaces" && def.group.is_empty() {
-        new["status"] = old["status"].clone();
-    }
     if def.plural == "customresourcedefinitions" && sub.is_none() {
         crd_prepare(name, &mut new, &ctx.now)?;
         new["status"] = old["status"].clone();
     }
     let spec_changed = match def.gen_rule {
         GenRule::None => false,
-        GenRule::Spec => strip(&new, &["metadata", "status"]) != strip(&old, &["metadata", "status"]),
+        GenRule::Spec => {
+            strip(&new, &["metadata", "status"]) != strip(&old, &["metadata", "status"])
+        }
         GenRule::AllButMeta => strip(&new, &["metadata"]) != strip(&old, &["metadata"]),
     };
     if spec_changed {
         let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
         new["metadata"]["generation"] = json!(g + 1);
     }
-    if new == *old {
+    // kube-apiserver ignores managedFields timestamps when deciding whether a write changed anything.
+    if same_ignoring_mf_times(&new, &old) {
         return Ok(old);
     }
     if managed == Managed::Track && !ctx.manager.is_empty() {
@@ -494,13 +638,55 @@ pub fn update(
         return Ok(Arc::new(new));
     }
     let deleting = !new["metadata"]["deletionTimestamp"].is_null()
-        && new["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty());
+        && new["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(|f| f.is_empty());
     if deleting {
         return Ok(finish_delete(st, def, ns, name, Some(new)));
     }
     let stored = st.put(def, new);
     after_write(st, def, &stored, ctx);
     Ok(stored)
+}
+
+/// Equality of two objects where managedFields entries may differ in `time` only (no copies made).
+fn same_ignoring_mf_times(a: &Value, b: &Value) -> bool {
+    fn maps_eq(
+        a: &Map<String, Value>,
+        b: &Map<String, Value>,
+        f: &dyn Fn(&str, &Value, &Value) -> bool,
+    ) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .all(|(k, av)| b.get(k).is_some_and(|bv| f(k, av, bv)))
+    }
+    fn entry_eq(a: &Value, b: &Value) -> bool {
+        match (a.as_object(), b.as_object()) {
+            (Some(x), Some(y)) => maps_eq(x, y, &|k, p, q| k == "time" || p == q),
+            _ => a == b,
+        }
+    }
+    fn meta_eq(a: &Value, b: &Value) -> bool {
+        match (a.as_object(), b.as_object()) {
+            (Some(x), Some(y)) => maps_eq(x, y, &|k, p, q| match (k, p.as_array(), q.as_array()) {
+                ("managedFields", Some(l), Some(r)) => {
+                    l.len() == r.len() && l.iter().zip(r).all(|(e, f)| entry_eq(e, f))
+                }
+                _ => p == q,
+            }),
+            _ => a == b,
+        }
+    }
+    match (a.as_object(), b.as_object()) {
+        (Some(x), Some(y)) => maps_eq(x, y, &|k, p, q| {
+            if k == "metadata" {
+                meta_eq(p, q)
+            } else {
+                p == q
+            }
+        }),
+        _ => a == b,
+    }
 }
 
 /// Delete preconditions and options.
@@ -511,8 +697,17 @@ pub struct DeleteOpts {
     pub resource_version: Option<String>,
 }
 
-pub fn delete(st: &mut State, def: &Arc<ResourceDef>, ns: &str, name: &str, ctx: &Ctx, opts: &DeleteOpts) -> Result<Arc<Value>, ApiError> {
-    let old = st.get(&def.key(), ns, name).ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+pub fn delete(
+    st: &mut State,
+    def: &Arc<ResourceDef>,
+    ns: &str,
+    name: &str,
+    ctx: &Ctx,
+    opts: &DeleteOpts,
+) -> Result<Arc<Value>, ApiError> {
+    let old = st
+        .get(&def.key(), ns, name)
+        .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
     if let Some(uid) = &opts.uid
         && old["metadata"]["uid"].as_str() != Some(uid.as_str())
     {
@@ -539,7 +734,9 @@ pub fn delete(st: &mut State, def: &Arc<ResourceDef>, ns: &str, name: &str, ctx:
             ),
         ));
     }
-    let has_finalizers = old["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+    let has_finalizers = old["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty());
     if has_finalizers {
         if !old["metadata"]["deletionTimestamp"].is_null() {
             return Ok(old);
@@ -559,7 +756,13 @@ pub fn delete(st: &mut State, def: &Arc<ResourceDef>, ns: &str, name: &str, ctx:
 }
 
 /// Removes an object for good, with what depends on it (namespace contents, CRD objects).
-fn finish_delete(st: &mut State, def: &Arc<ResourceDef>, ns: &str, name: &str, last: Option<Value>) -> Arc<Value> {
+fn finish_delete(
+    st: &mut State,
+    def: &Arc<ResourceDef>,
+    ns: &str,
+    name: &str,
+    last: Option<Value>,
+) -> Arc<Value> {
     match (def.group.as_str(), def.plural.as_str()) {
         ("", "namespaces") => {
             let reg = st.registry.clone();
@@ -585,7 +788,9 @@ fn finish_delete(st: &mut State, def: &Arc<ResourceDef>, ns: &str, name: &str, l
         // Store the final state first so the DELETED event carries it.
         st.put(def, l);
     }
-    let removed = st.remove(def, ns, name).unwrap_or_else(|| Arc::new(Value::Null));
+    let removed = st
+        .remove(def, ns, name)
+        .unwrap_or_else(|| Arc::new(Value::Null));
     if def.group == "rbac.authorization.k8s.io" {
         refresh_rbac(st);
     }

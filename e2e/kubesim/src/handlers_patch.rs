@@ -16,8 +16,13 @@ fn map_err(def: &ResourceDef, name: &str, e: PatchError) -> ApiError {
         PatchError::BadRequest(m) => ApiError::bad_request(m),
         // kube-apiserver answers a patch that does not apply with NewGenericServerResponse(422): reason
         // Invalid, empty details, no kind/name (kubectl then prints "The request is invalid: ...").
-        PatchError::Invalid(m) => ApiError { details: Some(serde_json::json!({})), ..ApiError::new(422, "Invalid", m) },
-        PatchError::Conflict { message } => ApiError::conflict_msg(&def.group, &def.plural, name, message),
+        PatchError::Invalid(m) => ApiError {
+            details: Some(serde_json::json!({})),
+            ..ApiError::new(422, "Invalid", m)
+        },
+        PatchError::Conflict { message } => {
+            ApiError::conflict_msg(&def.group, &def.plural, name, message)
+        }
     }
 }
 
@@ -45,12 +50,22 @@ pub fn patch(
     let ct = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|s| {
+            s.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     let dry_run = match q.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,
-        Some(o) => return Err(ApiError::bad_request(format!("Invalid dry run value: {o}: only 'All' is supported"))),
+        Some(o) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid dry run value: {o}: only 'All' is supported"
+            )));
+        }
     };
     let now = handlers_ops::now_rfc3339();
     let manager = q.get("fieldManager").cloned().filter(|m| !m.is_empty());
@@ -67,7 +82,9 @@ pub fn patch(
         let force = q.get("force").is_some_and(|f| f == "true");
         let mut body = handlers::parse_yaml(bytes)?;
         if !body.is_object() {
-            return Err(ApiError::bad_request("the apply configuration must be an object"));
+            return Err(ApiError::bad_request(
+                "the apply configuration must be an object",
+            ));
         }
         handlers_ops::check_type_meta(def, version, &mut body)?;
         match body["metadata"]["name"].as_str() {
@@ -86,12 +103,40 @@ pub fn patch(
         if live.is_none() && sub.is_some() {
             return Err(ApiError::not_found(&def.group, &def.plural, name));
         }
-        let opts = ApplyOptions { manager: &manager, force, subresource: sub, now: &now };
-        let result = patch::server_side_apply(live.as_deref(), &body, &opts).map_err(|e| map_err(def, name, e))?;
-        let ctx = Ctx { ca_pem: &c.ca_pem, manager: String::new(), dry_run, now: now.clone() };
+        let opts = ApplyOptions {
+            manager: &manager,
+            force,
+            subresource: sub,
+            now: &now,
+        };
+        let result = patch::server_side_apply(live.as_deref(), &body, &opts)
+            .map_err(|e| map_err(def, name, e))?;
+        let ctx = Ctx {
+            ca_pem: &c.ca_pem,
+            manager: String::new(),
+            dry_run,
+            now: now.clone(),
+        };
         return match live {
-            None => Ok((201, handlers_ops::create(&mut st, def, version, ns, result, &ctx)?)),
-            Some(_) => Ok((200, handlers_ops::update(&mut st, def, version, ns, name, result, sub, &ctx, false, Managed::Keep)?)),
+            None => Ok((
+                201,
+                handlers_ops::create(&mut st, def, version, ns, result, &ctx)?,
+            )),
+            Some(_) => Ok((
+                200,
+                handlers_ops::update(
+                    &mut st,
+                    def,
+                    version,
+                    ns,
+                    name,
+                    result,
+                    sub,
+                    &ctx,
+                    false,
+                    Managed::Keep,
+                )?,
+            )),
         };
     }
     let op: fn(&Value, &Value, &str) -> Result<Value, PatchError> = match ct.as_str() {
@@ -102,19 +147,47 @@ pub fn patch(
     };
     let body = handlers::parse_json(bytes)?;
     if ct == "application/json-patch+json" && !body.is_array() {
-        return Err(ApiError::bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch"));
+        return Err(ApiError::bad_request(
+            "json: cannot unmarshal object into Go value of type jsonpatch.Patch",
+        ));
     }
     if ct != "application/json-patch+json" && !body.is_object() {
-        return Err(ApiError::bad_request("couldn't get version/kind; json parse error: the patch is not a JSON object"));
+        return Err(ApiError::bad_request(
+            "couldn't get version/kind; json parse error: the patch is not a JSON object",
+        ));
     }
     let manager = manager.unwrap_or_else(|| {
-        let ua = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ua = headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let m = ua.split('/').next().unwrap_or("").trim().to_string();
         if m.is_empty() { "unknown".into() } else { m }
     });
     let mut st = c.store.lock();
-    let live = st.get(&def.key(), ns, name).ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+    let live = st
+        .get(&def.key(), ns, name)
+        .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
     let new = op(&live, &body, &def.kind).map_err(|e| map_err(def, name, e))?;
-    let ctx = Ctx { ca_pem: &c.ca_pem, manager, dry_run, now };
-    Ok((200, handlers_ops::update(&mut st, def, version, ns, name, new, sub, &ctx, false, Managed::Track)?))
+    let ctx = Ctx {
+        ca_pem: &c.ca_pem,
+        manager,
+        dry_run,
+        now,
+    };
+    Ok((
+        200,
+        handlers_ops::update(
+            &mut st,
+            def,
+            version,
+            ns,
+            name,
+            new,
+            sub,
+            &ctx,
+            false,
+            Managed::Track,
+        )?,
+    ))
 }

@@ -75,7 +75,12 @@ const SERVICE_ACCOUNT: &[F] = &[
     (3, "imagePullSecrets", T::RepMsg(LOCAL_REF)),
     (4, "automountServiceAccountToken", T::Bool),
 ];
-const BOUND_REF: &[F] = &[(1, "kind", T::Str), (2, "apiVersion", T::Str), (3, "name", T::Str), (4, "uid", T::Str)];
+const BOUND_REF: &[F] = &[
+    (1, "kind", T::Str),
+    (2, "apiVersion", T::Str),
+    (3, "name", T::Str),
+    (4, "uid", T::Str),
+];
 const TR_SPEC: &[F] = &[
     (1, "audiences", T::RepStr),
     (3, "boundObjectRef", T::Msg(BOUND_REF)),
@@ -92,8 +97,14 @@ const RES_ATTR: &[F] = &[
     (7, "name", T::Str),
 ];
 const NONRES_ATTR: &[F] = &[(1, "path", T::Str), (2, "verb", T::Str)];
-const SSAR_SPEC: &[F] = &[(1, "resourceAttributes", T::Msg(RES_ATTR)), (2, "nonResourceAttributes", T::Msg(NONRES_ATTR))];
-const SSAR: &[F] = &[(1, "metadata", T::Msg(META)), (2, "spec", T::Msg(SSAR_SPEC))];
+const SSAR_SPEC: &[F] = &[
+    (1, "resourceAttributes", T::Msg(RES_ATTR)),
+    (2, "nonResourceAttributes", T::Msg(NONRES_ATTR)),
+];
+const SSAR: &[F] = &[
+    (1, "metadata", T::Msg(META)),
+    (2, "spec", T::Msg(SSAR_SPEC)),
+];
 const SSR: &[F] = &[(1, "metadata", T::Msg(META))];
 const SSRR_SPEC: &[F] = &[(1, "namespace", T::Str)];
 const SSRR: &[F] = &[(1, "metadata", T::Msg(META)), (2, "spec", T::Msg(SSRR_SPEC))];
@@ -104,9 +115,21 @@ const POLICY_RULE: &[F] = &[
     (4, "resourceNames", T::RepStr),
     (5, "nonResourceURLs", T::RepStr),
 ];
-const ROLE: &[F] = &[(1, "metadata", T::Msg(META)), (2, "rules", T::RepMsg(POLICY_RULE))];
-const SUBJECT: &[F] = &[(1, "kind", T::Str), (2, "apiGroup", T::Str), (3, "name", T::Str), (4, "namespace", T::Str)];
-const ROLE_REF: &[F] = &[(1, "apiGroup", T::Str), (2, "kind", T::Str), (3, "name", T::Str)];
+const ROLE: &[F] = &[
+    (1, "metadata", T::Msg(META)),
+    (2, "rules", T::RepMsg(POLICY_RULE)),
+];
+const SUBJECT: &[F] = &[
+    (1, "kind", T::Str),
+    (2, "apiGroup", T::Str),
+    (3, "name", T::Str),
+    (4, "namespace", T::Str),
+];
+const ROLE_REF: &[F] = &[
+    (1, "apiGroup", T::Str),
+    (2, "kind", T::Str),
+    (3, "name", T::Str),
+];
 const BINDING: &[F] = &[
     (1, "metadata", T::Msg(META)),
     (2, "subjects", T::RepMsg(SUBJECT)),
@@ -121,7 +144,9 @@ enum Wire<'a> {
 }
 
 fn bad(what: &str) -> ApiError {
-    ApiError::bad_request(format!("unable to decode the protobuf request body: {what}"))
+    ApiError::bad_request(format!(
+        "unable to decode the protobuf request body: {what}"
+    ))
 }
 
 fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, ApiError> {
@@ -155,7 +180,10 @@ fn fields(buf: &[u8]) -> Result<Vec<(u32, Wire<'_>)>, ApiError> {
             }
             2 => {
                 let len = varint(buf, &mut pos)? as usize;
-                let end = pos.checked_add(len).filter(|e| *e <= buf.len()).ok_or_else(|| bad("truncated field"))?;
+                let end = pos
+                    .checked_add(len)
+                    .filter(|e| *e <= buf.len())
+                    .ok_or_else(|| bad("truncated field"))?;
                 let s = &buf[pos..end];
                 pos = end;
                 Wire::Bytes(s)
@@ -201,7 +229,9 @@ fn message(buf: &[u8], schema: &'static [F]) -> Result<Value, ApiError> {
     let _ = TIME;
     let mut obj = Map::new();
     for (num, w) in fields(buf)? {
-        let Some((_, name, t)) = schema.iter().find(|(n, _, _)| *n == num) else { continue };
+        let Some((_, name, t)) = schema.iter().find(|(n, _, _)| *n == num) else {
+            continue;
+        };
         let name = name.to_string();
         match (t, w) {
             // Go's JSON omits empty strings and zero generations; protobuf carries them.
@@ -225,21 +255,29 @@ fn message(buf: &[u8], schema: &'static [F]) -> Result<Value, ApiError> {
             }
             (T::RepStr, Wire::Bytes(b)) => {
                 let s = Value::String(string(b)?);
-                obj.entry(name).or_insert_with(|| json!([])).as_array_mut().map(|a| a.push(s));
+                if let Some(a) = obj.entry(name).or_insert_with(|| json!([])).as_array_mut() {
+                    a.push(s);
+                }
             }
             (T::RepMsg(s), Wire::Bytes(b)) => {
                 let m = message(b, s)?;
-                obj.entry(name).or_insert_with(|| json!([])).as_array_mut().map(|a| a.push(m));
+                if let Some(a) = obj.entry(name).or_insert_with(|| json!([])).as_array_mut() {
+                    a.push(m);
+                }
             }
             (T::MapStrStr, Wire::Bytes(b)) => {
                 let (k, v) = map_entry(b)?;
                 let v = Value::String(string(v)?);
-                obj.entry(name).or_insert_with(|| json!({})).as_object_mut().map(|m| m.insert(k, v));
+                if let Some(m) = obj.entry(name).or_insert_with(|| json!({})).as_object_mut() {
+                    m.insert(k, v);
+                }
             }
             (T::MapStrBytes, Wire::Bytes(b)) => {
                 let (k, v) = map_entry(b)?;
                 let v = Value::String(base64::engine::general_purpose::STANDARD.encode(v));
-                obj.entry(name).or_insert_with(|| json!({})).as_object_mut().map(|m| m.insert(k, v));
+                if let Some(m) = obj.entry(name).or_insert_with(|| json!({})).as_object_mut() {
+                    m.insert(k, v);
+                }
             }
             (_, Wire::Fixed) => {}
             _ => return Err(bad(&format!("field {name} has an unexpected wire type"))),
@@ -250,7 +288,9 @@ fn message(buf: &[u8], schema: &'static [F]) -> Result<Value, ApiError> {
 
 /// Decodes a `k8s\0`-prefixed protobuf envelope (runtime.Unknown) into the JSON object it stands for.
 pub fn decode(bytes: &[u8]) -> Result<Value, ApiError> {
-    let body = bytes.strip_prefix(b"k8s\x00").ok_or_else(|| bad("missing the k8s protobuf magic prefix"))?;
+    let body = bytes
+        .strip_prefix(b"k8s\x00")
+        .ok_or_else(|| bad("missing the k8s protobuf magic prefix"))?;
     let (mut type_meta, mut raw): (Value, &[u8]) = (json!({}), &[]);
     for (n, w) in fields(body)? {
         match (n, w) {

@@ -43,7 +43,9 @@ impl Filter {
     }
     pub fn matches(&self, obj: &Value) -> bool {
         let empty = serde_json::Map::new();
-        self.label.as_ref().is_none_or(|l| l.matches(obj["metadata"]["labels"].as_object().unwrap_or(&empty)))
+        self.label
+            .as_ref()
+            .is_none_or(|l| l.matches(obj["metadata"]["labels"].as_object().unwrap_or(&empty)))
             && self.field.as_ref().is_none_or(|f| f.matches(obj))
     }
 }
@@ -59,15 +61,28 @@ fn parse_field_selector(s: &str, def: &ResourceDef) -> Result<FieldSelector, Str
 }
 
 fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&json!({"rv": rv, "ns": ns, "name": name})).unwrap_or_default())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&json!({"rv": rv, "ns": ns, "name": name})).unwrap_or_default())
 }
 
 fn decode_continue(tok: &str) -> Result<(u64, (String, String)), ApiError> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tok).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(tok)
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let rv = v["rv"].as_u64().ok_or_else(bad)?;
-    Ok((rv, (v["ns"].as_str().unwrap_or("").to_string(), v["name"].as_str().ok_or_else(bad)?.to_string())))
+    Ok((
+        rv,
+        (
+            v["ns"].as_str().unwrap_or("").to_string(),
+            v["name"].as_str().ok_or_else(bad)?.to_string(),
+        ),
+    ))
 }
 
 /// kube-apiserver 1.32 parses a list/watch resourceVersion in its storage layer and answers a non-integer
@@ -78,11 +93,20 @@ fn parse_rv(s: &str) -> Result<u64, ApiError> {
     })
 }
 
-pub fn list(c: &ClusterInner, def: &ResourceDef, version: &str, ns: Option<&str>, q: &Query, out: &Out) -> Result<Response<Body>, ApiError> {
+pub fn list(
+    c: &ClusterInner,
+    def: &ResourceDef,
+    version: &str,
+    ns: Option<&str>,
+    q: &Query,
+    out: &Out,
+) -> Result<Response<Body>, ApiError> {
     let filter = Filter::from_query(q, def)?;
     let limit = match q.get("limit").filter(|l| !l.is_empty()) {
         // Query parameter decoding (strconv.ParseInt) fails before anything else: 400.
-        Some(l) => l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("strconv.ParseInt: parsing \"{l}\": invalid syntax")))?,
+        Some(l) => l.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("strconv.ParseInt: parsing \"{l}\": invalid syntax"))
+        })?,
         None => 0,
     };
     let limit = usize::try_from(limit).ok().filter(|l| *l > 0);
@@ -95,12 +119,18 @@ pub fn list(c: &ClusterInner, def: &ResourceDef, version: &str, ns: Option<&str>
     };
     let (all, current_rv) = {
         let st = c.store.lock();
-        (st.range(&def.key(), ns, cont.as_ref().map(|(_, k)| k)), st.rv)
+        (
+            st.range(&def.key(), ns, cont.as_ref().map(|(_, k)| k)),
+            st.rv,
+        )
     };
     let list_rv = cont.as_ref().map(|(rv, _)| *rv).unwrap_or(current_rv);
     let mut items = Vec::new();
     let mut more = false;
-    for o in all.iter().filter(|o| filter.is_empty() || filter.matches(o)) {
+    for o in all
+        .iter()
+        .filter(|o| filter.is_empty() || filter.matches(o))
+    {
         if limit.is_some_and(|l| items.len() >= l) {
             more = true;
             break;
@@ -119,7 +149,10 @@ pub fn list(c: &ClusterInner, def: &ResourceDef, version: &str, ns: Option<&str>
     match out {
         Out::Table(inc) => {
             let objs: Vec<Value> = items.iter().map(|o| (**o).clone()).collect();
-            Ok(handlers::json_response(200, &crate::table::render_table(&objs, &def.columns_for(version), &meta, inc)))
+            Ok(handlers::json_response(
+                200,
+                &crate::table::render_table(&objs, &def.columns_for(version), &meta, inc),
+            ))
         }
         Out::Meta => {
             let objs: Vec<Value> = items
@@ -132,9 +165,16 @@ pub fn list(c: &ClusterInner, def: &ResourceDef, version: &str, ns: Option<&str>
             ))
         }
         Out::Yaml => {
-            let objs: Vec<Value> = items.iter().map(|o| set_version((**o).clone(), &api_version)).collect();
+            let objs: Vec<Value> = items
+                .iter()
+                .map(|o| set_version((**o).clone(), &api_version))
+                .collect();
             let v = json!({"kind": format!("{}List", def.kind), "apiVersion": api_version, "metadata": meta, "items": objs});
-            Ok(handlers::bytes_response(200, "application/yaml", handlers::to_yaml(&v)))
+            Ok(handlers::bytes_response(
+                200,
+                "application/yaml",
+                handlers::to_yaml(&v),
+            ))
         }
         Out::Json => {
             // Written piece by piece: no deep copy of the stored objects.
@@ -153,7 +193,8 @@ pub fn list(c: &ClusterInner, def: &ResourceDef, version: &str, ns: Option<&str>
                 if o["apiVersion"].as_str() == Some(api_version.as_str()) {
                     let _ = serde_json::to_writer(&mut buf, &**o);
                 } else {
-                    let _ = serde_json::to_writer(&mut buf, &set_version((**o).clone(), &api_version));
+                    let _ =
+                        serde_json::to_writer(&mut buf, &set_version((**o).clone(), &api_version));
                 }
             }
             buf.extend_from_slice(b"]}");
@@ -183,10 +224,16 @@ impl Render {
         buf.extend_from_slice(b"\",\"object\":");
         match &self.out {
             Out::Json | Out::Yaml => {
-                if obj["apiVersion"].as_str() == Some(self.api_version.as_str()) || typ == "ERROR" || typ == "BOOKMARK" {
+                if obj["apiVersion"].as_str() == Some(self.api_version.as_str())
+                    || typ == "ERROR"
+                    || typ == "BOOKMARK"
+                {
                     let _ = serde_json::to_writer(&mut buf, obj);
                 } else {
-                    let _ = serde_json::to_writer(&mut buf, &set_version(obj.clone(), &self.api_version));
+                    let _ = serde_json::to_writer(
+                        &mut buf,
+                        &set_version(obj.clone(), &self.api_version),
+                    );
                 }
             }
             Out::Meta => {
@@ -218,7 +265,10 @@ impl Render {
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        self.event("BOOKMARK", &json!({"kind": self.kind, "apiVersion": self.api_version, "metadata": meta}))
+        self.event(
+            "BOOKMARK",
+            &json!({"kind": self.kind, "apiVersion": self.api_version, "metadata": meta}),
+        )
     }
 }
 
@@ -247,15 +297,30 @@ fn transform<'a>(ev: &'a Event, filter: &Filter) -> Option<(&'static str, &'a Va
 
 fn stream_response(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response<Body> {
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
     });
     let mut r = Response::new(StreamBody::new(stream).boxed_unsync());
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache, private"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache, private"),
+    );
     r
 }
 
-pub fn watch(c: &Arc<ClusterInner>, def: &ResourceDef, version: &str, ns: Option<&str>, q: &Query, out: Out) -> Result<Response<Body>, ApiError> {
+pub fn watch(
+    c: &Arc<ClusterInner>,
+    def: &ResourceDef,
+    version: &str,
+    ns: Option<&str>,
+    q: &Query,
+    out: Out,
+) -> Result<Response<Body>, ApiError> {
     let filter = Filter::from_query(q, def)?;
     let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
     let from = match q.get("resourceVersion").map(String::as_str) {
@@ -264,7 +329,11 @@ pub fn watch(c: &Arc<ClusterInner>, def: &ResourceDef, version: &str, ns: Option
         Some(s) => Some(parse_rv(s)?),
     };
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
-    let timeout = q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).filter(|t| *t > 0).unwrap_or(1800);
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(1800);
     let render = Render {
         out,
         api_version: def.api_version(version),
@@ -276,7 +345,10 @@ pub fn watch(c: &Arc<ClusterInner>, def: &ResourceDef, version: &str, ns: Option
     let (start, mut rx) = match registered {
         Ok(x) => x,
         Err(compacted) => {
-            let msg = format!("too old resource version: {} ({compacted})", from.unwrap_or(0));
+            let msg = format!(
+                "too old resource version: {} ({compacted})",
+                from.unwrap_or(0)
+            );
             let _ = tx.try_send(expired_event(&render, msg));
             return Ok(stream_response(body_rx));
         }
@@ -297,7 +369,8 @@ pub fn watch(c: &Arc<ClusterInner>, def: &ResourceDef, version: &str, ns: Option
         }
         let deadline = tokio::time::sleep(Duration::from_secs(timeout));
         tokio::pin!(deadline);
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
         loop {
             tokio::select! {
                 m = rx.recv() => match m {
@@ -332,11 +405,27 @@ pub fn watch(c: &Arc<ClusterInner>, def: &ResourceDef, version: &str, ns: Option
     Ok(stream_response(body_rx))
 }
 
-pub fn delete_collection(c: &ClusterInner, def: &Arc<ResourceDef>, version: &str, ns: Option<&str>, q: &Query, opts: &DeleteOpts) -> Result<Response<Body>, ApiError> {
+pub fn delete_collection(
+    c: &ClusterInner,
+    def: &Arc<ResourceDef>,
+    version: &str,
+    ns: Option<&str>,
+    q: &Query,
+    opts: &DeleteOpts,
+) -> Result<Response<Body>, ApiError> {
     let filter = Filter::from_query(q, def)?;
-    let ctx = Ctx { ca_pem: &c.ca_pem, manager: String::new(), dry_run: opts.dry_run, now: handlers_ops::now_rfc3339() };
+    let ctx = Ctx {
+        ca_pem: &c.ca_pem,
+        manager: String::new(),
+        dry_run: opts.dry_run,
+        now: handlers_ops::now_rfc3339(),
+    };
     let mut st = c.store.lock();
-    let targets: Vec<Arc<Value>> = st.range(&def.key(), ns, None).into_iter().filter(|o| filter.matches(o)).collect();
+    let targets: Vec<Arc<Value>> = st
+        .range(&def.key(), ns, None)
+        .into_iter()
+        .filter(|o| filter.matches(o))
+        .collect();
     let mut deleted = vec![];
     for o in targets {
         let (n, name) = crate::store::obj_key(&o);

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod casskop;
 pub mod discovery;
 pub mod errors;
+pub mod exec;
 pub mod faults;
 pub mod handlers;
 pub mod handlers_ops;
@@ -12,6 +13,7 @@ pub mod handlers_patch;
 pub mod handlers_proto;
 pub mod handlers_watch;
 pub mod kubeconfig;
+pub mod nodetool;
 pub mod openapi;
 pub mod patch;
 pub mod rbac;
@@ -68,11 +70,25 @@ pub const DEFAULT_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-publi
 fn bootstrap(store: &Store, ca_pem: &str) -> anyhow::Result<()> {
     let mut st = store.lock();
     let reg = st.registry.clone();
-    let ctx = Ctx { ca_pem, manager: String::new(), dry_run: false, now: handlers_ops::now_rfc3339() };
-    let nsdef = reg.find("", "v1", "namespaces").context("namespaces resource")?;
+    let ctx = Ctx {
+        ca_pem,
+        manager: String::new(),
+        dry_run: false,
+        now: handlers_ops::now_rfc3339(),
+    };
+    let nsdef = reg
+        .find("", "v1", "namespaces")
+        .context("namespaces resource")?;
     for ns in DEFAULT_NAMESPACES {
-        handlers_ops::create(&mut st, &nsdef, "v1", "", json!({"metadata": {"name": ns}}), &ctx)
-            .map_err(|e| anyhow::anyhow!("bootstrap namespace {ns}: {}", e.message))?;
+        handlers_ops::create(
+            &mut st,
+            &nsdef,
+            "v1",
+            "",
+            json!({"metadata": {"name": ns}}),
+            &ctx,
+        )
+        .map_err(|e| anyhow::anyhow!("bootstrap namespace {ns}: {}", e.message))?;
     }
     for obj in rbac::bootstrap_objects() {
         let kind = obj["kind"].as_str().unwrap_or("").to_string();
@@ -82,8 +98,12 @@ fn bootstrap(store: &Store, ca_pem: &str) -> anyhow::Result<()> {
             .find(|d| d.group == "rbac.authorization.k8s.io" && d.kind == kind)
             .cloned()
             .with_context(|| format!("bootstrap object of unknown kind {kind}"))?;
-        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("").to_string();
-        handlers_ops::create(&mut st, &def, "v1", &ns, obj, &ctx).map_err(|e| anyhow::anyhow!("bootstrap RBAC: {}", e.message))?;
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        handlers_ops::create(&mut st, &def, "v1", &ns, obj, &ctx)
+            .map_err(|e| anyhow::anyhow!("bootstrap RBAC: {}", e.message))?;
     }
     Ok(())
 }
@@ -101,15 +121,23 @@ impl Sim {
             if clusters.iter().any(|c| c.name() == *name) {
                 anyhow::bail!("kubesim: cluster name {name} given twice");
             }
-            let t = tls::generate(name).with_context(|| format!("TLS material for cluster {name}"))?;
+            let t =
+                tls::generate(name).with_context(|| format!("TLS material for cluster {name}"))?;
             let store = Arc::new(Store::new());
-            bootstrap(&store, &t.ca_pem).with_context(|| format!("bootstrapping cluster {name}"))?;
+            bootstrap(&store, &t.ca_pem)
+                .with_context(|| format!("bootstrapping cluster {name}"))?;
             let admin_token = auth::random_token("kubesim-admin");
             store.lock().tokens.insert(
                 admin_token.clone(),
-                auth::TokenEntry { user: auth::admin_user(), kind: auth::TokenKind::Admin, expires: None },
+                auth::TokenEntry {
+                    user: auth::admin_user(),
+                    kind: auth::TokenKind::Admin,
+                    expires: None,
+                },
             );
-            let listener = TcpListener::bind("127.0.0.1:0").await.with_context(|| format!("binding a port for cluster {name}"))?;
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .with_context(|| format!("binding a port for cluster {name}"))?;
             let addr = listener.local_addr()?;
             let inner = Arc::new(ClusterInner {
                 name: name.to_string(),
@@ -121,17 +149,34 @@ impl Sim {
                 store,
                 audit: audit.clone(),
                 shutdown: CancellationToken::new(),
+                exec: Default::default(),
             });
-            tasks.push(tokio::spawn(server::serve(inner.clone(), listener, t.server_config.clone())));
+            tasks.push(tokio::spawn(server::serve(
+                inner.clone(),
+                listener,
+                t.server_config.clone(),
+            )));
             clusters.push(Cluster { inner });
+        }
+        let peers: Vec<_> = clusters.iter().map(|c| Arc::downgrade(&c.inner)).collect();
+        for c in &clusters {
+            c.inner.exec.set_peers(peers.clone());
         }
         let mut sim = Sim { clusters, audit, tasks };
         if let Some(copts) = opts.casskop {
             for c in sim.clusters.clone() {
-                let client = c.casskop_client().await.with_context(|| format!("casskop client for cluster {}", c.name()))?;
+                let client = c
+                    .casskop_client()
+                    .await
+                    .with_context(|| format!("casskop client for cluster {}", c.name()))?;
                 casskop::install_crd(client.clone())
                     .await
-                    .with_context(|| format!("installing the CassandraCluster CRD in cluster {}", c.name()))?;
+                    .with_context(|| {
+                        format!(
+                            "installing the CassandraCluster CRD in cluster {}",
+                            c.name()
+                        )
+                    })?;
                 let o = copts.clone();
                 let name = c.name().to_string();
                 sim.tasks.push(tokio::spawn(async move {
@@ -150,7 +195,10 @@ impl Sim {
 
     /// Panics on an unknown name (meant for tests).
     pub fn cluster(&self, name: &str) -> &Cluster {
-        self.clusters.iter().find(|c| c.name() == name).unwrap_or_else(|| panic!("kubesim: no cluster named {name}"))
+        self.clusters
+            .iter()
+            .find(|c| c.name() == name)
+            .unwrap_or_else(|| panic!("kubesim: no cluster named {name}"))
     }
 
     pub fn kubeconfig_yaml(&self) -> String {
@@ -163,7 +211,8 @@ impl Sim {
     }
 
     pub fn write_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
-        std::fs::write(path, self.kubeconfig_yaml()).with_context(|| format!("writing kubeconfig {}", path.display()))?;
+        std::fs::write(path, self.kubeconfig_yaml())
+            .with_context(|| format!("writing kubeconfig {}", path.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -209,6 +258,10 @@ impl Cluster {
     pub fn faults(&self) -> &Faults {
         &self.inner.faults
     }
+    /// Faults of the simulated Cassandra ring (`nodetool status` in pod exec).
+    pub fn ring_faults(&self) -> &exec::RingFaults {
+        &self.inner.exec.ring_faults
+    }
     pub fn audit(&self) -> Vec<AuditEntry> {
         self.inner.audit.of_cluster(&self.inner.name)
     }
@@ -217,15 +270,35 @@ impl Cluster {
     pub async fn client(&self) -> kube::Client {
         self.client_with_token(&self.inner.admin_token)
             .await
-            .unwrap_or_else(|e| panic!("kubesim: building a client for cluster {}: {e:#}", self.name()))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "kubesim: building a client for cluster {}: {e:#}",
+                    self.name()
+                )
+            })
     }
 
     /// A client of this cluster authenticating with `token`.
     pub async fn client_with_token(&self, token: &str) -> anyhow::Result<kube::Client> {
-        let yaml = kubeconfig::render(&[(self.name().to_string(), self.url(), self.ca_pem(), token.to_string())]);
+        Ok(kube::Client::try_from(
+            self.config_with_token(token).await?,
+        )?)
+    }
+
+    /// The kube-rs config of a client authenticating with `token` (e.g. to turn off kube's
+    /// built-in retry of 429/503/504, which retries up to 15 times with growing delays).
+    pub async fn config_with_token(&self, token: &str) -> anyhow::Result<kube::Config> {
+        let yaml = kubeconfig::render(&[(
+            self.name().to_string(),
+            self.url(),
+            self.ca_pem(),
+            token.to_string(),
+        )]);
         let kc = kube::config::Kubeconfig::from_yaml(&yaml)?;
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
-        Ok(kube::Client::try_from(cfg)?)
+        Ok(
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?,
+        )
     }
 
     /// A token for `system:serviceaccount:NS:SA` (the ServiceAccount need not exist); expires after `ttl`.
@@ -234,7 +307,11 @@ impl Cluster {
         let expires = ttl.map(|t| auth::now_unix() + t.as_secs().max(1) as i64);
         self.inner.store.lock().tokens.insert(
             token.clone(),
-            auth::TokenEntry { user: auth::sa_user(namespace, sa), kind: auth::TokenKind::Issued, expires },
+            auth::TokenEntry {
+                user: auth::sa_user(namespace, sa),
+                kind: auth::TokenKind::Issued,
+                expires,
+            },
         );
         token
     }
@@ -244,10 +321,26 @@ impl Cluster {
         {
             let mut st = self.inner.store.lock();
             let reg = st.registry.clone();
-            let ctx = Ctx { ca_pem: &self.inner.ca_pem, manager: String::new(), dry_run: false, now: handlers_ops::now_rfc3339() };
-            let sa = reg.find("", "v1", "serviceaccounts").context("serviceaccounts resource")?;
-            let crb = reg.find("rbac.authorization.k8s.io", "v1", "clusterrolebindings").context("clusterrolebindings resource")?;
-            let _ = handlers_ops::create(&mut st, &sa, "v1", "kube-system", json!({"metadata": {"name": "casskop"}}), &ctx);
+            let ctx = Ctx {
+                ca_pem: &self.inner.ca_pem,
+                manager: String::new(),
+                dry_run: false,
+                now: handlers_ops::now_rfc3339(),
+            };
+            let sa = reg
+                .find("", "v1", "serviceaccounts")
+                .context("serviceaccounts resource")?;
+            let crb = reg
+                .find("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
+                .context("clusterrolebindings resource")?;
+            let _ = handlers_ops::create(
+                &mut st,
+                &sa,
+                "v1",
+                "kube-system",
+                json!({"metadata": {"name": "casskop"}}),
+                &ctx,
+            );
             let _ = handlers_ops::create(
                 &mut st,
                 &crb,

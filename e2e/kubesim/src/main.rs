@@ -34,8 +34,13 @@ struct Args {
 /// "1500ms", "2s", "1m", "1h" or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 2s, 1m"))?;
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 2s, 1m"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "" | "s" => n,
@@ -49,15 +54,23 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let names: Vec<&str> = args.clusters.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
+    let names: Vec<&str> = args
+        .clusters
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
     let opts = SimOptions {
-        casskop: args
-            .casskop
-            .then_some(CasskopOptions { ready_after: args.casskop_ready_after, react_after: args.casskop_react_after }),
+        casskop: args.casskop.then_some(CasskopOptions {
+            ready_after: args.casskop_ready_after,
+            react_after: args.casskop_react_after,
+        }),
         audit_log: args.audit_log.clone(),
     };
     let sim = Sim::start(&names, opts).await.context("starting kubesim")?;

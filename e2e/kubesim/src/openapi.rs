@@ -8,14 +8,27 @@ use crate::handlers::{Body, bytes_response, json_response};
 use crate::resources::{Registry, ResourceDef};
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 fn hash(reg: &Registry, group: &str, version: &str) -> String {
     // Changes whenever the group-version's resources change, so kubectl's cache stays right.
     let mut h: u64 = 1469598103934665603;
-    for d in reg.defs.iter().filter(|d| d.group == group && d.versions.iter().any(|v| v == version)) {
-        for b in d.plural.bytes().chain(d.kind.bytes()).chain([d.namespaced as u8]) {
+    for d in reg
+        .defs
+        .iter()
+        .filter(|d| d.group == group && d.versions.iter().any(|v| v == version))
+    {
+        for b in d
+            .plural
+            .bytes()
+            .chain(d.kind.bytes())
+            .chain([d.namespaced as u8])
+        {
             h = (h ^ b as u64).wrapping_mul(1099511628211);
         }
     }
@@ -27,7 +40,10 @@ fn root(reg: &Registry) -> Value {
     for (g, vs) in reg.groups() {
         for v in vs {
             let p = gv_path(&g, &v);
-            paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(reg, &g, &v))}));
+            paths.insert(
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(reg, &g, &v))}),
+            );
         }
     }
     json!({"paths": paths})
@@ -43,8 +59,11 @@ fn params() -> Value {
 }
 
 fn gv_doc(reg: &Registry, group: &str, version: &str) -> Option<Value> {
-    let defs: Vec<&std::sync::Arc<ResourceDef>> =
-        reg.defs.iter().filter(|d| d.group == group && d.versions.iter().any(|v| v == version)).collect();
+    let defs: Vec<&std::sync::Arc<ResourceDef>> = reg
+        .defs
+        .iter()
+        .filter(|d| d.group == group && d.versions.iter().any(|v| v == version))
+        .collect();
     if defs.is_empty() {
         return None;
     }
@@ -52,7 +71,9 @@ fn gv_doc(reg: &Registry, group: &str, version: &str) -> Option<Value> {
     let mut paths = Map::new();
     for d in defs {
         let gvk = json!({"group": group, "version": version, "kind": d.kind});
-        let item = if d.virtual_create { format!("{prefix}/{}", d.plural) } else if d.namespaced {
+        let item = if d.virtual_create {
+            format!("{prefix}/{}", d.plural)
+        } else if d.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", d.plural)
         } else {
             format!("{prefix}/{}/{{name}}", d.plural)
@@ -87,12 +108,22 @@ fn gv_doc(reg: &Registry, group: &str, version: &str) -> Option<Value> {
 /// from the v3 documents, e.g. applying an object whose CRD is not installed; finding no schema there it
 /// skips client-side validation and reports the missing kind itself, as against a real cluster.
 pub fn v2(headers: &http::HeaderMap) -> Response<Body> {
-    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if accept.contains("protobuf") {
         // An empty gnostic openapi_v2.Document message encodes as zero bytes.
-        return bytes_response(200, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf", Vec::new());
+        return bytes_response(
+            200,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            Vec::new(),
+        );
     }
-    json_response(200, &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": {}, "definitions": {}}))
+    json_response(
+        200,
+        &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": {}, "definitions": {}}),
+    )
 }
 
 /// None: 404.

@@ -13,7 +13,6 @@ use crate::faults::Faults;
 use crate::store::Store;
 
 /// Everything one simulated cluster is made of.
-#[derive(Debug)]
 pub struct ClusterInner {
     pub name: String,
     pub addr: SocketAddr,
@@ -24,6 +23,18 @@ pub struct ClusterInner {
     pub faults: Faults,
     pub audit: Arc<AuditLog>,
     pub shutdown: CancellationToken,
+    /// Pod exec: the other clusters of the Sim and the ring faults.
+    pub exec: crate::exec::ExecContext,
+}
+
+impl std::fmt::Debug for ClusterInner {
+    // No tokens in Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterInner")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Serves until `c.shutdown` is cancelled. `listener` is the already bound first listener.
@@ -85,7 +96,12 @@ async fn bind_again(addr: SocketAddr, shutdown: &CancellationToken) -> Option<Tc
     }
 }
 
-async fn connection(c: Arc<ClusterInner>, acceptor: TlsAcceptor, tcp: tokio::net::TcpStream, cancel: CancellationToken) {
+async fn connection(
+    c: Arc<ClusterInner>,
+    acceptor: TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    cancel: CancellationToken,
+) {
     let tls = tokio::select! {
         r = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)) => match r {
             Ok(Ok(s)) => s,

@@ -98,7 +98,6 @@ pub enum WatchStart {
     Resume,
 }
 
-#[derive(Debug)]
 pub struct State {
     pub rv: u64,
     pub tables: HashMap<ResKey, Table>,
@@ -108,9 +107,19 @@ pub struct State {
     pub revoked: HashSet<String>,
 }
 
-#[derive(Debug)]
 pub struct Store {
     state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Store {
+    // No tokens in Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.lock();
+        f.debug_struct("Store")
+            .field("resourceVersion", &st.rv)
+            .field("resources", &st.tables.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -145,7 +154,10 @@ impl Default for Store {
 
 pub fn obj_key(obj: &Value) -> ObjKey {
     let m = &obj["metadata"];
-    (m["namespace"].as_str().unwrap_or("").to_string(), m["name"].as_str().unwrap_or("").to_string())
+    (
+        m["namespace"].as_str().unwrap_or("").to_string(),
+        m["name"].as_str().unwrap_or("").to_string(),
+    )
 }
 
 impl State {
@@ -157,12 +169,18 @@ impl State {
     }
 
     pub fn get(&self, key: &ResKey, ns: &str, name: &str) -> Option<Arc<Value>> {
-        self.tables.get(key)?.objects.get(&(ns.to_string(), name.to_string())).cloned()
+        self.tables
+            .get(key)?
+            .objects
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
     }
 
     /// Objects of a resource, in key order, optionally in one namespace, starting after `after`.
     pub fn range(&self, key: &ResKey, ns: Option<&str>, after: Option<&ObjKey>) -> Vec<Arc<Value>> {
-        let Some(t) = self.tables.get(key) else { return vec![] };
+        let Some(t) = self.tables.get(key) else {
+            return vec![];
+        };
         use std::ops::Bound::*;
         let lower = match after {
             Some(k) => Excluded(k.clone()),
@@ -187,8 +205,17 @@ impl State {
         let k = obj_key(&obj);
         let table = self.table(&def.key());
         let prev = table.objects.insert(k, obj.clone());
-        let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
-        table.publish(Event { kind, rv, object: obj.clone(), prev });
+        let kind = if prev.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        table.publish(Event {
+            kind,
+            rv,
+            object: obj.clone(),
+            prev,
+        });
         obj
     }
 
@@ -203,7 +230,12 @@ impl State {
         last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let last = Arc::new(last);
         let table = self.table(&key);
-        table.publish(Event { kind: EventType::Deleted, rv, object: last.clone(), prev: Some(old) });
+        table.publish(Event {
+            kind: EventType::Deleted,
+            rv,
+            object: last.clone(),
+            prev: Some(old),
+        });
         Some(last)
     }
 
@@ -244,7 +276,10 @@ impl State {
                 WatchStart::Resume
             }
         };
-        self.table(key).watchers.push(Watcher { namespace: ns_owned, tx });
+        self.table(key).watchers.push(Watcher {
+            namespace: ns_owned,
+            tx,
+        });
         Ok((start, rx))
     }
 

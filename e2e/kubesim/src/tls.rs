@@ -14,18 +14,32 @@ pub struct ClusterTls {
 pub fn generate(cluster: &str) -> anyhow::Result<ClusterTls> {
     let ca_key = KeyPair::generate().context("generating CA key")?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.distinguished_name.push(DnType::CommonName, format!("kubesim-ca-{cluster}"));
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("kubesim-ca-{cluster}"));
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca_params.self_signed(&ca_key).context("self-signing CA")?;
     let issuer = Issuer::new(ca_params, ca_key);
 
     let key = KeyPair::generate().context("generating server key")?;
-    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-    params.distinguished_name.push(DnType::CommonName, format!("kubesim-{cluster}"));
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("kubesim-{cluster}"));
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.signed_by(&key, &issuer).context("signing server certificate")?;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .context("signing server certificate")?;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
@@ -38,5 +52,9 @@ pub fn generate(cluster: &str) -> anyhow::Result<ClusterTls> {
         .context("building TLS server config")?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let ca_der: CertificateDer<'static> = ca_cert.der().clone();
-    Ok(ClusterTls { ca_pem: ca_cert.pem(), ca_der: ca_der.to_vec(), server_config: Arc::new(cfg) })
+    Ok(ClusterTls {
+        ca_pem: ca_cert.pem(),
+        ca_der: ca_der.to_vec(),
+        server_config: Arc::new(cfg),
+    })
 }
