@@ -608,14 +608,18 @@ async fn resource(
     let sub = r.sub.as_deref();
     let method = parts.method.clone();
     match (&method, r.name.as_deref(), sub) {
-        (&Method::GET | &Method::POST, Some(name), Some("exec")) if def.group.is_empty() && def.plural == "pods" => {
+        (&Method::GET | &Method::POST, Some(name), Some("exec"))
+            if def.group.is_empty() && def.plural == "pods" =>
+        {
             crate::exec::exec(c, parts, &ns, name, user).await
         }
-        (&Method::GET, Some(_), Some("exec" | "log")) | (&Method::POST, Some(_), Some("exec")) => Err(ApiError::bad_request(format!(
-            "kubesim ({}): pods/{} is not supported yet",
-            c.name,
-            sub.unwrap_or("")
-        ))),
+        (&Method::GET, Some(_), Some("exec" | "log")) | (&Method::POST, Some(_), Some("exec")) => {
+            Err(ApiError::bad_request(format!(
+                "kubesim ({}): pods/{} is not supported yet",
+                c.name,
+                sub.unwrap_or("")
+            )))
+        }
         (&Method::GET | &Method::HEAD, Some(name), None | Some("status")) => {
             let obj = c
                 .store
@@ -839,8 +843,11 @@ fn virtual_create(
             let snapshot = c.store.lock().rbac.clone();
             let (resource_rules, non_resource_rules) = rbac::rules_for(user, &ns, &snapshot);
             obj["metadata"]["creationTimestamp"] = Value::Null;
-            obj["status"] =
-                json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false});
+            obj["status"] = json!({
+                "resourceRules": resource_rules,
+                "nonResourceRules": non_resource_rules,
+                "incomplete": false,
+            });
             Ok(obj)
         }
         "SelfSubjectReview" => {

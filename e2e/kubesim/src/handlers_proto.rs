@@ -107,7 +107,10 @@ const SSAR: &[F] = &[
 ];
 const SSR: &[F] = &[(1, "metadata", T::Msg(META))];
 const SSRR_SPEC: &[F] = &[(1, "namespace", T::Str)];
-const SSRR: &[F] = &[(1, "metadata", T::Msg(META)), (2, "spec", T::Msg(SSRR_SPEC))];
+const SSRR: &[F] = &[
+    (1, "metadata", T::Msg(META)),
+    (2, "spec", T::Msg(SSRR_SPEC)),
+];
 const POLICY_RULE: &[F] = &[
     (1, "verbs", T::RepStr),
     (2, "apiGroups", T::RepStr),

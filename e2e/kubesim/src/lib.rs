@@ -162,7 +162,11 @@ impl Sim {
         for c in &clusters {
             c.inner.exec.set_peers(peers.clone());
         }
-        let mut sim = Sim { clusters, audit, tasks };
+        let mut sim = Sim {
+            clusters,
+            audit,
+            tasks,
+        };
         if let Some(copts) = opts.casskop {
             for c in sim.clusters.clone() {
                 let client = c

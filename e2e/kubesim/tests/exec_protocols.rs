@@ -210,19 +210,17 @@ async fn best_offered_subprotocol_wins_and_shapes_channel_3() {
 async fn ring_faults_through_the_admin_endpoint() {
     let (sim, pod) = one_site().await;
     let (addr, task) = kubesim::admin::start(&sim, 0).await.unwrap();
-    let put = |body: &'static str| {
-        async move {
-            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let req = format!(
-                "PUT /clusters/k1/faults HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            s.write_all(req.as_bytes()).await.unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-        }
+    let put = |body: &'static str| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let req = format!(
+            "PUT /clusters/k1/faults HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     };
     let q = "command=nodetool&command=status&stdout=true&stderr=true";
     put(r#"{"hiddenDcs": ["dc1"]}"#).await;
