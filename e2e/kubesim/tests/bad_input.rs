@@ -100,6 +100,9 @@ fn cases() -> Vec<Case> {
         // --- body not matching the URL
         case("kind not matching the URL", "POST", CMS, JSON, r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}"#, (400, "BadRequest"), Msg::Contains("Secret")),
         case("apiVersion not matching the URL", "POST", CMS, JSON, r#"{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}"#, (400, "BadRequest"), Msg::Contains("apps/v1")),
+        // Custom resources: any kind decodes, then ValidateTypeMeta refuses it (422, the claimed group-kind).
+        case("custom resource kind not matching the URL", "POST", "/apis/example.com/v1/namespaces/default/widgets", JSON, r#"{"apiVersion":"example.com/v1","kind":"Gadget","metadata":{"name":"g"}}"#, (422, "Invalid"), Msg::Exact("Gadget.example.com \"g\" is invalid: kind: Invalid value: \"Gadget\": must be Widget".into())),
+        case("custom resource apiVersion of another group", "POST", "/apis/example.com/v1/namespaces/default/widgets", JSON, r#"{"apiVersion":"other.example.com/v1","kind":"Widget","metadata":{"name":"g"}}"#, (400, "BadRequest"), Msg::Exact("the API version in the data (other.example.com/v1) does not match the expected API version (example.com/v1)".into())),
         case("namespace not matching the URL", "POST", CMS, JSON, r#"{"metadata":{"name":"x","namespace":"kube-system"}}"#, (400, "BadRequest"), Msg::Exact("the namespace of the provided object does not match the namespace sent on the request".into())),
         case("name not matching the URL", "PUT", CM, JSON, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"other"}}"#, (400, "BadRequest"), Msg::Exact("the name of the object (other) does not match the name on the URL (cm)".into())),
         case("create in a namespace that does not exist", "POST", "/api/v1/namespaces/nowhere/configmaps", JSON, r#"{"metadata":{"name":"x"}}"#, (404, "NotFound"), Msg::Exact("namespaces \"nowhere\" not found".into())),
