@@ -273,6 +273,7 @@ async fn route(
             .ok_or_else(ApiError::unauthorized)
             .and_then(|t| auth::authenticate(&st, t))?
     };
+    let user = impersonate(c, user, &parts.headers)?;
     a.user = user.username.clone();
     let lat = c.faults.latency();
     if !lat.is_zero() {
@@ -324,6 +325,70 @@ async fn route(
             resource(c, parts, body, q, r, &user, a).await
         }
     }
+}
+
+/// `Impersonate-User` / `Impersonate-Group` (kubectl --as / --as-group): the caller needs the
+/// `impersonate` verb on users (serviceaccounts for system:serviceaccount:NS:NAME) and groups; the
+/// request then runs as that identity, with the groups kube-apiserver's impersonation filter adds.
+fn impersonate(
+    c: &ClusterInner,
+    user: UserInfo,
+    headers: &HeaderMap,
+) -> Result<UserInfo, ApiError> {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect()
+    };
+    let (as_user, as_groups) = (values("impersonate-user"), values("impersonate-group"));
+    let Some(username) = as_user.first().cloned() else {
+        if as_groups.is_empty() {
+            return Ok(user);
+        }
+        return Err(ApiError::bad_request(format!(
+            "requested {as_groups:?} without impersonating a user"
+        )));
+    };
+    let check = |resource: &str, namespace: &str, name: &str| {
+        authorize(
+            c,
+            &user,
+            &RequestAttributes {
+                verb: "impersonate".into(),
+                resource: resource.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+                resource_request: true,
+                ..Default::default()
+            },
+        )
+    };
+    let sa = username
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|r| r.split_once(':'));
+    match sa {
+        Some((ns, name)) => check("serviceaccounts", ns, name)?,
+        None => check("users", "", &username)?,
+    }
+    for g in &as_groups {
+        check("groups", "", g)?;
+    }
+    let mut groups = as_groups;
+    if let Some((ns, _)) = sa
+        && groups.is_empty()
+    {
+        groups = vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{ns}"),
+        ];
+    }
+    if username != "system:anonymous" && !groups.iter().any(|g| g == "system:authenticated") {
+        groups.push("system:authenticated".into());
+    }
+    Ok(UserInfo { username, groups })
 }
 
 fn authorize(c: &ClusterInner, user: &UserInfo, attrs: &RequestAttributes) -> Result<(), ApiError> {

@@ -632,3 +632,117 @@ async fn reader_through_kube_rs() {
     );
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impersonating_the_reader_through_kubectl() {
+    // kubectl --as: the admin may impersonate, and the request is then judged as the service account.
+    let env = setup().await;
+    let r = env
+        .kubectl(&[
+            "auth",
+            "can-i",
+            "list",
+            "cassandraclusters",
+            "-n",
+            "x",
+            &format!("--as={SA}"),
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "yes\n");
+    let r = env
+        .kubectl(&[
+            "auth",
+            "can-i",
+            "create",
+            "cassandraclusters",
+            "-n",
+            "x",
+            &format!("--as={SA}"),
+        ])
+        .await
+        .fails(1);
+    assert_eq!(r.stdout, "no\n");
+    let r = env
+        .kubectl(&[
+            "get",
+            "cassc",
+            "-n",
+            "x",
+            "-o",
+            "name",
+            &format!("--as={SA}"),
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "cassandracluster.db.orange.com/c-x\n");
+    let r = env
+        .kubectl(&["get", "secrets", "-n", "x", &format!("--as={SA}")])
+        .await
+        .fails(1);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "Error from server (Forbidden): {}\n",
+            forbidden("list", "secrets", "", None, Some("x"))
+        )
+    );
+    let r = env
+        .kubectl(&["auth", "whoami", &format!("--as={SA}"), "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        r["status"]["userInfo"],
+        json!({"username": SA, "groups": ["system:serviceaccounts", "system:serviceaccounts:x", "system:authenticated"]})
+    );
+    let r = env
+        .kubectl(&[
+            "auth",
+            "whoami",
+            "--as=jane",
+            "--as-group=devs",
+            "-o",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        r["status"]["userInfo"],
+        json!({"username": "jane", "groups": ["devs", "system:authenticated"]})
+    );
+    // The reader itself may not impersonate anyone.
+    let token = env
+        .kubectl(&["create", "token", "reader", "-n", "x"])
+        .await
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let r = env
+        .kubectl(&[
+            "get",
+            "cassc",
+            "-n",
+            "x",
+            &format!("--token={token}"),
+            "--as=jane",
+        ])
+        .await
+        .fails(1);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "Error from server (Forbidden): users \"jane\" is forbidden: User \"{SA}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope\n"
+        )
+    );
+    let audited = env.sim.audit();
+    assert!(
+        audited
+            .iter()
+            .any(|e| e.user == SA && e.resource == "secrets" && e.code == 403),
+        "the impersonated identity is audited"
+    );
+    env.shutdown().await;
+}
