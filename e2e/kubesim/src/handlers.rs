@@ -566,13 +566,19 @@ fn default_manager(headers: &HeaderMap) -> String {
     }
 }
 
-fn dry_run(q: &Query) -> Result<bool, ApiError> {
+/// `options`: CreateOptions, UpdateOptions, PatchOptions or DeleteOptions, which kube-apiserver
+/// validates (ValidateDryRun) before anything else: 422 on a value other than All.
+pub fn dry_run(q: &Query, options: &str) -> Result<bool, ApiError> {
     match q.get("dryRun").map(String::as_str) {
         None | Some("") => Ok(false),
         Some("All") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "Invalid dry run value: {other}: only 'All' is supported"
-        ))),
+        Some(other) => Err(ApiError::invalid(
+            "meta.k8s.io",
+            options,
+            "",
+            "dryRun",
+            &format!("dryRun: Unsupported value: []string{{{other:?}}}: supported values: \"All\""),
+        )),
     }
 }
 
@@ -712,7 +718,7 @@ async fn resource(
                     .get("fieldManager")
                     .cloned()
                     .unwrap_or_else(|| default_manager(&parts.headers)),
-                dry_run: dry_run(&q)?,
+                dry_run: dry_run(&q, "CreateOptions")?,
                 now: handlers_ops::now_rfc3339(),
             };
             let created =
@@ -731,7 +737,7 @@ async fn resource(
             } else {
                 decode_object(&parts.headers, &bytes)?
             };
-            let resp = token_request(c, &ns, name, obj, dry_run(&q)?)?;
+            let resp = token_request(c, &ns, name, obj, dry_run(&q, "CreateOptions")?)?;
             a.object = Some(redact(&resp));
             Ok(json_response(201, &resp))
         }
@@ -744,7 +750,7 @@ async fn resource(
                     .get("fieldManager")
                     .cloned()
                     .unwrap_or_else(|| default_manager(&parts.headers)),
-                dry_run: dry_run(&q)?,
+                dry_run: dry_run(&q, "UpdateOptions")?,
                 now: handlers_ops::now_rfc3339(),
             };
             let sub = if sub == Some("finalize") { None } else { sub };
@@ -834,7 +840,7 @@ fn returns_status_on_delete(def: &ResourceDef) -> bool {
 
 fn delete_opts(bytes: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
     let mut opts = DeleteOpts {
-        dry_run: dry_run(q)?,
+        dry_run: dry_run(q, "DeleteOptions")?,
         ..Default::default()
     };
     if !bytes.iter().all(|b| b.is_ascii_whitespace()) {

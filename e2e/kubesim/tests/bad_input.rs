@@ -125,6 +125,10 @@ fn cases() -> Vec<Case> {
         case("field selector without an operator", "GET", &format!("{CMS}?fieldSelector=metadata.name"), None, "", (400, "BadRequest"), Msg::Contains("metadata.name")),
         case("limit that is not a number", "GET", &format!("{CMS}?limit=ten"), None, "", (400, "BadRequest"), Msg::Contains("ten")),
         case("continue token that is garbage", "GET", &format!("{CMS}?limit=1&continue=%%%"), None, "", (400, "BadRequest"), Msg::Contains("continue")),
+        // Options are validated (ValidateDryRun) into a 422 on the options kind.
+        case("dryRun that is not All (create)", "POST", &format!("{CMS}?dryRun=Bogus"), JSON, r#"{"metadata":{"name":"dry"}}"#, (422, "Invalid"), Msg::Exact("CreateOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: []string{\"Bogus\"}: supported values: \"All\"".into())),
+        case("dryRun that is not All (patch)", "PATCH", &format!("{CM}?dryRun=Bogus"), Some("application/merge-patch+json"), "{}", (422, "Invalid"), Msg::Exact("PatchOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: []string{\"Bogus\"}: supported values: \"All\"".into())),
+        case("dryRun that is not All (delete)", "DELETE", &format!("{CM}?dryRun=Bogus"), None, "", (422, "Invalid"), Msg::Exact("DeleteOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: []string{\"Bogus\"}: supported values: \"All\"".into())),
         case("unsupported Accept", "GET", CM, None, "", (406, "NotAcceptable"), Msg::Prefix("only the following media types are accepted: application/json, application/yaml")),
     ]
 }
