@@ -692,6 +692,10 @@ async fn resource(
             )))
         }
         (&Method::GET | &Method::HEAD, Some(name), None | Some("status")) => {
+            // The storage layer parses a get's resourceVersion too (500 on a non-integer, as for lists).
+            if let Some(rv) = q.get("resourceVersion").filter(|s| !s.is_empty()) {
+                crate::handlers_watch::parse_rv(rv)?;
+            }
             let obj = c
                 .store
                 .lock()

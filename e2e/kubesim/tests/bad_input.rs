@@ -282,12 +282,13 @@ async fn bad_input_gets_kube_shaped_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_resource_version_is_answered_like_kube_1_32() {
-    // kube-apiserver 1.32 parses list/watch resourceVersions in its storage layer and answers a
+    // kube-apiserver 1.32 parses get/list/watch resourceVersions in its storage layer and answers a
     // non-integer with a 500 without reason (kubernetes/kubernetes#101350, #139485); a fix to 400 is not merged.
     let env = Env::start(&["k1"]).await;
     let client = env.cluster("k1").client().await;
     let want = "resourceVersion: Invalid value: \"abc\": strconv.ParseUint: parsing \"abc\": invalid syntax";
     for path in [
+        format!("{CMS}/cm?resourceVersion=abc"),
         format!("{CMS}?resourceVersion=abc"),
         format!("{CMS}?watch=true&resourceVersion=abc"),
     ] {
