@@ -140,3 +140,46 @@ async fn site_not_running_yet_is_missing_from_the_others() {
     );
     fed.sim.shutdown().await;
 }
+
+/// The same checks on pods the simulated CassKop created (with its own pod IPs and status).
+#[tokio::test]
+async fn with_the_simulated_casskop() {
+    let fed = start_with_casskop().await;
+    for i in 0..3 {
+        create_site_cluster(&fed, i).await;
+        wait_running(&fed, i).await;
+    }
+    let (out, stdout, _) = run(&fed, &["ring", MC]).await;
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("ring OK: 3 DCs, 5 nodes"), "{stdout}");
+    let (out, stdout, _) = run(&fed, &["status", MC]).await;
+    assert!(out.status.success());
+    for (i, s) in SITES.iter().enumerate() {
+        let l = line_of(&stdout, s);
+        let want = if i == 2 { "1/1" } else { "2/2" };
+        assert!(
+            l.contains("Running")
+                && l.contains("Initializing")
+                && l.contains("Done")
+                && l.contains(want),
+            "{l}"
+        );
+    }
+    fed.sim
+        .cluster("k8s-cluster3")
+        .ring_faults()
+        .set_node_down("cassandra-3dc-dc3-rack1-0");
+    let (out, stdout, _) = run(&fed, &["ring", MC]).await;
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("from k8s-cluster1's point of view (pod cassandra-3dc-dc1-rack1-0): node cassandra-3dc-dc3-rack1-0"), "{stdout}");
+    // The only pod of k8s-cluster3 is the down node: nodetool cannot run there.
+    assert!(
+        stdout.contains("site k8s-cluster3: pod cassandra-3dc-dc3-rack1-0: nodetool status failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Failed to connect to '127.0.0.1:7199'"),
+        "{stdout}"
+    );
+    fed.sim.shutdown().await;
+}

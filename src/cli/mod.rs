@@ -2,9 +2,11 @@
 //! INTERFACE FROZEN BY THE LEAD: `SiteArgs` and each subcommand's `Args` + `run`.
 
 pub mod check;
+pub mod crd;
 pub mod export;
 pub mod register;
 pub mod ring;
+pub mod run;
 pub mod status;
 
 use std::path::PathBuf;

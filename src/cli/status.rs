@@ -22,11 +22,14 @@ use crate::sites::{RegistryConfig, Site, SiteRegistry, SiteState};
 
 const EXAMPLE: &str = "\
 Example:
-  multi-casskop status cassandra-3dc -n cassandra --context k8s-cluster1 -l k8s-cluster1 -r k8s-cluster2,k8s-cluster3
+  multi-casskop status cassandra-3dc -n cassandra --use-kubeconfig-contexts \\
+      --context k8s-cluster1 -l k8s-cluster1 -r k8s-cluster2,k8s-cluster3
 
 Reads the MultiCasskop from the local cluster, then each site's CassandraCluster and its pods
 directly (credentials found as the controller finds them: mounted directory under --imports-dir,
-Secret NAME in the namespace, kubeconfig context NAME). Sites the MultiCasskop names in `override`
+Secret NAME in the namespace, kubeconfig context NAME; with --use-kubeconfig-contexts, your own
+kubeconfig context NAME, since the controller's service accounts may not read pods). Sites the
+MultiCasskop names in `override`
 need no --remote flag: their credentials are looked up the same way. Without --local the local
 site is named after the kubeconfig context. Exit code 0 when the table could be printed (even with
 unreachable sites), 1 when the MultiCasskop or the local cluster cannot be read.";

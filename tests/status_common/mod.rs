@@ -28,7 +28,84 @@ pub struct Fed {
 /// Starts the three clusters, installs the MultiCasskop CRD and creates the sample MultiCasskop
 /// in namespace `cassandra` of the local cluster (no status yet).
 pub async fn start() -> Fed {
-    let sim = kubesim::Sim::start(&SITES, Default::default())
+    start_with(Default::default()).await
+}
+
+/// [`start`] with the simulated CassKop running in every cluster.
+pub async fn start_with_casskop() -> Fed {
+    let casskop = kubesim::casskop::CasskopOptions {
+        ready_after: std::time::Duration::from_millis(300),
+        react_after: std::time::Duration::from_millis(100),
+    };
+    start_with(kubesim::SimOptions {
+        casskop: Some(casskop),
+        ..Default::default()
+    })
+    .await
+}
+
+/// Creates site `i`'s CassandraCluster the way the controller would (the sample's base merged
+/// with its override), for the simulated CassKop to act on.
+pub async fn create_site_cluster(fed: &Fed, i: usize) {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/multi-casskop-3sites.yaml"),
+    )
+    .unwrap();
+    let mc: MultiCasskop = serde_saphyr::from_str(&text).unwrap();
+    let d = multi_casskop::merge::desired_for_site(
+        &mc.spec.base,
+        mc.spec.override_.get(SITES[i]),
+        SITES[i],
+        NS,
+        MC,
+    )
+    .expect("the sample is valid");
+    let c = fed.sim.cluster(SITES[i]).client().await;
+    exec_common::ensure_namespace(&c, NS).await;
+    let ccs: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(c, NS, &exec_common::cc_resource());
+    ccs.patch(
+        MC,
+        &PatchParams::apply("multi-casskop").force(),
+        &Patch::Apply(&d.object),
+    )
+    .await
+    .expect("apply the CassandraCluster");
+}
+
+/// Waits until site `i`'s CassandraCluster is Running/Done and all its pods are Ready.
+pub async fn wait_running(fed: &Fed, i: usize) {
+    let c = fed.sim.cluster(SITES[i]).client().await;
+    let ccs: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(c.clone(), NS, &exec_common::cc_resource());
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(c, NS);
+    let want = if i == 2 { 1 } else { 2 };
+    for _ in 0..600 {
+        let cc = ccs.get_opt(MC).await.unwrap();
+        let running = cc.is_some_and(|cc| {
+            cc.data["status"]["phase"] == "Running"
+                && cc.data["status"]["lastClusterActionStatus"] == "Done"
+        });
+        let lp = kube::api::ListParams::default()
+            .labels(&format!("app=cassandracluster,cassandracluster={MC}"));
+        let ready = pods
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|p| multi_casskop::cli::status::pod_ready(p))
+            .count();
+        if running && ready == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{} never became Running with {want} ready pods", SITES[i]);
+}
+
+async fn start_with(opts: kubesim::SimOptions) -> Fed {
+    let sim = kubesim::Sim::start(&SITES, opts)
         .await
         .expect("kubesim starts");
     let dir = tempfile::tempdir().unwrap();

@@ -35,7 +35,8 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, PostParams,
 };
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -157,12 +158,43 @@ pub async fn run(client: kube::Client, opts: CasskopOptions) -> anyhow::Result<(
     let clusters: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource());
     let stream = watcher(clusters, watcher::Config::default()).default_backoff();
     futures::pin_mut!(stream);
-    // Dropping the JoinSet (when this future is dropped) aborts every worker.
-    let mut workers_tasks = JoinSet::new();
-    let mut workers: HashMap<ObjKey, watch::Sender<Option<DynamicObject>>> = HashMap::new();
+    // Like CassKop's informers: StatefulSets and Pods are read from watch-fed caches.
+    let (caches, sts_stream, pod_stream) = Caches::start(&client);
+    futures::pin_mut!(sts_stream);
+    futures::pin_mut!(pod_stream);
+    let mut workers = Workers {
+        client,
+        opts,
+        caches,
+        tasks: JoinSet::new(),
+        senders: HashMap::new(),
+        keys: HashMap::new(),
+    };
     let mut relisted: Option<HashSet<ObjKey>> = None;
     info!("simulated CassKop watching cassandraclusters in all namespaces");
-    while let Some(event) = stream.next().await {
+    loop {
+        let event = tokio::select! {
+            event = stream.next() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            Some(ended) = workers.tasks.join_next_with_id() => {
+                workers.restart(ended);
+                continue;
+            }
+            Some(res) = sts_stream.next() => {
+                if let Err(e) = res {
+                    warn!(error = %e, "simulated CassKop: watch on statefulsets failed, retrying");
+                }
+                continue;
+            }
+            Some(res) = pod_stream.next() => {
+                if let Err(e) = res {
+                    warn!(error = %e, "simulated CassKop: watch on pods failed, retrying");
+                }
+                continue;
+            }
+        };
         let event = match event {
             Ok(ev) => ev,
             Err(e) => {
@@ -177,29 +209,17 @@ pub async fn run(client: kube::Client, opts: CasskopOptions) -> anyhow::Result<(
                 if let Some(seen) = relisted.as_mut() {
                     seen.insert(key.clone());
                 }
-                match workers.get(&key) {
-                    Some(tx) => {
-                        tx.send_replace(Some(obj));
-                    }
-                    None => {
-                        let (tx, rx) = watch::channel(Some(obj));
-                        let worker = ClusterWorker::new(client.clone(), &key, opts.clone());
-                        let span =
-                            info_span!("casskop", namespace = %key.0, cassandracluster = %key.1);
-                        workers_tasks.spawn(worker.run(rx).instrument(span));
-                        workers.insert(key, tx);
-                    }
-                }
+                workers.send(key, Some(obj));
             }
             watcher::Event::Delete(obj) => {
-                if let Some(tx) = workers.get(&obj_key(&obj)) {
+                if let Some(tx) = workers.senders.get(&obj_key(&obj)) {
                     tx.send_replace(None);
                 }
             }
             watcher::Event::InitDone => {
                 // Objects that vanished while the watch was down never get a Delete event.
                 if let Some(seen) = relisted.take() {
-                    for (key, tx) in &workers {
+                    for (key, tx) in &workers.senders {
                         if !seen.contains(key) && tx.borrow().is_some() {
                             tx.send_replace(None);
                         }
@@ -211,6 +231,127 @@ pub async fn run(client: kube::Client, opts: CasskopOptions) -> anyhow::Result<(
     Err(anyhow::anyhow!(
         "simulated CassKop: watch stream on cassandraclusters ended"
     ))
+}
+
+/// One task per CassandraCluster, fed the newest object through a watch channel.
+struct Workers {
+    client: kube::Client,
+    opts: CasskopOptions,
+    caches: Caches,
+    /// Dropping the JoinSet (when `run` is dropped) aborts every worker.
+    tasks: JoinSet<()>,
+    senders: HashMap<ObjKey, watch::Sender<Option<DynamicObject>>>,
+    keys: HashMap<tokio::task::Id, ObjKey>,
+}
+
+impl Workers {
+    fn send(&mut self, key: ObjKey, obj: Option<DynamicObject>) {
+        match self.senders.get(&key) {
+            Some(tx) => {
+                tx.send_replace(obj);
+            }
+            None => self.spawn(key, obj),
+        }
+    }
+
+    fn spawn(&mut self, key: ObjKey, obj: Option<DynamicObject>) {
+        let (tx, rx) = watch::channel(obj);
+        let worker = ClusterWorker::new(
+            self.client.clone(),
+            self.caches.clone(),
+            &key,
+            self.opts.clone(),
+        );
+        let span = info_span!("casskop", namespace = %key.0, cassandracluster = %key.1);
+        let handle = self.tasks.spawn(worker.run(rx).instrument(span));
+        self.keys.insert(handle.id(), key.clone());
+        self.senders.insert(key, tx);
+    }
+
+    /// A worker only ends by panicking (a bug): say so and start a fresh one from the newest object.
+    fn restart(&mut self, ended: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match &ended {
+            Ok((id, ())) => *id,
+            Err(e) => e.id(),
+        };
+        let Some(key) = self.keys.remove(&id) else {
+            return;
+        };
+        let latest = self.senders.remove(&key).and_then(|tx| tx.borrow().clone());
+        warn!(
+            "simulated CassKop: worker for CassandraCluster {}/{} ended ({}); restarting it",
+            key.0,
+            key.1,
+            match &ended {
+                Ok(_) => "returned".to_owned(),
+                Err(e) => e.to_string(),
+            }
+        );
+        self.spawn(key, latest);
+    }
+}
+
+/// Caches of the StatefulSets and Pods labelled `app=cassandracluster`, in all namespaces.
+#[derive(Clone)]
+struct Caches {
+    statefulsets: Store<DynamicObject>,
+    pods: Store<DynamicObject>,
+}
+
+type CacheStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send>,
+>;
+
+impl Caches {
+    /// The caches and the streams that fill them (to be polled by the caller).
+    fn start(client: &kube::Client) -> (Self, CacheStream, CacheStream) {
+        let config = watcher::Config::default().labels(&format!("{LABEL_APP}={APP_VALUE}"));
+        let feed = |ar: ApiResource| {
+            let writer = reflector::store::Writer::new(ar.clone());
+            let reader = writer.as_reader();
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+            let stream = reflector(writer, watcher(api, config.clone()))
+                .default_backoff()
+                .boxed();
+            (reader, stream)
+        };
+        let (statefulsets, sts_stream) = feed(ApiResource::erase::<StatefulSet>(&()));
+        let (pods, pod_stream) = feed(ApiResource::erase::<Pod>(&()));
+        (Self { statefulsets, pods }, sts_stream, pod_stream)
+    }
+
+    async fn ready(&self) -> anyhow::Result<()> {
+        self.statefulsets
+            .wait_until_ready()
+            .await
+            .context("the StatefulSet cache is gone")?;
+        self.pods
+            .wait_until_ready()
+            .await
+            .context("the Pod cache is gone")?;
+        Ok(())
+    }
+
+    /// Cached objects of cluster `name` in `namespace`, by name.
+    fn of_cluster(
+        store: &Store<DynamicObject>,
+        namespace: &str,
+        name: &str,
+    ) -> HashMap<String, DynamicObject> {
+        store
+            .state_filter(|o| {
+                o.metadata.namespace.as_deref() == Some(namespace)
+                    && o.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(LABEL_CLUSTER))
+                        .map(String::as_str)
+                        == Some(name)
+            })
+            .into_iter()
+            .map(|o| (o.metadata.name.clone().unwrap_or_default(), (*o).clone()))
+            .collect()
+    }
 }
 
 /// (namespace, name)
@@ -596,6 +737,7 @@ struct ClusterWorker {
     namespace: String,
     name: String,
     opts: CasskopOptions,
+    caches: Caches,
     clusters: Api<DynamicObject>,
     statefulsets: Api<DynamicObject>,
     pods: Api<DynamicObject>,
@@ -615,13 +757,14 @@ struct ClusterWorker {
 }
 
 impl ClusterWorker {
-    fn new(client: kube::Client, key: &ObjKey, opts: CasskopOptions) -> Self {
+    fn new(client: kube::Client, caches: Caches, key: &ObjKey, opts: CasskopOptions) -> Self {
         let sts_resource = ApiResource::erase::<StatefulSet>(&());
         let pod_resource = ApiResource::erase::<Pod>(&());
         Self {
             namespace: key.0.clone(),
             name: key.1.clone(),
             opts,
+            caches,
             clusters: Api::namespaced_with(client.clone(), &key.0, &api_resource()),
             statefulsets: Api::namespaced_with(client.clone(), &key.0, &sts_resource),
             pods: Api::namespaced_with(client, &key.0, &pod_resource),
@@ -892,28 +1035,9 @@ impl ClusterWorker {
             .and_then(Value::as_str)
             .unwrap_or(DEFAULT_IMAGE)
             .to_owned();
-        let selector = format!("{LABEL_APP}={APP_VALUE},{LABEL_CLUSTER}={}", self.name);
-        let lp = ListParams::default().labels(&selector);
-        let live_sts = self
-            .statefulsets
-            .list(&lp)
-            .await
-            .with_context(|| format!("listing StatefulSets of {}", self.ident()))?;
-        let live_pods = self
-            .pods
-            .list(&lp)
-            .await
-            .with_context(|| format!("listing Pods of {}", self.ident()))?;
-        let live_sts: HashMap<String, DynamicObject> = live_sts
-            .items
-            .into_iter()
-            .map(|o| (o.metadata.name.clone().unwrap_or_default(), o))
-            .collect();
-        let live_pods: HashMap<String, DynamicObject> = live_pods
-            .items
-            .into_iter()
-            .map(|o| (o.metadata.name.clone().unwrap_or_default(), o))
-            .collect();
+        self.caches.ready().await?;
+        let live_sts = Caches::of_cluster(&self.caches.statefulsets, &self.namespace, &self.name);
+        let live_pods = Caches::of_cluster(&self.caches.pods, &self.namespace, &self.name);
         let pp = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PostParams::default()
@@ -936,7 +1060,18 @@ impl ClusterWorker {
                 "selector": {"matchLabels": labels},
                 "template": {"metadata": {"labels": labels}, "spec": template},
             });
-            let sts_obj = match live_sts.get(&sts_name) {
+            // The cache may lag behind our own writes: ask the server when it knows nothing.
+            let cached = match live_sts.get(&sts_name) {
+                Some(c) => Some(c.clone()),
+                None => self
+                    .statefulsets
+                    .get_opt(&sts_name)
+                    .await
+                    .with_context(|| {
+                        format!("reading StatefulSet {}/{sts_name}", self.namespace)
+                    })?,
+            };
+            let sts_obj = match cached.as_ref() {
                 None => {
                     let obj: DynamicObject = serde_json::from_value(json!({
                         "apiVersion": "apps/v1",
@@ -978,10 +1113,20 @@ impl ClusterWorker {
             for i in 0..p.nodes {
                 let name = pod_name(&sts_name, i);
                 wanted_pods.insert(name.clone());
-                let live = live_pods.get(&name);
-                let up_to_date = live.is_some_and(|l| {
-                    annotation(l, TEMPLATE_HASH_ANNOTATION) == Some(&template_hash)
-                });
+                let hash_of = |l: &DynamicObject| {
+                    annotation(l, TEMPLATE_HASH_ANNOTATION) == Some(template_hash.as_str())
+                };
+                // Missing or outdated in the cache: the server has the last word.
+                let live = match live_pods.get(&name) {
+                    Some(c) if hash_of(c) => Some(c.clone()),
+                    _ => self
+                        .pods
+                        .get_opt(&name)
+                        .await
+                        .with_context(|| format!("reading Pod {}/{name}", self.namespace))?,
+                };
+                let live = live.as_ref();
+                let up_to_date = live.is_some_and(hash_of);
                 let mut pod_ip = live
                     .and_then(|l| l.data.pointer("/status/podIP"))
                     .and_then(Value::as_str)

@@ -52,6 +52,7 @@ pub fn api_group(reg: &Registry, group: &str) -> Option<Value> {
 fn sub_group_version(def: &ResourceDef, sub: &str) -> Option<(&'static str, &'static str)> {
     match (def.plural.as_str(), sub) {
         ("serviceaccounts", "token") => Some(("authentication.k8s.io", "v1")),
+        ("statefulsets", "scale") => Some(("autoscaling", "v1")),
         _ => None,
     }
 }

@@ -92,12 +92,38 @@ pub struct ResReq {
 }
 
 /// None: a non-resource path (discovery, version, openapi, health).
+/// Percent-decodes one path segment (e.g. `system%3Adiscovery`); invalid escapes stay as they are.
+fn decode_segment(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+}
+
 fn parse_path(path: &str, q: &Query) -> Option<Result<ResReq, ApiError>> {
-    let segs: Vec<&str> = path
+    let owned: Vec<String> = path
         .trim_matches('/')
         .split('/')
         .filter(|s| !s.is_empty())
+        .map(decode_segment)
         .collect();
+    let segs: Vec<&str> = owned.iter().map(String::as_str).collect();
     let (group, version, mut rest) = match segs.as_slice() {
         ["api", v, rest @ ..] if !rest.is_empty() => (String::new(), v.to_string(), rest.to_vec()),
         ["apis", g, v, rest @ ..] if !rest.is_empty() => {
@@ -691,6 +717,24 @@ async fn resource(
                 sub.unwrap_or("")
             )))
         }
+        (&Method::GET | &Method::HEAD, Some(name), Some("scale")) => Ok(json_response(
+            200,
+            &crate::handlers_scale::get(c, &def, &ns, name)?,
+        )),
+        (&Method::PUT | &Method::PATCH, Some(name), Some("scale")) => {
+            let bytes = read_body(&parts.headers, body).await?;
+            let ct = content_type(&parts.headers);
+            let patch_ct = (method == Method::PATCH).then_some(ct.as_str());
+            let manager = q
+                .get("fieldManager")
+                .cloned()
+                .unwrap_or_else(|| default_manager(&parts.headers));
+            let scale = crate::handlers_scale::write(
+                c, &def, &version, &ns, name, patch_ct, &bytes, &q, manager,
+            )?;
+            a.object = Some(scale.clone());
+            Ok(json_response(200, &scale))
+        }
         (&Method::GET | &Method::HEAD, Some(name), None | Some("status")) => {
             // The storage layer parses a get's resourceVersion too (500 on a non-integer, as for lists).
             if let Some(rv) = q.get("resourceVersion").filter(|s| !s.is_empty()) {
@@ -845,6 +889,8 @@ fn returns_status_on_delete(def: &ResourceDef) -> bool {
 fn delete_opts(bytes: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
     let mut opts = DeleteOpts {
         dry_run: dry_run(q, "DeleteOptions")?,
+        orphan: q.get("propagationPolicy").is_some_and(|p| p == "Orphan")
+            || q.get("orphanDependents").is_some_and(|o| o == "true"),
         ..Default::default()
     };
     if !bytes.iter().all(|b| b.is_ascii_whitespace()) {
@@ -854,6 +900,9 @@ fn delete_opts(bytes: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
             .is_some_and(|d| d.iter().any(|x| x == "All"))
         {
             opts.dry_run = true;
+        }
+        if v["propagationPolicy"] == "Orphan" || v["orphanDependents"] == true {
+            opts.orphan = true;
         }
         opts.uid = v["preconditions"]["uid"].as_str().map(String::from);
         opts.resource_version = v["preconditions"]["resourceVersion"]

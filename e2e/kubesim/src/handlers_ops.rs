@@ -98,6 +98,88 @@ pub fn check_type_meta(def: &ResourceDef, version: &str, obj: &mut Value) -> Res
         Some(Value::Object(_)) => {}
         Some(_) => return Err(ApiError::bad_request("metadata: must be an object")),
     }
+    check_shapes(def, obj)
+}
+
+/// Typed decoding in kube-apiserver refuses wrongly typed metadata and built-in fields; so do we,
+/// or a single malformed object would break every typed client watching its resource.
+fn check_shapes(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
+    let bad = |field: &str, want: &str| {
+        Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: json: cannot unmarshal {field} into Go value of type {want}",
+            def.kind,
+            def.versions.first().map(String::as_str).unwrap_or("v1"),
+            def.kind
+        )))
+    };
+    let str_map = |v: &Value| {
+        v.is_null()
+            || v.as_object()
+                .is_some_and(|m| m.values().all(Value::is_string))
+    };
+    let m = &obj["metadata"];
+    for k in [
+        "name",
+        "generateName",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "deletionTimestamp",
+    ] {
+        if !(m[k].is_null() || m[k].is_string()) {
+            return bad(&format!("metadata.{k}"), "string");
+        }
+    }
+    for k in ["generation", "deletionGracePeriodSeconds"] {
+        if !(m[k].is_null() || m[k].is_i64() || m[k].is_u64()) {
+            return bad(&format!("metadata.{k}"), "int64");
+        }
+    }
+    for k in ["labels", "annotations"] {
+        if !str_map(&m[k]) {
+            return bad(&format!("metadata.{k}"), "map[string]string");
+        }
+    }
+    if !(m["finalizers"].is_null()
+        || m["finalizers"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(Value::is_string)))
+    {
+        return bad("metadata.finalizers", "[]string");
+    }
+    let refs_ok = m["ownerReferences"].is_null()
+        || m["ownerReferences"].as_array().is_some_and(|a| {
+            a.iter().all(|r| {
+                ["apiVersion", "kind", "name", "uid"]
+                    .iter()
+                    .all(|k| r[*k].is_string())
+            })
+        });
+    if !refs_ok {
+        return bad("metadata.ownerReferences", "[]v1.OwnerReference");
+    }
+    if !(m["managedFields"].is_null()
+        || m["managedFields"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(Value::is_object)))
+    {
+        return bad("metadata.managedFields", "[]v1.ManagedFieldsEntry");
+    }
+    if !def.custom {
+        for k in ["spec", "status"] {
+            if !(obj[k].is_null() || obj[k].is_object()) {
+                return bad(k, "object");
+            }
+        }
+        if matches!(def.plural.as_str(), "configmaps" | "secrets") {
+            for k in ["data", "stringData", "binaryData"] {
+                if !str_map(&obj[k]) {
+                    return bad(k, "map[string]string");
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -226,6 +308,14 @@ pub fn create(
             &name,
             "metadata.name",
             &e,
+        ));
+    }
+    if obj["metadata"]["resourceVersion"]
+        .as_str()
+        .is_some_and(|rv| !rv.is_empty())
+    {
+        return Err(ApiError::bad_request(
+            "resourceVersion should not be set on objects to be created",
         ));
     }
     if def.namespaced {
@@ -706,6 +796,8 @@ pub struct DeleteOpts {
     pub dry_run: bool,
     pub uid: Option<String>,
     pub resource_version: Option<String>,
+    /// propagationPolicy=Orphan: dependents keep living.
+    pub orphan: bool,
 }
 
 pub fn delete(
@@ -763,7 +855,34 @@ pub fn delete(
     if opts.dry_run {
         return Ok(old);
     }
-    Ok(finish_delete(st, def, ns, name, None))
+    let removed = finish_delete(st, def, ns, name, None);
+    if !opts.orphan {
+        collect_garbage(st, &removed, ctx);
+    }
+    Ok(removed)
+}
+
+/// Garbage collection (background propagation, done at once): objects whose only owner was
+/// `owner` are deleted too (their finalizers are honoured).
+fn collect_garbage(st: &mut State, owner: &Value, ctx: &Ctx) {
+    let Some(uid) = owner["metadata"]["uid"].as_str().filter(|u| !u.is_empty()) else {
+        return;
+    };
+    let Some(refs) = st.owners.get(uid).cloned() else {
+        return;
+    };
+    let reg = st.registry.clone();
+    for (rk, (n, name)) in refs {
+        let Some(d) = reg.by_key(&rk) else { continue };
+        let only_this_owner = st.get(&rk, &n, &name).is_some_and(|o| {
+            o["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|r| r.iter().all(|r| r["uid"].as_str() == Some(uid)))
+        });
+        if only_this_owner {
+            let _ = delete(st, &d, &n, &name, ctx, &DeleteOpts::default());
+        }
+    }
 }
 
 /// Removes an object for good, with what depends on it (namespace contents, CRD objects).
@@ -795,6 +914,7 @@ fn finish_delete(
         }
         _ => {}
     }
+    let finalized = last.is_some();
     if let Some(l) = last {
         // Store the final state first so the DELETED event carries it.
         st.put(def, l);
@@ -804,6 +924,15 @@ fn finish_delete(
         .unwrap_or_else(|| Arc::new(Value::Null));
     if def.group == "rbac.authorization.k8s.io" {
         refresh_rbac(st);
+    }
+    if finalized {
+        let ctx = Ctx {
+            ca_pem: "",
+            manager: String::new(),
+            dry_run: false,
+            now: now_rfc3339(),
+        };
+        collect_garbage(st, &removed, &ctx);
     }
     removed
 }

@@ -27,13 +27,23 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Selectors of a list/watch/deletecollection, checked against the resource's field labels
+    /// (built-ins have their own, e.g. `involvedObject.name` for events; custom resources only
+    /// metadata.name/namespace).
     pub fn from_query(q: &Query, def: &ResourceDef) -> Result<Self, ApiError> {
         let label = match q.get("labelSelector").filter(|s| !s.trim().is_empty()) {
             Some(s) => Some(LabelSelector::parse(s).map_err(ApiError::bad_request)?),
             None => None,
         };
         let field = match q.get("fieldSelector").filter(|s| !s.trim().is_empty()) {
-            Some(s) => Some(parse_field_selector(s, def).map_err(ApiError::bad_request)?),
+            Some(s) => Some(
+                if def.custom {
+                    FieldSelector::parse_for_custom_resource(s, def.namespaced, &[])
+                } else {
+                    FieldSelector::parse_for_resource(s, &def.plural)
+                }
+                .map_err(ApiError::bad_request)?,
+            ),
             None => None,
         };
         Ok(Filter { label, field })
@@ -47,16 +57,6 @@ impl Filter {
             .as_ref()
             .is_none_or(|l| l.matches(obj["metadata"]["labels"].as_object().unwrap_or(&empty)))
             && self.field.as_ref().is_none_or(|f| f.matches(obj))
-    }
-}
-
-/// The field labels kube accepts for this resource (e.g. involvedObject.* for events, which
-/// `kubectl describe` asks for; type for secrets), metadata.name/namespace for custom resources.
-fn parse_field_selector(s: &str, def: &ResourceDef) -> Result<FieldSelector, String> {
-    if def.custom {
-        FieldSelector::parse_for_custom_resource(s, def.namespaced, &[])
-    } else {
-        FieldSelector::parse_for_resource(s, &def.plural)
     }
 }
 

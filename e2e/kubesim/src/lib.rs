@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod handlers_ops;
 pub mod handlers_patch;
 pub mod handlers_proto;
+pub mod handlers_scale;
 pub mod handlers_watch;
 pub mod kubeconfig;
 pub mod nodetool;
@@ -43,7 +44,8 @@ use handlers_ops::Ctx;
 use server::ClusterInner;
 use store::Store;
 
-#[derive(Debug, Default, Clone)]
+/// Only `Default` is derived, so that `casskop::CasskopOptions` needs no derives.
+#[derive(Default)]
 pub struct SimOptions {
     /// Run the simulated CassKop in every cluster.
     pub casskop: Option<casskop::CasskopOptions>,
@@ -181,7 +183,10 @@ impl Sim {
                             c.name()
                         )
                     })?;
-                let o = copts.clone();
+                let o = casskop::CasskopOptions {
+                    ready_after: copts.ready_after,
+                    react_after: copts.react_after,
+                };
                 let name = c.name().to_string();
                 sim.tasks.push(tokio::spawn(async move {
                     if let Err(e) = casskop::run(client, o).await {

@@ -171,6 +171,18 @@ pub fn builtins() -> Vec<ResourceDef> {
     pods.subresources
         .push(("exec", "PodExecOptions".into(), vec!["create", "get"]));
     pods.subresources.push(("log", "Pod".into(), vec!["get"]));
+    let mut sts = with_status(builtin(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        true,
+        &["sts"],
+        &["all"],
+        GenRule::Spec,
+    ));
+    sts.subresources
+        .push(("scale", "Scale".into(), vec!["get", "patch", "update"]));
     let mut crd = with_status(builtin(
         "apiextensions.k8s.io",
         "v1",
@@ -207,16 +219,7 @@ pub fn builtins() -> Vec<ResourceDef> {
             GenRule::None,
         ),
         pods,
-        with_status(builtin(
-            "apps",
-            "v1",
-            "StatefulSet",
-            "statefulsets",
-            true,
-            &["sts"],
-            &["all"],
-            GenRule::Spec,
-        )),
+        sts,
         builtin(
             "coordination.k8s.io",
             "v1",

@@ -1,5 +1,5 @@
 //! In-memory object store of one cluster: tables per resource, cluster-wide resourceVersion, watch history and fan-out.
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -105,6 +105,16 @@ pub struct State {
     pub rbac: Arc<RbacSnapshot>,
     pub tokens: HashMap<String, TokenEntry>,
     pub revoked: HashSet<String>,
+    /// Owner uid -> objects naming it in ownerReferences (for garbage collection).
+    pub owners: HashMap<String, BTreeSet<(ResKey, ObjKey)>>,
+}
+
+fn owner_uids(v: &Value) -> impl Iterator<Item = &str> {
+    v["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str())
 }
 
 pub struct Store {
@@ -132,6 +142,7 @@ impl Store {
                 rbac: Arc::new(RbacSnapshot::default()),
                 tokens: HashMap::new(),
                 revoked: HashSet::new(),
+                owners: HashMap::new(),
             }),
         }
     }
@@ -203,8 +214,11 @@ impl State {
         obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let obj = Arc::new(obj);
         let k = obj_key(&obj);
-        let table = self.table(&def.key());
-        let prev = table.objects.insert(k, obj.clone());
+        let rk = def.key();
+        let table = self.table(&rk);
+        let prev = table.objects.insert(k.clone(), obj.clone());
+        self.index_owners(&rk, &k, prev.as_deref(), Some(&obj));
+        let table = self.table(&rk);
         let kind = if prev.is_some() {
             EventType::Modified
         } else {
@@ -223,7 +237,9 @@ impl State {
     pub fn remove(&mut self, def: &ResourceDef, ns: &str, name: &str) -> Option<Arc<Value>> {
         let key = def.key();
         let table = self.tables.get_mut(&key)?;
-        let old = table.objects.remove(&(ns.to_string(), name.to_string()))?;
+        let k = (ns.to_string(), name.to_string());
+        let old = table.objects.remove(&k)?;
+        self.index_owners(&key, &k, Some(&old), None);
         self.rv += 1;
         let rv = self.rv;
         let mut last = (*old).clone();
@@ -242,7 +258,37 @@ impl State {
     /// Drops a whole resource (its CRD was deleted): watchers are closed.
     pub fn drop_table(&mut self, key: &ResKey) {
         if let Some(mut t) = self.tables.remove(key) {
+            for (k, o) in &t.objects {
+                self.index_owners(key, k, Some(o), None);
+            }
             t.close_watchers(WatchMsg::Closed);
+        }
+    }
+
+    fn index_owners(
+        &mut self,
+        rk: &ResKey,
+        k: &ObjKey,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) {
+        if let Some(b) = before {
+            for uid in owner_uids(b) {
+                if let Some(set) = self.owners.get_mut(uid) {
+                    set.remove(&(rk.clone(), k.clone()));
+                    if set.is_empty() {
+                        self.owners.remove(uid);
+                    }
+                }
+            }
+        }
+        if let Some(a) = after {
+            for uid in owner_uids(a) {
+                self.owners
+                    .entry(uid.to_string())
+                    .or_default()
+                    .insert((rk.clone(), k.clone()));
+            }
         }
     }
 

@@ -383,3 +383,81 @@ async fn real_kubectl_exec_nodetool_status() {
     assert!(stderr.contains("Found unexpected parameters"), "{stderr}");
     sim.shutdown().await;
 }
+
+/// `kubectl exec POD -- nodetool status` on pods the simulated CassKop created.
+#[tokio::test]
+async fn kubectl_exec_on_simulated_casskop_pods() {
+    use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+    let opts = kubesim::SimOptions {
+        casskop: Some(kubesim::casskop::CasskopOptions {
+            ready_after: std::time::Duration::from_millis(200),
+            react_after: std::time::Duration::from_millis(100),
+        }),
+        ..Default::default()
+    };
+    let sim = kubesim::Sim::start(&["east", "west"], opts).await.unwrap();
+    for (site, dc) in [("east", "dc1"), ("west", "dc2")] {
+        let c = sim.cluster(site).client().await;
+        exec_common::ensure_namespace(&c, NS).await;
+        let ccs: Api<DynamicObject> =
+            Api::namespaced_with(c.clone(), NS, &exec_common::cc_resource());
+        let cc = serde_json::json!({"apiVersion": "db.orange.com/v2", "kind": "CassandraCluster",
+            "metadata": {"name": CC, "namespace": NS},
+            "spec": {"nodesPerRacks": 2, "topology": {"dc": [{"name": dc, "rack": [{"name": "rack1"}]}]}}});
+        ccs.patch(CC, &PatchParams::apply("test").force(), &Patch::Apply(&cc))
+            .await
+            .unwrap();
+        let pods: Api<Pod> = Api::namespaced(c, NS);
+        let mut ready = false;
+        for _ in 0..400 {
+            let running = ccs.get(CC).await.unwrap().data["status"]["phase"] == "Running";
+            let n = pods
+                .list(&ListParams::default().labels(&format!("cassandracluster={CC}")))
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count();
+            if running && n == 2 {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(ready, "{site} never got Running with 2 pods");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+    let out = tokio::process::Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--context",
+            "west",
+            "-n",
+            NS,
+            "exec",
+            &format!("{CC}-dc2-rack1-1"),
+            "--",
+            "nodetool",
+            "-h",
+            "localhost",
+            "status",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{stdout}");
+    assert_eq!(dc_lines(&stdout, "dc1").len(), 2, "{stdout}");
+    assert_eq!(dc_lines(&stdout, "dc2").len(), 2, "{stdout}");
+    assert_eq!(stdout.matches("UN  ").count(), 4, "{stdout}");
+    sim.shutdown().await;
+}

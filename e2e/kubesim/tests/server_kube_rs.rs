@@ -365,6 +365,27 @@ async fn generation_without_status_subresource_and_crd_removal() {
             "customresourcedefinitions",
         ),
     );
+    // kube-rs discovery sees the CRD's resource, and the built-ins with their scopes.
+    let disc = kube::discovery::Discovery::new(client.clone())
+        .run()
+        .await
+        .unwrap();
+    let (ar, caps) = disc
+        .resolve_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"))
+        .expect("widgets discovered");
+    assert_eq!(
+        (ar.plural.as_str(), caps.scope.clone()),
+        ("widgets", kube::discovery::Scope::Namespaced)
+    );
+    let (_, ns_caps) = disc
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "Namespace"))
+        .unwrap();
+    assert_eq!(ns_caps.scope, kube::discovery::Scope::Cluster);
+    let (sts, _) =
+        kube::discovery::pinned_kind(&client, &GroupVersionKind::gvk("apps", "v1", "StatefulSet"))
+            .await
+            .unwrap();
+    assert_eq!(sts.plural, "statefulsets");
     crds.delete("widgets.example.com", &DeleteParams::default())
         .await
         .unwrap();
@@ -871,6 +892,45 @@ async fn apply_dry_run_collections_cluster_scope_and_reviews() {
             .unwrap()
             .allowed
     );
+
+    // Garbage collection: deleting an owner deletes its sole dependents, unless orphaned.
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner", &[]))
+        .await
+        .unwrap();
+    for n in ["dep1", "dep2"] {
+        let mut d = cm(n, &[]);
+        d.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                name: "owner".into(),
+                uid: owner.metadata.uid.clone().unwrap(),
+                ..Default::default()
+            },
+        ]);
+        cms.create(&PostParams::default(), &d).await.unwrap();
+    }
+    cms.delete("owner", &DeleteParams::default()).await.unwrap();
+    assert_eq!(api_err(cms.get("dep1").await.unwrap_err()).0, 404);
+    assert_eq!(api_err(cms.get("dep2").await.unwrap_err()).0, 404);
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner", &[]))
+        .await
+        .unwrap();
+    let mut d = cm("dep3", &[]);
+    d.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: "owner".into(),
+            uid: owner.metadata.uid.clone().unwrap(),
+            ..Default::default()
+        },
+    ]);
+    cms.create(&PostParams::default(), &d).await.unwrap();
+    cms.delete("owner", &DeleteParams::orphan()).await.unwrap();
+    cms.get("dep3").await.unwrap();
 
     // Metadata-only list.
     let metas = cms.list_metadata(&ListParams::default()).await.unwrap();

@@ -506,6 +506,32 @@ async fn kubectl_builtins_and_service_account_auth() {
         )
         .await;
     assert_eq!(who, "system:serviceaccount:team:reader");
+    // StatefulSet: apply, scale subresource, generation.
+    let sts = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db, namespace: team}\nspec:\n  replicas: 2\n  serviceName: db\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec: {containers: [{name: c, image: cassandra}]}\n";
+    k.ok("c1", &["apply", "-f", "-"], Some(sts)).await;
+    k.ok(
+        "c1",
+        &["scale", "sts", "db", "-n", "team", "--replicas=3"],
+        None,
+    )
+    .await;
+    assert_eq!(
+        k.ok(
+            "c1",
+            &[
+                "get",
+                "sts",
+                "db",
+                "-n",
+                "team",
+                "-o",
+                "jsonpath={.spec.replicas} {.metadata.generation}"
+            ],
+            None
+        )
+        .await,
+        "3 2"
+    );
     k.ok("c1", &["delete", "ns", "team"], None).await;
     assert_eq!(
         k.run("c1", &["get", "ns", "team"], None)

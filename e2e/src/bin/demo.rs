@@ -358,6 +358,7 @@ async fn watch_rollout(
     let tty = std::io::stdout().is_terminal();
     let mp = MultiProgress::new();
     let style = ProgressStyle::with_template("    {spinner} {prefix:<13} {msg}")?;
+    let done_style = ProgressStyle::with_template("    \u{2714} {prefix:<13} {msg}")?;
     let mut bars = vec![];
     let mut apis: Vec<Api<DynamicObject>> = vec![];
     for s in SITES {
@@ -421,6 +422,7 @@ async fn watch_rollout(
                 *last = msg;
             }
             if let Some(r) = running {
+                bar.set_style(done_style.clone());
                 bar.finish_with_message(format!(
                     "Running      (created at {:.1}s, Running at {r:.1}s)",
                     created.unwrap_or_default()

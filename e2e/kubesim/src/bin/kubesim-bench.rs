@@ -13,7 +13,9 @@ use anyhow::Context as _;
 use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::runtime::watcher;
+use kubesim::casskop::{self, CasskopOptions};
 use kubesim::{Sim, SimOptions};
 use serde::Serialize;
 use serde_json::json;
@@ -36,6 +38,9 @@ struct Args {
     /// Where the JSON goes (default: <workspace>/target/bench/kubesim.json).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// CassandraClusters for the simulated-CassKop phase (instantly ready); 0 skips it.
+    #[arg(long, default_value_t = 1000)]
+    casskop_clusters: usize,
 }
 
 #[derive(Serialize, Debug)]
@@ -57,6 +62,9 @@ struct Report {
     rss_with_objects_mib: f64,
     rss_peak_mib: f64,
     bytes_per_object: f64,
+    casskop_clusters: usize,
+    casskop_all_done_s: f64,
+    casskop_requests_per_cluster: f64,
     audit_entries_at_end: usize,
     rss_at_end_mib: f64,
     note: &'static str,
@@ -128,6 +136,17 @@ async fn main() -> anyhow::Result<()> {
     let rss_end = proc_status_kib("VmRSS")?;
     let audit_entries = sim.audit().len();
 
+    sim.shutdown().await;
+    let (casskop_all_done_s, casskop_requests_per_cluster) = if args.casskop_clusters > 0 {
+        eprintln!(
+            "simulated CassKop: {} CassandraClusters",
+            args.casskop_clusters
+        );
+        casskop_phase(args.tasks, args.casskop_clusters).await?
+    } else {
+        (0.0, 0.0)
+    };
+
     let report = Report {
         tasks: args.tasks,
         seconds_per_phase: args.seconds,
@@ -145,6 +164,9 @@ async fn main() -> anyhow::Result<()> {
         rss_before_objects_mib: rss_before as f64 / 1024.0,
         rss_with_objects_mib: rss_after as f64 / 1024.0,
         rss_peak_mib: rss_peak as f64 / 1024.0,
+        casskop_clusters: args.casskop_clusters,
+        casskop_all_done_s,
+        casskop_requests_per_cluster,
         bytes_per_object: (rss_after.saturating_sub(rss_before) * 1024) as f64
             / args.objects.max(1) as f64,
         audit_entries_at_end: audit_entries,
@@ -159,8 +181,78 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
     println!("JSON written to {}", path.display());
-    sim.shutdown().await;
     Ok(())
+}
+
+/// Create `n` CassandraClusters (from `tasks` concurrent clients) in a cluster whose simulated
+/// CassKop is instantly ready; (seconds until a watch has seen every one Running/Done,
+/// CassKop's requests per CassandraCluster).
+async fn casskop_phase(tasks: usize, n: usize) -> anyhow::Result<(f64, f64)> {
+    let sim = Sim::start(
+        &["bench-casskop"],
+        SimOptions {
+            casskop: Some(CasskopOptions {
+                ready_after: Duration::ZERO,
+                react_after: Duration::ZERO,
+            }),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .context("starting kubesim with the simulated CassKop")?;
+    let client = sim.cluster("bench-casskop").client().await;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &casskop::api_resource());
+    let mut done = watcher(api.clone(), watcher::Config::default()).boxed();
+    // Watch established (initial list done) before the clock starts.
+    while let Some(ev) = done.next().await {
+        if matches!(ev, Ok(watcher::Event::InitDone)) {
+            break;
+        }
+    }
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let api = api.clone();
+        handles.push(tokio::spawn(async move {
+            for i in (task..n).step_by(tasks) {
+                let obj: DynamicObject = serde_json::from_value(json!({
+                    "apiVersion": "db.orange.com/v2",
+                    "kind": "CassandraCluster",
+                    "metadata": {"name": format!("cc-{i:05}")},
+                    "spec": {"nodesPerRacks": 1, "cassandraImage": "cassandra:3.11.6"},
+                }))?;
+                api.create(&PostParams::default(), &obj)
+                    .await
+                    .with_context(|| format!("creating CassandraCluster default/cc-{i:05}"))?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for h in handles {
+        h.await??;
+    }
+    let mut ready = std::collections::HashSet::new();
+    while ready.len() < n {
+        let ev = tokio::time::timeout(Duration::from_secs(120), done.next())
+            .await
+            .context("CassandraClusters not all Running/Done after 120s")?
+            .context("watch ended")?;
+        if let Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) = ev {
+            let status = &o.data["status"];
+            if status["phase"] == "Running" && status["lastClusterActionStatus"] == "Done" {
+                ready.insert(o.metadata.name.unwrap_or_default());
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let casskop_requests = sim
+        .audit()
+        .iter()
+        .filter(|e| e.user == "system:serviceaccount:kube-system:casskop")
+        .count();
+    sim.shutdown().await;
+    Ok((elapsed, casskop_requests as f64 / n as f64))
 }
 
 fn config_map(name: &str, v: &str) -> ConfigMap {
@@ -354,6 +446,16 @@ fn print_table(r: &Report) {
         (
             "RSS growth per object".into(),
             format!("{:.0} bytes", r.bytes_per_object),
+        ),
+        (
+            format!(
+                "CassKop: {} CassandraClusters Running/Done",
+                r.casskop_clusters
+            ),
+            format!(
+                "{:.2} s ({:.1} CassKop requests each)",
+                r.casskop_all_done_s, r.casskop_requests_per_cluster
+            ),
         ),
         (
             format!("RSS at the end ({} audit entries)", r.audit_entries_at_end),

@@ -1,0 +1,208 @@
+//! Rollout facts read back from kubesim's audit log: write order, one-site-at-a-time, handoff times.
+
+use std::collections::BTreeMap;
+
+use kubesim::AuditEntry;
+use serde_json::Value;
+
+/// The user the simulated CassKop writes as.
+pub const CASSKOP_USER: &str = "system:serviceaccount:kube-system:casskop";
+
+/// What happened to a site's CassandraCluster, in audit order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepKind {
+    /// The controller wrote it (create, update or patch; `verb` as audited).
+    Write { verb: String },
+    /// The controller deleted it.
+    Delete,
+    /// CassKop wrote status Running/Done after our last write: the site is settled.
+    Settled,
+}
+
+/// One step of a rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub seq: u64,
+    pub time_us: i64,
+    pub site: String,
+    pub kind: StepKind,
+}
+
+/// What the audit log says about one CassandraCluster's rollout.
+#[derive(Clone, Debug, Default)]
+pub struct RolloutReport {
+    pub steps: Vec<Step>,
+    /// Sites in the order of their first write.
+    pub first_write_order: Vec<String>,
+    /// Writes made while another site was still in progress (must stay empty).
+    pub violations: Vec<String>,
+    /// Time from a site settling to the controller's next write at a later site (µs).
+    pub handoffs_us: Vec<i64>,
+}
+
+fn running_done(obj: &Value) -> bool {
+    obj["status"]["phase"] == "Running" && obj["status"]["lastClusterActionStatus"] == "Done"
+}
+
+/// Analyze the writes to CassandraCluster `cc_name` from `from_seq` on. `controller_users`:
+/// the identities of the controller (replicas).
+pub fn analyze(
+    entries: &[AuditEntry],
+    controller_users: &[&str],
+    cc_name: &str,
+    from_seq: u64,
+) -> RolloutReport {
+    let mut report = RolloutReport::default();
+    // Site -> seq of the controller write not yet followed by a settle.
+    let mut in_progress: BTreeMap<String, u64> = BTreeMap::new();
+    let mut last_settle: Option<(String, i64)> = None;
+    for e in entries.iter().filter(|e| e.seq >= from_seq) {
+        if e.resource != "cassandraclusters" || e.name != cc_name || !(200..300).contains(&e.code) {
+            continue;
+        }
+        let site = e.cluster.clone();
+        let by_controller = controller_users.contains(&e.user.as_str());
+        let is_write = matches!(e.verb.as_str(), "create" | "update" | "patch");
+        if by_controller && is_write {
+            if let Some((other, since)) = in_progress.iter().find(|(s, _)| **s != site) {
+                report.violations.push(format!(
+                    "seq {}: {} write to {site} while {other} was in progress since seq {since}",
+                    e.seq, e.verb
+                ));
+            }
+            if let Some((settled, at)) = last_settle.take()
+                && settled != site
+            {
+                report.handoffs_us.push(e.time_us - at);
+            }
+            in_progress.insert(site.clone(), e.seq);
+            if !report.first_write_order.contains(&site) {
+                report.first_write_order.push(site.clone());
+            }
+            report.steps.push(Step {
+                seq: e.seq,
+                time_us: e.time_us,
+                site,
+                kind: StepKind::Write {
+                    verb: e.verb.clone(),
+                },
+            });
+        } else if by_controller && e.verb == "delete" {
+            in_progress.remove(&site);
+            report.steps.push(Step {
+                seq: e.seq,
+                time_us: e.time_us,
+                site,
+                kind: StepKind::Delete,
+            });
+        } else if e.user == CASSKOP_USER
+            && is_write
+            && e.object.as_ref().is_some_and(running_done)
+            && in_progress.contains_key(&site)
+        {
+            in_progress.remove(&site);
+            last_settle = Some((site.clone(), e.time_us));
+            report.steps.push(Step {
+                seq: e.seq,
+                time_us: e.time_us,
+                site,
+                kind: StepKind::Settled,
+            });
+        }
+    }
+    report
+}
+
+/// Median and 99th percentile of `values` (µs), or `None` when empty.
+pub fn median_p99(values: &[i64]) -> Option<(i64, i64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    let median = v[v.len() / 2];
+    let p99 = v[((v.len() as f64 * 0.99).ceil() as usize)
+        .saturating_sub(1)
+        .min(v.len() - 1)];
+    Some((median, p99))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(seq: u64, cluster: &str, user: &str, verb: &str, obj: Option<Value>) -> AuditEntry {
+        AuditEntry {
+            seq,
+            time_us: seq as i64 * 1000,
+            cluster: cluster.into(),
+            user: user.into(),
+            verb: verb.into(),
+            group: "db.orange.com".into(),
+            resource: "cassandraclusters".into(),
+            subresource: String::new(),
+            namespace: "ns".into(),
+            name: "cc".into(),
+            code: 200,
+            object: obj,
+        }
+    }
+
+    fn status(phase: &str, st: &str) -> Option<Value> {
+        Some(json!({"status": {"phase": phase, "lastClusterActionStatus": st}}))
+    }
+
+    const ME: &str = "system:serviceaccount:ns:mc";
+
+    #[test]
+    fn sequential_rollout_has_no_violation_and_measures_handoffs() {
+        let log = vec![
+            entry(1, "a", ME, "patch", None),
+            entry(
+                2,
+                "a",
+                CASSKOP_USER,
+                "update",
+                status("Initializing", "Ongoing"),
+            ),
+            entry(3, "a", CASSKOP_USER, "update", status("Running", "Done")),
+            entry(5, "b", ME, "patch", None),
+            entry(6, "b", CASSKOP_USER, "update", status("Running", "Done")),
+        ];
+        let r = analyze(&log, &[ME], "cc", 0);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!(r.first_write_order, ["a", "b"]);
+        assert_eq!(r.handoffs_us, [2000]);
+    }
+
+    #[test]
+    fn write_during_another_sites_rollout_is_a_violation() {
+        let log = vec![
+            entry(1, "a", ME, "patch", None),
+            entry(2, "a", CASSKOP_USER, "update", status("Pending", "Ongoing")),
+            entry(3, "b", ME, "patch", None),
+        ];
+        let r = analyze(&log, &[ME], "cc", 0);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        assert!(r.violations[0].contains("while a was in progress"));
+    }
+
+    #[test]
+    fn stale_running_done_before_our_write_does_not_settle() {
+        let log = vec![
+            entry(1, "a", CASSKOP_USER, "update", status("Running", "Done")),
+            entry(2, "a", ME, "patch", None),
+            entry(3, "b", ME, "patch", None),
+        ];
+        assert_eq!(analyze(&log, &[ME], "cc", 0).violations.len(), 1);
+    }
+
+    #[test]
+    fn percentiles() {
+        assert_eq!(median_p99(&[]), None);
+        assert_eq!(median_p99(&[5]), Some((5, 5)));
+        let v: Vec<i64> = (1..=100).collect();
+        assert_eq!(median_p99(&v), Some((51, 99)));
+    }
+}

@@ -1,0 +1,296 @@
+//! `multi-casskop [run]`: starts the controller (probes, metrics, optional leader election).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use tracing::{error, info, warn};
+
+use crate::cli::SiteArgs;
+use crate::health::{self, Readiness};
+use crate::metrics::Metrics;
+use crate::rollout::controller::{self, ControllerConfig};
+use crate::rollout::leader::{self, Leadership, LeaseConfig};
+use crate::sites::{RegistryConfig, SiteRegistry};
+
+/// Arguments of the controller (`multi-casskop [run]`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub sites: SiteArgs,
+    /// Run only while holding the Lease `multi-casskop` in the watch namespace, so several
+    /// replicas never reconcile at once. Example: `--leader-elect`.
+    #[arg(long = "leader-elect")]
+    pub leader_elect: bool,
+    /// Address of the probe endpoints `/healthz`, `/readyz` and the Prometheus `/metrics`.
+    /// Example: `--metrics-addr 127.0.0.1:9090`.
+    #[arg(
+        long = "metrics-addr",
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8081"
+    )]
+    pub metrics_addr: SocketAddr,
+    /// Safety-net re-examination of settled MultiCasskops; progress itself is watch-driven.
+    /// Examples: `--resync 10m`, `--resync 90s`, `--resync 1h`.
+    #[arg(long = "resync", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub resync: Duration,
+}
+
+/// Parse `500ms`, `30s`, `10m`, `1h`, `1h30m` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!(
+                "invalid duration {s:?}: expected a number at {rest:?} (examples: 30s, 10m, 1h)"
+            ));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        total += match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            _ => {
+                return Err(format!(
+                    "invalid duration {s:?}: unknown unit {unit:?} (use ms, s, m or h)"
+                ));
+            }
+        };
+    }
+    if total.is_zero() {
+        return Err(format!("duration {s:?} must be more than zero"));
+    }
+    Ok(total)
+}
+
+/// The watch namespace: `--namespace`, else `$WATCH_NAMESPACE`, else what the local credentials
+/// imply (in-cluster namespace or the kubeconfig context's), else `default`.
+pub fn choose_namespace(flag: Option<&str>, env: Option<&str>, inferred: &str) -> String {
+    [flag, env]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|s| !s.is_empty())
+        .unwrap_or(if inferred.is_empty() {
+            "default"
+        } else {
+            inferred
+        })
+        .to_string()
+}
+
+/// Client configuration of the local cluster: `--kubeconfig`/`--context` when given, else
+/// in-cluster, else the default kubeconfig.
+pub async fn local_config(sites: &SiteArgs) -> anyhow::Result<Config> {
+    if sites.kubeconfig.is_none() && sites.context.is_none() {
+        return Config::infer().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot find credentials for the local cluster (in-cluster or kubeconfig): {e}"
+            )
+        });
+    }
+    let kubeconfig = match &sites.kubeconfig {
+        Some(path) => Kubeconfig::read_from(path)
+            .map_err(|e| anyhow::anyhow!("cannot read kubeconfig {}: {e}", path.display()))?,
+        None => Kubeconfig::read()
+            .map_err(|e| anyhow::anyhow!("cannot read the default kubeconfig: {e}"))?,
+    };
+    let options = KubeConfigOptions {
+        context: sites.context.clone(),
+        ..Default::default()
+    };
+    Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot use kubeconfig context {} for the local cluster: {e}",
+                sites.context.as_deref().unwrap_or("(current)")
+            )
+        })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c().map(|_| ());
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
+}
+
+/// Checks the local cluster answers; at start until it does, then every 30 s for `/readyz`.
+fn watch_local_reachability(client: Client, readiness: Readiness, local: String) {
+    tokio::spawn(async move {
+        let mut was_up = None;
+        loop {
+            let up = match client.apiserver_version().await {
+                Ok(_) => {
+                    readiness.set_local_reachable(true, None);
+                    true
+                }
+                Err(e) => {
+                    let reason = format!("local cluster {local} unreachable: {e}");
+                    if was_up != Some(false) {
+                        warn!("{reason}");
+                    }
+                    readiness.set_local_reachable(false, Some(reason));
+                    false
+                }
+            };
+            if up && was_up != Some(true) {
+                info!("local cluster {local} reachable");
+            }
+            was_up = Some(up);
+            let wait = if up { 30 } else { 2 };
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+        }
+    });
+}
+
+/// Run the controller until SIGINT/SIGTERM (exit 0) or a lost lease (exit 1).
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let sites = &args.sites;
+    let Some(local) = sites.local.clone().filter(|s| !s.is_empty()) else {
+        anyhow::bail!(
+            "the local cluster name is required: --local NAME (or -lNAME, as Multi-CassKop's chart passes it)"
+        );
+    };
+    let config = local_config(sites).await?;
+    let namespace = choose_namespace(
+        sites.namespace.as_deref(),
+        std::env::var("WATCH_NAMESPACE").ok().as_deref(),
+        &config.default_namespace,
+    );
+    let client = Client::try_from(config)
+        .map_err(|e| anyhow::anyhow!("cannot build a client for the local cluster {local}: {e}"))?;
+    let identity = leader::identity();
+    info!(
+        local = %local,
+        remotes = ?sites.remotes,
+        namespace = %namespace,
+        identity = %identity,
+        "multi-casskop starting"
+    );
+
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Readiness::default();
+    let _probes = health::serve(args.metrics_addr, readiness.clone(), metrics.clone()).await?;
+    info!(
+        "serving /healthz, /readyz and /metrics on {}",
+        args.metrics_addr
+    );
+    watch_local_reachability(client.clone(), readiness.clone(), local.clone());
+
+    let shutdown = shutdown_signal().shared();
+    let leadership = if args.leader_elect {
+        let cfg = LeaseConfig::new(&namespace, identity.clone());
+        tokio::select! {
+            l = Leadership::acquire(client.clone(), cfg) => Some(Arc::new(l)),
+            _ = shutdown.clone() => {
+                info!("shutting down before becoming leader");
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(l) = leadership.clone() {
+        tokio::spawn(async move {
+            let why = l.hold().await;
+            // Another replica may be reconciling already: stop at once, Kubernetes restarts us.
+            error!("lost leadership: {why}; exiting now so no two replicas reconcile at once");
+            std::process::exit(1);
+        });
+    }
+
+    let registry = SiteRegistry::start(
+        client.clone(),
+        RegistryConfig {
+            local: local.clone(),
+            remotes: sites.remotes.clone(),
+            namespace: namespace.clone(),
+            imports_dir: sites.imports_dir.clone(),
+            kubeconfig: sites.kubeconfig.clone(),
+            local_context: sites.context.clone(),
+        },
+    )
+    .await;
+
+    controller::run(
+        client,
+        registry,
+        ControllerConfig {
+            namespace,
+            resync: args.resync,
+            instance: identity,
+        },
+        metrics,
+        readiness,
+        shutdown,
+    )
+    .await;
+    if let Some(l) = leadership {
+        l.release().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_the_usual_units() {
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("10 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn namespace_flag_then_watch_namespace_then_inferred() {
+        assert_eq!(choose_namespace(Some("a"), Some("b"), "c"), "a");
+        assert_eq!(choose_namespace(None, Some("b"), "c"), "b");
+        assert_eq!(choose_namespace(None, Some(""), "c"), "c");
+        assert_eq!(choose_namespace(Some(" "), None, "c"), "c");
+        assert_eq!(choose_namespace(None, None, ""), "default");
+    }
+}
