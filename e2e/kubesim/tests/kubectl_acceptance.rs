@@ -136,6 +136,24 @@ async fn apply_crd_then_object_then_reapply() {
                 .contains("no matches for kind \"Gadget\" in version \"example.com/v1\""),
         "{r:#?}"
     );
+    // A body over kube-apiserver's 3 MiB limit (sent over HTTP/2 by kubectl): 413, and nothing stored.
+    let big = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  x: \"{}\"\n",
+        "a".repeat(3 * 1024 * 1024 + 100)
+    );
+    let big = env.file("big.yaml", &big);
+    let r = env
+        .kubectl(&["create", "-f", big.to_str().unwrap()])
+        .await
+        .fails(1);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "Error from server (RequestEntityTooLarge): error when creating \"{}\": Request entity too large: limit is 3145728\n",
+            big.display()
+        )
+    );
+    env.kubectl(&["get", "configmap", "big"]).await.fails(1);
     env.shutdown().await;
 }
 

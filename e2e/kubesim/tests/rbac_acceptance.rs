@@ -455,7 +455,12 @@ async fn reader_through_kube_rs() {
         )
         .await
         .unwrap();
-    match stream.try_next().await.expect("watch stream") {
+    let next = tokio::time::timeout(std::time::Duration::from_secs(60), stream.try_next());
+    match next
+        .await
+        .expect("an event within 60 s")
+        .expect("watch stream")
+    {
         Some(WatchEvent::Modified(o)) => assert_eq!(o.data["spec"]["nodesPerRacks"], 2),
         other => panic!("expected MODIFIED, got {other:?}"),
     }

@@ -375,3 +375,35 @@ pub async fn until_audited(sim: &Sim, pred: impl Fn(&kubesim::AuditEntry) -> boo
     }
     panic!("the expected request never reached the audit log");
 }
+
+/// `https://127.0.0.1:PORT` -> `127.0.0.1:PORT`.
+fn host_port(url: &str) -> String {
+    url.trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Waits (at most 60 s) until TCP connections to `url` are refused: the unreachable fault closes
+/// the listener from the server's task, a moment after the fault is set.
+pub async fn until_refused(url: &str) {
+    let addr = host_port(url);
+    for _ in 0..1200 {
+        if tokio::net::TcpStream::connect(&addr).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{addr} still accepts connections");
+}
+
+/// Waits (at most 60 s) until `url` accepts TCP connections again (the listener is re-bound).
+pub async fn until_listening(url: &str) {
+    let addr = host_port(url);
+    for _ in 0..1200 {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{addr} does not accept connections");
+}
