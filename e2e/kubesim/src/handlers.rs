@@ -560,7 +560,37 @@ pub fn parse_yaml(bytes: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
 }
 
-fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
+/// Decodes a create/update body meant to be a `kind`. Like kube-apiserver's transformDecodeError,
+/// a body that does not decode is a 400 "the object provided is unrecognized (must be of type
+/// KIND): CAUSE (SUMMARY)", the summary being the body's start (hex unless it starts with `{`).
+fn decode_object(headers: &HeaderMap, bytes: &[u8], kind: &str) -> Result<Value, ApiError> {
+    decode_any(headers, bytes).map_err(|e| {
+        if e.code != 400 {
+            return e;
+        }
+        let summary = match bytes {
+            [] => "<empty>".to_string(),
+            [b'{', ..] if bytes.len() > 30 => {
+                format!("{} ...", String::from_utf8_lossy(&bytes[..30]))
+            }
+            [b'{', ..] => String::from_utf8_lossy(bytes).into_owned(),
+            _ => {
+                let hex: String = bytes.iter().take(30).map(|b| format!("{b:02x}")).collect();
+                if bytes.len() > 30 {
+                    format!("{hex} ...")
+                } else {
+                    hex
+                }
+            }
+        };
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {kind}): {} ({summary})",
+            e.message
+        ))
+    })
+}
+
+fn decode_any(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
     let v = match content_type(headers).as_str() {
         "" | "application/json" | "*/*" => parse_json(bytes)?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => parse_yaml(bytes)?,
@@ -755,7 +785,7 @@ async fn resource(
         }
         (&Method::POST, None, None) => {
             let bytes = read_body(&parts.headers, body).await?;
-            let obj = decode_object(&parts.headers, &bytes)?;
+            let obj = decode_object(&parts.headers, &bytes, &def.kind)?;
             if def.virtual_create {
                 let resp = virtual_create(c, &def, &version, obj, user)?;
                 return Ok(json_response(201, &resp));
@@ -783,7 +813,7 @@ async fn resource(
             let obj = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
                 json!({})
             } else {
-                decode_object(&parts.headers, &bytes)?
+                decode_object(&parts.headers, &bytes, "TokenRequest")?
             };
             let resp = token_request(c, &ns, name, obj, dry_run(&q, "CreateOptions")?)?;
             a.object = Some(redact(&resp));
@@ -791,7 +821,7 @@ async fn resource(
         }
         (&Method::PUT, Some(name), None | Some("status") | Some("finalize")) => {
             let bytes = read_body(&parts.headers, body).await?;
-            let obj = decode_object(&parts.headers, &bytes)?;
+            let obj = decode_object(&parts.headers, &bytes, &def.kind)?;
             let ctx = Ctx {
                 ca_pem: &c.ca_pem,
                 manager: q

@@ -52,6 +52,9 @@ const WIDGET: &str = "/apis/example.com/v1/namespaces/default/widgets/w1";
 
 const RFC1123_SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const RFC1123_LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+/// transformDecodeError's wording for a create/update body that does not decode.
+const UNRECOGNIZED_JSON: &str = "the object provided is unrecognized (must be of type ConfigMap): couldn't get version/kind; json parse error: ";
+const UNRECOGNIZED_YAML: &str = "the object provided is unrecognized (must be of type ConfigMap): error converting YAML to JSON: ";
 const GENERIC_422: &str = "the server rejected our request due to an error in our request";
 
 fn cases() -> Vec<Case> {
@@ -68,12 +71,13 @@ fn cases() -> Vec<Case> {
     let long_name = "a".repeat(254);
     vec![
         // --- malformed bodies
-        case("malformed JSON", "POST", CMS, JSON, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"#, (400, "BadRequest"), Msg::Prefix("couldn't get version/kind; json parse error: ")),
-        case("binary garbage as JSON", "POST", CMS, JSON, vec![0xff, 0xfe, 0x00, 0x81], (400, "BadRequest"), Msg::Prefix("couldn't get version/kind; json parse error: ")),
-        case("JSON nested 100000 deep", "POST", CMS, JSON, deep.clone(), (400, "BadRequest"), Msg::Prefix("couldn't get version/kind; json parse error: ")),
-        case("JSON that is not an object", "POST", CMS, JSON, "[1,2,3]", (400, "BadRequest"), Msg::Prefix("couldn't get version/kind; json parse error: ")),
-        case("empty body", "POST", CMS, JSON, "", (400, "BadRequest"), Msg::Contains("")),
-        case("malformed YAML", "POST", CMS, Some("application/yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: [\n  name: x\n", (400, "BadRequest"), Msg::Prefix("error converting YAML to JSON: ")),
+        case("malformed JSON", "POST", CMS, JSON, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"#, (400, "BadRequest"), Msg::Prefix(UNRECOGNIZED_JSON)),
+        case("malformed JSON (summary of the body)", "POST", CMS, JSON, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"#, (400, "BadRequest"), Msg::Contains(" ({\"apiVersion\":\"v1\",\"kind\":\"Con ...)")),
+        case("binary garbage as JSON", "POST", CMS, JSON, vec![0xff, 0xfe, 0x00, 0x81], (400, "BadRequest"), Msg::Prefix(UNRECOGNIZED_JSON)),
+        case("JSON nested 100000 deep", "POST", CMS, JSON, deep.clone(), (400, "BadRequest"), Msg::Prefix(UNRECOGNIZED_JSON)),
+        case("JSON that is not an object", "POST", CMS, JSON, "[1,2,3]", (400, "BadRequest"), Msg::Prefix(UNRECOGNIZED_JSON)),
+        case("empty body", "POST", CMS, JSON, "", (400, "BadRequest"), Msg::Prefix("the object provided is unrecognized (must be of type ConfigMap): ")),
+        case("malformed YAML", "POST", CMS, Some("application/yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: [\n  name: x\n", (400, "BadRequest"), Msg::Prefix(UNRECOGNIZED_YAML)),
         // --- unknown kinds and routes
         // Within a served group-version go-restful's 404 becomes NewGenericServerResponse(404).
         case("unknown resource", "GET", "/api/v1/namespaces/default/gadgets", None, "", (404, "NotFound"), Msg::Exact("the server could not find the requested resource".into())),
