@@ -73,6 +73,17 @@ pub fn check_type_meta(def: &ResourceDef, version: &str, obj: &mut Value) -> Res
             o.insert("kind".into(), Value::String(def.kind.clone()));
         }
         Some(k) if k == def.kind => {}
+        Some(k) if def.custom => {
+            // Custom resources decode whatever kind is sent; the strategy's ValidateTypeMeta then
+            // refuses it (422), naming the group-kind the object claims.
+            let name = o
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let cause = format!("kind: Invalid value: \"{k}\": must be {}", def.kind);
+            return Err(ApiError::invalid(&def.group, k, name, "kind", &cause));
+        }
         Some(k) => {
             return Err(ApiError::bad_request(format!(
                 "the object provided is unrecognized (must be of type {}): kind {k} does not match the resource {}",
