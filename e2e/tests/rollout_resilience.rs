@@ -172,3 +172,48 @@ async fn local_cluster_outage_pauses_the_controller_and_it_resumes() -> anyhow::
     assert!(!ctl.logs().contains("panicked"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_during_a_rollout_still_goes_one_site_at_a_time() -> anyhow::Result<()> {
+    let env = Env::start(&SITES).await?;
+    let ctl = env.start_controller("controller", &[])?;
+    eventually("ready", Duration::from_secs(60), || async {
+        Ok(matches!(ctl.http_get("/readyz"), Ok((200, _))).then_some(()))
+    })
+    .await?;
+    env.apply_yaml(&sample("multi-casskop-3sites.yaml")?)?;
+    env.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "multicasskop/cassandra-3dc",
+        "--timeout=240s",
+    ])?;
+    let from = env.sim.audit().last().map(|e| e.seq + 1).unwrap_or(0);
+    env.kubectl(&[
+        "patch",
+        "multicasskop",
+        "cassandra-3dc",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"base":{"spec":{"cassandraImage":"cassandra:3.11.10"}}}}"#,
+    ])?;
+    // As soon as site 2 gets the first edit, edit again.
+    eventually(
+        "site 2 to get the first edit",
+        Duration::from_secs(240),
+        || async {
+            Ok(env
+                .get_cc("k8s-cluster2", "cassandra-3dc")?
+                .filter(|cc| cc["spec"]["cassandraImage"] == "cassandra:3.11.10")
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    edit_and_wait(&env, &ctl, "cassandra:3.11.11").await?;
+    let user = Env::sa_user("multi-casskop");
+    let r = audit::analyze(&env.sim.audit(), &[user.as_str()], "cassandra-3dc", from);
+    println!("{:#?}", r.steps);
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    assert!(!ctl.logs().contains("panicked"));
+    Ok(())
+}
