@@ -670,11 +670,12 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
         Action::Apply { site } => {
             let i = index_of(&facts, site);
             let f = &facts[i];
-            let client = &f
-                .site
-                .as_ref()
-                .expect("Apply only for a reachable site")
-                .client;
+            let Some(client) = f.site.as_ref().map(|s| s.client.clone()) else {
+                // The planner only writes to reachable sites; refuse rather than panic.
+                warn!(site = %site, "planner asked to apply at a site without a client");
+                return Ok((Requeue::requeue(ctx.next_backoff(&key)), "error"));
+            };
+            let client = &client;
             match apply::apply_cluster(site, client, &f.desired).await {
                 Ok(done) => {
                     ctx.metrics.write(site, "apply");
@@ -749,11 +750,12 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
         Action::Delete { site } => {
             let i = index_of(&facts, site);
             let f = &facts[i];
-            let client = &f
-                .site
-                .as_ref()
-                .expect("Delete only for a reachable site")
-                .client;
+            let Some(client) = f.site.as_ref().map(|s| s.client.clone()) else {
+                // The planner only writes to reachable sites; refuse rather than panic.
+                warn!(site = %site, "planner asked to delete at a site without a client");
+                return Ok((Requeue::requeue(ctx.next_backoff(&key)), "error"));
+            };
+            let client = &client;
             match apply::delete_cluster(
                 site,
                 client,
