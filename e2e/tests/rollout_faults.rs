@@ -640,3 +640,56 @@ async fn deletion_waits_for_an_unreachable_site_and_says_so() -> anyhow::Result<
     assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_goes_through_when_a_site_was_removed_from_the_configuration() -> anyhow::Result<()>
+{
+    let env = Env::start(&SITES[..2]).await?;
+    let mut ctl = env.start_controller("controller", &[])?;
+    ready(&ctl).await?;
+    env.apply_yaml(&sample("multi-casskop-delete.yaml")?)?;
+    wait_ready(&env, &ctl, "cassandra-ephemeral").await?;
+    ctl.terminate();
+    // Restart with the local cluster only: k8s-cluster2 is no longer a configured site.
+    let args: Vec<String> = vec![
+        "--kubeconfig".into(),
+        env.kubeconfig.display().to_string(),
+        "--context".into(),
+        "k8s-cluster1".into(),
+        "-lk8s-cluster1".into(),
+        "--namespace".into(),
+        NAMESPACE.into(),
+        "--imports-dir".into(),
+        env.dir.path().join("none").display().to_string(),
+    ];
+    let ctl = ControllerProcess::spawn(env.dir.path(), "controller-local-only", &args, &[])?;
+    ready(&ctl).await?;
+    let mc = eventually("Valid=False naming k8s-cluster2", LONG, || async {
+        let mc = env.get_mc("cassandra-ephemeral")?;
+        Ok(condition(&mc, "Valid")
+            .filter(|c| c.0 == "False" && c.2.contains("k8s-cluster2"))
+            .map(|_| mc))
+    })
+    .await?;
+    println!(
+        "with k8s-cluster2 unconfigured: {:#}",
+        mc["status"]["conditions"]
+    );
+    env.kubectl(&[
+        "delete",
+        "multicasskop",
+        "cassandra-ephemeral",
+        "--timeout=240s",
+    ])
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&ctl.logs())))?;
+    assert!(
+        env.get_cc("k8s-cluster1", "cassandra-ephemeral")?.is_none(),
+        "the configured site is cleaned up"
+    );
+    assert!(
+        env.get_cc("k8s-cluster2", "cassandra-ephemeral")?.is_some(),
+        "the unconfigured site is left alone"
+    );
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
+    Ok(())
+}

@@ -569,17 +569,32 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
     let configured = ctx.registry.order();
     let mut invalid = None;
     let mut facts = Vec::new();
-    match plan::site_order(
-        &configured,
-        mc.spec.site_order.as_deref(),
-        &mc.spec.override_,
-    ) {
+    // While deleting, a site no longer configured cannot be cleaned up by us and must not hold
+    // the deletion of the others hostage.
+    let mut overrides = mc.spec.override_.clone();
+    if deleting {
+        overrides.retain(|site, _| {
+            let known = configured.contains(site);
+            if !known {
+                warn!(site = %site, "site is no longer configured: its CassandraCluster is left in place");
+            }
+            known
+        });
+    }
+    let site_order: Option<Vec<String>> = mc.spec.site_order.as_ref().map(|order| {
+        order
+            .iter()
+            .filter(|s| !deleting || configured.contains(s))
+            .cloned()
+            .collect()
+    });
+    match plan::site_order(&configured, site_order.as_deref(), &overrides) {
         Err(why) => invalid = Some(why.to_string()),
         Ok(sites) => {
             for site in sites {
                 match merge::desired_for_site(
                     &mc.spec.base,
-                    mc.spec.override_.get(&site),
+                    overrides.get(&site),
                     &site,
                     &ns,
                     &name,
