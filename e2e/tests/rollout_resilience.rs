@@ -217,3 +217,55 @@ async fn an_edit_during_a_rollout_still_goes_one_site_at_a_time() -> anyhow::Res
     assert!(!ctl.logs().contains("panicked"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_multicasskops_roll_out_side_by_side_each_one_site_at_a_time() -> anyhow::Result<()> {
+    let env = Env::start(&SITES).await?;
+    let ctl = env.start_controller("controller", &[])?;
+    eventually("ready", Duration::from_secs(60), || async {
+        Ok(matches!(ctl.http_get("/readyz"), Ok((200, _))).then_some(()))
+    })
+    .await?;
+    let n = 12;
+    let mut manifests = String::new();
+    for i in 0..n {
+        let overrides: serde_json::Map<String, serde_json::Value> = SITES
+            .iter()
+            .map(|s| (s.to_string(), serde_json::json!({"spec": {"topology": {"dc": [{"name": format!("dc-{s}"), "rack": [{"name": "r1"}]}]}}})))
+            .collect();
+        let mc = serde_json::json!({
+            "apiVersion": "db.orange.com/v2", "kind": "MultiCasskop", "metadata": {"name": format!("ring-{i}")},
+            "spec": {"base": {"metadata": {"name": format!("cassandra-{i}")}, "spec": {"cassandraImage": "cassandra:3.11.9", "nodesPerRacks": 1}},
+                     "override": overrides}});
+        manifests.push_str(&format!("---\n{mc}\n"));
+    }
+    env.apply_yaml(&manifests)?;
+    for i in 0..n {
+        env.kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            &format!("multicasskop/ring-{i}"),
+            "--timeout=240s",
+        ])
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::controller_log_tail(&ctl.logs(), 40)))?;
+    }
+    let user = Env::sa_user("multi-casskop");
+    let audit_log = env.sim.audit();
+    for i in 0..n {
+        let r = audit::analyze(&audit_log, &[user.as_str()], &format!("cassandra-{i}"), 0);
+        assert!(r.violations.is_empty(), "ring-{i}: {:?}", r.violations);
+        assert_eq!(r.first_write_order, SITES, "ring-{i}");
+    }
+    let (_, metrics) = ctl.http_get("/metrics")?;
+    println!(
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("multicasskop_reconciles_total")
+                || l.starts_with("multicasskop_site_writes_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(!ctl.logs().contains("panicked"));
+    Ok(())
+}
