@@ -9,9 +9,10 @@ use serde_json::{Value, json};
 
 use crate::api::{
     FIELD_MANAGER, FINALIZER, MultiCasskop, MultiCasskopStatus, OWNER_NAME_LABEL,
-    OWNER_NAMESPACE_LABEL, cassandra::cassandra_cluster_resource,
+    OWNER_NAMESPACE_LABEL, SPEC_HASH_ANNOTATION, cassandra::cassandra_cluster_resource,
 };
 use crate::merge::DesiredCluster;
+use crate::rollout::plan::AppliedMark;
 
 /// A failed write, naming the cluster and the object.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +82,7 @@ impl WriteError {
 }
 
 /// What a server-side apply did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ApplyOutcome {
     /// The object did not exist before.
     pub created: bool,
@@ -95,6 +96,8 @@ pub struct ApplyOutcome {
     pub generation: i64,
     /// `metadata.resourceVersion` returned by the write.
     pub resource_version: String,
+    /// The object as the write returned it.
+    pub after: DynamicObject,
 }
 
 fn cluster_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
@@ -134,6 +137,49 @@ pub async fn apply_cluster(
         generation_before: before.as_ref().and_then(|o| o.metadata.generation),
         generation: after.metadata.generation.unwrap_or(0),
         resource_version,
+        after,
+    })
+}
+
+/// The applied mark for a write of ours that landed but whose record in the status was lost
+/// (the controller stopped between the write and the status update): the live object carries
+/// our desired hash, yet the status has no mark for it, so re-applying changes nothing and the
+/// mark would never be recorded. `managedFields` tell whether someone (CassKop) wrote after our
+/// last apply: then its status counts; otherwise (or when the times cannot tell) wait for its
+/// next write. `None` when the live object does not carry `desired_hash` or a mark exists.
+pub fn recover_mark(
+    live: &DynamicObject,
+    desired_hash: &str,
+    previous: Option<&AppliedMark>,
+) -> Option<AppliedMark> {
+    if previous.is_some_and(|p| p.hash == desired_hash) {
+        return None;
+    }
+    let carried = live
+        .annotations()
+        .get(SPEC_HASH_ANNOTATION)
+        .map(String::as_str);
+    if carried != Some(desired_hash) {
+        return None;
+    }
+    let fields = live.managed_fields();
+    let ours = fields
+        .iter()
+        .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
+        .filter_map(|m| m.time.as_ref().map(|t| t.0))
+        .max()?;
+    let others = fields
+        .iter()
+        .filter(|m| m.manager.as_deref() != Some(FIELD_MANAGER))
+        .filter_map(|m| m.time.as_ref().map(|t| t.0))
+        .max();
+    let generation = live.metadata.generation.unwrap_or(0);
+    Some(AppliedMark {
+        hash: desired_hash.to_string(),
+        generation: match others {
+            Some(t) if t > ours => generation - 1,
+            _ => generation,
+        },
     })
 }
 
@@ -308,6 +354,92 @@ mod tests {
         assert_eq!(finalizers_with(&added, true), None);
         assert_eq!(finalizers_with(&added, false).unwrap(), others);
         assert_eq!(finalizers_with(&others, false), None);
+    }
+
+    fn live_with(hash: &str, generation: i64, times: &[(&str, &str)]) -> DynamicObject {
+        let mut obj = DynamicObject::new("cc", &cassandra_cluster_resource()).within("ns");
+        obj.annotations_mut()
+            .insert(SPEC_HASH_ANNOTATION.into(), hash.into());
+        obj.metadata.generation = Some(generation);
+        obj.metadata.managed_fields = Some(
+            times
+                .iter()
+                .map(|(manager, time)| {
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry {
+                        manager: Some(manager.to_string()),
+                        time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                            time.parse().unwrap(),
+                        )),
+                        ..Default::default()
+                    }
+                })
+                .collect(),
+        );
+        obj
+    }
+
+    #[test]
+    fn lost_mark_recovered_as_fresh_when_casskop_wrote_after_us() {
+        let live = live_with(
+            "h2",
+            7,
+            &[
+                (FIELD_MANAGER, "2026-01-01T10:00:00Z"),
+                ("casskop", "2026-01-01T10:00:05Z"),
+            ],
+        );
+        let old = AppliedMark {
+            hash: "h1".into(),
+            generation: 3,
+        };
+        assert_eq!(
+            recover_mark(&live, "h2", Some(&old)),
+            Some(AppliedMark {
+                hash: "h2".into(),
+                generation: 6
+            })
+        );
+    }
+
+    #[test]
+    fn lost_mark_waits_for_casskop_when_it_has_not_written_since() {
+        for casskop in ["2026-01-01T09:59:00Z", "2026-01-01T10:00:00Z"] {
+            let live = live_with(
+                "h2",
+                7,
+                &[
+                    (FIELD_MANAGER, "2026-01-01T10:00:00Z"),
+                    ("casskop", casskop),
+                ],
+            );
+            assert_eq!(
+                recover_mark(&live, "h2", None).map(|m| m.generation),
+                Some(7),
+                "{casskop}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_recovery_without_our_hash_or_with_a_mark_for_it() {
+        let live = live_with("h1", 7, &[(FIELD_MANAGER, "2026-01-01T10:00:00Z")]);
+        assert_eq!(
+            recover_mark(&live, "h2", None),
+            None,
+            "our write of h2 never landed"
+        );
+        let live = live_with("h2", 7, &[(FIELD_MANAGER, "2026-01-01T10:00:00Z")]);
+        let mark = AppliedMark {
+            hash: "h2".into(),
+            generation: 7,
+        };
+        assert_eq!(
+            recover_mark(&live, "h2", Some(&mark)),
+            None,
+            "the mark is there"
+        );
+        let no_times = live_with("h2", 7, &[]);
+        assert_eq!(recover_mark(&no_times, "h2", None), None, "cannot tell");
     }
 
     #[test]

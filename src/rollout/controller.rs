@@ -734,6 +734,18 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
                         )
                         .await;
                         wait_for_cache(ctx, f, &done.resource_version, done.generation).await;
+                    } else if let Some(mark) = apply::recover_mark(
+                        &done.after,
+                        &f.desired.hash,
+                        input.sites[i].applied.as_ref(),
+                    ) {
+                        info!(
+                            site = %site,
+                            generation = mark.generation,
+                            "CassandraCluster already up to date from a write the status does not record: recording it"
+                        );
+                        input.sites[i].applied = Some(mark.clone());
+                        new_mark = Some((site.clone(), mark));
                     } else {
                         // Nothing changed: the planner's next look must not loop on us.
                         debug!(site = %site, "apply changed nothing");
