@@ -269,3 +269,89 @@ async fn many_multicasskops_roll_out_side_by_side_each_one_site_at_a_time() -> a
     assert!(!ctl.logs().contains("panicked"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_status_record_was_lost_is_recovered_after_a_restart() -> anyhow::Result<()> {
+    let env = Env::start(&SITES).await?;
+    let mut ctl = env.start_controller("controller-1", &[])?;
+    eventually("ready", Duration::from_secs(60), || async {
+        Ok(matches!(ctl.http_get("/readyz"), Ok((200, _))).then_some(()))
+    })
+    .await?;
+    env.apply_yaml(&sample("multi-casskop-3sites.yaml")?)?;
+    env.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "multicasskop/cassandra-3dc",
+        "--timeout=240s",
+    ])?;
+    let old_sites = env.get_mc("cassandra-3dc")?["status"]["sites"].clone();
+    env.kubectl(&[
+        "patch",
+        "multicasskop",
+        "cassandra-3dc",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"base":{"spec":{"cassandraImage":"cassandra:3.11.10"}}}}"#,
+    ])?;
+    eventually(
+        "site 1 to get the edit",
+        Duration::from_secs(240),
+        || async {
+            Ok(env
+                .get_cc("k8s-cluster1", "cassandra-3dc")?
+                .filter(|cc| cc["spec"]["cassandraImage"] == "cassandra:3.11.10")
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    // Crash, and lose the status record of that write (as if the crash came just before it).
+    ctl.kill();
+    let patch = serde_json::json!({"status": {"sites": old_sites}}).to_string();
+    env.kubectl(&[
+        "patch",
+        "multicasskop",
+        "cassandra-3dc",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &patch,
+    ])?;
+    let ctl = env.start_controller("controller-2", &[])?;
+    edit_wait_only(&env, &ctl, "cassandra:3.11.10").await?;
+    let user = Env::sa_user("multi-casskop");
+    let r = audit::analyze(&env.sim.audit(), &[user.as_str()], "cassandra-3dc", 0);
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    assert!(
+        ctl.logs().contains("does not record"),
+        "the mark was recovered, not re-applied forever"
+    );
+    Ok(())
+}
+
+/// Wait until `image` is Running/Done at every site and the MultiCasskop is Ready.
+async fn edit_wait_only(
+    env: &Env,
+    ctl: &e2e::ControllerProcess,
+    image: &str,
+) -> anyhow::Result<()> {
+    eventually(
+        &format!("{image} Running/Done at every site"),
+        Duration::from_secs(240),
+        || async {
+            let mc = env.get_mc("cassandra-3dc")?;
+            let mut done = mc["status"]["observedGeneration"] == mc["metadata"]["generation"]
+                && condition(&mc, "Ready").is_some_and(|c| c.0 == "True");
+            for site in SITES {
+                done &= env.get_cc(site, "cassandra-3dc")?.is_some_and(|cc| {
+                    cc["spec"]["cassandraImage"] == image
+                        && cc["status"]["phase"] == "Running"
+                        && cc["status"]["lastClusterActionStatus"] == "Done"
+                });
+            }
+            Ok(done.then_some(()))
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::controller_log_tail(&ctl.logs(), 40)))
+}
