@@ -53,8 +53,8 @@ async fn only_the_leader_writes_and_killing_it_hands_over() -> anyhow::Result<()
         || async { Ok(env.get_cc("k8s-cluster2", "cassandra-3dc")?.map(|_| ())) },
     )
     .await?;
+    a.kill(); // returns once the process is gone: every request of A's is already audited
     let kill_seq = env.sim.audit().last().map(|e| e.seq).unwrap_or(0);
-    a.kill();
 
     eventually(
         "replica-b to take over",
