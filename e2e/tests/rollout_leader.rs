@@ -53,7 +53,9 @@ async fn only_the_leader_writes_and_killing_it_hands_over() -> anyhow::Result<()
         || async { Ok(env.get_cc("k8s-cluster2", "cassandra-3dc")?.map(|_| ())) },
     )
     .await?;
-    a.kill(); // returns once the process is gone: every request of A's is already audited
+    a.kill();
+    // Let the servers finish any request A had already sent before it died.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let kill_seq = env.sim.audit().last().map(|e| e.seq).unwrap_or(0);
 
     eventually(
