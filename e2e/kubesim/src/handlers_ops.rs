@@ -226,6 +226,23 @@ fn strip(v: &Value, keys: &[&str]) -> Value {
     v
 }
 
+/// A Secret's write-only `stringData` is merged into `data` (base64, overriding same keys) and never
+/// stored, as the v1 -> internal conversion does.
+pub fn fold_string_data(obj: &mut Value) {
+    let Some(Value::Object(sd)) = obj.as_object_mut().and_then(|o| o.remove("stringData")) else {
+        return;
+    };
+    if sd.is_empty() {
+        return;
+    }
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    for (k, v) in sd {
+        obj["data"][k.as_str()] = b64(v.as_str().unwrap_or(""));
+    }
+}
+
 /// Drops the metadata fields Go's ObjectMeta leaves out when empty (all `omitempty`), as the apiserver's
 /// round trip through ObjectMeta does for built-ins and custom resources alike: a patch adding
 /// `annotations: {}` is then no change, as with kube.
@@ -380,6 +397,7 @@ fn defaults_on_create(
             obj["status"] = json!({"phase": "Active"});
         }
         ("", "secrets") => {
+            fold_string_data(obj);
             if obj["type"].as_str().is_none_or(str::is_empty) {
                 obj["type"] = json!("Opaque");
             }
@@ -712,6 +730,9 @@ pub fn update(
         obj
     };
     normalize_meta(&mut new);
+    if def.group.is_empty() && def.plural == "secrets" {
+        fold_string_data(&mut new);
+    }
     new["metadata"]["resourceVersion"] = Value::String(old_rv.clone());
     if def.plural == "customresourcedefinitions" && sub.is_none() {
         crd_prepare(name, &mut new, &ctx.now)?;

@@ -789,6 +789,30 @@ async fn create_secret_generic() {
     env.kubectl(&["get", "secret", "dry"]).await.fails(1);
     let r = env.kubectl(&["delete", "secret", "creds"]).await.ok();
     assert_eq!(r.stdout, "secret \"creds\" deleted\n");
+    // stringData is write-only: merged into data and never stored. So a re-apply always has a
+    // patch to send ("configured", as against a real cluster), and data keeps the value.
+    let s = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sd\nstringData:\n  user: bob\ndata:\n  pw: cHc=\n";
+    let r = env.kubectl_stdin(&["apply", "-f", "-"], s).await.ok();
+    assert_eq!(r.stdout, "secret/sd created\n");
+    let obj = env
+        .kubectl(&["get", "secret", "sd", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(obj["data"], json!({"pw": "cHc=", "user": "Ym9i"}));
+    assert!(obj.get("stringData").is_none(), "{obj}");
+    let r = env.kubectl_stdin(&["apply", "-f", "-"], s).await.ok();
+    assert_eq!(r.stdout, "secret/sd configured\n");
+    let after = env
+        .kubectl(&["get", "secret", "sd", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(after["data"], obj["data"]);
+    assert_eq!(
+        after["metadata"]["resourceVersion"], obj["metadata"]["resourceVersion"],
+        "nothing changed"
+    );
     env.shutdown().await;
 }
 
