@@ -1122,6 +1122,27 @@ mod tests {
         );
     }
 
+    fn status(code: u16, message: &str) -> kube::core::Status {
+        let mut s = kube::core::Status::failure(message, "Expired");
+        s.code = code;
+        s
+    }
+
+    #[test]
+    fn gone_is_told_apart_from_real_watch_failures() {
+        let gone =
+            watcher::Error::WatchStartFailed(kube::Error::Api(Box::new(status(410, "too old"))));
+        assert!(is_gone(&gone));
+        assert!(is_gone(&watcher::Error::WatchError(Box::new(status(
+            410, "too old"
+        )))));
+        let denied =
+            watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status(403, "forbidden"))));
+        assert!(!is_gone(&denied));
+        let text = watch_error(&denied);
+        assert!(text.starts_with("list failed: forbidden (403"), "{text}");
+    }
+
     #[test]
     fn backoff_doubles_and_caps_at_five_minutes() {
         assert_eq!(backoff_for(1), Duration::from_secs(1));
