@@ -208,21 +208,23 @@ struct CacheView {
 pub struct SiteCaches {
     inner: Arc<Mutex<HashMap<CacheKey, CacheEntry>>>,
     owner_ns: String,
+    signals: WatchSignals,
+}
+
+/// Where a site watch reports: reconcile one MultiCasskop, reconcile all, the reachable gauge.
+#[derive(Clone)]
+struct WatchSignals {
     reconcile_one: mpsc::UnboundedSender<ObjectRef<MultiCasskop>>,
     reconcile_all: mpsc::UnboundedSender<()>,
+    metrics: Arc<Metrics>,
 }
 
 impl SiteCaches {
-    fn new(
-        owner_ns: &str,
-        reconcile_one: mpsc::UnboundedSender<ObjectRef<MultiCasskop>>,
-        reconcile_all: mpsc::UnboundedSender<()>,
-    ) -> Self {
+    fn new(owner_ns: &str, signals: WatchSignals) -> Self {
         Self {
             inner: Arc::default(),
             owner_ns: owner_ns.to_string(),
-            reconcile_one,
-            reconcile_all,
+            signals,
         }
     }
 
@@ -272,8 +274,7 @@ impl SiteCaches {
                 writer,
                 store.clone(),
                 health_tx,
-                self.reconcile_one.clone(),
-                self.reconcile_all.clone(),
+                self.signals.clone(),
             )
             .instrument(info_span!("site_watch", site = %site.name, namespace)),
         );
@@ -305,9 +306,13 @@ async fn watch_site(
     first_writer: Writer<DynamicObject>,
     store_slot: Arc<Mutex<Store<DynamicObject>>>,
     health: watch::Sender<WatchHealth>,
-    reconcile_one: mpsc::UnboundedSender<ObjectRef<MultiCasskop>>,
-    reconcile_all: mpsc::UnboundedSender<()>,
+    signals: WatchSignals,
 ) {
+    let WatchSignals {
+        reconcile_one,
+        reconcile_all,
+        metrics,
+    } = signals;
     let ar = cassandra_cluster_resource();
     let mut writer = Some(first_writer);
     let mut delay = Duration::from_millis(250);
@@ -335,6 +340,7 @@ async fn watch_site(
                 Some(Ok(watcher::Event::InitDone)) => {
                     delay = Duration::from_millis(250);
                     let was = health.send_replace(WatchHealth::Synced);
+                    metrics.set_site_reachable(&site, true);
                     debug!(previous = ?was, "CassandraCluster cache synced");
                     // A (re)list may have found or lost objects without per-object events.
                     let _ = reconcile_all.unbounded_send(());
@@ -360,6 +366,7 @@ async fn watch_site(
         );
         warn!("{reason}; retrying in {delay:?}");
         let was = health.send_replace(WatchHealth::Failed(reason));
+        metrics.set_site_reachable(&site, false);
         if !matches!(was, WatchHealth::Failed(_)) {
             let _ = reconcile_all.unbounded_send(());
         }
@@ -406,7 +413,14 @@ pub async fn run(
 ) {
     let (one_tx, one_rx) = mpsc::unbounded::<ObjectRef<MultiCasskop>>();
     let (all_tx, all_rx) = mpsc::unbounded::<()>();
-    let caches = SiteCaches::new(&cfg.namespace, one_tx, all_tx.clone());
+    let caches = SiteCaches::new(
+        &cfg.namespace,
+        WatchSignals {
+            reconcile_one: one_tx,
+            reconcile_all: all_tx.clone(),
+            metrics: metrics.clone(),
+        },
+    );
 
     let registry_task = {
         let (registry, caches, metrics) = (registry.clone(), caches.clone(), metrics.clone());
