@@ -214,6 +214,11 @@ async fn remote_outage_blocks_the_rollout_and_it_resumes_when_back() -> anyhow::
         env.get_cc("k8s-cluster3", "cassandra-3dc")?.is_none(),
         "nothing done out of order"
     );
+    let (_, metrics) = ctl.http_get("/metrics")?;
+    assert!(
+        metrics.contains(r#"multicasskop_site_reachable{site="k8s-cluster2"} 0"#),
+        "the gauge shows the outage:\n{metrics}"
+    );
     let events = events_of(&env, "cassandra-3dc")?;
     assert!(
         events
