@@ -214,14 +214,14 @@ pub fn accesses(
         .iter()
         .filter(|e| e.cluster == cluster && e.user == user)
     {
-        if e.resource.is_empty() {
-            continue; // discovery and other non-resource requests
-        }
         if e.code == 403 {
             forbidden.push(format!(
                 "seq {}: {} {}/{} {} {}/{}",
                 e.seq, e.verb, e.group, e.resource, e.subresource, e.namespace, e.name
             ));
+        }
+        if e.resource.is_empty() || e.resource.starts_with('/') {
+            continue; // discovery and other non-resource requests (system:discovery grants them)
         }
         used.insert(access_of(e));
     }
