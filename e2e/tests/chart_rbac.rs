@@ -141,6 +141,26 @@ async fn chart_rbac_is_sufficient_and_every_rule_is_used() -> anyhow::Result<()>
     let kc = env.dir.path().join("chart-sa-kubeconfig");
     write_kubeconfig(&kc, &[(env.sim.cluster(C1), token)])?;
 
+    // `multi-casskop check` as the controller's identity: the rights it verifies for the local
+    // site are exactly granted by the chart's Role.
+    let check = Command::new(binary()?)
+        .args([
+            "check",
+            "--kubeconfig",
+            &kc.display().to_string(),
+            "--context",
+            C1,
+        ])
+        .args(["-n", NAMESPACE, &format!("-l{C1}"), "-o", "json"])
+        .output()?;
+    println!("check: {}", String::from_utf8_lossy(&check.stdout));
+    anyhow::ensure!(
+        check.status.success(),
+        "check as the chart's ServiceAccount failed: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
     // Remotes as a user registers them: C2 as a --remote Secret, C3 k8ssandra style.
     register(&env, C2, &[])?;
     register(&env, C3, &["--client-config"])?;
@@ -161,6 +181,8 @@ async fn chart_rbac_is_sufficient_and_every_rule_is_used() -> anyhow::Result<()>
     envs.push(("WATCH_NAMESPACE", NAMESPACE));
     envs.push(("POD_NAME", "multi-casskop-0"));
     println!("controller: multi-casskop {}", args.join(" "));
+    // The controller's requests start here (check's own, above, are not the controller's).
+    let from = env.sim.audit().last().map_or(0, |e| e.seq + 1);
     let ctl = ControllerProcess::spawn(env.dir.path(), "chart-controller", &args, &envs)?;
 
     // A rollout over the three sites, two edits (repeated Events), then deletion of everything.
@@ -216,7 +238,12 @@ async fn chart_rbac_is_sufficient_and_every_rule_is_used() -> anyhow::Result<()>
     })?;
 
     // What the chart's identity did in the local cluster.
-    let entries = env.sim.audit();
+    let entries: Vec<_> = env
+        .sim
+        .audit()
+        .into_iter()
+        .filter(|e| e.seq >= from)
+        .collect();
     let (used, forbidden) = accesses(&entries, C1, &user);
     assert!(
         forbidden.is_empty(),
@@ -264,6 +291,34 @@ async fn chart_rbac_is_sufficient_and_every_rule_is_used() -> anyhow::Result<()>
         assert!(
             one.iter().any(|g| used_or_implied.contains(g)),
             "rule never used: {rule}"
+        );
+    }
+    Ok(())
+}
+
+/// The Lease rule follows `leaderElection.enabled`, like the `--leader-elect` argument.
+#[test]
+fn leases_are_granted_only_with_leader_election() -> anyhow::Result<()> {
+    for enabled in [true, false] {
+        let docs = render_chart(
+            &[
+                &format!("k8s.local={C1}"),
+                &format!("leaderElection.enabled={enabled}"),
+            ],
+            NAMESPACE,
+        )?;
+        let leases = granted(doc_of_kind(&docs, "Role")?)
+            .iter()
+            .any(|(g, r, _)| g == "coordination.k8s.io" && r == "leases");
+        let (args, _) = rendered_args(doc_of_kind(&docs, "Deployment")?);
+        assert_eq!(
+            leases, enabled,
+            "leases rule with leaderElection.enabled={enabled}"
+        );
+        assert_eq!(
+            args.contains(&"--leader-elect".to_string()),
+            enabled,
+            "{args:?}"
         );
     }
     Ok(())
