@@ -1,5 +1,6 @@
 //! Issue 8 end to end: sites from k8ssandra ClientConfigs added, rotated, removed and re-added
-//! while the controller runs (same process), and `spec.siteOrder`, proven from the audit log.
+//! while the controller runs (same process); `spec.siteOrder` proven from the audit log; unknown
+//! and duplicate site names reported in the status.
 
 use std::time::Duration;
 
@@ -349,5 +350,20 @@ async fn site_order_chooses_the_rollout_order_and_unknown_names_are_refused() ->
         writes.is_empty(),
         "nothing done for the invalid MultiCasskop: {writes:?}"
     );
+
+    // A ClientConfig named like the --remote site: the name is defined twice, every
+    // MultiCasskop using it says so, and nothing is done there until it is resolved.
+    apply(&env, &client_config(C2, "dc3-kubeconfig", None))?;
+    let mc = eventually("the duplicate site name reported", WAIT, || async {
+        let m = env.get_mc(MC)?;
+        Ok(condition(&m, "SitesReachable")
+            .is_some_and(|c| c.0 == "False" && c.2.contains("defined twice"))
+            .then_some(m))
+    })
+    .await?;
+    let (_, _, msg) = condition(&mc, "SitesReachable").unwrap();
+    assert!(msg.contains(C2) && msg.contains("--remote"), "{msg}");
+    env.kubectl(&["delete", "clientconfigs.config.k8ssandra.io", C2])?;
+    wait_rolled_out(&env, &ctl, MC, CC, "cassandra:3.11.10", &[C1, C2, C3]).await?;
     Ok(())
 }
