@@ -2,6 +2,7 @@
 //! `multi-casskop` binary as a child process, kubectl, and audit-log analysis of rollouts.
 
 pub mod audit;
+pub mod clientconfig_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

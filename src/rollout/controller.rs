@@ -580,7 +580,18 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
     let now = jiff::Timestamp::now().to_string();
 
     // Validation: unknown sites and merge errors make the resource invalid; nothing is created.
-    let configured = ctx.registry.order();
+    let mut configured = ctx.registry.order();
+    // A site this MultiCasskop already had in its status that is no longer configured (its
+    // ClientConfig or Secret deleted, a flag dropped) still takes part: it is reported as no
+    // longer configured and holds the rollout there, instead of turning the whole resource
+    // Invalid. Its CassandraCluster is left as it is; re-configuring the site resumes.
+    let gone: Vec<String> = prev
+        .sites
+        .iter()
+        .map(|s| s.name.clone())
+        .filter(|s| !configured.contains(s) && mc.spec.override_.contains_key(s))
+        .collect();
+    configured.extend(gone.iter().cloned());
     let mut invalid = None;
     let mut facts = Vec::new();
     // While deleting, a site no longer configured cannot be cleaned up by us and must not hold
@@ -671,7 +682,14 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
                 .as_ref()
                 .and_then(|v| v.last_cluster_action_status())
                 .map(str::to_string),
-            message: None,
+            message: (access == SiteAccess::NotConfigured).then(|| {
+                format!(
+                    "site {} is no longer configured (no --remote flag or ClientConfig {}/{} names it any more); its CassandraCluster is left as it is",
+                    f.name,
+                    ctx.registry.config().namespace,
+                    f.name
+                )
+            }),
         });
         inputs.push(SiteInput {
             name: f.name.clone(),
