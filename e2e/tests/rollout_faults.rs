@@ -669,17 +669,21 @@ async fn deletion_goes_through_when_a_site_was_removed_from_the_configuration() 
     ];
     let ctl = ControllerProcess::spawn(env.dir.path(), "controller-local-only", &args, &[])?;
     ready(&ctl).await?;
-    let mc = eventually("Valid=False naming k8s-cluster2", LONG, || async {
-        let mc = env.get_mc("cassandra-ephemeral")?;
-        Ok(condition(&mc, "Valid")
-            .filter(|c| c.0 == "False" && c.2.contains("k8s-cluster2"))
-            .map(|_| mc))
-    })
-    .await?;
-    println!(
-        "with k8s-cluster2 unconfigured: {:#}",
-        mc["status"]["conditions"]
-    );
+    let mc = eventually(
+        "the status to say k8s-cluster2 is no longer configured",
+        LONG,
+        || async {
+            let mc = env.get_mc("cassandra-ephemeral")?;
+            let text = mc["status"].to_string();
+            Ok(
+                (text.contains("k8s-cluster2") && text.contains("no longer configured"))
+                    .then_some(mc),
+            )
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&ctl.logs())))?;
+    println!("with k8s-cluster2 unconfigured: {:#}", mc["status"]);
     env.kubectl(&[
         "delete",
         "multicasskop",

@@ -580,18 +580,22 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
     let now = jiff::Timestamp::now().to_string();
 
     // Validation: unknown sites and merge errors make the resource invalid; nothing is created.
-    let mut configured = ctx.registry.order();
+    let registered = ctx.registry.order();
+    let mut configured = registered.clone();
     // A site this MultiCasskop already had in its status that is no longer configured (its
     // ClientConfig or Secret deleted, a flag dropped) still takes part: it is reported as no
     // longer configured and holds the rollout there, instead of turning the whole resource
     // Invalid. Its CassandraCluster is left as it is; re-configuring the site resumes.
+    // While deleting, such a site is skipped instead (below).
     let gone: Vec<String> = prev
         .sites
         .iter()
         .map(|s| s.name.clone())
         .filter(|s| !configured.contains(s) && mc.spec.override_.contains_key(s))
         .collect();
-    configured.extend(gone.iter().cloned());
+    if !deleting {
+        configured.extend(gone.iter().cloned());
+    }
     let mut invalid = None;
     let mut facts = Vec::new();
     // While deleting, a site no longer configured cannot be cleaned up by us and must not hold
@@ -599,7 +603,7 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
     let mut overrides = mc.spec.override_.clone();
     if deleting {
         overrides.retain(|site, _| {
-            let known = configured.contains(site);
+            let known = registered.contains(site);
             if !known {
                 warn!(site = %site, "site is no longer configured: its CassandraCluster is left in place");
             }
@@ -609,7 +613,7 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
     let site_order: Option<Vec<String>> = mc.spec.site_order.as_ref().map(|order| {
         order
             .iter()
-            .filter(|s| !deleting || configured.contains(s))
+            .filter(|s| !deleting || registered.contains(s))
             .cloned()
             .collect()
     });
