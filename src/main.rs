@@ -88,7 +88,6 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("multi-casskop: {e:#}");
             ExitCode::FAILURE
         }
     }

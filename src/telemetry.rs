@@ -30,6 +30,15 @@ pub fn level_from_log_level(value: &str) -> Option<String> {
     Some(level.to_string())
 }
 
+/// The filter for a `LOG_LEVEL`: Debug and Trace apply to this controller's own logs, its
+/// libraries (HTTP client, TLS) stay at info so the log stays readable; RUST_LOG gives full control.
+fn directive_for(level: &str) -> String {
+    match level {
+        "debug" | "trace" => format!("info,multi_casskop={level}"),
+        other => other.to_string(),
+    }
+}
+
 /// The filter directive and format from the environment values (pure, for tests).
 /// `RUST_LOG` wins; else `LOG_LEVEL`; else `info`. `LOG_TYPE=json` (any case) selects JSON.
 pub fn settings_from(
@@ -47,7 +56,7 @@ pub fn settings_from(
     match log_level.filter(|s| !s.trim().is_empty()) {
         None => ("info".to_string(), format, None),
         Some(value) => match level_from_log_level(value) {
-            Some(level) => (level, format, None),
+            Some(level) => (directive_for(&level), format, None),
             None => (
                 "info".to_string(),
                 format,
@@ -123,7 +132,7 @@ mod tests {
     #[test]
     fn log_level_used_when_rust_log_absent_and_json_selected_by_log_type() {
         let (d, f, _) = settings_from(None, Some("Debug"), Some("JSON"));
-        assert_eq!(d, "debug");
+        assert_eq!(d, "info,multi_casskop=debug");
         assert_eq!(f, LogFormat::Json);
         let (d, f, _) = settings_from(Some(""), None, Some("console"));
         assert_eq!(d, "info");

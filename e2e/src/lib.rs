@@ -2,6 +2,7 @@
 //! `multi-casskop` binary as a child process, kubectl, and audit-log analysis of rollouts.
 
 pub mod audit;
+pub mod clientconfig_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -61,6 +62,9 @@ pub struct EnvOptions {
     pub casskop: CasskopOptions,
     /// Service account the controller's kubeconfig authenticates as.
     pub controller_sa: String,
+    /// Bind cluster-admin to the namespace's service accounts in the local cluster too (false:
+    /// the test grants the local permissions itself, e.g. the chart's Role).
+    pub local_cluster_admin: bool,
 }
 
 impl Default for EnvOptions {
@@ -71,6 +75,7 @@ impl Default for EnvOptions {
                 react_after: Duration::from_secs(1),
             },
             controller_sa: "multi-casskop".to_string(),
+            local_cluster_admin: true,
         }
     }
 }
@@ -92,7 +97,7 @@ impl Env {
         )
         .await?;
         let dir = tempfile::tempdir()?;
-        for c in sim.clusters() {
+        for (i, c) in sim.clusters().iter().enumerate() {
             let client = c.client().await;
             let nss: kube::Api<k8s_openapi::api::core::v1::Namespace> =
                 kube::Api::all(client.clone());
@@ -100,6 +105,9 @@ impl Env {
             nss.create(&Default::default(), &ns)
                 .await
                 .with_context(|| format!("creating namespace {NAMESPACE} in {}", c.name()))?;
+            if i == 0 && !opts.local_cluster_admin {
+                continue;
+            }
             // Every service account of the namespace is cluster-admin: tests give each
             // controller replica its own account so the audit log tells them apart.
             let crbs: kube::Api<k8s_openapi::api::rbac::v1::ClusterRoleBinding> =

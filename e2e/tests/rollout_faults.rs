@@ -161,8 +161,22 @@ async fn deletion_removes_clusters_in_reverse_order_only_when_asked() -> anyhow:
         "nothing deleted: {:?}",
         r.steps
     );
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     assert!(ctl_alive(ctl));
     Ok(())
+}
+
+/// The controller deleted nothing anywhere (no MultiCasskop here asks for it).
+fn assert_no_deletes(env: &Env) {
+    let user = Env::sa_user("multi-casskop");
+    let deletes: Vec<String> = env
+        .sim
+        .audit()
+        .into_iter()
+        .filter(|e| e.user == user && e.verb == "delete" && e.resource == "cassandraclusters")
+        .map(|e| format!("{} {}", e.cluster, e.name))
+        .collect();
+    assert!(deletes.is_empty(), "nothing deleted: {deletes:?}");
 }
 
 fn ctl_alive(mut ctl: ControllerProcess) -> bool {
@@ -219,6 +233,8 @@ async fn remote_outage_blocks_the_rollout_and_it_resumes_when_back() -> anyhow::
         condition(&mc, "SitesReachable").map(|c| c.0).as_deref(),
         Some("True")
     );
+    assert_no_deletes(&env);
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }
 
@@ -311,6 +327,7 @@ async fn rotated_credential_secret_is_used_without_restart() -> anyhow::Result<(
     .await
     .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&ctl.logs())))?;
     assert!(ctl.exited().is_none(), "the controller was not restarted");
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }
 
@@ -412,6 +429,7 @@ async fn invalid_multicasskops_are_reported_and_the_valid_one_still_rolls_out() 
         writes.iter().all(|n| n == "cassandra-valid"),
         "only the valid one is written: {writes:?}"
     );
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }
 
@@ -491,6 +509,8 @@ async fn broken_credential_secrets_block_only_their_sites() -> anyhow::Result<()
         );
     }
     assert!(!ctl.logs().contains(&good_token), "no token in the logs");
+    assert_no_deletes(&env);
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }
 
@@ -562,5 +582,61 @@ async fn foreign_cassandracluster_is_never_taken_over() -> anyhow::Result<()> {
                 && matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete")),
         "no write to the foreign object"
     );
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_waits_for_an_unreachable_site_and_says_so() -> anyhow::Result<()> {
+    let env = Env::start(&SITES[..2]).await?;
+    let ctl = env.start_controller("controller", &[])?;
+    ready(&ctl).await?;
+    env.apply_yaml(&sample("multi-casskop-delete.yaml")?)?; // cassandra-ephemeral on both sites
+    wait_ready(&env, &ctl, "cassandra-ephemeral").await?;
+    env.sim
+        .cluster("k8s-cluster2")
+        .faults()
+        .set_unreachable(true);
+    env.kubectl(&[
+        "delete",
+        "multicasskop",
+        "cassandra-ephemeral",
+        "--wait=false",
+    ])?;
+    let status = eventually("the deletion to block on k8s-cluster2", LONG, || async {
+        let mc = env.get_mc("cassandra-ephemeral")?;
+        let text = mc["status"].to_string();
+        Ok((mc["status"]["phase"] == "Deleting"
+            && condition(&mc, "SitesReachable")
+                .is_some_and(|c| c.0 == "False" && c.2.contains("k8s-cluster2"))
+            && text.contains("k8s-cluster2"))
+        .then_some(mc["status"].clone()))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&ctl.logs())))?;
+    println!("deletion blocked: {status:#}");
+    // Reverse order: site 1 is not touched while site 2 cannot be confirmed gone.
+    assert!(env.get_cc("k8s-cluster1", "cassandra-ephemeral")?.is_some());
+    let mc = env.get_mc("cassandra-ephemeral")?;
+    assert!(
+        mc["metadata"]["finalizers"]
+            .to_string()
+            .contains("multicasskop.db.orange.com/")
+    );
+
+    env.sim.cluster("k8s-cluster2").faults().clear();
+    eventually("cassandra-ephemeral to be gone", LONG, || async {
+        let out = env.kubectl(&["get", "multicasskops", "-o", "name"])?;
+        Ok((!out.contains("cassandra-ephemeral")).then_some(()))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&ctl.logs())))?;
+    for site in SITES[..2].iter() {
+        assert!(
+            env.get_cc(site, "cassandra-ephemeral")?.is_none(),
+            "{site} still has it"
+        );
+    }
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }

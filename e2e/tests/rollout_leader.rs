@@ -33,7 +33,7 @@ async fn only_the_leader_writes_and_killing_it_hands_over() -> anyhow::Result<()
         Ok(a.logs().contains("became leader").then_some(()))
     })
     .await?;
-    let b = replica(&env, "replica-b")?;
+    let mut b = replica(&env, "replica-b")?;
     eventually("replica-b to stand by", Duration::from_secs(60), || async {
         Ok(b.logs().contains("standing by").then_some(()))
     })
@@ -117,5 +117,20 @@ async fn only_the_leader_writes_and_killing_it_hands_over() -> anyhow::Result<()
     ])?;
     println!("lease holder: {lease}");
     assert!(!lease.is_empty());
+    // SIGTERM: a clean stop that hands the lease back at once.
+    assert_eq!(b.terminate(), Some(0), "exit code on SIGTERM");
+    assert!(
+        b.logs().contains("released Lease"),
+        "{}",
+        e2e::controller_log_tail(&b.logs(), 20)
+    );
+    let holder = env.kubectl(&[
+        "get",
+        "lease",
+        "multi-casskop",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?;
+    assert!(holder.is_empty(), "lease released, holder now {holder:?}");
     Ok(())
 }

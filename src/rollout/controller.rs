@@ -87,10 +87,42 @@ pub struct Context {
     resync: Duration,
     /// Consecutive failures (errors or Blocked) per MultiCasskop `ns/name`, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
-    /// resourceVersion of our last write to each MultiCasskop `ns/name`, until the controller's
-    /// cache shows it: a reconcile must never build on a status older than its own last write
-    /// (it would drop the applied mark just recorded and re-apply).
-    written: Mutex<HashMap<String, String>>,
+    /// Our last writes to MultiCasskops not yet seen in the controller's cache.
+    written: WrittenVersions,
+}
+
+/// resourceVersion of our last write to each MultiCasskop `ns/name`, until the controller's
+/// cache shows it: a reconcile must never build on a status older than its own last write (it
+/// would drop the applied mark just recorded and apply again).
+#[derive(Default)]
+pub struct WrittenVersions(Mutex<HashMap<String, String>>);
+
+impl WrittenVersions {
+    /// Remember the resourceVersion a write of ours returned.
+    pub fn remember(&self, key: &str, resource_version: Option<String>) {
+        if let Some(rv) = resource_version {
+            self.0
+                .lock()
+                .expect("written lock")
+                .insert(key.to_string(), rv);
+        }
+    }
+    /// `Some(rv)` while the cached object (`cached_rv`) is not the one our last write made;
+    /// forgets the write once the cache shows it.
+    pub fn unseen(&self, key: &str, cached_rv: Option<&str>) -> Option<String> {
+        let mut w = self.0.lock().expect("written lock");
+        match w.get(key) {
+            Some(rv) if Some(rv.as_str()) == cached_rv => {
+                w.remove(key);
+                None
+            }
+            other => other.cloned(),
+        }
+    }
+    /// Forget an object (deleted).
+    pub fn forget(&self, key: &str) {
+        self.0.lock().expect("written lock").remove(key);
+    }
 }
 
 impl Context {
@@ -104,23 +136,10 @@ impl Context {
         self.failures.lock().expect("failures lock").remove(key);
     }
     fn remember_write(&self, key: &str, resource_version: Option<String>) {
-        if let Some(rv) = resource_version {
-            self.written
-                .lock()
-                .expect("written lock")
-                .insert(key.to_string(), rv);
-        }
+        self.written.remember(key, resource_version);
     }
-    /// `Some(rv)` while the cache has not shown our last write (rv) yet.
     fn unseen_write(&self, key: &str, cached_rv: Option<&str>) -> Option<String> {
-        let mut w = self.written.lock().expect("written lock");
-        match w.get(key) {
-            Some(rv) if Some(rv.as_str()) == cached_rv => {
-                w.remove(key);
-                None
-            }
-            other => other.cloned(),
-        }
+        self.written.unseen(key, cached_rv)
     }
 }
 
@@ -306,7 +325,7 @@ async fn watch_site(
         let mut events = pin!(reflector(writer, watcher::watcher(api, cfg)));
         let failure = loop {
             match events.next().await {
-                None => break "the watch stream ended".to_string(),
+                None => break Some("the watch stream ended".to_string()),
                 Some(Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o))) => {
                     if let Some(owner) = owner_of(&o) {
                         let _ = reconcile_one.unbounded_send(owner);
@@ -320,12 +339,21 @@ async fn watch_site(
                     // A (re)list may have found or lost objects without per-object events.
                     let _ = reconcile_all.unbounded_send(());
                 }
-                // 410 Gone: the watcher re-lists by itself; the cache stays trustworthy.
+                // 410 Gone as a watch event: the watcher re-lists by itself.
                 Some(Err(watcher::Error::WatchError(s))) if s.code == 410 => {
                     debug!("watch expired (410): re-listing");
                 }
-                Some(Err(e)) => break watch_error(&e),
+                // 410 Gone when (re)starting the watch: start over with a fresh list at once;
+                // an expired resourceVersion says nothing about the site's health.
+                Some(Err(e)) if is_gone(&e) => break None,
+                Some(Err(e)) => break Some(watch_error(&e)),
             }
+        };
+        let Some(failure) = failure else {
+            debug!("watch expired (410) at start: re-listing");
+            // The next cache starts empty: readers wait for its list (see `SiteCaches::view`).
+            health.send_replace(WatchHealth::Syncing);
+            continue;
         };
         let reason = format!(
             "cannot watch CassandraClusters in site {site}, namespace {namespace}: {failure}"
@@ -337,6 +365,17 @@ async fn watch_site(
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// The API server answered 410 Gone (resourceVersion too old).
+fn is_gone(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 410,
+        watcher::Error::WatchError(s) => s.code == 410,
+        _ => false,
     }
 }
 
@@ -402,7 +441,7 @@ pub async fn run(
         metrics,
         resync: cfg.resync,
         failures: Mutex::default(),
-        written: Mutex::default(),
+        written: WrittenVersions::default(),
     });
 
     let api: Api<MultiCasskop> = Api::namespaced(local, &cfg.namespace);
@@ -527,7 +566,18 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
     let now = jiff::Timestamp::now().to_string();
 
     // Validation: unknown sites and merge errors make the resource invalid; nothing is created.
-    let configured = ctx.registry.order();
+    let mut configured = ctx.registry.order();
+    // A site this MultiCasskop already had in its status that is no longer configured (its
+    // ClientConfig or Secret deleted, a flag dropped) still takes part: it is reported as no
+    // longer configured and holds the rollout there, instead of turning the whole resource
+    // Invalid. Its CassandraCluster is left as it is; re-configuring the site resumes.
+    let gone: Vec<String> = prev
+        .sites
+        .iter()
+        .map(|s| s.name.clone())
+        .filter(|s| !configured.contains(s) && mc.spec.override_.contains_key(s))
+        .collect();
+    configured.extend(gone.iter().cloned());
     let mut invalid = None;
     let mut facts = Vec::new();
     match plan::site_order(
@@ -603,7 +653,14 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
                 .as_ref()
                 .and_then(|v| v.last_cluster_action_status())
                 .map(str::to_string),
-            message: None,
+            message: (access == SiteAccess::NotConfigured).then(|| {
+                format!(
+                    "site {} is no longer configured (no --remote flag or ClientConfig {}/{} names it any more); its CassandraCluster is left as it is",
+                    f.name,
+                    ctx.registry.config().namespace,
+                    f.name
+                )
+            }),
         });
         inputs.push(SiteInput {
             name: f.name.clone(),
@@ -779,7 +836,7 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
             )
             .await;
             ctx.reset_backoff(&key);
-            ctx.written.lock().expect("written lock").remove(&key);
+            ctx.written.forget(&key);
             return Ok((Requeue::await_change(), "released"));
         }
         Action::Wait { .. } => {}
@@ -1021,6 +1078,36 @@ mod tests {
         assert_eq!(
             owned_selector("ops"),
             format!("{OWNER_NAMESPACE_LABEL}=ops,{OWNER_NAME_LABEL}")
+        );
+    }
+
+    #[test]
+    fn a_write_stays_unseen_until_the_cache_shows_its_version() {
+        let w = WrittenVersions::default();
+        assert_eq!(
+            w.unseen("ns/a", Some("5")),
+            None,
+            "no write of ours: trust the cache"
+        );
+        w.remember("ns/a", Some("7".into()));
+        assert_eq!(
+            w.unseen("ns/a", Some("5")).as_deref(),
+            Some("7"),
+            "cache behind"
+        );
+        assert_eq!(
+            w.unseen("ns/a", Some("5")).as_deref(),
+            Some("7"),
+            "still behind"
+        );
+        assert_eq!(w.unseen("ns/b", Some("5")), None, "per object");
+        assert_eq!(w.unseen("ns/a", Some("7")), None, "cache caught up");
+        assert_eq!(w.unseen("ns/a", Some("5")), None, "forgotten once seen");
+        w.remember("ns/a", None);
+        assert_eq!(
+            w.unseen("ns/a", Some("5")),
+            None,
+            "no version returned: nothing to wait for"
         );
     }
 

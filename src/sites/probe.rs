@@ -143,7 +143,8 @@ pub const SITE_PERMISSIONS: &[Permission] = &[
 
 /// Extra verbs the controller needs in its own (local) namespace: MultiCasskops (watched;
 /// finalizer added and removed by patch), their status (server-side apply), the Events it
-/// records, and the credential Secrets it watches. Matches the chart's Role.
+/// records, and the credential Secrets it watches (list and watch; never a single get).
+/// Matches the chart's Role.
 pub const LOCAL_PERMISSIONS: &[Permission] = &[
     Permission::new("get", "db.orange.com", "multicasskops"),
     Permission::new("list", "db.orange.com", "multicasskops"),
@@ -152,7 +153,6 @@ pub const LOCAL_PERMISSIONS: &[Permission] = &[
     Permission::sub("patch", "db.orange.com", "multicasskops", "status"),
     Permission::new("create", "events.k8s.io", "events"),
     Permission::new("patch", "events.k8s.io", "events"),
-    Permission::new("get", "", "secrets"),
     Permission::new("list", "", "secrets"),
     Permission::new("watch", "", "secrets"),
 ];

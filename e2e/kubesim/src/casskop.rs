@@ -1,7 +1,9 @@
 //! The simulated CassKop: a Kubernetes-API-only operator moving CassandraCluster status, StatefulSets and Pods as CassKop does.
 //!
-//! It talks to its cluster only through `kube::Client` (a watcher on `cassandraclusters` in all
-//! namespaces plus plain writes), so it would behave the same against a real API server.
+//! It talks to its cluster only through `kube::Client` (watchers on `cassandraclusters`, and on
+//! the StatefulSets and Pods labelled `app=cassandracluster`, in all namespaces, feeding caches
+//! as CassKop's informers do; plus plain writes), so it would behave the same against a real
+//! API server.
 //!
 //! Lifecycle of one CassandraCluster:
 //! - new (no acted-on annotation, no `status.phase`): `Initializing/Initializing/Ongoing` at once,
@@ -24,6 +26,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -35,8 +38,7 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, PostParams,
 };
-use kube::runtime::reflector::Store;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -159,7 +161,7 @@ pub async fn run(client: kube::Client, opts: CasskopOptions) -> anyhow::Result<(
     let stream = watcher(clusters, watcher::Config::default()).default_backoff();
     futures::pin_mut!(stream);
     // Like CassKop's informers: StatefulSets and Pods are read from watch-fed caches.
-    let (caches, sts_stream, pod_stream) = Caches::start(&client);
+    let (caches, feed, sts_stream, pod_stream) = CacheFeed::start(&client);
     futures::pin_mut!(sts_stream);
     futures::pin_mut!(pod_stream);
     let mut workers = Workers {
@@ -183,15 +185,11 @@ pub async fn run(client: kube::Client, opts: CasskopOptions) -> anyhow::Result<(
                 continue;
             }
             Some(res) = sts_stream.next() => {
-                if let Err(e) = res {
-                    warn!(error = %e, "simulated CassKop: watch on statefulsets failed, retrying");
-                }
+                feed.apply(&feed.caches.statefulsets, "statefulsets", res);
                 continue;
             }
             Some(res) = pod_stream.next() => {
-                if let Err(e) = res {
-                    warn!(error = %e, "simulated CassKop: watch on pods failed, retrying");
-                }
+                feed.apply(&feed.caches.pods, "pods", res);
                 continue;
             }
         };
@@ -291,66 +289,141 @@ impl Workers {
     }
 }
 
-/// Caches of the StatefulSets and Pods labelled `app=cassandracluster`, in all namespaces.
+/// Caches of the StatefulSets and Pods labelled `app=cassandracluster`, in all namespaces,
+/// indexed by (namespace, CassandraCluster) so a worker's lookup does not scan them all.
 #[derive(Clone)]
 struct Caches {
-    statefulsets: Store<DynamicObject>,
-    pods: Store<DynamicObject>,
+    statefulsets: Arc<Mutex<ChildIndex>>,
+    pods: Arc<Mutex<ChildIndex>>,
+    /// How many of the two caches have been filled once.
+    filled: watch::Receiver<u8>,
 }
 
 type CacheStream = std::pin::Pin<
     Box<dyn futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send>,
 >;
 
-impl Caches {
-    /// The caches and the streams that fill them (to be polled by the caller).
-    fn start(client: &kube::Client) -> (Self, CacheStream, CacheStream) {
-        let config = watcher::Config::default().labels(&format!("{LABEL_APP}={APP_VALUE}"));
-        let feed = |ar: ApiResource| {
-            let writer = reflector::store::Writer::new(ar.clone());
-            let reader = writer.as_reader();
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-            let stream = reflector(writer, watcher(api, config.clone()))
-                .default_backoff()
-                .boxed();
-            (reader, stream)
-        };
-        let (statefulsets, sts_stream) = feed(ApiResource::erase::<StatefulSet>(&()));
-        let (pods, pod_stream) = feed(ApiResource::erase::<Pod>(&()));
-        (Self { statefulsets, pods }, sts_stream, pod_stream)
+/// The objects of one kind, by (namespace, CassandraCluster label), then by name.
+#[derive(Default)]
+struct ChildIndex {
+    live: HashMap<ObjKey, HashMap<String, Arc<DynamicObject>>>,
+    /// Objects of a re-list in progress (they replace `live` once it is complete).
+    relist: Option<HashMap<ObjKey, HashMap<String, Arc<DynamicObject>>>>,
+}
+
+impl ChildIndex {
+    fn key(o: &DynamicObject) -> Option<(ObjKey, String)> {
+        let cluster = o.metadata.labels.as_ref()?.get(LABEL_CLUSTER)?.clone();
+        let namespace = o.metadata.namespace.clone()?;
+        Some(((namespace, cluster), o.metadata.name.clone()?))
     }
 
+    /// Apply one watcher event; true when a (re-)list has just completed.
+    fn apply(&mut self, event: watcher::Event<DynamicObject>) -> bool {
+        match event {
+            watcher::Event::Init => self.relist = Some(HashMap::new()),
+            watcher::Event::InitApply(o) => {
+                if let (Some(relist), Some((k, name))) = (self.relist.as_mut(), Self::key(&o)) {
+                    relist.entry(k).or_default().insert(name, Arc::new(o));
+                }
+            }
+            watcher::Event::InitDone => {
+                self.live = self.relist.take().unwrap_or_default();
+                return true;
+            }
+            watcher::Event::Apply(o) => {
+                if let Some((k, name)) = Self::key(&o) {
+                    self.live.entry(k).or_default().insert(name, Arc::new(o));
+                }
+            }
+            watcher::Event::Delete(o) => {
+                if let Some((k, name)) = Self::key(&o)
+                    && let Some(objs) = self.live.get_mut(&k)
+                {
+                    objs.remove(&name);
+                    if objs.is_empty() {
+                        self.live.remove(&k);
+                    }
+                }
+            }
+        }
+        false
+    }
+}
+
+/// Fills the caches from their watch streams (polled by [`run`]).
+struct CacheFeed {
+    caches: Caches,
+    filled: watch::Sender<u8>,
+}
+
+impl CacheFeed {
+    /// The caches, what fills them, and the streams to poll.
+    fn start(client: &kube::Client) -> (Caches, CacheFeed, CacheStream, CacheStream) {
+        let config = watcher::Config::default().labels(&format!("{LABEL_APP}={APP_VALUE}"));
+        let stream = |ar: ApiResource| -> CacheStream {
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+            watcher(api, config.clone()).default_backoff().boxed()
+        };
+        let (filled_tx, filled_rx) = watch::channel(0);
+        let caches = Caches {
+            statefulsets: Arc::default(),
+            pods: Arc::default(),
+            filled: filled_rx,
+        };
+        let feed = CacheFeed {
+            caches: caches.clone(),
+            filled: filled_tx,
+        };
+        (
+            caches,
+            feed,
+            stream(ApiResource::erase::<StatefulSet>(&())),
+            stream(ApiResource::erase::<Pod>(&())),
+        )
+    }
+
+    fn apply(
+        &self,
+        index: &Mutex<ChildIndex>,
+        kind: &str,
+        res: Result<watcher::Event<DynamicObject>, watcher::Error>,
+    ) {
+        match res {
+            Ok(event) => {
+                let listed = index.lock().unwrap_or_else(|e| e.into_inner()).apply(event);
+                if listed {
+                    self.filled.send_modify(|n| *n = (*n + 1).min(2));
+                }
+            }
+            Err(e) => warn!(error = %e, "simulated CassKop: watch on {kind} failed, retrying"),
+        }
+    }
+}
+
+impl Caches {
+    /// Wait until both caches have been filled once.
     async fn ready(&self) -> anyhow::Result<()> {
-        self.statefulsets
-            .wait_until_ready()
+        let mut filled = self.filled.clone();
+        filled
+            .wait_for(|n| *n >= 2)
             .await
-            .context("the StatefulSet cache is gone")?;
-        self.pods
-            .wait_until_ready()
-            .await
-            .context("the Pod cache is gone")?;
+            .context("the StatefulSet and Pod caches are gone")?;
         Ok(())
     }
 
-    /// Cached objects of cluster `name` in `namespace`, by name.
+    /// Cached objects of CassandraCluster `name` in `namespace`, by name.
     fn of_cluster(
-        store: &Store<DynamicObject>,
+        index: &Mutex<ChildIndex>,
         namespace: &str,
         name: &str,
-    ) -> HashMap<String, DynamicObject> {
-        store
-            .state_filter(|o| {
-                o.metadata.namespace.as_deref() == Some(namespace)
-                    && o.metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(LABEL_CLUSTER))
-                        .map(String::as_str)
-                        == Some(name)
-            })
-            .into_iter()
-            .map(|o| (o.metadata.name.clone().unwrap_or_default(), (*o).clone()))
-            .collect()
+    ) -> HashMap<String, Arc<DynamicObject>> {
+        let index = index.lock().unwrap_or_else(|e| e.into_inner());
+        index
+            .live
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -1062,7 +1135,7 @@ impl ClusterWorker {
             });
             // The cache may lag behind our own writes: ask the server when it knows nothing.
             let cached = match live_sts.get(&sts_name) {
-                Some(c) => Some(c.clone()),
+                Some(c) => Some(DynamicObject::clone(c)),
                 None => self
                     .statefulsets
                     .get_opt(&sts_name)
@@ -1118,7 +1191,7 @@ impl ClusterWorker {
                 };
                 // Missing or outdated in the cache: the server has the last word.
                 let live = match live_pods.get(&name) {
-                    Some(c) if hash_of(c) => Some(c.clone()),
+                    Some(c) if hash_of(c) => Some(DynamicObject::clone(c)),
                     _ => self
                         .pods
                         .get_opt(&name)

@@ -8,9 +8,9 @@ pub const AGGREGATED_CT: &str =
 
 pub fn version() -> Value {
     json!({
-        "major": "1", "minor": "33", "emulationMajor": "1", "emulationMinor": "33",
-        "gitVersion": "v1.33.0-kubesim", "gitCommit": "0000000000000000000000000000000000000000",
-        "gitTreeState": "clean", "buildDate": "2025-04-23T00:00:00Z", "goVersion": "go1.24.2",
+        "major": "1", "minor": "32", "emulationMajor": "1", "emulationMinor": "32",
+        "gitVersion": "v1.32.4-kubesim", "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean", "buildDate": "2025-04-22T00:00:00Z", "goVersion": "go1.23.8",
         "compiler": "gc", "platform": "linux/amd64"
     })
 }

@@ -299,6 +299,7 @@ async fn route(
             .ok_or_else(ApiError::unauthorized)
             .and_then(|t| auth::authenticate(&st, t))?
     };
+    let user = impersonate(c, user, &parts.headers)?;
     a.user = user.username.clone();
     let lat = c.faults.latency();
     if !lat.is_zero() {
@@ -350,6 +351,70 @@ async fn route(
             resource(c, parts, body, q, r, &user, a).await
         }
     }
+}
+
+/// `Impersonate-User` / `Impersonate-Group` (kubectl --as / --as-group): the caller needs the
+/// `impersonate` verb on users (serviceaccounts for system:serviceaccount:NS:NAME) and groups; the
+/// request then runs as that identity, with the groups kube-apiserver's impersonation filter adds.
+fn impersonate(
+    c: &ClusterInner,
+    user: UserInfo,
+    headers: &HeaderMap,
+) -> Result<UserInfo, ApiError> {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect()
+    };
+    let (as_user, as_groups) = (values("impersonate-user"), values("impersonate-group"));
+    let Some(username) = as_user.first().cloned() else {
+        if as_groups.is_empty() {
+            return Ok(user);
+        }
+        return Err(ApiError::bad_request(format!(
+            "requested {as_groups:?} without impersonating a user"
+        )));
+    };
+    let check = |resource: &str, namespace: &str, name: &str| {
+        authorize(
+            c,
+            &user,
+            &RequestAttributes {
+                verb: "impersonate".into(),
+                resource: resource.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+                resource_request: true,
+                ..Default::default()
+            },
+        )
+    };
+    let sa = username
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|r| r.split_once(':'));
+    match sa {
+        Some((ns, name)) => check("serviceaccounts", ns, name)?,
+        None => check("users", "", &username)?,
+    }
+    for g in &as_groups {
+        check("groups", "", g)?;
+    }
+    let mut groups = as_groups;
+    if let Some((ns, _)) = sa
+        && groups.is_empty()
+    {
+        groups = vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{ns}"),
+        ];
+    }
+    if username != "system:anonymous" && !groups.iter().any(|g| g == "system:authenticated") {
+        groups.push("system:authenticated".into());
+    }
+    Ok(UserInfo { username, groups })
 }
 
 fn authorize(c: &ClusterInner, user: &UserInfo, attrs: &RequestAttributes) -> Result<(), ApiError> {
@@ -495,7 +560,37 @@ pub fn parse_yaml(bytes: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
 }
 
-fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
+/// Decodes a create/update body meant to be a `kind`. Like kube-apiserver's transformDecodeError,
+/// a body that does not decode is a 400 "the object provided is unrecognized (must be of type
+/// KIND): CAUSE (SUMMARY)", the summary being the body's start (hex unless it starts with `{`).
+fn decode_object(headers: &HeaderMap, bytes: &[u8], kind: &str) -> Result<Value, ApiError> {
+    decode_any(headers, bytes).map_err(|e| {
+        if e.code != 400 {
+            return e;
+        }
+        let summary = match bytes {
+            [] => "<empty>".to_string(),
+            [b'{', ..] if bytes.len() > 30 => {
+                format!("{} ...", String::from_utf8_lossy(&bytes[..30]))
+            }
+            [b'{', ..] => String::from_utf8_lossy(bytes).into_owned(),
+            _ => {
+                let hex: String = bytes.iter().take(30).map(|b| format!("{b:02x}")).collect();
+                if bytes.len() > 30 {
+                    format!("{hex} ...")
+                } else {
+                    hex
+                }
+            }
+        };
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {kind}): {} ({summary})",
+            e.message
+        ))
+    })
+}
+
+fn decode_any(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
     let v = match content_type(headers).as_str() {
         "" | "application/json" | "*/*" => parse_json(bytes)?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => parse_yaml(bytes)?,
@@ -527,13 +622,19 @@ fn default_manager(headers: &HeaderMap) -> String {
     }
 }
 
-fn dry_run(q: &Query) -> Result<bool, ApiError> {
+/// `options`: CreateOptions, UpdateOptions, PatchOptions or DeleteOptions, which kube-apiserver
+/// validates (ValidateDryRun) before anything else: 422 on a value other than All.
+pub fn dry_run(q: &Query, options: &str) -> Result<bool, ApiError> {
     match q.get("dryRun").map(String::as_str) {
         None | Some("") => Ok(false),
         Some("All") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "Invalid dry run value: {other}: only 'All' is supported"
-        ))),
+        Some(other) => Err(ApiError::invalid(
+            "meta.k8s.io",
+            options,
+            "",
+            "dryRun",
+            &format!("dryRun: Unsupported value: []string{{{other:?}}}: supported values: \"All\""),
+        )),
     }
 }
 
@@ -665,6 +766,10 @@ async fn resource(
             Ok(json_response(200, &scale))
         }
         (&Method::GET | &Method::HEAD, Some(name), None | Some("status")) => {
+            // The storage layer parses a get's resourceVersion too (500 on a non-integer, as for lists).
+            if let Some(rv) = q.get("resourceVersion").filter(|s| !s.is_empty()) {
+                crate::handlers_watch::parse_rv(rv)?;
+            }
             let obj = c
                 .store
                 .lock()
@@ -680,7 +785,7 @@ async fn resource(
         }
         (&Method::POST, None, None) => {
             let bytes = read_body(&parts.headers, body).await?;
-            let obj = decode_object(&parts.headers, &bytes)?;
+            let obj = decode_object(&parts.headers, &bytes, &def.kind)?;
             if def.virtual_create {
                 let resp = virtual_create(c, &def, &version, obj, user)?;
                 return Ok(json_response(201, &resp));
@@ -691,7 +796,7 @@ async fn resource(
                     .get("fieldManager")
                     .cloned()
                     .unwrap_or_else(|| default_manager(&parts.headers)),
-                dry_run: dry_run(&q)?,
+                dry_run: dry_run(&q, "CreateOptions")?,
                 now: handlers_ops::now_rfc3339(),
             };
             let created =
@@ -708,22 +813,22 @@ async fn resource(
             let obj = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
                 json!({})
             } else {
-                decode_object(&parts.headers, &bytes)?
+                decode_object(&parts.headers, &bytes, "TokenRequest")?
             };
-            let resp = token_request(c, &ns, name, obj, dry_run(&q)?)?;
+            let resp = token_request(c, &ns, name, obj, dry_run(&q, "CreateOptions")?)?;
             a.object = Some(redact(&resp));
             Ok(json_response(201, &resp))
         }
         (&Method::PUT, Some(name), None | Some("status") | Some("finalize")) => {
             let bytes = read_body(&parts.headers, body).await?;
-            let obj = decode_object(&parts.headers, &bytes)?;
+            let obj = decode_object(&parts.headers, &bytes, &def.kind)?;
             let ctx = Ctx {
                 ca_pem: &c.ca_pem,
                 manager: q
                     .get("fieldManager")
                     .cloned()
                     .unwrap_or_else(|| default_manager(&parts.headers)),
-                dry_run: dry_run(&q)?,
+                dry_run: dry_run(&q, "UpdateOptions")?,
                 now: handlers_ops::now_rfc3339(),
             };
             let sub = if sub == Some("finalize") { None } else { sub };
@@ -813,7 +918,7 @@ fn returns_status_on_delete(def: &ResourceDef) -> bool {
 
 fn delete_opts(bytes: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
     let mut opts = DeleteOpts {
-        dry_run: dry_run(q)?,
+        dry_run: dry_run(q, "DeleteOptions")?,
         orphan: q.get("propagationPolicy").is_some_and(|p| p == "Orphan")
             || q.get("orphanDependents").is_some_and(|o| o == "true"),
         ..Default::default()
@@ -884,6 +989,19 @@ fn virtual_create(
             } else {
                 json!({"allowed": false})
             };
+            Ok(obj)
+        }
+        "SelfSubjectRulesReview" => {
+            // `kubectl auth can-i --list`: the caller's rules in spec.namespace.
+            let ns = obj["spec"]["namespace"].as_str().unwrap_or("").to_string();
+            let snapshot = c.store.lock().rbac.clone();
+            let (resource_rules, non_resource_rules) = rbac::rules_for(user, &ns, &snapshot);
+            obj["metadata"]["creationTimestamp"] = Value::Null;
+            obj["status"] = json!({
+                "resourceRules": resource_rules,
+                "nonResourceRules": non_resource_rules,
+                "incomplete": false,
+            });
             Ok(obj)
         }
         "SelfSubjectReview" => {

@@ -73,6 +73,17 @@ pub fn check_type_meta(def: &ResourceDef, version: &str, obj: &mut Value) -> Res
             o.insert("kind".into(), Value::String(def.kind.clone()));
         }
         Some(k) if k == def.kind => {}
+        Some(k) if def.custom => {
+            // Custom resources decode whatever kind is sent; the strategy's ValidateTypeMeta then
+            // refuses it (422), naming the group-kind the object claims.
+            let name = o
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let cause = format!("kind: Invalid value: \"{k}\": must be {}", def.kind);
+            return Err(ApiError::invalid(&def.group, k, name, "kind", &cause));
+        }
         Some(k) => {
             return Err(ApiError::bad_request(format!(
                 "the object provided is unrecognized (must be of type {}): kind {k} does not match the resource {}",
@@ -213,6 +224,23 @@ fn strip(v: &Value, keys: &[&str]) -> Value {
         }
     }
     v
+}
+
+/// A Secret's write-only `stringData` is merged into `data` (base64, overriding same keys) and never
+/// stored, as the v1 -> internal conversion does.
+pub fn fold_string_data(obj: &mut Value) {
+    let Some(Value::Object(sd)) = obj.as_object_mut().and_then(|o| o.remove("stringData")) else {
+        return;
+    };
+    if sd.is_empty() {
+        return;
+    }
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    for (k, v) in sd {
+        obj["data"][k.as_str()] = b64(v.as_str().unwrap_or(""));
+    }
 }
 
 /// Drops the metadata fields Go's ObjectMeta leaves out when empty (all `omitempty`), as the apiserver's
@@ -369,6 +397,7 @@ fn defaults_on_create(
             obj["status"] = json!({"phase": "Active"});
         }
         ("", "secrets") => {
+            fold_string_data(obj);
             if obj["type"].as_str().is_none_or(str::is_empty) {
                 obj["type"] = json!("Opaque");
             }
@@ -701,6 +730,9 @@ pub fn update(
         obj
     };
     normalize_meta(&mut new);
+    if def.group.is_empty() && def.plural == "secrets" {
+        fold_string_data(&mut new);
+    }
     new["metadata"]["resourceVersion"] = Value::String(old_rv.clone());
     if def.plural == "customresourcedefinitions" && sub.is_none() {
         crd_prepare(name, &mut new, &ctx.now)?;

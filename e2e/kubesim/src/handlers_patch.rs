@@ -58,15 +58,7 @@ pub fn patch(
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
-    let dry_run = match q.get("dryRun").map(String::as_str) {
-        None | Some("") => false,
-        Some("All") => true,
-        Some(o) => {
-            return Err(ApiError::bad_request(format!(
-                "Invalid dry run value: {o}: only 'All' is supported"
-            )));
-        }
-    };
+    let dry_run = handlers::dry_run(q, "PatchOptions")?;
     let now = handlers_ops::now_rfc3339();
     let manager = q.get("fieldManager").cloned().filter(|m| !m.is_empty());
     if ct == "application/apply-patch+yaml" {

@@ -106,6 +106,11 @@ const SSAR: &[F] = &[
     (2, "spec", T::Msg(SSAR_SPEC)),
 ];
 const SSR: &[F] = &[(1, "metadata", T::Msg(META))];
+const SSRR_SPEC: &[F] = &[(1, "namespace", T::Str)];
+const SSRR: &[F] = &[
+    (1, "metadata", T::Msg(META)),
+    (2, "spec", T::Msg(SSRR_SPEC)),
+];
 const POLICY_RULE: &[F] = &[
     (1, "verbs", T::RepStr),
     (2, "apiGroups", T::RepStr),
@@ -306,6 +311,7 @@ pub fn decode(bytes: &[u8]) -> Result<Value, ApiError> {
         "TokenRequest" => TOKEN_REQUEST,
         "SelfSubjectAccessReview" => SSAR,
         "SelfSubjectReview" => SSR,
+        "SelfSubjectRulesReview" => SSRR,
         "Role" | "ClusterRole" => ROLE,
         "RoleBinding" | "ClusterRoleBinding" => BINDING,
         _ => {

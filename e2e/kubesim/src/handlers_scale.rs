@@ -55,7 +55,12 @@ pub fn write(
     q: &Query,
     manager: String,
 ) -> Result<Value, ApiError> {
-    let dry_run = q.get("dryRun").is_some_and(|d| d == "All");
+    let options = if patch_ct.is_some() {
+        "PatchOptions"
+    } else {
+        "UpdateOptions"
+    };
+    let dry_run = crate::handlers::dry_run(q, options)?;
     let mut st = c.store.lock();
     let sts = st
         .get(&def.key(), ns, name)

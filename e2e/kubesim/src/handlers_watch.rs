@@ -87,7 +87,7 @@ fn decode_continue(tok: &str) -> Result<(u64, (String, String)), ApiError> {
 
 /// kube-apiserver 1.32 parses a list/watch resourceVersion in its storage layer and answers a non-integer
 /// with a 500 without reason (kubernetes/kubernetes#101350, #139485), message as below.
-fn parse_rv(s: &str) -> Result<u64, ApiError> {
+pub(crate) fn parse_rv(s: &str) -> Result<u64, ApiError> {
     s.parse::<u64>().map_err(|_| {
         ApiError::new(500, "", format!("resourceVersion: Invalid value: \"{s}\": strconv.ParseUint: parsing \"{s}\": invalid syntax"))
     })

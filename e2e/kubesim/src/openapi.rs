@@ -98,7 +98,7 @@ fn gv_doc(reg: &Registry, group: &str, version: &str) -> Option<Value> {
     }
     Some(json!({
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": "v1.33.0"},
+        "info": {"title": "Kubernetes", "version": "v1.32.4"},
         "paths": paths,
         "components": {"schemas": {}}
     }))
@@ -122,7 +122,7 @@ pub fn v2(headers: &http::HeaderMap) -> Response<Body> {
     }
     json_response(
         200,
-        &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": {}, "definitions": {}}),
+        &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.32.4"}, "paths": {}, "definitions": {}}),
     )
 }
 

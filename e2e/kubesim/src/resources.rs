@@ -290,6 +290,11 @@ pub fn builtins() -> Vec<ResourceDef> {
             "SelfSubjectReview",
             "selfsubjectreviews",
         ),
+        review(
+            "authorization.k8s.io",
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+        ),
         crd,
     ]
 }

@@ -52,6 +52,9 @@ const WIDGET: &str = "/apis/example.com/v1/namespaces/default/widgets/w1";
 
 const RFC1123_SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const RFC1123_LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+/// transformDecodeError's wording for a create/update body that does not decode.
+const UNRECOGNIZED_JSON: &str = "the object provided is unrecognized (must be of type ConfigMap): couldn't get version/kind; json parse error: ";
+const UNRECOGNIZED_YAML: &str = "the object provided is unrecognized (must be of type ConfigMap): error converting YAML to JSON: ";
 const GENERIC_422: &str = "the server rejected our request due to an error in our request";
 
 fn cases() -> Vec<Case> {
@@ -68,12 +71,13 @@ fn cases() -> Vec<Case> {
     let long_name = "a".repeat(254);
     vec![
         // --- malformed bodies
-        case("malformed JSON", "POST", CMS, JSON, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"#, (400, "BadRequest"), Msg::Prefix("couldn't get version/kind; json parse error: ")),
-        case("binary garbage as JSON", "POST", CMS, JSON, vec![0xff, 0xfe, 0x00, 0x81], (400, "BadRequest"), Msg::Prefix("couldn't get version/kind; json parse error: ")),
-        case("JSON nested 100000 deep", "POST", CMS, JSON, deep.clone(), (400, "BadRequest"), Msg::Prefix("couldn't get version/kind; json parse error: ")),
-        case("JSON that is not an object", "POST", CMS, JSON, "[1,2,3]", (400, "BadRequest"), Msg::Prefix("couldn't get version/kind; json parse error: ")),
-        case("empty body", "POST", CMS, JSON, "", (400, "BadRequest"), Msg::Contains("")),
-        case("malformed YAML", "POST", CMS, Some("application/yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: [\n  name: x\n", (400, "BadRequest"), Msg::Prefix("error converting YAML to JSON: ")),
+        case("malformed JSON", "POST", CMS, JSON, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"#, (400, "BadRequest"), Msg::Prefix(UNRECOGNIZED_JSON)),
+        case("malformed JSON (summary of the body)", "POST", CMS, JSON, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"#, (400, "BadRequest"), Msg::Contains(" ({\"apiVersion\":\"v1\",\"kind\":\"Con ...)")),
+        case("binary garbage as JSON", "POST", CMS, JSON, vec![0xff, 0xfe, 0x00, 0x81], (400, "BadRequest"), Msg::Prefix(UNRECOGNIZED_JSON)),
+        case("JSON nested 100000 deep", "POST", CMS, JSON, deep.clone(), (400, "BadRequest"), Msg::Prefix(UNRECOGNIZED_JSON)),
+        case("JSON that is not an object", "POST", CMS, JSON, "[1,2,3]", (400, "BadRequest"), Msg::Prefix(UNRECOGNIZED_JSON)),
+        case("empty body", "POST", CMS, JSON, "", (400, "BadRequest"), Msg::Prefix("the object provided is unrecognized (must be of type ConfigMap): ")),
+        case("malformed YAML", "POST", CMS, Some("application/yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: [\n  name: x\n", (400, "BadRequest"), Msg::Prefix(UNRECOGNIZED_YAML)),
         // --- unknown kinds and routes
         // Within a served group-version go-restful's 404 becomes NewGenericServerResponse(404).
         case("unknown resource", "GET", "/api/v1/namespaces/default/gadgets", None, "", (404, "NotFound"), Msg::Exact("the server could not find the requested resource".into())),
@@ -100,6 +104,9 @@ fn cases() -> Vec<Case> {
         // --- body not matching the URL
         case("kind not matching the URL", "POST", CMS, JSON, r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}"#, (400, "BadRequest"), Msg::Contains("Secret")),
         case("apiVersion not matching the URL", "POST", CMS, JSON, r#"{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}"#, (400, "BadRequest"), Msg::Contains("apps/v1")),
+        // Custom resources: any kind decodes, then ValidateTypeMeta refuses it (422, the claimed group-kind).
+        case("custom resource kind not matching the URL", "POST", "/apis/example.com/v1/namespaces/default/widgets", JSON, r#"{"apiVersion":"example.com/v1","kind":"Gadget","metadata":{"name":"g"}}"#, (422, "Invalid"), Msg::Exact("Gadget.example.com \"g\" is invalid: kind: Invalid value: \"Gadget\": must be Widget".into())),
+        case("custom resource apiVersion of another group", "POST", "/apis/example.com/v1/namespaces/default/widgets", JSON, r#"{"apiVersion":"other.example.com/v1","kind":"Widget","metadata":{"name":"g"}}"#, (400, "BadRequest"), Msg::Exact("the API version in the data (other.example.com/v1) does not match the expected API version (example.com/v1)".into())),
         case("namespace not matching the URL", "POST", CMS, JSON, r#"{"metadata":{"name":"x","namespace":"kube-system"}}"#, (400, "BadRequest"), Msg::Exact("the namespace of the provided object does not match the namespace sent on the request".into())),
         case("name not matching the URL", "PUT", CM, JSON, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"other"}}"#, (400, "BadRequest"), Msg::Exact("the name of the object (other) does not match the name on the URL (cm)".into())),
         case("create in a namespace that does not exist", "POST", "/api/v1/namespaces/nowhere/configmaps", JSON, r#"{"metadata":{"name":"x"}}"#, (404, "NotFound"), Msg::Exact("namespaces \"nowhere\" not found".into())),
@@ -115,9 +122,17 @@ fn cases() -> Vec<Case> {
         case("patch of an object that does not exist", "PATCH", "/api/v1/namespaces/default/configmaps/ghost", Some("application/merge-patch+json"), "{}", (404, "NotFound"), Msg::Exact("configmaps \"ghost\" not found".into())),
         // --- query parameters
         case("bad label selector", "GET", &format!("{CMS}?labelSelector=a%20in%20(b"), None, "", (400, "BadRequest"), Msg::Exact("unable to parse requirement: found '', expected: ',' or ')'".into())),
-        case("unsupported field selector", "GET", &format!("{CMS}?fieldSelector=spec.foo%3Dbar"), None, "", (400, "BadRequest"), Msg::Exact("field label not supported: spec.foo".into())),
+        // Kinds without their own field label conversion (configmaps) get the default one's wording.
+        case("unsupported field selector (configmaps)", "GET", &format!("{CMS}?fieldSelector=spec.foo%3Dbar"), None, "", (400, "BadRequest"), Msg::Exact("\"spec.foo\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"".into())),
+        case("unsupported field selector (pods)", "GET", "/api/v1/namespaces/default/pods?fieldSelector=spec.foo%3Dbar", None, "", (400, "BadRequest"), Msg::Exact("field label not supported: spec.foo".into())),
+        case("unsupported field selector (custom resource)", "GET", "/apis/example.com/v1/namespaces/default/widgets?fieldSelector=spec.size%3D1", None, "", (400, "BadRequest"), Msg::Exact("field label not supported: spec.size".into())),
+        case("field selector without an operator", "GET", &format!("{CMS}?fieldSelector=metadata.name"), None, "", (400, "BadRequest"), Msg::Contains("metadata.name")),
         case("limit that is not a number", "GET", &format!("{CMS}?limit=ten"), None, "", (400, "BadRequest"), Msg::Contains("ten")),
         case("continue token that is garbage", "GET", &format!("{CMS}?limit=1&continue=%%%"), None, "", (400, "BadRequest"), Msg::Contains("continue")),
+        // Options are validated (ValidateDryRun) into a 422 on the options kind.
+        case("dryRun that is not All (create)", "POST", &format!("{CMS}?dryRun=Bogus"), JSON, r#"{"metadata":{"name":"dry"}}"#, (422, "Invalid"), Msg::Exact("CreateOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: []string{\"Bogus\"}: supported values: \"All\"".into())),
+        case("dryRun that is not All (patch)", "PATCH", &format!("{CM}?dryRun=Bogus"), Some("application/merge-patch+json"), "{}", (422, "Invalid"), Msg::Exact("PatchOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: []string{\"Bogus\"}: supported values: \"All\"".into())),
+        case("dryRun that is not All (delete)", "DELETE", &format!("{CM}?dryRun=Bogus"), None, "", (422, "Invalid"), Msg::Exact("DeleteOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: []string{\"Bogus\"}: supported values: \"All\"".into())),
         case("unsupported Accept", "GET", CM, None, "", (406, "NotAcceptable"), Msg::Prefix("only the following media types are accepted: application/json, application/yaml")),
     ]
 }
@@ -271,12 +286,13 @@ async fn bad_input_gets_kube_shaped_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_resource_version_is_answered_like_kube_1_32() {
-    // kube-apiserver 1.32 parses list/watch resourceVersions in its storage layer and answers a
+    // kube-apiserver 1.32 parses get/list/watch resourceVersions in its storage layer and answers a
     // non-integer with a 500 without reason (kubernetes/kubernetes#101350, #139485); a fix to 400 is not merged.
     let env = Env::start(&["k1"]).await;
     let client = env.cluster("k1").client().await;
     let want = "resourceVersion: Invalid value: \"abc\": strconv.ParseUint: parsing \"abc\": invalid syntax";
     for path in [
+        format!("{CMS}/cm?resourceVersion=abc"),
         format!("{CMS}?resourceVersion=abc"),
         format!("{CMS}?watch=true&resourceVersion=abc"),
     ] {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use kubectl_support::{Env, no_retry_client, raw, until_audited};
+use kubectl_support::{Env, no_retry_client, raw, until_audited, until_listening, until_refused};
 use serde_json::json;
 
 const GUARD: Duration = Duration::from_secs(60);
@@ -66,6 +66,7 @@ async fn unreachable_refuses_connections_drops_watches_and_recovers() {
     .await
     .expect("the watch stream ends once the cluster is unreachable");
     println!("watch while unreachable: {end}");
+    until_refused(&c.url()).await;
 
     let port = c.url().rsplit(':').next().unwrap().to_string();
     let r = env.kubectl(&["get", "configmap", "cm"]).await.fails(1);
@@ -86,6 +87,7 @@ async fn unreachable_refuses_connections_drops_watches_and_recovers() {
         .ok();
 
     c.faults().set_unreachable(false);
+    until_listening(&c.url()).await;
     let r = env
         .kubectl(&["get", "configmap", "cm", "-o", "jsonpath={.data.a}"])
         .await
@@ -122,8 +124,10 @@ async fn unreachable_refuses_connections_drops_watches_and_recovers() {
 
     // clear() ends it too.
     c.faults().set_unreachable(true);
+    until_refused(&c.url()).await;
     env.kubectl(&["get", "configmap", "cm"]).await.fails(1);
     c.faults().clear();
+    until_listening(&c.url()).await;
     env.kubectl(&["get", "configmap", "cm"]).await.ok();
     env.shutdown().await;
 }
@@ -575,6 +579,18 @@ async fn faults_through_the_binary_admin_endpoint() {
         .0,
         200
     );
+    let kcv: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&kc).unwrap()).unwrap();
+    let url_b = kcv["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "b")
+        .unwrap()["cluster"]["server"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    until_refused(&url_b).await;
     let r = k(vec!["--context", "b", "get", "namespaces"])
         .await
         .fails(1);
@@ -583,11 +599,10 @@ async fn faults_through_the_binary_admin_endpoint() {
         admin(&addr, "DELETE", "/clusters/b/faults", "").await.0,
         200
     );
+    until_listening(&url_b).await;
     k(vec!["--context", "b", "get", "namespaces"]).await.ok();
 
     // Revoking cluster a's admin token (read from the kubeconfig the binary wrote).
-    let kcv: serde_json::Value =
-        serde_saphyr::from_str(&std::fs::read_to_string(&kc).unwrap()).unwrap();
     let user_a = kcv["contexts"]
         .as_array()
         .unwrap()

@@ -136,6 +136,24 @@ async fn apply_crd_then_object_then_reapply() {
                 .contains("no matches for kind \"Gadget\" in version \"example.com/v1\""),
         "{r:#?}"
     );
+    // A body over kube-apiserver's 3 MiB limit (sent over HTTP/2 by kubectl): 413, and nothing stored.
+    let big = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  x: \"{}\"\n",
+        "a".repeat(3 * 1024 * 1024 + 100)
+    );
+    let big = env.file("big.yaml", &big);
+    let r = env
+        .kubectl(&["create", "-f", big.to_str().unwrap()])
+        .await
+        .fails(1);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "Error from server (RequestEntityTooLarge): error when creating \"{}\": Request entity too large: limit is 3145728\n",
+            big.display()
+        )
+    );
+    env.kubectl(&["get", "configmap", "big"]).await.fails(1);
     env.shutdown().await;
 }
 
@@ -771,6 +789,30 @@ async fn create_secret_generic() {
     env.kubectl(&["get", "secret", "dry"]).await.fails(1);
     let r = env.kubectl(&["delete", "secret", "creds"]).await.ok();
     assert_eq!(r.stdout, "secret \"creds\" deleted\n");
+    // stringData is write-only: merged into data and never stored. So a re-apply always has a
+    // patch to send ("configured", as against a real cluster), and data keeps the value.
+    let s = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sd\nstringData:\n  user: bob\ndata:\n  pw: cHc=\n";
+    let r = env.kubectl_stdin(&["apply", "-f", "-"], s).await.ok();
+    assert_eq!(r.stdout, "secret/sd created\n");
+    let obj = env
+        .kubectl(&["get", "secret", "sd", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(obj["data"], json!({"pw": "cHc=", "user": "Ym9i"}));
+    assert!(obj.get("stringData").is_none(), "{obj}");
+    let r = env.kubectl_stdin(&["apply", "-f", "-"], s).await.ok();
+    assert_eq!(r.stdout, "secret/sd configured\n");
+    let after = env
+        .kubectl(&["get", "secret", "sd", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(after["data"], obj["data"]);
+    assert_eq!(
+        after["metadata"]["resourceVersion"], obj["metadata"]["resourceVersion"],
+        "nothing changed"
+    );
     env.shutdown().await;
 }
 
@@ -889,6 +931,53 @@ async fn wait_for_jsonpath_and_condition() {
         r.stderr,
         "Error from server (NotFound): widgets.example.com \"ghost\" not found\n"
     );
+    // Several objects by label: every one must meet it; the ones that do are reported.
+    env.kubectl_stdin(&["apply", "-f", "-"], &widget_yaml("default", "w2", 1))
+        .await
+        .ok();
+    env.kubectl(&["label", "wd", "--all", "team=a"]).await.ok();
+    let r = env
+        .kubectl(&[
+            "wait",
+            "wd",
+            "-l",
+            "team=a",
+            "--for=jsonpath={.status.phase}=Ready",
+            "--timeout=2s",
+        ])
+        .await
+        .fails(1);
+    assert_eq!(r.stdout, "widget.example.com/w1 condition met\n");
+    assert_eq!(
+        r.stderr,
+        "error: timed out waiting for the condition on widgets/w2\n"
+    );
+    env.kubectl(&[
+        "patch",
+        "wd",
+        "w2",
+        "--subresource=status",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"phase":"Ready"}}"#,
+    ])
+    .await
+    .ok();
+    let r = env
+        .kubectl(&[
+            "wait",
+            "wd",
+            "--all",
+            "--for=jsonpath={.status.phase}=Ready",
+            "--timeout=30s",
+        ])
+        .await
+        .ok();
+    assert_eq!(
+        r.stdout,
+        "widget.example.com/w1 condition met\nwidget.example.com/w2 condition met\n"
+    );
     env.shutdown().await;
 }
 
@@ -974,6 +1063,62 @@ async fn auth_can_i_with_service_account_token() {
             "can-i {verb} {res} -n {ns}: {r:#?}"
         );
     }
+    // --list (SelfSubjectRulesReview): the Role's rule, plus what every authenticated user may do.
+    let r = env
+        .kubectl(&["auth", "can-i", "--list", "-n", "x", &tok])
+        .await
+        .ok();
+    let t = r.table();
+    let row = |cells: &[&str]| cells.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        t[0],
+        row(&[
+            "Resources",
+            "Non-Resource",
+            "URLs",
+            "Resource",
+            "Names",
+            "Verbs"
+        ])
+    );
+    assert!(
+        t.contains(&row(&[
+            "cassandraclusters.db.orange.com",
+            "[]",
+            "[]",
+            "[get",
+            "list",
+            "watch]"
+        ])),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        t.contains(&row(&[
+            "selfsubjectaccessreviews.authorization.k8s.io",
+            "[]",
+            "[]",
+            "[create]"
+        ])),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        t.iter()
+            .any(|r| r.first().is_some_and(|c| c == "[/version]")),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("secrets"), "{}", r.stdout);
+    let r = env
+        .kubectl(&["auth", "can-i", "--list", "-n", "default", &tok])
+        .await
+        .ok();
+    assert!(
+        !r.stdout.contains("cassandraclusters"),
+        "the Role is in x only: {}",
+        r.stdout
+    );
     let r = env
         .kubectl(&[
             "auth",
@@ -1149,5 +1294,177 @@ async fn server_side_apply_conflicts_and_diff() {
     );
     let r = env.kubectl(&["delete", "-f", w]).await.ok();
     assert_eq!(r.stdout, "widget.example.com \"w1\" deleted\n");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_shows_the_objects_events() {
+    let env = with_widgets().await;
+    env.kubectl_stdin(&["apply", "-f", "-"], &widget_yaml("default", "w1", 4))
+        .await
+        .ok();
+    let uid = env
+        .kubectl(&["get", "wd", "w1", "-o", "jsonpath={.metadata.uid}"])
+        .await
+        .ok()
+        .stdout;
+    let event = format!(
+        "apiVersion: v1\nkind: Event\nmetadata:\n  name: w1.ev1\n  namespace: default\ninvolvedObject:\n  apiVersion: example.com/v1\n  kind: Widget\n  name: w1\n  namespace: default\n  uid: {uid}\nreason: Scaled\nmessage: scaled to 4\ntype: Normal\nsource:\n  component: widget-controller\nfirstTimestamp: \"2020-01-01T00:00:00Z\"\nlastTimestamp: \"2020-01-01T00:00:00Z\"\ncount: 1\n"
+    );
+    let r = env.kubectl_stdin(&["create", "-f", "-"], &event).await.ok();
+    assert_eq!(r.stdout, "event/w1.ev1 created\n");
+    // describe lists the object's events with a field selector on involvedObject.*.
+    let r = env.kubectl(&["describe", "wd", "w1"]).await.ok();
+    assert!(
+        r.stdout
+            .starts_with("Name:         w1\nNamespace:    default\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("\nSpec:\n  Size:  4\n"), "{}", r.stdout);
+    let events = r
+        .stdout
+        .split("\nEvents:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no Events section: {}", r.stdout));
+    let rows: Vec<Vec<&str>> = events
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["Type", "Reason", "Age", "From", "Message"]);
+    assert_eq!(rows[2][..2], ["Normal", "Scaled"]);
+    assert_eq!(rows[2][3..], ["widget-controller", "scaled", "to", "4"]);
+    let r = env
+        .kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.kind=Widget,reason=Scaled",
+            "-o",
+            "name",
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "event/w1.ev1\n");
+    let r = env
+        .kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=other",
+            "-o",
+            "name",
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "");
+    // A secret: describe prints sizes, never values.
+    env.kubectl(&["create", "secret", "generic", "s1", "--from-literal=a=bb"])
+        .await
+        .ok();
+    let r = env.kubectl(&["describe", "secret", "s1"]).await.ok();
+    assert!(
+        r.stdout
+            .contains("\nType:  Opaque\n\nData\n====\na:  2 bytes\n"),
+        "{}",
+        r.stdout
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_resource_without_status_subresource() {
+    // CassandraCluster as CassKop defines it: no status subresource, so status is written on the
+    // main resource and moves metadata.generation like any change outside metadata.
+    let env = Env::start(&["k1"]).await;
+    let crd = env.file("cass.yaml", CASSANDRA_CRD);
+    env.kubectl(&["apply", "-f", crd.to_str().unwrap()])
+        .await
+        .ok();
+    let cc = "apiVersion: db.orange.com/v2\nkind: CassandraCluster\nmetadata:\n  name: c1\nspec:\n  nodesPerRacks: 1\n";
+    let r = env.kubectl_stdin(&["apply", "-f", "-"], cc).await.ok();
+    assert_eq!(r.stdout, "cassandracluster.db.orange.com/c1 created\n");
+    let r = env
+        .kubectl(&[
+            "patch",
+            "cassc",
+            "c1",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"status":{"phase":"Running"}}"#,
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "cassandracluster.db.orange.com/c1 patched\n");
+    let r = env
+        .kubectl(&[
+            "get",
+            "cassc",
+            "c1",
+            "-o",
+            "jsonpath={.metadata.generation} {.status.phase}",
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "2 Running");
+    // Metadata-only changes leave generation alone.
+    env.kubectl(&["label", "cassc", "c1", "team=db"]).await.ok();
+    let r = env
+        .kubectl(&[
+            "get",
+            "cassc",
+            "c1",
+            "-o",
+            "jsonpath={.metadata.generation}",
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "2");
+    // There is no status subresource to patch.
+    let r = env
+        .kubectl(&[
+            "patch",
+            "cassc",
+            "c1",
+            "--subresource=status",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"status":{"phase":"X"}}"#,
+        ])
+        .await
+        .fails(1);
+    assert_eq!(
+        r.stderr,
+        "Error from server (NotFound): the server could not find the requested resource\n"
+    );
+    // Without printer columns: NAME and AGE.
+    let r = env.kubectl(&["get", "cassandraclusters"]).await.ok();
+    assert_eq!(r.table()[0], ["NAME", "AGE"]);
+    assert_eq!(r.table()[1][0], "c1");
+    // Unknown fields are kept (x-kubernetes-preserve-unknown-fields).
+    env.kubectl(&[
+        "patch",
+        "cassc",
+        "c1",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"topology":{"dc":[{"name":"dc1"}]}}}"#,
+    ])
+    .await
+    .ok();
+    let r = env
+        .kubectl(&[
+            "get",
+            "cassc",
+            "c1",
+            "-o",
+            "jsonpath={.spec.topology.dc[0].name}",
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "dc1");
     env.shutdown().await;
 }

@@ -455,7 +455,12 @@ async fn reader_through_kube_rs() {
         )
         .await
         .unwrap();
-    match stream.try_next().await.expect("watch stream") {
+    let next = tokio::time::timeout(std::time::Duration::from_secs(60), stream.try_next());
+    match next
+        .await
+        .expect("an event within 60 s")
+        .expect("watch stream")
+    {
         Some(WatchEvent::Modified(o)) => assert_eq!(o.data["spec"]["nodesPerRacks"], 2),
         other => panic!("expected MODIFIED, got {other:?}"),
     }
@@ -629,6 +634,120 @@ async fn reader_through_kube_rs() {
         [
             "create", "patch", "update", "get", "list", "list", "watch", "get", "list"
         ]
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impersonating_the_reader_through_kubectl() {
+    // kubectl --as: the admin may impersonate, and the request is then judged as the service account.
+    let env = setup().await;
+    let r = env
+        .kubectl(&[
+            "auth",
+            "can-i",
+            "list",
+            "cassandraclusters",
+            "-n",
+            "x",
+            &format!("--as={SA}"),
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "yes\n");
+    let r = env
+        .kubectl(&[
+            "auth",
+            "can-i",
+            "create",
+            "cassandraclusters",
+            "-n",
+            "x",
+            &format!("--as={SA}"),
+        ])
+        .await
+        .fails(1);
+    assert_eq!(r.stdout, "no\n");
+    let r = env
+        .kubectl(&[
+            "get",
+            "cassc",
+            "-n",
+            "x",
+            "-o",
+            "name",
+            &format!("--as={SA}"),
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "cassandracluster.db.orange.com/c-x\n");
+    let r = env
+        .kubectl(&["get", "secrets", "-n", "x", &format!("--as={SA}")])
+        .await
+        .fails(1);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "Error from server (Forbidden): {}\n",
+            forbidden("list", "secrets", "", None, Some("x"))
+        )
+    );
+    let r = env
+        .kubectl(&["auth", "whoami", &format!("--as={SA}"), "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        r["status"]["userInfo"],
+        json!({"username": SA, "groups": ["system:serviceaccounts", "system:serviceaccounts:x", "system:authenticated"]})
+    );
+    let r = env
+        .kubectl(&[
+            "auth",
+            "whoami",
+            "--as=jane",
+            "--as-group=devs",
+            "-o",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        r["status"]["userInfo"],
+        json!({"username": "jane", "groups": ["devs", "system:authenticated"]})
+    );
+    // The reader itself may not impersonate anyone.
+    let token = env
+        .kubectl(&["create", "token", "reader", "-n", "x"])
+        .await
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let r = env
+        .kubectl(&[
+            "get",
+            "cassc",
+            "-n",
+            "x",
+            &format!("--token={token}"),
+            "--as=jane",
+        ])
+        .await
+        .fails(1);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "Error from server (Forbidden): users \"jane\" is forbidden: User \"{SA}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope\n"
+        )
+    );
+    let audited = env.sim.audit();
+    assert!(
+        audited
+            .iter()
+            .any(|e| e.user == SA && e.resource == "secrets" && e.code == 403),
+        "the impersonated identity is audited"
     );
     env.shutdown().await;
 }

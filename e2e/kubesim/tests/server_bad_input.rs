@@ -326,14 +326,15 @@ async fn bad_inputs_get_kube_status_errors() {
             "BadRequest",
         ),
         (
+            // ValidateCreateOptions: 422 Invalid on CreateOptions.meta.k8s.io (changed by A4).
             "bad dryRun",
             "POST",
             "/api/v1/namespaces/default/configmaps?dryRun=Maybe",
             json,
             None,
             br#"{"metadata":{"name":"x"}}"#.to_vec(),
-            400,
-            "BadRequest",
+            422,
+            "Invalid",
         ),
         (
             "truncated protobuf",

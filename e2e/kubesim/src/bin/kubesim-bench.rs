@@ -35,7 +35,7 @@ struct Args {
     /// Objects stored before measuring memory.
     #[arg(long, default_value_t = 10_000)]
     objects: usize,
-    /// Where the JSON goes (default: <workspace>/target/bench/kubesim.json).
+    /// Where the JSON goes (default: `target/bench/kubesim.json` in the workspace).
     #[arg(long)]
     json: Option<PathBuf>,
     /// CassandraClusters for the simulated-CassKop phase (instantly ready); 0 skips it.

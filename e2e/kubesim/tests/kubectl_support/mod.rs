@@ -120,6 +120,31 @@ impl Env {
     }
 }
 
+/// The kubectl to run: $KUBESIM_TEST_KUBECTL if set; else kubectl 1.32 (the version issue 2 names)
+/// when PATH's kubectl is a version dispatcher with a `kubectl.1.32` beside it (the Google Cloud SDK
+/// layout, which would otherwise pick the version matching the server's); else PATH's kubectl.
+pub fn kubectl_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("KUBESIM_TEST_KUBECTL") {
+            return PathBuf::from(p);
+        }
+        let on_path = std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .map(|d| d.join("kubectl"))
+            .find(|p| p.is_file());
+        let pinned = on_path
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .and_then(|p| p.parent().map(|d| d.join("kubectl.1.32")))
+            .filter(|p| p.is_file());
+        let bin = pinned.unwrap_or_else(|| PathBuf::from("kubectl"));
+        println!("kubectl under test: {}", bin.display());
+        bin
+    })
+    .clone()
+}
+
 /// Runs `kubectl args` with KUBECONFIG set and HOME/cache dirs inside `home` (no stale discovery cache
 /// from another test that happened to get the same port), killed after KUBECTL_TIMEOUT.
 pub async fn kubectl_with(
@@ -129,7 +154,7 @@ pub async fn kubectl_with(
     stdin: Option<&str>,
 ) -> Run {
     use tokio::io::AsyncWriteExt;
-    let mut cmd = tokio::process::Command::new("kubectl");
+    let mut cmd = tokio::process::Command::new(kubectl_bin());
     cmd.args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("HOME", home)
@@ -349,4 +374,36 @@ pub async fn until_audited(sim: &Sim, pred: impl Fn(&kubesim::AuditEntry) -> boo
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the expected request never reached the audit log");
+}
+
+/// `https://127.0.0.1:PORT` -> `127.0.0.1:PORT`.
+fn host_port(url: &str) -> String {
+    url.trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Waits (at most 60 s) until TCP connections to `url` are refused: the unreachable fault closes
+/// the listener from the server's task, a moment after the fault is set.
+pub async fn until_refused(url: &str) {
+    let addr = host_port(url);
+    for _ in 0..1200 {
+        if tokio::net::TcpStream::connect(&addr).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{addr} still accepts connections");
+}
+
+/// Waits (at most 60 s) until `url` accepts TCP connections again (the listener is re-bound).
+pub async fn until_listening(url: &str) {
+    let addr = host_port(url);
+    for _ in 0..1200 {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{addr} does not accept connections");
 }
