@@ -61,8 +61,10 @@ fn state(obj: &DynamicObject) -> String {
 async fn wait_state(api: &Api<DynamicObject>, name: &str, want: &str) {
     let want_owned = want.to_owned();
     let cond = move |o: Option<&DynamicObject>| o.is_some_and(|o| state(o) == want_owned);
+    eprintln!("waiting for {name} to reach {want}");
+    // Generous: a loaded CI machine is slow, never wrong.
     let res = tokio::time::timeout(
-        Duration::from_secs(60),
+        Duration::from_secs(180),
         await_condition(api.clone(), name, cond),
     )
     .await;
@@ -98,7 +100,7 @@ async fn children(client: &kube::Client, kind: &str, cluster: &str) -> Vec<Strin
 }
 
 async fn wait_children(client: &kube::Client, kind: &str, cluster: &str, want: &[&str]) {
-    for _ in 0..600 {
+    for _ in 0..2400 {
         if children(client, kind, cluster).await == want {
             return;
         }
@@ -163,8 +165,9 @@ async fn casskop_completes_actions_through_expired_watches_outages_and_errors() 
     }
     assert!(patched);
     // Polled: a watch would itself be broken by the injected errors.
+    eprintln!("waiting for c1 to reach Running/ScaleUp/Done under injected errors");
     let mut last = String::new();
-    for _ in 0..600 {
+    for _ in 0..1800 {
         if let Ok(o) = api.get("c1").await {
             last = state(&o);
             if last == "Running/ScaleUp/Done" {

@@ -221,7 +221,7 @@ metadata:
 
 /// Wait (bounded) until the audit log holds an entry matching `pred`.
 async fn wait_audit(sim: &Sim, what: &str, pred: impl Fn(&AuditEntry) -> bool) -> AuditEntry {
-    for _ in 0..600 {
+    for _ in 0..2400 {
         if let Some(e) = sim.audit().into_iter().find(|e| pred(e)) {
             return e;
         }

@@ -38,8 +38,12 @@ fn say(step: &str) {
     println!("\n==> {step}");
 }
 
-/// The `multi-casskop` binary next to this one, built first when run through cargo.
+/// The `multi-casskop` binary: `MULTI_CASSKOP_BIN` when set, else the one next to this binary,
+/// built first (same profile) when run through `cargo run`.
 fn controller_binary() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("MULTI_CASSKOP_BIN") {
+        return Ok(PathBuf::from(p));
+    }
     let me = std::env::current_exe().context("locating the demo binary")?;
     let dir = me.parent().context("the demo binary has no directory")?;
     let bin = dir.join(format!("multi-casskop{}", std::env::consts::EXE_SUFFIX));
