@@ -88,7 +88,7 @@ pub struct ApplyOutcome {
     pub created: bool,
     /// The write changed the object (resourceVersion moved).
     pub changed: bool,
-    /// The write changed `spec` (CassKop will react with a status write).
+    /// The write changed `spec` or `status.seedlist` (CassKop will react with a status write).
     pub spec_changed: bool,
     /// `metadata.generation` before the write (`None`: created).
     pub generation_before: Option<i64>,
@@ -133,7 +133,7 @@ pub async fn apply_cluster(
     Ok(ApplyOutcome {
         created: before.is_none(),
         changed: rv_before.as_deref() != Some(resource_version.as_str()),
-        spec_changed: before.as_ref().map(|o| o.data.get("spec")) != Some(after.data.get("spec")),
+        spec_changed: crate::rollout::plan::casskop_will_react(before.as_ref(), &after),
         generation_before: before.as_ref().and_then(|o| o.metadata.generation),
         generation: after.metadata.generation.unwrap_or(0),
         resource_version,

@@ -134,12 +134,12 @@ impl AppliedMark {
     /// - `generation_before`: the live object's `metadata.generation` before the write (`None`:
     ///   this write created it);
     /// - `generation_after`: the generation the write returned;
-    /// - `spec_changed`: the write changed `spec` (`before.data["spec"] != after.data["spec"]`),
-    ///   i.e. CassKop will react to it with a status write.
+    /// - `spec_changed`: the write changed what CassKop acts on ([`casskop_will_react`]: `spec` or
+    ///   `status.seedlist`), i.e. CassKop will react to it with a status write.
     ///
     /// A site counts as Ready only once its generation is above the mark (CassKop wrote after
     /// us). A write CassKop will react to sets the mark to the new generation. A write it will
-    /// not react to (labels, annotations, `status.seedlist` only, or nothing) must not make the
+    /// not react to (labels, annotations, or nothing) must not make the
     /// planner wait for a status that never comes: the mark is set below the current generation,
     /// unless an earlier write is still waiting for CassKop, which stays awaited.
     pub fn after_write(
@@ -173,6 +173,21 @@ impl AppliedMark {
     }
 }
 
+/// True when a write from `before` (`None`: created) to `after` changed something CassKop acts
+/// on, so a status write from CassKop must follow before the site counts as Ready: `spec`, or
+/// `status.seedlist` (CassKop compares it with its StatefulSets and runs UpdateSeedList).
+pub fn casskop_will_react(before: Option<&DynamicObject>, after: &DynamicObject) -> bool {
+    let seedlist = |o: &DynamicObject| {
+        o.data
+            .get("status")
+            .and_then(|s| s.get("seedlist"))
+            .cloned()
+    };
+    before.is_none_or(|b| {
+        b.data.get("spec") != after.data.get("spec") || seedlist(b) != seedlist(after)
+    })
+}
+
 impl AppliedMark {
     /// [`AppliedMark::after_write`] from the objects themselves: `before` is the live object our
     /// write started from (`None`: created), `after` the object the write returned.
@@ -184,7 +199,7 @@ impl AppliedMark {
     ) -> Self {
         let generation_after = after.metadata.generation.unwrap_or(0);
         let generation_before = before.map(|b| b.metadata.generation.unwrap_or(0));
-        let spec_changed = before.is_none_or(|b| b.data.get("spec") != after.data.get("spec"));
+        let spec_changed = casskop_will_react(before, after);
         Self::after_write(
             hash,
             previous,
@@ -929,6 +944,50 @@ mod tests {
     }
 
     #[test]
+    fn seedlist_change_waits_for_casskop_like_a_spec_change() {
+        let obj = |spec: serde_json::Value, seeds: serde_json::Value| {
+            let mut o =
+                DynamicObject::new("c", &crate::api::cassandra::cassandra_cluster_resource());
+            o.data = serde_json::json!({"spec": spec, "status": {"seedlist": seeds, "phase": "Running"}});
+            o
+        };
+        let before = obj(
+            serde_json::json!({"nodesPerRacks": 1}),
+            serde_json::json!(["a"]),
+        );
+        let seeds = obj(
+            serde_json::json!({"nodesPerRacks": 1}),
+            serde_json::json!(["a", "b"]),
+        );
+        let spec = obj(
+            serde_json::json!({"nodesPerRacks": 2}),
+            serde_json::json!(["a"]),
+        );
+        assert!(
+            casskop_will_react(Some(&before), &seeds),
+            "CassKop runs UpdateSeedList"
+        );
+        assert!(casskop_will_react(Some(&before), &spec));
+        assert!(casskop_will_react(None, &before), "a create");
+        let mut labelled = before.clone();
+        labelled.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
+        assert!(!casskop_will_react(Some(&before), &labelled));
+        let mut phase_only = before.clone();
+        phase_only.data["status"]["phase"] = serde_json::json!("Pending");
+        assert!(
+            !casskop_will_react(Some(&before), &phase_only),
+            "CassKop's own status"
+        );
+        // The mark after a seed-list-only write waits for CassKop's next status write.
+        let mark = AppliedMark::after_apply("h", None, Some(&before), &{
+            let mut s = seeds.clone();
+            s.metadata.generation = Some(5);
+            s
+        });
+        assert_eq!(mark.generation, 5);
+    }
+
+    #[test]
     fn metadata_only_write_counts_at_once() {
         // A label-only change does not bump the generation and CassKop does not react.
         let mark = AppliedMark::after_write("h1", None, Some(4), 4, false);
@@ -937,7 +996,8 @@ mod tests {
         a.applied = Some(mark);
         let p = run(vec![a, site("b")]);
         assert_eq!(p.action, apply("b"));
-        // A status.seedlist-only write bumps the generation, but CassKop does not react.
+        // A write CassKop does not act on but that bumps the generation (no status
+        // subresource) does not wait either.
         assert_eq!(
             AppliedMark::after_write("h", None, Some(4), 5, false).generation,
             4
@@ -1423,7 +1483,8 @@ mod simulation {
         /// Our server-side apply.
         fn apply(&mut self) {
             let before = self.exists.then_some(self.generation);
-            let spec_changed = self.live_spec != self.want_spec;
+            // What CassKop acts on: the spec, and status.seedlist (UpdateSeedList).
+            let spec_changed = self.live_spec != self.want_spec || self.live_seed != self.want_seed;
             if !self.exists {
                 self.exists = true;
                 self.generation = 1;
@@ -1434,10 +1495,6 @@ mod simulation {
             } else if spec_changed {
                 self.generation += 1;
                 self.casskop = CassKop::Noticing { created: false };
-            } else if self.live_seed != self.want_seed {
-                // status.seedlist: no status subresource, so the generation moves; CassKop
-                // does not react to it.
-                self.generation += 1;
             }
             self.live_seed = self.want_seed;
             self.live_spec = self.want_spec;
