@@ -11,7 +11,9 @@ pub mod status;
 
 use std::path::PathBuf;
 
-use clap::Args;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
 
 use crate::sites::DEFAULT_IMPORTS_DIR;
 
@@ -46,4 +48,99 @@ pub struct SiteArgs {
     /// Directory holding one mounted Secret per remote (Multi-CassKop's path).
     #[arg(long = "imports-dir", value_name = "DIR", default_value = DEFAULT_IMPORTS_DIR)]
     pub imports_dir: PathBuf,
+}
+
+/// Federates CassKop CassandraClusters across Kubernetes clusters, one site at a time.
+///
+/// Without a subcommand it runs the controller, as Multi-CassKop's chart starts it:
+///   multi-casskop -lk8s-cluster1 -rk8s-cluster2 -rk8s-cluster3
+///
+/// Logging: RUST_LOG (e.g. RUST_LOG=multi_casskop=debug), else LOG_LEVEL=Debug|Info|Warn|Error;
+/// LOG_TYPE=json for JSON lines.
+#[derive(Parser, Debug)]
+#[command(
+    name = "multi-casskop",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(flatten)]
+    run: crate::cli::run::RunArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the controller (the default).
+    ///
+    /// Example: multi-casskop run --local k8s-cluster1 --remote k8s-cluster2,k8s-cluster3 --leader-elect
+    Run(crate::cli::run::RunArgs),
+    /// Print a remote cluster's service-account credentials as a Secret for the control plane.
+    ///
+    /// Example: multi-casskop export --context k8s-cluster2 ... | kubectl apply -f -
+    Export(crate::cli::export::ExportArgs),
+    /// Register a data-plane cluster with the control plane (creates the credential Secret).
+    ///
+    /// Example: multi-casskop register --source-context k8s-cluster2 --dest-context k8s-cluster1
+    Register(crate::cli::register::RegisterArgs),
+    /// Check that every configured site is reachable with the credentials the controller would use.
+    ///
+    /// Example: multi-casskop check -l k8s-cluster1 -r k8s-cluster2
+    Check(crate::cli::check::CheckArgs),
+    /// Show a MultiCasskop's rollout: every site, its CassandraCluster and what blocks it.
+    ///
+    /// Example: multi-casskop status cassandra-3dc -n cassandra
+    Status(crate::cli::status::StatusArgs),
+    /// Check the Cassandra ring across the sites (nodetool status in one pod per site).
+    ///
+    /// Example: multi-casskop ring cassandra-3dc -n cassandra
+    Ring(crate::cli::ring::RingArgs),
+    /// Print the MultiCasskop CustomResourceDefinition (YAML).
+    ///
+    /// Example: multi-casskop crd | kubectl apply -f -
+    Crd(crate::cli::crd::CrdArgs),
+}
+
+/// The whole `multi-casskop` command line: parse `args` (the first item is the program name),
+/// set up logging, run the subcommand, and return the process exit code. `src/main.rs` calls it;
+/// the demo calls it too when started under the name `multi-casskop`.
+pub fn main<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let parsed = Cli::parse_from(args);
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("multi-casskop: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match parsed.command {
+            None => crate::cli::run::run(parsed.run).await,
+            Some(Command::Run(args)) => crate::cli::run::run(args).await,
+            Some(Command::Export(args)) => crate::cli::export::run(args).await,
+            Some(Command::Register(args)) => crate::cli::register::run(args).await,
+            Some(Command::Check(args)) => crate::cli::check::run(args).await,
+            Some(Command::Status(args)) => crate::cli::status::run(args).await,
+            Some(Command::Ring(args)) => crate::cli::ring::run(args).await,
+            Some(Command::Crd(args)) => crate::cli::crd::run(args),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -38,42 +38,28 @@ fn say(step: &str) {
     println!("\n==> {step}");
 }
 
-/// The `multi-casskop` binary: `MULTI_CASSKOP_BIN` when set, else the one next to this binary,
-/// built first (same profile) when run through `cargo run`.
-fn controller_binary() -> anyhow::Result<PathBuf> {
+/// The `multi-casskop` binary the demo drives: `MULTI_CASSKOP_BIN` when set, else this very
+/// executable under the name `multi-casskop` (a symlink in `dir`): the demo links the
+/// multi-casskop library and behaves exactly as the `multi-casskop` binary when started under
+/// that name, so `cargo run --release -p e2e --bin demo` needs no second build of the controller.
+fn controller_binary(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("MULTI_CASSKOP_BIN") {
         return Ok(PathBuf::from(p));
     }
     let me = std::env::current_exe().context("locating the demo binary")?;
-    let dir = me.parent().context("the demo binary has no directory")?;
-    let bin = dir.join(format!("multi-casskop{}", std::env::consts::EXE_SUFFIX));
-    if let Ok(cargo) = std::env::var("CARGO") {
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "multi-casskop",
-            "--bin",
-            "multi-casskop",
-        ]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let st = cmd
-            .status()
-            .context("running cargo build -p multi-casskop")?;
-        if !st.success() {
-            bail!("cargo build -p multi-casskop failed");
-        }
-    }
-    if !bin.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p multi-casskop)",
-            bin.display()
-        );
-    }
-    Ok(bin)
+    let link = dir.join(format!("multi-casskop{}", std::env::consts::EXE_SUFFIX));
+    std::os::unix::fs::symlink(&me, &link)
+        .with_context(|| format!("linking {} as {}", me.display(), link.display()))?;
+    Ok(link)
+}
+
+/// True when this process was started under the name `multi-casskop` (see [`controller_binary`]).
+fn started_as_multi_casskop() -> bool {
+    std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_stem().map(|s| s == "multi-casskop"))
+        .unwrap_or(false)
 }
 
 /// Runs a command with KUBECONFIG set, returns its stdout; fails with its output.
@@ -128,15 +114,34 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    if started_as_multi_casskop() {
+        return multi_casskop::cli::main(std::env::args_os());
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("demo: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(demo()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn demo() -> anyhow::Result<()> {
     let args = Args::parse();
     let started = Instant::now();
-    let bin = controller_binary()?;
     let kubectl = PathBuf::from("kubectl");
     let dir = tempfile::Builder::new()
         .prefix("multi-casskop-demo-")
         .tempdir()?;
+    let bin = controller_binary(dir.path())?;
     let kubeconfig = dir.path().join("kubeconfig");
 
     say("Starting three simulated Kubernetes clusters, each with the simulated CassKop");
