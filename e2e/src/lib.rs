@@ -2,6 +2,8 @@
 //! `multi-casskop` binary as a child process, kubectl, and audit-log analysis of rollouts.
 
 pub mod audit;
+pub mod bench_support;
+pub mod faults_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
