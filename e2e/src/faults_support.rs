@@ -369,6 +369,26 @@ pub fn check_invariants(
     r
 }
 
+/// Keep a copy of a controller log under target/faults-logs/ (the test's temporary directory
+/// goes away with it); returns the copy's path.
+pub fn keep_log(ctl: &crate::ControllerProcess, name: &str) -> std::path::PathBuf {
+    let dir = crate::workspace_root().join("target").join("faults-logs");
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(format!("{name}.log"));
+    let _ = std::fs::write(&path, ctl.logs());
+    path
+}
+
+/// For a failure message: the controller's last lines and where its whole log was kept.
+pub fn failure_log(ctl: &crate::ControllerProcess, name: &str) -> String {
+    let path = keep_log(ctl, name);
+    format!(
+        "controller log kept in {}; its end:\n{}",
+        path.display(),
+        crate::controller_log_tail(&ctl.logs(), 40)
+    )
+}
+
 /// The controller's log must not show a panic.
 pub fn assert_no_panic(log: &str, label: &str) {
     let panics: Vec<&str> = log

@@ -89,7 +89,7 @@ async fn error_storm_and_watch_expiry_lose_nothing() -> anyhow::Result<()> {
 
     wait_converged(&env, &expected, Duration::from_secs(400))
         .await
-        .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::controller_log_tail(&ctl.logs(), 60)))?;
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "errors")))?;
     assert!(ctl.exited().is_none(), "the controller kept running");
     assert_no_panic(&ctl.logs(), "controller");
     let user = Env::sa_user(CONTROLLER_SA);

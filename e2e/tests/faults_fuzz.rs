@@ -25,6 +25,9 @@ use serde_json::{Value, json};
 
 const SITES: [&str; 3] = ["site1", "site2", "site3"];
 
+/// Cases seen so far by the in-process fuzzer: (valid, invalid), printed as they go.
+static SEEN: std::sync::Mutex<(usize, usize)> = std::sync::Mutex::new((0, 0));
+
 fn arb_key() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => prop::sample::select(vec![
@@ -226,6 +229,13 @@ proptest! {
     ) {
         let (status, invalid) =
             status_for(&base, &overrides, site_order.as_deref(), &observed, &applied);
+        {
+            let mut seen = SEEN.lock().unwrap();
+            if invalid.is_some() { seen.1 += 1 } else { seen.0 += 1 }
+            if (seen.0 + seen.1) % 300 == 0 {
+                println!("{} valid and {} invalid specs so far", seen.0, seen.1);
+            }
+        }
         let valid = status
             .conditions
             .iter()
@@ -310,7 +320,7 @@ async fn fuzzed_multicasskops_through_the_controller() -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::controller_log_tail(&ctl.logs(), 60)))?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "fuzz")))?;
     let invalid = conditions.values().filter(|c| c.0 == "False").count();
     println!(
         "Valid=False on {invalid}, Valid=True on {}; e.g. {:?}",
@@ -330,7 +340,7 @@ async fn fuzzed_multicasskops_through_the_controller() -> anyhow::Result<()> {
         Ok(is_ready(&serde_json::to_value(&o)?).then_some(()))
     })
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::controller_log_tail(&ctl.logs(), 60)))?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "fuzz")))?;
     assert!(ctl.exited().is_none(), "the controller kept running");
     assert_no_panic(&ctl.logs(), "controller");
     let user = Env::sa_user(CONTROLLER_SA);

@@ -65,7 +65,7 @@ async fn kill_during_rollouts(resources: usize, kills: usize) -> anyhow::Result<
         .map_err(|e| {
             anyhow::anyhow!(
                 "{e}\nlast controller log:\n{}",
-                e2e::controller_log_tail(&ctl.logs(), 60)
+                e2e::faults_support::failure_log(&ctl, "kill")
             )
         })?;
     logs.push(ctl.logs());

@@ -58,7 +58,7 @@ async fn revoked_remote_token_then_rotated_secret() -> anyhow::Result<()> {
         .issue_token(NAMESPACE, &remote_sa("site3"), None);
     env.apply_yaml(&credential_secret(&env, "site3", &t3))?;
 
-    let mut ctl = spawn_controller(&env, "controller", "Info", &[])?;
+    let mut ctl = spawn_controller(&env, "controller", "Debug", &[])?;
     wait_readyz(&mut ctl, Duration::from_millis(50), Duration::from_secs(60)).await?;
     let api = mc_api(env.local().client().await);
     let remote_user = Env::sa_user(&remote_sa(REVOKED));
@@ -102,7 +102,7 @@ async fn revoked_remote_token_then_rotated_secret() -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::controller_log_tail(&ctl.logs(), 60)))?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "tokens")))?;
     println!("status while refused: {refused}");
     let refusals = env
         .sim
@@ -122,7 +122,7 @@ async fn revoked_remote_token_then_rotated_secret() -> anyhow::Result<()> {
     env.apply_yaml(&credential_secret(&env, REVOKED, &new))?;
     wait_converged(&env, &expected, Duration::from_secs(300))
         .await
-        .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::controller_log_tail(&ctl.logs(), 60)))?;
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "tokens")))?;
     assert!(ctl.exited().is_none(), "the controller was not restarted");
     assert_no_panic(&ctl.logs(), "controller");
     assert!(

@@ -81,7 +81,7 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::controller_log_tail(&ctl.logs(), 60)))?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "unreachable")))?;
     println!("status while down: {flagged}");
 
     // Another MultiCasskop, not using site2, rolls out meanwhile.
@@ -101,7 +101,7 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::controller_log_tail(&ctl.logs(), 60)))?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "unreachable")))?;
 
     let left = outage.saturating_sub(down_since.elapsed());
     tokio::time::sleep(left).await;
@@ -111,7 +111,7 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
 
     wait_converged(&env, &expected, Duration::from_secs(400))
         .await
-        .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::controller_log_tail(&ctl.logs(), 60)))?;
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "unreachable")))?;
     println!(
         "converged {:.1} s after {DOWN} came back",
         back.elapsed().as_secs_f64()
