@@ -160,7 +160,9 @@ pub async fn create_all(
         let obj: DynamicObject = serde_json::from_value(o)?;
         api.create(&PostParams::default(), &obj)
             .await
-            .with_context(|| format!("creating MultiCasskop {NAMESPACE}/{name} in the local cluster"))?;
+            .with_context(|| {
+                format!("creating MultiCasskop {NAMESPACE}/{name} in the local cluster")
+            })?;
         anyhow::Ok(())
     }))
     .buffer_unordered(concurrency.max(1))
@@ -424,7 +426,12 @@ async fn handoff_and_idle(
     let user = Env::sa_user(CONTROLLER_SA);
     let mut handoffs = Vec::new();
     for i in 0..sizes.handoff_crs {
-        let r = audit::analyze(&entries, &[user.as_str()], &format!("handoff-{i:03}"), start_seq);
+        let r = audit::analyze(
+            &entries,
+            &[user.as_str()],
+            &format!("handoff-{i:03}"),
+            start_seq,
+        );
         d.handoff_violations += r.violations.len();
         for v in &r.violations {
             log(&format!("VIOLATION handoff-{i:03}: {v}"));
@@ -458,11 +465,14 @@ async fn handoff_and_idle(
     let mut kinds = std::collections::BTreeMap::<String, usize>::new();
     for e in &idle {
         *kinds
-            .entry(format!("{} {} {} -> {}", e.cluster, e.verb, e.resource, e.code))
+            .entry(format!(
+                "{} {} {} -> {}",
+                e.cluster, e.verb, e.resource, e.code
+            ))
             .or_default() += 1;
     }
     let mut kinds: Vec<_> = kinds.into_iter().collect();
-    kinds.sort_by(|a, b| b.1.cmp(&a.1));
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
     let minutes = idle_s / 60.0;
     let crs = sizes.handoff_crs as f64;
     out.idle_requests_per_cr_min = idle.len() as f64 / crs / minutes;

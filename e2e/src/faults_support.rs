@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
 use serde_json::{Value, json};
 
 use crate::audit;
@@ -395,7 +397,11 @@ pub fn assert_no_panic(log: &str, label: &str) {
         .lines()
         .filter(|l| l.contains("panicked at") || l.contains("RUST_BACKTRACE"))
         .collect();
-    assert!(panics.is_empty(), "{label} panicked:\n{}", panics.join("\n"));
+    assert!(
+        panics.is_empty(),
+        "{label} panicked:\n{}",
+        panics.join("\n")
+    );
 }
 
 #[cfg(test)]

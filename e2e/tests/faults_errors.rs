@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use e2e::bench_support::{CONTROLLER_SA, create_all, mc_api, mc_object, spawn_controller, wait_readyz};
+use e2e::bench_support::{
+    CONTROLLER_SA, create_all, mc_api, mc_object, spawn_controller, wait_readyz,
+};
 use e2e::faults_support::{Rng, assert_no_panic, check_invariants, set_image, wait_converged};
 use e2e::{Env, EnvOptions};
 use kubesim::casskop::CasskopOptions;
@@ -28,7 +30,7 @@ async fn error_storm_and_watch_expiry_lose_nothing() -> anyhow::Result<()> {
     )
     .await?;
     let sites: Vec<String> = env.names().to_vec();
-    let mut ctl = spawn_controller(&env, "controller", "Info", &[])?;
+    let mut ctl = spawn_controller(&env, "controller", "Debug", &[])?;
     wait_readyz(&mut ctl, Duration::from_millis(50), Duration::from_secs(60)).await?;
     let api = mc_api(env.local().client().await);
     let mut expected: BTreeMap<String, String> = BTreeMap::new();
@@ -89,7 +91,9 @@ async fn error_storm_and_watch_expiry_lose_nothing() -> anyhow::Result<()> {
 
     wait_converged(&env, &expected, Duration::from_secs(400))
         .await
-        .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "errors")))?;
+        .map_err(|e| {
+            anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "errors"))
+        })?;
     assert!(ctl.exited().is_none(), "the controller kept running");
     assert_no_panic(&ctl.logs(), "controller");
     let user = Env::sa_user(CONTROLLER_SA);

@@ -116,21 +116,23 @@ fn arb_observed() -> impl Strategy<Value = Option<ObservedCluster>> {
             status,
             any::<bool>(),
         )
-            .prop_map(|(ours, matches, generation, phase, st, deleting)| ObservedCluster {
-                ownership: if ours {
-                    Ownership::Ours
-                } else {
-                    Ownership::Foreign {
-                        owner: "someone".into(),
-                    }
+            .prop_map(
+                |(ours, matches, generation, phase, st, deleting)| ObservedCluster {
+                    ownership: if ours {
+                        Ownership::Ours
+                    } else {
+                        Ownership::Foreign {
+                            owner: "someone".into(),
+                        }
+                    },
+                    matches_desired: matches,
+                    generation,
+                    phase: phase.map(str::to_string),
+                    last_cluster_action: Some("Initializing".into()),
+                    last_cluster_action_status: st.map(str::to_string),
+                    deleting,
                 },
-                matches_desired: matches,
-                generation,
-                phase: phase.map(str::to_string),
-                last_cluster_action: Some("Initializing".into()),
-                last_cluster_action_status: st.map(str::to_string),
-                deleting,
-            }),
+            ),
     )
 }
 
@@ -232,7 +234,7 @@ proptest! {
         {
             let mut seen = SEEN.lock().unwrap();
             if invalid.is_some() { seen.1 += 1 } else { seen.0 += 1 }
-            if (seen.0 + seen.1) % 300 == 0 {
+            if (seen.0 + seen.1).is_multiple_of(300) {
                 println!("{} valid and {} invalid specs so far", seen.0, seen.1);
             }
         }
@@ -300,7 +302,10 @@ async fn fuzzed_multicasskops_through_the_controller() -> anyhow::Result<()> {
             }
         }
     }
-    println!("{} fuzzed MultiCasskops created, {refused} refused by the API", created.len());
+    println!(
+        "{} fuzzed MultiCasskops created, {refused} refused by the API",
+        created.len()
+    );
     let conditions = eventually(
         "a Valid condition with a message on every fuzzed MultiCasskop",
         Duration::from_secs(180),
@@ -313,10 +318,16 @@ async fn fuzzed_multicasskops_through_the_controller() -> anyhow::Result<()> {
                     && !message.trim().is_empty()
                     && matches!(status.as_str(), "True" | "False")
                 {
-                    found.insert(o.metadata.name.unwrap_or_default(), (status, reason, message));
+                    found.insert(
+                        o.metadata.name.unwrap_or_default(),
+                        (status, reason, message),
+                    );
                 }
             }
-            Ok(created.iter().all(|n| found.contains_key(n)).then_some(found))
+            Ok(created
+                .iter()
+                .all(|n| found.contains_key(n))
+                .then_some(found))
         },
     )
     .await
@@ -335,10 +346,14 @@ async fn fuzzed_multicasskops_through_the_controller() -> anyhow::Result<()> {
         1,
     )
     .await?;
-    eventually("the sane MultiCasskop Ready", Duration::from_secs(120), || async {
-        let o = api.get("sane").await?;
-        Ok(is_ready(&serde_json::to_value(&o)?).then_some(()))
-    })
+    eventually(
+        "the sane MultiCasskop Ready",
+        Duration::from_secs(120),
+        || async {
+            let o = api.get("sane").await?;
+            Ok(is_ready(&serde_json::to_value(&o)?).then_some(()))
+        },
+    )
     .await
     .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "fuzz")))?;
     assert!(ctl.exited().is_none(), "the controller kept running");
@@ -353,14 +368,20 @@ async fn fuzzed_multicasskops_through_the_controller() -> anyhow::Result<()> {
         .collect();
     let names: Vec<String> = written.into_iter().collect();
     let r = check_invariants(&env, &names, &[user.as_str()], true);
-    println!("CassandraClusters written: {names:?}; {} creates", r.creates);
+    println!(
+        "CassandraClusters written: {names:?}; {} creates",
+        r.creates
+    );
     let deletes: Vec<_> = env
         .sim
         .audit()
         .into_iter()
         .filter(|e| e.resource == "cassandraclusters" && e.verb == "delete")
         .collect();
-    assert!(deletes.is_empty(), "nothing deleted (no MultiCasskop was): {deletes:?}");
+    assert!(
+        deletes.is_empty(),
+        "nothing deleted (no MultiCasskop was): {deletes:?}"
+    );
     assert!(r.violations.is_empty(), "{:#?}", r.violations);
     Ok(())
 }

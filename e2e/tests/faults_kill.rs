@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use e2e::bench_support::{CONTROLLER_SA, create_all, mc_api, mc_object, spawn_controller, wait_readyz};
+use e2e::bench_support::{
+    CONTROLLER_SA, create_all, mc_api, mc_object, spawn_controller, wait_readyz,
+};
 use e2e::faults_support::{Rng, assert_no_panic, check_invariants, set_image, wait_converged};
 use e2e::{Env, EnvOptions};
 use kubesim::casskop::CasskopOptions;

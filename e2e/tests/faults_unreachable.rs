@@ -56,9 +56,7 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
                 .cluster(DOWN)
                 .audit()
                 .iter()
-                .any(|e| {
-                    e.user == user && e.resource == "cassandraclusters" && e.verb == "patch"
-                })
+                .any(|e| e.user == user && e.resource == "cassandraclusters" && e.verb == "patch")
                 .then_some(()))
         },
     )
@@ -81,14 +79,24 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "unreachable")))?;
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n{}",
+            e2e::faults_support::failure_log(&ctl, "unreachable")
+        )
+    })?;
     println!("status while down: {flagged}");
 
     // Another MultiCasskop, not using site2, rolls out meanwhile.
     let bystander_sites = vec!["site1".to_string(), "site3".to_string()];
     create_all(
         &api,
-        vec![mc_object("bystander", "bystander", &bystander_sites, "cassandra:3.11.9")],
+        vec![mc_object(
+            "bystander",
+            "bystander",
+            &bystander_sites,
+            "cassandra:3.11.9",
+        )],
         1,
     )
     .await?;
@@ -101,7 +109,12 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "unreachable")))?;
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n{}",
+            e2e::faults_support::failure_log(&ctl, "unreachable")
+        )
+    })?;
 
     let left = outage.saturating_sub(down_since.elapsed());
     tokio::time::sleep(left).await;
@@ -111,7 +124,12 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
 
     wait_converged(&env, &expected, Duration::from_secs(400))
         .await
-        .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "unreachable")))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}\n{}",
+                e2e::faults_support::failure_log(&ctl, "unreachable")
+            )
+        })?;
     println!(
         "converged {:.1} s after {DOWN} came back",
         back.elapsed().as_secs_f64()

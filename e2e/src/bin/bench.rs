@@ -50,7 +50,10 @@ fn controller_binary() -> anyhow::Result<PathBuf> {
         .status()
         .context("running cargo build")?;
     if !status.success() || !bin.exists() {
-        bail!("building the controller failed ({status}); {} still missing", bin.display());
+        bail!(
+            "building the controller failed ({status}); {} still missing",
+            bin.display()
+        );
     }
     Ok(bin)
 }
