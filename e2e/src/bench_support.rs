@@ -40,6 +40,8 @@ pub struct BenchSizes {
     pub startup_remotes: usize,
     /// Startups measured (the median is reported).
     pub startup_runs: usize,
+    /// Parts to run: "startup", "handoff" (with idle), "scale" (all by default; for profiling).
+    pub parts: Vec<String>,
 }
 
 impl BenchSizes {
@@ -58,6 +60,7 @@ impl BenchSizes {
             scale_sites: 3,
             startup_remotes: 10,
             startup_runs: 5,
+            parts: vec!["startup".into(), "handoff".into(), "scale".into()],
         }
     }
 
@@ -104,6 +107,10 @@ pub struct BenchDetails {
     pub scale_cpu_total_s: f64,
     pub scale_rss_end_mib: f64,
     pub scale_requests: usize,
+    /// Scale-run controller requests by verb and resource, most frequent first.
+    pub scale_request_kinds: Vec<(String, usize)>,
+    /// Controller RSS once ready, before the scale run's objects were applied (MiB).
+    pub scale_rss_before_mib: f64,
     pub startup_all_ms: Vec<f64>,
 }
 
@@ -388,6 +395,27 @@ fn log(msg: &str) {
     eprintln!("[bench {}] {msg}", jiff::Zoned::now().strftime("%H:%M:%S"));
 }
 
+/// Requests counted by "cluster verb resource[/subresource] -> code", most frequent first.
+fn by_kind(entries: &[kubesim::AuditEntry]) -> Vec<(String, usize)> {
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for e in entries {
+        let sub = if e.subresource.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", e.subresource)
+        };
+        *kinds
+            .entry(format!(
+                "{} {} {}{sub} -> {}",
+                e.cluster, e.verb, e.resource, e.code
+            ))
+            .or_default() += 1;
+    }
+    let mut kinds: Vec<_> = kinds.into_iter().collect();
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
+    kinds
+}
+
 /// Handoffs then idle, on one set of clusters: fills the handoff and idle figures.
 async fn handoff_and_idle(
     sizes: &BenchSizes,
@@ -538,12 +566,15 @@ async fn scale(
     d.scale_cpu_total_s = after.cpu_s;
     d.scale_rss_end_mib = after.rss_mib;
     let user = Env::sa_user(CONTROLLER_SA);
-    d.scale_requests = env
+    let entries: Vec<_> = env
         .sim
         .audit()
-        .iter()
+        .into_iter()
         .filter(|e| e.seq >= seq0 && e.user == user)
-        .count();
+        .collect();
+    d.scale_requests = entries.len();
+    d.scale_request_kinds = by_kind(&entries);
+    d.scale_rss_before_mib = before.rss_mib;
     ctl.kill();
     env.sim.shutdown().await;
     Ok(())
@@ -592,15 +623,22 @@ pub async fn run(sizes: &BenchSizes) -> anyhow::Result<(BenchResults, BenchDetai
         startup_ready_ms: f64::NAN,
     };
     let mut d = BenchDetails::default();
-    startup(sizes, &mut out, &mut d)
-        .await
-        .context("startup measurement")?;
-    handoff_and_idle(sizes, &mut out, &mut d)
-        .await
-        .context("handoff/idle measurement")?;
-    scale(sizes, &mut out, &mut d)
-        .await
-        .context("scale measurement")?;
+    let part = |p: &str| sizes.parts.iter().any(|x| x == p);
+    if part("startup") {
+        startup(sizes, &mut out, &mut d)
+            .await
+            .context("startup measurement")?;
+    }
+    if part("handoff") {
+        handoff_and_idle(sizes, &mut out, &mut d)
+            .await
+            .context("handoff/idle measurement")?;
+    }
+    if part("scale") {
+        scale(sizes, &mut out, &mut d)
+            .await
+            .context("scale measurement")?;
+    }
     Ok((out, d))
 }
 
@@ -684,8 +722,12 @@ pub fn table(r: &BenchResults, d: &BenchDetails) -> String {
         d.handoff_max_ms, d.handoff_violations, d.idle_requests, d.idle_reconciles, d.idle_request_kinds
     ));
     s.push_str(&format!(
-        "scale: applying took {:.2} s, {} controller requests, controller CPU since start {:.2} s, RSS at the end {:.1} MiB; startups: {:?} ms\n",
-        d.scale_apply_s, d.scale_requests, d.scale_cpu_total_s, d.scale_rss_end_mib, d.startup_all_ms
+        "scale: applying took {:.2} s, {} controller requests, controller CPU since start {:.2} s, RSS before {:.1} MiB and at the end {:.1} MiB; startups: {:?} ms\n",
+        d.scale_apply_s, d.scale_requests, d.scale_cpu_total_s, d.scale_rss_before_mib, d.scale_rss_end_mib, d.startup_all_ms
+    ));
+    s.push_str(&format!(
+        "scale requests by kind: {:?}\n",
+        d.scale_request_kinds
     ));
     s
 }

@@ -16,6 +16,9 @@ struct Args {
     /// Small sizes (CI, a first look): a few handoffs, 15 s idle, 60 resources at scale.
     #[arg(long)]
     quick: bool,
+    /// Run only these parts (comma-separated: startup, handoff, scale), e.g. to profile one.
+    #[arg(long, value_delimiter = ',', value_name = "PARTS")]
+    only: Vec<String>,
     /// Where to write the results (default: target/bench/results.json of the workspace).
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
@@ -81,11 +84,14 @@ fn main() -> anyhow::Result<()> {
     // before any thread exists.
     // SAFETY: single-threaded at this point (no runtime started yet).
     unsafe { std::env::set_var("MULTI_CASSKOP_BIN", &bin) };
-    let sizes = if args.quick {
+    let mut sizes = if args.quick {
         BenchSizes::quick()
     } else {
         BenchSizes::full()
     };
+    if !args.only.is_empty() {
+        sizes.parts = args.only.clone();
+    }
     let out = args.out.unwrap_or_else(|| {
         e2e::workspace_root()
             .join("target")
