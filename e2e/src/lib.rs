@@ -3,6 +3,8 @@
 
 pub mod audit;
 pub mod clientconfig_support;
+pub mod bench_support;
+pub mod faults_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
