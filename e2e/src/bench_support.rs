@@ -386,6 +386,7 @@ async fn start_env(sites: &[String], casskop: CasskopOptions) -> anyhow::Result<
         EnvOptions {
             casskop,
             controller_sa: CONTROLLER_SA.to_string(),
+            local_cluster_admin: true,
         },
     )
     .await

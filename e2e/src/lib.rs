@@ -2,8 +2,8 @@
 //! `multi-casskop` binary as a child process, kubectl, and audit-log analysis of rollouts.
 
 pub mod audit;
-pub mod clientconfig_support;
 pub mod bench_support;
+pub mod clientconfig_support;
 pub mod faults_support;
 
 use std::path::{Path, PathBuf};

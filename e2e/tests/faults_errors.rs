@@ -33,6 +33,7 @@ async fn error_storm_and_watch_expiry_lose_nothing() -> anyhow::Result<()> {
                 react_after: Duration::from_millis(200),
             },
             controller_sa: CONTROLLER_SA.into(),
+            local_cluster_admin: true,
         },
     )
     .await?;

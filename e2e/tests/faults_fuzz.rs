@@ -274,6 +274,7 @@ async fn fuzzed_multicasskops_through_the_controller() -> anyhow::Result<()> {
                 react_after: Duration::from_millis(100),
             },
             controller_sa: CONTROLLER_SA.into(),
+            local_cluster_admin: true,
         },
     )
     .await?;

@@ -27,6 +27,7 @@ async fn kill_during_rollouts(resources: usize, kills: usize) -> anyhow::Result<
                 react_after: Duration::from_millis(200),
             },
             controller_sa: CONTROLLER_SA.into(),
+            local_cluster_admin: true,
         },
     )
     .await?;

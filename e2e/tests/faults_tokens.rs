@@ -42,6 +42,7 @@ async fn revoked_remote_token_then_rotated_secret() -> anyhow::Result<()> {
                 react_after: Duration::from_millis(200),
             },
             controller_sa: CONTROLLER_SA.into(),
+            local_cluster_admin: true,
         },
     )
     .await?;

@@ -28,6 +28,7 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
                 react_after: Duration::from_millis(200),
             },
             controller_sa: CONTROLLER_SA.into(),
+            local_cluster_admin: true,
         },
     )
     .await?;
