@@ -19,10 +19,10 @@ use kubesim::casskop::CasskopOptions;
 const SITES: [&str; 3] = ["site1", "site2", "site3"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails until the controller fixes its applied-mark livelock (a status write refused \
-            right after a CassandraCluster write leaves the MultiCasskop stuck: apply changes \
-            nothing, no mark is recorded, retried forever); run: cargo nextest run -p e2e \
-            --run-ignored only -E 'binary(faults_errors)'"]
+#[ignore = "fails intermittently until the controller fixes its applied-mark livelock (a status \
+            write refused right after a CassandraCluster write can leave the MultiCasskop stuck: \
+            apply changes nothing, no mark is recorded, retried with backoff); run: cargo nextest \
+            run -p e2e --run-ignored only -E 'binary(faults_errors)'"]
 async fn error_storm_and_watch_expiry_lose_nothing() -> anyhow::Result<()> {
     let mut rng = Rng::from_env("error_storm");
     let env = Env::start_with(

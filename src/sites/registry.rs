@@ -368,20 +368,41 @@ fn spawn_secret_watch(inner: &Arc<Inner>, client: kube::Client, synced: Arc<Noti
     });
 }
 
+/// First retry delay of the ClientConfig watch after an error.
+const CLIENT_CONFIG_MIN_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest retry delay of the ClientConfig watch (e.g. while the CRD is not installed).
+const CLIENT_CONFIG_MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(300);
+
 fn spawn_client_config_watch(inner: &Arc<Inner>, client: kube::Client, synced: Arc<Notify>) {
     let weak = Arc::downgrade(inner);
     let cancel = inner.cancel.clone();
     let api: Api<DynamicObject> =
         Api::namespaced_with(client, &inner.cfg.namespace, &client_config_resource());
     tokio::spawn(async move {
-        let stream = watcher(api, watcher::Config::default()).default_backoff();
+        // Our own backoff rather than kube-runtime's default one: that one is reset by the
+        // `Init` event every re-list starts with, so a missing ClientConfig CRD (404 on every
+        // list) would be re-listed about once a second forever. Here the delay only resets
+        // once a list fully succeeded (`InitDone`), and grows to CLIENT_CONFIG_MAX_BACKOFF.
+        let stream = watcher(api, watcher::Config::default());
         let mut stream = std::pin::pin!(stream);
+        let mut delay = CLIENT_CONFIG_MIN_BACKOFF;
         loop {
             let ev = tokio::select! {
                 _ = cancel.cancelled() => return,
                 ev = stream.next() => ev,
             };
             let Some(ev) = ev else { return };
+            match &ev {
+                Ok(watcher::Event::InitDone) => delay = CLIENT_CONFIG_MIN_BACKOFF,
+                Err(_) => {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(CLIENT_CONFIG_MAX_BACKOFF);
+                }
+                Ok(_) => {}
+            }
             let Some(inner) = weak.upgrade() else { return };
             let ev = ev.map(|e| match e {
                 watcher::Event::Apply(o) => {
