@@ -80,7 +80,7 @@ enum Command {
     Run(crate::cli::run::RunArgs),
     /// Print a remote cluster's service-account credentials as a Secret for the control plane.
     ///
-    /// Example: multi-casskop export --context k8s-cluster2 ... | kubectl apply -f -
+    /// Example: multi-casskop export --context k8s-cluster2 -n cassandra multi-casskop --as k8s-cluster2 | kubectl apply -f -
     Export(crate::cli::export::ExportArgs),
     /// Register a data-plane cluster with the control plane (creates the credential Secret).
     ///
