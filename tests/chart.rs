@@ -100,6 +100,7 @@ fn remotes_become_arguments_and_mounted_secrets() {
     assert!(args.contains(&"-lk8s-cluster1"), "{args:?}");
     assert!(args.contains(&"-rk8s-cluster2"), "{args:?}");
     assert!(args.contains(&"-rk8s-cluster3"), "{args:?}");
+    assert!(args.contains(&"--concurrency=16"), "{args:?}");
     let r2 = args.iter().position(|a| *a == "-rk8s-cluster2").unwrap();
     let r3 = args.iter().position(|a| *a == "-rk8s-cluster3").unwrap();
     assert!(r2 < r3, "remotes keep their order: {args:?}");
@@ -192,6 +193,7 @@ fn schema_rejects_bad_values_with_a_clear_message() {
             &["k8s.local=k8s-cluster1", "logging.format=xml"],
             "/logging/format",
         ),
+        (&["k8s.local=k8s-cluster1", "concurrency=0"], "/concurrency"),
     ];
     for (sets, pointer) in cases {
         let err = render(sets).expect_err(&format!("{sets:?} must be refused"));

@@ -3,8 +3,9 @@
 //! MultiCasskops. Nothing out of order, nothing deleted, nothing created twice, everything
 //! converges once the storm is over, and the controller never dies.
 //!
-//! Ignored by default while the controller livelocks when the status write that records an
-//! applied mark is refused after the CassandraCluster write succeeded (see the ignore reason).
+//! A status write refused right after a CassandraCluster write succeeded loses the record of
+//! that write; the controller recovers it from the object's annotations (this test is what
+//! caught the livelock the earlier managedFields-based recovery left).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -19,10 +20,6 @@ use kubesim::casskop::CasskopOptions;
 const SITES: [&str; 3] = ["site1", "site2", "site3"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails intermittently until the controller fixes its applied-mark livelock (a status \
-            write refused right after a CassandraCluster write can leave the MultiCasskop stuck: \
-            apply changes nothing, no mark is recorded, retried with backoff); run: cargo nextest \
-            run -p e2e --run-ignored only -E 'binary(faults_errors)'"]
 async fn error_storm_and_watch_expiry_lose_nothing() -> anyhow::Result<()> {
     let mut rng = Rng::from_env("error_storm");
     let env = Env::start_with(

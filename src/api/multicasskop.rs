@@ -14,6 +14,12 @@ pub const OWNER_NAMESPACE_LABEL: &str = "multicasskop.db.orange.com/owner-namesp
 pub const SITE_LABEL: &str = "multicasskop.db.orange.com/site";
 /// Annotation on every CassandraCluster we write: hash of the desired object we applied.
 pub const SPEC_HASH_ANNOTATION: &str = "multicasskop.db.orange.com/spec-hash";
+/// Annotation on every CassandraCluster we write: `metadata.generation` of the object our write
+/// was computed against (`0`: the write created it). The write carries that object's
+/// resourceVersion as a precondition, so this is exact; with it the applied mark of a write
+/// whose record in our status was lost (controller killed, status write refused) is recovered
+/// from the object alone.
+pub const FROM_GENERATION_ANNOTATION: &str = "multicasskop.db.orange.com/applied-from-generation";
 /// Finalizer added when `deleteCassandraCluster: true`.
 pub const FINALIZER: &str = "multicasskop.db.orange.com/delete-cassandraclusters";
 /// Field manager of every server-side apply we do.

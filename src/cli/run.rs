@@ -38,6 +38,12 @@ pub struct RunArgs {
     /// Examples: `--resync 10m`, `--resync 90s`, `--resync 1h`.
     #[arg(long = "resync", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub resync: Duration,
+    /// MultiCasskops reconciled at the same time (each one still moves one site at a time).
+    /// Bounds the connections and memory a burst of changes can take.
+    /// Example: `--concurrency 32`.
+    #[arg(long = "concurrency", value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
 }
 
 /// Parse `500ms`, `30s`, `10m`, `1h`, `1h30m` or a bare number of seconds.
@@ -255,6 +261,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ControllerConfig {
             namespace,
             resync: args.resync,
+            concurrency: args.concurrency,
             instance: identity,
         },
         metrics,

@@ -8,8 +8,9 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::api::{
-    FIELD_MANAGER, FINALIZER, MultiCasskop, MultiCasskopStatus, OWNER_NAME_LABEL,
-    OWNER_NAMESPACE_LABEL, SPEC_HASH_ANNOTATION, cassandra::cassandra_cluster_resource,
+    FIELD_MANAGER, FINALIZER, FROM_GENERATION_ANNOTATION, MultiCasskop, MultiCasskopStatus,
+    OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, SPEC_HASH_ANNOTATION,
+    cassandra::cassandra_cluster_resource,
 };
 use crate::merge::DesiredCluster;
 use crate::rollout::plan::AppliedMark;
@@ -100,18 +101,37 @@ pub struct ApplyOutcome {
     pub after: DynamicObject,
 }
 
+/// What [`apply_cluster`] ended with, when the site answered.
+#[derive(Clone, Debug)]
+pub enum ApplyResult {
+    /// The write went through.
+    Applied(Box<ApplyOutcome>),
+    /// A create was planned, but an object of that name exists that our cache does not hold
+    /// (not carrying our owner labels, or the cache is behind): nothing was written.
+    Exists(Box<DynamicObject>),
+    /// The object changed since the version our write was computed against (409): nothing was
+    /// written; the cache will show the newer version and the next reconcile plans again.
+    Stale,
+}
+
 fn cluster_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), namespace, &cassandra_cluster_resource())
 }
 
 /// Server-side apply the desired CassandraCluster at `site` with our field manager, forcing
 /// ownership of the fields we set (fields others own and we do not set are left alone).
-/// The object is read right before the write so `changed` is exact, not a cache guess.
+///
+/// `base` is the live object the plan was made from (the site cache's copy), `None` to create.
+/// An update carries `base`'s resourceVersion as a precondition and records `base`'s generation
+/// in [`FROM_GENERATION_ANNOTATION`], so what the write did can be told from the object alone
+/// later ([`recover_mark`]). A create first checks that no object of that name exists (our cache
+/// only holds objects with our owner labels): the only read on the write path.
 pub async fn apply_cluster(
     site: &str,
     client: &Client,
     desired: &DesiredCluster,
-) -> Result<ApplyOutcome, WriteError> {
+    base: Option<&DynamicObject>,
+) -> Result<ApplyResult, WriteError> {
     let api = cluster_api(client, &desired.namespace);
     let err = |verb: &'static str| {
         move |source| WriteError::Site {
@@ -122,31 +142,55 @@ pub async fn apply_cluster(
             source,
         }
     };
-    let before = api.get_opt(&desired.name).await.map_err(err("get"))?;
+    let mut object = desired.object.clone();
+    let from_generation = match base {
+        None => {
+            if let Some(found) = api.get_opt(&desired.name).await.map_err(err("get"))? {
+                return Ok(ApplyResult::Exists(Box::new(found)));
+            }
+            0
+        }
+        Some(b) => {
+            object["metadata"]["resourceVersion"] = json!(b.resource_version().unwrap_or_default());
+            b.metadata.generation.unwrap_or(0)
+        }
+    };
+    object["metadata"]["annotations"][FROM_GENERATION_ANNOTATION] =
+        json!(from_generation.to_string());
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let after = api
-        .patch(&desired.name, &params, &Patch::Apply(&desired.object))
+    let after = match api
+        .patch(&desired.name, &params, &Patch::Apply(&object))
         .await
-        .map_err(err("apply"))?;
-    let rv_before = before.as_ref().and_then(|o| o.resource_version());
+    {
+        Ok(after) => after,
+        // Precondition failed (someone wrote since `base`), or a create raced with another.
+        Err(kube::Error::Api(s)) if s.code == 409 => return Ok(ApplyResult::Stale),
+        Err(e) => return Err(err("apply")(e)),
+    };
+    let rv_before = base.and_then(|o| o.resource_version());
     let resource_version = after.resource_version().unwrap_or_default();
-    Ok(ApplyOutcome {
-        created: before.is_none(),
+    Ok(ApplyResult::Applied(Box::new(ApplyOutcome {
+        created: base.is_none(),
         changed: rv_before.as_deref() != Some(resource_version.as_str()),
-        spec_changed: crate::rollout::plan::casskop_will_react(before.as_ref(), &after),
-        generation_before: before.as_ref().and_then(|o| o.metadata.generation),
+        spec_changed: crate::rollout::plan::casskop_will_react(base, &after),
+        generation_before: base.map(|o| o.metadata.generation.unwrap_or(0)),
         generation: after.metadata.generation.unwrap_or(0),
         resource_version,
         after,
-    })
+    })))
 }
 
-/// The applied mark for a write of ours that landed but whose record in the status was lost
-/// (the controller stopped between the write and the status update): the live object carries
-/// our desired hash, yet the status has no mark for it, so re-applying changes nothing and the
-/// mark would never be recorded. `managedFields` tell whether someone (CassKop) wrote after our
-/// last apply: then its status counts; otherwise (or when the times cannot tell) wait for its
-/// next write. `None` when the live object does not carry `desired_hash` or a mark exists.
+/// The applied mark of a write of ours that landed but whose record in the status was lost
+/// (the controller stopped between the write and the status update, or the status write was
+/// refused): the live object carries our desired hash, yet the status has no mark for it.
+///
+/// The object says what that write did: [`FROM_GENERATION_ANNOTATION`] is the generation it was
+/// computed against (exact: the write carried that version as a precondition), `0` for a
+/// create. A generation above it means the write changed what CassKop acts on (or someone wrote
+/// after it): CassKop's status counts once the generation is past `from + 1`. Otherwise the write
+/// changed only metadata and nobody wrote since: nothing to wait for (unless an earlier write
+/// was still awaited). `None` when the object does not carry `desired_hash` with a
+/// from-generation, or a mark for `desired_hash` is recorded already.
 pub fn recover_mark(
     live: &DynamicObject,
     desired_hash: &str,
@@ -155,31 +199,18 @@ pub fn recover_mark(
     if previous.is_some_and(|p| p.hash == desired_hash) {
         return None;
     }
-    let carried = live
-        .annotations()
-        .get(SPEC_HASH_ANNOTATION)
-        .map(String::as_str);
-    if carried != Some(desired_hash) {
+    let annotations = live.annotations();
+    if annotations.get(SPEC_HASH_ANNOTATION).map(String::as_str) != Some(desired_hash) {
         return None;
     }
-    let fields = live.managed_fields();
-    let ours = fields
-        .iter()
-        .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
-        .filter_map(|m| m.time.as_ref().map(|t| t.0))
-        .max()?;
-    let others = fields
-        .iter()
-        .filter(|m| m.manager.as_deref() != Some(FIELD_MANAGER))
-        .filter_map(|m| m.time.as_ref().map(|t| t.0))
-        .max();
-    let generation = live.metadata.generation.unwrap_or(0);
-    Some(AppliedMark {
-        hash: desired_hash.to_string(),
-        generation: match others {
-            Some(t) if t > ours => generation - 1,
-            _ => generation,
-        },
+    let from: i64 = annotations.get(FROM_GENERATION_ANNOTATION)?.parse().ok()?;
+    let now = live.metadata.generation.unwrap_or(0);
+    Some(if from == 0 {
+        AppliedMark::after_write(desired_hash, previous, None, 1, true)
+    } else if now > from {
+        AppliedMark::after_write(desired_hash, previous, Some(from), from + 1, true)
+    } else {
+        AppliedMark::after_write(desired_hash, previous, Some(from), from, false)
     })
 }
 
@@ -356,90 +387,85 @@ mod tests {
         assert_eq!(finalizers_with(&others, false), None);
     }
 
-    fn live_with(hash: &str, generation: i64, times: &[(&str, &str)]) -> DynamicObject {
+    fn live_with(hash: &str, from: Option<&str>, generation: i64) -> DynamicObject {
         let mut obj = DynamicObject::new("cc", &cassandra_cluster_resource()).within("ns");
         obj.annotations_mut()
             .insert(SPEC_HASH_ANNOTATION.into(), hash.into());
+        if let Some(from) = from {
+            obj.annotations_mut()
+                .insert(FROM_GENERATION_ANNOTATION.into(), from.into());
+        }
         obj.metadata.generation = Some(generation);
-        obj.metadata.managed_fields = Some(
-            times
-                .iter()
-                .map(|(manager, time)| {
-                    k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry {
-                        manager: Some(manager.to_string()),
-                        time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                            time.parse().unwrap(),
-                        )),
-                        ..Default::default()
-                    }
-                })
-                .collect(),
-        );
         obj
     }
 
-    #[test]
-    fn lost_mark_recovered_as_fresh_when_casskop_wrote_after_us() {
-        let live = live_with(
-            "h2",
-            7,
-            &[
-                (FIELD_MANAGER, "2026-01-01T10:00:00Z"),
-                ("casskop", "2026-01-01T10:00:05Z"),
-            ],
-        );
-        let old = AppliedMark {
-            hash: "h1".into(),
-            generation: 3,
-        };
-        assert_eq!(
-            recover_mark(&live, "h2", Some(&old)),
-            Some(AppliedMark {
-                hash: "h2".into(),
-                generation: 6
-            })
-        );
-    }
-
-    #[test]
-    fn lost_mark_waits_for_casskop_when_it_has_not_written_since() {
-        for casskop in ["2026-01-01T09:59:00Z", "2026-01-01T10:00:00Z"] {
-            let live = live_with(
-                "h2",
-                7,
-                &[
-                    (FIELD_MANAGER, "2026-01-01T10:00:00Z"),
-                    ("casskop", casskop),
-                ],
-            );
-            assert_eq!(
-                recover_mark(&live, "h2", None).map(|m| m.generation),
-                Some(7),
-                "{casskop}"
-            );
+    fn mark(hash: &str, generation: i64) -> AppliedMark {
+        AppliedMark {
+            hash: hash.into(),
+            generation,
         }
     }
 
     #[test]
-    fn no_recovery_without_our_hash_or_with_a_mark_for_it() {
-        let live = live_with("h1", 7, &[(FIELD_MANAGER, "2026-01-01T10:00:00Z")]);
+    fn lost_mark_of_a_spec_change_waits_for_casskop_until_it_wrote_after_it() {
+        let old = mark("h1", 3);
+        // Our write went from 4 to 5; CassKop has not written since: wait past 5.
+        let just_written = live_with("h2", Some("4"), 5);
+        assert_eq!(
+            recover_mark(&just_written, "h2", Some(&old)),
+            Some(mark("h2", 5))
+        );
+        // CassKop wrote twice since (stale Running/Done can no longer fool us): same mark,
+        // and the generation is past it.
+        let casskop_wrote = live_with("h2", Some("4"), 7);
+        assert_eq!(
+            recover_mark(&casskop_wrote, "h2", Some(&old)),
+            Some(mark("h2", 5))
+        );
+    }
+
+    #[test]
+    fn lost_mark_of_a_create_waits_for_casskops_first_status() {
+        let created = live_with("h1", Some("0"), 1);
+        assert_eq!(recover_mark(&created, "h1", None), Some(mark("h1", 1)));
+        let running = live_with("h1", Some("0"), 3);
+        assert_eq!(recover_mark(&running, "h1", None), Some(mark("h1", 1)));
+    }
+
+    #[test]
+    fn lost_mark_of_a_metadata_only_write_waits_for_nothing_new() {
+        // Generation unchanged since the write: it changed labels/annotations only.
+        let live = live_with("h2", Some("6"), 6);
+        assert_eq!(
+            recover_mark(&live, "h2", Some(&mark("h1", 3))),
+            Some(mark("h2", 5)),
+            "CassKop had picked up h1 (6 > 3): ready at once"
+        );
+        assert_eq!(
+            recover_mark(&live, "h2", Some(&mark("h1", 6))),
+            Some(mark("h2", 6)),
+            "h1 was still awaited: still wait for it"
+        );
+    }
+
+    #[test]
+    fn no_recovery_without_our_hash_and_generation_or_with_a_mark_for_it() {
+        let live = live_with("h1", Some("4"), 5);
         assert_eq!(
             recover_mark(&live, "h2", None),
             None,
             "our write of h2 never landed"
         );
-        let live = live_with("h2", 7, &[(FIELD_MANAGER, "2026-01-01T10:00:00Z")]);
-        let mark = AppliedMark {
-            hash: "h2".into(),
-            generation: 7,
-        };
+        let live = live_with("h2", Some("4"), 5);
         assert_eq!(
-            recover_mark(&live, "h2", Some(&mark)),
+            recover_mark(&live, "h2", Some(&mark("h2", 5))),
             None,
             "the mark is there"
         );
-        let no_times = live_with("h2", 7, &[]);
-        assert_eq!(recover_mark(&no_times, "h2", None), None, "cannot tell");
+        let unknown = live_with("h2", None, 5);
+        assert_eq!(recover_mark(&unknown, "h2", None), None, "cannot tell");
+        let garbled = live_with("h2", Some("five"), 5);
+        assert_eq!(recover_mark(&garbled, "h2", None), None, "cannot tell");
     }
 
     #[test]

@@ -12,9 +12,8 @@ use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store, reflector, store::Writer};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -28,7 +27,8 @@ use crate::api::{
 use crate::health::Readiness;
 use crate::merge::{self, DesiredCluster};
 use crate::metrics::Metrics;
-use crate::rollout::apply::{self, DeleteOutcome, WriteError};
+use crate::rollout::apply::{self, ApplyResult, DeleteOutcome, WriteError};
+use crate::rollout::events::{EventType, NewEvent, Publisher};
 use crate::rollout::plan::{
     self, Action, AppliedMark, ObservedCluster, Ownership, Plan, PlanInput, SiteAccess, SiteInput,
     SiteVerdict,
@@ -43,6 +43,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const CACHE_SYNC_WAIT: Duration = Duration::from_secs(5);
 /// How long after a write a reconcile waits for the site cache to show it.
 const CACHE_CATCH_UP_WAIT: Duration = Duration::from_secs(3);
+/// Retry after a write found the site's object newer than our cache (normally the watch event
+/// that brings it triggers the next reconcile first).
+const STALE_RETRY: Duration = Duration::from_millis(500);
 
 /// Settings of the controller loop.
 #[derive(Clone, Debug)]
@@ -51,6 +54,8 @@ pub struct ControllerConfig {
     pub namespace: String,
     /// Safety-net requeue of settled MultiCasskops (progress is watch-driven).
     pub resync: Duration,
+    /// MultiCasskops reconciled at the same time.
+    pub concurrency: u16,
     /// Reporting instance for Events (pod name / identity).
     pub instance: String,
 }
@@ -82,11 +87,11 @@ pub struct Context {
     local: Client,
     registry: SiteRegistry,
     caches: SiteCaches,
-    recorder: Recorder,
+    events: Publisher,
     metrics: Arc<Metrics>,
     resync: Duration,
     /// Consecutive failures (errors or Blocked) per MultiCasskop `ns/name`, for the backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<String, Backoff>>,
     /// Our last writes to MultiCasskops not yet seen in the controller's cache.
     written: WrittenVersions,
 }
@@ -128,9 +133,7 @@ impl WrittenVersions {
 impl Context {
     fn next_backoff(&self, key: &str) -> Duration {
         let mut f = self.failures.lock().expect("failures lock");
-        let n = f.entry(key.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
-        backoff_for(*n)
+        f.entry(key.to_string()).or_default().failed(Instant::now())
     }
     fn reset_backoff(&self, key: &str) {
         self.failures.lock().expect("failures lock").remove(key);
@@ -140,6 +143,32 @@ impl Context {
     }
     fn unseen_write(&self, key: &str, cached_rv: Option<&str>) -> Option<String> {
         self.written.unseen(key, cached_rv)
+    }
+}
+
+/// Backoff state of one MultiCasskop: failures counted, and when the current delay ends.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    attempt: u32,
+    until: Option<Instant>,
+}
+
+impl Backoff {
+    /// Record a failure at `now`, return the delay before the next try. A failure while the
+    /// current delay still runs (a watch event woke the reconcile early: a storm of them when
+    /// CassKop and the other sites are busy) does not lengthen the delay: only a failure after a
+    /// full delay has passed doubles it, so the delay grows with time spent failing, not with
+    /// the number of events.
+    pub fn failed(&mut self, now: Instant) -> Duration {
+        match self.until {
+            Some(until) if now < until => until - now,
+            _ => {
+                self.attempt = self.attempt.saturating_add(1);
+                let wait = backoff_for(self.attempt);
+                self.until = Some(now + wait);
+                wait
+            }
+        }
     }
 }
 
@@ -327,7 +356,10 @@ async fn watch_site(
         };
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &ar);
         let cfg = watcher::Config::default().labels(&selector);
-        let mut events = pin!(reflector(writer, watcher::watcher(api, cfg)));
+        // managedFields are never read from the cache (recovery reads our annotations) and are
+        // often the larger part of an object: not kept.
+        let stream = watcher::watcher(api, cfg).modify(|o| o.metadata.managed_fields = None);
+        let mut events = pin!(reflector(writer, stream));
         let failure = loop {
             match events.next().await {
                 None => break Some("the watch stream ended".to_string()),
@@ -443,15 +475,11 @@ pub async fn run(
         })
     };
 
-    let reporter = Reporter {
-        controller: "multi-casskop".to_string(),
-        instance: Some(cfg.instance.clone()),
-    };
     let ctx = Arc::new(Context {
         local: local.clone(),
         registry,
         caches,
-        recorder: Recorder::new(local.clone(), reporter),
+        events: Publisher::new(local.clone(), "multi-casskop", &cfg.instance),
         metrics,
         resync: cfg.resync,
         failures: Mutex::default(),
@@ -459,7 +487,11 @@ pub async fn run(
     });
 
     let api: Api<MultiCasskop> = Api::namespaced(local, &cfg.namespace);
-    let controller = Controller::new(api, watcher::Config::default());
+    // As Controller::new, minus managedFields in the cache (never read; often half an object).
+    let (reader, writer) = kube::runtime::reflector::store();
+    let mcs = watcher::watcher(api, watcher::Config::default())
+        .modify(|o| o.metadata.managed_fields = None);
+    let controller = Controller::for_stream(reflector(writer, mcs).applied_objects(), reader);
     readiness.set_caches_synced(false);
     let store = controller.store();
     tokio::spawn(async move {
@@ -475,6 +507,7 @@ pub async fn run(
     });
     info!(namespace = %cfg.namespace, "controller started: watching MultiCasskops");
     controller
+        .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
         .reconcile_on(one_rx)
         .reconcile_all_on(all_rx)
         .graceful_shutdown_on(shutdown)
@@ -667,6 +700,7 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
     // Observe every site: access from the registry and the cache health, the object from the cache.
     let mut inputs = Vec::with_capacity(facts.len());
     let mut details = Vec::with_capacity(facts.len());
+    let mut new_marks: Vec<(String, AppliedMark)> = Vec::new();
     for f in facts.iter_mut() {
         let (access, observed) = observe_site(ctx, &ns, &name, f).await;
         ctx.metrics
@@ -695,6 +729,28 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
                 )
             }),
         });
+        // A write of ours the status does not record (the controller stopped, or the status
+        // write was refused, right after it): its mark is recovered from the object itself,
+        // before planning, so the planner neither writes again nor trusts a stale status.
+        let applied = match f.live.as_ref().filter(|_| {
+            observed
+                .as_ref()
+                .is_some_and(|o| o.ownership == Ownership::Ours)
+        }) {
+            Some(live) => match apply::recover_mark(live, &f.desired.hash, applied.as_ref()) {
+                Some(mark) => {
+                    info!(
+                        site = %f.name,
+                        generation = mark.generation,
+                        "CassandraCluster carries a write the status does not record: recording it"
+                    );
+                    new_marks.push((f.name.clone(), mark.clone()));
+                    Some(mark)
+                }
+                None => applied,
+            },
+            None => applied,
+        };
         inputs.push(SiteInput {
             name: f.name.clone(),
             desired_hash: f.desired.hash.clone(),
@@ -715,8 +771,8 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
     let mut outcome = "waiting";
     let mut requeue = Requeue::requeue(ctx.resync);
     let mut failed = false;
-    let mut new_mark: Option<(String, AppliedMark)> = None;
     let mut refused = false;
+    let mut wrote: Option<String> = None;
     match &planned.action {
         Action::Apply { site } => {
             let i = index_of(&facts, site);
@@ -727,8 +783,8 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
                 return Ok((Requeue::requeue(ctx.next_backoff(&key)), "error"));
             };
             let client = &client;
-            match apply::apply_cluster(site, client, &f.desired).await {
-                Ok(done) => {
+            match apply::apply_cluster(site, client, &f.desired, f.live.as_ref()).await {
+                Ok(ApplyResult::Applied(done)) => {
                     ctx.metrics.write(site, "apply");
                     outcome = "applied";
                     if done.changed {
@@ -747,7 +803,9 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
                             if done.created { "created" } else { "updated" }
                         );
                         input.sites[i].applied = Some(mark.clone());
-                        new_mark = Some((site.clone(), mark));
+                        wrote = Some(site.clone());
+                        new_marks.retain(|(s, _)| s != site);
+                        new_marks.push((site.clone(), mark));
                         if i > 0
                             && planned.verdicts[..i]
                                 .iter()
@@ -770,22 +828,44 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
                         )
                         .await;
                         wait_for_cache(ctx, f, &done.resource_version, done.generation).await;
-                    } else if let Some(mark) = apply::recover_mark(
-                        &done.after,
-                        &f.desired.hash,
-                        input.sites[i].applied.as_ref(),
-                    ) {
-                        info!(
-                            site = %site,
-                            generation = mark.generation,
-                            "CassandraCluster already up to date from a write the status does not record: recording it"
-                        );
-                        input.sites[i].applied = Some(mark.clone());
-                        new_mark = Some((site.clone(), mark));
                     } else {
                         // Nothing changed: the planner's next look must not loop on us.
                         debug!(site = %site, "apply changed nothing");
                         requeue = Requeue::requeue(ctx.next_backoff(&key));
+                    }
+                }
+                Ok(ApplyResult::Stale) => {
+                    // Someone (CassKop) wrote since our cache's copy: its watch event brings the
+                    // new version and a new reconcile; this one is a safety net.
+                    debug!(site = %site, "CassandraCluster changed since our cached copy: planning again");
+                    outcome = "stale";
+                    requeue = Requeue::requeue(STALE_RETRY);
+                }
+                Ok(ApplyResult::Exists(found)) => {
+                    // Not in our cache: another's object (refused, and the status says whose),
+                    // or ours and the cache is behind (plan again once it catches up).
+                    let observed = ObservedCluster::from_live(&found, &f.desired, &ns, &name);
+                    if matches!(observed.ownership, Ownership::Foreign { .. }) {
+                        failed = true;
+                        outcome = "blocked";
+                        input.sites[i].observed = Some(observed);
+                        refused = true;
+                        publish(
+                            ctx,
+                            mc,
+                            EventType::Warning,
+                            "ForeignCassandraCluster",
+                            "Apply",
+                            format!(
+                                "CassandraCluster {}/{} in site {site} was not created by this MultiCasskop: refusing to take it over",
+                                f.desired.namespace, f.desired.name
+                            ),
+                        )
+                        .await;
+                    } else {
+                        debug!(site = %site, "our CassandraCluster is not in the cache yet: planning again");
+                        outcome = "stale";
+                        requeue = Requeue::requeue(STALE_RETRY);
                     }
                 }
                 Err(e) => {
@@ -896,7 +976,7 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
     }
 
     let planned = if refused { plan::plan(&input) } else { planned };
-    let (mut status, transitions) = build_status(
+    let (mut status, mut transitions) = build_status(
         Some(&prev),
         generation,
         &planned,
@@ -905,7 +985,13 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
         None,
         &now,
     );
-    if let Some((site, mark)) = &new_mark {
+    // The Created/Updated Event of this reconcile's write already says the site is in progress.
+    if let Some(site) = &wrote {
+        transitions.retain(|t| {
+            !(t.reason == "SiteInProgress" && t.site.as_deref() == Some(site.as_str()))
+        });
+    }
+    for (site, mark) in &new_marks {
         status::set_applied(&mut status, site, mark, &now);
     }
     finish(mc, &mc_api, ctx, &prev, status, transitions).await?;
@@ -983,34 +1069,10 @@ async fn observe_site(
     f.site = Some(site.clone());
     let oref = ObjectRef::new_with(&f.desired.name, cassandra_cluster_resource())
         .within(&f.desired.namespace);
-    let live = match view.store.get(&oref) {
-        Some(o) => Some((*o).clone()),
-        None => {
-            // Not among ours: is there a CassandraCluster of that name we did not create?
-            let api: Api<DynamicObject> = Api::namespaced_with(
-                site.client.clone(),
-                &f.desired.namespace,
-                &cassandra_cluster_resource(),
-            );
-            match api.get_opt(&f.desired.name).await {
-                Ok(o) => o,
-                Err(e) => {
-                    return (
-                        SiteAccess::Unavailable {
-                            reason: format!(
-                                "site {}: reading CassandraCluster {}/{} failed: {}",
-                                f.name,
-                                f.desired.namespace,
-                                f.desired.name,
-                                apply::brief(&e)
-                            ),
-                        },
-                        None,
-                    );
-                }
-            }
-        }
-    };
+    // The cache holds every object carrying our owner labels. One it does not hold (another's
+    // under the same name) is found by the create that would collide with it (see
+    // `apply::apply_cluster`): no read per site and reconcile.
+    let live = view.store.get(&oref).map(|o| (*o).clone());
     let Some(live) = live else {
         return (SiteAccess::Ok, None);
     };
@@ -1062,28 +1124,16 @@ async fn publish(
     note: String,
 ) {
     let reference: ObjectReference = mc.object_ref(&());
-    let ev = KubeEvent {
+    let ev = NewEvent {
         type_,
-        reason: reason.to_string(),
-        note: Some(truncate(note, 1000)),
-        action: action.to_string(),
-        secondary: None,
+        reason,
+        action,
+        note: &note,
     };
-    if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+    if let Err(e) = ctx.events.publish(&ev, &reference).await {
         // Events are best effort: the status carries the same facts.
         debug!("could not publish Event {reason}: {e}");
     }
-}
-
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
 }
 
 #[cfg(test)]
@@ -1177,6 +1227,30 @@ mod tests {
         assert!(!is_gone(&denied));
         let text = watch_error(&denied);
         assert!(text.starts_with("list failed: forbidden (403"), "{text}");
+    }
+
+    #[test]
+    fn failures_during_a_running_delay_do_not_lengthen_it() {
+        let t0 = Instant::now();
+        let mut b = Backoff::default();
+        assert_eq!(b.failed(t0), Duration::from_secs(1));
+        // Twenty watch-triggered failures within the first second: still the same delay.
+        for ms in (0..1000).step_by(50) {
+            let left = b.failed(t0 + Duration::from_millis(ms));
+            assert_eq!(left, Duration::from_millis(1000 - ms));
+        }
+        assert_eq!(
+            b.failed(t0 + Duration::from_secs(1)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            b.failed(t0 + Duration::from_secs(2)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            b.failed(t0 + Duration::from_secs(3)),
+            Duration::from_secs(4)
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The MultiCasskop status built from a plan (phase, sites, conditions) and the Events to emit
 //! for what changed since the previous status. Pure: the same inputs give the same status.
 
-use kube::runtime::events::EventType;
+use crate::rollout::events::EventType;
 
 use crate::api::{Condition, MultiCasskopStatus, SiteStatus};
 use crate::rollout::plan::{

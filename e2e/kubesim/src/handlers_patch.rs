@@ -95,6 +95,16 @@ pub fn patch(
         if live.is_none() && sub.is_some() {
             return Err(ApiError::not_found(&def.group, &def.plural, name));
         }
+        // A resourceVersion in the apply configuration is a precondition (optimistic locking).
+        if let (Some(rv), Some(l)) = (
+            body["metadata"]["resourceVersion"]
+                .as_str()
+                .filter(|rv| !rv.is_empty()),
+            live.as_deref(),
+        ) && l["metadata"]["resourceVersion"].as_str() != Some(rv)
+        {
+            return Err(ApiError::conflict(&def.group, &def.plural, name));
+        }
         let opts = ApplyOptions {
             manager: &manager,
             force,

@@ -762,6 +762,23 @@ async fn apply_dry_run_collections_cluster_scope_and_reviews() {
         again.metadata.resource_version, first.metadata.resource_version,
         "a no-op apply keeps the resourceVersion"
     );
+    // A resourceVersion in the apply configuration is a precondition, as in kube-apiserver.
+    let mut stale = body.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    stale["data"]["a"] = json!("2");
+    let (code, _) = api_err(
+        cms.patch("ssa", &pp, &Patch::Apply(&stale))
+            .await
+            .expect_err("a stale resourceVersion must conflict"),
+    );
+    assert_eq!(code, 409);
+    let mut current = stale.clone();
+    current["metadata"]["resourceVersion"] = json!(first.metadata.resource_version.clone());
+    let applied = cms
+        .patch("ssa", &pp, &Patch::Apply(&current))
+        .await
+        .unwrap();
+    assert_eq!(applied.data.unwrap()["a"], "2");
     // fieldManager on an ordinary patch is recorded too.
     let upd = cms
         .patch(
