@@ -10,6 +10,28 @@ pub fn cassandra_cluster_resource() -> ApiResource {
     )
 }
 
+/// The `status` fields the controller reads: CassKop's progress and the seed list we set.
+pub const CACHED_STATUS_FIELDS: [&str; 4] = [
+    "phase",
+    "lastClusterAction",
+    "lastClusterActionStatus",
+    "seedlist",
+];
+
+/// Keep in a cached CassandraCluster only what the controller reads: no managedFields, and of
+/// `status` only [`CACHED_STATUS_FIELDS`] (CassKop's per-rack and per-pod status can be most
+/// of a large cluster's object).
+pub fn slim_for_cache(obj: &mut DynamicObject) {
+    obj.metadata.managed_fields = None;
+    if let Some(status) = obj
+        .data
+        .get_mut("status")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        status.retain(|k, _| CACHED_STATUS_FIELDS.contains(&k.as_str()));
+    }
+}
+
 /// Read-only typed view over the few CassandraCluster fields we use.
 pub struct CassandraClusterView<'a>(pub &'a DynamicObject);
 
@@ -32,5 +54,34 @@ impl<'a> CassandraClusterView<'a> {
     /// Multi-CassKop's readiness rule: phase Running and last action Done.
     pub fn is_running_done(&self) -> bool {
         self.phase() == Some("Running") && self.last_cluster_action_status() == Some("Done")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cache_copy_keeps_what_the_controller_reads() {
+        let mut obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "db.orange.com/v2", "kind": "CassandraCluster",
+            "metadata": {"name": "c", "managedFields": [{"manager": "casskop"}],
+                         "labels": {"a": "b"}},
+            "spec": {"nodesPerRacks": 3},
+            "status": {"phase": "Running", "lastClusterAction": "Initializing",
+                       "lastClusterActionStatus": "Done", "seedlist": ["s1"],
+                       "cassandraRackStatus": {"dc1-rack1": {"phase": "Running"}}}
+        }))
+        .unwrap();
+        slim_for_cache(&mut obj);
+        assert!(obj.metadata.managed_fields.is_none());
+        assert_eq!(obj.metadata.labels.as_ref().unwrap()["a"], "b");
+        assert_eq!(obj.data["spec"]["nodesPerRacks"], 3);
+        let view = CassandraClusterView(&obj);
+        assert!(view.is_running_done());
+        assert_eq!(view.last_cluster_action(), Some("Initializing"));
+        assert_eq!(obj.data["status"]["seedlist"], json!(["s1"]));
+        assert!(obj.data["status"].get("cassandraRackStatus").is_none());
     }
 }

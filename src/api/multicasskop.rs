@@ -123,6 +123,11 @@ pub struct SiteStatus {
     /// only once the generation moved past it (CassKop wrote after us).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_generation: Option<i64>,
+    /// The generation our last write was computed from (`0`: it created the object), as the
+    /// object's `applied-from-generation` annotation says: tells a recorded write from a later
+    /// one whose record was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_from_generation: Option<i64>,
     /// When we last wrote to this site (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_time: Option<String>,

@@ -182,36 +182,42 @@ pub async fn apply_cluster(
 
 /// The applied mark of a write of ours that landed but whose record in the status was lost
 /// (the controller stopped between the write and the status update, or the status write was
-/// refused): the live object carries our desired hash, yet the status has no mark for it.
+/// refused), with the generation that write was computed from.
 ///
-/// The object says what that write did: [`FROM_GENERATION_ANNOTATION`] is the generation it was
-/// computed against (exact: the write carried that version as a precondition), `0` for a
-/// create. A generation above it means the write changed what CassKop acts on (or someone wrote
-/// after it): CassKop's status counts once the generation is past `from + 1`. Otherwise the write
-/// changed only metadata and nobody wrote since: nothing to wait for (unless an earlier write
-/// was still awaited). `None` when the object does not carry `desired_hash` with a
-/// from-generation, or a mark for `desired_hash` is recorded already.
+/// The object says what our last write did: [`FROM_GENERATION_ANNOTATION`] is the generation it
+/// was computed from (exact: the write carried that version as a precondition), `0` for a
+/// create. The status records the same number with the mark (`recorded_from`), so a differing
+/// number (or a differing hash) means a later write went unrecorded. A generation above it means
+/// that write changed what CassKop acts on (or someone wrote after it): CassKop's status counts
+/// once the generation is past `from + 1`. Otherwise the write changed only metadata and nobody
+/// wrote since: nothing to wait for (unless an earlier write was still awaited).
+///
+/// `None` when the object does not carry `desired_hash` with a from-generation, or the status
+/// records that very write.
 pub fn recover_mark(
     live: &DynamicObject,
     desired_hash: &str,
     previous: Option<&AppliedMark>,
-) -> Option<AppliedMark> {
-    if previous.is_some_and(|p| p.hash == desired_hash) {
-        return None;
-    }
+    recorded_from: Option<i64>,
+) -> Option<(AppliedMark, i64)> {
     let annotations = live.annotations();
     if annotations.get(SPEC_HASH_ANNOTATION).map(String::as_str) != Some(desired_hash) {
         return None;
     }
     let from: i64 = annotations.get(FROM_GENERATION_ANNOTATION)?.parse().ok()?;
+    if previous.is_some_and(|p| p.hash == desired_hash) && recorded_from.is_none_or(|r| r == from) {
+        // Recorded (or recorded by a version that did not note the from-generation).
+        return None;
+    }
     let now = live.metadata.generation.unwrap_or(0);
-    Some(if from == 0 {
+    let mark = if from == 0 {
         AppliedMark::after_write(desired_hash, previous, None, 1, true)
     } else if now > from {
         AppliedMark::after_write(desired_hash, previous, Some(from), from + 1, true)
     } else {
         AppliedMark::after_write(desired_hash, previous, Some(from), from, false)
-    })
+    };
+    Some((mark, from))
 }
 
 /// True when `obj` carries the owner labels of MultiCasskop `owner_ns/owner_name`.
@@ -412,24 +418,30 @@ mod tests {
         // Our write went from 4 to 5; CassKop has not written since: wait past 5.
         let just_written = live_with("h2", Some("4"), 5);
         assert_eq!(
-            recover_mark(&just_written, "h2", Some(&old)),
-            Some(mark("h2", 5))
+            recover_mark(&just_written, "h2", Some(&old), Some(1)),
+            Some((mark("h2", 5), 4))
         );
         // CassKop wrote twice since (stale Running/Done can no longer fool us): same mark,
         // and the generation is past it.
         let casskop_wrote = live_with("h2", Some("4"), 7);
         assert_eq!(
-            recover_mark(&casskop_wrote, "h2", Some(&old)),
-            Some(mark("h2", 5))
+            recover_mark(&casskop_wrote, "h2", Some(&old), Some(1)),
+            Some((mark("h2", 5), 4))
         );
     }
 
     #[test]
     fn lost_mark_of_a_create_waits_for_casskops_first_status() {
         let created = live_with("h1", Some("0"), 1);
-        assert_eq!(recover_mark(&created, "h1", None), Some(mark("h1", 1)));
+        assert_eq!(
+            recover_mark(&created, "h1", None, None),
+            Some((mark("h1", 1), 0))
+        );
         let running = live_with("h1", Some("0"), 3);
-        assert_eq!(recover_mark(&running, "h1", None), Some(mark("h1", 1)));
+        assert_eq!(
+            recover_mark(&running, "h1", None, None),
+            Some((mark("h1", 1), 0))
+        );
     }
 
     #[test]
@@ -437,13 +449,13 @@ mod tests {
         // Generation unchanged since the write: it changed labels/annotations only.
         let live = live_with("h2", Some("6"), 6);
         assert_eq!(
-            recover_mark(&live, "h2", Some(&mark("h1", 3))),
-            Some(mark("h2", 5)),
+            recover_mark(&live, "h2", Some(&mark("h1", 3)), Some(2)),
+            Some((mark("h2", 5), 6)),
             "CassKop had picked up h1 (6 > 3): ready at once"
         );
         assert_eq!(
-            recover_mark(&live, "h2", Some(&mark("h1", 6))),
-            Some(mark("h2", 6)),
+            recover_mark(&live, "h2", Some(&mark("h1", 6)), Some(5)),
+            Some((mark("h2", 6), 6)),
             "h1 was still awaited: still wait for it"
         );
     }
@@ -452,20 +464,40 @@ mod tests {
     fn no_recovery_without_our_hash_and_generation_or_with_a_mark_for_it() {
         let live = live_with("h1", Some("4"), 5);
         assert_eq!(
-            recover_mark(&live, "h2", None),
+            recover_mark(&live, "h2", None, None),
             None,
             "our write of h2 never landed"
         );
         let live = live_with("h2", Some("4"), 5);
         assert_eq!(
-            recover_mark(&live, "h2", Some(&mark("h2", 5))),
+            recover_mark(&live, "h2", Some(&mark("h2", 5)), Some(4)),
             None,
             "the mark is there"
         );
         let unknown = live_with("h2", None, 5);
-        assert_eq!(recover_mark(&unknown, "h2", None), None, "cannot tell");
+        assert_eq!(
+            recover_mark(&unknown, "h2", None, None),
+            None,
+            "cannot tell"
+        );
         let garbled = live_with("h2", Some("five"), 5);
-        assert_eq!(recover_mark(&garbled, "h2", None), None, "cannot tell");
+        assert_eq!(
+            recover_mark(&garbled, "h2", None, None),
+            None,
+            "cannot tell"
+        );
+    }
+
+    #[test]
+    fn a_later_write_of_the_same_hash_is_told_from_the_recorded_one() {
+        // Recorded: the create (from 0, mark 1). Then someone edited the spec (generation 6)
+        // and our re-apply of the same desired object (from 6, generation 7) went unrecorded:
+        // CassKop's stale Running/Done at 7 must not count.
+        let live = live_with("h1", Some("6"), 7);
+        assert_eq!(
+            recover_mark(&live, "h1", Some(&mark("h1", 1)), Some(0)),
+            Some((mark("h1", 7), 6))
+        );
     }
 
     #[test]

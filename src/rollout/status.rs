@@ -62,6 +62,15 @@ pub fn applied_mark(status: Option<&MultiCasskopStatus>, site: &str) -> Option<A
     })
 }
 
+/// The generation our recorded write to `site` was computed from (see [`set_applied`]).
+pub fn applied_from(status: Option<&MultiCasskopStatus>, site: &str) -> Option<i64> {
+    status?
+        .sites
+        .iter()
+        .find(|s| s.name == site)?
+        .applied_from_generation
+}
+
 /// The last observation of `site` recorded in `status`, as an [`ObservedCluster`], when that
 /// entry says the site was Ready; `None` otherwise.
 ///
@@ -92,7 +101,13 @@ pub fn last_known_observed(
 /// Records our write to `site` in `status` (creating the site entry if needed). Call it after
 /// a successful apply, on the status [`build_status`] returned (or on the previous one before
 /// building): `build_status` carries applied marks over unchanged.
-pub fn set_applied(status: &mut MultiCasskopStatus, site: &str, mark: &AppliedMark, now: &str) {
+pub fn set_applied(
+    status: &mut MultiCasskopStatus,
+    site: &str,
+    mark: &AppliedMark,
+    from_generation: i64,
+    now: &str,
+) {
     let entry = match status.sites.iter().position(|s| s.name == site) {
         Some(i) => &mut status.sites[i],
         None => {
@@ -105,6 +120,7 @@ pub fn set_applied(status: &mut MultiCasskopStatus, site: &str, mark: &AppliedMa
     };
     entry.applied_hash = Some(mark.hash.clone());
     entry.applied_generation = Some(mark.generation);
+    entry.applied_from_generation = Some(from_generation);
     entry.applied_time = Some(now.to_string());
 }
 
@@ -293,6 +309,7 @@ pub fn build_status(
                     last_transition_time,
                     applied_hash: before.and_then(|b| b.applied_hash.clone()),
                     applied_generation: before.and_then(|b| b.applied_generation),
+                    applied_from_generation: before.and_then(|b| b.applied_from_generation),
                     applied_time: before.and_then(|b| b.applied_time.clone()),
                 }
             })
@@ -797,7 +814,8 @@ mod tests {
             hash: "h1".into(),
             generation: 1,
         };
-        set_applied(&mut s, "a", &mark, T0);
+        set_applied(&mut s, "a", &mark, 0, T0);
+        assert_eq!(applied_from(Some(&s), "a"), Some(0));
         assert_eq!(applied_mark(Some(&s), "a"), Some(mark.clone()));
         let (s2, _) = build(
             Some(&s),
@@ -814,6 +832,7 @@ mod tests {
                 hash: "x".into(),
                 generation: 9,
             },
+            1,
             T1,
         );
         assert_eq!(applied_mark(Some(&s), "z").unwrap().generation, 9);
@@ -918,6 +937,7 @@ mod tests {
                 hash: "h1".into(),
                 generation: 2,
             },
+            1,
             T0,
         );
         prev.sites[0].ready = true;
