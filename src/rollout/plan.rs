@@ -717,9 +717,10 @@ fn plan_deletion(sites: &[SiteInput], states: &[State]) -> (Action, Vec<SiteVerd
 /// after one wait, Blocked on it). Sites *before* an unreachable one keep progressing, with one
 /// limit: if the unreachable site may be in progress, no other site is started, since we could
 /// otherwise end up with two sites in progress. It may be in progress when its last observation
-/// (the reflector cache, or after a restart [`crate::rollout::status::last_known_observed`],
-/// passed in `observed`) shows it unsettled, or, with no observation, when we have written to
-/// it (an applied mark) and cannot see whether CassKop finished. A site we never wrote to, or
+/// (passed in `observed`) shows it unsettled, or, with no observation, when we have written to
+/// it (an applied mark) and cannot see whether CassKop finished. The controller passes no
+/// observation for a site it cannot reach: the status it last wrote could predate a write whose
+/// record was lost, so "Ready when last seen" is not proof enough. A site we never wrote to, or
 /// last saw settled, does not hold earlier sites back. This keeps "one site
 /// in progress" true at the price of pausing a rollout during an outage that follows a write
 /// to the unreachable site.

@@ -5,7 +5,7 @@ use crate::rollout::events::EventType;
 
 use crate::api::{Condition, MultiCasskopStatus, SiteStatus};
 use crate::rollout::plan::{
-    Action, AppliedMark, ObservedCluster, Ownership, Plan, SiteAccess, SiteInput, SiteVerdict,
+    Action, AppliedMark, Ownership, Plan, SiteAccess, SiteInput, SiteVerdict,
 };
 
 /// What the controller saw of one site's CassandraCluster, for the status.
@@ -69,33 +69,6 @@ pub fn applied_from(status: Option<&MultiCasskopStatus>, site: &str) -> Option<i
         .iter()
         .find(|s| s.name == site)?
         .applied_from_generation
-}
-
-/// The last observation of `site` recorded in `status`, as an [`ObservedCluster`], when that
-/// entry says the site was Ready; `None` otherwise.
-///
-/// For a site that is unreachable and in no reflector cache (the controller restarted during
-/// the outage): passed as [`SiteInput::observed`], it tells the planner the site was settled
-/// when last seen and we have not written to it since, so earlier sites may go on. Without it
-/// the planner assumes a site we wrote to may still be in progress and starts nothing else.
-pub fn last_known_observed(
-    status: Option<&MultiCasskopStatus>,
-    site: &str,
-) -> Option<ObservedCluster> {
-    let s = status?.sites.iter().find(|s| s.name == site)?;
-    if !s.ready {
-        return None;
-    }
-    Some(ObservedCluster {
-        ownership: Ownership::Ours,
-        matches_desired: true,
-        // Ready meant: CassKop wrote after our last write.
-        generation: s.applied_generation.map_or(1, |g| g + 1),
-        phase: s.phase.clone(),
-        last_cluster_action: s.last_cluster_action.clone(),
-        last_cluster_action_status: s.last_cluster_action_status.clone(),
-        deleting: false,
-    })
 }
 
 /// Records our write to `site` in `status` (creating the site entry if needed). Call it after
@@ -617,7 +590,7 @@ pub fn build_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollout::plan::{PlanInput, plan};
+    use crate::rollout::plan::{ObservedCluster, PlanInput, plan};
 
     const T0: &str = "2026-01-01T00:00:00Z";
     const T1: &str = "2026-01-01T00:01:00Z";
@@ -885,46 +858,6 @@ mod tests {
         );
         assert_eq!(cond(&s3, "SitesReachable").status, "True");
         assert!(reasons(&events).contains(&"SitesReachable"), "{events:?}");
-    }
-
-    #[test]
-    fn last_known_ready_site_lets_earlier_sites_go_on_after_a_restart() {
-        let ready_b = vec![
-            input("a", Some(observed(4, "Running", "Done")), Some(2)),
-            input("b", Some(observed(4, "Running", "Done")), Some(2)),
-        ];
-        let (s, _) = build(None, ready_b, T0);
-        // Base edited while b is down and the controller restarted (no cache for b).
-        let mut a = input("a", Some(observed(4, "Running", "Done")), Some(2));
-        a.desired_hash = "h2".into();
-        a.observed.as_mut().unwrap().matches_desired = false;
-        let mut b = input("b", None, Some(2));
-        b.desired_hash = "h2".into();
-        b.access = SiteAccess::Unavailable {
-            reason: "timeout".into(),
-        };
-        let conservative = plan(&PlanInput {
-            sites: vec![a.clone(), b.clone()],
-            deleting: false,
-            delete_cassandra_cluster: false,
-        });
-        assert!(
-            matches!(&conservative.action, Action::Blocked { site, .. } if site == "b"),
-            "{:?}",
-            conservative.action
-        );
-        b.observed = last_known_observed(Some(&s), "b");
-        assert!(b.observed.is_some());
-        let p = plan(&PlanInput {
-            sites: vec![a, b],
-            deleting: false,
-            delete_cassandra_cluster: false,
-        });
-        assert_eq!(p.action, Action::Apply { site: "a".into() });
-        // A site not Ready when last seen gives nothing.
-        let (s, _) = build(None, vec![input("a", None, None)], T0);
-        assert_eq!(last_known_observed(Some(&s), "a"), None);
-        assert_eq!(last_known_observed(None, "a"), None);
     }
 
     #[test]
