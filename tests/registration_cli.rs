@@ -176,11 +176,12 @@ async fn export_piped_into_kubectl_apply_gives_a_working_secret() {
             None,
         )
         .await;
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.success(), "{}", o.stderr);
     assert!(
-        stderr(&o).contains("No resources found in cassandra namespace"),
+        o.stderr
+            .contains("No resources found in cassandra namespace"),
         "{}",
-        stderr(&o)
+        o.stderr
     );
 
     // And so does the controller's credential loading (Secret read through the API).

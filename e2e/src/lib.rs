@@ -7,11 +7,12 @@ pub mod clientconfig_support;
 pub mod faults_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use kubesim::casskop::CasskopOptions;
+use kubesim::kubectl::{Kubectl, Run};
 use kubesim::{Sim, SimOptions};
 use serde_json::{Value, json};
 
@@ -177,63 +178,28 @@ impl Env {
 
     /// Run kubectl as admin against `context`; fails with its stderr on a non-zero exit.
     pub fn kubectl_in(&self, context: &str, args: &[&str]) -> anyhow::Result<String> {
-        let out = self.kubectl_raw(context, args, None)?;
-        if !out.status.success() {
-            bail!(
-                "kubectl {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        checked(args, self.kubectl_raw(context, args, None))
     }
 
     /// kubectl as admin against the local cluster.
     pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
-        self.kubectl_in(&self.names[0].clone(), args)
+        self.kubectl_in(&self.names[0], args)
     }
 
     /// kubectl against the local cluster with `input` on stdin.
     pub fn kubectl_stdin(&self, args: &[&str], input: &[u8]) -> anyhow::Result<String> {
-        let out = self.kubectl_raw(&self.names[0].clone(), args, Some(input))?;
-        if !out.status.success() {
-            bail!(
-                "kubectl {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        checked(args, self.kubectl_raw(&self.names[0], args, Some(input)))
     }
 
-    /// kubectl with its raw output (exit status not checked).
-    pub fn kubectl_raw(
-        &self,
-        context: &str,
-        args: &[&str],
-        input: Option<&[u8]>,
-    ) -> anyhow::Result<Output> {
-        let mut cmd = Command::new("kubectl");
-        cmd.arg("--kubeconfig")
-            .arg(&self.admin_kubeconfig)
-            .arg("--context")
-            .arg(context)
-            .arg("-n")
-            .arg(NAMESPACE)
-            .args(args)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().context("running kubectl")?;
-        if let Some(input) = input {
-            use std::io::Write;
-            child.stdin.take().expect("piped").write_all(input)?;
-        }
-        Ok(child.wait_with_output()?)
+    /// kubectl as admin in [`NAMESPACE`] of `context`, exit code not checked, not echoed (the
+    /// scenarios poll); killed after 5 minutes, beyond the `--timeout=240s` of their waits.
+    pub fn kubectl_raw(&self, context: &str, args: &[&str], input: Option<&[u8]>) -> Run {
+        Kubectl::new(&self.admin_kubeconfig)
+            .context(context)
+            .namespace(NAMESPACE)
+            .timeout(Duration::from_secs(300))
+            .quiet()
+            .run_blocking(args, input)
     }
 
     /// `kubectl apply -f` of a manifest text (local cluster).
@@ -260,18 +226,17 @@ impl Env {
                 "--ignore-not-found",
             ],
             None,
-        )?;
-        if !out.status.success() {
+        );
+        if !out.success() {
             bail!(
                 "kubectl get cassandracluster {name} in {site}: {}",
-                String::from_utf8_lossy(&out.stderr)
+                out.stderr
             );
         }
-        let text = String::from_utf8_lossy(&out.stdout);
-        if text.trim().is_empty() {
+        if out.stdout.trim().is_empty() {
             return Ok(None);
         }
-        Ok(Some(serde_json::from_str(&text)?))
+        Ok(Some(serde_json::from_str(&out.stdout)?))
     }
 
     /// Start the controller with the service-account kubeconfig, local = first cluster,
@@ -299,6 +264,14 @@ impl Env {
         args.extend(extra.iter().map(|s| s.to_string()));
         ControllerProcess::spawn(self.dir.path(), label, &args, &[])
     }
+}
+
+/// stdout of a kubectl run that had to succeed; its stderr as the error otherwise.
+fn checked(args: &[&str], out: Run) -> anyhow::Result<String> {
+    if !out.success() {
+        bail!("kubectl {} failed: {}", args.join(" "), out.stderr);
+    }
+    Ok(out.stdout)
 }
 
 /// A `multi-casskop` child process; killed on drop.

@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use e2e::{Env, EnvOptions, NAMESPACE, eventually, sample, workspace_root};
+use kubesim::kubectl::Kubectl;
 use serde_json::Value;
 
 /// The chart's rbac.yaml rendered by real Helm (scripts/helm.py) for release `multi-casskop`.
@@ -44,24 +45,13 @@ async fn controller_needs_nothing_beyond_the_charts_role() -> anyhow::Result<()>
     };
     let env = Env::start_with(&["k8s-cluster1", "k8s-cluster2"], opts).await?;
     // Control: without the Role, the controller's identity is refused (RBAC is enforced).
-    let denied = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&env.kubeconfig)
-        .args([
-            "--context",
-            "k8s-cluster1",
-            "-n",
-            NAMESPACE,
-            "get",
-            "multicasskops",
-        ])
-        .output()?;
-    assert!(!denied.status.success());
-    assert!(
-        String::from_utf8_lossy(&denied.stderr).contains("forbidden"),
-        "{}",
-        String::from_utf8_lossy(&denied.stderr)
-    );
+    let denied = Kubectl::new(&env.kubeconfig)
+        .context("k8s-cluster1")
+        .namespace(NAMESPACE)
+        .run(&["get", "multicasskops"])
+        .await;
+    assert!(!denied.success());
+    assert!(denied.stderr.contains("forbidden"), "{}", denied.stderr);
     env.apply_yaml(&chart_rbac()?)?;
     let from_seq = env.sim.audit().last().map(|e| e.seq + 1).unwrap_or(0);
     let ctl = env.start_controller("controller", &["--leader-elect"])?;

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use kubesim::kubectl::{Kubectl, Run};
 use kubesim::{Sim, SimOptions};
 
 /// Minimal CassandraCluster CRD (unknown fields kept), enough for discovery and RBAC checks.
@@ -141,21 +142,17 @@ impl Env {
             .await
     }
 
-    /// Runs `kubectl ARGS` with `stdin`.
-    pub async fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        self.run("kubectl", args, stdin).await
+    /// Runs `kubectl ARGS` with `stdin` (HOME and caches in the tempdir).
+    pub async fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        Kubectl::new(&self.kubeconfig)
+            .home(self.dir.path())
+            .run_input(args, stdin.map(str::as_bytes))
+            .await
     }
 
     /// Runs kubectl and insists on success; returns stdout.
     pub async fn kubectl_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let o = self.kubectl(args, stdin).await;
-        assert!(
-            o.status.success(),
-            "kubectl {} failed: {}",
-            args.join(" "),
-            show(&o)
-        );
-        String::from_utf8(o.stdout).unwrap()
+        self.kubectl(args, stdin).await.ok().stdout
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

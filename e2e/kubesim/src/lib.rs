@@ -14,6 +14,7 @@ pub mod handlers_proto;
 pub mod handlers_scale;
 pub mod handlers_watch;
 pub mod kubeconfig;
+pub mod kubectl;
 pub mod nodetool;
 pub mod openapi;
 pub mod patch;

@@ -1,11 +1,11 @@
 //! The kubesim binary: `--clusters a,b --kubeconfig-out F` prints `kubesim ready`, serves every context, writes `--audit-log` as JSON lines, exits 0 on SIGTERM/SIGINT, and refuses bad arguments.
-mod kubectl_support;
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use kubesim::AuditEntry;
+use kubesim::kubectl::Kubectl;
 use tokio::io::AsyncBufReadExt;
 
 const GUARD: Duration = Duration::from_secs(60);
@@ -57,10 +57,6 @@ async fn signal(r: &mut Running, sig: &str) -> std::process::ExitStatus {
         .unwrap()
 }
 
-async fn kubectl(kc: &Path, home: &Path, args: &[&str]) -> kubectl_support::Run {
-    kubectl_support::kubectl_with(kc, home, args, None).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_every_context_writes_the_audit_log_and_exits_0_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,55 +86,43 @@ async fn serves_every_context_writes_the_audit_log_and_exits_0_on_sigterm() {
         let mode = std::fs::metadata(&kc).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the kubeconfig holds tokens");
     }
-    let home = dir.path();
-    let ctx = kubectl(&kc, home, &["config", "get-contexts", "-o", "name"])
+    let kubectl = Kubectl::new(&kc).home(dir.path());
+    let ctx = kubectl
+        .run(&["config", "get-contexts", "-o", "name"])
         .await
         .ok();
     assert_eq!(ctx.stdout, "alpha\nbeta\n");
-    let cur = kubectl(&kc, home, &["config", "current-context"])
-        .await
-        .ok();
+    let cur = kubectl.run(&["config", "current-context"]).await.ok();
     assert_eq!(cur.stdout, "alpha\n");
     for c in ["alpha", "beta"] {
-        let r = kubectl(
-            &kc,
-            home,
-            &["--context", c, "get", "namespaces", "-o", "name"],
-        )
-        .await
-        .ok();
+        let r = kubectl
+            .run(&["--context", c, "get", "namespaces", "-o", "name"])
+            .await
+            .ok();
         assert_eq!(
             r.stdout,
             "namespace/default\nnamespace/kube-public\nnamespace/kube-system\n"
         );
     }
     // The clusters are separate: what is created in one is not in the other.
-    kubectl(
-        &kc,
-        home,
-        &["--context", "beta", "create", "namespace", "only-beta"],
-    )
-    .await
-    .ok();
-    kubectl(
-        &kc,
-        home,
-        &["--context", "beta", "get", "namespace", "only-beta"],
-    )
-    .await
-    .ok();
-    let r = kubectl(
-        &kc,
-        home,
-        &["--context", "alpha", "get", "namespace", "only-beta"],
-    )
-    .await
-    .fails(1);
+    kubectl
+        .run(&["--context", "beta", "create", "namespace", "only-beta"])
+        .await
+        .ok();
+    kubectl
+        .run(&["--context", "beta", "get", "namespace", "only-beta"])
+        .await
+        .ok();
+    let r = kubectl
+        .run(&["--context", "alpha", "get", "namespace", "only-beta"])
+        .await
+        .fails(1);
     assert_eq!(
         r.stderr,
         "Error from server (NotFound): namespaces \"only-beta\" not found\n"
     );
-    let v = kubectl(&kc, home, &["--context", "beta", "version", "-o", "json"])
+    let v = kubectl
+        .run(&["--context", "beta", "version", "-o", "json"])
         .await
         .ok()
         .json();
@@ -185,19 +169,16 @@ async fn serves_every_context_writes_the_audit_log_and_exits_0_on_sigterm() {
     let after = read_audit(&audit);
     assert!(after.len() >= entries.len());
     // Nothing listens any more.
-    let r = kubectl(
-        &kc,
-        home,
-        &[
+    let r = kubectl
+        .run(&[
             "--context",
             "alpha",
             "get",
             "namespaces",
             "--request-timeout=5s",
-        ],
-    )
-    .await
-    .fails(1);
+        ])
+        .await
+        .fails(1);
     assert!(r.stderr.contains("was refused"), "{r:#?}");
 }
 
@@ -223,7 +204,11 @@ async fn exits_0_on_sigint() {
         kc.to_str().unwrap(),
     ])
     .await;
-    kubectl(&kc, dir.path(), &["get", "namespaces"]).await.ok();
+    Kubectl::new(&kc)
+        .home(dir.path())
+        .run(&["get", "namespaces"])
+        .await
+        .ok();
     let status = signal(&mut r, "-INT").await;
     assert!(status.success(), "exit status on SIGINT: {status:?}");
 }

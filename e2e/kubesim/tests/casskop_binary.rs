@@ -4,36 +4,16 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use kubesim::kubectl::Kubectl;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const CLUSTERS: [&str; 3] = ["k8s-cluster1", "k8s-cluster2", "k8s-cluster3"];
 
-async fn kubectl(kubeconfig: &Path, context: &str, args: &[&str], input: Option<&str>) -> String {
-    let mut child = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--context", context])
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kubectl runs");
-    let mut stdin = child.stdin.take().unwrap();
-    if let Some(input) = input {
-        use tokio::io::AsyncWriteExt;
-        stdin.write_all(input.as_bytes()).await.unwrap();
-    }
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl --context {context} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// kubectl against `context`, with room for the 90 s waits below.
+fn kubectl(kubeconfig: &Path, context: &str) -> Kubectl {
+    Kubectl::new(kubeconfig)
+        .context(context)
+        .timeout(Duration::from_secs(120))
 }
 
 fn cluster_yaml(image: &str) -> String {
@@ -43,18 +23,15 @@ fn cluster_yaml(image: &str) -> String {
 }
 
 async fn wait_jsonpath(kubeconfig: &Path, context: &str, path: &str, value: &str) {
-    kubectl(
-        kubeconfig,
-        context,
-        &[
+    kubectl(kubeconfig, context)
+        .run(&[
             "wait",
             "cassc/demo",
             &format!("--for=jsonpath={{{path}}}={value}"),
             "--timeout=90s",
-        ],
-        None,
-    )
-    .await;
+        ])
+        .await
+        .ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,13 +74,10 @@ async fn the_binary_runs_casskop_in_every_cluster_and_survives_an_admin_fault() 
     let admin = admin.expect("kubesim printed its admin URL");
 
     for context in CLUSTERS {
-        kubectl(
-            &kubeconfig,
-            context,
-            &["apply", "-f", "-"],
-            Some(&cluster_yaml("cassandra:3.11.6")),
-        )
-        .await;
+        kubectl(&kubeconfig, context)
+            .run_stdin(&["apply", "-f", "-"], cluster_yaml("cassandra:3.11.6"))
+            .await
+            .ok();
     }
     for context in CLUSTERS {
         wait_jsonpath(
@@ -113,13 +87,11 @@ async fn the_binary_runs_casskop_in_every_cluster_and_survives_an_admin_fault() 
             "Done",
         )
         .await;
-        let pods = kubectl(
-            &kubeconfig,
-            context,
-            &["get", "pods", "-l", "cassandracluster=demo", "-o", "name"],
-            None,
-        )
-        .await;
+        let pods = kubectl(&kubeconfig, context)
+            .run(&["get", "pods", "-l", "cassandracluster=demo", "-o", "name"])
+            .await
+            .ok()
+            .stdout;
         assert_eq!(
             pods.lines().collect::<Vec<_>>(),
             vec!["pod/demo-dc1-rack1-0", "pod/demo-dc1-rack1-1"],
@@ -146,13 +118,10 @@ async fn the_binary_runs_casskop_in_every_cluster_and_survives_an_admin_fault() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    kubectl(
-        &kubeconfig,
-        "k8s-cluster2",
-        &["apply", "-f", "-"],
-        Some(&cluster_yaml("cassandra:3.11.7")),
-    )
-    .await;
+    kubectl(&kubeconfig, "k8s-cluster2")
+        .run_stdin(&["apply", "-f", "-"], cluster_yaml("cassandra:3.11.7"))
+        .await
+        .ok();
     wait_jsonpath(
         &kubeconfig,
         "k8s-cluster2",
@@ -169,19 +138,17 @@ async fn the_binary_runs_casskop_in_every_cluster_and_survives_an_admin_fault() 
     .await;
     // The other clusters were not touched.
     for context in ["k8s-cluster1", "k8s-cluster3"] {
-        let action = kubectl(
-            &kubeconfig,
-            context,
-            &[
+        let action = kubectl(&kubeconfig, context)
+            .run(&[
                 "get",
                 "cassc",
                 "demo",
                 "-o",
                 "jsonpath={.status.lastClusterAction}",
-            ],
-            None,
-        )
-        .await;
+            ])
+            .await
+            .ok()
+            .stdout;
         assert_eq!(action, "Initializing", "{context}");
     }
 

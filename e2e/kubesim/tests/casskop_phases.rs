@@ -1,7 +1,6 @@
 //! The simulated CassKop's phases as real `kubectl` 1.32 sees them, stale window included (issue 2, acceptance 5).
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -17,61 +16,19 @@ const ADMIN_USER: &str = "kubesim:admin";
 /// Upper bound for any wait; reaching it fails the test with what was seen.
 const PATIENCE: &str = "90s";
 
+/// kubectl against [`CLUSTER`], with the CassandraCluster reads and waits of these tests.
 struct Kubectl {
-    kubeconfig: PathBuf,
-}
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
+    cli: kubesim::kubectl::Kubectl,
 }
 
 impl Kubectl {
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new("kubectl");
-        cmd.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--context")
-            .arg(CLUSTER)
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd
-    }
-
-    async fn run_input(&self, args: &[&str], input: Option<&str>) -> Output {
-        let mut child = self.command(args).spawn().expect("kubectl runs");
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(input) = input {
-            use tokio::io::AsyncWriteExt;
-            stdin.write_all(input.as_bytes()).await.unwrap();
-        }
-        drop(stdin);
-        let out = child.wait_with_output().await.expect("kubectl finishes");
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
     /// Run kubectl, insist on exit code 0, return stdout.
     async fn ok(&self, args: &[&str]) -> String {
-        self.ok_input(args, None).await
+        self.cli.run(args).await.ok().stdout
     }
 
-    async fn ok_input(&self, args: &[&str], input: Option<&str>) -> String {
-        let out = self.run_input(args, input).await;
-        assert_eq!(
-            out.code, 0,
-            "kubectl {args:?} failed: stdout={} stderr={}",
-            out.stdout, out.stderr
-        );
-        out.stdout
+    async fn ok_stdin(&self, args: &[&str], input: &str) -> String {
+        self.cli.run_stdin(args, input).await.ok().stdout
     }
 
     async fn status(&self, name: &str) -> String {
@@ -99,17 +56,15 @@ impl Kubectl {
     async fn wait_for(&self, name: &str, jsonpath: &str, value: &str) {
         let cond = format!("jsonpath={{{jsonpath}}}={value}");
         let out = self
-            .run_input(
-                &[
-                    "wait",
-                    &format!("cassandracluster/{name}"),
-                    "-n",
-                    NS,
-                    &format!("--for={cond}"),
-                    &format!("--timeout={PATIENCE}"),
-                ],
-                None,
-            )
+            .cli
+            .run(&[
+                "wait",
+                &format!("cassandracluster/{name}"),
+                "-n",
+                NS,
+                &format!("--for={cond}"),
+                &format!("--timeout={PATIENCE}"),
+            ])
             .await;
         assert_eq!(
             out.code,
@@ -186,7 +141,11 @@ async fn start(dir: &Path, opts: CasskopOptions) -> (Sim, Kubectl) {
     .expect("kubesim starts");
     let kubeconfig = dir.join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig).unwrap();
-    let kubectl = Kubectl { kubeconfig };
+    let kubectl = Kubectl {
+        cli: kubesim::kubectl::Kubectl::new(kubeconfig)
+            .context(CLUSTER)
+            .timeout(Duration::from_secs(120)),
+    };
     let ns: Namespace =
         serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap();
     Api::<Namespace>::all(sim.cluster(CLUSTER).client().await)
@@ -253,6 +212,7 @@ async fn phases_seen_through_kubectl_including_the_stale_window() {
 
     // Every state change, as `kubectl get -w` prints it.
     let mut watch = kubectl
+        .cli
         .command(&[
             "get",
             "cassc",
@@ -270,7 +230,7 @@ async fn phases_seen_through_kubectl_including_the_stale_window() {
     .await;
 
     kubectl
-        .ok_input(&["apply", "-f", "-"], Some(&cluster_yaml(name, "")))
+        .ok_stdin(&["apply", "-f", "-"], &cluster_yaml(name, ""))
         .await;
     kubectl.wait_action_done(name, "Initializing").await;
     assert_eq!(kubectl.status(name).await, "Running/Initializing/Done");
@@ -439,7 +399,7 @@ async fn scaling_hold_restart_failure_and_deletion_through_kubectl() {
     let yaml = format!(
         "apiVersion: db.orange.com/v2\nkind: CassandraCluster\nmetadata:\n  name: {name}\n  namespace: {NS}\nspec:\n  cassandraImage: cassandra:3.11.6\n"
     );
-    kubectl.ok_input(&["apply", "-f", "-"], Some(&yaml)).await;
+    kubectl.ok_stdin(&["apply", "-f", "-"], &yaml).await;
     kubectl.wait_action_done(name, "Initializing").await;
     assert_eq!(
         kubectl.statefulsets(name).await,

@@ -4,6 +4,7 @@ mod exec_common;
 use exec_common::{Dc, seed_cluster, set_cc_status};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
+use kubesim::kubectl::Kubectl;
 use tokio::io::AsyncReadExt;
 
 const NS: &str = "cassandra";
@@ -336,50 +337,22 @@ async fn real_kubectl_exec_nodetool_status() {
     let kc = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kc).unwrap();
     let pod = pods[0][1].clone();
-    let out = tokio::process::Command::new("kubectl")
-        .args([
-            "--kubeconfig",
-            kc.to_str().unwrap(),
-            "--context",
-            "k1",
-            "-n",
-            NS,
-            "exec",
-            &pod,
-            "--",
-            "nodetool",
-            "status",
-        ])
-        .output()
-        .await
-        .expect("kubectl runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let kubectl = Kubectl::new(&kc).context("k1").namespace(NS);
+    let out = kubectl
+        .run(&["exec", &pod, "--", "nodetool", "status"])
+        .await;
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
     println!("{stdout}\n{stderr}");
-    assert!(out.status.success(), "kubectl exec failed: {stderr}");
+    assert!(out.success(), "kubectl exec failed: {stderr}");
     for dc in ["dc1", "dc2", "dc3"] {
-        assert_eq!(dc_lines(&stdout, dc).len(), 2, "{stdout}");
+        assert_eq!(dc_lines(stdout, dc).len(), 2, "{stdout}");
     }
     // A failing command: kubectl reports the exit code and exits with it.
-    let out = tokio::process::Command::new("kubectl")
-        .args([
-            "--kubeconfig",
-            kc.to_str().unwrap(),
-            "--context",
-            "k1",
-            "-n",
-            NS,
-            "exec",
-            &pod,
-            "--",
-            "nodetool",
-            "bogus",
-        ])
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let out = kubectl
+        .run(&["exec", &pod, "--", "nodetool", "bogus"])
+        .await;
+    let stderr = &out.stderr;
+    assert_eq!(out.code, 1, "{stderr}");
     assert!(stderr.contains("Found unexpected parameters"), "{stderr}");
     sim.shutdown().await;
 }
@@ -430,14 +403,10 @@ async fn kubectl_exec_on_simulated_casskop_pods() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kc).unwrap();
-    let out = tokio::process::Command::new("kubectl")
-        .args([
-            "--kubeconfig",
-            kc.to_str().unwrap(),
-            "--context",
-            "west",
-            "-n",
-            NS,
+    let out = Kubectl::new(&kc)
+        .context("west")
+        .namespace(NS)
+        .run(&[
             "exec",
             &format!("{CC}-dc2-rack1-1"),
             "--",
@@ -446,18 +415,12 @@ async fn kubectl_exec_on_simulated_casskop_pods() {
             "localhost",
             "status",
         ])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .await;
+    let stdout = &out.stdout;
+    assert!(out.success(), "{}", out.stderr);
     println!("{stdout}");
-    assert_eq!(dc_lines(&stdout, "dc1").len(), 2, "{stdout}");
-    assert_eq!(dc_lines(&stdout, "dc2").len(), 2, "{stdout}");
+    assert_eq!(dc_lines(stdout, "dc1").len(), 2, "{stdout}");
+    assert_eq!(dc_lines(stdout, "dc2").len(), 2, "{stdout}");
     assert_eq!(stdout.matches("UN  ").count(), 4, "{stdout}");
     sim.shutdown().await;
 }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use kubectl_support::{Env, no_retry_client, raw, until_audited, until_listening, until_refused};
+use kubectl_support::{
+    Env, Kubectl, no_retry_client, raw, until_audited, until_listening, until_refused,
+};
 use serde_json::json;
 
 const GUARD: Duration = Duration::from_secs(60);
@@ -380,16 +382,11 @@ async fn expired_watches_get_410_and_a_relist_recovers() {
     // kubectl get -w, running when the watches expire.
     let seen = env.sim.audit().last().map(|e| e.seq).unwrap_or(0);
     let kubectl_watch = {
-        let kc = env.kubeconfig.clone();
-        let home = env.dir.path().to_path_buf();
+        let kubectl = env.kubectl_runner();
         tokio::spawn(async move {
-            kubectl_support::kubectl_with(
-                &kc,
-                &home,
-                &["get", "configmaps", "-w", "-o", "json"],
-                None,
-            )
-            .await
+            kubectl
+                .run(&["get", "configmaps", "-w", "-o", "json"])
+                .await
         })
     };
     until_audited(&env.sim, |e| {
@@ -538,9 +535,8 @@ async fn faults_through_the_binary_admin_endpoint() {
         "the admin address is printed before `kubesim ready`"
     );
     let k = |args: Vec<&'static str>| {
-        let kc = kc.clone();
-        let home = dir.path().to_path_buf();
-        async move { kubectl_support::kubectl_with(&kc, &home, &args, None).await }
+        let kubectl = Kubectl::new(&kc).home(dir.path());
+        async move { kubectl.run(&args).await }
     };
     k(vec!["--context", "a", "get", "namespaces"]).await.ok();
     k(vec!["--context", "b", "get", "namespaces"]).await.ok();
@@ -642,16 +638,11 @@ async fn faults_through_the_binary_admin_endpoint() {
 
     // A watch running in kubectl ends with a 410 when the admin expires watches.
     let watcher = {
-        let kc = kc.clone();
-        let home = dir.path().to_path_buf();
+        let kubectl = Kubectl::new(&kc).home(dir.path());
         tokio::spawn(async move {
-            kubectl_support::kubectl_with(
-                &kc,
-                &home,
-                &["--context", "a", "get", "namespaces", "-w", "-o", "json"],
-                None,
-            )
-            .await
+            kubectl
+                .run(&["--context", "a", "get", "namespaces", "-w", "-o", "json"])
+                .await
         })
     };
     for _ in 0..1200 {

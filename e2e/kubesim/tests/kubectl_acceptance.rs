@@ -617,16 +617,11 @@ async fn delete_with_and_without_finalizer() {
     // kubectl wait --for=delete sees it go once the finalizer is patched away.
     let seen = env.sim.audit().last().map(|e| e.seq).unwrap_or(0);
     let waiter = {
-        let kc = env.kubeconfig.clone();
-        let home = env.dir.path().to_path_buf();
+        let kubectl = env.kubectl_runner();
         tokio::spawn(async move {
-            kubectl_support::kubectl_with(
-                &kc,
-                &home,
-                &["wait", "--for=delete", "wd/held", "--timeout=60s"],
-                None,
-            )
-            .await
+            kubectl
+                .run(&["wait", "--for=delete", "wd/held", "--timeout=60s"])
+                .await
         })
     };
     // Let the waiter see the object and start watching before it goes (else it returns at once, silently).
@@ -848,11 +843,10 @@ async fn wait_for_jsonpath_and_condition() {
 
     // Start the waits, then write the status they wait for (a later write, seen through their watch).
     let spawn_wait = |args: Vec<String>| {
-        let kc = env.kubeconfig.clone();
-        let home = env.dir.path().to_path_buf();
+        let kubectl = env.kubectl_runner();
         tokio::spawn(async move {
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            kubectl_support::kubectl_with(&kc, &home, &a, None).await
+            kubectl.run(&a).await
         })
     };
     let by_path = spawn_wait(vec![

@@ -147,23 +147,18 @@ async fn reader_through_kubectl() {
     assert_eq!(r.stdout, "cassandracluster.db.orange.com/c-x\n");
     // kubectl wait lists and watches: it sees a later change made by the admin.
     let waiter = {
-        let kc = env.kubeconfig.clone();
-        let home = env.dir.path().to_path_buf();
+        let kubectl = env.kubectl_runner();
         tokio::spawn(async move {
-            kubectl_support::kubectl_with(
-                &kc,
-                &home,
-                &[
+            kubectl
+                .run(&[
                     "--context",
                     "reader",
                     "wait",
                     "cassc/c-x",
                     "--for=jsonpath={.spec.nodesPerRacks}=3",
                     "--timeout=60s",
-                ],
-                None,
-            )
-            .await
+                ])
+                .await
         })
     };
     env.kubectl(&[

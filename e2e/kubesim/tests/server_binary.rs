@@ -1,5 +1,8 @@
 //! The kubesim binary: ready line, kubeconfig, admin endpoint (faults, audit), audit log file, clean exit on SIGTERM.
+use std::path::Path;
 use std::time::Duration;
+
+use kubesim::kubectl::{Kubectl, Run};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -20,24 +23,14 @@ async fn admin(addr: &str, method: &str, path: &str, body: &str) -> (u16, String
     (code, body)
 }
 
-async fn kubectl(
-    kc: &std::path::Path,
-    cache: &std::path::Path,
-    ctx: &str,
-    args: &[&str],
-) -> std::process::Output {
-    tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kc)
-        .arg("--cache-dir")
-        .arg(cache)
-        .arg("--context")
-        .arg(ctx)
-        .arg("--request-timeout=5s")
-        .args(args)
-        .output()
+/// kubectl against context `ctx`, each request given up after 5 s.
+async fn kubectl(kc: &Path, cache: &Path, ctx: &str, args: &[&str]) -> Run {
+    let args = [&["--request-timeout=5s"], args].concat();
+    Kubectl::new(kc)
+        .cache_dir(cache)
+        .context(ctx)
+        .run(&args)
         .await
-        .expect("kubectl must be on PATH")
 }
 
 #[tokio::test]
@@ -81,8 +74,8 @@ async fn binary_serves_admin_faults_audit_and_exits_cleanly() {
     );
 
     let ok = kubectl(&kc, &cache, "west", &["get", "ns", "-o", "name"]).await;
-    assert!(ok.status.success());
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("namespace/kube-system"));
+    assert!(ok.success());
+    assert!(ok.stdout.contains("namespace/kube-system"));
 
     let (code, _) = admin(
         &admin_addr,
@@ -93,17 +86,16 @@ async fn binary_serves_admin_faults_audit_and_exits_cleanly() {
     .await;
     assert_eq!(code, 200);
     let failed = kubectl(&kc, &cache, "west", &["get", "ns", "default"]).await;
-    assert!(!failed.status.success());
+    assert!(!failed.success());
     assert!(
-        String::from_utf8_lossy(&failed.stderr).contains("injected fault"),
+        failed.stderr.contains("injected fault"),
         "{}",
-        String::from_utf8_lossy(&failed.stderr)
+        failed.stderr
     );
     // The other cluster is unaffected.
     assert!(
         kubectl(&kc, &cache, "east", &["get", "ns", "default"])
             .await
-            .status
             .success()
     );
     assert_eq!(
@@ -115,7 +107,6 @@ async fn binary_serves_admin_faults_audit_and_exits_cleanly() {
     assert!(
         kubectl(&kc, &cache, "west", &["get", "ns", "default"])
             .await
-            .status
             .success()
     );
 
@@ -127,16 +118,11 @@ async fn binary_serves_admin_faults_audit_and_exits_cleanly() {
     )
     .await;
     let refused = kubectl(&kc, &cache, "west", &["get", "ns", "default"]).await;
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("was refused"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
-    );
+    assert!(refused.stderr.contains("was refused"), "{}", refused.stderr);
     admin(&admin_addr, "DELETE", "/clusters/west/faults", "").await;
     assert!(
         kubectl(&kc, &cache, "west", &["get", "ns", "default"])
             .await
-            .status
             .success()
     );
     assert_eq!(

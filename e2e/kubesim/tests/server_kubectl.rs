@@ -1,12 +1,10 @@
 //! Server core driven by the real kubectl (found on PATH): apply/get/patch/wait/delete/create/auth can-i.
-use std::path::PathBuf;
-use std::process::Output;
-
+use kubesim::kubectl::Run;
 use kubesim::{Sim, SimOptions};
 
+/// kubectl with a kubeconfig of every cluster and a discovery cache of its own.
 struct Kubectl {
-    kubeconfig: PathBuf,
-    cache: PathBuf,
+    cli: kubesim::kubectl::Kubectl,
     _dir: tempfile::TempDir,
 }
 
@@ -15,46 +13,21 @@ impl Kubectl {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         sim.write_kubeconfig(&kubeconfig).unwrap();
-        let cache = dir.path().join("cache");
-        Kubectl {
-            kubeconfig,
-            cache,
-            _dir: dir,
-        }
+        let cli = kubesim::kubectl::Kubectl::new(kubeconfig).cache_dir(&dir.path().join("cache"));
+        Kubectl { cli, _dir: dir }
     }
 
-    async fn run(&self, context: &str, args: &[&str], stdin: Option<&str>) -> Output {
-        use tokio::io::AsyncWriteExt;
-        let mut cmd = tokio::process::Command::new("kubectl");
-        cmd.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(&self.cache)
-            .arg("--context")
-            .arg(context);
-        cmd.args(args);
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("kubectl must be on PATH");
-        let mut sin = child.stdin.take().unwrap();
-        if let Some(s) = stdin {
-            sin.write_all(s.as_bytes()).await.unwrap();
-        }
-        drop(sin);
-        child.wait_with_output().await.unwrap()
+    async fn run(&self, context: &str, args: &[&str], stdin: Option<&str>) -> Run {
+        self.cli
+            .clone()
+            .context(context)
+            .run_input(args, stdin.map(str::as_bytes))
+            .await
     }
 
     /// Runs and asserts success; returns stdout.
     async fn ok(&self, context: &str, args: &[&str], stdin: Option<&str>) -> String {
-        let out = self.run(context, args, stdin).await;
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.run(context, args, stdin).await.ok().stdout
     }
 }
 
@@ -149,17 +122,13 @@ async fn kubectl_crd_lifecycle() {
 
     // Not found: exit code 1 and kube's message.
     let nf = k.run("c1", &["get", "widget", "nope"], None).await;
-    assert_eq!(nf.status.code(), Some(1));
+    assert_eq!(nf.code, 1);
     assert!(
-        String::from_utf8_lossy(&nf.stderr).contains(r#"widgets.example.com "nope" not found"#)
+        nf.stderr
+            .contains(r#"widgets.example.com "nope" not found"#)
     );
     // The other cluster does not know the CRD.
-    assert!(
-        !k.run("c2", &["get", "widgets"], None)
-            .await
-            .status
-            .success()
-    );
+    assert!(!k.run("c2", &["get", "widgets"], None).await.success());
 
     // patch (merge) on spec and on status.
     k.ok(
@@ -261,7 +230,7 @@ async fn kubectl_crd_lifecycle() {
         ),
         later
     );
-    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    assert!(w.success(), "{}", w.stderr);
 
     // delete with a finalizer: marked, then gone once the finalizer is removed.
     k.ok(
@@ -309,13 +278,7 @@ async fn kubectl_crd_lifecycle() {
         None,
     )
     .await;
-    assert_eq!(
-        k.run("c1", &["get", "widget", "w1"], None)
-            .await
-            .status
-            .code(),
-        Some(1)
-    );
+    assert_eq!(k.run("c1", &["get", "widget", "w1"], None).await.code, 1);
     // delete without a finalizer (kubectl waits for it to be gone).
     k.ok("c1", &["apply", "-f", "-"], Some(WIDGET)).await;
     assert!(
@@ -439,13 +402,7 @@ async fn kubectl_builtins_and_service_account_auth() {
         }
     };
     let yes = can("list", "secrets", "team").await;
-    assert_eq!(
-        (
-            yes.status.code(),
-            String::from_utf8_lossy(&yes.stdout).trim()
-        ),
-        (Some(0), "yes")
-    );
+    assert_eq!((yes.code, yes.stdout.trim()), (0, "yes"));
     for (verb, res, ns) in [
         ("create", "secrets", "team"),
         ("list", "secrets", "default"),
@@ -453,8 +410,8 @@ async fn kubectl_builtins_and_service_account_auth() {
     ] {
         let no = can(verb, res, ns).await;
         assert_eq!(
-            (no.status.code(), String::from_utf8_lossy(&no.stdout).trim()),
-            (Some(1), "no"),
+            (no.code, no.stdout.trim()),
+            (1, "no"),
             "{verb} {res} in {ns}"
         );
     }
@@ -472,11 +429,7 @@ async fn kubectl_builtins_and_service_account_auth() {
             None,
         )
         .await;
-    assert!(
-        String::from_utf8_lossy(&denied.stderr).contains("Forbidden"),
-        "{}",
-        String::from_utf8_lossy(&denied.stderr)
-    );
+    assert!(denied.stderr.contains("Forbidden"), "{}", denied.stderr);
     let other = k
         .run(
             "c2",
@@ -484,11 +437,11 @@ async fn kubectl_builtins_and_service_account_auth() {
             None,
         )
         .await;
-    assert!(!other.status.success());
+    assert!(!other.success());
     assert!(
-        String::from_utf8_lossy(&other.stderr).contains("You must be logged in to the server"),
+        other.stderr.contains("You must be logged in to the server"),
         "{}",
-        String::from_utf8_lossy(&other.stderr)
+        other.stderr
     );
 
     let who = k
@@ -533,12 +486,6 @@ async fn kubectl_builtins_and_service_account_auth() {
         "3 2"
     );
     k.ok("c1", &["delete", "ns", "team"], None).await;
-    assert_eq!(
-        k.run("c1", &["get", "ns", "team"], None)
-            .await
-            .status
-            .code(),
-        Some(1)
-    );
+    assert_eq!(k.run("c1", &["get", "ns", "team"], None).await.code, 1);
     sim.shutdown().await;
 }

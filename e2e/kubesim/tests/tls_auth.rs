@@ -4,6 +4,7 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kubesim::kubectl::Kubectl;
 use kubesim::{Sim, SimOptions};
 
 const A: &str = "k8s-cluster1";
@@ -161,31 +162,12 @@ async fn the_written_kubeconfig_has_one_working_context_per_cluster() {
     assert!(!on_b.contains(&"only-on-a".to_owned()));
 
     // kubectl reads it too.
-    let out = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&path)
-        .args([
-            "--context",
-            A,
-            "get",
-            "namespace",
-            "only-on-a",
-            "-o",
-            "name",
-        ])
-        .env_remove("KUBECONFIG")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "namespace/only-on-a"
-    );
+    let out = Kubectl::new(&path)
+        .context(A)
+        .run(&["get", "namespace", "only-on-a", "-o", "name"])
+        .await;
+    assert!(out.success(), "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "namespace/only-on-a");
     sim.shutdown().await;
 }
 

@@ -1,56 +1,19 @@
-//! Shared by the kubectl/RBAC/fault/bad-input acceptance tests: an in-process kubesim with a kubeconfig in a tempdir, real `kubectl` runs with a timeout, raw HTTPS requests.
+//! Shared by the kubectl/RBAC/fault/bad-input acceptance tests: an in-process kubesim with a kubeconfig in a tempdir, real `kubectl` runs (kubesim::kubectl), raw HTTPS requests.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http::Request;
+pub use kubesim::kubectl::{Kubectl, Run};
 use kubesim::{Cluster, Sim, SimOptions};
 use serde_json::Value;
-
-/// Every kubectl call is killed after this long (generous: 2 shared cores).
-pub const KUBECTL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running kubesim plus the tempdir holding its kubeconfig and kubectl's caches.
 pub struct Env {
     pub sim: Sim,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
-}
-
-/// What one kubectl run gave.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    /// Panics (with everything kubectl printed) unless it exited 0.
-    #[track_caller]
-    pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "kubectl failed: {self:#?}");
-        self
-    }
-    /// Panics unless kubectl exited with `code`.
-    #[track_caller]
-    pub fn fails(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "kubectl exit code: {self:#?}");
-        self
-    }
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("kubectl printed no JSON ({e}): {self:#?}"))
-    }
-    /// stdout split into lines of whitespace-separated cells (for tables).
-    pub fn table(&self) -> Vec<Vec<String>> {
-        self.stdout
-            .lines()
-            .map(|l| l.split_whitespace().map(String::from).collect())
-            .collect()
-    }
 }
 
 impl Env {
@@ -82,14 +45,20 @@ impl Env {
         p
     }
 
+    /// kubectl with this env's kubeconfig (current context: the first cluster), HOME and caches
+    /// in the tempdir; a clone can move into a spawned task.
+    pub fn kubectl_runner(&self) -> Kubectl {
+        Kubectl::new(&self.kubeconfig).home(self.dir.path())
+    }
+
     /// Runs kubectl with this env's kubeconfig (current context: the first cluster).
     pub async fn kubectl(&self, args: &[&str]) -> Run {
-        kubectl_with(&self.kubeconfig, self.dir.path(), args, None).await
+        self.kubectl_runner().run(args).await
     }
 
     /// Runs kubectl with `stdin` piped in.
     pub async fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Run {
-        kubectl_with(&self.kubeconfig, self.dir.path(), args, Some(stdin)).await
+        self.kubectl_runner().run_stdin(args, stdin).await
     }
 
     /// Adds a kubeconfig user authenticating with `token` and a context `ctx` using it on `cluster`.
@@ -118,81 +87,6 @@ impl Env {
     pub async fn shutdown(self) {
         self.sim.shutdown().await;
     }
-}
-
-/// The kubectl to run: $KUBESIM_TEST_KUBECTL if set; else kubectl 1.32 (the version issue 2 names)
-/// when PATH's kubectl is a version dispatcher with a `kubectl.1.32` beside it (the Google Cloud SDK
-/// layout, which would otherwise pick the version matching the server's); else PATH's kubectl.
-pub fn kubectl_bin() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("KUBESIM_TEST_KUBECTL") {
-            return PathBuf::from(p);
-        }
-        let on_path = std::env::var_os("PATH")
-            .into_iter()
-            .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-            .map(|d| d.join("kubectl"))
-            .find(|p| p.is_file());
-        let pinned = on_path
-            .and_then(|p| std::fs::canonicalize(p).ok())
-            .and_then(|p| p.parent().map(|d| d.join("kubectl.1.32")))
-            .filter(|p| p.is_file());
-        let bin = pinned.unwrap_or_else(|| PathBuf::from("kubectl"));
-        println!("kubectl under test: {}", bin.display());
-        bin
-    })
-    .clone()
-}
-
-/// Runs `kubectl args` with KUBECONFIG set and HOME/cache dirs inside `home` (no stale discovery cache
-/// from another test that happened to get the same port), killed after KUBECTL_TIMEOUT.
-pub async fn kubectl_with(
-    kubeconfig: &Path,
-    home: &Path,
-    args: &[&str],
-    stdin: Option<&str>,
-) -> Run {
-    use tokio::io::AsyncWriteExt;
-    let mut cmd = tokio::process::Command::new(kubectl_bin());
-    cmd.args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("HOME", home)
-        .env("KUBECACHEDIR", home.join("kube-cache"))
-        .env_remove("KUBECTL_EXTERNAL_DIFF")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().expect("kubectl is on PATH");
-    if let Some(input) = stdin {
-        let mut si = child.stdin.take().expect("stdin piped");
-        si.write_all(input.as_bytes())
-            .await
-            .expect("writing kubectl's stdin");
-        drop(si);
-    }
-    let out = tokio::time::timeout(KUBECTL_TIMEOUT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish within {KUBECTL_TIMEOUT:?}"))
-        .expect("kubectl ran");
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    println!(
-        "$ kubectl {}\n  -> {} | {} | {}",
-        args.join(" "),
-        run.code,
-        run.stdout.trim_end(),
-        run.stderr.trim_end()
-    );
-    run
 }
 
 /// A namespaced CRD `widgets.example.com` (kind Widget, short name wd) with a status subresource and
