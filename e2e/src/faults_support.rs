@@ -11,7 +11,7 @@ use kube::api::{
 use serde_json::{Value, json};
 
 use crate::audit;
-use crate::bench_support::{is_ready, mc_api};
+use crate::bench_support::{create_all, is_ready, mc_api, mc_object};
 use crate::{Env, NAMESPACE};
 
 /// A small seeded random source (xorshift64*), so a failing run can be replayed with its seed.
@@ -231,6 +231,28 @@ pub async fn wait_converged(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Creates one MultiCasskop per name in `names` (its CassandraCluster named the same) over
+/// `sites`, all with `image`, `concurrency` at a time. Returns name → image: what
+/// [`wait_converged`] expects.
+pub async fn create_fleet(
+    api: &Api<DynamicObject>,
+    names: impl IntoIterator<Item = String>,
+    sites: &[String],
+    image: &str,
+    concurrency: usize,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let expected: BTreeMap<String, String> = names
+        .into_iter()
+        .map(|name| (name, image.to_string()))
+        .collect();
+    let objects = expected
+        .keys()
+        .map(|name| mc_object(name, name, sites, image))
+        .collect();
+    create_all(api, objects, concurrency).await?;
+    Ok(expected)
 }
 
 /// What keeps `expected` from being converged (empty when it is).

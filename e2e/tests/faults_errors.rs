@@ -7,13 +7,12 @@
 //! that write; the controller recovers it from the object's annotations (this test is what
 //! caught the livelock the earlier managedFields-based recovery left).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use e2e::bench_support::{
-    CONTROLLER_SA, create_all, mc_api, mc_object, spawn_controller, wait_readyz,
+use e2e::bench_support::{CONTROLLER_SA, mc_api, spawn_controller, wait_readyz};
+use e2e::faults_support::{
+    Rng, assert_no_panic, check_invariants, create_fleet, set_image, wait_converged,
 };
-use e2e::faults_support::{Rng, assert_no_panic, check_invariants, set_image, wait_converged};
 use e2e::{Env, EnvOptions};
 use kubesim::casskop::CasskopOptions;
 
@@ -38,16 +37,15 @@ async fn error_storm_and_watch_expiry_lose_nothing() -> anyhow::Result<()> {
     let mut ctl = spawn_controller(&env, "controller", "Debug", &[])?;
     wait_readyz(&mut ctl, Duration::from_millis(50), Duration::from_secs(60)).await?;
     let api = mc_api(env.local().client().await);
-    let mut expected: BTreeMap<String, String> = BTreeMap::new();
-    let objects = (0..10)
-        .map(|i| {
-            let name = format!("storm-{i}");
-            expected.insert(name.clone(), "cassandra:3.11.9".into());
-            mc_object(&name, &name, &sites, "cassandra:3.11.9")
-        })
-        .collect();
     // Created before the storm (the test's own writes are not the point), rolled out in it.
-    create_all(&api, objects, 4).await?;
+    let mut expected = create_fleet(
+        &api,
+        (0..10).map(|i| format!("storm-{i}")),
+        &sites,
+        "cassandra:3.11.9",
+        4,
+    )
+    .await?;
     for c in env.sim.clusters() {
         c.faults().set_error_rate(0.2, vec![500, 503, 429]);
     }

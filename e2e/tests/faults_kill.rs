@@ -5,13 +5,12 @@
 //! Default: 10 resources, 5 kills. Long variant (`--ignored`): 50 resources, 20 kills.
 //! Replay a run with `FAULTS_SEED=<seed printed by the test>`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use e2e::bench_support::{
-    CONTROLLER_SA, create_all, mc_api, mc_object, spawn_controller, wait_readyz,
+use e2e::bench_support::{CONTROLLER_SA, mc_api, spawn_controller, wait_readyz};
+use e2e::faults_support::{
+    Rng, assert_no_panic, check_invariants, create_fleet, set_image, wait_converged,
 };
-use e2e::faults_support::{Rng, assert_no_panic, check_invariants, set_image, wait_converged};
 use e2e::{Env, EnvOptions};
 use kubesim::casskop::CasskopOptions;
 
@@ -35,15 +34,14 @@ async fn kill_during_rollouts(resources: usize, kills: usize) -> anyhow::Result<
     let mut ctl = spawn_controller(&env, "controller-0", "Info", &[])?;
     wait_readyz(&mut ctl, Duration::from_millis(50), Duration::from_secs(60)).await?;
     let api = mc_api(env.local().client().await);
-    let mut expected: BTreeMap<String, String> = BTreeMap::new();
-    let objects = (0..resources)
-        .map(|i| {
-            let name = format!("kill-{i:02}");
-            expected.insert(name.clone(), "cassandra:3.11.9".into());
-            mc_object(&name, &name, &sites, "cassandra:3.11.9")
-        })
-        .collect();
-    create_all(&api, objects, 8).await?;
+    let mut expected = create_fleet(
+        &api,
+        (0..resources).map(|i| format!("kill-{i:02}")),
+        &sites,
+        "cassandra:3.11.9",
+        8,
+    )
+    .await?;
 
     let mut logs = Vec::new();
     for k in 1..=kills {

@@ -3,14 +3,11 @@
 //! Nothing is done out of order while the site refuses us, the status says which site and why,
 //! the new token is used without a restart, nothing deleted or created twice, all converges.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
-use e2e::bench_support::{
-    CONTROLLER_SA, create_all, mc_api, mc_object, spawn_controller, wait_readyz,
-};
-use e2e::faults_support::{assert_no_panic, check_invariants, wait_converged};
+use e2e::bench_support::{CONTROLLER_SA, mc_api, spawn_controller, wait_readyz};
+use e2e::faults_support::{assert_no_panic, check_invariants, create_fleet, wait_converged};
 use e2e::{Env, EnvOptions, NAMESPACE, eventually};
 use kubesim::casskop::CasskopOptions;
 use serde_json::json;
@@ -65,15 +62,14 @@ async fn revoked_remote_token_then_rotated_secret() -> anyhow::Result<()> {
     wait_readyz(&mut ctl, Duration::from_millis(50), Duration::from_secs(60)).await?;
     let api = mc_api(env.local().client().await);
     let remote_user = Env::sa_user(&remote_sa(REVOKED));
-    let mut expected: BTreeMap<String, String> = BTreeMap::new();
-    let objects = (0..8)
-        .map(|i| {
-            let name = format!("token-{i}");
-            expected.insert(name.clone(), "cassandra:3.11.9".into());
-            mc_object(&name, &name, &sites, "cassandra:3.11.9")
-        })
-        .collect();
-    create_all(&api, objects, 1).await?;
+    let mut expected = create_fleet(
+        &api,
+        (0..8).map(|i| format!("token-{i}")),
+        &sites,
+        "cassandra:3.11.9",
+        1,
+    )
+    .await?;
 
     // Mid-rollout: once site2 has been written with the Secret's token, revoke it.
     eventually(

@@ -6,13 +6,12 @@
 //! so the default 12 s outage spans about twenty rollout steps; issue 7's 60 s outage, in real
 //! time, is the long variant (`--ignored`).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use e2e::bench_support::{
     CONTROLLER_SA, create_all, is_ready, mc_api, mc_object, spawn_controller, wait_readyz,
 };
-use e2e::faults_support::{assert_no_panic, check_invariants, wait_converged};
+use e2e::faults_support::{assert_no_panic, check_invariants, create_fleet, wait_converged};
 use e2e::{Env, EnvOptions, condition, eventually};
 use kubesim::casskop::CasskopOptions;
 
@@ -37,15 +36,14 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
     wait_readyz(&mut ctl, Duration::from_millis(50), Duration::from_secs(60)).await?;
     let api = mc_api(env.local().client().await);
     let user = Env::sa_user(CONTROLLER_SA);
-    let mut expected: BTreeMap<String, String> = BTreeMap::new();
-    let objects = (0..8)
-        .map(|i| {
-            let name = format!("outage-{i}");
-            expected.insert(name.clone(), "cassandra:3.11.9".into());
-            mc_object(&name, &name, &sites, "cassandra:3.11.9")
-        })
-        .collect();
-    create_all(&api, objects, 1).await?;
+    let expected = create_fleet(
+        &api,
+        (0..8).map(|i| format!("outage-{i}")),
+        &sites,
+        "cassandra:3.11.9",
+        1,
+    )
+    .await?;
 
     // Mid-rollout: as soon as the controller has written a first CassandraCluster at site2.
     eventually(
