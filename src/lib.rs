@@ -3,10 +3,10 @@
 //! The binary (`src/main.rs`) is only CLI wiring; everything lives here so tests can reach it.
 
 pub mod api;
+pub mod backoff;
 pub mod cli;
-pub mod health;
+pub mod kube_error;
 pub mod merge;
-pub mod metrics;
 pub mod rollout;
+pub mod runtime;
 pub mod sites;
-pub mod telemetry;

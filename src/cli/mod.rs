@@ -113,7 +113,7 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let parsed = Cli::parse_from(args);
-    crate::telemetry::init();
+    crate::runtime::telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

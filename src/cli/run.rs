@@ -11,10 +11,10 @@ use kube::{Client, Config};
 use tracing::{error, info, warn};
 
 use crate::cli::SiteArgs;
-use crate::health::{self, Readiness};
-use crate::metrics::Metrics;
+use crate::runtime::health::{self, Readiness};
+use crate::runtime::metrics::Metrics;
 use crate::rollout::controller::{self, ControllerConfig};
-use crate::rollout::leader::{self, Leadership, LeaseConfig};
+use crate::runtime::leader::{self, Leadership, LeaseConfig};
 use crate::sites::{RegistryConfig, SiteRegistry};
 
 /// Arguments of the controller (`multi-casskop [run]`).

@@ -12,6 +12,7 @@ use crate::api::{
     OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, SPEC_HASH_ANNOTATION,
     cassandra::cassandra_cluster_resource,
 };
+use crate::kube_error::brief;
 use crate::merge::DesiredCluster;
 use crate::rollout::plan::AppliedMark;
 
@@ -45,28 +46,6 @@ pub enum WriteError {
         #[source]
         source: kube::Error,
     },
-}
-
-/// A kube error in one line: the API server's message and code, not the whole Status dump.
-pub fn brief(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if !s.message.is_empty() => {
-            format!("{} ({} {})", s.message, s.code, s.reason)
-        }
-        other => {
-            // Transport errors hide the cause (connection refused, certificate) in the chain.
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                let more = s.to_string();
-                if !text.contains(&more) {
-                    text = format!("{text}: {more}");
-                }
-                source = s.source();
-            }
-            text
-        }
-    }
 }
 
 impl WriteError {

@@ -24,9 +24,10 @@ use crate::api::{
     CassandraClusterView, FINALIZER, MultiCasskop, MultiCasskopStatus, OWNER_NAME_LABEL,
     OWNER_NAMESPACE_LABEL,
 };
-use crate::health::Readiness;
+use crate::runtime::health::Readiness;
+use crate::kube_error;
 use crate::merge::{self, DesiredCluster};
-use crate::metrics::Metrics;
+use crate::runtime::metrics::Metrics;
 use crate::rollout::apply::{self, ApplyResult, DeleteOutcome, WriteError};
 use crate::rollout::events::{EventType, NewEvent, Publisher};
 use crate::rollout::plan::{
@@ -383,8 +384,8 @@ async fn watch_site(
                 }
                 // 410 Gone when (re)starting the watch: start over with a fresh list at once;
                 // an expired resourceVersion says nothing about the site's health.
-                Some(Err(e)) if is_gone(&e) => break None,
-                Some(Err(e)) => break Some(watch_error(&e)),
+                Some(Err(e)) if kube_error::is_gone(&e) => break None,
+                Some(Err(e)) => break Some(kube_error::watch_brief(&e)),
             }
         };
         let Some(failure) = failure else {
@@ -404,32 +405,6 @@ async fn watch_site(
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(30));
-    }
-}
-
-/// The API server answered 410 Gone (resourceVersion too old).
-fn is_gone(e: &watcher::Error) -> bool {
-    match e {
-        watcher::Error::InitialListFailed(kube::Error::Api(s))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
-        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 410,
-        watcher::Error::WatchError(s) => s.code == 410,
-        _ => false,
-    }
-}
-
-/// A watch failure in one line (the API server's message, not a Status dump).
-fn watch_error(e: &watcher::Error) -> String {
-    match e {
-        watcher::Error::InitialListFailed(e) => format!("list failed: {}", apply::brief(e)),
-        watcher::Error::WatchStartFailed(e) => {
-            format!("watch failed to start: {}", apply::brief(e))
-        }
-        watcher::Error::WatchFailed(e) => format!("watch failed: {}", apply::brief(e)),
-        watcher::Error::WatchError(s) => {
-            format!("watch error: {} ({} {})", s.message, s.code, s.reason)
-        }
-        other => other.to_string(),
     }
 }
 
@@ -1212,27 +1187,6 @@ mod tests {
             None,
             "no version returned: nothing to wait for"
         );
-    }
-
-    fn status(code: u16, message: &str) -> kube::core::Status {
-        let mut s = kube::core::Status::failure(message, "Expired");
-        s.code = code;
-        s
-    }
-
-    #[test]
-    fn gone_is_told_apart_from_real_watch_failures() {
-        let gone =
-            watcher::Error::WatchStartFailed(kube::Error::Api(Box::new(status(410, "too old"))));
-        assert!(is_gone(&gone));
-        assert!(is_gone(&watcher::Error::WatchError(Box::new(status(
-            410, "too old"
-        )))));
-        let denied =
-            watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status(403, "forbidden"))));
-        assert!(!is_gone(&denied));
-        let text = watch_error(&denied);
-        assert!(text.starts_with("list failed: forbidden (403"), "{text}");
     }
 
     #[test]

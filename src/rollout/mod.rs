@@ -3,6 +3,5 @@
 pub mod apply;
 pub mod controller;
 pub mod events;
-pub mod leader;
 pub mod plan;
 pub mod status;

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::metrics::Metrics;
+use crate::runtime::metrics::Metrics;
 
 /// What `/readyz` answers; shared between the controller and the HTTP server.
 #[derive(Clone, Default)]

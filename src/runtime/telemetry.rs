@@ -15,8 +15,8 @@ pub enum LogFormat {
 /// any case; `Trace` too). `None` for an unknown value.
 ///
 /// ```
-/// assert_eq!(multi_casskop::telemetry::level_from_log_level("DEBUG").as_deref(), Some("debug"));
-/// assert_eq!(multi_casskop::telemetry::level_from_log_level("verbose"), None);
+/// assert_eq!(multi_casskop::runtime::telemetry::level_from_log_level("DEBUG").as_deref(), Some("debug"));
+/// assert_eq!(multi_casskop::runtime::telemetry::level_from_log_level("verbose"), None);
 /// ```
 pub fn level_from_log_level(value: &str) -> Option<String> {
     let level = match value.trim().to_ascii_lowercase().as_str() {
