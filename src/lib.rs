@@ -5,6 +5,7 @@
 pub mod api;
 pub mod backoff;
 pub mod cli;
+pub mod duration;
 pub mod kube_error;
 pub mod merge;
 pub mod rollout;

@@ -48,7 +48,7 @@ pub struct ExportArgs {
     pub as_name: String,
     /// Use a bound token from the TokenRequest API valid this long (e.g. 24h, 30d) instead of a
     /// token Secret of the service account (which is created if missing).
-    #[arg(long, value_name = "DURATION", value_parser = exported::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = exported::parse_token_ttl)]
     pub token_ttl: Option<std::time::Duration>,
 }
 

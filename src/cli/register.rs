@@ -80,7 +80,7 @@ pub struct RegisterArgs {
     pub override_src_port: Option<u16>,
     /// Use a bound token from the TokenRequest API valid this long (e.g. 24h, 30d) instead of a
     /// long-lived token Secret. Re-run register before it expires.
-    #[arg(long, value_name = "DURATION", value_parser = exported::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = exported::parse_token_ttl)]
     pub token_ttl: Option<std::time::Duration>,
     /// Print what would be created and change nothing (only reads are made).
     #[arg(long)]

@@ -11,10 +11,10 @@ use kube::{Client, Config};
 use tracing::{error, info, warn};
 
 use crate::cli::SiteArgs;
-use crate::runtime::health::{self, Readiness};
-use crate::runtime::metrics::Metrics;
 use crate::rollout::controller::{self, ControllerConfig};
+use crate::runtime::health::{self, Readiness};
 use crate::runtime::leader::{self, Leadership, LeaseConfig};
+use crate::runtime::metrics::Metrics;
 use crate::sites::{RegistryConfig, SiteRegistry};
 
 /// Arguments of the controller (`multi-casskop [run]`).
@@ -36,7 +36,7 @@ pub struct RunArgs {
     pub metrics_addr: SocketAddr,
     /// Safety-net re-examination of settled MultiCasskops; progress itself is watch-driven.
     /// Examples: `--resync 10m`, `--resync 90s`, `--resync 1h`.
-    #[arg(long = "resync", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long = "resync", value_name = "DURATION", default_value = "10m", value_parser = crate::duration::parse_or_seconds)]
     pub resync: Duration,
     /// MultiCasskops reconciled at the same time (each one still moves one site at a time).
     /// Bounds the connections and memory a burst of changes can take.
@@ -44,53 +44,6 @@ pub struct RunArgs {
     #[arg(long = "concurrency", value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
-}
-
-/// Parse `500ms`, `30s`, `10m`, `1h`, `1h30m` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(format!(
-                "invalid duration {s:?}: expected a number at {rest:?} (examples: 30s, 10m, 1h)"
-            ));
-        }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|e| format!("invalid duration {s:?}: {e}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        total += match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            _ => {
-                return Err(format!(
-                    "invalid duration {s:?}: unknown unit {unit:?} (use ms, s, m or h)"
-                ));
-            }
-        };
-    }
-    if total.is_zero() {
-        return Err(format!("duration {s:?} must be more than zero"));
-    }
-    Ok(total)
 }
 
 /// The watch namespace: `--namespace`, else `$WATCH_NAMESPACE`, else what the local credentials
@@ -278,19 +231,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_in_the_usual_units() {
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
-        assert!(parse_duration("10 minutes").is_err());
-        assert!(parse_duration("m").is_err());
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("").is_err());
-    }
 
     #[test]
     fn namespace_flag_then_watch_namespace_then_inferred() {

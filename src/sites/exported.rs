@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use super::probe::{Failure, FailureKind, classify};
+use crate::duration::{self, DurationError};
 
 /// Label on token Secrets we create: the name the credentials are exported as.
 pub const EXPORTED_AS_LABEL: &str = "multicasskop.db.orange.com/exported-as";
@@ -39,47 +40,32 @@ impl std::fmt::Debug for IssuedToken {
     }
 }
 
-/// Parses `90s`, `30m`, `24h`, `7d`, `1h30m` (Go-like; whole units).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("empty duration".to_string());
+/// Kubernetes refuses tokens valid less than this.
+pub const MIN_TOKEN_TTL: Duration = Duration::from_secs(600);
+
+/// A `--token-ttl` that cannot be used.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum TokenTtlError {
+    /// Not a duration at all.
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    /// Shorter than [`MIN_TOKEN_TTL`].
+    #[error("token TTL {text:?} is too short: Kubernetes requires at least 10m")]
+    TooShort {
+        /// The TTL as given.
+        text: String,
+    },
+}
+
+/// Parses a token TTL (`24h`, `30m`, `7d`, `1h30m`): a duration of at least [`MIN_TOKEN_TTL`].
+pub fn parse_token_ttl(text: &str) -> Result<Duration, TokenTtlError> {
+    let ttl = duration::parse(text)?;
+    if ttl < MIN_TOKEN_TTL {
+        return Err(TokenTtlError::TooShort {
+            text: text.trim().to_string(),
+        });
     }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {t:?}: expected e.g. 24h, 30m, 3600s, 7d"))?;
-        num.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => {
-                return Err(format!(
-                    "invalid duration {t:?}: unknown unit {c:?} (use s, m, h or d)"
-                ));
-            }
-        };
-        total = total.saturating_add(n.saturating_mul(unit));
-    }
-    if !num.is_empty() {
-        return Err(format!(
-            "invalid duration {t:?}: a unit is missing (e.g. 24h)"
-        ));
-    }
-    if total < 600 {
-        return Err(format!(
-            "token TTL {t:?} is too short: Kubernetes requires at least 10m"
-        ));
-    }
-    Ok(Duration::from_secs(total))
+    Ok(ttl)
 }
 
 /// A bound token from the TokenRequest API.
@@ -401,19 +387,30 @@ mod tests {
 
     #[test]
     fn durations_parse_like_kubectl() {
-        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_token_ttl("24h").unwrap(), Duration::from_secs(86400));
+        assert_eq!(parse_token_ttl("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(
-            parse_duration("7d").unwrap(),
+            parse_token_ttl("7d").unwrap(),
             Duration::from_secs(7 * 86400)
         );
-        assert!(parse_duration("5m").unwrap_err().contains("at least 10m"));
         assert!(
-            parse_duration("24")
+            parse_token_ttl("5m")
                 .unwrap_err()
+                .to_string()
+                .contains("at least 10m")
+        );
+        assert!(
+            parse_token_ttl("24")
+                .unwrap_err()
+                .to_string()
                 .contains("unit is missing")
         );
-        assert!(parse_duration("2w").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_token_ttl("2w")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit")
+        );
     }
 
     #[test]
