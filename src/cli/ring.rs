@@ -11,6 +11,7 @@ use tokio::io::AsyncReadExt;
 
 use super::SiteArgs;
 use super::status::{self, FedSite, SITE_TIMEOUT, expected_pods, render_table};
+use crate::kube_error;
 
 const EXAMPLE: &str = "\
 Example:
@@ -461,7 +462,7 @@ async fn nodetool_status(pods: &Api<Pod>, pod: &Pod) -> Result<String, String> {
         let mut a = pods
             .exec(&name, vec!["nodetool", "status"], &ap)
             .await
-            .map_err(|e| format!("exec refused: {e}"))?;
+            .map_err(|e| format!("exec refused: {}", kube_error::brief(&e)))?;
         let (mut so, mut se) = (
             a.stdout().ok_or("no stdout stream")?,
             a.stderr().ok_or("no stderr stream")?,

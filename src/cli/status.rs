@@ -15,6 +15,7 @@ use super::SiteArgs;
 use crate::api::{
     CassandraClusterView, Condition, MultiCasskop, cassandra::cassandra_cluster_resource,
 };
+use crate::kube_error;
 use crate::merge::{DesiredCluster, desired_for_site};
 use crate::rollout::plan::site_order;
 use crate::sites::credentials;
@@ -90,25 +91,6 @@ pub struct Federation {
     pub sites: Vec<FedSite>,
 }
 
-fn kube_error(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
-        other => {
-            let mut msg = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(s) = src {
-                let t = s.to_string();
-                if !msg.contains(&t) {
-                    msg.push_str(": ");
-                    msg.push_str(&t);
-                }
-                src = s.source();
-            }
-            msg
-        }
-    }
-}
-
 /// Runs `fut` with [`SITE_TIMEOUT`], turning errors into text naming `what`.
 pub async fn site_call<T>(
     what: &str,
@@ -116,7 +98,7 @@ pub async fn site_call<T>(
 ) -> Result<T, String> {
     match tokio::time::timeout(SITE_TIMEOUT, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {}", kube_error(&e))),
+        Ok(Err(e)) => Err(format!("{what}: {}", kube_error::brief(&e))),
         Err(_) => Err(format!(
             "{what}: no answer within {}s",
             SITE_TIMEOUT.as_secs()
@@ -184,7 +166,7 @@ pub async fn load(args: &SiteArgs, name: &str, own_contexts: bool) -> anyhow::Re
             s.message
         ),
         Ok(Err(e)) => {
-            return Err(anyhow::anyhow!("{}", kube_error(&e))).with_context(|| {
+            return Err(anyhow::anyhow!("{}", kube_error::brief(&e))).with_context(|| {
                 format!("reading MultiCasskop {namespace}/{name} from the {where_}")
             });
         }

@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 use super::client_config::{ClientConfigRef, client_config_resource};
 use super::credentials::{self, RemoteLookup, SecretLookup};
 use super::{CredentialSource, RegistryConfig, Site, SiteState};
+use crate::backoff::Backoff;
+use crate::kube_error;
 
 /// Poll period: catches mounted-file swaps notify missed, kubeconfig edits, and retries.
 const POLL: Duration = Duration::from_secs(2);
@@ -77,19 +79,6 @@ fn local_source(cfg: &RegistryConfig) -> CredentialSource {
         .and_then(|k| k.current_context)
         .unwrap_or_else(|| "(current)".to_string());
     CredentialSource::KubeconfigContext { context: current }
-}
-
-fn kube_error_text(e: &watcher::Error) -> String {
-    let inner = match e {
-        watcher::Error::InitialListFailed(e)
-        | watcher::Error::WatchStartFailed(e)
-        | watcher::Error::WatchFailed(e) => e,
-        other => return other.to_string(),
-    };
-    match inner {
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-        other => other.to_string(),
-    }
 }
 
 impl Inner {
@@ -385,7 +374,7 @@ fn spawn_client_config_watch(inner: &Arc<Inner>, client: kube::Client, synced: A
         // once a list fully succeeded (`InitDone`), and grows to CLIENT_CONFIG_MAX_BACKOFF.
         let stream = watcher(api, watcher::Config::default());
         let mut stream = std::pin::pin!(stream);
-        let mut delay = CLIENT_CONFIG_MIN_BACKOFF;
+        let mut backoff = Backoff::new(CLIENT_CONFIG_MIN_BACKOFF, CLIENT_CONFIG_MAX_BACKOFF);
         loop {
             let ev = tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -393,13 +382,12 @@ fn spawn_client_config_watch(inner: &Arc<Inner>, client: kube::Client, synced: A
             };
             let Some(ev) = ev else { return };
             match &ev {
-                Ok(watcher::Event::InitDone) => delay = CLIENT_CONFIG_MIN_BACKOFF,
+                Ok(watcher::Event::InitDone) => backoff.reset(),
                 Err(_) => {
                     tokio::select! {
                         _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(delay) => {}
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
                     }
-                    delay = (delay * 2).min(CLIENT_CONFIG_MAX_BACKOFF);
                 }
                 Ok(_) => {}
             }
@@ -466,7 +454,7 @@ fn apply_event<T: Clone>(
             }
         }
         Err(e) => {
-            let text = kube_error_text(&e);
+            let text = kube_error::watch_brief(&e);
             if c.error.as_deref() != Some(text.as_str()) {
                 // ClientConfigs are optional (no k8ssandra CRD): keep that quiet.
                 if what == "clientconfigs" {
