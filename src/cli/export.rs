@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::Api;
 
-use super::register::{Steps, context_fix, der_to_pem};
+use super::common::contexts::{context_fix, der_to_pem};
+use super::common::steps::Steps;
 use crate::sites::credentials;
 use crate::sites::exported;
 use crate::sites::probe::{self, FailureKind};

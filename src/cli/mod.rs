@@ -2,6 +2,7 @@
 //! INTERFACE FROZEN BY THE LEAD: `SiteArgs` and each subcommand's `Args` + `run`.
 
 pub mod check;
+pub mod common;
 pub mod crd;
 pub mod export;
 pub mod register;

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 
+use super::common::contexts::{context_fix, der_to_pem};
+use super::common::steps::Steps;
 use crate::sites::CredentialSource;
 use crate::sites::client_config::{ClientConfigRef, client_config_resource};
 use crate::sites::credentials;
@@ -91,73 +93,6 @@ pub struct RegisterArgs {
     /// Also create a k8ssandra ClientConfig named --destination-name pointing at the Secret.
     #[arg(long)]
     pub client_config: bool,
-}
-
-/// One progress line per step on stderr; a failure names the cluster, the step and the fix.
-pub(crate) struct Steps {
-    cmd: &'static str,
-    n: usize,
-    total: usize,
-    current: String,
-}
-
-impl Steps {
-    pub(crate) fn new(cmd: &'static str, total: usize) -> Self {
-        Self {
-            cmd,
-            n: 0,
-            total,
-            current: String::new(),
-        }
-    }
-    pub(crate) fn begin(&mut self, step: &str) {
-        self.n += 1;
-        self.current = step.to_string();
-    }
-    pub(crate) fn ok(&self, detail: &str) {
-        eprintln!(
-            "{}: [{}/{}] {}: {detail}",
-            self.cmd, self.n, self.total, self.current
-        );
-    }
-    pub(crate) fn fail(&self, cluster: &str, what: &str, fix: &str) -> ExitCode {
-        eprintln!(
-            "{}: [{}/{}] {}: FAILED on cluster {cluster}: {what}",
-            self.cmd, self.n, self.total, self.current
-        );
-        eprintln!("{}: fix: {fix}", self.cmd);
-        ExitCode::from(1)
-    }
-}
-
-/// Encodes DER certificates as PEM.
-pub(crate) fn der_to_pem(ders: &[Vec<u8>]) -> Vec<u8> {
-    use base64::Engine;
-    let mut out = String::new();
-    for der in ders {
-        out.push_str("-----BEGIN CERTIFICATE-----\n");
-        let b = base64::engine::general_purpose::STANDARD.encode(der);
-        for chunk in b.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-    }
-    out.into_bytes()
-}
-
-/// Fix text for a failed context lookup.
-pub(crate) fn context_fix(kubeconfig: Option<&std::path::Path>) -> String {
-    let names = credentials::local_context_names(kubeconfig);
-    format!(
-        "pick one of the contexts in {} ({}); `kubectl config get-contexts` lists them",
-        credentials::kubeconfig_label(kubeconfig),
-        if names.is_empty() {
-            "none".to_string()
-        } else {
-            names.join(", ")
-        }
-    )
 }
 
 /// Creates `obj`, or replaces it in place when it exists (keeping its resourceVersion).

@@ -10,7 +10,9 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
 use super::SiteArgs;
-use super::status::{self, FedSite, SITE_TIMEOUT, expected_pods, render_table};
+use super::common::federation::{self, FedSite, Federation, SITE_TIMEOUT};
+use super::common::table::render_table;
+use super::common::topology::{expected_pods, pod_ready};
 use crate::kube_error;
 
 const EXAMPLE: &str = "\
@@ -538,7 +540,7 @@ async fn site_view(s: &FedSite) -> (SiteView, Vec<ExpectedNode>, Option<String>)
             );
         }
     };
-    let live = match status::read_site(site, desired).await {
+    let live = match federation::read_site(site, desired).await {
         Ok(l) => l,
         Err(e) => {
             view.error = Some(format!("unreachable: {e}"));
@@ -570,7 +572,7 @@ async fn site_view(s: &FedSite) -> (SiteView, Vec<ExpectedNode>, Option<String>)
         Err(e) => {
             view.error = Some(format!(
                 "cannot list the Cassandra pods: {e}{}",
-                status::forbidden_hint(&e)
+                federation::forbidden_hint(&e)
             ));
             return (
                 view,
@@ -594,7 +596,7 @@ async fn site_view(s: &FedSite) -> (SiteView, Vec<ExpectedNode>, Option<String>)
         .collect();
     let expected = expected_from(&spec, &desired.name, &ips);
     let pods: Api<Pod> = Api::namespaced(site.client.clone(), &desired.namespace);
-    let running: Vec<&Pod> = all_pods.iter().filter(|p| status::pod_ready(p)).collect();
+    let running: Vec<&Pod> = all_pods.iter().filter(|p| pod_ready(p)).collect();
     if running.is_empty() {
         view.error = Some(format!(
             "no Running and Ready pod of CassandraCluster {}/{} to run nodetool in",
@@ -617,12 +619,12 @@ async fn site_view(s: &FedSite) -> (SiteView, Vec<ExpectedNode>, Option<String>)
         }
     }
     let joined = errors.join("; ");
-    view.error = Some(format!("{joined}{}", status::forbidden_hint(&joined)));
+    view.error = Some(format!("{joined}{}", federation::forbidden_hint(&joined)));
     (view, expected, None)
 }
 
 /// Collects every site's view and checks the ring.
-pub async fn ring_report(fed: &status::Federation) -> RingReport {
+pub async fn ring_report(fed: &Federation) -> RingReport {
     let results = futures::future::join_all(fed.sites.iter().map(site_view)).await;
     let mut views = vec![];
     let mut expected = vec![];
@@ -638,7 +640,7 @@ pub async fn ring_report(fed: &status::Federation) -> RingReport {
 
 /// `multi-casskop ring`.
 pub async fn run(args: RingArgs) -> anyhow::Result<ExitCode> {
-    let fed = status::load(&args.sites, &args.name, args.use_kubeconfig_contexts).await?;
+    let fed = federation::load(&args.sites, &args.name, args.use_kubeconfig_contexts).await?;
     if fed.sites.is_empty() {
         anyhow::bail!(
             "MultiCasskop {}/{} names no site in spec.override: no ring to check",

@@ -94,7 +94,7 @@ pub async fn wait_running(fed: &Fed, i: usize) {
             .unwrap()
             .items
             .iter()
-            .filter(|p| multi_casskop::cli::status::pod_ready(p))
+            .filter(|p| multi_casskop::cli::common::topology::pod_ready(p))
             .count();
         if running && ready == want {
             return;

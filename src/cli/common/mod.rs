@@ -1,0 +1,7 @@
+//! What several subcommands share; subcommands never import from each other.
+
+pub mod contexts;
+pub mod federation;
+pub mod steps;
+pub mod table;
+pub mod topology;
