@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::SiteArgs;
 use crate::sites::client_config::{ClientConfigRef, client_config_resource};
 use crate::sites::credentials::{self, Credentials, RemoteLookup, SecretLookup};
+use crate::sites::local;
 use crate::sites::probe::{self, FailureKind, Permission};
 
 const EXAMPLE: &str = "\
@@ -357,13 +358,12 @@ async fn check_site(
 /// Builds the whole report (no printing).
 pub async fn report(args: &CheckArgs) -> Report {
     let s = &args.sites;
-    let ns = credentials::resolve_namespace(
+    let ns = local::resolve_namespace(
         s.namespace.as_deref(),
         s.kubeconfig.as_deref(),
         s.context.as_deref(),
     );
-    let local_creds =
-        credentials::local_credentials(s.kubeconfig.as_deref(), s.context.as_deref()).await;
+    let local_creds = local::credentials(s.kubeconfig.as_deref(), s.context.as_deref()).await;
     let local_name = s.local.clone().unwrap_or_else(|| match &local_creds {
         Ok(c) => match &c.source {
             crate::sites::CredentialSource::KubeconfigContext { context } => context.clone(),

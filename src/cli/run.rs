@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use kube::Client;
 use tracing::{error, info, warn};
 
 use crate::cli::SiteArgs;
@@ -15,7 +14,7 @@ use crate::rollout::controller::{self, ControllerConfig};
 use crate::runtime::health::{self, Readiness};
 use crate::runtime::leader::{self, Leadership, LeaseConfig};
 use crate::runtime::metrics::Metrics;
-use crate::sites::{RegistryConfig, SiteRegistry};
+use crate::sites::{RegistryConfig, SiteRegistry, local};
 
 /// Arguments of the controller (`multi-casskop [run]`).
 #[derive(clap::Args, Debug, Clone)]
@@ -44,52 +43,6 @@ pub struct RunArgs {
     #[arg(long = "concurrency", value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
-}
-
-/// The watch namespace: `--namespace`, else `$WATCH_NAMESPACE`, else what the local credentials
-/// imply (in-cluster namespace or the kubeconfig context's), else `default`.
-pub fn choose_namespace(flag: Option<&str>, env: Option<&str>, inferred: &str) -> String {
-    [flag, env]
-        .into_iter()
-        .flatten()
-        .map(str::trim)
-        .find(|s| !s.is_empty())
-        .unwrap_or(if inferred.is_empty() {
-            "default"
-        } else {
-            inferred
-        })
-        .to_string()
-}
-
-/// Client configuration of the local cluster: `--kubeconfig`/`--context` when given, else
-/// in-cluster, else the default kubeconfig.
-pub async fn local_config(sites: &SiteArgs) -> anyhow::Result<Config> {
-    if sites.kubeconfig.is_none() && sites.context.is_none() {
-        return Config::infer().await.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot find credentials for the local cluster (in-cluster or kubeconfig): {e}"
-            )
-        });
-    }
-    let kubeconfig = match &sites.kubeconfig {
-        Some(path) => Kubeconfig::read_from(path)
-            .map_err(|e| anyhow::anyhow!("cannot read kubeconfig {}: {e}", path.display()))?,
-        None => Kubeconfig::read()
-            .map_err(|e| anyhow::anyhow!("cannot read the default kubeconfig: {e}"))?,
-    };
-    let options = KubeConfigOptions {
-        context: sites.context.clone(),
-        ..Default::default()
-    };
-    Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot use kubeconfig context {} for the local cluster: {e}",
-                sites.context.as_deref().unwrap_or("(current)")
-            )
-        })
 }
 
 async fn shutdown_signal() {
@@ -147,13 +100,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "the local cluster name is required: --local NAME (or -lNAME, as Multi-CassKop's chart passes it)"
         );
     };
-    let config = local_config(sites).await?;
-    let namespace = choose_namespace(
-        sites.namespace.as_deref(),
-        std::env::var("WATCH_NAMESPACE").ok().as_deref(),
-        &config.default_namespace,
-    );
-    let client = Client::try_from(config)
+    let kubeconfig = sites.kubeconfig.as_deref();
+    let context = sites.context.as_deref();
+    let creds = local::credentials(kubeconfig, context)
+        .await
+        .map_err(|e| anyhow::anyhow!("local cluster: {e}"))?;
+    let namespace = local::resolve_namespace(sites.namespace.as_deref(), kubeconfig, context);
+    let client = creds
+        .client()
         .map_err(|e| anyhow::anyhow!("cannot build a client for the local cluster {local}: {e}"))?;
     let identity = leader::identity();
     info!(
@@ -226,18 +180,4 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         l.release().await;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn namespace_flag_then_watch_namespace_then_inferred() {
-        assert_eq!(choose_namespace(Some("a"), Some("b"), "c"), "a");
-        assert_eq!(choose_namespace(None, Some("b"), "c"), "b");
-        assert_eq!(choose_namespace(None, Some(""), "c"), "c");
-        assert_eq!(choose_namespace(Some(" "), None, "c"), "c");
-        assert_eq!(choose_namespace(None, None, ""), "default");
-    }
 }

@@ -16,22 +16,230 @@ use kube::config::{
 
 use super::CredentialSource;
 
-/// Default location of the in-cluster namespace file.
-pub const IN_CLUSTER_NAMESPACE_FILE: &str =
-    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
-
 /// Kubeconfig keys read from a Secret or a mounted directory, in order of preference
 /// (`config`: kubemcsa; `kubeconfig`: k8ssandra).
 pub const KUBECONFIG_KEYS: [&str; 2] = ["config", "kubeconfig"];
 
 /// A credential problem, phrased for a human: which source, what is wrong, no secret values.
+///
+/// `location` fields name where the credentials were read, as [`CredentialSource::describe`]
+/// words it (`secret cassandra/k8s-cluster2`, `kubeconfig in secret ... (key config)`).
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
-#[error("{0}")]
-pub struct CredentialError(pub String);
+pub enum CredentialError {
+    /// The credentials parsed, but no client could be built from them (bad certificate bytes).
+    #[error("credentials from {location}: cannot build a client: {reason}")]
+    Client { location: String, reason: String },
+    /// The mounted Secret path of a remote is a file, not a directory.
+    #[error("mounted directory {} is not a directory", .dir.display())]
+    NotADirectory { dir: PathBuf },
+    /// The mounted Secret directory of a remote could not be opened.
+    #[error("mounted directory {} cannot be read: {reason}", .dir.display())]
+    DirectoryUnreadable { dir: PathBuf, reason: String },
+    /// The mounted Secret directory of a remote could not be listed.
+    #[error("mounted directory {} cannot be listed: {reason}", .dir.display())]
+    DirectoryUnlistable { dir: PathBuf, reason: String },
+    /// One key file of a mounted Secret directory could not be read.
+    #[error("mounted file {} cannot be read: {reason}", .path.display())]
+    FileUnreadable { path: PathBuf, reason: String },
+    /// A key of a Secret or mounted directory holds bytes that are not UTF-8 text.
+    #[error("key {key} in {location} is not UTF-8 text")]
+    NotText { key: String, location: String },
+    /// A Secret or mounted directory has neither a kubeconfig key nor server+token+ca.crt.
+    #[error(
+        "{location} has no key config, kubeconfig or server+token+ca.crt (missing: {}; keys found: {})",
+        .missing.join(", "),
+        list_or_none(.found)
+    )]
+    NoKnownKeys {
+        location: String,
+        missing: Vec<String>,
+        found: Vec<String>,
+    },
+    /// The `server` key of a Secret or mounted directory is not a usable URL.
+    #[error("server in {location} {problem}")]
+    Server {
+        location: String,
+        problem: ServerProblem,
+    },
+    /// The `token` key is empty.
+    #[error("token in {location} is empty")]
+    EmptyToken { location: String },
+    /// The `token` key contains whitespace (typically still base64-encoded).
+    #[error("token in {location} contains whitespace (is it still base64-encoded twice?)")]
+    TokenWhitespace { location: String },
+    /// The `ca.crt` key holds no usable PEM certificate.
+    #[error("ca.crt in {location} is not PEM: {problem}")]
+    CaNotPem {
+        location: String,
+        problem: PemProblem,
+    },
+    /// A kubeconfig is empty.
+    #[error("{location} is empty")]
+    EmptyKubeconfig { location: String },
+    /// A kubeconfig is not YAML; `reason` is the parser's first line, scrubbed of secrets.
+    #[error("{location} is not valid YAML: {reason}")]
+    KubeconfigYaml { location: String, reason: String },
+    /// A YAML document without clusters or contexts.
+    #[error("{location} is not a kubeconfig: it has no clusters and no contexts")]
+    NotAKubeconfig { location: String },
+    /// No context named and no current-context to fall back on among several.
+    #[error(
+        "{location} has no current-context and {} contexts ({}); name one",
+        .contexts.len(),
+        .contexts.join(", ")
+    )]
+    NoCurrentContext {
+        location: String,
+        contexts: Vec<String>,
+    },
+    /// The context asked for is not in the kubeconfig.
+    #[error("context {context} not found in {location} (contexts: {})", list_or_none(.contexts))]
+    ContextNotFound {
+        context: String,
+        location: String,
+        contexts: Vec<String>,
+    },
+    /// The context names a cluster the kubeconfig does not define.
+    #[error("context {context} in {location} refers to cluster {cluster:?}, which is not defined")]
+    UndefinedCluster {
+        context: String,
+        location: String,
+        cluster: String,
+    },
+    /// The cluster's `server` is not a usable URL.
+    #[error("server of cluster {cluster} in {location} {problem}")]
+    ClusterServer {
+        cluster: String,
+        location: String,
+        problem: ServerProblem,
+    },
+    /// The cluster's `certificate-authority-data` is not base64.
+    #[error(
+        "certificate-authority-data of cluster {cluster} in {location} is not valid base64: {reason}"
+    )]
+    CaDataNotBase64 {
+        cluster: String,
+        location: String,
+        reason: String,
+    },
+    /// The cluster's `certificate-authority-data` decodes to no usable PEM certificate.
+    #[error("certificate-authority-data of cluster {cluster} in {location} is not PEM: {problem}")]
+    CaDataNotPem {
+        cluster: String,
+        location: String,
+        problem: PemProblem,
+    },
+    /// The context names a user the kubeconfig does not define.
+    #[error("context {context} in {location} refers to user {user:?}, which is not defined")]
+    UndefinedUser {
+        context: String,
+        location: String,
+        user: String,
+    },
+    /// kube-rs refused the context (auth plugin, proxy, ...).
+    #[error("context {context} in {location} is unusable: {reason}")]
+    UnusableContext {
+        context: String,
+        location: String,
+        reason: String,
+    },
+    /// The `--kubeconfig` file given does not exist.
+    #[error("kubeconfig file {} does not exist", .path.display())]
+    KubeconfigMissing { path: PathBuf },
+    /// The kubeconfig file(s) could not be read or parsed.
+    #[error("kubeconfig {label} cannot be read: {reason}")]
+    KubeconfigUnreadable { label: String, reason: String },
+    /// No kubeconfig file at all where one is required.
+    #[error("no kubeconfig file found ({label})")]
+    NoKubeconfig { label: String },
+    /// Running in a pod, but the service account's credentials cannot be used.
+    #[error("in-cluster service account is unusable: {reason}")]
+    InClusterUnusable { reason: String },
+    /// A remote found in none of its sources; each field says what was found there.
+    #[error(
+        "no credentials for remote {remote}: {directory}, {secret}, no context {remote} in kubeconfig {kubeconfig}"
+    )]
+    NoRemoteCredentials {
+        remote: String,
+        /// `no directory <path>` or `empty directory <path>`.
+        directory: String,
+        /// `no secret <ns>/<name>` or `secret <ns>/<name> unreadable (<why>)`.
+        secret: String,
+        /// The kubeconfig searched for a context named after the remote.
+        kubeconfig: String,
+    },
+    /// The Secret a ClientConfig references has no kubeconfig key.
+    #[error(
+        "secret {namespace}/{secret} referenced by ClientConfig {client_config} has no key kubeconfig or config (keys found: {})",
+        list_or_none(.found)
+    )]
+    ClientConfigSecretKeys {
+        namespace: String,
+        secret: String,
+        client_config: String,
+        found: Vec<String>,
+    },
+    /// The Secret a ClientConfig references does not exist.
+    #[error(
+        "secret {namespace}/{secret} referenced by ClientConfig {client_config} does not exist"
+    )]
+    ClientConfigSecretMissing {
+        namespace: String,
+        secret: String,
+        client_config: String,
+    },
+    /// The Secret a ClientConfig references could not be read.
+    #[error(
+        "secret {namespace}/{secret} referenced by ClientConfig {client_config} cannot be read: {reason}"
+    )]
+    ClientConfigSecretUnreadable {
+        namespace: String,
+        secret: String,
+        client_config: String,
+        reason: String,
+    },
+}
 
-impl CredentialError {
-    fn new(msg: impl Into<String>) -> Self {
-        Self(msg.into())
+/// What is wrong with an API server URL (completes "server in ... ").
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum ServerProblem {
+    /// No URL at all.
+    #[error("is empty")]
+    Empty,
+    /// Not parseable as a URI.
+    #[error("is not a URL ({reason}): {server:?}")]
+    NotUrl { server: String, reason: String },
+    /// A scheme other than http or https (or none).
+    #[error("is not an http(s) URL: {server:?}")]
+    NotHttp { server: String },
+    /// No host part.
+    #[error("has no host: {server:?}")]
+    NoHost { server: String },
+}
+
+/// What is wrong with PEM certificate data.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum PemProblem {
+    /// Binary data (DER?) rather than text.
+    #[error("not text (DER or binary data?)")]
+    NotText,
+    /// A certificate block is not closed.
+    #[error("a BEGIN CERTIFICATE block has no END CERTIFICATE line")]
+    Unterminated,
+    /// The body of certificate `index` (from 1) is not base64.
+    #[error("certificate {index} has an invalid base64 body: {reason}")]
+    BadBase64 { index: usize, reason: String },
+    /// No certificate block at all.
+    #[error("no -----BEGIN CERTIFICATE----- block")]
+    NoCertificate,
+}
+
+/// `a, b, c`, or `none` for an empty list.
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items.join(", ")
     }
 }
 
@@ -51,11 +259,9 @@ pub struct Credentials {
 impl Credentials {
     /// Builds a client; fails only on local TLS setup problems (bad certificate bytes).
     pub fn client(&self) -> Result<kube::Client, CredentialError> {
-        kube::Client::try_from(self.config.clone()).map_err(|e| {
-            CredentialError::new(format!(
-                "credentials from {}: cannot build a client: {e}",
-                self.source.describe()
-            ))
+        kube::Client::try_from(self.config.clone()).map_err(|e| CredentialError::Client {
+            location: self.source.describe(),
+            reason: e.to_string(),
         })
     }
 
@@ -129,25 +335,22 @@ pub fn read_secret_dir(dir: &Path) -> Result<Option<BTreeMap<String, Vec<u8>>>, 
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            return Err(CredentialError::new(format!(
-                "mounted directory {} is not a directory",
-                dir.display()
-            )));
+            return Err(CredentialError::NotADirectory {
+                dir: dir.to_path_buf(),
+            });
         }
         Err(e) => {
-            return Err(CredentialError::new(format!(
-                "mounted directory {} cannot be read: {e}",
-                dir.display()
-            )));
+            return Err(CredentialError::DirectoryUnreadable {
+                dir: dir.to_path_buf(),
+                reason: e.to_string(),
+            });
         }
     };
     let mut keys = BTreeMap::new();
     for entry in entries {
-        let entry = entry.map_err(|e| {
-            CredentialError::new(format!(
-                "mounted directory {} cannot be listed: {e}",
-                dir.display()
-            ))
+        let entry = entry.map_err(|e| CredentialError::DirectoryUnlistable {
+            dir: dir.to_path_buf(),
+            reason: e.to_string(),
         })?;
         let name = entry.file_name().to_string_lossy().to_string();
         if name.starts_with('.') {
@@ -159,11 +362,9 @@ pub fn read_secret_dir(dir: &Path) -> Result<Option<BTreeMap<String, Vec<u8>>>, 
             Ok(m) if m.is_file() => {}
             _ => continue,
         }
-        let bytes = std::fs::read(&path).map_err(|e| {
-            CredentialError::new(format!(
-                "mounted file {} cannot be read: {e}",
-                path.display()
-            ))
+        let bytes = std::fs::read(&path).map_err(|e| CredentialError::FileUnreadable {
+            path: path.clone(),
+            reason: e.to_string(),
         })?;
         keys.insert(name, bytes);
     }
@@ -191,8 +392,10 @@ pub async fn from_keys(
     let fp = fingerprint(keys, context);
     let kubeconfig_key = KUBECONFIG_KEYS.iter().find(|k| keys.contains_key(**k));
     if let Some(key) = kubeconfig_key {
-        let text = std::str::from_utf8(&keys[*key])
-            .map_err(|_| CredentialError::new(format!("key {key} in {what} is not UTF-8 text")))?;
+        let text = std::str::from_utf8(&keys[*key]).map_err(|_| CredentialError::NotText {
+            key: key.to_string(),
+            location: what.clone(),
+        })?;
         let where_ = format!("kubeconfig in {what} (key {key})");
         let kc = parse_kubeconfig_text(text, &where_)?;
         let mut creds = from_kubeconfig(kc, context, &where_).await?;
@@ -207,35 +410,37 @@ pub async fn from_keys(
         .filter(|k| !keys.contains_key(*k))
         .collect();
     if !missing.is_empty() {
-        let found: Vec<&str> = keys.keys().map(String::as_str).collect();
-        let found = if found.is_empty() {
-            "none".to_string()
-        } else {
-            found.join(", ")
-        };
-        return Err(CredentialError::new(format!(
-            "{what} has no key config, kubeconfig or server+token+ca.crt (missing: {}; keys found: {found})",
-            missing.join(", ")
-        )));
+        return Err(CredentialError::NoKnownKeys {
+            location: what,
+            missing: missing.iter().map(|k| k.to_string()).collect(),
+            found: keys.keys().cloned().collect(),
+        });
     }
     let text = |k: &str| -> Result<String, CredentialError> {
         std::str::from_utf8(&keys[k])
             .map(|s| s.trim().to_string())
-            .map_err(|_| CredentialError::new(format!("key {k} in {what} is not UTF-8 text")))
+            .map_err(|_| CredentialError::NotText {
+                key: k.to_string(),
+                location: what.clone(),
+            })
     };
     let server = text("server")?;
-    validate_server(&server).map_err(|e| CredentialError::new(format!("server in {what} {e}")))?;
+    validate_server(&server).map_err(|problem| CredentialError::Server {
+        location: what.clone(),
+        problem,
+    })?;
     let token = text("token")?;
     if token.is_empty() {
-        return Err(CredentialError::new(format!("token in {what} is empty")));
+        return Err(CredentialError::EmptyToken { location: what });
     }
     if token.chars().any(char::is_whitespace) {
-        return Err(CredentialError::new(format!(
-            "token in {what} contains whitespace (is it still base64-encoded twice?)"
-        )));
+        return Err(CredentialError::TokenWhitespace { location: what });
     }
     let ca = &keys["ca.crt"];
-    check_pem(ca).map_err(|e| CredentialError::new(format!("ca.crt in {what} is not PEM: {e}")))?;
+    check_pem(ca).map_err(|problem| CredentialError::CaNotPem {
+        location: what.clone(),
+        problem,
+    })?;
     let namespace = match keys.get("namespace") {
         Some(_) => Some(text("namespace")?).filter(|s| !s.is_empty()),
         None => None,
@@ -297,19 +502,21 @@ pub fn kubeconfig_for(
 /// every long word of the input, so a token or key quoted by the parser never leaks.
 pub fn parse_kubeconfig_text(text: &str, where_: &str) -> Result<Kubeconfig, CredentialError> {
     if text.trim().is_empty() {
-        return Err(CredentialError::new(format!("{where_} is empty")));
+        return Err(CredentialError::EmptyKubeconfig {
+            location: where_.to_string(),
+        });
     }
     let kc = Kubeconfig::from_yaml(text).map_err(|e| {
-        CredentialError::new(format!(
-            "{where_} is not valid YAML: {}",
+        CredentialError::KubeconfigYaml {
+            location: where_.to_string(),
             // The parser appends a snippet of the input (which may hold the token): keep line 1.
-            scrub(e.to_string().lines().next().unwrap_or_default(), text)
-        ))
+            reason: scrub(e.to_string().lines().next().unwrap_or_default(), text),
+        }
     })?;
     if kc.contexts.is_empty() && kc.clusters.is_empty() {
-        return Err(CredentialError::new(format!(
-            "{where_} is not a kubeconfig: it has no clusters and no contexts"
-        )));
+        return Err(CredentialError::NotAKubeconfig {
+            location: where_.to_string(),
+        });
     }
     Ok(kc)
 }
@@ -330,47 +537,59 @@ pub fn scrub(msg: &str, input: &str) -> String {
     out
 }
 
-fn validate_server(server: &str) -> Result<(), String> {
+fn validate_server(server: &str) -> Result<(), ServerProblem> {
     if server.is_empty() {
-        return Err("is empty".to_string());
+        return Err(ServerProblem::Empty);
     }
-    let uri: http::Uri = server
-        .parse()
-        .map_err(|e| format!("is not a URL ({e}): {server:?}"))?;
+    let uri: http::Uri =
+        server
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| ServerProblem::NotUrl {
+                server: server.to_string(),
+                reason: e.to_string(),
+            })?;
     match uri.scheme_str() {
         Some("https") | Some("http") => {}
-        _ => return Err(format!("is not an http(s) URL: {server:?}")),
+        _ => {
+            return Err(ServerProblem::NotHttp {
+                server: server.to_string(),
+            });
+        }
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("has no host: {server:?}"));
+        return Err(ServerProblem::NoHost {
+            server: server.to_string(),
+        });
     }
     Ok(())
 }
 
 /// Checks that `data` holds at least one PEM CERTIFICATE block with a base64 body.
-pub fn check_pem(data: &[u8]) -> Result<(), String> {
-    let text =
-        std::str::from_utf8(data).map_err(|_| "not text (DER or binary data?)".to_string())?;
+pub fn check_pem(data: &[u8]) -> Result<(), PemProblem> {
+    let text = std::str::from_utf8(data).map_err(|_| PemProblem::NotText)?;
     let mut found = 0;
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
         let after = &rest[start + "-----BEGIN CERTIFICATE-----".len()..];
         let end = after
             .find("-----END CERTIFICATE-----")
-            .ok_or_else(|| "a BEGIN CERTIFICATE block has no END CERTIFICATE line".to_string())?;
+            .ok_or(PemProblem::Unterminated)?;
         let body: String = after[..end]
             .chars()
             .filter(|c| !c.is_whitespace())
             .collect();
         base64::engine::general_purpose::STANDARD
             .decode(body.as_bytes())
-            .map_err(|e| format!("certificate {} has an invalid base64 body: {e}", found + 1))?;
+            .map_err(|e| PemProblem::BadBase64 {
+                index: found + 1,
+                reason: e.to_string(),
+            })?;
         found += 1;
         rest = &after[end..];
         rest = &rest["-----END CERTIFICATE-----".len()..];
     }
     if found == 0 {
-        return Err("no -----BEGIN CERTIFICATE----- block".to_string());
+        return Err(PemProblem::NoCertificate);
     }
     Ok(())
 }
@@ -381,74 +600,8 @@ pub async fn from_kubeconfig(
     context: Option<&str>,
     where_: &str,
 ) -> Result<Credentials, CredentialError> {
-    let names: Vec<String> = kc.contexts.iter().map(|c| c.name.clone()).collect();
-    let ctx_name = match context {
-        Some(c) => c.to_string(),
-        None => match (&kc.current_context, names.as_slice()) {
-            (Some(c), _) if !c.is_empty() => c.clone(),
-            (_, [only]) => only.clone(),
-            _ => {
-                return Err(CredentialError::new(format!(
-                    "{where_} has no current-context and {} contexts ({}); name one",
-                    names.len(),
-                    names.join(", ")
-                )));
-            }
-        },
-    };
-    let Some(ctx) = kc
-        .contexts
-        .iter()
-        .find(|c| c.name == ctx_name)
-        .and_then(|c| c.context.clone())
-    else {
-        return Err(CredentialError::new(format!(
-            "context {ctx_name} not found in {where_} (contexts: {})",
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        )));
-    };
-    let Some(cluster) = kc
-        .clusters
-        .iter()
-        .find(|c| c.name == ctx.cluster)
-        .and_then(|c| c.cluster.clone())
-    else {
-        return Err(CredentialError::new(format!(
-            "context {ctx_name} in {where_} refers to cluster {:?}, which is not defined",
-            ctx.cluster
-        )));
-    };
-    let server = cluster.server.clone().unwrap_or_default();
-    validate_server(&server).map_err(|e| {
-        CredentialError::new(format!("server of cluster {} in {where_} {e}", ctx.cluster))
-    })?;
-    if let Some(data) = &cluster.certificate_authority_data {
-        let pem = base64::engine::general_purpose::STANDARD
-            .decode(data.trim().as_bytes())
-            .map_err(|e| {
-                CredentialError::new(format!(
-                    "certificate-authority-data of cluster {} in {where_} is not valid base64: {e}",
-                    ctx.cluster
-                ))
-            })?;
-        check_pem(&pem).map_err(|e| {
-            CredentialError::new(format!(
-                "certificate-authority-data of cluster {} in {where_} is not PEM: {e}",
-                ctx.cluster
-            ))
-        })?;
-    }
-    if let Some(user) = &ctx.user
-        && !kc.auth_infos.iter().any(|u| &u.name == user)
-    {
-        return Err(CredentialError::new(format!(
-            "context {ctx_name} in {where_} refers to user {user:?}, which is not defined"
-        )));
-    }
+    let ctx_name = pick_context(&kc, context, where_)?;
+    let ctx = validate_context(&kc, &ctx_name, where_)?;
     let default_namespace = ctx.namespace.clone().filter(|s| !s.is_empty());
     let opts = KubeConfigOptions {
         context: Some(ctx_name.clone()),
@@ -456,14 +609,104 @@ pub async fn from_kubeconfig(
     };
     let config = kube::Config::from_custom_kubeconfig(kc, &opts)
         .await
-        .map_err(|e| {
-            CredentialError::new(format!("context {ctx_name} in {where_} is unusable: {e}"))
+        .map_err(|e| CredentialError::UnusableContext {
+            context: ctx_name.clone(),
+            location: where_.to_string(),
+            reason: e.to_string(),
         })?;
     Ok(Credentials {
         config,
         default_namespace,
         source: CredentialSource::KubeconfigContext { context: ctx_name },
         fingerprint: 0,
+    })
+}
+
+/// The context to use: `context`, else the current one, else the only one.
+fn pick_context(
+    kc: &Kubeconfig,
+    context: Option<&str>,
+    where_: &str,
+) -> Result<String, CredentialError> {
+    if let Some(c) = context {
+        return Ok(c.to_string());
+    }
+    let names: Vec<String> = kc.contexts.iter().map(|c| c.name.clone()).collect();
+    match (&kc.current_context, names.as_slice()) {
+        (Some(c), _) if !c.is_empty() => Ok(c.clone()),
+        (_, [only]) => Ok(only.clone()),
+        _ => Err(CredentialError::NoCurrentContext {
+            location: where_.to_string(),
+            contexts: names,
+        }),
+    }
+}
+
+/// Checks that context `ctx_name` exists and that its cluster (server, CA) and user are usable.
+fn validate_context(
+    kc: &Kubeconfig,
+    ctx_name: &str,
+    where_: &str,
+) -> Result<Context, CredentialError> {
+    let Some(ctx) = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == ctx_name)
+        .and_then(|c| c.context.clone())
+    else {
+        return Err(CredentialError::ContextNotFound {
+            context: ctx_name.to_string(),
+            location: where_.to_string(),
+            contexts: kc.contexts.iter().map(|c| c.name.clone()).collect(),
+        });
+    };
+    let Some(cluster) = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == ctx.cluster)
+        .and_then(|c| c.cluster.clone())
+    else {
+        return Err(CredentialError::UndefinedCluster {
+            context: ctx_name.to_string(),
+            location: where_.to_string(),
+            cluster: ctx.cluster.clone(),
+        });
+    };
+    validate_cluster(&cluster, &ctx.cluster, where_)?;
+    if let Some(user) = &ctx.user
+        && !kc.auth_infos.iter().any(|u| &u.name == user)
+    {
+        return Err(CredentialError::UndefinedUser {
+            context: ctx_name.to_string(),
+            location: where_.to_string(),
+            user: user.clone(),
+        });
+    }
+    Ok(ctx)
+}
+
+/// Checks a kubeconfig cluster's server URL and, when present, its CA data.
+fn validate_cluster(cluster: &Cluster, name: &str, where_: &str) -> Result<(), CredentialError> {
+    let server = cluster.server.clone().unwrap_or_default();
+    validate_server(&server).map_err(|problem| CredentialError::ClusterServer {
+        cluster: name.to_string(),
+        location: where_.to_string(),
+        problem,
+    })?;
+    let Some(data) = &cluster.certificate_authority_data else {
+        return Ok(());
+    };
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(data.trim().as_bytes())
+        .map_err(|e| CredentialError::CaDataNotBase64 {
+            cluster: name.to_string(),
+            location: where_.to_string(),
+            reason: e.to_string(),
+        })?;
+    check_pem(&pem).map_err(|problem| CredentialError::CaDataNotPem {
+        cluster: name.to_string(),
+        location: where_.to_string(),
+        problem,
     })
 }
 
@@ -502,10 +745,9 @@ pub fn read_local_kubeconfig(
     let result = match explicit {
         Some(p) => {
             if !p.exists() {
-                return Err(CredentialError::new(format!(
-                    "kubeconfig file {} does not exist",
-                    p.display()
-                )));
+                return Err(CredentialError::KubeconfigMissing {
+                    path: p.to_path_buf(),
+                });
             }
             Kubeconfig::read_from(p)
         }
@@ -520,7 +762,10 @@ pub fn read_local_kubeconfig(
     };
     result
         .map(Some)
-        .map_err(|e| CredentialError::new(format!("kubeconfig {label} cannot be read: {e}")))
+        .map_err(|e| CredentialError::KubeconfigUnreadable {
+            label,
+            reason: e.to_string(),
+        })
 }
 
 /// Credentials of kubeconfig context `context` in the local kubeconfig.
@@ -560,102 +805,19 @@ pub async fn require_local_context(
 ) -> Result<Credentials, CredentialError> {
     let label = kubeconfig_label(explicit);
     let Some(kc) = read_local_kubeconfig(explicit)? else {
-        return Err(CredentialError::new(format!(
-            "no kubeconfig file found ({label})"
-        )));
+        return Err(CredentialError::NoKubeconfig { label });
     };
     let where_ = format!("kubeconfig {label}");
     if let Some(c) = context
         && !kc.contexts.iter().any(|n| n.name == c)
     {
-        let names: Vec<String> = kc.contexts.iter().map(|c| c.name.clone()).collect();
-        return Err(CredentialError::new(format!(
-            "context {c} not found in {label} (contexts: {})",
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        )));
-    }
-    from_kubeconfig(kc, context, &where_).await
-}
-
-/// True when running in a pod with a service account (in-cluster config available).
-pub fn in_cluster() -> bool {
-    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
-        && Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()
-}
-
-/// The local site's credentials: `--kubeconfig`/`--context` when given, else in-cluster when in
-/// a pod, else the current context of the local kubeconfig.
-pub async fn local_credentials(
-    kubeconfig: Option<&Path>,
-    context: Option<&str>,
-) -> Result<Credentials, CredentialError> {
-    if kubeconfig.is_none() && context.is_none() && in_cluster() {
-        let config = kube::Config::incluster().map_err(|e| {
-            CredentialError::new(format!("in-cluster service account is unusable: {e}"))
-        })?;
-        let ns = config.default_namespace.clone();
-        return Ok(Credentials {
-            config,
-            default_namespace: Some(ns),
-            source: CredentialSource::InCluster,
-            fingerprint: 0,
+        return Err(CredentialError::ContextNotFound {
+            context: c.to_string(),
+            location: label,
+            contexts: kc.contexts.iter().map(|c| c.name.clone()).collect(),
         });
     }
-    require_local_context(kubeconfig, context).await
-}
-
-/// The namespace to work in: `flag`, else `$WATCH_NAMESPACE`, else the in-cluster namespace file,
-/// else the namespace of the kubeconfig context (`context` or current), else `default`.
-pub fn resolve_namespace(
-    flag: Option<&str>,
-    kubeconfig: Option<&Path>,
-    context: Option<&str>,
-) -> String {
-    resolve_namespace_from(
-        flag,
-        std::env::var("WATCH_NAMESPACE").ok().as_deref(),
-        Path::new(IN_CLUSTER_NAMESPACE_FILE),
-        kubeconfig,
-        context,
-    )
-}
-
-/// [`resolve_namespace`] with its environment passed in (tests).
-pub fn resolve_namespace_from(
-    flag: Option<&str>,
-    watch_namespace: Option<&str>,
-    ns_file: &Path,
-    kubeconfig: Option<&Path>,
-    context: Option<&str>,
-) -> String {
-    if let Some(f) = flag.map(str::trim).filter(|s| !s.is_empty()) {
-        return f.to_string();
-    }
-    if let Some(w) = watch_namespace.map(str::trim).filter(|s| !s.is_empty()) {
-        return w.to_string();
-    }
-    if let Ok(text) = std::fs::read_to_string(ns_file) {
-        let t = text.trim();
-        if !t.is_empty() {
-            return t.to_string();
-        }
-    }
-    if let Ok(Some(kc)) = read_local_kubeconfig(kubeconfig) {
-        let name = context.map(str::to_string).or(kc.current_context.clone());
-        if let Some(ns) = name
-            .and_then(|n| kc.contexts.iter().find(|c| c.name == n).cloned())
-            .and_then(|c| c.context)
-            .and_then(|c| c.namespace)
-            .filter(|s| !s.is_empty())
-        {
-            return ns;
-        }
-    }
-    "default".to_string()
+    from_kubeconfig(kc, context, &where_).await
 }
 
 /// Where to look for remote `name`'s credentials.
@@ -705,10 +867,12 @@ pub async fn load_remote(
     if let Some(creds) = from_local_context(lookup.kubeconfig.as_deref(), name).await? {
         return Ok(creds);
     }
-    Err(CredentialError::new(format!(
-        "no credentials for remote {name}: {dir_note}, {secret_note}, no context {name} in kubeconfig {}",
-        kubeconfig_label(lookup.kubeconfig.as_deref())
-    )))
+    Err(CredentialError::NoRemoteCredentials {
+        remote: name.clone(),
+        directory: dir_note,
+        secret: secret_note,
+        kubeconfig: kubeconfig_label(lookup.kubeconfig.as_deref()),
+    })
 }
 
 /// Credentials of a ClientConfig site: the referenced Secret's kubeconfig (key `kubeconfig`,
@@ -729,24 +893,26 @@ pub async fn load_client_config(
     match secret {
         SecretLookup::Found(keys) => {
             if !KUBECONFIG_KEYS.iter().any(|k| keys.contains_key(*k)) {
-                let found: Vec<&str> = keys.keys().map(String::as_str).collect();
-                return Err(CredentialError::new(format!(
-                    "secret {namespace}/{secret_name} referenced by ClientConfig {client_config} has no key kubeconfig or config (keys found: {})",
-                    if found.is_empty() {
-                        "none".to_string()
-                    } else {
-                        found.join(", ")
-                    }
-                )));
+                return Err(CredentialError::ClientConfigSecretKeys {
+                    namespace: namespace.to_string(),
+                    secret: secret_name.to_string(),
+                    client_config: client_config.to_string(),
+                    found: keys.keys().cloned().collect(),
+                });
             }
             from_keys(&keys, origin, Some(context)).await
         }
-        SecretLookup::NotFound => Err(CredentialError::new(format!(
-            "secret {namespace}/{secret_name} referenced by ClientConfig {client_config} does not exist"
-        ))),
-        SecretLookup::Failed(why) => Err(CredentialError::new(format!(
-            "secret {namespace}/{secret_name} referenced by ClientConfig {client_config} cannot be read: {why}"
-        ))),
+        SecretLookup::NotFound => Err(CredentialError::ClientConfigSecretMissing {
+            namespace: namespace.to_string(),
+            secret: secret_name.to_string(),
+            client_config: client_config.to_string(),
+        }),
+        SecretLookup::Failed(why) => Err(CredentialError::ClientConfigSecretUnreadable {
+            namespace: namespace.to_string(),
+            secret: secret_name.to_string(),
+            client_config: client_config.to_string(),
+            reason: why,
+        }),
     }
 }
 
@@ -1176,40 +1342,6 @@ mod tests {
             e.to_string()
                 .starts_with("context dc3 not found in kubeconfig in ClientConfig cassandra/dc3"),
             "{e}"
-        );
-    }
-
-    #[test]
-    fn namespace_resolution_order() {
-        let d = tempfile::tempdir().unwrap();
-        let kc = d.path().join("kc");
-        std::fs::write(&kc, kubeconfig_text("a", "https://h:1", "")).unwrap();
-        let nsfile = d.path().join("ns");
-        let none = d.path().join("absent");
-        assert_eq!(
-            resolve_namespace_from(Some("flag"), Some("env"), &nsfile, Some(&kc), None),
-            "flag"
-        );
-        assert_eq!(
-            resolve_namespace_from(None, Some("env"), &nsfile, Some(&kc), None),
-            "env"
-        );
-        std::fs::write(&nsfile, "incluster\n").unwrap();
-        assert_eq!(
-            resolve_namespace_from(None, None, &nsfile, Some(&kc), None),
-            "incluster"
-        );
-        assert_eq!(
-            resolve_namespace_from(None, Some(""), &none, Some(&kc), None),
-            "cassandra"
-        );
-        assert_eq!(
-            resolve_namespace_from(None, None, &none, Some(&kc), Some("other")),
-            "default"
-        );
-        assert_eq!(
-            resolve_namespace_from(None, None, &none, Some(&none), None),
-            "default"
         );
     }
 }

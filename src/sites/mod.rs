@@ -4,13 +4,14 @@
 pub mod client_config;
 pub mod credentials;
 pub mod exported;
+pub mod local;
 pub mod probe;
 mod registry;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use credentials::{CredentialError, Credentials, resolve_namespace};
+pub use credentials::{CredentialError, Credentials};
 
 /// Multi-CassKop's mount path for exported service-account Secrets (one directory per remote).
 pub const DEFAULT_IMPORTS_DIR: &str = "/var/run/secrets/admiralty.io/serviceaccountimports";

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client_config::{ClientConfigRef, client_config_resource};
 use super::credentials::{self, RemoteLookup, SecretLookup};
-use super::{CredentialSource, RegistryConfig, Site, SiteState};
+use super::{RegistryConfig, Site, SiteState};
 use crate::backoff::Backoff;
 use crate::kube_error;
 
@@ -66,28 +66,13 @@ impl Drop for Inner {
     }
 }
 
-fn local_source(cfg: &RegistryConfig) -> CredentialSource {
-    if let Some(c) = &cfg.local_context {
-        return CredentialSource::KubeconfigContext { context: c.clone() };
-    }
-    if cfg.kubeconfig.is_none() && credentials::in_cluster() {
-        return CredentialSource::InCluster;
-    }
-    let current = credentials::read_local_kubeconfig(cfg.kubeconfig.as_deref())
-        .ok()
-        .flatten()
-        .and_then(|k| k.current_context)
-        .unwrap_or_else(|| "(current)".to_string());
-    CredentialSource::KubeconfigContext { context: current }
-}
-
 impl Inner {
     pub(super) async fn start(local: kube::Client, cfg: RegistryConfig) -> Arc<Self> {
         let local_site = Arc::new(Site {
             name: cfg.local.clone(),
             default_namespace: Some(local.default_namespace().to_string()),
             client: local.clone(),
-            source: local_source(&cfg),
+            source: super::local::source(&cfg),
             revision: 1,
         });
         let (changes, _) = watch::channel(0);

@@ -13,8 +13,8 @@ use crate::cli::SiteArgs;
 use crate::kube_error;
 use crate::merge::{DesiredCluster, desired_for_site};
 use crate::rollout::plan::site_order;
-use crate::sites::credentials;
 use crate::sites::{RegistryConfig, Site, SiteRegistry, SiteState};
+use crate::sites::{credentials, local};
 
 /// How long one site may take to answer.
 pub const SITE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -80,13 +80,13 @@ fn ordered_sites(mc: &MultiCasskop, configured: &[String]) -> Vec<String> {
 pub async fn load(args: &SiteArgs, name: &str, own_contexts: bool) -> anyhow::Result<Federation> {
     let kubeconfig = args.kubeconfig.as_deref();
     let context = args.context.as_deref();
-    let creds = credentials::local_credentials(kubeconfig, context)
+    let creds = local::credentials(kubeconfig, context)
         .await
         .map_err(|e| anyhow::anyhow!("local cluster: {e}"))?;
     let local_client = creds
         .client()
         .map_err(|e| anyhow::anyhow!("local cluster ({}): {e}", creds.source.describe()))?;
-    let namespace = credentials::resolve_namespace(args.namespace.as_deref(), kubeconfig, context);
+    let namespace = local::resolve_namespace(args.namespace.as_deref(), kubeconfig, context);
     let local_name = match &args.local {
         Some(l) if !l.trim().is_empty() => l.trim().to_string(),
         _ => context
