@@ -8,6 +8,7 @@ use kube::api::{Api, DynamicObject, ListParams};
 use serde::Serialize;
 
 use super::SiteArgs;
+use crate::sites::SiteError;
 use crate::sites::client_config::{ClientConfigRef, client_config_resource};
 use crate::sites::credentials::{self, Credentials, RemoteLookup, SecretLookup};
 use crate::sites::local;
@@ -147,7 +148,7 @@ const CHECKS: [&str; 6] = ["credentials", "tls", "token", "rbac", "crd", "namesp
 
 async fn check_site(
     mut site: Site,
-    creds: Result<Credentials, String>,
+    creds: Result<Credentials, SiteError>,
     cred_fix: String,
     controller_ns: &str,
     local: bool,
@@ -156,7 +157,7 @@ async fn check_site(
     let creds = match creds {
         Ok(c) => c,
         Err(e) => {
-            site.fail("credentials", e, cred_fix);
+            site.fail("credentials", e.to_string(), cred_fix);
             site.skip_rest(1);
             return site.report;
         }
@@ -376,7 +377,7 @@ pub async fn report(args: &CheckArgs) -> Report {
     sites.push(
         check_site(
             Site::new(&local_name, "local", &ns),
-            local_creds.clone().map_err(|e| e.to_string()),
+            local_creds.clone().map_err(SiteError::from),
             "pass --kubeconfig/--context for the control-plane cluster".to_string(),
             &ns,
             true,
@@ -414,7 +415,7 @@ pub async fn report(args: &CheckArgs) -> Report {
         };
         let creds = credentials::load_remote(&lookup, secret_lookup(remote.clone()).await)
             .await
-            .map_err(|e| e.to_string());
+            .map_err(SiteError::from);
         let fix = format!(
             "register it: multi-casskop register --source-context {remote} --dest-context {local_name} --dest-namespace {ns} (or export it and apply the Secret in {ns})"
         );
@@ -450,7 +451,7 @@ pub async fn report(args: &CheckArgs) -> Report {
                 }
                 seen.push(cc.name.clone());
                 let creds = match &cc.secret {
-                    Err(e) => Err(e.clone()),
+                    Err(e) => Err(SiteError::from(e.clone())),
                     Ok(secret) => credentials::load_client_config(
                         &ns,
                         &cc.name,
@@ -459,7 +460,7 @@ pub async fn report(args: &CheckArgs) -> Report {
                         secret_lookup(secret.clone()).await,
                     )
                     .await
-                    .map_err(|e| e.to_string()),
+                    .map_err(SiteError::from),
                 };
                 let fix = format!(
                     "fix the ClientConfig {ns}/{} or its Secret (multi-casskop register --client-config writes both)",

@@ -572,7 +572,7 @@ async fn site_view(s: &FedSite) -> (SiteView, Vec<ExpectedNode>, Option<String>)
         Err(e) => {
             view.error = Some(format!(
                 "cannot list the Cassandra pods: {e}{}",
-                federation::forbidden_hint(&e)
+                federation::forbidden_hint(&e.to_string())
             ));
             return (
                 view,

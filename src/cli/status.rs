@@ -142,7 +142,7 @@ async fn site_line(mc: &MultiCasskop, s: &FedSite) -> SiteLine {
     };
     match read_site(site, desired).await {
         Err(e) => {
-            line.error = Some(e);
+            line.error = Some(e.to_string());
             last_known(&mut line);
         }
         Ok(live) => {
@@ -159,7 +159,12 @@ async fn site_line(mc: &MultiCasskop, s: &FedSite) -> SiteLine {
                 Ok(pods) => {
                     line.ready_pods = Some(pods.iter().filter(|p| pod_ready(p)).count() as u32)
                 }
-                Err(e) => line.error = Some(format!("pods not readable: {e}{}", forbidden_hint(e))),
+                Err(e) => {
+                    line.error = Some(format!(
+                        "pods not readable: {e}{}",
+                        forbidden_hint(&e.to_string())
+                    ))
+                }
             }
             match &live.cluster {
                 Some(cc) => {

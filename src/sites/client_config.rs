@@ -15,6 +15,14 @@ pub fn client_config_resource() -> ApiResource {
     )
 }
 
+/// A ClientConfig that cannot define a site.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum ClientConfigError {
+    /// `spec.kubeConfigSecret.name` is missing or empty.
+    #[error("ClientConfig {namespace}/{name} has no spec.kubeConfigSecret.name")]
+    NoSecretName { namespace: String, name: String },
+}
+
 /// What a ClientConfig says: the site `name` uses Secret `secret` (key `kubeconfig`), context
 /// `context` (default: the ClientConfig's name).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,7 +30,7 @@ pub struct ClientConfigRef {
     /// The ClientConfig's (and the site's) name.
     pub name: String,
     /// `spec.kubeConfigSecret.name`; `Err` holds why the object is unusable.
-    pub secret: Result<String, String>,
+    pub secret: Result<String, ClientConfigError>,
     /// `spec.contextName`, else the ClientConfig's name.
     pub context: String,
 }
@@ -39,7 +47,10 @@ impl ClientConfigRef {
             .and_then(|s| s.as_str())
             .filter(|s| !s.is_empty())
             .map(str::to_string)
-            .ok_or_else(|| format!("ClientConfig {ns}/{name} has no spec.kubeConfigSecret.name"));
+            .ok_or_else(|| ClientConfigError::NoSecretName {
+                namespace: ns,
+                name: name.clone(),
+            });
         let context = spec
             .and_then(|s| s.get("contextName"))
             .and_then(|s| s.as_str())
@@ -94,7 +105,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.context, "ctx3");
         assert_eq!(
-            c.secret,
+            c.secret.map_err(|e| e.to_string()),
             Err("ClientConfig cassandra/dc3 has no spec.kubeConfigSecret.name".to_string())
         );
     }

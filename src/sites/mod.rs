@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 pub use credentials::{CredentialError, Credentials};
 
+use client_config::ClientConfigError;
+
 /// Multi-CassKop's mount path for exported service-account Secrets (one directory per remote).
 pub const DEFAULT_IMPORTS_DIR: &str = "/var/run/secrets/admiralty.io/serviceaccountimports";
 
@@ -36,6 +38,30 @@ pub enum CredentialSource {
         secret: String,
         context: String,
     },
+}
+
+/// Why a configured site cannot be used: defined twice, or its credentials are broken.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum SiteError {
+    /// `--local` and `--remote` both name the site.
+    #[error("site {name} is defined twice: by --local and by --remote; remove one")]
+    LocalAndRemote { name: String },
+    /// `--local` and a ClientConfig both name the site.
+    #[error(
+        "site {name} is defined twice: by --local {name} and by ClientConfig {namespace}/{name}; remove one"
+    )]
+    LocalAndClientConfig { name: String, namespace: String },
+    /// `--remote` and a ClientConfig both name the site.
+    #[error(
+        "site {name} is defined twice: by --remote {name} and by ClientConfig {namespace}/{name}; remove one"
+    )]
+    RemoteAndClientConfig { name: String, namespace: String },
+    /// The site's ClientConfig is unusable.
+    #[error(transparent)]
+    ClientConfig(#[from] ClientConfigError),
+    /// The site's credentials are missing or broken.
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
 }
 
 /// A usable site: a client to its API server.

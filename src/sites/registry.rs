@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client_config::{ClientConfigRef, client_config_resource};
 use super::credentials::{self, RemoteLookup, SecretLookup};
-use super::{RegistryConfig, Site, SiteState};
+use super::{RegistryConfig, Site, SiteError, SiteState};
 use crate::backoff::Backoff;
 use crate::kube_error;
 
@@ -156,17 +156,19 @@ impl Inner {
         if name == self.cfg.local {
             if self.flag_remotes().iter().any(|r| r == name) {
                 return Some(SiteState::Unavailable {
-                    reason: format!(
-                        "site {name} is defined twice: by --local and by --remote; remove one"
-                    ),
+                    reason: SiteError::LocalAndRemote {
+                        name: name.to_string(),
+                    }
+                    .to_string(),
                 });
             }
             if self.client_configs.read().unwrap().items.contains_key(name) {
                 return Some(SiteState::Unavailable {
-                    reason: format!(
-                        "site {name} is defined twice: by --local {name} and by ClientConfig {}/{name}; remove one",
-                        self.cfg.namespace
-                    ),
+                    reason: SiteError::LocalAndClientConfig {
+                        name: name.to_string(),
+                        namespace: self.cfg.namespace.clone(),
+                    }
+                    .to_string(),
                 });
             }
             return Some(SiteState::Ready(self.local.clone()));
@@ -203,16 +205,17 @@ impl Inner {
             self.client_configs.read().unwrap().items.clone();
         let ns = self.cfg.namespace.clone();
 
-        let mut desired: BTreeMap<String, Result<credentials::Credentials, String>> =
+        let mut desired: BTreeMap<String, Result<credentials::Credentials, SiteError>> =
             BTreeMap::new();
         for name in &flag_remotes {
             if *name == self.cfg.local {
                 continue; // reported by get()
             }
             let result = if client_configs.contains_key(name) {
-                Err(format!(
-                    "site {name} is defined twice: by --remote {name} and by ClientConfig {ns}/{name}; remove one"
-                ))
+                Err(SiteError::RemoteAndClientConfig {
+                    name: name.clone(),
+                    namespace: ns.clone(),
+                })
             } else {
                 let lookup = RemoteLookup {
                     name: name.clone(),
@@ -222,7 +225,7 @@ impl Inner {
                 };
                 credentials::load_remote(&lookup, self.secret_lookup(name))
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(SiteError::from)
             };
             desired.insert(name.clone(), result);
         }
@@ -231,12 +234,13 @@ impl Inner {
                 continue;
             }
             let result = if *name == self.cfg.local {
-                Err(format!(
-                    "site {name} is defined twice: by --local {name} and by ClientConfig {ns}/{name}; remove one"
-                ))
+                Err(SiteError::LocalAndClientConfig {
+                    name: name.clone(),
+                    namespace: ns.clone(),
+                })
             } else {
                 match &cc.secret {
-                    Err(e) => Err(e.clone()),
+                    Err(e) => Err(SiteError::from(e.clone())),
                     Ok(secret) => credentials::load_client_config(
                         &ns,
                         name,
@@ -245,7 +249,7 @@ impl Inner {
                         self.secret_lookup(secret),
                     )
                     .await
-                    .map_err(|e| e.to_string()),
+                    .map_err(SiteError::from),
                 }
             };
             desired.insert(name.clone(), result);
@@ -295,7 +299,9 @@ impl Inner {
                             },
                         }
                     }
-                    Err(reason) => SiteState::Unavailable { reason },
+                    Err(e) => SiteState::Unavailable {
+                        reason: e.to_string(),
+                    },
                 };
                 if let SiteState::Unavailable { reason } = &new_state {
                     if matches!(&entry.state, SiteState::Unavailable { reason: old } if old == reason)
