@@ -165,9 +165,8 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             "add certificate-authority-data to the context in your kubeconfig",
         ));
     };
-    let secret = exported::exported_secret(&args.as_name, None, &server, &ca, &token.token, &ns)
-        .map_err(anyhow::Error::msg)?;
-    let yaml = exported::to_yaml(&secret).map_err(anyhow::Error::msg)?;
+    let secret = exported::exported_secret(&args.as_name, None, &server, &ca, &token.token, &ns)?;
+    let yaml = exported::to_yaml(&secret)?;
     print!("{yaml}");
     steps.ok(&format!(
         "Secret {} written to stdout (apply it in the controller's namespace)",

@@ -488,7 +488,7 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
             &src_ns,
         ) {
             Ok(s) => Some(s),
-            Err(e) => return Ok(steps.fail(&dst, &e, "report this bug")),
+            Err(e) => return Ok(steps.fail(&dst, &e.to_string(), "report this bug")),
         },
         None => None,
     };
@@ -645,11 +645,10 @@ fn print_plan(
     docs.push(format!("# on {} (source)", args.source_context));
     docs.push(exported::to_yaml(&serde_json::json!({
         "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": src_ns}
-    }))
-    .map_err(anyhow::Error::msg)?);
+    }))?);
     if !args.no_rbac {
-        docs.push(exported::to_yaml(role).map_err(anyhow::Error::msg)?);
-        docs.push(exported::to_yaml(binding).map_err(anyhow::Error::msg)?);
+        docs.push(exported::to_yaml(role)?);
+        docs.push(exported::to_yaml(binding)?);
     }
     docs.push(format!(
         "# on {} (destination); data filled at apply time",
@@ -660,12 +659,11 @@ fn print_plan(
         "metadata": {"name": name, "namespace": dst_ns},
         "data": {"server": "...", "ca.crt": "...", "namespace": "...", "token": "...", "config": "...", "kubeconfig": "..."}
     }))
-    .map_err(anyhow::Error::msg)?);
+    ?);
     if args.client_config {
-        docs.push(
-            exported::to_yaml(&ClientConfigRef::manifest(name, dst_ns, name, name))
-                .map_err(anyhow::Error::msg)?,
-        );
+        docs.push(exported::to_yaml(&ClientConfigRef::manifest(
+            name, dst_ns, name, name,
+        ))?);
     }
     let mut out = String::new();
     for d in docs {

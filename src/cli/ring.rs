@@ -90,13 +90,64 @@ pub struct DcBlock {
     pub nodes: Vec<NodeLine>,
 }
 
+/// `nodetool status` output that cannot be read.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum StatusParseError {
+    /// A node line whose columns do not fit the known layouts.
+    #[error("unreadable node line {line:?}: {why}")]
+    NodeLine { line: String, why: &'static str },
+    /// `Datacenter:` with nothing after it.
+    #[error("a `Datacenter:` line without a name")]
+    UnnamedDatacenter,
+    /// A node line before the first `Datacenter:` line.
+    #[error("node line {line:?} before any `Datacenter:` line")]
+    NodeBeforeDatacenter { line: String },
+    /// No `Datacenter:` line at all (not nodetool status output).
+    #[error("no `Datacenter:` block in the nodetool output")]
+    NoDatacenter,
+}
+
+/// Running `nodetool status` in a pod failed.
+#[derive(thiserror::Error, Debug)]
+pub enum NodetoolError {
+    /// The exec failed or nodetool exited with an error.
+    #[error("pod {pod}: {problem}")]
+    Exec { pod: String, problem: ExecProblem },
+    /// No answer within [`SITE_TIMEOUT`].
+    #[error("pod {pod}: nodetool status gave no answer within {}s", SITE_TIMEOUT.as_secs())]
+    Timeout { pod: String },
+    /// nodetool answered, but not with a status we can read.
+    #[error("unreadable nodetool output: {0}")]
+    Unreadable(#[from] StatusParseError),
+}
+
+/// What went wrong inside one exec of `nodetool status`.
+#[derive(thiserror::Error, Debug)]
+pub enum ExecProblem {
+    /// The API server refused the exec (RBAC, no such pod or container).
+    #[error("exec refused: {0}")]
+    Refused(String),
+    /// The exec session lacks a stream it was asked for (`stdout`, `stderr`, `status`).
+    #[error("no {0} stream")]
+    NoStream(&'static str),
+    /// Reading stdout or stderr failed.
+    #[error("reading the exec streams: {0}")]
+    Read(String),
+    /// nodetool ran and failed: its message and stderr.
+    #[error("nodetool status failed: {0}")]
+    Failed(String),
+}
+
 const LOAD_UNITS: [&str; 10] = [
     "bytes", "B", "KB", "KiB", "MB", "MiB", "GB", "GiB", "TB", "TiB",
 ];
 
-fn parse_node(line: &str) -> Result<NodeLine, String> {
+fn parse_node(line: &str) -> Result<NodeLine, StatusParseError> {
     let t: Vec<&str> = line.split_whitespace().collect();
-    let bad = |why: &str| format!("unreadable node line {line:?}: {why}");
+    let bad = |why: &'static str| StatusParseError::NodeLine {
+        line: line.to_string(),
+        why,
+    };
     if t.len() < 3 {
         return Err(bad("too few columns"));
     }
@@ -143,14 +194,14 @@ fn parse_node(line: &str) -> Result<NodeLine, String> {
 
 /// Parses `nodetool status` output (Cassandra 2.x to 4.x): one block per `Datacenter:` line,
 /// one node per line starting with a status code; legends, headers, notes and warnings skipped.
-pub fn parse_status(text: &str) -> Result<Vec<DcBlock>, String> {
+pub fn parse_status(text: &str) -> Result<Vec<DcBlock>, StatusParseError> {
     let mut dcs: Vec<DcBlock> = vec![];
     for raw in text.lines() {
         let line = raw.trim();
         if let Some(name) = line.strip_prefix("Datacenter:") {
             let name = name.trim();
             if name.is_empty() {
-                return Err("a `Datacenter:` line without a name".into());
+                return Err(StatusParseError::UnnamedDatacenter);
             }
             dcs.push(DcBlock {
                 name: name.to_string(),
@@ -167,11 +218,15 @@ pub fn parse_status(text: &str) -> Result<Vec<DcBlock>, String> {
         let node = parse_node(line)?;
         match dcs.last_mut() {
             Some(dc) => dc.nodes.push(node),
-            None => return Err(format!("node line {line:?} before any `Datacenter:` line")),
+            None => {
+                return Err(StatusParseError::NodeBeforeDatacenter {
+                    line: line.to_string(),
+                });
+            }
         }
     }
     if dcs.is_empty() {
-        return Err("no `Datacenter:` block in the nodetool output".into());
+        return Err(StatusParseError::NoDatacenter);
     }
     Ok(dcs)
 }
@@ -444,7 +499,7 @@ pub fn render(r: &RingReport) -> String {
 }
 
 /// Runs `nodetool status` in `pod` through the exec API; Ok(stdout) only for exit code 0.
-async fn nodetool_status(pods: &Api<Pod>, pod: &Pod) -> Result<String, String> {
+async fn nodetool_status(pods: &Api<Pod>, pod: &Pod) -> Result<String, NodetoolError> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let container = pod
         .spec
@@ -464,39 +519,35 @@ async fn nodetool_status(pods: &Api<Pod>, pod: &Pod) -> Result<String, String> {
         let mut a = pods
             .exec(&name, vec!["nodetool", "status"], &ap)
             .await
-            .map_err(|e| format!("exec refused: {}", kube_error::brief(&e)))?;
+            .map_err(|e| ExecProblem::Refused(kube_error::brief(&e)))?;
         let (mut so, mut se) = (
-            a.stdout().ok_or("no stdout stream")?,
-            a.stderr().ok_or("no stderr stream")?,
+            a.stdout().ok_or(ExecProblem::NoStream("stdout"))?,
+            a.stderr().ok_or(ExecProblem::NoStream("stderr"))?,
         );
-        let status = a.take_status().ok_or("no status stream")?;
+        let status = a.take_status().ok_or(ExecProblem::NoStream("status"))?;
         let (mut out, mut err) = (String::new(), String::new());
         let (r1, r2) = tokio::join!(so.read_to_string(&mut out), se.read_to_string(&mut err));
-        r1.and(r2)
-            .map_err(|e| format!("reading the exec streams: {e}"))?;
+        r1.and(r2).map_err(|e| ExecProblem::Read(e.to_string()))?;
         let st = status.await;
         let _ = a.join().await;
         match st {
             Some(s) if s.status.as_deref() == Some("Success") => Ok(out),
-            Some(s) => Err(format!(
-                "nodetool status failed: {}{}",
+            Some(s) => Err(ExecProblem::Failed(format!(
+                "{}{}",
                 s.message.unwrap_or_default(),
                 if err.trim().is_empty() {
                     String::new()
                 } else {
                     format!(": {}", err.trim())
                 }
-            )),
+            ))),
             None if err.trim().is_empty() => Ok(out),
-            None => Err(format!("nodetool status failed: {}", err.trim())),
+            None => Err(ExecProblem::Failed(err.trim().to_string())),
         }
     };
     match tokio::time::timeout(SITE_TIMEOUT, run).await {
-        Ok(r) => r.map_err(|e: String| format!("pod {name}: {e}")),
-        Err(_) => Err(format!(
-            "pod {name}: nodetool status gave no answer within {}s",
-            SITE_TIMEOUT.as_secs()
-        )),
+        Ok(r) => r.map_err(|problem| NodetoolError::Exec { pod: name, problem }),
+        Err(_) => Err(NodetoolError::Timeout { pod: name }),
     }
 }
 
@@ -607,15 +658,16 @@ async fn site_view(s: &FedSite) -> (SiteView, Vec<ExpectedNode>, Option<String>)
     let mut errors = vec![];
     // A node that is down cannot answer nodetool: try the next pod (at most three).
     for p in running.into_iter().take(3) {
-        match nodetool_status(&pods, p).await.and_then(|out| {
-            parse_status(&out).map_err(|e| format!("unreadable nodetool output: {e}"))
-        }) {
+        match nodetool_status(&pods, p)
+            .await
+            .and_then(|out| Ok(parse_status(&out)?))
+        {
             Ok(dcs) => {
                 view.pod = p.metadata.name.clone();
                 view.datacenters = dcs;
                 return (view, expected, None);
             }
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     let joined = errors.join("; ");
@@ -766,12 +818,14 @@ Note: Non-system keyspaces don't have the same replication settings, effective o
         assert!(
             parse_status("")
                 .unwrap_err()
+                .to_string()
                 .contains("no `Datacenter:` block")
         );
         assert!(parse_status("nodetool: Failed to connect").is_err());
         assert!(
             parse_status("UN 1.2.3.4 1 KiB 256 10% x rack1\n")
                 .unwrap_err()
+                .to_string()
                 .contains("before any")
         );
         assert!(

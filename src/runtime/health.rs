@@ -38,18 +38,27 @@ impl Readiness {
         self.inner.lock().expect("readiness lock").caches_synced = Some(synced);
     }
     /// `Ok(())` when ready, else why not.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), NotReady> {
         let s = self.inner.lock().expect("readiness lock").clone();
         if !s.local_reachable {
-            return Err(s
-                .reason
-                .unwrap_or_else(|| "local cluster not reached yet".to_string()));
+            return Err(NotReady::LocalUnreachable { reason: s.reason });
         }
         if s.caches_synced == Some(false) {
-            return Err("MultiCasskop cache not synced yet".to_string());
+            return Err(NotReady::CacheNotSynced);
         }
         Ok(())
     }
+}
+
+/// Why `/readyz` answers 503.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum NotReady {
+    /// The local cluster's API server has not answered (yet, or any more).
+    #[error("{}", .reason.as_deref().unwrap_or("local cluster not reached yet"))]
+    LocalUnreachable { reason: Option<String> },
+    /// The controller's MultiCasskop cache has not finished its first list.
+    #[error("MultiCasskop cache not synced yet")]
+    CacheNotSynced,
 }
 
 #[derive(Clone)]
@@ -111,21 +120,26 @@ mod tests {
     #[test]
     fn not_ready_until_local_reachable_then_until_caches_synced() {
         let r = Readiness::default();
-        assert!(r.check().unwrap_err().contains("local cluster"));
+        assert!(r.check().unwrap_err().to_string().contains("local cluster"));
         r.set_local_reachable(true, None);
         assert!(
             r.check().is_ok(),
             "standby replica is ready once local is reachable"
         );
         r.set_caches_synced(false);
-        assert!(r.check().unwrap_err().contains("cache"));
+        assert!(r.check().unwrap_err().to_string().contains("cache"));
         r.set_caches_synced(true);
         assert!(r.check().is_ok());
         r.set_local_reachable(
             false,
             Some("local cluster k8s-cluster1: connection refused".into()),
         );
-        assert!(r.check().unwrap_err().contains("connection refused"));
+        assert!(
+            r.check()
+                .unwrap_err()
+                .to_string()
+                .contains("connection refused")
+        );
     }
 
     #[tokio::test]

@@ -20,6 +20,20 @@ pub const MANAGED_BY: &str = "multi-casskop";
 /// How long we wait for the token controller to fill a token Secret.
 pub const TOKEN_WAIT: Duration = Duration::from_secs(30);
 
+/// An object that cannot be rendered for `kubectl apply`.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum RenderError {
+    /// The object does not serialise to JSON.
+    #[error("{0}")]
+    Json(String),
+    /// The kubeconfig of an exported Secret does not serialise to YAML.
+    #[error("cannot render kubeconfig YAML: {0}")]
+    KubeconfigYaml(String),
+    /// The object does not serialise to YAML.
+    #[error("cannot render YAML: {0}")]
+    Yaml(String),
+}
+
 /// A token for a service account, with the CA the cluster published next to it (if any).
 pub struct IssuedToken {
     pub token: String,
@@ -278,7 +292,7 @@ pub fn exported_secret(
     ca_pem: &[u8],
     token: &str,
     token_namespace: &str,
-) -> Result<Secret, String> {
+) -> Result<Secret, RenderError> {
     let kubeconfig = kubeconfig_yaml(name, server, ca_pem, token, token_namespace)?;
     let mut data = BTreeMap::new();
     let b = |v: &[u8]| k8s_openapi::ByteString(v.to_vec());
@@ -310,7 +324,7 @@ pub fn kubeconfig_yaml(
     ca_pem: &[u8],
     token: &str,
     namespace: &str,
-) -> Result<String, String> {
+) -> Result<String, RenderError> {
     let v = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
@@ -322,7 +336,7 @@ pub fn kubeconfig_yaml(
         "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}],
         "current-context": name,
     });
-    serde_saphyr::to_string(&v).map_err(|e| format!("cannot render kubeconfig YAML: {e}"))
+    serde_saphyr::to_string(&v).map_err(|e| RenderError::KubeconfigYaml(e.to_string()))
 }
 
 /// A DNS-1123 label made from a context name (`gke_proj_zone_c1` -> `gke-proj-zone-c1`).
@@ -347,9 +361,9 @@ pub fn dns_safe(name: &str) -> String {
 }
 
 /// Renders an object as a YAML document for `kubectl apply -f -`.
-pub fn to_yaml<T: serde::Serialize>(obj: &T) -> Result<String, String> {
-    let v = serde_json::to_value(obj).map_err(|e| e.to_string())?;
-    serde_saphyr::to_string(&v).map_err(|e| format!("cannot render YAML: {e}"))
+pub fn to_yaml<T: serde::Serialize>(obj: &T) -> Result<String, RenderError> {
+    let v = serde_json::to_value(obj).map_err(|e| RenderError::Json(e.to_string()))?;
+    serde_saphyr::to_string(&v).map_err(|e| RenderError::Yaml(e.to_string()))
 }
 
 /// The Role the controller needs on a site, in `namespace` (least privilege, each rule
