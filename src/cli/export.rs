@@ -8,10 +8,12 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::Api;
 
 use super::common::contexts::{context_fix, der_to_pem};
-use super::common::steps::Steps;
+use super::common::steps::{StepFailed, Steps, Stop};
 use crate::sites::credentials;
 use crate::sites::exported;
+use crate::sites::exported::IssuedToken;
 use crate::sites::probe::{self, FailureKind};
+use crate::sites::{CredentialSource, Credentials};
 
 const EXAMPLE: &str = "\
 Example:
@@ -56,121 +58,163 @@ pub struct ExportArgs {
 /// Runs the subcommand; the exit code is the process's.
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let mut steps = Steps::new("export", 4);
+    let result = export(&args, &mut steps).await;
+    steps.finish(result)
+}
+
+/// The cluster whose service account is exported, once its context is loaded.
+struct Source {
+    /// Context name, as messages call the cluster.
+    cluster: String,
+    creds: Credentials,
+    client: kube::Client,
+    namespace: String,
+    server: String,
+}
+
+/// Every step in order; the first failure stops it.
+async fn export(args: &ExportArgs, steps: &mut Steps) -> Result<(), Stop> {
+    let src = load_context(args, steps).await?;
+    read_service_account(args, &src, steps).await?;
+    let token = get_token(args, &src, steps).await?;
+    steps.begin("print Secret");
+    let Some(ca) = cluster_ca(&src, &token).await else {
+        return Err(StepFailed::new(
+            &src.cluster,
+            "no CA certificate found (none in the token Secret, the kubeconfig or the kube-root-ca.crt ConfigMap)",
+            "add certificate-authority-data to the context in your kubeconfig",
+        )
+        .into());
+    };
+    let secret = exported::exported_secret(
+        &args.as_name,
+        None,
+        &src.server,
+        &ca,
+        &token.token,
+        &src.namespace,
+    )?;
+    print!("{}", exported::to_yaml(&secret)?);
+    steps.ok(&format!(
+        "Secret {} written to stdout (apply it in the controller's namespace)",
+        args.as_name
+    ));
+    Ok(())
+}
+
+/// Loads the context (given or current) and builds its client.
+async fn load_context(args: &ExportArgs, steps: &mut Steps) -> Result<Source, StepFailed> {
     steps.begin("load context");
-    let creds = match credentials::require_local_context(
-        args.kubeconfig.as_deref(),
-        args.context.as_deref(),
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(e) => {
+    let kubeconfig = args.kubeconfig.as_deref();
+    let creds = credentials::require_local_context(kubeconfig, args.context.as_deref())
+        .await
+        .map_err(|e| {
             let cluster = args
                 .context
                 .clone()
                 .unwrap_or_else(|| "(current context)".to_string());
-            return Ok(steps.fail(
-                &cluster,
-                &e.to_string(),
-                &context_fix(args.kubeconfig.as_deref()),
-            ));
-        }
-    };
+            StepFailed::new(&cluster, e.to_string(), context_fix(kubeconfig))
+        })?;
     let cluster = match &creds.source {
-        crate::sites::CredentialSource::KubeconfigContext { context } => context.clone(),
+        CredentialSource::KubeconfigContext { context } => context.clone(),
         _ => args.context.clone().unwrap_or_default(),
     };
-    let ns = args
+    let namespace = args
         .namespace
         .clone()
         .or(creds.default_namespace.clone())
         .unwrap_or_else(|| "default".to_string());
     let server = creds.server().trim_end_matches('/').to_string();
     steps.ok(&format!("context {cluster} -> {server}"));
-    let client = match creds.client() {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(steps.fail(
-                &cluster,
-                &e.to_string(),
-                "fix the context's certificate data",
-            ));
-        }
-    };
+    let client = creds.client().map_err(|e| {
+        StepFailed::new(
+            &cluster,
+            e.to_string(),
+            "fix the context's certificate data",
+        )
+    })?;
+    Ok(Source {
+        cluster,
+        creds,
+        client,
+        namespace,
+        server,
+    })
+}
 
-    let sa = &args.serviceaccount;
+/// Checks the service account exists (export never creates it).
+async fn read_service_account(
+    args: &ExportArgs,
+    src: &Source,
+    steps: &mut Steps,
+) -> Result<(), StepFailed> {
+    let (sa, ns, cluster) = (&args.serviceaccount, &src.namespace, &src.cluster);
     steps.begin("read service account");
-    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let api: Api<ServiceAccount> = Api::namespaced(src.client.clone(), ns);
     match api.get_opt(sa).await {
-        Ok(Some(_)) => steps.ok(&format!("service account {ns}/{sa} exists")),
-        Ok(None) => {
-            return Ok(steps.fail(
-                &cluster,
-                &format!("service account {ns}/{sa} not found"),
-                &format!(
-                    "create it (kubectl --context {cluster} -n {ns} create serviceaccount {sa}), pass the right -n, or use `multi-casskop register`, which creates it with its RBAC"
-                ),
-            ));
+        Ok(Some(_)) => {
+            steps.ok(&format!("service account {ns}/{sa} exists"));
+            Ok(())
         }
+        Ok(None) => Err(StepFailed::new(
+            cluster,
+            format!("service account {ns}/{sa} not found"),
+            format!(
+                "create it (kubectl --context {cluster} -n {ns} create serviceaccount {sa}), pass the right -n, or use `multi-casskop register`, which creates it with its RBAC"
+            ),
+        )),
         Err(e) => {
             let f = probe::classify(&e);
-            return Ok(steps.fail(
-                &cluster,
-                &format!("{server}: {}", f.message),
-                &probe::fix_for(f.kind, &cluster, &server),
-            ));
+            Err(StepFailed::new(
+                cluster,
+                format!("{}: {}", src.server, f.message),
+                probe::fix_for(f.kind, cluster, &src.server),
+            ))
         }
     }
+}
 
+/// A TokenRequest token with --token-ttl, else the newest token Secret exported under this name.
+async fn get_token(
+    args: &ExportArgs,
+    src: &Source,
+    steps: &mut Steps,
+) -> Result<IssuedToken, StepFailed> {
+    let (sa, ns, cluster) = (&args.serviceaccount, &src.namespace, &src.cluster);
     steps.begin("get token");
     let got = match args.token_ttl {
-        Some(ttl) => exported::request_token(&client, &ns, sa, ttl).await,
-        None => exported::find_or_create_token_secret(&client, &ns, sa, &args.as_name).await,
+        Some(ttl) => exported::request_token(&src.client, ns, sa, ttl).await,
+        None => exported::find_or_create_token_secret(&src.client, ns, sa, &args.as_name).await,
     };
-    let token = match got {
-        Ok(t) => t,
-        Err(f) => {
-            let fix = if f.kind == FailureKind::Forbidden {
-                format!(
-                    "you need create on serviceaccounts/token (with --token-ttl) or on secrets in {ns} on {cluster}"
-                )
-            } else {
-                probe::fix_for(f.kind, &cluster, &server)
-            };
-            return Ok(steps.fail(
-                &cluster,
-                &format!("cannot get a token for {ns}/{sa}: {}", f.message),
-                &fix,
-            ));
-        }
-    };
+    let token = got.map_err(|f| {
+        let fix = if f.kind == FailureKind::Forbidden {
+            format!(
+                "you need create on serviceaccounts/token (with --token-ttl) or on secrets in {ns} on {cluster}"
+            )
+        } else {
+            probe::fix_for(f.kind, cluster, &src.server)
+        };
+        StepFailed::new(
+            cluster,
+            format!("cannot get a token for {ns}/{sa}: {}", f.message),
+            fix,
+        )
+    })?;
     steps.ok(&match (&token.secret_name, &token.expires) {
         (Some(s), _) => format!("token from Secret {ns}/{s}"),
         (None, Some(exp)) => format!("TokenRequest token valid until {exp}"),
         _ => "token issued".to_string(),
     });
+    Ok(token)
+}
 
-    steps.begin("print Secret");
-    let mut ca = token.ca_pem.clone();
-    if ca.is_none() {
-        ca = creds.config.root_cert.as_ref().map(|c| der_to_pem(c));
+/// The cluster CA: from the token Secret, else the kubeconfig, else `kube-root-ca.crt`.
+async fn cluster_ca(src: &Source, token: &IssuedToken) -> Option<Vec<u8>> {
+    if let Some(ca) = token.ca_pem.clone() {
+        return Some(ca);
     }
-    if ca.is_none() {
-        ca = exported::root_ca_from_configmap(&client, &ns).await;
+    if let Some(ca) = src.creds.config.root_cert.as_ref() {
+        return Some(der_to_pem(ca));
     }
-    let Some(ca) = ca else {
-        return Ok(steps.fail(
-            &cluster,
-            "no CA certificate found (none in the token Secret, the kubeconfig or the kube-root-ca.crt ConfigMap)",
-            "add certificate-authority-data to the context in your kubeconfig",
-        ));
-    };
-    let secret = exported::exported_secret(&args.as_name, None, &server, &ca, &token.token, &ns)?;
-    let yaml = exported::to_yaml(&secret)?;
-    print!("{yaml}");
-    steps.ok(&format!(
-        "Secret {} written to stdout (apply it in the controller's namespace)",
-        args.as_name
-    ));
-    Ok(ExitCode::SUCCESS)
+    exported::root_ca_from_configmap(&src.client, &src.namespace).await
 }

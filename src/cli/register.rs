@@ -1,19 +1,18 @@
 //! `multi-casskop register`: wires a data-plane cluster into the control plane in one command.
-//! INTERFACE FROZEN BY THE LEAD: `RegisterArgs` and `run`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 
 use super::common::contexts::{context_fix, der_to_pem};
-use super::common::steps::Steps;
-use crate::sites::CredentialSource;
+use super::common::steps::{StepFailed, Steps, Stop};
 use crate::sites::client_config::{ClientConfigRef, client_config_resource};
 use crate::sites::credentials;
 use crate::sites::exported::{self, IssuedToken};
 use crate::sites::probe::{self, Failure, FailureKind, Permission};
+use crate::sites::{CredentialSource, Credentials};
 
 const EXAMPLE: &str = "\
 Example:
@@ -139,545 +138,744 @@ fn same_server(a: &str, b: &str) -> bool {
 pub async fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     let total = 13 + usize::from(args.client_config);
     let mut steps = Steps::new("register", total);
-    let src = args.source_context.clone();
-    let dst = args.dest_context.clone();
+    let result = register(&args, &mut steps).await;
+    steps.finish(result)
+}
+
+/// One end of a registration: a kubeconfig context, its credentials, the namespace used there.
+struct Side {
+    context: String,
+    creds: Credentials,
+    namespace: String,
+}
+
+/// A reached cluster: its client and API server URL.
+struct Reached {
+    client: kube::Client,
+    server: String,
+}
+
+/// A registration whose two clusters were both reached; the writes are its methods.
+struct Registration<'a> {
+    args: &'a RegisterArgs,
+    /// Name of the Secret, the remote and the ClientConfig on the destination.
+    name: String,
+    src: Side,
+    dst: Side,
+    src_api: Reached,
+    dst_api: Reached,
+}
+
+/// Every step in order; the first failure stops it.
+async fn register(args: &RegisterArgs, steps: &mut Steps) -> Result<(), Stop> {
     let name = args
         .destination_name
         .clone()
-        .unwrap_or_else(|| exported::dns_safe(&src));
-    let sa = args.serviceaccount_name.clone();
-    let dry = if args.dry_run { "(dry run) would " } else { "" };
-
-    // 1. contexts.
-    steps.begin("load source context");
-    let src_creds =
-        match credentials::require_local_context(args.source_kubeconfig.as_deref(), Some(&src))
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                return Ok(steps.fail(
-                    &src,
-                    &e.to_string(),
-                    &context_fix(args.source_kubeconfig.as_deref()),
-                ));
-            }
-        };
-    let src_ns = args
-        .source_namespace
-        .clone()
-        .or(src_creds.default_namespace.clone())
-        .unwrap_or_else(|| "default".to_string());
+        .unwrap_or_else(|| exported::dns_safe(&args.source_context));
+    let src = load_side(
+        steps,
+        "load source context",
+        &args.source_context,
+        args.source_kubeconfig.as_deref(),
+        args.source_namespace.as_ref(),
+    )
+    .await?;
     steps.ok(&format!(
-        "context {src} -> {} (namespace {src_ns})",
-        src_creds.server()
+        "context {} -> {} (namespace {})",
+        src.context,
+        src.creds.server(),
+        src.namespace
     ));
-
-    steps.begin("load destination context");
-    let dst_creds =
-        match credentials::require_local_context(args.dest_kubeconfig.as_deref(), Some(&dst)).await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                return Ok(steps.fail(
-                    &dst,
-                    &e.to_string(),
-                    &context_fix(args.dest_kubeconfig.as_deref()),
-                ));
-            }
-        };
-    let dst_ns = args
-        .dest_namespace
-        .clone()
-        .or(dst_creds.default_namespace.clone())
-        .unwrap_or_else(|| "default".to_string());
+    let dst = load_side(
+        steps,
+        "load destination context",
+        &args.dest_context,
+        args.dest_kubeconfig.as_deref(),
+        args.dest_namespace.as_ref(),
+    )
+    .await?;
     steps.ok(&format!(
-        "context {dst} -> {} (namespace {dst_ns}, secret {name})",
-        dst_creds.server()
+        "context {} -> {} (namespace {}, secret {name})",
+        dst.context,
+        dst.creds.server(),
+        dst.namespace
     ));
+    refuse_self_registration(args, &src, &dst, steps)?;
+    let src_api = reach_source(&src, steps).await?;
+    check_namespace(
+        steps,
+        "check source namespace",
+        &src,
+        &src_api,
+        "--source-namespace",
+    )
+    .await?;
+    let dst_api = reach_destination(&src, &src_api, &dst, steps).await?;
+    check_namespace(
+        steps,
+        "check destination namespace",
+        &dst,
+        &dst_api,
+        "--dest-namespace (the controller's namespace)",
+    )
+    .await?;
+    let reg = Registration {
+        args,
+        name,
+        src,
+        dst,
+        src_api,
+        dst_api,
+    };
+    reg.write(steps).await
+}
 
+/// Loads a context's credentials and picks the namespace: `namespace` flag, else the
+/// context's, else `default`.
+async fn load_side(
+    steps: &mut Steps,
+    step: &str,
+    context: &str,
+    kubeconfig: Option<&Path>,
+    namespace: Option<&String>,
+) -> Result<Side, StepFailed> {
+    steps.begin(step);
+    let creds = credentials::require_local_context(kubeconfig, Some(context))
+        .await
+        .map_err(|e| StepFailed::new(context, e.to_string(), context_fix(kubeconfig)))?;
+    let namespace = namespace
+        .cloned()
+        .or(creds.default_namespace.clone())
+        .unwrap_or_else(|| "default".to_string());
+    Ok(Side {
+        context: context.to_string(),
+        creds,
+        namespace,
+    })
+}
+
+/// Refuses a source and a destination that are visibly the same cluster (same context and
+/// file, or the same server URL).
+fn refuse_self_registration(
+    args: &RegisterArgs,
+    src: &Side,
+    dst: &Side,
+    steps: &mut Steps,
+) -> Result<(), StepFailed> {
     steps.begin("refuse self-registration");
     let same_file = args.source_kubeconfig == args.dest_kubeconfig;
-    if (same_file && src == dst) || same_server(&src_creds.server(), &dst_creds.server()) {
-        return Ok(steps.fail(
-            &src,
-            &format!(
-                "source {src} and destination {dst} are the same cluster ({}): a cluster cannot be registered to itself",
-                src_creds.server()
+    if (same_file && src.context == dst.context)
+        || same_server(&src.creds.server(), &dst.creds.server())
+    {
+        return Err(StepFailed::new(
+            &src.context,
+            format!(
+                "source {} and destination {} are the same cluster ({}): a cluster cannot be registered to itself",
+                src.context,
+                dst.context,
+                src.creds.server()
             ),
             "pass the data-plane cluster as --source-context and the control-plane cluster as --dest-context; the local cluster needs no registration (it is --local)",
         ));
     }
     steps.ok("source and destination are different clusters");
+    Ok(())
+}
 
-    let src_client = match src_creds.client() {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(steps.fail(
-                &src,
-                &e.to_string(),
-                "fix the source context's certificate data",
-            ));
-        }
-    };
-    let src_server = src_creds.server();
-
-    // 2. source.
+/// Builds the source's client and checks its API server answers.
+async fn reach_source(src: &Side, steps: &mut Steps) -> Result<Reached, StepFailed> {
+    let client = src.creds.client().map_err(|e| {
+        StepFailed::new(
+            &src.context,
+            e.to_string(),
+            "fix the source context's certificate data",
+        )
+    })?;
+    let server = src.creds.server();
     steps.begin("reach source cluster");
-    match probe::reach(&src_client).await {
-        Ok(v) => steps.ok(&format!("{src} answers at {src_server} ({v})")),
+    match probe::reach(&client).await {
+        Ok(v) => steps.ok(&format!("{} answers at {server} ({v})", src.context)),
         Err(f) => {
-            return Ok(steps.fail(
-                &src,
-                &format!("{src_server}: {}", f.message),
-                &probe::fix_for(f.kind, &src, &src_server),
+            return Err(StepFailed::new(
+                &src.context,
+                format!("{server}: {}", f.message),
+                probe::fix_for(f.kind, &src.context, &server),
             ));
         }
     }
+    Ok(Reached { client, server })
+}
 
-    steps.begin("check source namespace");
-    match probe::namespace_exists(&src_client, &src_ns).await {
-        Ok(Some(true)) => steps.ok(&format!("namespace {src_ns} exists")),
-        Ok(None) => steps.ok(&format!(
-            "namespace {src_ns}: cannot tell (no right to read namespaces), continuing"
-        )),
-        Ok(Some(false)) => {
-            return Ok(steps.fail(
-                &src,
-                &format!("namespace {src_ns} does not exist"),
-                &format!("create it (kubectl --context {src} create namespace {src_ns}) or pass --source-namespace"),
-            ));
-        }
-        Err(f) => {
-            return Ok(steps.fail(&src, &f.message, &probe::fix_for(f.kind, &src, &src_server)));
-        }
-    }
-
-    // 3. destination, checked before anything is written on the source.
+/// Builds the destination's client, checks it answers and is not the source under another
+/// address (the kube-system namespace UID identifies a cluster).
+async fn reach_destination(
+    src: &Side,
+    src_api: &Reached,
+    dst: &Side,
+    steps: &mut Steps,
+) -> Result<Reached, StepFailed> {
     steps.begin("reach destination cluster");
-    let dst_client = match dst_creds.client() {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(steps.fail(
-                &dst,
-                &e.to_string(),
-                "fix the destination context's certificate data",
-            ));
-        }
-    };
-    let dst_server = dst_creds.server();
-    match probe::reach(&dst_client).await {
-        Ok(v) => {
-            // Same cluster behind two addresses (IP and DNS name, two contexts): the
-            // kube-system namespace UID identifies a cluster.
-            let (a, b) = (
-                probe::cluster_uid(&src_client).await,
-                probe::cluster_uid(&dst_client).await,
-            );
-            if let (Some(a), Some(b)) = (a, b)
-                && a == b
-            {
-                return Ok(steps.fail(
-                    &dst,
-                    &format!(
-                        "source {src} ({src_server}) and destination {dst} ({dst_server}) are the same cluster (kube-system namespace uid {a}): a cluster cannot be registered to itself"
-                    ),
-                    "pass the data-plane cluster as --source-context and the control-plane cluster as --dest-context",
-                ));
-            }
-            steps.ok(&format!("{dst} answers at {dst_server} ({v})"))
-        }
-        Err(f) => {
-            return Ok(steps.fail(
-                &dst,
-                &format!("{dst_server}: {}", f.message),
-                &probe::fix_for(f.kind, &dst, &dst_server),
-            ));
-        }
+    let client = dst.creds.client().map_err(|e| {
+        StepFailed::new(
+            &dst.context,
+            e.to_string(),
+            "fix the destination context's certificate data",
+        )
+    })?;
+    let server = dst.creds.server();
+    let version = probe::reach(&client).await.map_err(|f| {
+        StepFailed::new(
+            &dst.context,
+            format!("{server}: {}", f.message),
+            probe::fix_for(f.kind, &dst.context, &server),
+        )
+    })?;
+    let (a, b) = (
+        probe::cluster_uid(&src_api.client).await,
+        probe::cluster_uid(&client).await,
+    );
+    if let (Some(a), Some(b)) = (a, b)
+        && a == b
+    {
+        return Err(StepFailed::new(
+            &dst.context,
+            format!(
+                "source {} ({}) and destination {} ({server}) are the same cluster (kube-system namespace uid {a}): a cluster cannot be registered to itself",
+                src.context, src_api.server, dst.context
+            ),
+            "pass the data-plane cluster as --source-context and the control-plane cluster as --dest-context",
+        ));
     }
+    steps.ok(&format!("{} answers at {server} ({version})", dst.context));
+    Ok(Reached { client, server })
+}
 
-    steps.begin("check destination namespace");
-    match probe::namespace_exists(&dst_client, &dst_ns).await {
-        Ok(Some(true)) => steps.ok(&format!("namespace {dst_ns} exists")),
+/// Checks the side's namespace exists (going on when namespaces may not be read).
+async fn check_namespace(
+    steps: &mut Steps,
+    step: &str,
+    side: &Side,
+    api: &Reached,
+    flag: &str,
+) -> Result<(), StepFailed> {
+    steps.begin(step);
+    let (ctx, ns) = (&side.context, &side.namespace);
+    match probe::namespace_exists(&api.client, ns).await {
+        Ok(Some(true)) => steps.ok(&format!("namespace {ns} exists")),
         Ok(None) => steps.ok(&format!(
-            "namespace {dst_ns}: cannot tell (no right to read namespaces), continuing"
+            "namespace {ns}: cannot tell (no right to read namespaces), continuing"
         )),
         Ok(Some(false)) => {
-            return Ok(steps.fail(
-                &dst,
-                &format!("namespace {dst_ns} does not exist"),
-                &format!("create it (kubectl --context {dst} create namespace {dst_ns}) or pass --dest-namespace (the controller's namespace)"),
+            return Err(StepFailed::new(
+                ctx,
+                format!("namespace {ns} does not exist"),
+                format!("create it (kubectl --context {ctx} create namespace {ns}) or pass {flag}"),
             ));
         }
         Err(f) => {
-            return Ok(steps.fail(&dst, &f.message, &probe::fix_for(f.kind, &dst, &dst_server)));
+            return Err(StepFailed::new(
+                ctx,
+                f.message,
+                probe::fix_for(f.kind, ctx, &api.server),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Registration<'_> {
+    /// `(dry run) would ` in a dry run, else nothing: the prefix of what a step would do.
+    fn dry(&self) -> &'static str {
+        if self.args.dry_run {
+            "(dry run) would "
+        } else {
+            ""
         }
     }
 
-    // 4. writes on the source.
-    steps.begin("ensure service account");
-    let sa_api: Api<ServiceAccount> = Api::namespaced(src_client.clone(), &src_ns);
-    match sa_api.get_opt(&sa).await {
-        Ok(Some(_)) => steps.ok(&format!("service account {src_ns}/{sa} exists")),
-        Ok(None) if args.dry_run => steps.ok(&format!("{dry}create service account {src_ns}/{sa}")),
-        Ok(None) => {
-            let obj = ServiceAccount {
-                metadata: kube::api::ObjectMeta {
-                    name: Some(sa.clone()),
-                    namespace: Some(src_ns.clone()),
-                    labels: Some(
-                        [(
-                            exported::MANAGED_BY_LABEL.to_string(),
-                            exported::MANAGED_BY.to_string(),
-                        )]
-                        .into(),
-                    ),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            match sa_api.create(&PostParams::default(), &obj).await {
-                Ok(_) => steps.ok(&format!("service account {src_ns}/{sa} created")),
+    /// A failure on the source, with the generic fix for its kind unless `fix` is given.
+    fn src_failed(&self, what: String, f: &Failure, fix: Option<String>) -> StepFailed {
+        let fix =
+            fix.unwrap_or_else(|| probe::fix_for(f.kind, &self.src.context, &self.src_api.server));
+        StepFailed::new(&self.src.context, what, fix)
+    }
+
+    /// A failure on the destination, with the generic fix for its kind unless `fix` is given.
+    fn dst_failed(&self, what: String, f: &Failure, fix: Option<String>) -> StepFailed {
+        let fix =
+            fix.unwrap_or_else(|| probe::fix_for(f.kind, &self.dst.context, &self.dst_api.server));
+        StepFailed::new(&self.dst.context, what, fix)
+    }
+
+    /// The writes, source first, then the check that the new credentials work.
+    async fn write(&self, steps: &mut Steps) -> Result<(), Stop> {
+        self.ensure_service_account(steps).await?;
+        let sa = &self.args.serviceaccount_name;
+        let role = exported::site_role(sa, &self.src.namespace);
+        let binding = exported::site_role_binding(sa, &self.src.namespace, sa);
+        self.write_rbac(steps, &role, &binding).await?;
+        let token = self.get_token(steps).await?;
+        let server = self.exported_server();
+        steps.begin("write credentials Secret");
+        let secret = self.write_secret(steps, token.as_ref(), &server).await?;
+        if self.args.client_config {
+            self.write_client_config(steps).await?;
+        }
+        self.revoke_older_tokens(steps, token.as_ref()).await?;
+        steps.begin("verify the new credentials");
+        let Some(secret) = secret else {
+            steps.ok(&format!(
+                "{}check that the new token may list cassandraclusters in {}",
+                self.dry(),
+                self.src.namespace
+            ));
+            if self.args.dry_run {
+                self.print_plan(&role, &binding)?;
+            }
+            return Ok(());
+        };
+        self.verify(steps, &secret, &server).await?;
+        eprintln!(
+            "register: done: start the controller with --remote {} (namespace {})",
+            self.name, self.dst.namespace
+        );
+        Ok(())
+    }
+
+    /// Creates the service account on the source when it is missing.
+    async fn ensure_service_account(&self, steps: &mut Steps) -> Result<(), StepFailed> {
+        steps.begin("ensure service account");
+        let (ns, sa, ctx) = (
+            &self.src.namespace,
+            &self.args.serviceaccount_name,
+            &self.src.context,
+        );
+        let api: Api<ServiceAccount> = Api::namespaced(self.src_api.client.clone(), ns);
+        match api.get_opt(sa).await {
+            Ok(Some(_)) => steps.ok(&format!("service account {ns}/{sa} exists")),
+            Ok(None) if self.args.dry_run => {
+                steps.ok(&format!("{}create service account {ns}/{sa}", self.dry()))
+            }
+            Ok(None) => match api
+                .create(&PostParams::default(), &service_account(sa, ns))
+                .await
+            {
+                Ok(_) => steps.ok(&format!("service account {ns}/{sa} created")),
                 Err(e) => {
                     let f = probe::classify(&e);
-                    let fix = if f.kind == FailureKind::Forbidden {
+                    let fix = (f.kind == FailureKind::Forbidden).then(|| format!(
+                        "you may not create service accounts in {ns}: ask an admin to run `kubectl --context {ctx} -n {ns} create serviceaccount {sa}`, or use an identity that may"
+                    ));
+                    return Err(self.src_failed(
                         format!(
-                            "you may not create service accounts in {src_ns}: ask an admin to run `kubectl --context {src} -n {src_ns} create serviceaccount {sa}`, or use an identity that may"
-                        )
-                    } else {
-                        probe::fix_for(f.kind, &src, &src_server)
-                    };
-                    return Ok(steps.fail(
-                        &src,
-                        &format!(
-                            "service account {src_ns}/{sa} is missing and could not be created: {}",
+                            "service account {ns}/{sa} is missing and could not be created: {}",
                             f.message
                         ),
-                        &fix,
+                        &f,
+                        fix,
                     ));
                 }
+            },
+            Err(e) => {
+                let f = probe::classify(&e);
+                return Err(self.src_failed(
+                    format!("cannot read service account {ns}/{sa}: {}", f.message),
+                    &f,
+                    None,
+                ));
             }
         }
-        Err(e) => {
-            let f = probe::classify(&e);
-            return Ok(steps.fail(
-                &src,
-                &format!("cannot read service account {src_ns}/{sa}: {}", f.message),
-                &probe::fix_for(f.kind, &src, &src_server),
-            ));
-        }
+        Ok(())
     }
 
-    steps.begin("create Role and RoleBinding");
-    let role = exported::site_role(&sa, &src_ns);
-    let binding = exported::site_role_binding(&sa, &src_ns, &sa);
-    if args.no_rbac {
-        steps.ok("skipped (--no-rbac): create them yourself, see --help");
-    } else if args.dry_run {
-        steps.ok(&format!(
-            "{dry}create or update Role and RoleBinding {src_ns}/{sa}"
-        ));
-    } else {
+    /// Creates or updates the Role and RoleBinding on the source (unless --no-rbac).
+    async fn write_rbac(
+        &self,
+        steps: &mut Steps,
+        role: &serde_json::Value,
+        binding: &serde_json::Value,
+    ) -> Result<(), StepFailed> {
+        steps.begin("create Role and RoleBinding");
+        let (ns, sa) = (&self.src.namespace, &self.args.serviceaccount_name);
+        if self.args.no_rbac {
+            steps.ok("skipped (--no-rbac): create them yourself, see --help");
+            return Ok(());
+        }
+        if self.args.dry_run {
+            steps.ok(&format!(
+                "{}create or update Role and RoleBinding {ns}/{sa}",
+                self.dry()
+            ));
+            return Ok(());
+        }
+        let client = &self.src_api.client;
         let written = async {
-            let r = create_or_replace(
-                &rbac_api(&src_client, &src_ns, "Role", "roles"),
-                &sa,
-                role.clone(),
-            )
-            .await?;
+            let r =
+                create_or_replace(&rbac_api(client, ns, "Role", "roles"), sa, role.clone()).await?;
             let b = create_or_replace(
-                &rbac_api(&src_client, &src_ns, "RoleBinding", "rolebindings"),
-                &sa,
+                &rbac_api(client, ns, "RoleBinding", "rolebindings"),
+                sa,
                 binding.clone(),
             )
             .await?;
             Ok::<_, Failure>((r, b))
         };
         match written.await {
-            Ok((r, b)) => steps.ok(&format!(
-                "Role {src_ns}/{sa} {r}, RoleBinding {src_ns}/{sa} {b}"
-            )),
+            Ok((r, b)) => {
+                steps.ok(&format!("Role {ns}/{sa} {r}, RoleBinding {ns}/{sa} {b}"));
+                Ok(())
+            }
             Err(f) => {
-                let fix = if f.kind == FailureKind::Forbidden {
-                    "creating a Role needs at least the rights it grants (and rights on roles/rolebindings): run as a namespace admin, or pass --no-rbac and let an admin create them (see --help)".to_string()
-                } else {
-                    probe::fix_for(f.kind, &src, &src_server)
-                };
-                return Ok(steps.fail(
-                    &src,
-                    &format!("cannot write Role/RoleBinding {src_ns}/{sa}: {}", f.message),
-                    &fix,
-                ));
+                let fix = (f.kind == FailureKind::Forbidden).then(|| "creating a Role needs at least the rights it grants (and rights on roles/rolebindings): run as a namespace admin, or pass --no-rbac and let an admin create them (see --help)".to_string());
+                Err(self.src_failed(
+                    format!("cannot write Role/RoleBinding {ns}/{sa}: {}", f.message),
+                    &f,
+                    fix,
+                ))
             }
         }
     }
 
-    steps.begin("get token");
-    let token: Option<IssuedToken> = if args.dry_run {
-        steps.ok(&match args.token_ttl {
-            Some(ttl) => format!(
-                "{dry}request a token valid {} s for {src_ns}/{sa}",
-                ttl.as_secs()
-            ),
-            None => format!("{dry}create a token Secret for {src_ns}/{sa}"),
-        });
-        None
-    } else {
-        let got = match args.token_ttl {
-            Some(ttl) => exported::request_token(&src_client, &src_ns, &sa, ttl).await,
-            None => exported::create_token_secret(&src_client, &src_ns, &sa, &name).await,
+    /// A new token for the service account (none in a dry run).
+    async fn get_token(&self, steps: &mut Steps) -> Result<Option<IssuedToken>, StepFailed> {
+        steps.begin("get token");
+        let (ns, sa, ctx) = (
+            &self.src.namespace,
+            &self.args.serviceaccount_name,
+            &self.src.context,
+        );
+        if self.args.dry_run {
+            steps.ok(&match self.args.token_ttl {
+                Some(ttl) => format!(
+                    "{}request a token valid {} s for {ns}/{sa}",
+                    self.dry(),
+                    ttl.as_secs()
+                ),
+                None => format!("{}create a token Secret for {ns}/{sa}", self.dry()),
+            });
+            return Ok(None);
+        }
+        let client = &self.src_api.client;
+        let got = match self.args.token_ttl {
+            Some(ttl) => exported::request_token(client, ns, sa, ttl).await,
+            None => exported::create_token_secret(client, ns, sa, &self.name).await,
         };
         match got {
             Ok(t) => {
                 steps.ok(&match (&t.secret_name, &t.expires) {
-                    (Some(s), _) => {
-                        format!("token Secret {src_ns}/{s} filled by the token controller")
-                    }
+                    (Some(s), _) => format!("token Secret {ns}/{s} filled by the token controller"),
                     (None, Some(exp)) => format!("TokenRequest token valid until {exp}"),
                     _ => "token issued".to_string(),
                 });
-                Some(t)
+                Ok(Some(t))
             }
             Err(f) => {
-                let fix = if f.kind == FailureKind::Forbidden {
-                    format!(
-                        "you need create on serviceaccounts/token or secrets in {src_ns} on {src}"
-                    )
-                } else {
-                    probe::fix_for(f.kind, &src, &src_server)
-                };
-                return Ok(steps.fail(
-                    &src,
-                    &format!("cannot get a token for {src_ns}/{sa}: {}", f.message),
-                    &fix,
-                ));
+                let fix = (f.kind == FailureKind::Forbidden).then(|| {
+                    format!("you need create on serviceaccounts/token or secrets in {ns} on {ctx}")
+                });
+                Err(self.src_failed(
+                    format!("cannot get a token for {ns}/{sa}: {}", f.message),
+                    &f,
+                    fix,
+                ))
             }
         }
-    };
-
-    // CA: what the source kubeconfig trusts for this server, else what the cluster published.
-    let mut ca_pem = src_creds.config.root_cert.as_ref().map(|c| der_to_pem(c));
-    if ca_pem.is_none() {
-        ca_pem = token.as_ref().and_then(|t| t.ca_pem.clone());
     }
-    if ca_pem.is_none() {
-        ca_pem = exported::root_ca_from_configmap(&src_client, &src_ns).await;
-    }
-    let server = match (&args.override_src_ip, args.override_src_port) {
-        (Some(ip), Some(port)) if ip.contains(':') => format!("https://[{ip}]:{port}"),
-        (Some(ip), Some(port)) => format!("https://{ip}:{port}"),
-        _ => src_server.trim_end_matches('/').to_string(),
-    };
 
-    steps.begin("write credentials Secret");
-    let Some(ca_pem) = ca_pem else {
-        return Ok(steps.fail(
-            &src,
-            "no CA certificate found for the source (kubeconfig has none, no ca.crt in the token, no kube-root-ca.crt ConfigMap)",
-            "add certificate-authority-data to the source context in your kubeconfig",
-        ));
-    };
-    let secret_api: Api<Secret> = Api::namespaced(dst_client.clone(), &dst_ns);
-    let exported_secret = match &token {
-        Some(t) => match exported::exported_secret(
-            &name,
-            Some(&dst_ns),
-            &server,
-            &ca_pem,
-            &t.token,
-            &src_ns,
-        ) {
-            Ok(s) => Some(s),
-            Err(e) => return Ok(steps.fail(&dst, &e.to_string(), "report this bug")),
-        },
-        None => None,
-    };
-    if args.dry_run {
-        let exists = secret_api.get_opt(&name).await.ok().flatten().is_some();
-        steps.ok(&format!(
-            "{dry}{} Secret {dst_ns}/{name} (keys server, ca.crt, namespace, token, config, kubeconfig; server {server})",
-            if exists { "update" } else { "create" }
-        ));
-    } else if let Some(secret) = &exported_secret {
-        let value = serde_json::to_value(secret)?;
-        let dyn_api: Api<DynamicObject> = Api::namespaced_with(
-            dst_client.clone(),
-            &dst_ns,
+    /// The source API server URL written in the credentials (`--override-src-ip/port` win).
+    fn exported_server(&self) -> String {
+        match (&self.args.override_src_ip, self.args.override_src_port) {
+            (Some(ip), Some(port)) if ip.contains(':') => format!("https://[{ip}]:{port}"),
+            (Some(ip), Some(port)) => format!("https://{ip}:{port}"),
+            _ => self.src_api.server.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The source's CA: what the source kubeconfig trusts for this server, else what the
+    /// cluster published (in the token Secret, then in `kube-root-ca.crt`).
+    async fn source_ca(&self, token: Option<&IssuedToken>) -> Option<Vec<u8>> {
+        if let Some(ca) = self.src.creds.config.root_cert.as_ref() {
+            return Some(der_to_pem(ca));
+        }
+        if let Some(ca) = token.and_then(|t| t.ca_pem.clone()) {
+            return Some(ca);
+        }
+        exported::root_ca_from_configmap(&self.src_api.client, &self.src.namespace).await
+    }
+
+    /// Writes the credentials Secret on the destination; returns it (none in a dry run).
+    async fn write_secret(
+        &self,
+        steps: &mut Steps,
+        token: Option<&IssuedToken>,
+        server: &str,
+    ) -> Result<Option<Secret>, Stop> {
+        let (ns, name, dst) = (&self.dst.namespace, &self.name, &self.dst.context);
+        let Some(ca_pem) = self.source_ca(token).await else {
+            return Err(StepFailed::new(
+                &self.src.context,
+                "no CA certificate found for the source (kubeconfig has none, no ca.crt in the token, no kube-root-ca.crt ConfigMap)",
+                "add certificate-authority-data to the source context in your kubeconfig",
+            )
+            .into());
+        };
+        let secret = match token {
+            Some(t) => Some(
+                exported::exported_secret(
+                    name,
+                    Some(ns),
+                    server,
+                    &ca_pem,
+                    &t.token,
+                    &self.src.namespace,
+                )
+                .map_err(|e| StepFailed::new(dst, e.to_string(), "report this bug"))?,
+            ),
+            None => None,
+        };
+        if self.args.dry_run {
+            let api: Api<Secret> = Api::namespaced(self.dst_api.client.clone(), ns);
+            let exists = api.get_opt(name).await.ok().flatten().is_some();
+            steps.ok(&format!(
+                "{}{} Secret {ns}/{name} (keys server, ca.crt, namespace, token, config, kubeconfig; server {server})",
+                self.dry(),
+                if exists { "update" } else { "create" }
+            ));
+            return Ok(secret);
+        }
+        let Some(s) = &secret else {
+            return Ok(secret);
+        };
+        let value = serde_json::to_value(s)?;
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.dst_api.client.clone(),
+            ns,
             &ApiResource::erase::<Secret>(&()),
         );
-        match create_or_replace(&dyn_api, &name, value).await {
+        match create_or_replace(&api, name, value).await {
             Ok(verb) => steps.ok(&format!(
-                "Secret {dst_ns}/{name} {verb} in {dst} (server {server})"
+                "Secret {ns}/{name} {verb} in {dst} (server {server})"
             )),
             Err(f) => {
-                let fix = if f.kind == FailureKind::Forbidden {
-                    format!("you need create/update on secrets in {dst_ns} on {dst}")
-                } else {
-                    probe::fix_for(f.kind, &dst, &dst_server)
-                };
-                return Ok(steps.fail(
-                    &dst,
-                    &format!("cannot write Secret {dst_ns}/{name}: {}", f.message),
-                    &fix,
-                ));
+                let fix = (f.kind == FailureKind::Forbidden)
+                    .then(|| format!("you need create/update on secrets in {ns} on {dst}"));
+                return Err(self
+                    .dst_failed(
+                        format!("cannot write Secret {ns}/{name}: {}", f.message),
+                        &f,
+                        fix,
+                    )
+                    .into());
             }
         }
+        Ok(secret)
     }
 
-    if args.client_config {
+    /// Writes the k8ssandra ClientConfig pointing at the Secret on the destination.
+    async fn write_client_config(&self, steps: &mut Steps) -> Result<(), StepFailed> {
         steps.begin("write ClientConfig");
-        let cc = ClientConfigRef::manifest(&name, &dst_ns, &name, &name);
-        if args.dry_run {
+        let (ns, name, dst) = (&self.dst.namespace, &self.name, &self.dst.context);
+        if self.args.dry_run {
             steps.ok(&format!(
-                "{dry}create or update ClientConfig {dst_ns}/{name}"
+                "{}create or update ClientConfig {ns}/{name}",
+                self.dry()
             ));
-        } else {
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(dst_client.clone(), &dst_ns, &client_config_resource());
-            match create_or_replace(&api, &name, cc).await {
-                Ok(verb) => steps.ok(&format!("ClientConfig {dst_ns}/{name} {verb}")),
-                Err(f) => {
-                    let fix = if f.kind == FailureKind::NotFound {
-                        format!(
-                            "the ClientConfig CRD (config.k8ssandra.io) is not installed on {dst}: install it (helm chart value clientConfigCRD) or drop --client-config"
-                        )
-                    } else {
-                        probe::fix_for(f.kind, &dst, &dst_server)
-                    };
-                    return Ok(steps.fail(
-                        &dst,
-                        &format!("cannot write ClientConfig {dst_ns}/{name}: {}", f.message),
-                        &fix,
-                    ));
-                }
+            return Ok(());
+        }
+        let cc = ClientConfigRef::manifest(name, ns, name, name);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.dst_api.client.clone(), ns, &client_config_resource());
+        match create_or_replace(&api, name, cc).await {
+            Ok(verb) => {
+                steps.ok(&format!("ClientConfig {ns}/{name} {verb}"));
+                Ok(())
+            }
+            Err(f) => {
+                let fix = (f.kind == FailureKind::NotFound).then(|| format!(
+                    "the ClientConfig CRD (config.k8ssandra.io) is not installed on {dst}: install it (helm chart value clientConfigCRD) or drop --client-config"
+                ));
+                Err(self.dst_failed(
+                    format!("cannot write ClientConfig {ns}/{name}: {}", f.message),
+                    &f,
+                    fix,
+                ))
             }
         }
     }
 
-    steps.begin("revoke older tokens");
-    if args.dry_run {
-        steps.ok(&format!(
-            "{dry}delete older token Secrets of {src_ns}/{sa} exported as {name}"
-        ));
-    } else {
+    /// Deletes the token Secrets of earlier registrations under this name.
+    async fn revoke_older_tokens(
+        &self,
+        steps: &mut Steps,
+        token: Option<&IssuedToken>,
+    ) -> Result<(), StepFailed> {
+        steps.begin("revoke older tokens");
+        let (ns, sa, name, ctx) = (
+            &self.src.namespace,
+            &self.args.serviceaccount_name,
+            &self.name,
+            &self.src.context,
+        );
+        if self.args.dry_run {
+            steps.ok(&format!(
+                "{}delete older token Secrets of {ns}/{sa} exported as {name}",
+                self.dry()
+            ));
+            return Ok(());
+        }
         // Keep the Secret holding the new token (none for a bound token: then every long-lived
         // token of an earlier registration under this name goes).
         let keep = token
-            .as_ref()
             .and_then(|t| t.secret_name.clone())
             .unwrap_or_default();
-        match exported::delete_old_token_secrets(&src_client, &src_ns, &sa, &name, &keep).await {
+        match exported::delete_old_token_secrets(&self.src_api.client, ns, sa, name, &keep).await {
             Ok(d) if d.is_empty() => steps.ok("no older token Secret"),
             Ok(d) => steps.ok(&format!("deleted {}", d.join(", "))),
             Err(f) => {
-                return Ok(steps.fail(
-                    &src,
-                    &format!("cannot delete older token Secrets in {src_ns}: {}", f.message),
-                    &format!(
-                        "delete them by hand: kubectl --context {src} -n {src_ns} delete secret -l {}={name}",
+                return Err(StepFailed::new(
+                    ctx,
+                    format!("cannot delete older token Secrets in {ns}: {}", f.message),
+                    format!(
+                        "delete them by hand: kubectl --context {ctx} -n {ns} delete secret -l {}={name}",
                         exported::EXPORTED_AS_LABEL
                     ),
                 ));
             }
         }
+        Ok(())
     }
 
-    steps.begin("verify the new credentials");
-    let Some(secret) = exported_secret else {
-        steps.ok(&format!(
-            "{dry}check that the new token may list cassandraclusters in {src_ns}"
-        ));
-        if args.dry_run {
-            print_plan(&args, &name, &src_ns, &dst_ns, &sa, &role, &binding)?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    };
-    let keys = credentials::secret_keys(&secret);
-    let origin = CredentialSource::Secret {
-        namespace: dst_ns.clone(),
-        name: name.clone(),
-    };
-    let verified = match credentials::from_keys(&keys, origin, None).await {
-        Ok(c) => match c.client() {
-            Ok(client) => {
-                let perm = Permission {
-                    verb: "list",
-                    group: "db.orange.com",
-                    resource: "cassandraclusters",
-                    subresource: "",
-                };
-                probe::can_i(&client, &src_ns, &perm).await
-            }
-            Err(e) => Err(Failure {
-                kind: FailureKind::Other,
-                message: e.to_string(),
-            }),
-        },
-        Err(e) => Err(Failure {
+    /// Checks the written credentials work: the new token may list CassandraClusters.
+    async fn verify(
+        &self,
+        steps: &mut Steps,
+        secret: &Secret,
+        server: &str,
+    ) -> Result<(), StepFailed> {
+        let (ns, src) = (&self.src.namespace, &self.src.context);
+        let origin = CredentialSource::Secret {
+            namespace: self.dst.namespace.clone(),
+            name: self.name.clone(),
+        };
+        let other = |message: String| Failure {
             kind: FailureKind::Other,
-            message: e.to_string(),
-        }),
-    };
-    match verified {
-        Ok(None) => steps.ok(&format!("{src} accepts the token; it may list cassandraclusters in {src_ns}")),
-        Ok(Some(why)) if args.no_rbac => steps.ok(&format!(
-            "{src} accepts the token, but it may not list cassandraclusters in {src_ns} yet ({why}): create the Role and RoleBinding"
-        )),
-        Ok(Some(why)) => {
-            return Ok(steps.fail(&src, &format!("the new token may not list cassandraclusters in {src_ns}: {why}"), "run `multi-casskop check` for details"));
+            message,
+        };
+        let verified =
+            match credentials::from_keys(&credentials::secret_keys(secret), origin, None).await {
+                Ok(c) => match c.client() {
+                    Ok(client) => {
+                        let perm = Permission {
+                            verb: "list",
+                            group: "db.orange.com",
+                            resource: "cassandraclusters",
+                            subresource: "",
+                        };
+                        probe::can_i(&client, ns, &perm).await
+                    }
+                    Err(e) => Err(other(e.to_string())),
+                },
+                Err(e) => Err(other(e.to_string())),
+            };
+        match verified {
+            Ok(None) => steps.ok(&format!(
+                "{src} accepts the token; it may list cassandraclusters in {ns}"
+            )),
+            Ok(Some(why)) if self.args.no_rbac => steps.ok(&format!(
+                "{src} accepts the token, but it may not list cassandraclusters in {ns} yet ({why}): create the Role and RoleBinding"
+            )),
+            Ok(Some(why)) => {
+                return Err(StepFailed::new(
+                    src,
+                    format!("the new token may not list cassandraclusters in {ns}: {why}"),
+                    "run `multi-casskop check` for details",
+                ));
+            }
+            Err(f) => {
+                return Err(StepFailed::new(
+                    src,
+                    format!("the new credentials do not work: {}", f.message),
+                    probe::fix_for(f.kind, src, server),
+                ));
+            }
         }
-        Err(f) => return Ok(steps.fail(&src, &format!("the new credentials do not work: {}", f.message), &probe::fix_for(f.kind, &src, &server))),
+        Ok(())
     }
-    eprintln!("register: done: start the controller with --remote {name} (namespace {dst_ns})");
-    Ok(ExitCode::SUCCESS)
+
+    /// Prints, for `--dry-run`, the objects a real run would write.
+    fn print_plan(
+        &self,
+        role: &serde_json::Value,
+        binding: &serde_json::Value,
+    ) -> Result<(), Stop> {
+        let args = self.args;
+        let (name, src_ns, dst_ns, sa) = (
+            &self.name,
+            &self.src.namespace,
+            &self.dst.namespace,
+            &args.serviceaccount_name,
+        );
+        let mut docs = Vec::new();
+        docs.push(format!("# on {} (source)", args.source_context));
+        docs.push(exported::to_yaml(&serde_json::json!({
+            "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": src_ns}
+        }))?);
+        if !args.no_rbac {
+            docs.push(exported::to_yaml(role)?);
+            docs.push(exported::to_yaml(binding)?);
+        }
+        docs.push(format!(
+            "# on {} (destination); data filled at apply time",
+            args.dest_context
+        ));
+        docs.push(exported::to_yaml(&serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": dst_ns},
+            "data": {"server": "...", "ca.crt": "...", "namespace": "...", "token": "...", "config": "...", "kubeconfig": "..."}
+        }))?);
+        if args.client_config {
+            docs.push(exported::to_yaml(&ClientConfigRef::manifest(
+                name, dst_ns, name, name,
+            ))?);
+        }
+        print!("{}", yaml_stream(&docs));
+        Ok(())
+    }
 }
 
-fn print_plan(
-    args: &RegisterArgs,
-    name: &str,
-    src_ns: &str,
-    dst_ns: &str,
-    sa: &str,
-    role: &serde_json::Value,
-    binding: &serde_json::Value,
-) -> anyhow::Result<()> {
-    let mut docs = Vec::new();
-    docs.push(format!("# on {} (source)", args.source_context));
-    docs.push(exported::to_yaml(&serde_json::json!({
-        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": src_ns}
-    }))?);
-    if !args.no_rbac {
-        docs.push(exported::to_yaml(role)?);
-        docs.push(exported::to_yaml(binding)?);
+/// The service account `register` creates, labelled as managed by multi-casskop.
+fn service_account(name: &str, namespace: &str) -> ServiceAccount {
+    ServiceAccount {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(
+                [(
+                    exported::MANAGED_BY_LABEL.to_string(),
+                    exported::MANAGED_BY.to_string(),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
     }
-    docs.push(format!(
-        "# on {} (destination); data filled at apply time",
-        args.dest_context
-    ));
-    docs.push(exported::to_yaml(&serde_json::json!({
-        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-        "metadata": {"name": name, "namespace": dst_ns},
-        "data": {"server": "...", "ca.crt": "...", "namespace": "...", "token": "...", "config": "...", "kubeconfig": "..."}
-    }))
-    ?);
-    if args.client_config {
-        docs.push(exported::to_yaml(&ClientConfigRef::manifest(
-            name, dst_ns, name, name,
-        ))?);
-    }
+}
+
+/// Joins YAML documents with `---`; `#` lines are comments between them.
+fn yaml_stream(docs: &[String]) -> String {
     let mut out = String::new();
     for d in docs {
         if d.starts_with('#') {
-            out.push_str(&d);
+            out.push_str(d);
             out.push('\n');
         } else {
             out.push_str("---\n");
-            out.push_str(&d);
+            out.push_str(d);
             if !d.ends_with('\n') {
                 out.push('\n');
             }
         }
     }
-    print!("{out}");
-    Ok(())
+    out
 }
