@@ -1,5 +1,4 @@
 //! `multi-casskop check`: proves, site by site, that the controller could do its job.
-//! INTERFACE FROZEN BY THE LEAD: `CheckArgs` and `run`.
 
 use std::process::ExitCode;
 
@@ -8,11 +7,11 @@ use kube::api::{Api, DynamicObject, ListParams};
 use serde::Serialize;
 
 use super::SiteArgs;
-use crate::sites::SiteError;
 use crate::sites::client_config::{ClientConfigRef, client_config_resource};
 use crate::sites::credentials::{self, Credentials, RemoteLookup, SecretLookup};
 use crate::sites::local;
-use crate::sites::probe::{self, FailureKind, Permission};
+use crate::sites::probe::{self, Failure, FailureKind, Permission};
+use crate::sites::{CredentialSource, SiteError};
 
 const EXAMPLE: &str = "\
 Example:
@@ -146,6 +145,7 @@ impl Site {
 
 const CHECKS: [&str; 6] = ["credentials", "tls", "token", "rbac", "crd", "namespace"];
 
+/// Runs every check on one site, in order; a failed step skips the ones that need it.
 async fn check_site(
     mut site: Site,
     creds: Result<Credentials, SiteError>,
@@ -153,173 +153,205 @@ async fn check_site(
     controller_ns: &str,
     local: bool,
 ) -> SiteReport {
-    let name = site.report.site.clone();
-    let creds = match creds {
-        Ok(c) => c,
-        Err(e) => {
-            site.fail("credentials", e.to_string(), cred_fix);
-            site.skip_rest(1);
-            return site.report;
-        }
+    let Some((creds, client)) = site.check_credentials(creds, cred_fix, controller_ns, local)
+    else {
+        return site.report;
     };
-    // Where the site's CassandraClusters live: exported credentials name the namespace their
-    // service account (and Role) is in; a plain kubeconfig context's namespace is just a user
-    // default, so the controller's namespace is checked there.
-    let ns = if local
-        || matches!(
-            creds.source,
-            crate::sites::CredentialSource::KubeconfigContext { .. }
-        ) {
-        controller_ns.to_string()
-    } else {
-        creds
-            .default_namespace
-            .clone()
-            .unwrap_or_else(|| controller_ns.to_string())
-    };
-    site.report.namespace = ns.clone();
+    let ns = site.report.namespace.clone();
     let server = creds.server();
-    site.report.source = Some(creds.source.describe());
-    site.report.server = Some(server.clone());
-    let client = match creds.client() {
-        Ok(c) => c,
-        Err(e) => {
-            site.fail("credentials", e.to_string(), cred_fix);
-            site.skip_rest(1);
-            return site.report;
-        }
+    let Some(token_failed) = site.check_tls(&client, &server).await else {
+        return site.report;
     };
-    site.ok("credentials", format!("from {}", creds.source.describe()));
+    if site
+        .check_token_and_rbac(&client, &creds, &ns, &server, local, token_failed)
+        .await
+    {
+        site.check_crds(&client, &server, local).await;
+        site.check_namespace(&client, &ns, &server).await;
+    }
+    site.report
+}
 
-    // TLS + reachability.
-    let mut token_failed = None;
-    match probe::reach(&client).await {
-        Ok(v) => site.ok(
-            "tls",
-            format!("{server} reached, certificate trusted ({v})"),
-        ),
-        Err(f) if f.kind == FailureKind::Unauthorized => {
-            site.ok("tls", format!("{server} reached, certificate trusted"));
-            token_failed = Some(f);
-        }
-        Err(f) => {
-            let msg = match f.kind {
-                FailureKind::Tls => format!(
-                    "TLS to {server} failed: the server's certificate is not signed by the CA in the credentials ({})",
-                    f.message
-                ),
-                FailureKind::Unreachable => format!("cannot reach {server}: {}", f.message),
-                _ => format!("{server}: {}", f.message),
-            };
-            site.fail("tls", msg, probe::fix_for(f.kind, &name, &server));
-            site.skip_rest(2);
-            return site.report;
-        }
+impl Site {
+    /// Credentials found and a client built; sets the namespace the other checks use.
+    fn check_credentials(
+        &mut self,
+        creds: Result<Credentials, SiteError>,
+        cred_fix: String,
+        controller_ns: &str,
+        local: bool,
+    ) -> Option<(Credentials, kube::Client)> {
+        let creds = match creds {
+            Ok(c) => c,
+            Err(e) => {
+                self.fail("credentials", e.to_string(), cred_fix);
+                self.skip_rest(1);
+                return None;
+            }
+        };
+        // Where the site's CassandraClusters live: exported credentials name the namespace their
+        // service account (and Role) is in; a plain kubeconfig context's namespace is just a user
+        // default, so the controller's namespace is checked there.
+        let ns = if local || matches!(creds.source, CredentialSource::KubeconfigContext { .. }) {
+            controller_ns.to_string()
+        } else {
+            creds
+                .default_namespace
+                .clone()
+                .unwrap_or_else(|| controller_ns.to_string())
+        };
+        self.report.namespace = ns;
+        self.report.source = Some(creds.source.describe());
+        self.report.server = Some(creds.server());
+        let client = match creds.client() {
+            Ok(c) => c,
+            Err(e) => {
+                self.fail("credentials", e.to_string(), cred_fix);
+                self.skip_rest(1);
+                return None;
+            }
+        };
+        self.ok("credentials", format!("from {}", creds.source.describe()));
+        Some((creds, client))
     }
 
-    // Token + RBAC, one SelfSubjectAccessReview per verb.
-    let mut perms: Vec<&Permission> = probe::SITE_PERMISSIONS.iter().collect();
-    if local {
-        perms.extend(probe::LOCAL_PERMISSIONS.iter());
-    }
-    let mut denied = Vec::new();
-    if token_failed.is_none() {
-        for p in &perms {
-            match probe::can_i(&client, &ns, p).await {
-                Ok(None) => {}
-                Ok(Some(_why)) => denied.push(p.describe()),
-                Err(f) => {
-                    token_failed = Some(f);
-                    break;
-                }
+    /// The API server reached and its certificate trusted. `None`: stop here. `Some(f)`: the
+    /// server answered 401, so TLS is fine and the token check reports `f`.
+    async fn check_tls(&mut self, client: &kube::Client, server: &str) -> Option<Option<Failure>> {
+        let name = self.report.site.clone();
+        match probe::reach(client).await {
+            Ok(v) => {
+                self.ok(
+                    "tls",
+                    format!("{server} reached, certificate trusted ({v})"),
+                );
+                Some(None)
+            }
+            Err(f) if f.kind == FailureKind::Unauthorized => {
+                self.ok("tls", format!("{server} reached, certificate trusted"));
+                Some(Some(f))
+            }
+            Err(f) => {
+                let msg = match f.kind {
+                    FailureKind::Tls => format!(
+                        "TLS to {server} failed: the server's certificate is not signed by the CA in the credentials ({})",
+                        f.message
+                    ),
+                    FailureKind::Unreachable => format!("cannot reach {server}: {}", f.message),
+                    _ => format!("{server}: {}", f.message),
+                };
+                self.fail("tls", msg, probe::fix_for(f.kind, &name, server));
+                self.skip_rest(2);
+                None
             }
         }
     }
-    if let Some(f) = token_failed {
-        if f.kind == FailureKind::Unauthorized {
-            site.fail(
-                "token",
+
+    /// The token accepted and every verb the controller needs allowed, one
+    /// SelfSubjectAccessReview per verb. False: the token failed, later checks were skipped.
+    async fn check_token_and_rbac(
+        &mut self,
+        client: &kube::Client,
+        creds: &Credentials,
+        ns: &str,
+        server: &str,
+        local: bool,
+        mut token_failed: Option<Failure>,
+    ) -> bool {
+        let name = self.report.site.clone();
+        let mut perms: Vec<&Permission> = probe::SITE_PERMISSIONS.iter().collect();
+        if local {
+            perms.extend(probe::LOCAL_PERMISSIONS.iter());
+        }
+        let mut denied = Vec::new();
+        if token_failed.is_none() {
+            for p in &perms {
+                match probe::can_i(client, ns, p).await {
+                    Ok(None) => {}
+                    Ok(Some(_why)) => denied.push(p.describe()),
+                    Err(f) => {
+                        token_failed = Some(f);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(f) = token_failed {
+            let message = if f.kind == FailureKind::Unauthorized {
                 format!(
                     "{name} rejected the token from {}: {}",
                     creds.source.describe(),
                     f.message
+                )
+            } else {
+                format!("access review failed: {}", f.message)
+            };
+            self.fail("token", message, probe::fix_for(f.kind, &name, server));
+            self.skip_rest(3);
+            return false;
+        }
+        self.ok("token", "accepted".to_string());
+        if denied.is_empty() {
+            self.ok(
+                "rbac",
+                format!(
+                    "all {} verbs the controller needs are allowed in {ns}",
+                    perms.len()
                 ),
-                probe::fix_for(f.kind, &name, &server),
             );
         } else {
-            site.fail(
-                "token",
-                format!("access review failed: {}", f.message),
-                probe::fix_for(f.kind, &name, &server),
+            self.fail(
+                "rbac",
+                format!("not allowed in namespace {ns}: {}", denied.join(", ")),
+                if local {
+                    "grant them to the controller's service account (the Helm chart's Role does)".to_string()
+                } else {
+                    format!("run `multi-casskop register --source-context {name} ...` again (it writes the Role), or add the verbs to the Role bound to this identity")
+                },
             );
         }
-        site.skip_rest(3);
-        return site.report;
-    }
-    site.ok("token", "accepted".to_string());
-    if denied.is_empty() {
-        site.ok(
-            "rbac",
-            format!(
-                "all {} verbs the controller needs are allowed in {ns}",
-                perms.len()
-            ),
-        );
-    } else {
-        site.fail(
-            "rbac",
-            format!("not allowed in namespace {ns}: {}", denied.join(", ")),
-            if local {
-                "grant them to the controller's service account (the Helm chart's Role does)".to_string()
-            } else {
-                format!("run `multi-casskop register --source-context {name} ...` again (it writes the Role), or add the verbs to the Role bound to this identity")
-            },
-        );
+        true
     }
 
-    // CRDs served.
-    let mut wanted = vec![(
-        "cassandraclusters",
-        "CassKop's CassandraCluster",
-        "install CassKop",
-    )];
-    if local {
-        wanted.push((
-            "multicasskops",
-            "MultiCasskop",
-            "install the multi-casskop chart (or `multi-casskop crd | kubectl apply -f -`)",
-        ));
-    }
-    let mut missing = Vec::new();
-    let mut crd_error = None;
-    for (plural, what, how) in &wanted {
-        match probe::serves(&client, "db.orange.com/v2", plural).await {
-            Ok(true) => {}
-            Ok(false) => missing.push((*plural, *what, *how)),
-            Err(f) => {
-                crd_error = Some(f);
-                break;
+    /// The CassandraCluster CRD served (and the MultiCasskop one on the local site).
+    async fn check_crds(&mut self, client: &kube::Client, server: &str, local: bool) {
+        let name = self.report.site.clone();
+        let mut wanted = vec![(
+            "cassandraclusters",
+            "CassKop's CassandraCluster",
+            "install CassKop",
+        )];
+        if local {
+            wanted.push((
+                "multicasskops",
+                "MultiCasskop",
+                "install the multi-casskop chart (or `multi-casskop crd | kubectl apply -f -`)",
+            ));
+        }
+        let mut missing = Vec::new();
+        for (plural, what, how) in &wanted {
+            match probe::serves(client, "db.orange.com/v2", plural).await {
+                Ok(true) => {}
+                Ok(false) => missing.push((*plural, *what, *how)),
+                Err(f) => {
+                    self.fail(
+                        "crd",
+                        format!("discovery failed: {}", f.message),
+                        probe::fix_for(f.kind, &name, server),
+                    );
+                    return;
+                }
             }
         }
-    }
-    match (crd_error, missing.is_empty()) {
-        (Some(f), _) => site.fail(
-            "crd",
-            format!("discovery failed: {}", f.message),
-            probe::fix_for(f.kind, &name, &server),
-        ),
-        (None, true) => site.ok(
-            "crd",
-            format!(
-                "{} served",
-                wanted
-                    .iter()
-                    .map(|w| format!("{}.db.orange.com/v2", w.0))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ),
-        (None, false) => site.fail(
+        if missing.is_empty() {
+            let served: Vec<String> = wanted
+                .iter()
+                .map(|w| format!("{}.db.orange.com/v2", w.0))
+                .collect();
+            self.ok("crd", format!("{} served", served.join(", ")));
+            return;
+        }
+        self.fail(
             "crd",
             missing
                 .iter()
@@ -333,27 +365,30 @@ async fn check_site(
                 .map(|(_, _, h)| format!("{h} on {name}"))
                 .collect::<Vec<_>>()
                 .join("; "),
-        ),
+        );
     }
 
-    match probe::namespace_exists(&client, &ns).await {
-        Ok(Some(true)) => site.ok("namespace", format!("namespace {ns} exists")),
-        Ok(Some(false)) => site.fail(
-            "namespace",
-            format!("namespace {ns} does not exist on {name}"),
-            format!("create it: kubectl --context {name} create namespace {ns}"),
-        ),
-        Ok(None) => site.skip(
-            "namespace",
-            format!("cannot tell whether namespace {ns} exists (no get on namespaces)"),
-        ),
-        Err(f) => site.fail(
-            "namespace",
-            f.message.clone(),
-            probe::fix_for(f.kind, &name, &server),
-        ),
+    /// The namespace present (skipped when namespaces may not be read).
+    async fn check_namespace(&mut self, client: &kube::Client, ns: &str, server: &str) {
+        let name = self.report.site.clone();
+        match probe::namespace_exists(client, ns).await {
+            Ok(Some(true)) => self.ok("namespace", format!("namespace {ns} exists")),
+            Ok(Some(false)) => self.fail(
+                "namespace",
+                format!("namespace {ns} does not exist on {name}"),
+                format!("create it: kubectl --context {name} create namespace {ns}"),
+            ),
+            Ok(None) => self.skip(
+                "namespace",
+                format!("cannot tell whether namespace {ns} exists (no get on namespaces)"),
+            ),
+            Err(f) => self.fail(
+                "namespace",
+                f.message.clone(),
+                probe::fix_for(f.kind, &name, server),
+            ),
+        }
     }
-    site.report
 }
 
 /// Builds the whole report (no printing).
@@ -367,12 +402,15 @@ pub async fn report(args: &CheckArgs) -> Report {
     let local_creds = local::credentials(s.kubeconfig.as_deref(), s.context.as_deref()).await;
     let local_name = s.local.clone().unwrap_or_else(|| match &local_creds {
         Ok(c) => match &c.source {
-            crate::sites::CredentialSource::KubeconfigContext { context } => context.clone(),
+            CredentialSource::KubeconfigContext { context } => context.clone(),
             _ => "local".to_string(),
         },
         Err(_) => s.context.clone().unwrap_or_else(|| "local".to_string()),
     });
-    let local_client = local_creds.as_ref().ok().and_then(|c| c.client().ok());
+    let secrets = Secrets {
+        client: local_creds.as_ref().ok().and_then(|c| c.client().ok()),
+        namespace: ns.clone(),
+    };
     let mut sites = Vec::new();
     sites.push(
         check_site(
@@ -384,24 +422,48 @@ pub async fn report(args: &CheckArgs) -> Report {
         )
         .await,
     );
-
-    let secret_lookup = |name: String| {
-        let client = local_client.clone();
-        let ns = ns.clone();
-        async move {
-            let Some(client) = client else {
-                return SecretLookup::Failed("the local cluster is unusable".to_string());
-            };
-            let api: Api<Secret> = Api::namespaced(client, &ns);
-            match api.get_opt(&name).await {
-                Ok(Some(sec)) => SecretLookup::from_secret(&sec),
-                Ok(None) => SecretLookup::NotFound,
-                Err(e) => SecretLookup::Failed(probe::classify(&e).message),
-            }
-        }
-    };
-
     let mut seen = vec![local_name.clone()];
+    sites.extend(remote_reports(s, &local_name, &secrets, &mut seen).await);
+    sites.extend(client_config_reports(&secrets, &mut seen).await);
+    let ok = sites.iter().all(|s| s.ok);
+    Report {
+        namespace: ns,
+        ok,
+        sites,
+    }
+}
+
+/// Reads credential Secrets from the controller's namespace on the local cluster.
+struct Secrets {
+    /// `None` when the local cluster is unusable.
+    client: Option<kube::Client>,
+    namespace: String,
+}
+
+impl Secrets {
+    /// Secret `name`, as the controller's lookup sees it.
+    async fn lookup(&self, name: &str) -> SecretLookup {
+        let Some(client) = self.client.clone() else {
+            return SecretLookup::Failed("the local cluster is unusable".to_string());
+        };
+        let api: Api<Secret> = Api::namespaced(client, &self.namespace);
+        match api.get_opt(name).await {
+            Ok(Some(sec)) => SecretLookup::from_secret(&sec),
+            Ok(None) => SecretLookup::NotFound,
+            Err(e) => SecretLookup::Failed(probe::classify(&e).message),
+        }
+    }
+}
+
+/// One report per `--remote` not seen yet, credentials found as the controller finds them.
+async fn remote_reports(
+    s: &SiteArgs,
+    local_name: &str,
+    secrets: &Secrets,
+    seen: &mut Vec<String>,
+) -> Vec<SiteReport> {
+    let ns = &secrets.namespace;
+    let mut out = Vec::new();
     for remote in &s.remotes {
         if seen.contains(remote) {
             continue;
@@ -413,69 +475,70 @@ pub async fn report(args: &CheckArgs) -> Report {
             namespace: ns.clone(),
             kubeconfig: s.kubeconfig.clone(),
         };
-        let creds = credentials::load_remote(&lookup, secret_lookup(remote.clone()).await)
+        let creds = credentials::load_remote(&lookup, secrets.lookup(remote).await)
             .await
             .map_err(SiteError::from);
         let fix = format!(
             "register it: multi-casskop register --source-context {remote} --dest-context {local_name} --dest-namespace {ns} (or export it and apply the Secret in {ns})"
         );
-        sites.push(check_site(Site::new(remote, "remote", &ns), creds, fix, &ns, false).await);
+        out.push(check_site(Site::new(remote, "remote", ns), creds, fix, ns, false).await);
     }
+    out
+}
 
-    // ClientConfig sites (k8ssandra style), when the CRD exists.
-    if let Some(client) = &local_client {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), &ns, &client_config_resource());
-        if let Ok(list) = api.list(&ListParams::default()).await {
-            let mut ccs: Vec<ClientConfigRef> = list
-                .items
-                .iter()
-                .filter_map(ClientConfigRef::from_object)
-                .collect();
-            ccs.sort_by(|a, b| a.name.cmp(&b.name));
-            for cc in ccs {
-                let site = Site::new(&cc.name, "clientconfig", &ns);
-                if seen.contains(&cc.name) {
-                    let mut site = site;
-                    site.fail(
-                        "credentials",
-                        format!(
-                            "site {} is defined twice: by a flag and by ClientConfig {ns}/{}",
-                            cc.name, cc.name
-                        ),
-                        "remove the ClientConfig or the flag".to_string(),
-                    );
-                    site.skip_rest(1);
-                    sites.push(site.report);
-                    continue;
-                }
-                seen.push(cc.name.clone());
-                let creds = match &cc.secret {
-                    Err(e) => Err(SiteError::from(e.clone())),
-                    Ok(secret) => credentials::load_client_config(
-                        &ns,
-                        &cc.name,
-                        secret,
-                        &cc.context,
-                        secret_lookup(secret.clone()).await,
-                    )
-                    .await
-                    .map_err(SiteError::from),
-                };
-                let fix = format!(
-                    "fix the ClientConfig {ns}/{} or its Secret (multi-casskop register --client-config writes both)",
-                    cc.name
-                );
-                sites.push(check_site(site, creds, fix, &ns, false).await);
-            }
+/// One report per ClientConfig in the namespace (k8ssandra style), when the CRD exists.
+async fn client_config_reports(secrets: &Secrets, seen: &mut Vec<String>) -> Vec<SiteReport> {
+    let ns = &secrets.namespace;
+    let Some(client) = &secrets.client else {
+        return Vec::new();
+    };
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &client_config_resource());
+    let Ok(list) = api.list(&ListParams::default()).await else {
+        return Vec::new();
+    };
+    let mut ccs: Vec<ClientConfigRef> = list
+        .items
+        .iter()
+        .filter_map(ClientConfigRef::from_object)
+        .collect();
+    ccs.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = Vec::new();
+    for cc in ccs {
+        let mut site = Site::new(&cc.name, "clientconfig", ns);
+        if seen.contains(&cc.name) {
+            site.fail(
+                "credentials",
+                format!(
+                    "site {} is defined twice: by a flag and by ClientConfig {ns}/{}",
+                    cc.name, cc.name
+                ),
+                "remove the ClientConfig or the flag".to_string(),
+            );
+            site.skip_rest(1);
+            out.push(site.report);
+            continue;
         }
+        seen.push(cc.name.clone());
+        let creds = match &cc.secret {
+            Err(e) => Err(SiteError::from(e.clone())),
+            Ok(secret) => credentials::load_client_config(
+                ns,
+                &cc.name,
+                secret,
+                &cc.context,
+                secrets.lookup(secret).await,
+            )
+            .await
+            .map_err(SiteError::from),
+        };
+        let fix = format!(
+            "fix the ClientConfig {ns}/{} or its Secret (multi-casskop register --client-config writes both)",
+            cc.name
+        );
+        out.push(check_site(site, creds, fix, ns, false).await);
     }
-    let ok = sites.iter().all(|s| s.ok);
-    Report {
-        namespace: ns,
-        ok,
-        sites,
-    }
+    out
 }
 
 /// Renders the table.

@@ -1,5 +1,4 @@
 //! `multi-casskop export`: prints a service account's credentials as a Secret, the kubemcsa way.
-//! INTERFACE FROZEN BY THE LEAD: `ExportArgs` and `run`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

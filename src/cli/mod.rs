@@ -1,5 +1,4 @@
 //! Subcommands, one file each, and the site flags they share.
-//! INTERFACE FROZEN BY THE LEAD: `SiteArgs` and each subcommand's `Args` + `run`.
 
 pub mod check;
 pub mod common;

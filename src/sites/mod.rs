@@ -1,5 +1,4 @@
 //! Sites: the clusters a federation spans, their credentials and clients, reloaded live.
-//! INTERFACE FROZEN BY THE LEAD (public items below); implementation by the sites owner.
 
 pub mod client_config;
 pub mod credentials;
