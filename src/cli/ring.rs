@@ -14,6 +14,8 @@ use super::common::federation::{self, FedSite, Federation, SITE_TIMEOUT};
 use super::common::table::render_table;
 use super::common::topology::{expected_pods, pod_ready};
 use crate::kube_error;
+use crate::merge::DesiredCluster;
+use crate::sites::Site;
 
 const EXAMPLE: &str = "\
 Example:
@@ -292,76 +294,13 @@ pub fn check(
     site_errors: Vec<String>,
 ) -> RingReport {
     let mut problems = site_errors;
-    let pod_of: BTreeMap<&str, &ExpectedNode> = expected
-        .iter()
-        .filter_map(|e| e.address.as_deref().map(|a| (a, e)))
-        .collect();
-    let node_name = |addr: Option<&str>| -> String {
-        match addr {
-            Some(a) => pod_of
-                .get(a)
-                .map(|e| e.pod.clone())
-                .unwrap_or_else(|| a.to_string()),
-            None => "(no address)".into(),
-        }
-    };
+    let names = NodeNames::new(&expected);
     let mut by_dc: BTreeMap<&str, Vec<&ExpectedNode>> = BTreeMap::new();
     for e in &expected {
         by_dc.entry(e.dc.as_str()).or_default().push(e);
     }
     for v in &views {
-        if let Some(err) = &v.error {
-            problems.push(format!("site {}: {err}", v.site));
-            continue;
-        }
-        let pov = format!(
-            "from {}'s point of view (pod {})",
-            v.site,
-            v.pod.as_deref().unwrap_or("?")
-        );
-        for (dc, want) in &by_dc {
-            let owners: BTreeSet<&str> = want.iter().map(|e| e.site.as_str()).collect();
-            let owners = owners.into_iter().collect::<Vec<_>>().join(", ");
-            let Some(block) = v.datacenters.iter().find(|d| d.name == *dc) else {
-                problems.push(format!("{pov}: DC {dc} (site {owners}) is missing"));
-                continue;
-            };
-            for n in &block.nodes {
-                if n.code() != "UN" {
-                    problems.push(format!(
-                        "{pov}: node {} ({}, DC {dc}, rack {}) is {}, not UN",
-                        node_name(n.address.as_deref()),
-                        n.address.as_deref().unwrap_or("?"),
-                        n.rack,
-                        n.code()
-                    ));
-                }
-            }
-            // Nodes are matched by address (the pod IP, or the host IP with hostNetwork). When
-            // no address of the DC matches (nodes broadcast other addresses, or the output has no
-            // address column), only the count of nodes can be checked.
-            let shown = |a: &str| block.nodes.iter().any(|n| n.address.as_deref() == Some(a));
-            let any_match = want.iter().any(|e| e.address.as_deref().is_some_and(shown));
-            let mut missing_named = 0;
-            for e in want.iter().filter(|_| any_match) {
-                if let Some(a) = &e.address
-                    && !shown(a)
-                {
-                    missing_named += 1;
-                    problems.push(format!(
-                        "{pov}: node {} ({a}, DC {dc}, site {}) is missing",
-                        e.pod, e.site
-                    ));
-                }
-            }
-            if missing_named == 0 && block.nodes.len() < want.len() {
-                problems.push(format!(
-                    "{pov}: DC {dc} shows {} of its {} expected nodes",
-                    block.nodes.len(),
-                    want.len()
-                ));
-            }
-        }
+        problems.extend(view_problems(v, &by_dc, &names));
     }
     // Expected nodes that have no pod (or no IP) at a reachable site.
     for e in &expected {
@@ -372,13 +311,125 @@ pub fn check(
             ));
         }
     }
+    let nodes = combined_rows(&views, &expected, &names);
+    RingReport {
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+        ok: problems.is_empty(),
+        views,
+        expected,
+        nodes,
+        problems,
+    }
+}
 
-    // The combined table: every node any view shows, plus expected nodes nobody shows.
+/// Names nodes after the expected pod with their address, else by the address itself.
+struct NodeNames<'a> {
+    pod_of: BTreeMap<&'a str, &'a ExpectedNode>,
+}
+
+impl<'a> NodeNames<'a> {
+    fn new(expected: &'a [ExpectedNode]) -> Self {
+        Self {
+            pod_of: expected
+                .iter()
+                .filter_map(|e| e.address.as_deref().map(|a| (a, e)))
+                .collect(),
+        }
+    }
+
+    fn name(&self, addr: Option<&str>) -> String {
+        match addr {
+            Some(a) => self
+                .pod_of
+                .get(a)
+                .map(|e| e.pod.clone())
+                .unwrap_or_else(|| a.to_string()),
+            None => "(no address)".into(),
+        }
+    }
+}
+
+/// What is wrong in one site's view: its error, or every expected DC checked in it.
+fn view_problems(
+    v: &SiteView,
+    by_dc: &BTreeMap<&str, Vec<&ExpectedNode>>,
+    names: &NodeNames,
+) -> Vec<String> {
+    if let Some(err) = &v.error {
+        return vec![format!("site {}: {err}", v.site)];
+    }
+    let pov = format!(
+        "from {}'s point of view (pod {})",
+        v.site,
+        v.pod.as_deref().unwrap_or("?")
+    );
+    let mut problems = vec![];
+    for (dc, want) in by_dc {
+        let owners: BTreeSet<&str> = want.iter().map(|e| e.site.as_str()).collect();
+        let owners = owners.into_iter().collect::<Vec<_>>().join(", ");
+        match v.datacenters.iter().find(|d| d.name == *dc) {
+            None => problems.push(format!("{pov}: DC {dc} (site {owners}) is missing")),
+            Some(block) => problems.extend(dc_problems(&pov, dc, want, block, names)),
+        }
+    }
+    problems
+}
+
+/// What is wrong with DC `dc` as one view shows it: nodes not UN, nodes missing.
+fn dc_problems(
+    pov: &str,
+    dc: &str,
+    want: &[&ExpectedNode],
+    block: &DcBlock,
+    names: &NodeNames,
+) -> Vec<String> {
+    let mut problems = vec![];
+    for n in &block.nodes {
+        if n.code() != "UN" {
+            problems.push(format!(
+                "{pov}: node {} ({}, DC {dc}, rack {}) is {}, not UN",
+                names.name(n.address.as_deref()),
+                n.address.as_deref().unwrap_or("?"),
+                n.rack,
+                n.code()
+            ));
+        }
+    }
+    // Nodes are matched by address (the pod IP, or the host IP with hostNetwork). When
+    // no address of the DC matches (nodes broadcast other addresses, or the output has no
+    // address column), only the count of nodes can be checked.
+    let shown = |a: &str| block.nodes.iter().any(|n| n.address.as_deref() == Some(a));
+    let any_match = want.iter().any(|e| e.address.as_deref().is_some_and(shown));
+    let mut missing_named = 0;
+    for e in want.iter().filter(|_| any_match) {
+        if let Some(a) = &e.address
+            && !shown(a)
+        {
+            missing_named += 1;
+            problems.push(format!(
+                "{pov}: node {} ({a}, DC {dc}, site {}) is missing",
+                e.pod, e.site
+            ));
+        }
+    }
+    if missing_named == 0 && block.nodes.len() < want.len() {
+        problems.push(format!(
+            "{pov}: DC {dc} shows {} of its {} expected nodes",
+            block.nodes.len(),
+            want.len()
+        ));
+    }
+    problems
+}
+
+/// The combined table: every node any view shows, plus expected nodes nobody shows.
+fn combined_rows(views: &[SiteView], expected: &[ExpectedNode], names: &NodeNames) -> Vec<RingRow> {
     let mut rows: BTreeMap<(String, String), RingRow> = BTreeMap::new();
-    for v in &views {
+    for v in views {
         for dc in &v.datacenters {
             for n in &dc.nodes {
-                let node = node_name(n.address.as_deref());
+                let node = names.name(n.address.as_deref());
                 let row = rows
                     .entry((dc.name.clone(), node.clone()))
                     .or_insert_with(|| RingRow {
@@ -395,7 +446,7 @@ pub fn check(
         }
     }
     let mut rows: Vec<RingRow> = rows.into_values().collect();
-    for e in &expected {
+    for e in expected {
         if let Some(a) = &e.address {
             if rows
                 .iter()
@@ -424,15 +475,7 @@ pub fn check(
         });
     }
     rows.sort_by(|a, b| (&a.dc, &a.node).cmp(&(&b.dc, &b.node)));
-    RingReport {
-        name: name.to_string(),
-        namespace: namespace.to_string(),
-        ok: problems.is_empty(),
-        views,
-        expected,
-        nodes: rows,
-        problems,
-    }
+    rows
 }
 
 /// The human-readable report.
@@ -559,19 +602,9 @@ async fn site_view(s: &FedSite) -> (SiteView, Vec<ExpectedNode>, Option<String>)
         error: None,
         datacenters: vec![],
     };
-    let expected_from =
-        |spec: &Value, name: &str, live: &BTreeMap<String, String>| -> Vec<ExpectedNode> {
-            expected_pods(name, spec)
-                .into_iter()
-                .map(|(pod, dc, rack)| ExpectedNode {
-                    site: s.name.clone(),
-                    dc,
-                    rack,
-                    address: live.get(&pod).cloned(),
-                    pod,
-                })
-                .collect()
-        };
+    let expected_from = |spec: &Value, name: &str, live: &BTreeMap<String, String>| {
+        expected_nodes(&s.name, spec, name, live)
+    };
     let desired = match &s.desired {
         Ok(d) => d,
         Err(e) => {
@@ -632,8 +665,35 @@ async fn site_view(s: &FedSite) -> (SiteView, Vec<ExpectedNode>, Option<String>)
             );
         }
     };
-    let ips: BTreeMap<String, String> = all_pods
-        .iter()
+    let expected = expected_from(&spec, &desired.name, &pod_ips(&all_pods));
+    if let Err(e) = run_nodetool(site, desired, &all_pods, &mut view).await {
+        view.error = Some(e.to_string());
+    }
+    (view, expected, None)
+}
+
+/// The nodes CassandraCluster `cluster` of site `site` should have, with their live addresses.
+fn expected_nodes(
+    site: &str,
+    spec: &Value,
+    cluster: &str,
+    live: &BTreeMap<String, String>,
+) -> Vec<ExpectedNode> {
+    expected_pods(cluster, spec)
+        .into_iter()
+        .map(|(pod, dc, rack)| ExpectedNode {
+            site: site.to_string(),
+            dc,
+            rack,
+            address: live.get(&pod).cloned(),
+            pod,
+        })
+        .collect()
+}
+
+/// Each pod's address as Cassandra shows it: the pod IP, or the host IP with hostNetwork.
+fn pod_ips(pods: &[Pod]) -> BTreeMap<String, String> {
+    pods.iter()
         .filter_map(|p| {
             let st = p.status.as_ref()?;
             let host_network = p.spec.as_ref().and_then(|s| s.host_network) == Some(true);
@@ -644,19 +704,26 @@ async fn site_view(s: &FedSite) -> (SiteView, Vec<ExpectedNode>, Option<String>)
             };
             Some((p.metadata.name.clone()?, ip.filter(|ip| !ip.is_empty())?))
         })
-        .collect();
-    let expected = expected_from(&spec, &desired.name, &ips);
+        .collect()
+}
+
+/// Runs nodetool in a Running and Ready pod (the next one when a node is down, at most three)
+/// and fills the view with what it shows; `Err`: why no pod could tell.
+async fn run_nodetool(
+    site: &Site,
+    desired: &DesiredCluster,
+    all_pods: &[Pod],
+    view: &mut SiteView,
+) -> Result<(), NoView> {
     let pods: Api<Pod> = Api::namespaced(site.client.clone(), &desired.namespace);
     let running: Vec<&Pod> = all_pods.iter().filter(|p| pod_ready(p)).collect();
     if running.is_empty() {
-        view.error = Some(format!(
-            "no Running and Ready pod of CassandraCluster {}/{} to run nodetool in",
-            desired.namespace, desired.name
-        ));
-        return (view, expected, None);
+        return Err(NoView::NoReadyPod {
+            namespace: desired.namespace.clone(),
+            name: desired.name.clone(),
+        });
     }
     let mut errors = vec![];
-    // A node that is down cannot answer nodetool: try the next pod (at most three).
     for p in running.into_iter().take(3) {
         match nodetool_status(&pods, p)
             .await
@@ -665,14 +732,29 @@ async fn site_view(s: &FedSite) -> (SiteView, Vec<ExpectedNode>, Option<String>)
             Ok(dcs) => {
                 view.pod = p.metadata.name.clone();
                 view.datacenters = dcs;
-                return (view, expected, None);
+                return Ok(());
             }
             Err(e) => errors.push(e.to_string()),
         }
     }
+    Err(NoView::EveryPodFailed(errors))
+}
+
+/// Why no pod of a site could show the ring.
+#[derive(thiserror::Error, Debug)]
+enum NoView {
+    /// No pod is Running and Ready.
+    #[error("no Running and Ready pod of CassandraCluster {namespace}/{name} to run nodetool in")]
+    NoReadyPod { namespace: String, name: String },
+    /// Each pod tried failed; the failures in order.
+    #[error("{}", with_forbidden_hint(.0))]
+    EveryPodFailed(Vec<String>),
+}
+
+/// The failures joined, with the hint for permission errors.
+fn with_forbidden_hint(errors: &[String]) -> String {
     let joined = errors.join("; ");
-    view.error = Some(format!("{joined}{}", federation::forbidden_hint(&joined)));
-    (view, expected, None)
+    format!("{joined}{}", federation::forbidden_hint(&joined))
 }
 
 /// Collects every site's view and checks the ring.
