@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use kube::Client;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::cli::SiteArgs;
 use crate::rollout::controller::{self, ControllerConfig};
 use crate::runtime::health::{self, Readiness};
 use crate::runtime::leader::{self, Leadership, LeaseConfig};
 use crate::runtime::metrics::Metrics;
+use crate::runtime::signals;
 use crate::sites::{RegistryConfig, SiteRegistry, local};
 
 /// Arguments of the controller (`multi-casskop [run]`).
@@ -43,53 +44,6 @@ pub struct RunArgs {
     #[arg(long = "concurrency", value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c().map(|_| ());
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return ctrl_c.await,
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    ctrl_c.await;
-}
-
-/// Checks the local cluster answers; at start until it does, then every 30 s for `/readyz`.
-fn watch_local_reachability(client: Client, readiness: Readiness, local: String) {
-    tokio::spawn(async move {
-        let mut was_up = None;
-        loop {
-            let up = match client.apiserver_version().await {
-                Ok(_) => {
-                    readiness.set_local_reachable(true, None);
-                    true
-                }
-                Err(e) => {
-                    let reason = format!("local cluster {local} unreachable: {e}");
-                    if was_up != Some(false) {
-                        warn!("{reason}");
-                    }
-                    readiness.set_local_reachable(false, Some(reason));
-                    false
-                }
-            };
-            if up && was_up != Some(true) {
-                info!("local cluster {local} reachable");
-            }
-            was_up = Some(up);
-            let wait = if up { 30 } else { 2 };
-            tokio::time::sleep(Duration::from_secs(wait)).await;
-        }
-    });
 }
 
 /// Run the controller until SIGINT/SIGTERM (exit 0) or a lost lease (exit 1).
@@ -125,29 +79,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         "serving /healthz, /readyz and /metrics on {}",
         args.metrics_addr
     );
-    watch_local_reachability(client.clone(), readiness.clone(), local.clone());
+    health::watch_local_reachability(client.clone(), readiness.clone(), local.clone());
 
-    let shutdown = shutdown_signal().shared();
+    let shutdown = signals::shutdown_signal().shared();
     let leadership = if args.leader_elect {
-        let cfg = LeaseConfig::new(&namespace, identity.clone());
-        tokio::select! {
-            l = Leadership::acquire(client.clone(), cfg) => Some(Arc::new(l)),
-            _ = shutdown.clone() => {
-                info!("shutting down before becoming leader");
-                return Ok(ExitCode::SUCCESS);
-            }
-        }
+        let Some(l) = lead(
+            client.clone(),
+            &namespace,
+            identity.clone(),
+            shutdown.clone(),
+        )
+        .await
+        else {
+            info!("shutting down before becoming leader");
+            return Ok(ExitCode::SUCCESS);
+        };
+        Some(l)
     } else {
         None
     };
-    if let Some(l) = leadership.clone() {
-        tokio::spawn(async move {
-            let why = l.hold().await;
-            // Another replica may be reconciling already: stop at once, Kubernetes restarts us.
-            error!("lost leadership: {why}; exiting now so no two replicas reconcile at once");
-            std::process::exit(1);
-        });
-    }
 
     let registry = SiteRegistry::start(
         client.clone(),
@@ -180,4 +130,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         l.release().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for the Lease (`None`: shutdown came first), then exits the process the moment it is
+/// lost: another replica may be reconciling already, and Kubernetes restarts this one.
+async fn lead(
+    client: Client,
+    namespace: &str,
+    identity: String,
+    shutdown: impl Future<Output = ()>,
+) -> Option<Arc<Leadership>> {
+    let cfg = LeaseConfig::new(namespace, identity);
+    let leadership = tokio::select! {
+        l = Leadership::acquire(client, cfg) => Arc::new(l),
+        _ = shutdown => return None,
+    };
+    let held = leadership.clone();
+    tokio::spawn(async move {
+        let why = held.hold().await;
+        error!("lost leadership: {why}; exiting now so no two replicas reconcile at once");
+        std::process::exit(1);
+    });
+    Some(leadership)
 }

@@ -61,6 +61,35 @@ pub enum NotReady {
     CacheNotSynced,
 }
 
+/// Checks the local cluster answers; at start until it does, then every 30 s for `/readyz`.
+pub fn watch_local_reachability(client: kube::Client, readiness: Readiness, local: String) {
+    tokio::spawn(async move {
+        let mut was_up = None;
+        loop {
+            let up = match client.apiserver_version().await {
+                Ok(_) => {
+                    readiness.set_local_reachable(true, None);
+                    true
+                }
+                Err(e) => {
+                    let reason = format!("local cluster {local} unreachable: {e}");
+                    if was_up != Some(false) {
+                        tracing::warn!("{reason}");
+                    }
+                    readiness.set_local_reachable(false, Some(reason));
+                    false
+                }
+            };
+            if up && was_up != Some(true) {
+                tracing::info!("local cluster {local} reachable");
+            }
+            was_up = Some(up);
+            let wait = if up { 30 } else { 2 };
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        }
+    });
+}
+
 #[derive(Clone)]
 struct AppState {
     readiness: Readiness,

@@ -1,6 +1,7 @@
-//! Process-level concerns of the controller: leader election, health probes, metrics, telemetry.
+//! Process-level concerns of the controller: leader election, health probes, metrics, shutdown signals, telemetry.
 
 pub mod health;
 pub mod leader;
 pub mod metrics;
+pub mod signals;
 pub mod telemetry;

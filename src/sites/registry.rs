@@ -48,6 +48,51 @@ struct Entry {
     revision: u64,
 }
 
+impl Entry {
+    /// Moves the site to what `result` says; true when its state changed. A client is
+    /// rebuilt only when the credentials' fingerprint changed.
+    fn update(&mut self, name: &str, result: Result<credentials::Credentials, SiteError>) -> bool {
+        let new_state = match result {
+            Ok(creds) => {
+                if self.fingerprint == Some(creds.fingerprint)
+                    && matches!(self.state, SiteState::Ready(_))
+                {
+                    return false;
+                }
+                match creds.client() {
+                    Ok(client) => {
+                        self.revision += 1;
+                        self.fingerprint = Some(creds.fingerprint);
+                        tracing::info!(site = %name, source = %creds.source.describe(), revision = self.revision, "site credentials loaded");
+                        SiteState::Ready(Arc::new(Site {
+                            name: name.to_string(),
+                            client,
+                            default_namespace: creds.default_namespace.clone(),
+                            source: creds.source.clone(),
+                            revision: self.revision,
+                        }))
+                    }
+                    Err(e) => SiteState::Unavailable {
+                        reason: e.to_string(),
+                    },
+                }
+            }
+            Err(e) => SiteState::Unavailable {
+                reason: e.to_string(),
+            },
+        };
+        if let SiteState::Unavailable { reason } = &new_state {
+            if matches!(&self.state, SiteState::Unavailable { reason: old } if old == reason) {
+                return false;
+            }
+            self.fingerprint = None;
+            tracing::warn!(site = %name, %reason, "site unavailable");
+        }
+        self.state = new_state;
+        true
+    }
+}
+
 pub(super) struct Inner {
     cfg: RegistryConfig,
     local: Arc<Site>,
@@ -200,6 +245,36 @@ impl Inner {
     /// Re-reads every source and updates sites whose credentials changed. Idempotent.
     pub(super) async fn reload(&self) {
         let _guard = self.reload_lock.lock().await;
+        let desired = self.desired_sites().await;
+        let mut changed = false;
+        {
+            let mut sites = self.sites.write().unwrap();
+            let before = sites.len();
+            sites.retain(|name, _| desired.contains_key(name));
+            if sites.len() != before {
+                changed = true;
+            }
+            for (name, result) in desired {
+                let entry = sites.entry(name.clone()).or_insert_with(|| {
+                    changed = true;
+                    Entry {
+                        state: SiteState::Unavailable {
+                            reason: String::new(),
+                        },
+                        fingerprint: None,
+                        revision: 0,
+                    }
+                });
+                changed |= entry.update(&name, result);
+            }
+        }
+        if changed {
+            self.bump();
+        }
+    }
+
+    /// Every remote site's credentials (or why they are unusable) as the sources say now.
+    async fn desired_sites(&self) -> BTreeMap<String, Result<credentials::Credentials, SiteError>> {
         let flag_remotes = self.flag_remotes();
         let client_configs: BTreeMap<String, ClientConfigRef> =
             self.client_configs.read().unwrap().items.clone();
@@ -254,70 +329,7 @@ impl Inner {
             };
             desired.insert(name.clone(), result);
         }
-
-        let mut changed = false;
-        {
-            let mut sites = self.sites.write().unwrap();
-            let before = sites.len();
-            sites.retain(|name, _| desired.contains_key(name));
-            if sites.len() != before {
-                changed = true;
-            }
-            for (name, result) in desired {
-                let entry = sites.entry(name.clone()).or_insert_with(|| {
-                    changed = true;
-                    Entry {
-                        state: SiteState::Unavailable {
-                            reason: String::new(),
-                        },
-                        fingerprint: None,
-                        revision: 0,
-                    }
-                });
-                let new_state = match result {
-                    Ok(creds) => {
-                        if entry.fingerprint == Some(creds.fingerprint)
-                            && matches!(entry.state, SiteState::Ready(_))
-                        {
-                            continue;
-                        }
-                        match creds.client() {
-                            Ok(client) => {
-                                entry.revision += 1;
-                                entry.fingerprint = Some(creds.fingerprint);
-                                tracing::info!(site = %name, source = %creds.source.describe(), revision = entry.revision, "site credentials loaded");
-                                SiteState::Ready(Arc::new(Site {
-                                    name: name.clone(),
-                                    client,
-                                    default_namespace: creds.default_namespace.clone(),
-                                    source: creds.source.clone(),
-                                    revision: entry.revision,
-                                }))
-                            }
-                            Err(e) => SiteState::Unavailable {
-                                reason: e.to_string(),
-                            },
-                        }
-                    }
-                    Err(e) => SiteState::Unavailable {
-                        reason: e.to_string(),
-                    },
-                };
-                if let SiteState::Unavailable { reason } = &new_state {
-                    if matches!(&entry.state, SiteState::Unavailable { reason: old } if old == reason)
-                    {
-                        continue;
-                    }
-                    entry.fingerprint = None;
-                    tracing::warn!(site = %name, %reason, "site unavailable");
-                }
-                entry.state = new_state;
-                changed = true;
-            }
-        }
-        if changed {
-            self.bump();
-        }
+        desired
     }
 }
 
