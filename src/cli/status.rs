@@ -6,10 +6,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::SiteArgs;
-use super::common::federation::{self, FedSite, Federation, forbidden_hint, read_site};
+use super::common::federation::{self, FedSite, Federation, LiveSite, forbidden_hint, read_site};
 use super::common::table::render_table;
 use super::common::topology::{expand_topology, pod_ready};
 use crate::api::{CassandraClusterView, Condition, MultiCasskop};
+use crate::merge::DesiredCluster;
 
 const EXAMPLE: &str = "\
 Example:
@@ -145,47 +146,47 @@ async fn site_line(mc: &MultiCasskop, s: &FedSite) -> SiteLine {
             line.error = Some(e.to_string());
             last_known(&mut line);
         }
-        Ok(live) => {
-            line.reachable = true;
-            let spec = live
-                .cluster
-                .as_ref()
-                .and_then(|c| c.data.get("spec"))
-                .or(desired.object.get("spec"))
-                .cloned()
-                .unwrap_or(Value::Null);
-            line.desired_pods = Some(expand_topology(&spec).iter().map(|p| p.nodes).sum());
-            match &live.pods {
-                Ok(pods) => {
-                    line.ready_pods = Some(pods.iter().filter(|p| pod_ready(p)).count() as u32)
-                }
-                Err(e) => {
-                    line.error = Some(format!(
-                        "pods not readable: {e}{}",
-                        forbidden_hint(&e.to_string())
-                    ))
-                }
-            }
-            match &live.cluster {
-                Some(cc) => {
-                    let v = CassandraClusterView(cc);
-                    line.phase = v.phase().map(String::from);
-                    line.last_cluster_action = v.last_cluster_action().map(String::from);
-                    line.last_cluster_action_status =
-                        v.last_cluster_action_status().map(String::from);
-                }
-                None => {
-                    if line.message.is_none() {
-                        line.message = Some(format!(
-                            "no CassandraCluster {}/{} yet",
-                            desired.namespace, desired.name
-                        ));
-                    }
-                }
+        Ok(live) => fill_live(&mut line, &live, desired),
+    }
+    line
+}
+
+/// Fills a reachable site's line from its live CassandraCluster and pods.
+fn fill_live(line: &mut SiteLine, live: &LiveSite, desired: &DesiredCluster) {
+    line.reachable = true;
+    let spec = live
+        .cluster
+        .as_ref()
+        .and_then(|c| c.data.get("spec"))
+        .or(desired.object.get("spec"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    line.desired_pods = Some(expand_topology(&spec).iter().map(|p| p.nodes).sum());
+    match &live.pods {
+        Ok(pods) => line.ready_pods = Some(pods.iter().filter(|p| pod_ready(p)).count() as u32),
+        Err(e) => {
+            line.error = Some(format!(
+                "pods not readable: {e}{}",
+                forbidden_hint(&e.to_string())
+            ))
+        }
+    }
+    match &live.cluster {
+        Some(cc) => {
+            let v = CassandraClusterView(cc);
+            line.phase = v.phase().map(String::from);
+            line.last_cluster_action = v.last_cluster_action().map(String::from);
+            line.last_cluster_action_status = v.last_cluster_action_status().map(String::from);
+        }
+        None => {
+            if line.message.is_none() {
+                line.message = Some(format!(
+                    "no CassandraCluster {}/{} yet",
+                    desired.namespace, desired.name
+                ));
             }
         }
     }
-    line
 }
 
 /// Builds the report: the MultiCasskop's headline and one line per site (sites read concurrently).
@@ -227,6 +228,42 @@ fn dash(v: &Option<String>) -> String {
 
 /// The human-readable report.
 pub fn render(r: &StatusReport, wide: bool, now: jiff::Timestamp) -> String {
+    let mut out = headline(r);
+    out.push('\n');
+    let mut header = vec![
+        "SITE",
+        "PHASE",
+        "ACTION",
+        "STATUS",
+        "READY",
+        "LAST TRANSITION",
+        "MESSAGE",
+    ];
+    if wide {
+        header = vec![
+            "SITE",
+            "NAMESPACE",
+            "STATE",
+            "PHASE",
+            "ACTION",
+            "STATUS",
+            "READY",
+            "LAST TRANSITION",
+            "CREDENTIALS",
+            "MESSAGE",
+        ];
+    }
+    let rows: Vec<Vec<String>> = r.sites.iter().map(|s| site_row(s, wide, now)).collect();
+    if rows.is_empty() {
+        out.push_str("(no site: spec.override names none)\n");
+    } else {
+        out.push_str(&render_table(&header, &rows));
+    }
+    out
+}
+
+/// The MultiCasskop's phase, conditions and spec validity, one line each.
+fn headline(r: &StatusReport) -> String {
     let mut out = format!(
         "MultiCasskop {}/{}: phase {}, site in progress {}, ready sites {}",
         r.namespace,
@@ -261,78 +298,47 @@ pub fn render(r: &StatusReport, wide: bool, now: jiff::Timestamp) -> String {
             v.message
         ));
     }
-    out.push('\n');
-    let mut header = vec![
-        "SITE",
-        "PHASE",
-        "ACTION",
-        "STATUS",
-        "READY",
-        "LAST TRANSITION",
-        "MESSAGE",
+    out
+}
+
+/// One site's row of the table.
+fn site_row(s: &SiteLine, wide: bool, now: jiff::Timestamp) -> Vec<String> {
+    let ready = match (s.ready_pods, s.desired_pods) {
+        (Some(a), Some(b)) => format!("{a}/{b}"),
+        _ => "?".into(),
+    };
+    let mut phase = dash(&s.phase);
+    if !s.reachable && s.phase.is_some() {
+        phase.push_str(" (last known)");
+    }
+    let message = match (&s.error, &s.message) {
+        (Some(e), _) if !s.reachable && !e.starts_with(NO_CREDENTIALS) => {
+            format!("UNREACHABLE: {e}")
+        }
+        (Some(e), Some(m)) => format!("{m} ({e})"),
+        (Some(e), None) => e.clone(),
+        (None, m) => dash(m),
+    };
+    let when = s
+        .last_transition_time
+        .as_deref()
+        .map(|t| age(t, now))
+        .unwrap_or_else(|| "-".into());
+    let mut row = vec![
+        s.site.clone(),
+        phase,
+        dash(&s.last_cluster_action),
+        dash(&s.last_cluster_action_status),
+        ready,
+        when,
     ];
     if wide {
-        header = vec![
-            "SITE",
-            "NAMESPACE",
-            "STATE",
-            "PHASE",
-            "ACTION",
-            "STATUS",
-            "READY",
-            "LAST TRANSITION",
-            "CREDENTIALS",
-            "MESSAGE",
-        ];
+        row.insert(1, dash(&s.namespace));
+        row.insert(2, dash(&s.state));
+        row.push(dash(&s.source));
     }
-    let rows: Vec<Vec<String>> = r
-        .sites
-        .iter()
-        .map(|s| {
-            let ready = match (s.ready_pods, s.desired_pods) {
-                (Some(a), Some(b)) => format!("{a}/{b}"),
-                _ => "?".into(),
-            };
-            let mut phase = dash(&s.phase);
-            if !s.reachable && s.phase.is_some() {
-                phase.push_str(" (last known)");
-            }
-            let message = match (&s.error, &s.message) {
-                (Some(e), _) if !s.reachable && !e.starts_with(NO_CREDENTIALS) => {
-                    format!("UNREACHABLE: {e}")
-                }
-                (Some(e), Some(m)) => format!("{m} ({e})"),
-                (Some(e), None) => e.clone(),
-                (None, m) => dash(m),
-            };
-            let when = s
-                .last_transition_time
-                .as_deref()
-                .map(|t| age(t, now))
-                .unwrap_or_else(|| "-".into());
-            let mut row = vec![
-                s.site.clone(),
-                phase,
-                dash(&s.last_cluster_action),
-                dash(&s.last_cluster_action_status),
-                ready,
-                when,
-            ];
-            if wide {
-                row.insert(1, dash(&s.namespace));
-                row.insert(2, dash(&s.state));
-                row.push(dash(&s.source));
-            }
-            row.push(message);
-            row
-        })
-        .collect();
-    if rows.is_empty() {
-        out.push_str("(no site: spec.override names none)\n");
-    } else {
-        out.push_str(&render_table(&header, &rows));
-    }
-    out
+    row.push(message);
+    row
 }
 
 /// `multi-casskop status`.
