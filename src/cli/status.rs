@@ -1,4 +1,4 @@
-//! `multi-casskop status`: one table of a federation, read live from the local MultiCasskop and every site's CassandraCluster and pods (also the site loading `ring` shares).
+//! `multi-casskop status`: one table of a federation, read live from the local MultiCasskop and every site's CassandraCluster and pods.
 
 use std::process::ExitCode;
 

@@ -72,7 +72,10 @@ pub fn watch_local_reachability(client: kube::Client, readiness: Readiness, loca
                     true
                 }
                 Err(e) => {
-                    let reason = format!("local cluster {local} unreachable: {e}");
+                    let reason = format!(
+                        "local cluster {local} unreachable: {}",
+                        crate::kube_error::brief(&e)
+                    );
                     if was_up != Some(false) {
                         tracing::warn!("{reason}");
                     }

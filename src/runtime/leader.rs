@@ -8,6 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 
+use crate::kube_error;
+
 /// How the lease is held.
 #[derive(Clone, Debug)]
 pub struct LeaseConfig {
@@ -124,9 +126,10 @@ impl Leadership {
                     }
                 }
                 Err(e) => tracing::warn!(
-                    "leader election: cannot read or write Lease {}/{} in the local cluster: {e}",
+                    "leader election: cannot read or write Lease {}/{} in the local cluster: {}",
                     cfg.namespace,
-                    cfg.name
+                    cfg.name,
+                    kube_error::brief(&e)
                 ),
             }
             tokio::time::sleep(retry_period(&cfg)).await;
@@ -147,6 +150,7 @@ impl Leadership {
                     );
                 }
                 Err(e) => {
+                    let e = kube_error::brief(&e);
                     tracing::warn!(
                         "leader election: renewing Lease {}/{} failed: {e}",
                         self.cfg.namespace,
@@ -181,9 +185,10 @@ impl Leadership {
         {
             Ok(_) => tracing::info!("released Lease {}/{}", self.cfg.namespace, self.cfg.name),
             Err(e) => tracing::warn!(
-                "could not release Lease {}/{}: {e}",
+                "could not release Lease {}/{}: {}",
                 self.cfg.namespace,
-                self.cfg.name
+                self.cfg.name,
+                kube_error::brief(&e)
             ),
         }
     }

@@ -1,4 +1,4 @@
-//! Credential loading for every site: mounted Secret directories, Secrets, kubeconfig contexts, in-cluster.
+//! Credential loading for remote sites and kubeconfig contexts: mounted Secret directories, Secrets, kubeconfigs.
 //!
 //! One place decides where a site's credentials come from and turns them into a `kube::Config`;
 //! the controller's registry, `check` and `status` all go through it. Every error names the
