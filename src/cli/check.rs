@@ -145,6 +145,16 @@ impl Site {
 
 const CHECKS: [&str; 6] = ["credentials", "tls", "token", "rbac", "crd", "namespace"];
 
+/// What the TLS check leaves to the next ones.
+enum Tls {
+    /// Reached, certificate trusted, token not refused.
+    Trusted,
+    /// Reached and trusted, but the server answered 401: the token check reports it.
+    TokenRejected(Failure),
+    /// Not reached or not trusted: the later checks were skipped.
+    Failed,
+}
+
 /// Runs every check on one site, in order; a failed step skips the ones that need it.
 async fn check_site(
     mut site: Site,
@@ -159,8 +169,10 @@ async fn check_site(
     };
     let ns = site.report.namespace.clone();
     let server = creds.server();
-    let Some(token_failed) = site.check_tls(&client, &server).await else {
-        return site.report;
+    let token_failed = match site.check_tls(&client, &server).await {
+        Tls::Failed => return site.report,
+        Tls::Trusted => None,
+        Tls::TokenRejected(f) => Some(f),
     };
     if site
         .check_token_and_rbac(&client, &creds, &ns, &server, local, token_failed)
@@ -215,9 +227,8 @@ impl Site {
         Some((creds, client))
     }
 
-    /// The API server reached and its certificate trusted. `None`: stop here. `Some(f)`: the
-    /// server answered 401, so TLS is fine and the token check reports `f`.
-    async fn check_tls(&mut self, client: &kube::Client, server: &str) -> Option<Option<Failure>> {
+    /// The API server reached and its certificate trusted.
+    async fn check_tls(&mut self, client: &kube::Client, server: &str) -> Tls {
         let name = self.report.site.clone();
         match probe::reach(client).await {
             Ok(v) => {
@@ -225,11 +236,11 @@ impl Site {
                     "tls",
                     format!("{server} reached, certificate trusted ({v})"),
                 );
-                Some(None)
+                Tls::Trusted
             }
             Err(f) if f.kind == FailureKind::Unauthorized => {
                 self.ok("tls", format!("{server} reached, certificate trusted"));
-                Some(Some(f))
+                Tls::TokenRejected(f)
             }
             Err(f) => {
                 let msg = match f.kind {
@@ -242,7 +253,7 @@ impl Site {
                 };
                 self.fail("tls", msg, probe::fix_for(f.kind, &name, server));
                 self.skip_rest(2);
-                None
+                Tls::Failed
             }
         }
     }
