@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::api::{OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, SITE_LABEL, SPEC_HASH_ANNOTATION};
+use crate::api::{OWNER_NAME_LABEL, SITE_LABEL, SPEC_HASH_ANNOTATION};
 
 /// Why a MultiCasskop cannot be turned into desired CassandraClusters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -306,9 +306,7 @@ pub fn desired_for_site(
         .or_insert_with(|| Value::Object(Map::new()))
         .as_object_mut()
         .expect("checked above");
-    labels.insert(OWNER_NAME_LABEL.into(), owner_name.into());
-    labels.insert(OWNER_NAMESPACE_LABEL.into(), owner_ns.into());
-    labels.insert(SITE_LABEL.into(), site.into());
+    crate::api::owner::insert(labels, owner_ns, owner_name, site);
     if let Some(Value::Object(ann)) = meta.get_mut("annotations") {
         ann.remove(SPEC_HASH_ANNOTATION);
         ann.remove(LAST_APPLIED_ANNOTATION);
@@ -548,6 +546,7 @@ pub fn preserve_site_owned_fields(desired: &mut Value, live: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::OWNER_NAMESPACE_LABEL;
     use serde_json::json;
 
     fn base() -> Value {

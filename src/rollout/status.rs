@@ -53,6 +53,44 @@ pub mod condition {
     pub const SITES_REACHABLE: &str = "SitesReachable";
 }
 
+/// Reasons of the Events published on a MultiCasskop.
+pub mod reason {
+    /// The spec cannot be rolled out (the message says which field and why).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// Every site is Running and up to date.
+    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+    /// The rollout moved on after having been complete or blocked.
+    pub const ROLLOUT_PROGRESSING: &str = "RolloutProgressing";
+    /// The MultiCasskop is being deleted (also: our DELETE of a site's CassandraCluster).
+    pub const DELETING: &str = "Deleting";
+    /// Every site is reachable again.
+    pub const SITES_REACHABLE: &str = "SitesReachable";
+    /// Every CassandraCluster is gone: the finalizer is about to be removed.
+    pub const FINALIZER_RELEASED: &str = "FinalizerReleased";
+    /// The finalizer was removed.
+    pub const DELETED: &str = "Deleted";
+    /// A site became Ready.
+    pub const SITE_READY: &str = "SiteReady";
+    /// A site's CassandraCluster is being deleted.
+    pub const SITE_DELETING: &str = "SiteDeleting";
+    /// A site is being created or changed, or CassKop is working on it.
+    pub const SITE_IN_PROGRESS: &str = "SiteInProgress";
+    /// A site is stuck (the message says why).
+    pub const SITE_BLOCKED: &str = "SiteBlocked";
+    /// A site's CassandraCluster is gone.
+    pub const SITE_DELETED: &str = "SiteDeleted";
+    /// We created a site's CassandraCluster.
+    pub const CREATED: &str = "Created";
+    /// We updated a site's CassandraCluster.
+    pub const UPDATED: &str = "Updated";
+    /// A CassandraCluster we did not create holds the desired name at a site.
+    pub const FOREIGN_CASSANDRA_CLUSTER: &str = "ForeignCassandraCluster";
+    /// A site refused our write.
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// A site refused our delete.
+    pub const DELETE_FAILED: &str = "DeleteFailed";
+}
+
 /// The applied mark recorded for `site` in a status, for [`SiteInput::applied`].
 pub fn applied_mark(status: Option<&MultiCasskopStatus>, site: &str) -> Option<AppliedMark> {
     let s = status?.sites.iter().find(|s| s.name == site)?;
@@ -251,13 +289,15 @@ pub fn build_status(
                     state == "Blocked" && before.and_then(|b| b.message.as_ref()) != Some(&message);
                 // Waiting is not news: the site in progress has its own event.
                 let event = match verdict {
-                    SiteVerdict::Ready => Some((EventType::Normal, "SiteReady")),
+                    SiteVerdict::Ready => Some((EventType::Normal, reason::SITE_READY)),
                     SiteVerdict::InProgress { .. } if plan.deleting => {
-                        Some((EventType::Normal, "SiteDeleting"))
+                        Some((EventType::Normal, reason::SITE_DELETING))
                     }
-                    SiteVerdict::InProgress { .. } => Some((EventType::Normal, "SiteInProgress")),
-                    SiteVerdict::Blocked { .. } => Some((EventType::Warning, "SiteBlocked")),
-                    SiteVerdict::Deleted => Some((EventType::Normal, "SiteDeleted")),
+                    SiteVerdict::InProgress { .. } => {
+                        Some((EventType::Normal, reason::SITE_IN_PROGRESS))
+                    }
+                    SiteVerdict::Blocked { .. } => Some((EventType::Warning, reason::SITE_BLOCKED)),
+                    SiteVerdict::Deleted => Some((EventType::Normal, reason::SITE_DELETED)),
                     SiteVerdict::Waiting => None,
                 };
                 if let Some((type_, reason)) = event
@@ -519,7 +559,7 @@ pub fn build_status(
     {
         overall.push(Transition {
             type_: EventType::Warning,
-            reason: "InvalidSpec".into(),
+            reason: reason::INVALID_SPEC.into(),
             message: msg.to_string(),
             site: None,
         });
@@ -528,17 +568,17 @@ pub fn build_status(
         let event = match phase {
             phase::RUNNING => Some((
                 EventType::Normal,
-                "RolloutComplete",
+                reason::ROLLOUT_COMPLETE,
                 format!("all {n} site(s) are Running and up to date: {names}"),
             )),
             phase::PROGRESSING if !first_status && prev_phase != Some(phase::PENDING) => Some((
                 EventType::Normal,
-                "RolloutProgressing",
+                reason::ROLLOUT_PROGRESSING,
                 action_message.clone(),
             )),
             phase::DELETING => Some((
                 EventType::Normal,
-                "Deleting",
+                reason::DELETING,
                 "the MultiCasskop is being deleted".to_string(),
             )),
             // Invalid: the InvalidSpec event above says it; Blocked: the site's event says why.
@@ -560,7 +600,7 @@ pub fn build_status(
     if was_unreachable && reachable.status == "True" {
         overall.push(Transition {
             type_: EventType::Normal,
-            reason: "SitesReachable".into(),
+            reason: reason::SITES_REACHABLE.into(),
             message: reachable.message.clone(),
             site: None,
         });
@@ -569,7 +609,7 @@ pub fn build_status(
         // Emitted on every call that releases: the controller removes the finalizer right after.
         overall.push(Transition {
             type_: EventType::Normal,
-            reason: "FinalizerReleased".into(),
+            reason: reason::FINALIZER_RELEASED.into(),
             message: progressing.message.clone(),
             site: None,
         });

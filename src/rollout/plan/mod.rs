@@ -2,16 +2,23 @@
 //!
 //! No I/O here. Every sequencing rule of the product lives in this file and is tested
 //! exhaustively (table tests and property tests) without any server.
-//! INTERFACE FROZEN BY THE LEAD: the types below are shared with the controller wiring.
-//! Add fields or variants if you must, but do not rename or remove.
+//!
+//! Submodules: `marks` (what a write of ours did, recovered from the object when the status lost
+//! it) and `participants` (which sites take part, what the finalizer needs first).
 
 use std::collections::BTreeMap;
 
 use kube::api::DynamicObject;
 use serde_json::Value;
 
-use crate::api::{CassandraClusterView, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, SITE_LABEL};
+use crate::api::owner::OwnerLabels;
+use crate::api::{CassandraClusterView, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
 use crate::merge::{DesiredCluster, InvalidSpec};
+
+mod marks;
+mod participants;
+pub use marks::{casskop_will_react, recover_mark};
+pub use participants::{FinalizerStep, TakingPart, finalizer_step, sites_taking_part};
 
 /// How the controller can reach a site right now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,89 +134,6 @@ pub struct Plan {
     pub deleting: bool,
 }
 
-impl AppliedMark {
-    /// The mark to record after writing the desired object of hash `hash` to a site.
-    ///
-    /// - `previous`: the mark recorded before this write, if any;
-    /// - `generation_before`: the live object's `metadata.generation` before the write (`None`:
-    ///   this write created it);
-    /// - `generation_after`: the generation the write returned;
-    /// - `spec_changed`: the write changed what CassKop acts on ([`casskop_will_react`]: `spec` or
-    ///   `status.seedlist`), i.e. CassKop will react to it with a status write.
-    ///
-    /// A site counts as Ready only once its generation is above the mark (CassKop wrote after
-    /// us). A write CassKop will react to sets the mark to the new generation. A write it will
-    /// not react to (labels, annotations, or nothing) must not make the
-    /// planner wait for a status that never comes: the mark is set below the current generation,
-    /// unless an earlier write is still waiting for CassKop, which stays awaited.
-    pub fn after_write(
-        hash: impl Into<String>,
-        previous: Option<&AppliedMark>,
-        generation_before: Option<i64>,
-        generation_after: i64,
-        spec_changed: bool,
-    ) -> Self {
-        let generation = match (generation_before, previous) {
-            (None, _) => generation_after,
-            _ if spec_changed => generation_after,
-            // CassKop had not picked up our previous write yet: still wait for it. If the
-            // generation moved meanwhile we cannot tell CassKop's write from ours: wait for
-            // the next one (CassKop writes again when it finishes).
-            (Some(before), Some(p))
-                if before <= p.generation && p.generation <= generation_after =>
-            {
-                if generation_after == before {
-                    p.generation
-                } else {
-                    generation_after
-                }
-            }
-            _ => generation_after - 1,
-        };
-        AppliedMark {
-            hash: hash.into(),
-            generation,
-        }
-    }
-}
-
-/// True when a write from `before` (`None`: created) to `after` changed something CassKop acts
-/// on, so a status write from CassKop must follow before the site counts as Ready: `spec`, or
-/// `status.seedlist` (CassKop compares it with its StatefulSets and runs UpdateSeedList).
-pub fn casskop_will_react(before: Option<&DynamicObject>, after: &DynamicObject) -> bool {
-    let seedlist = |o: &DynamicObject| {
-        o.data
-            .get("status")
-            .and_then(|s| s.get("seedlist"))
-            .cloned()
-    };
-    before.is_none_or(|b| {
-        b.data.get("spec") != after.data.get("spec") || seedlist(b) != seedlist(after)
-    })
-}
-
-impl AppliedMark {
-    /// [`AppliedMark::after_write`] from the objects themselves: `before` is the live object our
-    /// write started from (`None`: created), `after` the object the write returned.
-    pub fn after_apply(
-        hash: impl Into<String>,
-        previous: Option<&AppliedMark>,
-        before: Option<&DynamicObject>,
-        after: &DynamicObject,
-    ) -> Self {
-        let generation_after = after.metadata.generation.unwrap_or(0);
-        let generation_before = before.map(|b| b.metadata.generation.unwrap_or(0));
-        let spec_changed = casskop_will_react(before, after);
-        Self::after_write(
-            hash,
-            previous,
-            generation_before,
-            generation_after,
-            spec_changed,
-        )
-    }
-}
-
 impl ObservedCluster {
     /// What the planner needs from a live CassandraCluster found at `site` under the desired
     /// name: ownership from its labels, the drift check (after folding in the fields the site
@@ -221,17 +145,35 @@ impl ObservedCluster {
         owner_name: &str,
     ) -> Self {
         let live_json = serde_json::to_value(live).unwrap_or(Value::Null);
-        let mut want = desired.object.clone();
-        crate::merge::preserve_site_owned_fields(&mut want, &live_json);
+        Self::from_live_json(live, &live_json, desired, owner_ns, owner_name)
+    }
+
+    /// [`ObservedCluster::from_live`] when the caller already holds `live` as JSON.
+    pub fn from_live_json(
+        live: &DynamicObject,
+        live_json: &Value,
+        desired: &DesiredCluster,
+        owner_ns: &str,
+        owner_name: &str,
+    ) -> Self {
+        let ownership = Ownership::from_labels(
+            live.metadata.labels.as_ref(),
+            owner_ns,
+            owner_name,
+            &desired.site,
+        );
+        // Only ours is compared field by field; the fields the site owns are folded in first.
+        let matches_desired = if ownership == Ownership::Ours {
+            let mut want = desired.object.clone();
+            crate::merge::preserve_site_owned_fields(&mut want, live_json);
+            crate::merge::live_matches_desired(&want, live_json)
+        } else {
+            crate::merge::live_matches_desired(&desired.object, live_json)
+        };
         let view = CassandraClusterView(live);
         ObservedCluster {
-            ownership: Ownership::from_labels(
-                live.metadata.labels.as_ref(),
-                owner_ns,
-                owner_name,
-                &desired.site,
-            ),
-            matches_desired: crate::merge::live_matches_desired(&want, &live_json),
+            ownership,
+            matches_desired,
             generation: live.metadata.generation.unwrap_or(0),
             phase: view.phase().map(str::to_string),
             last_cluster_action: view.last_cluster_action().map(str::to_string),
@@ -251,12 +193,8 @@ impl Ownership {
         owner_name: &str,
         site: &str,
     ) -> Ownership {
-        let get = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
-        match (
-            get(OWNER_NAMESPACE_LABEL),
-            get(OWNER_NAME_LABEL),
-            get(SITE_LABEL),
-        ) {
+        let found = OwnerLabels::read(labels);
+        match (found.namespace, found.name, found.site) {
             (Some(ns), Some(name), Some(s))
                 if ns == owner_ns && name == owner_name && s == site =>
             {
@@ -284,7 +222,7 @@ impl Ownership {
     }
 }
 
-/// The sites taking part, in rollout order (issue 8's `spec.siteOrder`).
+/// The sites taking part, in rollout order (`spec.siteOrder`).
 ///
 /// `configured`: configured cluster names in default order (`--local`, `--remote`s in flag
 /// order, then ClientConfig sites by name). Sites taking part are the configured ones that
@@ -756,6 +694,7 @@ pub fn plan(input: &PlanInput) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::SITE_LABEL;
 
     fn site(name: &str) -> SiteInput {
         SiteInput {
