@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::api::owner::OwnerLabels;
 use crate::api::{CassandraClusterView, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
-use crate::merge::{DesiredCluster, InvalidSpec};
+use crate::merge::{DesiredCluster, InvalidSpec, bad_field};
 
 mod marks;
 mod participants;
@@ -251,29 +251,33 @@ pub fn site_order(
         .map(String::as_str)
         .collect();
     if !unknown.is_empty() {
-        return Err(InvalidSpec::Message(format!(
-            "spec.override names {} {} that {} not configured cluster{} (configured: {})",
-            if unknown.len() == 1 { "site" } else { "sites" },
-            unknown.join(", "),
-            if unknown.len() == 1 { "is" } else { "are" },
-            if unknown.len() == 1 { "" } else { "s" },
-            configured_list()
-        )));
+        return Err(bad_field(
+            "spec.override",
+            format!(
+                "names {} {} that {} not configured cluster{} (configured: {})",
+                if unknown.len() == 1 { "site" } else { "sites" },
+                unknown.join(", "),
+                if unknown.len() == 1 { "is" } else { "are" },
+                if unknown.len() == 1 { "" } else { "s" },
+                configured_list()
+            ),
+        ));
     }
     let taking_part = |s: &String| overrides.contains_key(s);
     let mut order: Vec<String> = Vec::new();
     if let Some(explicit) = site_order {
         for (i, s) in explicit.iter().enumerate() {
             if !configured.contains(s) {
-                return Err(InvalidSpec::Message(format!(
-                    "spec.siteOrder[{i}] names site {s}, which is not a configured cluster (configured: {})",
-                    configured_list()
-                )));
+                return Err(bad_field(
+                    format!("spec.siteOrder[{i}]"),
+                    format!(
+                        "names site {s}, which is not a configured cluster (configured: {})",
+                        configured_list()
+                    ),
+                ));
             }
             if explicit[..i].contains(s) {
-                return Err(InvalidSpec::Message(format!(
-                    "spec.siteOrder lists site {s} twice"
-                )));
+                return Err(bad_field("spec.siteOrder", format!("lists site {s} twice")));
             }
             if taking_part(s) {
                 order.push(s.clone());
