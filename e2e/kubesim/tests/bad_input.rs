@@ -2,10 +2,10 @@
 //!
 //! Codes, reasons and messages are kube-apiserver 1.32's; where kubesim's message differs on purpose
 //! (e.g. it cannot decode protobuf for every kind) only the stable prefix is checked, and a comment says so.
-mod kubectl_support;
+mod support;
 
-use kubectl_support::{Env, WIDGET_CRD, assert_status, raw};
 use serde_json::json;
+use support::{Env, WIDGET_CRD, assert_status, raw};
 
 enum Msg {
     Exact(String),
