@@ -1,4 +1,4 @@
-//! Acceptance 4 of issue 2: a service account allowed get/list/watch on cassandraclusters in one namespace can do exactly that, through kubectl and kube-rs; everything else is 403 with kube-apiserver's message.
+//! A service account allowed get/list/watch on cassandraclusters in one namespace can do exactly that, through kubectl and kube-rs; everything else is 403 with kube-apiserver's message.
 mod support;
 
 use futures::{StreamExt, TryStreamExt};

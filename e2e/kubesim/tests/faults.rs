@@ -1,4 +1,4 @@
-//! Acceptance 6 of issue 2: every fault (unreachable, latency, 500/503/429 share, revoked token, watch expiry) is visible to kubectl and kube-rs clients and stops when cleared, set through the library and through the binary's admin endpoint.
+//! Every fault (unreachable, latency, 500/503/429 share, revoked token, watch expiry) is visible to kubectl and kube-rs clients and stops when cleared, set through the library and through the binary's admin endpoint.
 mod support;
 
 use std::time::{Duration, Instant};

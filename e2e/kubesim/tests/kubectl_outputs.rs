@@ -1,4 +1,4 @@
-//! Acceptance 1 of issue 2: real `kubectl` 1.32 against an in-process kubesim gives the outputs and exit codes a real cluster gives.
+//! Real `kubectl` 1.32 against an in-process kubesim gives the outputs and exit codes a real cluster gives.
 //!
 //! Expected strings are what kubectl 1.32 prints against kube-apiserver 1.32; where the server's exact
 //! answer is an assumption, a comment says so.
