@@ -1,9 +1,13 @@
 //! kubesim: in-memory simulated Kubernetes API servers (HTTPS, real kubectl and kube-rs clients) and a simulated CassKop.
 //!
-//! Layers, bottom up: `errors`, `http` (responses), `validation`/`selectors`/`patch`/`table`
-//! (pure object logic), `resources`/`rbac`, `store` (objects, tokens, watches), `objects`
-//! (create/update/delete semantics), `auth`, `exec`/`nodetool` (pod exec), `cluster` (one
-//! cluster's state), `handlers` (the HTTP API), `server` (the listener), `sim` (starting a Sim).
+//! Modules, each depending only on those listed before it (`scripts/module_cycles.py` checks
+//! there is no cycle): leaves (`errors`, `validation`, `table`, `nodetool`, `tls`, `audit`,
+//! `kubeconfig`; and `casskop`, `kubectl`, `fixtures`, which are clients of the API); object
+//! logic (`patch`, `selectors`, `rbac`, `resources`, `discovery`); `http` (responses) and
+//! `openapi`; `store` (objects, tokens, watches); `auth`, `faults`, `objects`
+//! (create/update/delete semantics), `exec` (pod exec, given a narrow `ExecContext`); `cluster`
+//! (one cluster's state); `handlers` (the HTTP API); `server` (the listener); `sim` (starting a
+//! Sim) and `admin`. Only the API other crates use is public.
 pub mod admin;
 mod audit;
 mod auth;
