@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 use tracing::{debug, info, warn};
 
 use crate::api::FINALIZER;
 use crate::api::cassandra::cassandra_cluster_resource;
 use crate::rollout::apply::{self, ApplyOutcome, ApplyResult, DeleteOutcome, WriteError};
-use crate::rollout::controller::{Context, Error, Target};
-use crate::rollout::events::{EventType, NewEvent};
+use crate::rollout::context::{Context, Error, Target};
+use crate::rollout::events::EventType;
 use crate::rollout::observe::{Observation, SiteFacts};
 use crate::rollout::plan::{
     Action, AppliedMark, FinalizerStep, ObservedCluster, Ownership, Plan, SiteAccess, SiteVerdict,
@@ -195,7 +195,8 @@ async fn applied(
         reason::UPDATED
     };
     let note = format!("{verb} CassandraCluster {cc} in site {site}");
-    publish(target, ctx, EventType::Normal, event_reason, "Apply", note).await;
+    ctx.publish(target.mc, EventType::Normal, event_reason, "Apply", note)
+        .await;
     wait_for_cache(ctx, &obs.facts[i], &done.resource_version, done.generation).await;
     Acted {
         wrote: Some(site),
@@ -223,9 +224,8 @@ async fn exists(
         f.desired.namespace, f.desired.name, f.name
     );
     obs.input.sites[i].observed = Some(observed);
-    publish(
-        target,
-        ctx,
+    ctx.publish(
+        target.mc,
         EventType::Warning,
         reason::FOREIGN_CASSANDRA_CLUSTER,
         "Apply",
@@ -254,9 +254,8 @@ async fn refused(
     obs.input.sites[i].access = SiteAccess::Unavailable {
         reason: e.to_string(),
     };
-    publish(
-        target,
-        ctx,
+    ctx.publish(
+        target.mc,
         EventType::Warning,
         event_reason,
         action,
@@ -291,9 +290,8 @@ async fn delete_site(
             if outcome == DeleteOutcome::Requested {
                 info!(site = %site, "deleting CassandraCluster {namespace}/{name}");
                 let note = format!("Deleting CassandraCluster {namespace}/{name} in site {site}");
-                publish(
-                    target,
-                    ctx,
+                ctx.publish(
+                    target.mc,
                     EventType::Normal,
                     reason::DELETING,
                     "Delete",
@@ -312,9 +310,8 @@ async fn release_finalizer(target: &Target<'_>, ctx: &Context) -> Result<Step, E
     apply::set_finalizer(&target.api, target.mc, false).await?;
     info!("every CassandraCluster is gone: finalizer removed");
     let note = "Every CassandraCluster of this MultiCasskop is gone".to_string();
-    publish(
-        target,
-        ctx,
+    ctx.publish(
+        target.mc,
         EventType::Normal,
         reason::DELETED,
         "Delete",
@@ -344,25 +341,4 @@ async fn wait_for_cache(ctx: &Context, f: &SiteFacts, resource_version: &str, ge
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     debug!(site = %f.name, "cache did not show our write within {CACHE_CATCH_UP_WAIT:?}");
-}
-
-/// Publish an Event on the MultiCasskop. Best effort: the status carries the same facts.
-pub(super) async fn publish(
-    target: &Target<'_>,
-    ctx: &Context,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let reference = target.mc.object_ref(&());
-    let ev = NewEvent {
-        type_,
-        reason,
-        action,
-        note: &note,
-    };
-    if let Err(e) = ctx.events.publish(&ev, &reference).await {
-        debug!("could not publish Event {reason}: {e}");
-    }
 }

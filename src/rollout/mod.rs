@@ -1,11 +1,12 @@
 //! The rollout of a MultiCasskop, one reconcile at a time: observe → plan → act → report.
 //!
-//! `controller` wires it to kube-runtime; `observe` gathers the planner's input from the site
+//! `controller` wires it to kube-runtime, `context` holds what the steps share; `observe` gathers the planner's input from the site
 //! caches (`site_caches`); `plan` decides (pure); `act` carries out the one action through
 //! `apply` (the API calls); `report` writes the status (`status`, pure) and Events (`events`).
 
 mod act;
 pub mod apply;
+mod context;
 pub mod controller;
 pub mod events;
 mod observe;

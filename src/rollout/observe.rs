@@ -15,7 +15,7 @@ use crate::api::cassandra::cassandra_cluster_resource;
 use crate::api::{CassandraClusterView, MultiCasskop, MultiCasskopStatus};
 use crate::merge::{self, DesiredCluster};
 use crate::rollout::apply::WriteError;
-use crate::rollout::controller::{Context, Error, Target};
+use crate::rollout::context::{Context, Error, Target};
 use crate::rollout::plan::{
     self, AppliedMark, ObservedCluster, Ownership, PlanInput, SiteAccess, SiteInput,
 };

@@ -3,9 +3,9 @@
 use kube::runtime::controller::Action as Requeue;
 
 use crate::api::MultiCasskopStatus;
-use crate::rollout::act::{Acted, publish};
+use crate::rollout::act::Acted;
 use crate::rollout::apply;
-use crate::rollout::controller::{Context, Error, Target};
+use crate::rollout::context::{Context, Error, Target};
 use crate::rollout::observe::Observation;
 use crate::rollout::plan::{self, Action, Plan};
 use crate::rollout::status::{self, Transition, build_status, reason};
@@ -91,7 +91,8 @@ async fn finish(
         ctx.remember_write(&target.key, rv);
     }
     for t in transitions {
-        publish(target, ctx, t.type_, &t.reason, "Reconcile", t.message).await;
+        ctx.publish(target.mc, t.type_, &t.reason, "Reconcile", t.message)
+            .await;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 
-use super::AppliedMark;
+use super::types::AppliedMark;
 use crate::api::{FROM_GENERATION_ANNOTATION, SPEC_HASH_ANNOTATION};
 
 impl AppliedMark {

@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::site_order;
-use crate::merge::InvalidSpec;
+use crate::merge::{InvalidSpec, bad_field};
 
 /// What the MultiCasskop finalizer needs before anything else is done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +95,76 @@ pub fn sites_taking_part(
         overrides,
         left_in_place,
     })
+}
+
+/// The sites taking part, in rollout order (`spec.siteOrder`).
+///
+/// `configured`: configured cluster names in default order (`--local`, `--remote`s in flag
+/// order, then ClientConfig sites by name). Sites taking part are the configured ones that
+/// `spec.override` names. With `site_order`, they come in that order; sites taking part that
+/// `site_order` leaves out follow in default order (so adding a site to `override` without
+/// touching `siteOrder` puts it last, never nowhere). A configured site listed in `siteOrder`
+/// but absent from `override` does not take part.
+///
+/// Invalid: an `override` key that is not a configured cluster, a `siteOrder` name that is not
+/// a configured cluster, a name listed twice in `siteOrder`.
+pub fn site_order(
+    configured: &[String],
+    site_order: Option<&[String]>,
+    overrides: &BTreeMap<String, Value>,
+) -> Result<Vec<String>, InvalidSpec> {
+    let configured_list = || {
+        if configured.is_empty() {
+            "none".to_string()
+        } else {
+            configured.join(", ")
+        }
+    };
+    let unknown: Vec<&str> = overrides
+        .keys()
+        .filter(|k| !configured.contains(k))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(bad_field(
+            "spec.override",
+            format!(
+                "names {} {} that {} not configured cluster{} (configured: {})",
+                if unknown.len() == 1 { "site" } else { "sites" },
+                unknown.join(", "),
+                if unknown.len() == 1 { "is" } else { "are" },
+                if unknown.len() == 1 { "" } else { "s" },
+                configured_list()
+            ),
+        ));
+    }
+    let taking_part = |s: &String| overrides.contains_key(s);
+    let mut order: Vec<String> = Vec::new();
+    if let Some(explicit) = site_order {
+        for (i, s) in explicit.iter().enumerate() {
+            if !configured.contains(s) {
+                return Err(bad_field(
+                    format!("spec.siteOrder[{i}]"),
+                    format!(
+                        "names site {s}, which is not a configured cluster (configured: {})",
+                        configured_list()
+                    ),
+                ));
+            }
+            if explicit[..i].contains(s) {
+                return Err(bad_field("spec.siteOrder", format!("lists site {s} twice")));
+            }
+            if taking_part(s) {
+                order.push(s.clone());
+            }
+        }
+    }
+    for s in configured {
+        if taking_part(s) && !order.contains(s) {
+            order.push(s.clone());
+        }
+    }
+    Ok(order)
 }
 
 #[cfg(test)]
