@@ -10,13 +10,41 @@
 
 use serde_json::{Map, Value};
 
-use crate::api::{OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, SITE_LABEL, SPEC_HASH_ANNOTATION};
+use crate::api::{OWNER_NAME_LABEL, SITE_LABEL, SPEC_HASH_ANNOTATION};
 
 /// Why a MultiCasskop cannot be turned into desired CassandraClusters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidSpec {
-    #[error("{0}")]
-    Message(String),
+    /// A field of the MultiCasskop cannot be used as it is: `field` is its path (in `spec.base`
+    /// or in the site's `spec.override`), `problem` what is wrong with it and at which site.
+    #[error("{field} {problem}")]
+    Field { field: String, problem: String },
+    /// A site name that cannot be the value of the site label.
+    #[error(
+        "site name {site:?} cannot be used as the value of label {label} (at most 63 characters: letters, digits, '-', '_', '.')",
+        label = SITE_LABEL
+    )]
+    SiteName { site: String },
+    /// A MultiCasskop name that cannot be the value of the owner-name label.
+    #[error(
+        "MultiCasskop name {name:?} cannot be used as the value of label {label} (at most 63 characters)",
+        label = OWNER_NAME_LABEL
+    )]
+    OwnerName { name: String },
+    /// The MultiCasskop's own namespace, which the site's CassandraCluster would inherit, is not
+    /// a valid namespace name.
+    #[error(
+        "namespace {namespace:?} (the MultiCasskop's) is not a valid namespace name (site {site})"
+    )]
+    OwnerNamespace { namespace: String, site: String },
+}
+
+/// A field that cannot be used as it is.
+pub fn bad_field(field: impl Into<String>, problem: impl Into<String>) -> InvalidSpec {
+    InvalidSpec::Field {
+        field: field.into(),
+        problem: problem.into(),
+    }
 }
 
 /// The desired CassandraCluster for one site, ready to server-side apply.
@@ -47,10 +75,6 @@ const KEPT_METADATA: [&str; 5] = ["name", "namespace", "labels", "annotations", 
 /// Annotation copied along when a user pastes a live object into `base`; it describes another
 /// object and would be misleading at every site.
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-fn invalid(msg: impl Into<String>) -> InvalidSpec {
-    InvalidSpec::Message(msg.into())
-}
 
 fn json_type(v: &Value) -> &'static str {
     match v {
@@ -131,20 +155,21 @@ fn check_string_map(
         Some(Value::Object(m)) => {
             for (k, v) in m {
                 if !v.is_string() {
-                    return Err(invalid(format!(
-                        "{}.{k} must be a string, found {} (site {site})",
-                        origin(override_, site, &["metadata", field]),
-                        json_type(v)
-                    )));
+                    return Err(bad_field(
+                        format!("{}.{k}", origin(override_, site, &["metadata", field])),
+                        format!("must be a string, found {} (site {site})", json_type(v)),
+                    ));
                 }
             }
             Ok(())
         }
-        Some(v) => Err(invalid(format!(
-            "{} must be a map of strings, found {} (site {site})",
+        Some(v) => Err(bad_field(
             origin(override_, site, &["metadata", field]),
-            json_type(v)
-        ))),
+            format!(
+                "must be a map of strings, found {} (site {site})",
+                json_type(v)
+            ),
+        )),
     }
 }
 
@@ -159,77 +184,8 @@ pub fn desired_for_site(
     owner_ns: &str,
     owner_name: &str,
 ) -> Result<DesiredCluster, InvalidSpec> {
-    let base_obj = base.as_object().ok_or_else(|| {
-        invalid(format!(
-            "spec.base must be an object (a whole CassandraCluster), found {}",
-            json_type(base)
-        ))
-    })?;
-    let override_ = override_.filter(|o| !o.is_null());
-    if let Some(o) = override_
-        && !o.is_object()
-    {
-        return Err(invalid(format!(
-            "spec.override.{site} must be an object (a partial CassandraCluster), found {}",
-            json_type(o)
-        )));
-    }
-    if !is_label_value(site) || site.is_empty() {
-        return Err(invalid(format!(
-            "site name {site:?} cannot be used as the value of label {SITE_LABEL} \
-             (at most 63 characters: letters, digits, '-', '_', '.')"
-        )));
-    }
-    if !is_label_value(owner_name) {
-        return Err(invalid(format!(
-            "MultiCasskop name {owner_name:?} cannot be used as the value of label \
-             {OWNER_NAME_LABEL} (at most 63 characters)"
-        )));
-    }
-
-    // The name: base's, required, the same at every site.
-    let base_meta = match base_obj.get("metadata") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(m)) => Some(m),
-        Some(v) => {
-            return Err(invalid(format!(
-                "spec.base.metadata must be an object, found {}",
-                json_type(v)
-            )));
-        }
-    };
-    let name = match base_meta.and_then(|m| m.get("name")) {
-        Some(Value::String(n)) if !n.is_empty() => n.clone(),
-        Some(v) if !v.is_null() && !v.is_string() => {
-            return Err(invalid(format!(
-                "spec.base.metadata.name must be a string, found {}",
-                json_type(v)
-            )));
-        }
-        _ => {
-            return Err(invalid(
-                "spec.base.metadata.name is required: it names the CassandraCluster at every site",
-            ));
-        }
-    };
-    if !is_dns1123_subdomain(&name) {
-        return Err(invalid(format!(
-            "spec.base.metadata.name {name:?} is not a valid Kubernetes name \
-             (lowercase letters, digits, '-' and '.', at most 253 characters)"
-        )));
-    }
-    if let Some(o_name) = override_
-        .and_then(|o| o.get("metadata"))
-        .and_then(|m| m.get("name"))
-        && !o_name.is_null()
-        && o_name.as_str() != Some(name.as_str())
-    {
-        return Err(invalid(format!(
-            "spec.override.{site}.metadata.name ({o_name}) differs from spec.base.metadata.name \
-             ({name:?}): the CassandraCluster has the same name at every site"
-        )));
-    }
-
+    let (base_obj, override_) = check_inputs(base, override_, site, owner_name)?;
+    let name = cluster_name(base_obj, override_, site)?;
     let mut merged = base.clone();
     if let Some(o) = override_ {
         json_patch::merge(&mut merged, o);
@@ -239,126 +195,10 @@ pub fn desired_for_site(
         .as_object_mut()
         .expect("merge of two objects is an object");
 
-    // apiVersion / kind: CassKop's CassandraCluster only.
-    for (field, expected) in [
-        ("apiVersion", CASSANDRA_CLUSTER_API_VERSION),
-        ("kind", CASSANDRA_CLUSTER_KIND),
-    ] {
-        match obj.get(field) {
-            None => {
-                obj.insert(field.to_string(), Value::String(expected.to_string()));
-            }
-            Some(Value::String(s)) if s == expected => {}
-            Some(v) => {
-                return Err(invalid(format!(
-                    "{} is {v}, but a MultiCasskop only creates {expected} \
-                     ({CASSANDRA_CLUSTER_API_VERSION} {CASSANDRA_CLUSTER_KIND}) (site {site})",
-                    origin(override_, site, &[field])
-                )));
-            }
-        }
-    }
-
-    // metadata: keep what a user may set, validate it, add ours.
-    let mut meta = match obj.remove("metadata") {
-        Some(Value::Object(m)) => m,
-        Some(v) => {
-            return Err(invalid(format!(
-                "spec.override.{site}.metadata must be an object, found {}",
-                json_type(&v)
-            )));
-        }
-        None => Map::new(),
-    };
-    meta.retain(|k, _| KEPT_METADATA.contains(&k.as_str()));
-    let namespace = match meta.get("namespace") {
-        None => owner_ns.to_string(),
-        Some(Value::String(ns)) if is_dns1123_label(ns) => ns.clone(),
-        Some(v) => {
-            return Err(invalid(format!(
-                "{} {v} is not a valid namespace name (site {site})",
-                origin(override_, site, &["metadata", "namespace"])
-            )));
-        }
-    };
-    if !is_dns1123_label(&namespace) {
-        return Err(invalid(format!(
-            "namespace {namespace:?} (the MultiCasskop's) is not a valid namespace name (site {site})"
-        )));
-    }
-    check_string_map(&meta, "labels", override_, site)?;
-    check_string_map(&meta, "annotations", override_, site)?;
-    match meta.get("finalizers") {
-        None => {}
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
-        Some(v) => {
-            return Err(invalid(format!(
-                "{} must be a list of strings, found {} (site {site})",
-                origin(override_, site, &["metadata", "finalizers"]),
-                json_type(v)
-            )));
-        }
-    }
-    meta.insert("name".into(), Value::String(name.clone()));
-    meta.insert("namespace".into(), Value::String(namespace.clone()));
-    let labels = meta
-        .entry("labels")
-        .or_insert_with(|| Value::Object(Map::new()))
-        .as_object_mut()
-        .expect("checked above");
-    labels.insert(OWNER_NAME_LABEL.into(), owner_name.into());
-    labels.insert(OWNER_NAMESPACE_LABEL.into(), owner_ns.into());
-    labels.insert(SITE_LABEL.into(), site.into());
-    if let Some(Value::Object(ann)) = meta.get_mut("annotations") {
-        ann.remove(SPEC_HASH_ANNOTATION);
-        ann.remove(LAST_APPLIED_ANNOTATION);
-        if ann.is_empty() {
-            meta.remove("annotations");
-        }
-    }
-    obj.insert("metadata".into(), Value::Object(meta));
-
-    // spec: Multi-CassKop writes the seed list itself, CassKop must not recompute it.
-    let spec = obj
-        .entry("spec")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Some(spec) = spec.as_object_mut() else {
-        return Err(invalid(format!(
-            "{} must be an object, found {} (site {site})",
-            origin(override_, site, &["spec"]),
-            json_type(spec)
-        )));
-    };
-    spec.insert("autoUpdateSeedList".into(), Value::Bool(false));
-
-    // status: only the seed list, and only base's (Multi-CassKop's rule).
-    obj.remove("status");
-    match base_obj.get("status") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(st)) => {
-            if let Some(seeds) = st.get("seedlist").filter(|s| !s.is_null()) {
-                if !seeds
-                    .as_array()
-                    .is_some_and(|a| a.iter().all(Value::is_string))
-                {
-                    return Err(invalid(format!(
-                        "spec.base.status.seedlist must be a list of host names, found {}",
-                        json_type(seeds)
-                    )));
-                }
-                let mut status = Map::new();
-                status.insert("seedlist".into(), seeds.clone());
-                obj.insert("status".into(), Value::Object(status));
-            }
-        }
-        Some(v) => {
-            return Err(invalid(format!(
-                "spec.base.status must be an object, found {}",
-                json_type(v)
-            )));
-        }
-    }
-
+    check_kind(obj, override_, site)?;
+    let namespace = site_metadata(obj, override_, site, (owner_ns, owner_name), &name)?;
+    pin_seed_list(obj, override_, site)?;
+    keep_base_seed_list(obj, base_obj)?;
     let hash = spec_hash(&merged);
     let meta = merged["metadata"].as_object_mut().expect("inserted above");
     meta.entry("annotations")
@@ -374,6 +214,257 @@ pub fn desired_for_site(
         object: merged,
         hash,
     })
+}
+/// The inputs as objects; the site and MultiCasskop names usable as label values.
+fn check_inputs<'a>(
+    base: &'a Value,
+    override_: Option<&'a Value>,
+    site: &str,
+    owner_name: &str,
+) -> Result<(&'a Map<String, Value>, Option<&'a Value>), InvalidSpec> {
+    let base_obj = base.as_object().ok_or_else(|| {
+        bad_field(
+            "spec.base",
+            format!(
+                "must be an object (a whole CassandraCluster), found {}",
+                json_type(base)
+            ),
+        )
+    })?;
+    let override_ = override_.filter(|o| !o.is_null());
+    if let Some(o) = override_
+        && !o.is_object()
+    {
+        return Err(bad_field(
+            format!("spec.override.{site}"),
+            format!(
+                "must be an object (a partial CassandraCluster), found {}",
+                json_type(o)
+            ),
+        ));
+    }
+    if !is_label_value(site) || site.is_empty() {
+        return Err(InvalidSpec::SiteName {
+            site: site.to_string(),
+        });
+    }
+    if !is_label_value(owner_name) {
+        return Err(InvalidSpec::OwnerName {
+            name: owner_name.to_string(),
+        });
+    }
+
+    Ok((base_obj, override_))
+}
+
+/// The CassandraCluster's name: base's, required, the same at every site.
+fn cluster_name(
+    base_obj: &Map<String, Value>,
+    override_: Option<&Value>,
+    site: &str,
+) -> Result<String, InvalidSpec> {
+    let base_meta = match base_obj.get("metadata") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(v) => {
+            return Err(bad_field(
+                "spec.base.metadata",
+                format!("must be an object, found {}", json_type(v)),
+            ));
+        }
+    };
+    let name = match base_meta.and_then(|m| m.get("name")) {
+        Some(Value::String(n)) if !n.is_empty() => n.clone(),
+        Some(v) if !v.is_null() && !v.is_string() => {
+            return Err(bad_field(
+                "spec.base.metadata.name",
+                format!("must be a string, found {}", json_type(v)),
+            ));
+        }
+        _ => {
+            return Err(bad_field(
+                "spec.base.metadata.name",
+                "is required: it names the CassandraCluster at every site",
+            ));
+        }
+    };
+    if !is_dns1123_subdomain(&name) {
+        return Err(bad_field(
+            "spec.base.metadata.name",
+            format!(
+                "{name:?} is not a valid Kubernetes name (lowercase letters, digits, '-' and '.', at most 253 characters)"
+            ),
+        ));
+    }
+    if let Some(o_name) = override_
+        .and_then(|o| o.get("metadata"))
+        .and_then(|m| m.get("name"))
+        && !o_name.is_null()
+        && o_name.as_str() != Some(name.as_str())
+    {
+        return Err(bad_field(
+            format!("spec.override.{site}.metadata.name"),
+            format!(
+                "({o_name}) differs from spec.base.metadata.name ({name:?}): the CassandraCluster has the same name at every site"
+            ),
+        ));
+    }
+
+    Ok(name)
+}
+
+/// apiVersion / kind: CassKop's CassandraCluster only (filled in when absent).
+fn check_kind(
+    obj: &mut Map<String, Value>,
+    override_: Option<&Value>,
+    site: &str,
+) -> Result<(), InvalidSpec> {
+    for (field, expected) in [
+        ("apiVersion", CASSANDRA_CLUSTER_API_VERSION),
+        ("kind", CASSANDRA_CLUSTER_KIND),
+    ] {
+        match obj.get(field) {
+            None => {
+                obj.insert(field.to_string(), Value::String(expected.to_string()));
+            }
+            Some(Value::String(s)) if s == expected => {}
+            Some(v) => {
+                return Err(bad_field(
+                    origin(override_, site, &[field]),
+                    format!(
+                        "is {v}, but a MultiCasskop only creates {expected} ({CASSANDRA_CLUSTER_API_VERSION} {CASSANDRA_CLUSTER_KIND}) (site {site})"
+                    ),
+                ));
+            }
+        }
+    }
+
+    Ok(())
+}
+
+/// metadata: keep what a user may set, validate it, add ours. Returns the namespace.
+fn site_metadata(
+    obj: &mut Map<String, Value>,
+    override_: Option<&Value>,
+    site: &str,
+    (owner_ns, owner_name): (&str, &str),
+    name: &str,
+) -> Result<String, InvalidSpec> {
+    let mut meta = match obj.remove("metadata") {
+        Some(Value::Object(m)) => m,
+        Some(v) => {
+            return Err(bad_field(
+                format!("spec.override.{site}.metadata"),
+                format!("must be an object, found {}", json_type(&v)),
+            ));
+        }
+        None => Map::new(),
+    };
+    meta.retain(|k, _| KEPT_METADATA.contains(&k.as_str()));
+    let namespace = match meta.get("namespace") {
+        None => owner_ns.to_string(),
+        Some(Value::String(ns)) if is_dns1123_label(ns) => ns.clone(),
+        Some(v) => {
+            return Err(bad_field(
+                origin(override_, site, &["metadata", "namespace"]),
+                format!("{v} is not a valid namespace name (site {site})"),
+            ));
+        }
+    };
+    if !is_dns1123_label(&namespace) {
+        return Err(InvalidSpec::OwnerNamespace {
+            namespace: namespace.clone(),
+            site: site.to_string(),
+        });
+    }
+    check_string_map(&meta, "labels", override_, site)?;
+    check_string_map(&meta, "annotations", override_, site)?;
+    match meta.get("finalizers") {
+        None => {}
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+        Some(v) => {
+            return Err(bad_field(
+                origin(override_, site, &["metadata", "finalizers"]),
+                format!(
+                    "must be a list of strings, found {} (site {site})",
+                    json_type(v)
+                ),
+            ));
+        }
+    }
+    meta.insert("name".into(), Value::String(name.to_string()));
+    meta.insert("namespace".into(), Value::String(namespace.clone()));
+    let labels = meta
+        .entry("labels")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .expect("checked above");
+    crate::api::owner::insert(labels, owner_ns, owner_name, site);
+    if let Some(Value::Object(ann)) = meta.get_mut("annotations") {
+        ann.remove(SPEC_HASH_ANNOTATION);
+        ann.remove(LAST_APPLIED_ANNOTATION);
+        if ann.is_empty() {
+            meta.remove("annotations");
+        }
+    }
+    obj.insert("metadata".into(), Value::Object(meta));
+
+    Ok(namespace)
+}
+
+/// spec: Multi-CassKop writes the seed list itself, CassKop must not recompute it.
+fn pin_seed_list(
+    obj: &mut Map<String, Value>,
+    override_: Option<&Value>,
+    site: &str,
+) -> Result<(), InvalidSpec> {
+    let spec = obj
+        .entry("spec")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(spec) = spec.as_object_mut() else {
+        return Err(bad_field(
+            origin(override_, site, &["spec"]),
+            format!("must be an object, found {} (site {site})", json_type(spec)),
+        ));
+    };
+    spec.insert("autoUpdateSeedList".into(), Value::Bool(false));
+
+    Ok(())
+}
+
+/// status: only the seed list, and only base's (Multi-CassKop's rule).
+fn keep_base_seed_list(
+    obj: &mut Map<String, Value>,
+    base_obj: &Map<String, Value>,
+) -> Result<(), InvalidSpec> {
+    obj.remove("status");
+    match base_obj.get("status") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(st)) => {
+            if let Some(seeds) = st.get("seedlist").filter(|s| !s.is_null()) {
+                if !seeds
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(Value::is_string))
+                {
+                    return Err(bad_field(
+                        "spec.base.status.seedlist",
+                        format!("must be a list of host names, found {}", json_type(seeds)),
+                    ));
+                }
+                let mut status = Map::new();
+                status.insert("seedlist".into(), seeds.clone());
+                obj.insert("status".into(), Value::Object(status));
+            }
+        }
+        Some(v) => {
+            return Err(bad_field(
+                "spec.base.status",
+                format!("must be an object, found {}", json_type(v)),
+            ));
+        }
+    }
+
+    Ok(())
 }
 
 /// Writes `v` as JSON with object keys sorted, whatever map type serde_json was built with.
@@ -548,6 +639,7 @@ pub fn preserve_site_owned_fields(desired: &mut Value, live: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::OWNER_NAMESPACE_LABEL;
     use serde_json::json;
 
     fn base() -> Value {

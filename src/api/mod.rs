@@ -2,6 +2,7 @@
 
 pub mod cassandra;
 pub mod multicasskop;
+pub mod owner;
 
 pub use cassandra::CassandraClusterView;
 pub use multicasskop::*;

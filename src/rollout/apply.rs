@@ -7,14 +7,13 @@ use kube::api::{
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
+use crate::api::owner;
 use crate::api::{
     FIELD_MANAGER, FINALIZER, FROM_GENERATION_ANNOTATION, MultiCasskop, MultiCasskopStatus,
-    OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, SPEC_HASH_ANNOTATION,
     cassandra::cassandra_cluster_resource,
 };
 use crate::kube_error::brief;
 use crate::merge::DesiredCluster;
-use crate::rollout::plan::AppliedMark;
 
 /// A failed write, naming the cluster and the object.
 #[derive(Debug, thiserror::Error)]
@@ -159,53 +158,6 @@ pub async fn apply_cluster(
     })))
 }
 
-/// The applied mark of a write of ours that landed but whose record in the status was lost
-/// (the controller stopped between the write and the status update, or the status write was
-/// refused), with the generation that write was computed from.
-///
-/// The object says what our last write did: [`FROM_GENERATION_ANNOTATION`] is the generation it
-/// was computed from (exact: the write carried that version as a precondition), `0` for a
-/// create. The status records the same number with the mark (`recorded_from`), so a differing
-/// number (or a differing hash) means a later write went unrecorded. A generation above it means
-/// that write changed what CassKop acts on (or someone wrote after it): CassKop's status counts
-/// once the generation is past `from + 1`. Otherwise the write changed only metadata and nobody
-/// wrote since: nothing to wait for (unless an earlier write was still awaited).
-///
-/// `None` when the object does not carry `desired_hash` with a from-generation, or the status
-/// records that very write.
-pub fn recover_mark(
-    live: &DynamicObject,
-    desired_hash: &str,
-    previous: Option<&AppliedMark>,
-    recorded_from: Option<i64>,
-) -> Option<(AppliedMark, i64)> {
-    let annotations = live.annotations();
-    if annotations.get(SPEC_HASH_ANNOTATION).map(String::as_str) != Some(desired_hash) {
-        return None;
-    }
-    let from: i64 = annotations.get(FROM_GENERATION_ANNOTATION)?.parse().ok()?;
-    if previous.is_some_and(|p| p.hash == desired_hash) && recorded_from.is_none_or(|r| r == from) {
-        // Recorded (or recorded by a version that did not note the from-generation).
-        return None;
-    }
-    let now = live.metadata.generation.unwrap_or(0);
-    let mark = if from == 0 {
-        AppliedMark::after_write(desired_hash, previous, None, 1, true)
-    } else if now > from {
-        AppliedMark::after_write(desired_hash, previous, Some(from), from + 1, true)
-    } else {
-        AppliedMark::after_write(desired_hash, previous, Some(from), from, false)
-    };
-    Some((mark, from))
-}
-
-/// True when `obj` carries the owner labels of MultiCasskop `owner_ns/owner_name`.
-pub fn is_owned_by(obj: &DynamicObject, owner_ns: &str, owner_name: &str) -> bool {
-    let labels = obj.labels();
-    labels.get(OWNER_NAME_LABEL).map(String::as_str) == Some(owner_name)
-        && labels.get(OWNER_NAMESPACE_LABEL).map(String::as_str) == Some(owner_ns)
-}
-
 /// What a delete did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeleteOutcome {
@@ -239,7 +191,7 @@ pub async fn delete_cluster(
     let Some(live) = api.get_opt(name).await.map_err(err("get"))? else {
         return Ok(DeleteOutcome::AlreadyGone);
     };
-    if !is_owned_by(&live, owner_ns, owner_name) {
+    if !owner::is_owned_by(&live, owner_ns, owner_name) {
         return Err(WriteError::NotOurs {
             site: site.to_string(),
             namespace: namespace.to_string(),
@@ -370,125 +322,5 @@ mod tests {
         assert_eq!(finalizers_with(&added, true), None);
         assert_eq!(finalizers_with(&added, false).unwrap(), others);
         assert_eq!(finalizers_with(&others, false), None);
-    }
-
-    fn live_with(hash: &str, from: Option<&str>, generation: i64) -> DynamicObject {
-        let mut obj = DynamicObject::new("cc", &cassandra_cluster_resource()).within("ns");
-        obj.annotations_mut()
-            .insert(SPEC_HASH_ANNOTATION.into(), hash.into());
-        if let Some(from) = from {
-            obj.annotations_mut()
-                .insert(FROM_GENERATION_ANNOTATION.into(), from.into());
-        }
-        obj.metadata.generation = Some(generation);
-        obj
-    }
-
-    fn mark(hash: &str, generation: i64) -> AppliedMark {
-        AppliedMark {
-            hash: hash.into(),
-            generation,
-        }
-    }
-
-    #[test]
-    fn lost_mark_of_a_spec_change_waits_for_casskop_until_it_wrote_after_it() {
-        let old = mark("h1", 3);
-        // Our write went from 4 to 5; CassKop has not written since: wait past 5.
-        let just_written = live_with("h2", Some("4"), 5);
-        assert_eq!(
-            recover_mark(&just_written, "h2", Some(&old), Some(1)),
-            Some((mark("h2", 5), 4))
-        );
-        // CassKop wrote twice since (stale Running/Done can no longer fool us): same mark,
-        // and the generation is past it.
-        let casskop_wrote = live_with("h2", Some("4"), 7);
-        assert_eq!(
-            recover_mark(&casskop_wrote, "h2", Some(&old), Some(1)),
-            Some((mark("h2", 5), 4))
-        );
-    }
-
-    #[test]
-    fn lost_mark_of_a_create_waits_for_casskops_first_status() {
-        let created = live_with("h1", Some("0"), 1);
-        assert_eq!(
-            recover_mark(&created, "h1", None, None),
-            Some((mark("h1", 1), 0))
-        );
-        let running = live_with("h1", Some("0"), 3);
-        assert_eq!(
-            recover_mark(&running, "h1", None, None),
-            Some((mark("h1", 1), 0))
-        );
-    }
-
-    #[test]
-    fn lost_mark_of_a_metadata_only_write_waits_for_nothing_new() {
-        // Generation unchanged since the write: it changed labels/annotations only.
-        let live = live_with("h2", Some("6"), 6);
-        assert_eq!(
-            recover_mark(&live, "h2", Some(&mark("h1", 3)), Some(2)),
-            Some((mark("h2", 5), 6)),
-            "CassKop had picked up h1 (6 > 3): ready at once"
-        );
-        assert_eq!(
-            recover_mark(&live, "h2", Some(&mark("h1", 6)), Some(5)),
-            Some((mark("h2", 6), 6)),
-            "h1 was still awaited: still wait for it"
-        );
-    }
-
-    #[test]
-    fn no_recovery_without_our_hash_and_generation_or_with_a_mark_for_it() {
-        let live = live_with("h1", Some("4"), 5);
-        assert_eq!(
-            recover_mark(&live, "h2", None, None),
-            None,
-            "our write of h2 never landed"
-        );
-        let live = live_with("h2", Some("4"), 5);
-        assert_eq!(
-            recover_mark(&live, "h2", Some(&mark("h2", 5)), Some(4)),
-            None,
-            "the mark is there"
-        );
-        let unknown = live_with("h2", None, 5);
-        assert_eq!(
-            recover_mark(&unknown, "h2", None, None),
-            None,
-            "cannot tell"
-        );
-        let garbled = live_with("h2", Some("five"), 5);
-        assert_eq!(
-            recover_mark(&garbled, "h2", None, None),
-            None,
-            "cannot tell"
-        );
-    }
-
-    #[test]
-    fn a_later_write_of_the_same_hash_is_told_from_the_recorded_one() {
-        // Recorded: the create (from 0, mark 1). Then someone edited the spec (generation 6)
-        // and our re-apply of the same desired object (from 6, generation 7) went unrecorded:
-        // CassKop's stale Running/Done at 7 must not count.
-        let live = live_with("h1", Some("6"), 7);
-        assert_eq!(
-            recover_mark(&live, "h1", Some(&mark("h1", 1)), Some(0)),
-            Some((mark("h1", 7), 6))
-        );
-    }
-
-    #[test]
-    fn ownership_needs_both_owner_labels() {
-        let mut obj = DynamicObject::new("cc", &cassandra_cluster_resource()).within("ns");
-        assert!(!is_owned_by(&obj, "ops", "mc"));
-        obj.labels_mut()
-            .insert(OWNER_NAME_LABEL.into(), "mc".into());
-        assert!(!is_owned_by(&obj, "ops", "mc"));
-        obj.labels_mut()
-            .insert(OWNER_NAMESPACE_LABEL.into(), "ops".into());
-        assert!(is_owned_by(&obj, "ops", "mc"));
-        assert!(!is_owned_by(&obj, "ops", "other"));
     }
 }

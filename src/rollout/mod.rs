@@ -1,7 +1,17 @@
-//! The rollout: a pure planner deciding the next step, and the thin I/O that carries it out.
+//! The rollout of a MultiCasskop, one reconcile at a time: observe → plan → act → report.
+//!
+//! `controller` wires it to kube-runtime, `context` holds what the steps share; `observe` gathers the planner's input from the site
+//! caches (`site_caches`); `plan` decides (pure); `act` carries out the one action through
+//! `apply` (the API calls); `report` writes the status (`status`, pure) and Events (`events`).
 
+mod act;
 pub mod apply;
+mod context;
 pub mod controller;
 pub mod events;
+mod observe;
 pub mod plan;
+mod report;
+mod site_caches;
 pub mod status;
+mod written;

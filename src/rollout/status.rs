@@ -53,6 +53,44 @@ pub mod condition {
     pub const SITES_REACHABLE: &str = "SitesReachable";
 }
 
+/// Reasons of the Events published on a MultiCasskop.
+pub mod reason {
+    /// The spec cannot be rolled out (the message says which field and why).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// Every site is Running and up to date.
+    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+    /// The rollout moved on after having been complete or blocked.
+    pub const ROLLOUT_PROGRESSING: &str = "RolloutProgressing";
+    /// The MultiCasskop is being deleted (also: our DELETE of a site's CassandraCluster).
+    pub const DELETING: &str = "Deleting";
+    /// Every site is reachable again.
+    pub const SITES_REACHABLE: &str = "SitesReachable";
+    /// Every CassandraCluster is gone: the finalizer is about to be removed.
+    pub const FINALIZER_RELEASED: &str = "FinalizerReleased";
+    /// The finalizer was removed.
+    pub const DELETED: &str = "Deleted";
+    /// A site became Ready.
+    pub const SITE_READY: &str = "SiteReady";
+    /// A site's CassandraCluster is being deleted.
+    pub const SITE_DELETING: &str = "SiteDeleting";
+    /// A site is being created or changed, or CassKop is working on it.
+    pub const SITE_IN_PROGRESS: &str = "SiteInProgress";
+    /// A site is stuck (the message says why).
+    pub const SITE_BLOCKED: &str = "SiteBlocked";
+    /// A site's CassandraCluster is gone.
+    pub const SITE_DELETED: &str = "SiteDeleted";
+    /// We created a site's CassandraCluster.
+    pub const CREATED: &str = "Created";
+    /// We updated a site's CassandraCluster.
+    pub const UPDATED: &str = "Updated";
+    /// A CassandraCluster we did not create holds the desired name at a site.
+    pub const FOREIGN_CASSANDRA_CLUSTER: &str = "ForeignCassandraCluster";
+    /// A site refused our write.
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// A site refused our delete.
+    pub const DELETE_FAILED: &str = "DeleteFailed";
+}
+
 /// The applied mark recorded for `site` in a status, for [`SiteInput::applied`].
 pub fn applied_mark(status: Option<&MultiCasskopStatus>, site: &str) -> Option<AppliedMark> {
     let s = status?.sites.iter().find(|s| s.name == site)?;
@@ -202,111 +240,215 @@ pub fn build_status(
     let first_status = prev.is_none();
     let prev = prev.unwrap_or(&empty);
     let mut events = Vec::new();
-
-    // Sites.
     let keep_prev_sites = invalid.is_some() && plan.verdicts.is_empty();
     let sites: Vec<SiteStatus> = if keep_prev_sites {
         prev.sites.clone()
     } else {
+        let report = SiteReport {
+            prev,
+            plan,
+            inputs,
+            details: observed_details,
+            now,
+        };
         plan.verdicts
             .iter()
-            .map(|(name, verdict)| {
-                let before = prev.sites.iter().find(|s| &s.name == name);
-                let input = inputs.iter().find(|i| &i.name == name);
-                let reachable = input.is_some_and(|i| i.access == SiteAccess::Ok);
-                let detail = observed_details.iter().find(|d| &d.site == name);
-                let state = verdict_state(verdict);
-                let mut message = verdict_message(name, verdict, input, detail, plan.deleting);
-                if let Some(extra) = detail.and_then(|d| d.message.as_deref()) {
-                    message = format!("{message}; {extra}");
-                }
-                let (namespace, phase, action, action_status) = match (reachable, detail, before) {
-                    (true, Some(d), _) => (
-                        d.namespace.clone(),
-                        d.phase.clone(),
-                        d.last_cluster_action.clone(),
-                        d.last_cluster_action_status.clone(),
-                    ),
-                    (true, None, _) => (None, None, None, None),
-                    (false, d, Some(b)) => (
-                        d.and_then(|d| d.namespace.clone())
-                            .or_else(|| b.namespace.clone()),
-                        b.phase.clone(),
-                        b.last_cluster_action.clone(),
-                        b.last_cluster_action_status.clone(),
-                    ),
-                    (false, d, None) => (d.and_then(|d| d.namespace.clone()), None, None, None),
-                };
-                let last_transition_time = match before {
-                    Some(b) if b.state.as_deref() == Some(state) => b
-                        .last_transition_time
-                        .clone()
-                        .or_else(|| Some(now.to_string())),
-                    _ => Some(now.to_string()),
-                };
-                // Events: a site changing state, or a new reason to be blocked.
-                let prev_state = before.and_then(|b| b.state.as_deref());
-                let changed = prev_state != Some(state);
-                let new_block =
-                    state == "Blocked" && before.and_then(|b| b.message.as_ref()) != Some(&message);
-                // Waiting is not news: the site in progress has its own event.
-                let event = match verdict {
-                    SiteVerdict::Ready => Some((EventType::Normal, "SiteReady")),
-                    SiteVerdict::InProgress { .. } if plan.deleting => {
-                        Some((EventType::Normal, "SiteDeleting"))
-                    }
-                    SiteVerdict::InProgress { .. } => Some((EventType::Normal, "SiteInProgress")),
-                    SiteVerdict::Blocked { .. } => Some((EventType::Warning, "SiteBlocked")),
-                    SiteVerdict::Deleted => Some((EventType::Normal, "SiteDeleted")),
-                    SiteVerdict::Waiting => None,
-                };
-                if let Some((type_, reason)) = event
-                    && (changed || new_block)
-                {
-                    events.push(Transition {
-                        type_,
-                        reason: reason.to_string(),
-                        message: message.clone(),
-                        site: Some(name.clone()),
-                    });
-                }
-                SiteStatus {
-                    name: name.clone(),
-                    namespace,
-                    phase,
-                    last_cluster_action: action,
-                    last_cluster_action_status: action_status,
-                    ready: matches!(verdict, SiteVerdict::Ready),
-                    state: Some(state.to_string()),
-                    message: Some(message),
-                    last_transition_time,
-                    applied_hash: before.and_then(|b| b.applied_hash.clone()),
-                    applied_generation: before.and_then(|b| b.applied_generation),
-                    applied_from_generation: before.and_then(|b| b.applied_from_generation),
-                    applied_time: before.and_then(|b| b.applied_time.clone()),
-                }
-            })
+            .map(|(name, verdict)| report.site(name, verdict, &mut events))
             .collect()
     };
-    let n = sites.len();
-    let ready_count = sites.iter().filter(|s| s.ready).count();
-    let ready_sites = format!("{ready_count}/{n}");
-    let names = sites
-        .iter()
-        .map(|s| s.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let site_message = |site: &str| {
-        sites
-            .iter()
-            .find(|s| s.name == site)
-            .and_then(|s| s.message.clone())
-            .unwrap_or_default()
+    let summary = Summary::new(&sites, plan, invalid, first_status);
+    let c = Conditions {
+        prev,
+        generation,
+        now,
     };
+    let valid = c.valid(&summary, invalid);
+    let (ready, progressing) = c.ready_and_progressing(&summary, plan, invalid);
+    let reachable = c.reachable(inputs, invalid);
+    let mut overall = overall_events(prev, &summary, plan, invalid, &reachable, &progressing);
+    overall.extend(events);
+    let status = MultiCasskopStatus {
+        phase: Some(summary.phase.to_string()),
+        current_site: summary.current_site,
+        ready_sites: Some(summary.ready_sites),
+        observed_generation: Some(generation),
+        sites,
+        conditions: vec![ready, progressing, valid, reachable],
+    };
+    (status, overall)
+}
 
-    // Overall phase and the site in progress.
-    let no_sites = plan.verdicts.is_empty();
-    let phase = if invalid.is_some() {
+/// What every site entry is built from.
+struct SiteReport<'a> {
+    prev: &'a MultiCasskopStatus,
+    plan: &'a Plan,
+    inputs: &'a [SiteInput],
+    details: &'a [SiteDetail],
+    now: &'a str,
+}
+
+impl SiteReport<'_> {
+    /// The status entry of site `name`; an Event in `events` when its state changed or it is
+    /// blocked for a new reason.
+    fn site(
+        &self,
+        name: &String,
+        verdict: &SiteVerdict,
+        events: &mut Vec<Transition>,
+    ) -> SiteStatus {
+        let before = self.prev.sites.iter().find(|s| &s.name == name);
+        let input = self.inputs.iter().find(|i| &i.name == name);
+        let reachable = input.is_some_and(|i| i.access == SiteAccess::Ok);
+        let detail = self.details.iter().find(|d| &d.site == name);
+        let state = verdict_state(verdict);
+        let mut message = verdict_message(name, verdict, input, detail, self.plan.deleting);
+        if let Some(extra) = detail.and_then(|d| d.message.as_deref()) {
+            message = format!("{message}; {extra}");
+        }
+        let (namespace, phase, action, action_status) = last_known(reachable, detail, before);
+        let last_transition_time = match before {
+            Some(b) if b.state.as_deref() == Some(state) => b
+                .last_transition_time
+                .clone()
+                .or_else(|| Some(self.now.to_string())),
+            _ => Some(self.now.to_string()),
+        };
+        if let Some(t) = site_event(name, verdict, state, &message, before, self.plan.deleting) {
+            events.push(t);
+        }
+        SiteStatus {
+            name: name.clone(),
+            namespace,
+            phase,
+            last_cluster_action: action,
+            last_cluster_action_status: action_status,
+            ready: matches!(verdict, SiteVerdict::Ready),
+            state: Some(state.to_string()),
+            message: Some(message),
+            last_transition_time,
+            applied_hash: before.and_then(|b| b.applied_hash.clone()),
+            applied_generation: before.and_then(|b| b.applied_generation),
+            applied_from_generation: before.and_then(|b| b.applied_from_generation),
+            applied_time: before.and_then(|b| b.applied_time.clone()),
+        }
+    }
+}
+
+/// Namespace, phase, last action and its status of a site: as observed when it is reachable,
+/// else as last reported.
+fn last_known(
+    reachable: bool,
+    detail: Option<&SiteDetail>,
+    before: Option<&SiteStatus>,
+) -> (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+) {
+    match (reachable, detail, before) {
+        (true, Some(d), _) => (
+            d.namespace.clone(),
+            d.phase.clone(),
+            d.last_cluster_action.clone(),
+            d.last_cluster_action_status.clone(),
+        ),
+        (true, None, _) => (None, None, None, None),
+        (false, d, Some(b)) => (
+            d.and_then(|d| d.namespace.clone())
+                .or_else(|| b.namespace.clone()),
+            b.phase.clone(),
+            b.last_cluster_action.clone(),
+            b.last_cluster_action_status.clone(),
+        ),
+        (false, d, None) => (d.and_then(|d| d.namespace.clone()), None, None, None),
+    }
+}
+
+/// The Event of a site changing state, or of a new reason to be blocked.
+fn site_event(
+    name: &str,
+    verdict: &SiteVerdict,
+    state: &str,
+    message: &String,
+    before: Option<&SiteStatus>,
+    deleting: bool,
+) -> Option<Transition> {
+    let prev_state = before.and_then(|b| b.state.as_deref());
+    let changed = prev_state != Some(state);
+    let new_block = state == "Blocked" && before.and_then(|b| b.message.as_ref()) != Some(message);
+    // Waiting is not news: the site in progress has its own event.
+    let (type_, reason) = match verdict {
+        SiteVerdict::Ready => (EventType::Normal, reason::SITE_READY),
+        SiteVerdict::InProgress { .. } if deleting => (EventType::Normal, reason::SITE_DELETING),
+        SiteVerdict::InProgress { .. } => (EventType::Normal, reason::SITE_IN_PROGRESS),
+        SiteVerdict::Blocked { .. } => (EventType::Warning, reason::SITE_BLOCKED),
+        SiteVerdict::Deleted => (EventType::Normal, reason::SITE_DELETED),
+        SiteVerdict::Waiting => return None,
+    };
+    (changed || new_block).then(|| Transition {
+        type_,
+        reason: reason.to_string(),
+        message: message.clone(),
+        site: Some(name.to_string()),
+    })
+}
+
+/// The overall figures of a status, from its site entries and the plan.
+struct Summary {
+    first_status: bool,
+    no_sites: bool,
+    n: usize,
+    /// "ready/total".
+    ready_sites: String,
+    /// The site names, comma-separated.
+    names: String,
+    phase: &'static str,
+    current_site: Option<String>,
+    /// What the action is about (the site's message, or the planner's reason).
+    action_message: String,
+}
+
+impl Summary {
+    fn new(sites: &[SiteStatus], plan: &Plan, invalid: Option<&str>, first_status: bool) -> Self {
+        let n = sites.len();
+        let ready_count = sites.iter().filter(|s| s.ready).count();
+        let site_message = |site: &str| {
+            sites
+                .iter()
+                .find(|s| s.name == site)
+                .and_then(|s| s.message.clone())
+                .unwrap_or_default()
+        };
+        let no_sites = plan.verdicts.is_empty();
+        Summary {
+            first_status,
+            no_sites,
+            n,
+            ready_sites: format!("{ready_count}/{n}"),
+            names: sites
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            phase: overall_phase(plan, invalid, no_sites),
+            current_site: if invalid.is_some() {
+                None
+            } else {
+                action_site(&plan.action).map(str::to_string)
+            },
+            action_message: match &plan.action {
+                Action::Apply { site } | Action::Delete { site } => site_message(site),
+                Action::Wait { reason, .. } | Action::Blocked { reason, .. } => reason.clone(),
+                Action::Converged | Action::ReleaseFinalizer => String::new(),
+            },
+        }
+    }
+}
+
+/// The overall phase.
+fn overall_phase(plan: &Plan, invalid: Option<&str>, no_sites: bool) -> &'static str {
+    if invalid.is_some() {
         phase::INVALID
     } else if plan.deleting {
         phase::DELETING
@@ -319,57 +461,109 @@ pub fn build_status(
             Action::Blocked { .. } => phase::BLOCKED,
             Action::Delete { .. } | Action::ReleaseFinalizer => phase::DELETING,
         }
-    };
-    let current_site = if invalid.is_some() {
-        None
-    } else {
-        action_site(&plan.action).map(str::to_string)
-    };
-    let action_message = match &plan.action {
-        Action::Apply { site } | Action::Delete { site } => site_message(site),
-        Action::Wait { reason, .. } | Action::Blocked { reason, .. } => reason.clone(),
-        Action::Converged | Action::ReleaseFinalizer => String::new(),
-    };
+    }
+}
 
-    // Conditions.
-    let c = |type_: &str, status: &str, reason: &str, message: String| {
-        condition(prev, type_, status, reason, message, generation, now)
-    };
-    let valid = match invalid {
-        Some(msg) => c(condition::VALID, "False", "InvalidSpec", msg.to_string()),
-        None if no_sites => c(
-            condition::VALID,
-            "True",
-            "NoSites",
-            "spec.override names no site: nothing to create".into(),
-        ),
-        None => c(
-            condition::VALID,
-            "True",
-            "SpecValid",
-            format!("{n} site(s) take part, in this order: {names}"),
-        ),
-    };
-    let deleted_all = plan
-        .verdicts
-        .iter()
-        .all(|(_, v)| *v == SiteVerdict::Deleted);
-    let (ready, progressing) = if let Some(msg) = invalid {
-        (
-            c(
-                condition::READY,
-                "False",
-                "InvalidSpec",
-                format!("the spec is invalid: {msg}"),
-            ),
-            c(
-                condition::PROGRESSING,
-                "False",
-                "InvalidSpec",
-                "nothing is created or changed while the spec is invalid".into(),
-            ),
+/// Builds conditions, keeping each one's lastTransitionTime while its status stays.
+struct Conditions<'a> {
+    prev: &'a MultiCasskopStatus,
+    generation: i64,
+    now: &'a str,
+}
+
+impl Conditions<'_> {
+    fn c(&self, type_: &str, status: &str, reason: &str, message: String) -> Condition {
+        condition(
+            self.prev,
+            type_,
+            status,
+            reason,
+            message,
+            self.generation,
+            self.now,
         )
-    } else if plan.deleting {
+    }
+
+    /// Valid: whether the spec can be turned into sites.
+    fn valid(&self, summary: &Summary, invalid: Option<&str>) -> Condition {
+        let (no_sites, n, names) = (summary.no_sites, summary.n, &summary.names);
+        let c = |type_: &str, status: &str, reason: &str, message: String| {
+            self.c(type_, status, reason, message)
+        };
+        match invalid {
+            Some(msg) => c(condition::VALID, "False", "InvalidSpec", msg.to_string()),
+            None if no_sites => c(
+                condition::VALID,
+                "True",
+                "NoSites",
+                "spec.override names no site: nothing to create".into(),
+            ),
+            None => c(
+                condition::VALID,
+                "True",
+                "SpecValid",
+                format!("{n} site(s) take part, in this order: {names}"),
+            ),
+        }
+    }
+
+    /// Ready and Progressing: how far the rollout (or the deletion) is.
+    fn ready_and_progressing(
+        &self,
+        summary: &Summary,
+        plan: &Plan,
+        invalid: Option<&str>,
+    ) -> (Condition, Condition) {
+        let (no_sites, action_message) = (summary.no_sites, &summary.action_message);
+        let c = |type_: &str, status: &str, reason: &str, message: String| {
+            self.c(type_, status, reason, message)
+        };
+        if let Some(msg) = invalid {
+            (
+                c(
+                    condition::READY,
+                    "False",
+                    "InvalidSpec",
+                    format!("the spec is invalid: {msg}"),
+                ),
+                c(
+                    condition::PROGRESSING,
+                    "False",
+                    "InvalidSpec",
+                    "nothing is created or changed while the spec is invalid".into(),
+                ),
+            )
+        } else if plan.deleting {
+            self.deletion(plan, action_message)
+        } else if no_sites {
+            (
+                c(
+                    condition::READY,
+                    "False",
+                    "NoSites",
+                    "spec.override names no site".into(),
+                ),
+                c(
+                    condition::PROGRESSING,
+                    "False",
+                    "NoSites",
+                    "nothing to roll out".into(),
+                ),
+            )
+        } else {
+            self.rollout(plan, summary)
+        }
+    }
+
+    /// Ready and Progressing while deleting.
+    fn deletion(&self, plan: &Plan, action_message: &String) -> (Condition, Condition) {
+        let c = |type_: &str, status: &str, reason: &str, message: String| {
+            self.c(type_, status, reason, message)
+        };
+        let deleted_all = plan
+            .verdicts
+            .iter()
+            .all(|(_, v)| *v == SiteVerdict::Deleted);
         let ready = c(
             condition::READY,
             "False",
@@ -403,22 +597,15 @@ pub fn build_status(
             ),
         };
         (ready, progressing)
-    } else if no_sites {
-        (
-            c(
-                condition::READY,
-                "False",
-                "NoSites",
-                "spec.override names no site".into(),
-            ),
-            c(
-                condition::PROGRESSING,
-                "False",
-                "NoSites",
-                "nothing to roll out".into(),
-            ),
-        )
-    } else {
+    }
+
+    /// Ready and Progressing of a rollout with sites.
+    fn rollout(&self, plan: &Plan, summary: &Summary) -> (Condition, Condition) {
+        let (n, names) = (summary.n, &summary.names);
+        let (ready_sites, action_message) = (&summary.ready_sites, &summary.action_message);
+        let c = |type_: &str, status: &str, reason: &str, message: String| {
+            self.c(type_, status, reason, message)
+        };
         match &plan.action {
             Action::Converged => (
                 c(
@@ -463,50 +650,69 @@ pub fn build_status(
                 ),
             ),
         }
-    };
-    let unreachable: Vec<String> = inputs
-        .iter()
-        .filter_map(|i| match &i.access {
-            SiteAccess::Ok => None,
-            SiteAccess::Unavailable { reason } => Some(format!("site {}: {reason}", i.name)),
-            SiteAccess::NotConfigured => Some(format!("site {}: not a configured cluster", i.name)),
-        })
-        .collect();
-    let reachable = if inputs.is_empty() {
-        c(
-            condition::SITES_REACHABLE,
-            "Unknown",
-            if invalid.is_some() {
-                "InvalidSpec"
-            } else {
-                "NoSites"
-            },
-            "no site to reach".into(),
-        )
-    } else if unreachable.is_empty() {
-        c(
-            condition::SITES_REACHABLE,
-            "True",
-            "AllSitesReachable",
-            format!("all {} site(s) reachable", inputs.len()),
-        )
-    } else {
-        let any_unavailable = inputs
-            .iter()
-            .any(|i| matches!(i.access, SiteAccess::Unavailable { .. }));
-        c(
-            condition::SITES_REACHABLE,
-            "False",
-            if any_unavailable {
-                "SitesUnreachable"
-            } else {
-                "SitesNotConfigured"
-            },
-            unreachable.join("; "),
-        )
-    };
+    }
 
-    // Overall events (before the per-site ones, already collected, in site order).
+    /// SitesReachable: every site taking part can be reached.
+    fn reachable(&self, inputs: &[SiteInput], invalid: Option<&str>) -> Condition {
+        let c = |type_: &str, status: &str, reason: &str, message: String| {
+            self.c(type_, status, reason, message)
+        };
+        let unreachable: Vec<String> = inputs
+            .iter()
+            .filter_map(|i| match &i.access {
+                SiteAccess::Ok => None,
+                SiteAccess::Unavailable { reason } => Some(format!("site {}: {reason}", i.name)),
+                SiteAccess::NotConfigured => {
+                    Some(format!("site {}: not a configured cluster", i.name))
+                }
+            })
+            .collect();
+        if inputs.is_empty() {
+            c(
+                condition::SITES_REACHABLE,
+                "Unknown",
+                if invalid.is_some() {
+                    "InvalidSpec"
+                } else {
+                    "NoSites"
+                },
+                "no site to reach".into(),
+            )
+        } else if unreachable.is_empty() {
+            c(
+                condition::SITES_REACHABLE,
+                "True",
+                "AllSitesReachable",
+                format!("all {} site(s) reachable", inputs.len()),
+            )
+        } else {
+            let any_unavailable = inputs
+                .iter()
+                .any(|i| matches!(i.access, SiteAccess::Unavailable { .. }));
+            c(
+                condition::SITES_REACHABLE,
+                "False",
+                if any_unavailable {
+                    "SitesUnreachable"
+                } else {
+                    "SitesNotConfigured"
+                },
+                unreachable.join("; "),
+            )
+        }
+    }
+}
+
+/// The overall Events (before the per-site ones, in site order): invalid spec, phase changes,
+/// sites reachable again, finalizer released.
+fn overall_events(
+    prev: &MultiCasskopStatus,
+    summary: &Summary,
+    plan: &Plan,
+    invalid: Option<&str>,
+    reachable: &Condition,
+    progressing: &Condition,
+) -> Vec<Transition> {
     let mut overall = Vec::new();
     let prev_phase = prev.phase.as_deref();
     let prev_valid_msg = prev
@@ -519,40 +725,12 @@ pub fn build_status(
     {
         overall.push(Transition {
             type_: EventType::Warning,
-            reason: "InvalidSpec".into(),
+            reason: reason::INVALID_SPEC.into(),
             message: msg.to_string(),
             site: None,
         });
     }
-    if prev_phase != Some(phase) {
-        let event = match phase {
-            phase::RUNNING => Some((
-                EventType::Normal,
-                "RolloutComplete",
-                format!("all {n} site(s) are Running and up to date: {names}"),
-            )),
-            phase::PROGRESSING if !first_status && prev_phase != Some(phase::PENDING) => Some((
-                EventType::Normal,
-                "RolloutProgressing",
-                action_message.clone(),
-            )),
-            phase::DELETING => Some((
-                EventType::Normal,
-                "Deleting",
-                "the MultiCasskop is being deleted".to_string(),
-            )),
-            // Invalid: the InvalidSpec event above says it; Blocked: the site's event says why.
-            _ => None,
-        };
-        if let Some((type_, reason, message)) = event {
-            overall.push(Transition {
-                type_,
-                reason: reason.into(),
-                message,
-                site: None,
-            });
-        }
-    }
+    overall.extend(phase_event(prev_phase, summary));
     let was_unreachable = prev
         .conditions
         .iter()
@@ -560,7 +738,7 @@ pub fn build_status(
     if was_unreachable && reachable.status == "True" {
         overall.push(Transition {
             type_: EventType::Normal,
-            reason: "SitesReachable".into(),
+            reason: reason::SITES_REACHABLE.into(),
             message: reachable.message.clone(),
             site: None,
         });
@@ -569,22 +747,50 @@ pub fn build_status(
         // Emitted on every call that releases: the controller removes the finalizer right after.
         overall.push(Transition {
             type_: EventType::Normal,
-            reason: "FinalizerReleased".into(),
+            reason: reason::FINALIZER_RELEASED.into(),
             message: progressing.message.clone(),
             site: None,
         });
     }
-    overall.extend(events);
+    overall
+}
 
-    let status = MultiCasskopStatus {
-        phase: Some(phase.to_string()),
-        current_site,
-        ready_sites: Some(ready_sites),
-        observed_generation: Some(generation),
-        sites,
-        conditions: vec![ready, progressing, valid, reachable],
+/// The Event of a change of the overall phase, when it is news.
+fn phase_event(prev_phase: Option<&str>, summary: &Summary) -> Option<Transition> {
+    let (first_status, phase, n, names) = (
+        summary.first_status,
+        summary.phase,
+        summary.n,
+        &summary.names,
+    );
+    if prev_phase == Some(phase) {
+        return None;
+    }
+    let (type_, reason, message) = match phase {
+        phase::RUNNING => (
+            EventType::Normal,
+            reason::ROLLOUT_COMPLETE,
+            format!("all {n} site(s) are Running and up to date: {names}"),
+        ),
+        phase::PROGRESSING if !first_status && prev_phase != Some(phase::PENDING) => (
+            EventType::Normal,
+            reason::ROLLOUT_PROGRESSING,
+            summary.action_message.clone(),
+        ),
+        phase::DELETING => (
+            EventType::Normal,
+            reason::DELETING,
+            "the MultiCasskop is being deleted".to_string(),
+        ),
+        // Invalid: the InvalidSpec event above says it; Blocked: the site's event says why.
+        _ => return None,
     };
-    (status, overall)
+    Some(Transition {
+        type_,
+        reason: reason.into(),
+        message,
+        site: None,
+    })
 }
 
 #[cfg(test)]

@@ -10,8 +10,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use multi_casskop::api::MultiCasskop;
 use serde_json::{Value, json};
 
-#[path = "../../e2e/kubesim/tests/exec_common/mod.rs"]
-pub mod exec_common;
+pub use kubesim::fixtures as exec_common;
 
 pub use exec_common::{Dc, seed_cluster, set_cc_status};
 

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::audit::AuditLog;
-use crate::handlers::{Body, bytes_response, json_response};
-use crate::{Cluster, Sim};
+use crate::http::{Body, bytes_response, json_response};
+use crate::sim::{Cluster, Sim};
 
 struct Admin {
     clusters: Vec<Cluster>,

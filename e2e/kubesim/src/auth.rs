@@ -7,35 +7,7 @@ use serde_json::Value;
 use crate::errors::ApiError;
 use crate::rbac::UserInfo;
 use crate::resources::ResKey;
-use crate::store::State;
-
-#[derive(Debug, Clone)]
-pub enum TokenKind {
-    Admin,
-    /// Lives as long as its Secret and its ServiceAccount.
-    Secret {
-        namespace: String,
-        secret: String,
-        sa: String,
-    },
-    /// TokenRequest: lives until expiry and while its ServiceAccount (same uid) exists.
-    Request {
-        namespace: String,
-        sa: String,
-        sa_uid: String,
-    },
-    /// Issued by a test through the library (not tied to stored objects).
-    Issued,
-}
-
-#[derive(Debug, Clone)]
-/// What a token stands for (the token itself is the map key, never stored here).
-pub struct TokenEntry {
-    pub user: UserInfo,
-    pub kind: TokenKind,
-    /// Unix seconds.
-    pub expires: Option<i64>,
-}
+use crate::store::{State, TokenKind};
 
 pub fn now_unix() -> i64 {
     SystemTime::now()

@@ -13,11 +13,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 use crate::errors::ApiError;
-use crate::handlers::{Body, full};
+use crate::http::{Body, full};
 use crate::nodetool::{self, Command, RingNode};
 use crate::rbac::{self, Decision, RequestAttributes, UserInfo};
 use crate::resources::ResKey;
-use crate::server::ClusterInner;
+use crate::store::Store;
 
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
@@ -33,20 +33,31 @@ const PROTOCOLS: [(&str, u8); 5] = [
     ("channel.k8s.io", 1),
 ];
 
-/// What pod exec needs beyond its own cluster: every cluster of the Sim (the Cassandra ring
-/// spans them) and this cluster's ring faults.
-#[derive(Debug, Default)]
+/// What pod exec sees of one cluster: its name, its objects, its ring faults, and the exec
+/// contexts of every cluster of the Sim (the Cassandra ring spans them). Exec is handed this
+/// narrow view rather than the whole cluster, so it depends on the store only.
+#[derive(Debug)]
 pub struct ExecContext {
-    peers: OnceLock<Vec<Weak<ClusterInner>>>,
+    name: String,
+    store: Arc<Store>,
+    peers: OnceLock<Vec<Weak<ExecContext>>>,
     pub ring_faults: RingFaults,
 }
 
 impl ExecContext {
+    pub fn new(name: &str, store: Arc<Store>) -> ExecContext {
+        ExecContext {
+            name: name.to_string(),
+            store,
+            peers: OnceLock::new(),
+            ring_faults: RingFaults::default(),
+        }
+    }
     /// Set once by `Sim::start`: all clusters of the Sim, this one included.
-    pub(crate) fn set_peers(&self, peers: Vec<Weak<ClusterInner>>) {
+    pub fn set_peers(&self, peers: Vec<Weak<ExecContext>>) {
         let _ = self.peers.set(peers);
     }
-    fn peers(&self) -> Vec<Arc<ClusterInner>> {
+    fn peers(&self) -> Vec<Arc<ExecContext>> {
         self.peers
             .get()
             .map(|p| p.iter().filter_map(Weak::upgrade).collect())
@@ -169,7 +180,7 @@ fn header_str(parts: &http::request::Parts, name: header::HeaderName) -> &str {
 /// Handles `GET|POST /api/v1/namespaces/NS/pods/NAME/exec` (already authenticated, and authorized
 /// for the request's own verb by the caller).
 pub async fn exec(
-    c: &Arc<ClusterInner>,
+    c: &ExecContext,
     mut parts: http::request::Parts,
     ns: &str,
     name: &str,
@@ -430,7 +441,7 @@ fn label<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// Runs `command` in `pod` of cluster `c`.
-pub fn run(c: &ClusterInner, pod: &Value, command: &[String]) -> Outcome {
+pub fn run(c: &ExecContext, pod: &Value, command: &[String]) -> Outcome {
     let ok = |stdout: String| Outcome {
         stdout,
         stderr: String::new(),
@@ -462,7 +473,7 @@ pub fn run(c: &ClusterInner, pod: &Value, command: &[String]) -> Outcome {
             ),
             127,
         ),
-        _ if c.exec.ring_faults.is_down(pod_name) => fail(nodetool::connection_refused(), 1),
+        _ if c.ring_faults.is_down(pod_name) => fail(nodetool::connection_refused(), 1),
         Command::NodetoolVersion => ok(nodetool::render_version()),
         Command::NodetoolUnknown(what) => fail(nodetool::unknown_subcommand(&what), 1),
         Command::NodetoolStatus => ok(nodetool::render_status(&ring_view(c, pod))),
@@ -473,7 +484,7 @@ pub fn run(c: &ClusterInner, pod: &Value, command: &[String]) -> Outcome {
 /// every cluster of the Sim whose CassandraCluster has the same name and is Running, plus the
 /// pod's own CassandraCluster's pods (a node always sees its own DC); minus the DCs hidden
 /// from `c`; nodes marked down in their own cluster are `DN`.
-pub fn ring_view(c: &ClusterInner, pod: &Value) -> Vec<RingNode> {
+pub fn ring_view(c: &ExecContext, pod: &Value) -> Vec<RingNode> {
     let cc_name = label(pod, nodetool::LABEL_CLUSTER)
         .unwrap_or("")
         .to_string();
@@ -481,13 +492,13 @@ pub fn ring_view(c: &ClusterInner, pod: &Value) -> Vec<RingNode> {
         .as_str()
         .unwrap_or("")
         .to_string();
-    let mut peers = c.exec.peers();
+    let mut peers = c.peers();
     if !peers.iter().any(|p| p.name == c.name) {
-        // A cluster outside a Sim (tests building ClusterInner by hand) still sees itself.
+        // An exec context outside a Sim (peers never set) sees no ring.
         return vec![];
     }
     peers.sort_by_key(|p| p.name != c.name);
-    let hidden = c.exec.ring_faults.hidden_dcs();
+    let hidden = c.ring_faults.hidden_dcs();
     let mut nodes = vec![];
     for peer in peers {
         let own = peer.name == c.name;
@@ -535,7 +546,7 @@ pub fn ring_view(c: &ClusterInner, pod: &Value) -> Vec<RingNode> {
                     .filter(|s| !s.is_empty())
                     .unwrap_or("?")
                     .to_string(),
-                up: !peer.exec.ring_faults.is_down(name),
+                up: !peer.ring_faults.is_down(name),
                 load_kib: nodetool::simulated_load_kib(&uid),
                 tokens: 256,
                 host_id: uid,

@@ -221,7 +221,7 @@ impl Kubectl {
     }
 }
 
-/// The kubectl to run: $KUBESIM_TEST_KUBECTL if set; else kubectl 1.32 (the version issue 2 names)
+/// The kubectl to run: $KUBESIM_TEST_KUBECTL if set; else kubectl 1.32 (the version the tests' expected outputs come from)
 /// when PATH's kubectl is a version dispatcher with a `kubectl.1.32` beside it (the Google Cloud SDK
 /// layout, which would otherwise pick the version matching the server's); else PATH's kubectl.
 pub fn kubectl_bin() -> PathBuf {

@@ -1,368 +1,42 @@
 //! kubesim: in-memory simulated Kubernetes API servers (HTTPS, real kubectl and kube-rs clients) and a simulated CassKop.
+//!
+//! Modules, each depending only on those listed before it (`scripts/module_cycles.py` checks
+//! there is no cycle): leaves (`errors`, `validation`, `table`, `nodetool`, `tls`, `audit`,
+//! `kubeconfig`; and `casskop`, `kubectl`, `fixtures`, which are clients of the API); object
+//! logic (`patch`, `selectors`, `rbac`, `resources`, `discovery`); `http` (responses) and
+//! `openapi`; `store` (objects, tokens, watches); `auth`, `faults`, `objects`
+//! (create/update/delete semantics), `exec` (pod exec, given a narrow `ExecContext`); `cluster`
+//! (one cluster's state); `handlers` (the HTTP API); `server` (the listener); `sim` (starting a
+//! Sim) and `admin`. Only the API other crates use is public.
 pub mod admin;
-pub mod audit;
-pub mod auth;
+mod audit;
+mod auth;
 pub mod casskop;
-pub mod discovery;
-pub mod errors;
-pub mod exec;
-pub mod faults;
-pub mod handlers;
-pub mod handlers_ops;
-pub mod handlers_patch;
-pub mod handlers_proto;
-pub mod handlers_scale;
-pub mod handlers_watch;
+mod cluster;
+mod discovery;
+mod errors;
+mod exec;
+mod faults;
+pub mod fixtures;
+mod handlers;
+mod http;
 pub mod kubeconfig;
 pub mod kubectl;
 pub mod nodetool;
-pub mod openapi;
-pub mod patch;
-pub mod rbac;
-pub mod resources;
-pub mod selectors;
-pub mod server;
-pub mod store;
-pub mod table;
-pub mod tls;
-pub mod validation;
-
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
-
-use anyhow::Context;
-use serde_json::json;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+mod objects;
+mod openapi;
+mod patch;
+mod rbac;
+mod resources;
+mod selectors;
+mod server;
+mod sim;
+mod store;
+mod table;
+mod tls;
+mod validation;
 
 pub use audit::AuditEntry;
+pub use exec::RingFaults;
 pub use faults::Faults;
-
-use audit::AuditLog;
-use handlers_ops::Ctx;
-use server::ClusterInner;
-use store::Store;
-
-/// Only `Default` is derived, so that `casskop::CasskopOptions` needs no derives.
-#[derive(Default)]
-pub struct SimOptions {
-    /// Run the simulated CassKop in every cluster.
-    pub casskop: Option<casskop::CasskopOptions>,
-    /// Mirror the audit log to this file as JSON lines.
-    pub audit_log: Option<PathBuf>,
-}
-
-/// A set of simulated clusters sharing one audit log.
-pub struct Sim {
-    clusters: Vec<Cluster>,
-    audit: Arc<AuditLog>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-/// Cheap handle to one simulated cluster.
-#[derive(Clone, Debug)]
-pub struct Cluster {
-    inner: Arc<ClusterInner>,
-}
-
-/// The namespaces every cluster starts with.
-pub const DEFAULT_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
-
-fn bootstrap(store: &Store, ca_pem: &str) -> anyhow::Result<()> {
-    let mut st = store.lock();
-    let reg = st.registry.clone();
-    let ctx = Ctx {
-        ca_pem,
-        manager: String::new(),
-        dry_run: false,
-        now: handlers_ops::now_rfc3339(),
-    };
-    let nsdef = reg
-        .find("", "v1", "namespaces")
-        .context("namespaces resource")?;
-    for ns in DEFAULT_NAMESPACES {
-        handlers_ops::create(
-            &mut st,
-            &nsdef,
-            "v1",
-            "",
-            json!({"metadata": {"name": ns}}),
-            &ctx,
-        )
-        .map_err(|e| anyhow::anyhow!("bootstrap namespace {ns}: {}", e.message))?;
-    }
-    for obj in rbac::bootstrap_objects() {
-        let kind = obj["kind"].as_str().unwrap_or("").to_string();
-        let def = reg
-            .defs
-            .iter()
-            .find(|d| d.group == "rbac.authorization.k8s.io" && d.kind == kind)
-            .cloned()
-            .with_context(|| format!("bootstrap object of unknown kind {kind}"))?;
-        let ns = obj["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        handlers_ops::create(&mut st, &def, "v1", &ns, obj, &ctx)
-            .map_err(|e| anyhow::anyhow!("bootstrap RBAC: {}", e.message))?;
-    }
-    Ok(())
-}
-
-impl Sim {
-    /// Starts one HTTPS API server per name, each with its own CA, port and admin token.
-    pub async fn start(names: &[&str], opts: SimOptions) -> anyhow::Result<Sim> {
-        if names.is_empty() {
-            anyhow::bail!("kubesim: at least one cluster name is needed");
-        }
-        let audit = Arc::new(AuditLog::new(opts.audit_log.as_deref())?);
-        let mut clusters: Vec<Cluster> = vec![];
-        let mut tasks = vec![];
-        for name in names {
-            if clusters.iter().any(|c| c.name() == *name) {
-                anyhow::bail!("kubesim: cluster name {name} given twice");
-            }
-            let t =
-                tls::generate(name).with_context(|| format!("TLS material for cluster {name}"))?;
-            let store = Arc::new(Store::new());
-            bootstrap(&store, &t.ca_pem)
-                .with_context(|| format!("bootstrapping cluster {name}"))?;
-            let admin_token = auth::random_token("kubesim-admin");
-            store.lock().tokens.insert(
-                admin_token.clone(),
-                auth::TokenEntry {
-                    user: auth::admin_user(),
-                    kind: auth::TokenKind::Admin,
-                    expires: None,
-                },
-            );
-            let listener = TcpListener::bind("127.0.0.1:0")
-                .await
-                .with_context(|| format!("binding a port for cluster {name}"))?;
-            let addr = listener.local_addr()?;
-            let inner = Arc::new(ClusterInner {
-                name: name.to_string(),
-                addr,
-                ca_pem: t.ca_pem.clone(),
-                ca_der: t.ca_der.clone(),
-                admin_token,
-                faults: Faults::new(store.clone()),
-                store,
-                audit: audit.clone(),
-                shutdown: CancellationToken::new(),
-                exec: Default::default(),
-            });
-            tasks.push(tokio::spawn(server::serve(
-                inner.clone(),
-                listener,
-                t.server_config.clone(),
-            )));
-            clusters.push(Cluster { inner });
-        }
-        let peers: Vec<_> = clusters.iter().map(|c| Arc::downgrade(&c.inner)).collect();
-        for c in &clusters {
-            c.inner.exec.set_peers(peers.clone());
-        }
-        let mut sim = Sim {
-            clusters,
-            audit,
-            tasks,
-        };
-        if let Some(copts) = opts.casskop {
-            for c in sim.clusters.clone() {
-                let client = c
-                    .casskop_client()
-                    .await
-                    .with_context(|| format!("casskop client for cluster {}", c.name()))?;
-                casskop::install_crd(client.clone())
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "installing the CassandraCluster CRD in cluster {}",
-                            c.name()
-                        )
-                    })?;
-                let o = casskop::CasskopOptions {
-                    ready_after: copts.ready_after,
-                    react_after: copts.react_after,
-                };
-                let name = c.name().to_string();
-                sim.tasks.push(tokio::spawn(async move {
-                    if let Err(e) = casskop::run(client, o).await {
-                        tracing::error!("simulated CassKop of cluster {name} stopped: {e:#}");
-                    }
-                }));
-            }
-        }
-        Ok(sim)
-    }
-
-    pub fn clusters(&self) -> &[Cluster] {
-        &self.clusters
-    }
-
-    /// Panics on an unknown name (meant for tests).
-    pub fn cluster(&self, name: &str) -> &Cluster {
-        self.clusters
-            .iter()
-            .find(|c| c.name() == name)
-            .unwrap_or_else(|| panic!("kubesim: no cluster named {name}"))
-    }
-
-    pub fn kubeconfig_yaml(&self) -> String {
-        let entries: Vec<_> = self
-            .clusters
-            .iter()
-            .map(|c| (c.name().to_string(), c.url(), c.ca_pem(), c.admin_token()))
-            .collect();
-        kubeconfig::render(&entries)
-    }
-
-    pub fn write_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
-        std::fs::write(path, self.kubeconfig_yaml())
-            .with_context(|| format!("writing kubeconfig {}", path.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-        }
-        Ok(())
-    }
-
-    /// All clusters' requests, ordered by seq.
-    pub fn audit(&self) -> Vec<AuditEntry> {
-        self.audit.all()
-    }
-
-    pub(crate) fn audit_log(&self) -> Arc<AuditLog> {
-        self.audit.clone()
-    }
-
-    pub async fn shutdown(self) {
-        for c in &self.clusters {
-            c.inner.shutdown.cancel();
-        }
-        for t in self.tasks {
-            t.abort();
-            let _ = t.await;
-        }
-    }
-}
-
-impl Cluster {
-    pub fn name(&self) -> &str {
-        &self.inner.name
-    }
-    /// https://127.0.0.1:PORT
-    pub fn url(&self) -> String {
-        format!("https://{}", self.inner.addr)
-    }
-    pub fn ca_pem(&self) -> String {
-        self.inner.ca_pem.clone()
-    }
-    pub fn admin_token(&self) -> String {
-        self.inner.admin_token.clone()
-    }
-    pub fn faults(&self) -> &Faults {
-        &self.inner.faults
-    }
-    /// Faults of the simulated Cassandra ring (`nodetool status` in pod exec).
-    pub fn ring_faults(&self) -> &exec::RingFaults {
-        &self.inner.exec.ring_faults
-    }
-    pub fn audit(&self) -> Vec<AuditEntry> {
-        self.inner.audit.of_cluster(&self.inner.name)
-    }
-
-    /// Admin client trusting this cluster's CA.
-    pub async fn client(&self) -> kube::Client {
-        self.client_with_token(&self.inner.admin_token)
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "kubesim: building a client for cluster {}: {e:#}",
-                    self.name()
-                )
-            })
-    }
-
-    /// A client of this cluster authenticating with `token`.
-    pub async fn client_with_token(&self, token: &str) -> anyhow::Result<kube::Client> {
-        Ok(kube::Client::try_from(
-            self.config_with_token(token).await?,
-        )?)
-    }
-
-    /// The kube-rs config of a client authenticating with `token` (e.g. to turn off kube's
-    /// built-in retry of 429/503/504, which retries up to 15 times with growing delays).
-    pub async fn config_with_token(&self, token: &str) -> anyhow::Result<kube::Config> {
-        let yaml = kubeconfig::render(&[(
-            self.name().to_string(),
-            self.url(),
-            self.ca_pem(),
-            token.to_string(),
-        )]);
-        let kc = kube::config::Kubeconfig::from_yaml(&yaml)?;
-        Ok(
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await?,
-        )
-    }
-
-    /// A token for `system:serviceaccount:NS:SA` (the ServiceAccount need not exist); expires after `ttl`.
-    pub fn issue_token(&self, namespace: &str, sa: &str, ttl: Option<Duration>) -> String {
-        let token = auth::random_token("kubesim-test");
-        let expires = ttl.map(|t| auth::now_unix() + t.as_secs().max(1) as i64);
-        self.inner.store.lock().tokens.insert(
-            token.clone(),
-            auth::TokenEntry {
-                user: auth::sa_user(namespace, sa),
-                kind: auth::TokenKind::Issued,
-                expires,
-            },
-        );
-        token
-    }
-
-    /// Creates kube-system/casskop bound to cluster-admin and returns a client authenticating as it.
-    async fn casskop_client(&self) -> anyhow::Result<kube::Client> {
-        {
-            let mut st = self.inner.store.lock();
-            let reg = st.registry.clone();
-            let ctx = Ctx {
-                ca_pem: &self.inner.ca_pem,
-                manager: String::new(),
-                dry_run: false,
-                now: handlers_ops::now_rfc3339(),
-            };
-            let sa = reg
-                .find("", "v1", "serviceaccounts")
-                .context("serviceaccounts resource")?;
-            let crb = reg
-                .find("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
-                .context("clusterrolebindings resource")?;
-            let _ = handlers_ops::create(
-                &mut st,
-                &sa,
-                "v1",
-                "kube-system",
-                json!({"metadata": {"name": "casskop"}}),
-                &ctx,
-            );
-            let _ = handlers_ops::create(
-                &mut st,
-                &crb,
-                "v1",
-                "",
-                json!({"metadata": {"name": "kubesim-casskop"},
-                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-                    "subjects": [{"kind": "ServiceAccount", "name": "casskop", "namespace": "kube-system"}]}),
-                &ctx,
-            );
-        }
-        let token = self.issue_token("kube-system", "casskop", None);
-        self.client_with_token(&token).await
-    }
-}
+pub use sim::{Cluster, DEFAULT_NAMESPACES, Sim, SimOptions};

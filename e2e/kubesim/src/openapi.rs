@@ -4,7 +4,7 @@
 use http::Response;
 use serde_json::{Map, Value, json};
 
-use crate::handlers::{Body, bytes_response, json_response};
+use crate::http::{Body, bytes_response, json_response};
 use crate::resources::{Registry, ResourceDef};
 
 fn gv_path(group: &str, version: &str) -> String {

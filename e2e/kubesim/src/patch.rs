@@ -1177,6 +1177,7 @@ fn conflict_message(conflicts: &[(ManagedEntry, FieldSet)]) -> String {
 
 /// The `details.causes` of kube's 409 for an apply conflict, rebuilt from the message this
 /// module produces: `{"type":"FieldManagerConflict","message":"conflict with \"m\"","field":".spec.x"}`.
+#[cfg(test)]
 pub fn conflict_causes(message: &str) -> Vec<Value> {
     let cause = |manager: &str, field: &str| json!({"type": "FieldManagerConflict", "message": format!("conflict with {manager}"), "field": field});
     if let Some(rest) = message.strip_prefix("Apply failed with 1 conflict: conflict with ") {

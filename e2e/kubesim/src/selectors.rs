@@ -378,19 +378,10 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
-    /// The selector that matches every object.
-    pub fn everything() -> Self {
-        LabelSelector(Vec::new())
-    }
-
     /// True when the selector has no requirement.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-
-    /// The requirements, sorted by key as kube sorts them.
-    pub fn requirements(&self) -> &[LabelRequirement] {
-        &self.0
     }
 
     /// True when `labels` (an object's `metadata.labels`) satisfy every requirement.
@@ -419,16 +410,6 @@ impl LabelSelector {
                 }
             }
         })
-    }
-
-    /// Matches an object by its `metadata.labels` (absent labels are an empty set).
-    pub fn matches_object(&self, obj: &Value) -> bool {
-        static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-        let labels = obj
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object)
-            .unwrap_or_else(|| EMPTY.get_or_init(Map::new));
-        self.matches(labels)
     }
 }
 
@@ -494,6 +475,7 @@ pub fn resource_field_labels(resource: &str) -> (&'static [&'static str], bool) 
 impl FieldSelector {
     /// Parses a field selector accepting only `metadata.name` and `metadata.namespace`
     /// (every resource supports those); other fields give `field label not supported: X`.
+    #[cfg(test)]
     pub fn parse(s: &str) -> Result<Self, String> {
         let sel = Self::parse_syntax(s)?;
         sel.check_fields(&[], true)?;
@@ -573,22 +555,14 @@ impl FieldSelector {
         Ok(())
     }
 
-    /// The selector that matches every object.
-    pub fn everything() -> Self {
-        FieldSelector(Vec::new())
-    }
-
-    /// True when the selector has no term.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// The terms, sorted as kube sorts them.
+    #[cfg(test)]
     pub fn requirements(&self) -> &[FieldRequirement] {
         &self.0
     }
 
     /// If the selector pins `metadata.name` with `=`, that name (lets a store skip a scan).
+    #[cfg(test)]
     pub fn exact_name(&self) -> Option<&str> {
         self.0
             .iter()

@@ -8,34 +8,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::AuditLog;
-use crate::faults::Faults;
-use crate::store::Store;
-
-/// Everything one simulated cluster is made of.
-pub struct ClusterInner {
-    pub name: String,
-    pub addr: SocketAddr,
-    pub ca_pem: String,
-    pub ca_der: Vec<u8>,
-    pub admin_token: String,
-    pub store: Arc<Store>,
-    pub faults: Faults,
-    pub audit: Arc<AuditLog>,
-    pub shutdown: CancellationToken,
-    /// Pod exec: the other clusters of the Sim and the ring faults.
-    pub exec: crate::exec::ExecContext,
-}
-
-impl std::fmt::Debug for ClusterInner {
-    // No tokens in Debug output.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterInner")
-            .field("name", &self.name)
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
-    }
-}
+use crate::cluster::ClusterInner;
+use crate::handlers;
 
 /// Serves until `c.shutdown` is cancelled. `listener` is the already bound first listener.
 pub async fn serve(c: Arc<ClusterInner>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
@@ -112,7 +86,7 @@ async fn connection(
     let svc_cluster = c.clone();
     let service = hyper::service::service_fn(move |req| {
         let c = svc_cluster.clone();
-        async move { Ok::<_, std::convert::Infallible>(crate::handlers::handle(c, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(handlers::handle(c, req).await) }
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);

@@ -5,9 +5,37 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::auth::TokenEntry;
-use crate::rbac::RbacSnapshot;
+use crate::rbac::{RbacSnapshot, UserInfo};
 use crate::resources::{Registry, ResKey, ResourceDef};
+
+/// How a token was issued, which decides how long it stays valid.
+#[derive(Debug, Clone)]
+pub enum TokenKind {
+    Admin,
+    /// Lives as long as its Secret and its ServiceAccount.
+    Secret {
+        namespace: String,
+        secret: String,
+        sa: String,
+    },
+    /// TokenRequest: lives until expiry and while its ServiceAccount (same uid) exists.
+    Request {
+        namespace: String,
+        sa: String,
+        sa_uid: String,
+    },
+    /// Issued by a test through the library (not tied to stored objects).
+    Issued,
+}
+
+#[derive(Debug, Clone)]
+/// What a token stands for (the token itself is the map key, never stored here).
+pub struct TokenEntry {
+    pub user: UserInfo,
+    pub kind: TokenKind,
+    /// Unix seconds.
+    pub expires: Option<i64>,
+}
 
 /// (namespace, name); namespace is "" for cluster-scoped objects.
 pub type ObjKey = (String, String);
@@ -339,9 +367,5 @@ impl State {
             t.history.clear();
             t.close_watchers(WatchMsg::Expired);
         }
-    }
-
-    pub fn is_compacted(&self, key: &ResKey, rv: u64) -> bool {
-        self.tables.get(key).is_some_and(|t| rv < t.compacted)
     }
 }

@@ -149,6 +149,7 @@ pub fn default_columns(kind: &str) -> Vec<PrinterColumn> {
 
 /// The columns of a custom resource version from its CRD version entry (`spec.versions[i]`):
 /// Name, then additionalPrinterColumns, or Age when there are none.
+#[cfg(test)]
 pub fn crd_columns(crd_version: &Value) -> Vec<PrinterColumn> {
     let mut cols = vec![name_column()];
     let extra = crd_version

@@ -3,11 +3,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 pub struct ClusterTls {
     pub ca_pem: String,
-    pub ca_der: Vec<u8>,
     pub server_config: Arc<rustls::ServerConfig>,
 }
 
@@ -51,10 +50,8 @@ pub fn generate(cluster: &str) -> anyhow::Result<ClusterTls> {
         )
         .context("building TLS server config")?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let ca_der: CertificateDer<'static> = ca_cert.der().clone();
     Ok(ClusterTls {
         ca_pem: ca_cert.pem(),
-        ca_der: ca_der.to_vec(),
         server_config: Arc::new(cfg),
     })
 }

@@ -5,6 +5,7 @@
 //! Several errors on one object are joined like kube's `ErrorList.ToAggregate()`:
 //! one error as is, more as `[e1, e2]`.
 
+#[cfg(test)]
 use serde_json::{Map, Value};
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
@@ -24,6 +25,7 @@ pub const DNS1123_LABEL_MAX: usize = 63;
 /// Maximum length of a DNS-1123 subdomain (most object names).
 pub const DNS1123_SUBDOMAIN_MAX: usize = 253;
 /// Maximum total size of an object's annotations, as kube-apiserver enforces it.
+#[cfg(test)]
 pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
 
 /// Which rule kube-apiserver applies to the `metadata.name` of a resource.
@@ -82,10 +84,12 @@ fn name_errors(resource: &str, name: &str) -> Vec<String> {
 
 /// Validates `metadata.generateName`'s prefix: kube checks the prefix as a name with a
 /// trailing random suffix, so a trailing `-` is allowed.
+#[cfg(test)]
 pub fn validate_generate_name(resource: &str, prefix: &str) -> Result<(), String> {
     aggregate(generate_name_errors(resource, prefix))
 }
 
+#[cfg(test)]
 fn generate_name_errors(resource: &str, prefix: &str) -> Vec<String> {
     let candidate = format!("{prefix}a");
     let mut msgs = path_segment_errors(prefix);
@@ -103,10 +107,12 @@ fn generate_name_errors(resource: &str, prefix: &str) -> Vec<String> {
 }
 
 /// Validates `metadata.labels` keys (qualified names) and values, like kube's `ValidateLabels`.
+#[cfg(test)]
 pub fn validate_labels(labels: &Map<String, Value>) -> Result<(), String> {
     aggregate(label_errors(labels))
 }
 
+#[cfg(test)]
 fn label_errors(labels: &Map<String, Value>) -> Vec<String> {
     let mut errors = Vec::new();
     for (key, value) in labels {
@@ -129,10 +135,12 @@ fn label_errors(labels: &Map<String, Value>) -> Vec<String> {
 }
 
 /// Validates `metadata.annotations` keys (qualified names, case-insensitive) and total size.
+#[cfg(test)]
 pub fn validate_annotations(annotations: &Map<String, Value>) -> Result<(), String> {
     aggregate(annotation_errors(annotations))
 }
 
+#[cfg(test)]
 fn annotation_errors(annotations: &Map<String, Value>) -> Vec<String> {
     let mut errors = Vec::new();
     let mut total = 0usize;
@@ -153,6 +161,7 @@ fn annotation_errors(annotations: &Map<String, Value>) -> Vec<String> {
 /// Validates an object's metadata as kube's `ValidateObjectMeta` does for `resource`: the name
 /// (or generateName when no name is set), label keys and values, annotation keys and size. The
 /// error is the aggregated field-error text kube puts after `Kind "name" is invalid: `.
+#[cfg(test)]
 pub fn validate_metadata(resource: &str, obj: &Value) -> Result<(), String> {
     let meta = obj.get("metadata").cloned().unwrap_or(Value::Null);
     let name = meta.get("name").and_then(Value::as_str).unwrap_or("");
@@ -177,6 +186,7 @@ pub fn validate_metadata(resource: &str, obj: &Value) -> Result<(), String> {
 /// Validates the parts of a CustomResourceDefinition kube-apiserver checks first: the name is
 /// `<plural>.<group>`, the group has a dot, plural and kind are set, the scope is known and
 /// exactly one version is the storage version.
+#[cfg(test)]
 pub fn validate_crd(crd: &Value) -> Result<(), String> {
     let st = |p: &str| crd.pointer(p).and_then(Value::as_str).unwrap_or("");
     let (name, group, plural, kind, scope) = (

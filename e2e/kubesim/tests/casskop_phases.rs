@@ -1,4 +1,4 @@
-//! The simulated CassKop's phases as real `kubectl` 1.32 sees them, stale window included (issue 2, acceptance 5).
+//! The simulated CassKop's phases as real `kubectl` 1.32 sees them, stale window included.
 
 use std::path::Path;
 use std::time::Duration;

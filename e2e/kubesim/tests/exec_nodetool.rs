@@ -1,9 +1,7 @@
 //! Pod exec over WebSocket against kubesim: kube-rs `Api::<Pod>::exec` and real `kubectl exec`, `nodetool status` built from the Sim-wide ring, ring faults, RBAC, exit codes.
-mod exec_common;
-
-use exec_common::{Dc, seed_cluster, set_cc_status};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
+use kubesim::fixtures::{self, Dc, seed_cluster, set_cc_status};
 use kubesim::kubectl::Kubectl;
 use tokio::io::AsyncReadExt;
 
@@ -371,9 +369,8 @@ async fn kubectl_exec_on_simulated_casskop_pods() {
     let sim = kubesim::Sim::start(&["east", "west"], opts).await.unwrap();
     for (site, dc) in [("east", "dc1"), ("west", "dc2")] {
         let c = sim.cluster(site).client().await;
-        exec_common::ensure_namespace(&c, NS).await;
-        let ccs: Api<DynamicObject> =
-            Api::namespaced_with(c.clone(), NS, &exec_common::cc_resource());
+        fixtures::ensure_namespace(&c, NS).await;
+        let ccs: Api<DynamicObject> = Api::namespaced_with(c.clone(), NS, &fixtures::cc_resource());
         let cc = serde_json::json!({"apiVersion": "db.orange.com/v2", "kind": "CassandraCluster",
             "metadata": {"name": CC, "namespace": NS},
             "spec": {"nodesPerRacks": 2, "topology": {"dc": [{"name": dc, "rack": [{"name": "rack1"}]}]}}});

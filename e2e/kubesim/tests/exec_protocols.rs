@@ -1,10 +1,8 @@
 //! Pod exec subprotocol negotiation (v5 down to v1 `channel.k8s.io`), the channel-3 payload per version, refusals before the upgrade, and ring faults set through the admin endpoint.
-mod exec_common;
-
 use std::sync::Arc;
 
-use exec_common::{Dc, seed_cluster};
 use futures::StreamExt;
+use kubesim::fixtures::{Dc, seed_cluster};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue};
 

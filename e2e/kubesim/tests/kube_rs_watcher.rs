@@ -1,4 +1,4 @@
-//! kube-rs against kubesim: the runtime watcher (order, 410 re-list, dropped connection) and server-side apply (issue 2, acceptance 2).
+//! kube-rs against kubesim: the runtime watcher (order, 410 re-list, dropped connection) and server-side apply.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

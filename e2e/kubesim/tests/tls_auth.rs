@@ -1,4 +1,4 @@
-//! Real TLS and per-cluster tokens: untrusted CA fails, the kubeconfig works, tokens do not cross clusters (issue 2, acceptance 3).
+//! Real TLS and per-cluster tokens: untrusted CA fails, the kubeconfig works, tokens do not cross clusters.
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Namespace;

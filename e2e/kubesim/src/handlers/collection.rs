@@ -10,13 +10,16 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use serde_json::{Value, json};
 
+use crate::cluster::ClusterInner;
 use crate::errors::ApiError;
-use crate::handlers::{self, Body, Out, Query};
-use crate::handlers_ops::{self, Ctx, DeleteOpts};
+use crate::http::{Body, bytes_response, json_response, to_yaml};
+use crate::objects::{self, Ctx, DeleteOpts};
 use crate::resources::ResourceDef;
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::server::ClusterInner;
 use crate::store::{Event, EventType, WatchMsg, WatchStart};
+use crate::table;
+
+use super::request::{Out, Query};
 
 /// Interval between BOOKMARK events when a watch allows them.
 pub const BOOKMARK_EVERY: Duration = Duration::from_secs(2);
@@ -149,9 +152,9 @@ pub fn list(
     match out {
         Out::Table(inc) => {
             let objs: Vec<Value> = items.iter().map(|o| (**o).clone()).collect();
-            Ok(handlers::json_response(
+            Ok(json_response(
                 200,
-                &crate::table::render_table(&objs, &def.columns_for(version), &meta, inc),
+                &table::render_table(&objs, &def.columns_for(version), &meta, inc),
             ))
         }
         Out::Meta => {
@@ -159,7 +162,7 @@ pub fn list(
                 .iter()
                 .map(|o| json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]}))
                 .collect();
-            Ok(handlers::json_response(
+            Ok(json_response(
                 200,
                 &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": objs}),
             ))
@@ -170,11 +173,7 @@ pub fn list(
                 .map(|o| set_version((**o).clone(), &api_version))
                 .collect();
             let v = json!({"kind": format!("{}List", def.kind), "apiVersion": api_version, "metadata": meta, "items": objs});
-            Ok(handlers::bytes_response(
-                200,
-                "application/yaml",
-                handlers::to_yaml(&v),
-            ))
+            Ok(bytes_response(200, "application/yaml", to_yaml(&v)))
         }
         Out::Json => {
             // Written piece by piece: no deep copy of the stored objects.
@@ -198,7 +197,7 @@ pub fn list(
                 }
             }
             buf.extend_from_slice(b"]}");
-            Ok(handlers::bytes_response(200, "application/json", buf))
+            Ok(bytes_response(200, "application/json", buf))
         }
     }
 }
@@ -213,7 +212,7 @@ struct Render {
     out: Out,
     api_version: String,
     kind: String,
-    columns: Vec<crate::table::PrinterColumn>,
+    columns: Vec<table::PrinterColumn>,
 }
 
 impl Render {
@@ -246,7 +245,7 @@ impl Render {
                 if typ == "ERROR" || typ == "BOOKMARK" {
                     let _ = serde_json::to_writer(&mut buf, obj);
                 } else {
-                    let t = crate::table::render_table(
+                    let t = table::render_table(
                         std::slice::from_ref(obj),
                         &self.columns,
                         &json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
@@ -418,7 +417,7 @@ pub fn delete_collection(
         ca_pem: &c.ca_pem,
         manager: String::new(),
         dry_run: opts.dry_run,
-        now: handlers_ops::now_rfc3339(),
+        now: objects::now_rfc3339(),
     };
     let mut st = c.store.lock();
     let targets: Vec<Arc<Value>> = st
@@ -429,13 +428,13 @@ pub fn delete_collection(
     let mut deleted = vec![];
     for o in targets {
         let (n, name) = crate::store::obj_key(&o);
-        if let Ok(d) = handlers_ops::delete(&mut st, def, &n, &name, &ctx, opts) {
+        if let Ok(d) = objects::delete(&mut st, def, &n, &name, &ctx, opts) {
             deleted.push((*d).clone());
         }
     }
     let rv = st.rv;
     drop(st);
-    Ok(handlers::json_response(
+    Ok(json_response(
         200,
         &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(version), "metadata": {"resourceVersion": rv.to_string()}, "items": deleted}),
     ))

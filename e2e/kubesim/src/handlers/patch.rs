@@ -4,12 +4,13 @@ use std::sync::Arc;
 use http::HeaderMap;
 use serde_json::Value;
 
+use crate::cluster::ClusterInner;
 use crate::errors::ApiError;
-use crate::handlers::{self, Query};
-use crate::handlers_ops::{self, Ctx, Managed};
+use crate::objects::{self, Ctx, Managed};
 use crate::patch::{self, ApplyOptions, PatchError};
 use crate::resources::ResourceDef;
-use crate::server::ClusterInner;
+
+use super::request::{self, Query};
 
 fn map_err(def: &ResourceDef, name: &str, e: PatchError) -> ApiError {
     match e {
@@ -58,8 +59,8 @@ pub fn patch(
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
-    let dry_run = handlers::dry_run(q, "PatchOptions")?;
-    let now = handlers_ops::now_rfc3339();
+    let dry_run = request::dry_run(q, "PatchOptions")?;
+    let now = objects::now_rfc3339();
     let manager = q.get("fieldManager").cloned().filter(|m| !m.is_empty());
     if ct == "application/apply-patch+yaml" {
         let Some(manager) = manager else {
@@ -72,13 +73,13 @@ pub fn patch(
             ));
         };
         let force = q.get("force").is_some_and(|f| f == "true");
-        let mut body = handlers::parse_yaml(bytes)?;
+        let mut body = request::parse_yaml(bytes)?;
         if !body.is_object() {
             return Err(ApiError::bad_request(
                 "the apply configuration must be an object",
             ));
         }
-        handlers_ops::check_type_meta(def, version, &mut body)?;
+        objects::check_type_meta(def, version, &mut body)?;
         match body["metadata"]["name"].as_str() {
             Some(n) if !n.is_empty() && n != name => {
                 return Err(ApiError::bad_request(format!(
@@ -122,11 +123,11 @@ pub fn patch(
         return match live {
             None => Ok((
                 201,
-                handlers_ops::create(&mut st, def, version, ns, result, &ctx)?,
+                objects::create(&mut st, def, version, ns, result, &ctx)?,
             )),
             Some(_) => Ok((
                 200,
-                handlers_ops::update(
+                objects::update(
                     &mut st,
                     def,
                     version,
@@ -147,7 +148,7 @@ pub fn patch(
         "application/strategic-merge-patch+json" if !def.custom => patch::strategic_merge_patch,
         _ => return Err(ApiError::unsupported_media(accepted(def))),
     };
-    let body = handlers::parse_json(bytes)?;
+    let body = request::parse_json(bytes)?;
     if ct == "application/json-patch+json" && !body.is_array() {
         return Err(ApiError::bad_request(
             "json: cannot unmarshal object into Go value of type jsonpatch.Patch",
@@ -179,7 +180,7 @@ pub fn patch(
     };
     Ok((
         200,
-        handlers_ops::update(
+        objects::update(
             &mut st,
             def,
             version,

@@ -1,4 +1,4 @@
-//! Shared by the kubectl/RBAC/fault/bad-input acceptance tests: an in-process kubesim with a kubeconfig in a tempdir, real `kubectl` runs (kubesim::kubectl), raw HTTPS requests.
+//! Helpers of the kubesim integration tests: an in-process kubesim with a kubeconfig in a tempdir, real `kubectl` runs (kubesim::kubectl), raw HTTPS requests.
 #![allow(dead_code)]
 
 use std::path::PathBuf;

@@ -1,13 +1,13 @@
-//! Acceptance 4 of issue 2: a service account allowed get/list/watch on cassandraclusters in one namespace can do exactly that, through kubectl and kube-rs; everything else is 403 with kube-apiserver's message.
-mod kubectl_support;
+//! A service account allowed get/list/watch on cassandraclusters in one namespace can do exactly that, through kubectl and kube-rs; everything else is 403 with kube-apiserver's message.
+mod support;
 
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{
     Api, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::core::{ApiResource, GroupVersionKind};
-use kubectl_support::{CASSANDRA_CRD, Env};
 use serde_json::json;
+use support::{CASSANDRA_CRD, Env};
 
 const SA: &str = "system:serviceaccount:x:reader";
 

@@ -1,15 +1,13 @@
-//! Acceptance 6 of issue 2: every fault (unreachable, latency, 500/503/429 share, revoked token, watch expiry) is visible to kubectl and kube-rs clients and stops when cleared, set through the library and through the binary's admin endpoint.
-mod kubectl_support;
+//! Every fault (unreachable, latency, 500/503/429 share, revoked token, watch expiry) is visible to kubectl and kube-rs clients and stops when cleared, set through the library and through the binary's admin endpoint.
+mod support;
 
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use kubectl_support::{
-    Env, Kubectl, no_retry_client, raw, until_audited, until_listening, until_refused,
-};
 use serde_json::json;
+use support::{Env, Kubectl, no_retry_client, raw, until_audited, until_listening, until_refused};
 
 const GUARD: Duration = Duration::from_secs(60);
 

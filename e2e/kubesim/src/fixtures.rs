@@ -1,5 +1,4 @@
-//! Test fixture: a CassandraCluster with its Running pods and status, written through the API the way CassKop would (shared by kubesim's exec tests and multi-casskop's status/ring tests).
-#![allow(dead_code)]
+//! Test fixtures shared across crates: a CassandraCluster with its Running pods and status, written through the API the way CassKop would (for pod exec, ring and status tests).
 
 use std::time::Duration;
 

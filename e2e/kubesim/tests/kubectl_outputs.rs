@@ -1,11 +1,11 @@
-//! Acceptance 1 of issue 2: real `kubectl` 1.32 against an in-process kubesim gives the outputs and exit codes a real cluster gives.
+//! Real `kubectl` 1.32 against an in-process kubesim gives the outputs and exit codes a real cluster gives.
 //!
 //! Expected strings are what kubectl 1.32 prints against kube-apiserver 1.32; where the server's exact
 //! answer is an assumption, a comment says so.
-mod kubectl_support;
+mod support;
 
-use kubectl_support::{CASSANDRA_CRD, Env, WIDGET_CRD, widget_yaml};
 use serde_json::json;
+use support::{CASSANDRA_CRD, Env, WIDGET_CRD, widget_yaml};
 
 fn age_like(s: &str) -> bool {
     // kubectl's HumanDuration: 0s, 5s, 2m3s, 10m, 3h ...

@@ -3,12 +3,13 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::cluster::ClusterInner;
 use crate::errors::ApiError;
-use crate::handlers::{self, Query};
-use crate::handlers_ops::{self, Ctx, Managed};
+use crate::objects::{self, Ctx, Managed};
 use crate::patch;
 use crate::resources::ResourceDef;
-use crate::server::ClusterInner;
+
+use super::request::{self, Query};
 
 fn selector(sts: &Value) -> String {
     sts["spec"]["selector"]["matchLabels"]
@@ -60,16 +61,16 @@ pub fn write(
     } else {
         "UpdateOptions"
     };
-    let dry_run = crate::handlers::dry_run(q, options)?;
+    let dry_run = request::dry_run(q, options)?;
     let mut st = c.store.lock();
     let sts = st
         .get(&def.key(), ns, name)
         .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
     let current = scale_of(&sts);
     let wanted = match patch_ct {
-        None => handlers::parse_json(bytes)?,
+        None => request::parse_json(bytes)?,
         Some(ct) => {
-            let p = handlers::parse_json(bytes)?;
+            let p = request::parse_json(bytes)?;
             let r = match ct {
                 "application/json-patch+json" => patch::json_patch(&current, &p),
                 "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
@@ -112,9 +113,9 @@ pub fn write(
         ca_pem: &c.ca_pem,
         manager,
         dry_run,
-        now: handlers_ops::now_rfc3339(),
+        now: objects::now_rfc3339(),
     };
-    let stored = handlers_ops::update(
+    let stored = objects::update(
         &mut st,
         def,
         version,

@@ -5,12 +5,12 @@ use base64::Engine;
 use rand::Rng;
 use serde_json::{Map, Value, json};
 
-use crate::auth::{self, TokenEntry, TokenKind};
+use crate::auth;
 use crate::errors::ApiError;
 use crate::patch;
 use crate::rbac::RbacSnapshot;
 use crate::resources::{self, GenRule, ResKey, ResourceDef};
-use crate::store::State;
+use crate::store::{State, TokenEntry, TokenKind};
 use crate::validation;
 
 pub const SA_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";

@@ -1,0 +1,245 @@
+//! One CassandraCluster cache per (site, namespace) in use: a reflector on the objects our
+//! MultiCasskops own, started on demand, restarted when the site's client is rebuilt, its events
+//! mapped back to the owning MultiCasskop.
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::channel::mpsc;
+use kube::Client;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::reflector::{ObjectRef, Store, reflector, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::watch;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::api::MultiCasskop;
+use crate::api::cassandra::cassandra_cluster_resource;
+use crate::api::owner;
+use crate::backoff::Backoff;
+use crate::kube_error;
+use crate::runtime::metrics::Metrics;
+use crate::sites::{Site, SiteRegistry, SiteState};
+
+/// How long a reconcile waits for a freshly started site cache to sync before reporting it.
+const CACHE_SYNC_WAIT: Duration = Duration::from_secs(5);
+/// First retry delay of a failed site watch.
+const WATCH_MIN_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest retry delay of a failed site watch.
+const WATCH_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// State of one site cache's watch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchHealth {
+    /// Listing for the first time.
+    Syncing,
+    /// Listed and watching.
+    Synced,
+    /// The last list/watch failed; being retried. The reason names site and namespace.
+    Failed(String),
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct CacheKey {
+    site: String,
+    namespace: String,
+}
+
+struct CacheEntry {
+    revision: u64,
+    store: Arc<Mutex<Store<DynamicObject>>>,
+    health: watch::Receiver<WatchHealth>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CacheEntry {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A snapshot of one site cache for one reconcile.
+pub(super) struct CacheView {
+    pub(super) store: Store<DynamicObject>,
+    pub(super) health: WatchHealth,
+}
+
+/// One reflector per (site, namespace) in use, on the CassandraClusters our MultiCasskops own.
+/// Started on demand, restarted when the site's client is rebuilt. Events are mapped to the
+/// owning MultiCasskop and fed to the controller.
+#[derive(Clone)]
+pub struct SiteCaches {
+    inner: Arc<Mutex<HashMap<CacheKey, CacheEntry>>>,
+    owner_ns: String,
+    signals: WatchSignals,
+}
+
+/// Where a site watch reports: reconcile one MultiCasskop, reconcile all, the reachable gauge.
+#[derive(Clone)]
+pub(super) struct WatchSignals {
+    pub(super) reconcile_one: mpsc::UnboundedSender<ObjectRef<MultiCasskop>>,
+    pub(super) reconcile_all: mpsc::UnboundedSender<()>,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl SiteCaches {
+    pub(super) fn new(owner_ns: &str, signals: WatchSignals) -> Self {
+        Self {
+            inner: Arc::default(),
+            owner_ns: owner_ns.to_string(),
+            signals,
+        }
+    }
+
+    /// The cache of `site`'s CassandraClusters in `namespace`, started if missing or built on an
+    /// older client revision. Waits up to [`CACHE_SYNC_WAIT`] for a new cache's first list.
+    pub(super) async fn view(&self, site: &Site, namespace: &str) -> CacheView {
+        let key = CacheKey {
+            site: site.name.clone(),
+            namespace: namespace.to_string(),
+        };
+        let (store, mut health) = {
+            let mut map = self.inner.lock().expect("caches lock");
+            let stale = map.get(&key).is_some_and(|e| e.revision != site.revision);
+            if stale {
+                info!(site = %site.name, namespace, "site client was rebuilt: restarting its CassandraCluster watch");
+                map.remove(&key);
+            }
+            let entry = map
+                .entry(key.clone())
+                .or_insert_with(|| self.start(site, namespace));
+            (entry.store.clone(), entry.health.clone())
+        };
+        if *health.borrow() == WatchHealth::Syncing {
+            let _ = tokio::time::timeout(
+                CACHE_SYNC_WAIT,
+                health.wait_for(|h| *h != WatchHealth::Syncing),
+            )
+            .await;
+        }
+        let health = health.borrow().clone();
+        let store = store.lock().expect("store lock").clone();
+        CacheView { store, health }
+    }
+
+    fn start(&self, site: &Site, namespace: &str) -> CacheEntry {
+        let ar = cassandra_cluster_resource();
+        let writer = Writer::new(ar.clone());
+        let store = Arc::new(Mutex::new(writer.as_reader()));
+        let (health_tx, health_rx) = watch::channel(WatchHealth::Syncing);
+        debug!(site = %site.name, namespace, "starting CassandraCluster watch");
+        let task = tokio::spawn(
+            watch_site(
+                site.name.clone(),
+                site.client.clone(),
+                namespace.to_string(),
+                owner::owned_selector(&self.owner_ns),
+                writer,
+                store.clone(),
+                health_tx,
+                self.signals.clone(),
+            )
+            .instrument(info_span!("site_watch", site = %site.name, namespace)),
+        );
+        CacheEntry {
+            revision: site.revision,
+            store,
+            health: health_rx,
+            task,
+        }
+    }
+
+    /// Drop caches whose site was rebuilt, removed or became unavailable (their next use starts a
+    /// fresh one on the new client).
+    pub(super) fn refresh(&self, registry: &SiteRegistry) {
+        let mut map = self.inner.lock().expect("caches lock");
+        map.retain(|key, entry| match registry.get(&key.site) {
+            Some(SiteState::Ready(site)) => site.revision == entry.revision,
+            _ => false,
+        });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn watch_site(
+    site: String,
+    client: Client,
+    namespace: String,
+    selector: String,
+    first_writer: Writer<DynamicObject>,
+    store_slot: Arc<Mutex<Store<DynamicObject>>>,
+    health: watch::Sender<WatchHealth>,
+    signals: WatchSignals,
+) {
+    let WatchSignals {
+        reconcile_one,
+        reconcile_all,
+        metrics,
+    } = signals;
+    let ar = cassandra_cluster_resource();
+    let mut writer = Some(first_writer);
+    let mut backoff = Backoff::new(WATCH_MIN_BACKOFF, WATCH_MAX_BACKOFF);
+    loop {
+        let writer = match writer.take() {
+            Some(w) => w,
+            None => {
+                let w = Writer::new(ar.clone());
+                *store_slot.lock().expect("store lock") = w.as_reader();
+                w
+            }
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &ar);
+        let cfg = watcher::Config::default().labels(&selector);
+        // Only what the controller reads is cached (no managedFields, CassKop's progress fields
+        // of the status): for 1,000 resources x 3 sites this is most of the controller's memory.
+        let stream = watcher::watcher(api, cfg).modify(crate::api::cassandra::slim_for_cache);
+        let mut events = pin!(reflector(writer, stream));
+        let failure = loop {
+            match events.next().await {
+                None => break Some("the watch stream ended".to_string()),
+                Some(Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o))) => {
+                    if let Some(owner) = owner::owner_of(&o) {
+                        let _ = reconcile_one.unbounded_send(owner);
+                    }
+                }
+                Some(Ok(watcher::Event::Init | watcher::Event::InitApply(_))) => {}
+                Some(Ok(watcher::Event::InitDone)) => {
+                    backoff.reset();
+                    let was = health.send_replace(WatchHealth::Synced);
+                    metrics.set_site_reachable(&site, true);
+                    debug!(previous = ?was, "CassandraCluster cache synced");
+                    // A (re)list may have found or lost objects without per-object events.
+                    let _ = reconcile_all.unbounded_send(());
+                }
+                // 410 Gone as a watch event: the watcher re-lists by itself.
+                Some(Err(watcher::Error::WatchError(s))) if s.code == 410 => {
+                    debug!("watch expired (410): re-listing");
+                }
+                // 410 Gone when (re)starting the watch: start over with a fresh list at once;
+                // an expired resourceVersion says nothing about the site's health.
+                Some(Err(e)) if kube_error::is_gone(&e) => break None,
+                Some(Err(e)) => break Some(kube_error::watch_brief(&e)),
+            }
+        };
+        let Some(failure) = failure else {
+            debug!("watch expired (410) at start: re-listing");
+            // The next cache starts empty: readers wait for its list (see `SiteCaches::view`).
+            health.send_replace(WatchHealth::Syncing);
+            continue;
+        };
+        let reason = format!(
+            "cannot watch CassandraClusters in site {site}, namespace {namespace}: {failure}"
+        );
+        let delay = backoff.next_delay();
+        warn!("{reason}; retrying in {delay:?}");
+        let was = health.send_replace(WatchHealth::Failed(reason));
+        metrics.set_site_reachable(&site, false);
+        if !matches!(was, WatchHealth::Failed(_)) {
+            let _ = reconcile_all.unbounded_send(());
+        }
+        tokio::time::sleep(delay).await;
+    }
+}
