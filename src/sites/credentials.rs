@@ -14,7 +14,28 @@ use kube::config::{
     NamedContext,
 };
 
-use super::CredentialSource;
+/// Where a site's credentials came from (shown in status/check, never the secret itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialSource {
+    InCluster,
+    KubeconfigContext {
+        context: String,
+    },
+    MountedDir {
+        path: PathBuf,
+    },
+    Secret {
+        namespace: String,
+        name: String,
+    },
+    ClientConfig {
+        namespace: String,
+        name: String,
+        secret: String,
+        context: String,
+    },
+}
+
 
 /// Kubeconfig keys read from a Secret or a mounted directory, in order of preference
 /// (`config`: kubemcsa; `kubeconfig`: k8ssandra).

@@ -5,7 +5,8 @@ use std::path::Path;
 use super::credentials::{
     CredentialError, Credentials, read_local_kubeconfig, require_local_context,
 };
-use super::{CredentialSource, RegistryConfig};
+use super::config::RegistryConfig;
+use super::credentials::CredentialSource;
 
 /// Default location of the in-cluster namespace file.
 pub const IN_CLUSTER_NAMESPACE_FILE: &str =

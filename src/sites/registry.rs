@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::client_config::{ClientConfigRef, client_config_resource};
 use super::credentials::{self, RemoteLookup, SecretLookup};
-use super::{RegistryConfig, Site, SiteError, SiteState};
+use super::config::RegistryConfig;
+use super::site::{Site, SiteError, SiteState};
 use crate::backoff::Backoff;
 use crate::kube_error;
 
@@ -530,4 +531,54 @@ fn spawn_reloader(inner: &Arc<Inner>) {
             drop(strong);
         }
     });
+}
+
+/// Live set of sites; cheap to clone.
+///
+/// Remotes come from `--remote` flags (credentials: mounted directory, Secret, kubeconfig
+/// context) and from k8ssandra `ClientConfig` objects in the controller namespace; both can
+/// change while the controller runs. A Secret watch, a ClientConfig watch, a file watch on the
+/// imports directory and a 2 s poll all trigger the same idempotent reload: a site's client is
+/// rebuilt only when its raw credentials changed.
+#[derive(Clone)]
+pub struct SiteRegistry {
+    inner: Arc<Inner>,
+}
+
+impl SiteRegistry {
+    /// Load every site, spawn the reload tasks (Secret watch, imports dir watch). Never fails
+    /// because of a remote: a broken remote is `Unavailable` and retried.
+    pub async fn start(local: kube::Client, cfg: RegistryConfig) -> Self {
+        Self {
+            inner: Inner::start(local, cfg).await,
+        }
+    }
+    /// Configured site names in default rollout order: the local site, `--remote` flags in
+    /// order, then ClientConfig sites by name.
+    pub fn order(&self) -> Vec<String> {
+        self.inner.order()
+    }
+    /// `None`: no such site configured.
+    pub fn get(&self, name: &str) -> Option<SiteState> {
+        self.inner.get(name)
+    }
+    /// Changes whenever any site is added, removed, rebuilt or becomes unavailable.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.subscribe()
+    }
+    /// Every configured site with its state, in [`Self::order`].
+    pub fn sites(&self) -> Vec<(String, SiteState)> {
+        self.order()
+            .into_iter()
+            .filter_map(|n| self.get(&n).map(|s| (n, s)))
+            .collect()
+    }
+    /// The registry's configuration.
+    pub fn config(&self) -> &RegistryConfig {
+        self.inner.config()
+    }
+    /// Re-reads every source now (the background tasks do this on every change and every 2 s).
+    pub async fn reload(&self) {
+        self.inner.reload().await
+    }
 }
