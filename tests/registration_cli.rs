@@ -1,12 +1,12 @@
 //! `export`, `register` and `check` run as a user would: the real binary and real kubectl on kubesim.
 
-mod registration_common;
+mod support;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, ListParams};
 use multi_casskop::sites::CredentialSource;
 use multi_casskop::sites::credentials::{self, SecretLookup};
-use registration_common::*;
+use support::registration::*;
 
 const C1: &str = "k8s-cluster1";
 const C2: &str = "k8s-cluster2";

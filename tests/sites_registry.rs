@@ -1,7 +1,7 @@
 //! The live SiteRegistry on kubesim: Secrets, mounted directories and ClientConfigs come and go
 //! while it runs; each change rebuilds or retires exactly the site concerned.
 
-mod registration_common;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use multi_casskop::sites::{CredentialSource, RegistryConfig, SiteRegistry, SiteState};
-use registration_common::*;
+use support::registration::*;
 
 const C1: &str = "k8s-cluster1";
 const C2: &str = "k8s-cluster2";

@@ -8,10 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use e2e::bench_support::{
+use e2e::benchmark::{
     CONTROLLER_SA, create_all, is_ready, mc_api, mc_object, spawn_controller, wait_readyz,
 };
-use e2e::faults_support::{Rng, assert_no_panic, check_invariants, random_mc_spec};
+use e2e::faults::{Rng, assert_no_panic, check_invariants, random_mc_spec};
 use e2e::{Env, EnvOptions, NAMESPACE, condition, eventually};
 use kubesim::casskop::CasskopOptions;
 use multi_casskop::api::MultiCasskopStatus;
@@ -332,7 +332,7 @@ async fn fuzzed_multicasskops_through_the_controller() -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "fuzz")))?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults::failure_log(&ctl, "fuzz")))?;
     let invalid = conditions.values().filter(|c| c.0 == "False").count();
     println!(
         "Valid=False on {invalid}, Valid=True on {}; e.g. {:?}",
@@ -356,7 +356,7 @@ async fn fuzzed_multicasskops_through_the_controller() -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "fuzz")))?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults::failure_log(&ctl, "fuzz")))?;
     assert!(ctl.exited().is_none(), "the controller kept running");
     assert_no_panic(&ctl.logs(), "controller");
     let user = Env::sa_user(CONTROLLER_SA);

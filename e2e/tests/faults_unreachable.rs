@@ -8,10 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::bench_support::{
+use e2e::benchmark::{
     CONTROLLER_SA, create_all, is_ready, mc_api, mc_object, spawn_controller, wait_readyz,
 };
-use e2e::faults_support::{assert_no_panic, check_invariants, create_fleet, wait_converged};
+use e2e::faults::{assert_no_panic, check_invariants, create_fleet, wait_converged};
 use e2e::{Env, EnvOptions, condition, eventually};
 use kubesim::casskop::CasskopOptions;
 
@@ -78,12 +78,7 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{e}\n{}",
-            e2e::faults_support::failure_log(&ctl, "unreachable")
-        )
-    })?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults::failure_log(&ctl, "unreachable")))?;
     println!("status while down: {flagged}");
 
     // Another MultiCasskop, not using site2, rolls out meanwhile.
@@ -108,12 +103,7 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{e}\n{}",
-            e2e::faults_support::failure_log(&ctl, "unreachable")
-        )
-    })?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults::failure_log(&ctl, "unreachable")))?;
 
     let left = outage.saturating_sub(down_since.elapsed());
     tokio::time::sleep(left).await;
@@ -123,12 +113,7 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
 
     wait_converged(&env, &expected, Duration::from_secs(400))
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{e}\n{}",
-                e2e::faults_support::failure_log(&ctl, "unreachable")
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults::failure_log(&ctl, "unreachable")))?;
     println!(
         "converged {:.1} s after {DOWN} came back",
         back.elapsed().as_secs_f64()
