@@ -429,7 +429,7 @@ async fn register_end_to_end_and_again_replaces_the_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn register_with_client_config_writes_it() {
+async fn register_with_client_config_writes_a_client_config_that_check_accepts() {
     let env = env(&[C1, C2]).await;
     env.kubectl_ok(
         &["--context", C1, "apply", "-f", "-"],

@@ -493,7 +493,7 @@ impl std::io::Write for Logs {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_token_in_logs_at_trace_level() {
+async fn registry_never_logs_a_token_even_at_trace_level() {
     use base64::Engine;
     let logs = Logs::default();
     let writer = logs.clone();

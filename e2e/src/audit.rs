@@ -199,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn percentiles() {
+    fn median_p99_picks_the_nearest_rank() {
         assert_eq!(median_p99(&[]), None);
         assert_eq!(median_p99(&[5]), Some((5, 5)));
         let v: Vec<i64> = (1..=100).collect();

@@ -1,4 +1,4 @@
-//! Issue 7 fault suite: 20% of all requests, on every cluster, answered 500/503/429 for a while,
+//! Fault suite: 20% of all requests, on every cluster, answered 500/503/429 for a while,
 //! with storms of watch expiry (410 Gone) on top, during creations and change rollouts of many
 //! MultiCasskops. Nothing out of order, nothing deleted, nothing created twice, everything
 //! converges once the storm is over, and the controller never dies.

@@ -1,4 +1,4 @@
-//! Issue 7 fault suite: fuzzed MultiCasskop specs (random JSON in `base` and `override`). Never
+//! Fault suite: fuzzed MultiCasskop specs (random JSON in `base` and `override`). Never
 //! a panic, always a Valid condition with a message.
 //!
 //! Most cases (1,200 by default, `PROPTEST_CASES` to change) run in-process through the same
@@ -264,7 +264,8 @@ proptest! {
 /// 50 fuzzed MultiCasskops (fitting the CRD schema) through the real controller: each gets a
 /// Valid condition with a message, the controller never panics and keeps rolling out a sane one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fuzzed_multicasskops_through_the_controller() -> anyhow::Result<()> {
+async fn fuzzed_multicasskops_all_get_a_valid_condition_and_the_controller_keeps_serving()
+-> anyhow::Result<()> {
     let mut rng = Rng::from_env("fuzz_controller");
     let env = Env::start_with(
         &SITES,

@@ -1,4 +1,4 @@
-//! Issue 7 fault suite: the controller SIGKILLed at random moments during the rollouts (and
+//! Fault suite: the controller SIGKILLed at random moments during the rollouts (and
 //! change rollouts) of many MultiCasskops, restarted each time; nothing out of order, nothing
 //! deleted, nothing created twice, everything converges.
 //!

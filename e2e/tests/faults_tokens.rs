@@ -1,4 +1,4 @@
-//! Issue 7 fault suite: a remote's token revoked mid-rollout of many MultiCasskops (its
+//! Fault suite: a remote's token revoked mid-rollout of many MultiCasskops (its
 //! credentials come from a Secret in the local cluster), then the Secret rotated to a new token.
 //! Nothing is done out of order while the site refuses us, the status says which site and why,
 //! the new token is used without a restart, nothing deleted or created twice, all converges.
@@ -30,7 +30,8 @@ fn credential_secret(env: &Env, site: &str, token: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revoked_remote_token_then_rotated_secret() -> anyhow::Result<()> {
+async fn revoked_remote_token_then_rotated_secret_loses_nothing_without_restart()
+-> anyhow::Result<()> {
     let env = Env::start_with(
         &SITES,
         EnvOptions {

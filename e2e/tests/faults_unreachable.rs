@@ -1,9 +1,9 @@
-//! Issue 7 fault suite: a site unreachable mid-rollout. While it is down nothing later is done
+//! Fault suite: a site unreachable mid-rollout. While it is down nothing later is done
 //! out of order, the status names it, a MultiCasskop not using it still rolls out; once it is
 //! back everything converges, nothing deleted, nothing created twice.
 //!
 //! Time scaling: the simulated CassKop takes 0.4 s to finish an action (real CassKop: minutes),
-//! so the default 12 s outage spans about twenty rollout steps; issue 7's 60 s outage, in real
+//! so the default 12 s outage spans about twenty rollout steps; a 60 s outage, in real
 //! time, is the long variant (`--ignored`).
 
 use std::time::{Duration, Instant};
@@ -139,6 +139,6 @@ async fn site_unreachable_mid_rollout_blocks_only_what_follows_it() -> anyhow::R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long variant (60 s outage): cargo nextest run -p e2e --run-ignored only faults_unreachable"]
-async fn site_unreachable_for_60s_mid_rollout() -> anyhow::Result<()> {
+async fn site_unreachable_for_60s_mid_rollout_blocks_only_what_follows_it() -> anyhow::Result<()> {
     site_unreachable_mid_rollout(Duration::from_secs(60)).await
 }

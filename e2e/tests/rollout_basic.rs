@@ -1,4 +1,4 @@
-//! Issue 3 acceptance 1-4: the three-site sample rolls out one site at a time in order, an edit
+//! The three-site sample rolls out one site at a time in order, an edit
 //! of the base rolls out the same way, printer columns and `kubectl wait`, watch-driven handoffs.
 
 use std::time::Duration;
