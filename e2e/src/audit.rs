@@ -40,7 +40,8 @@ pub struct RolloutReport {
     pub handoffs_us: Vec<i64>,
 }
 
-fn running_done(obj: &Value) -> bool {
+/// Whether CassandraCluster JSON has phase Running and lastClusterActionStatus Done.
+pub fn running_done(obj: &Value) -> bool {
     obj["status"]["phase"] == "Running" && obj["status"]["lastClusterActionStatus"] == "Done"
 }
 

@@ -119,8 +119,3 @@ pub fn start_controller_with(
         &[("WATCH_NAMESPACE", NAMESPACE), ("POD_NAME", label)],
     )
 }
-
-/// Whether CassandraCluster JSON has phase Running and lastClusterActionStatus Done.
-pub fn running_done(cc: &Value) -> bool {
-    cc["status"]["phase"] == "Running" && cc["status"]["lastClusterActionStatus"] == "Done"
-}

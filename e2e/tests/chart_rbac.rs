@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::audit;
+use e2e::audit::{self, running_done};
 use e2e::chart::{Access, accesses, chart_dir, doc_of_kind, granted, helm, render_chart};
-use e2e::clientconfigs::{apply, multicasskop, running_done, write_kubeconfig};
+use e2e::clientconfigs::{apply, multicasskop, write_kubeconfig};
 use e2e::{
     ControllerProcess, Env, EnvOptions, NAMESPACE, binary, condition, controller_log_tail,
     eventually, sample,

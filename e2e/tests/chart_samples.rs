@@ -5,8 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use e2e::audit;
-use e2e::clientconfigs::running_done;
+use e2e::audit::{self, running_done};
 use e2e::{Env, controller_log_tail, eventually, workspace_root};
 use serde_json::Value;
 

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use e2e::audit;
+use e2e::audit::{self, running_done};
 use e2e::chart::client_config_crd;
 use e2e::clientconfigs::{
-    apply, client_config, kubeconfig_for, kubeconfig_secret, multicasskop, running_done,
-    start_controller_with, write_kubeconfig,
+    apply, client_config, kubeconfig_for, kubeconfig_secret, multicasskop, start_controller_with,
+    write_kubeconfig,
 };
 use e2e::{ControllerProcess, Env, NAMESPACE, condition, controller_log_tail, eventually};
 use serde_json::Value;

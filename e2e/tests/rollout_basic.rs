@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use e2e::audit::{self, median_p99};
+use e2e::audit::{self, median_p99, running_done};
 use e2e::{Env, condition, eventually, sample};
 use serde_json::Value;
 
@@ -12,10 +12,6 @@ const MC: &str = "cassandra-3dc";
 
 fn image_of(cc: &Value) -> Option<&str> {
     cc["spec"]["cassandraImage"].as_str()
-}
-
-fn running_done(cc: &Value) -> bool {
-    cc["status"]["phase"] == "Running" && cc["status"]["lastClusterActionStatus"] == "Done"
 }
 
 fn report_handoffs(label: &str, r: &audit::RolloutReport) {
