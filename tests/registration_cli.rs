@@ -1,12 +1,12 @@
 //! `export`, `register` and `check` run as a user would: the real binary and real kubectl on kubesim.
 
-mod registration_common;
+mod support;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, ListParams};
 use multi_casskop::sites::CredentialSource;
 use multi_casskop::sites::credentials::{self, SecretLookup};
-use registration_common::*;
+use support::registration::*;
 
 const C1: &str = "k8s-cluster1";
 const C2: &str = "k8s-cluster2";
@@ -429,7 +429,7 @@ async fn register_end_to_end_and_again_replaces_the_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn register_with_client_config_writes_it() {
+async fn register_with_client_config_writes_a_client_config_that_check_accepts() {
     let env = env(&[C1, C2]).await;
     env.kubectl_ok(
         &["--context", C1, "apply", "-f", "-"],

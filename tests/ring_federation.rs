@@ -1,8 +1,11 @@
-//! `multi-casskop ring` (the real binary) against three kubesim clusters answering `nodetool status` through pod exec: healthy ring, node DN, DC missing from one site's view, site unreachable (issue 6 acceptance 3).
-mod status_common;
+//! `multi-casskop ring` (the real binary) against three kubesim clusters answering `nodetool
+//! status` through pod exec: a healthy ring passes; a node DN, a DC missing from one site's view
+//! and an unreachable site each fail it, naming the node, DC or site.
+
+mod support;
 
 use serde_json::Value;
-use status_common::*;
+use support::status::*;
 
 async fn healthy() -> (Fed, Vec<Vec<String>>) {
     let fed = start().await;
@@ -82,7 +85,7 @@ async fn down_node_fails_naming_the_node_and_each_point_of_view() {
 }
 
 #[tokio::test]
-async fn dc_missing_from_one_sites_view() {
+async fn dc_missing_from_one_sites_view_fails_naming_the_dc_and_the_site() {
     let (fed, _) = healthy().await;
     fed.sim.cluster("k8s-cluster3").ring_faults().hide_dc("dc1");
     let (out, stdout, _) = run(&fed, &["ring", MC]).await;
@@ -143,7 +146,7 @@ async fn site_not_running_yet_is_missing_from_the_others() {
 
 /// The same checks on pods the simulated CassKop created (with its own pod IPs and status).
 #[tokio::test]
-async fn with_the_simulated_casskop() {
+async fn ring_and_status_pass_on_pods_the_simulated_casskop_created() {
     let fed = start_with_casskop().await;
     for i in 0..3 {
         create_site_cluster(&fed, i).await;

@@ -1,7 +1,7 @@
 //! The live SiteRegistry on kubesim: Secrets, mounted directories and ClientConfigs come and go
 //! while it runs; each change rebuilds or retires exactly the site concerned.
 
-mod registration_common;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use multi_casskop::sites::{CredentialSource, RegistryConfig, SiteRegistry, SiteState};
-use registration_common::*;
+use support::registration::*;
 
 const C1: &str = "k8s-cluster1";
 const C2: &str = "k8s-cluster2";
@@ -493,7 +493,7 @@ impl std::io::Write for Logs {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_token_in_logs_at_trace_level() {
+async fn registry_never_logs_a_token_even_at_trace_level() {
     use base64::Engine;
     let logs = Logs::default();
     let writer = logs.clone();

@@ -1,11 +1,14 @@
-//! `multi-casskop status` (the real binary) against three kubesim clusters: progressing, all ready, site unreachable, invalid spec, missing MultiCasskop (issue 6 acceptance 2).
-mod status_common;
+//! `multi-casskop status` (the real binary) against three kubesim clusters: a rollout in
+//! progress, all sites ready, a site unreachable, an invalid spec and a missing MultiCasskop each
+//! show what a user needs to see.
+
+mod support;
 
 use serde_json::{Value, json};
-use status_common::*;
+use support::status::*;
 
 #[tokio::test]
-async fn progressing_then_all_ready() {
+async fn shows_the_site_in_progress_then_every_site_ready() {
     let fed = start().await;
     site_running(&fed, 0).await;
     // Site 2 is being created: CassandraCluster Initializing, one pod of two Running.
@@ -232,7 +235,7 @@ async fn missing_multicasskop_is_a_clear_error() {
 /// CassandraClusters but not pods: status still shows the site, says the pods are not readable
 /// and with which credentials; `--use-kubeconfig-contexts` reads them with the user's own.
 #[tokio::test]
-async fn controller_credentials_without_pod_rights() {
+async fn credentials_without_pod_rights_still_show_the_site_and_say_pods_are_not_readable() {
     use k8s_openapi::api::core::v1::Secret;
     use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
     let fed = start().await;

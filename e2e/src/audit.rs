@@ -40,7 +40,8 @@ pub struct RolloutReport {
     pub handoffs_us: Vec<i64>,
 }
 
-fn running_done(obj: &Value) -> bool {
+/// Whether CassandraCluster JSON has phase Running and lastClusterActionStatus Done.
+pub fn running_done(obj: &Value) -> bool {
     obj["status"]["phase"] == "Running" && obj["status"]["lastClusterActionStatus"] == "Done"
 }
 
@@ -199,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn percentiles() {
+    fn median_p99_picks_the_nearest_rank() {
         assert_eq!(median_p99(&[]), None);
         assert_eq!(median_p99(&[5]), Some((5, 5)));
         let v: Vec<i64> = (1..=100).collect();

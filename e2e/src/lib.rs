@@ -2,9 +2,10 @@
 //! `multi-casskop` binary as a child process, kubectl, and audit-log analysis of rollouts.
 
 pub mod audit;
-pub mod bench_support;
-pub mod clientconfig_support;
-pub mod faults_support;
+pub mod benchmark;
+pub mod chart;
+pub mod clientconfigs;
+pub mod faults;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -61,7 +62,7 @@ pub struct Env {
 /// Options of [`Env::start`].
 #[derive(Clone, Debug)]
 pub struct EnvOptions {
-    /// Simulated CassKop timing (≥ 1 s each, as the acceptance asks).
+    /// Simulated CassKop timing (1 s for each step by default).
     pub casskop: CasskopOptions,
     /// Service account the controller's kubeconfig authenticates as.
     pub controller_sa: String,
@@ -263,6 +264,31 @@ impl Env {
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         ControllerProcess::spawn(self.dir.path(), label, &args, &[])
+    }
+
+    /// `multi-casskop register` as a user runs it with the admin kubeconfig: site `source` into
+    /// the local cluster, both in [`NAMESPACE`], plus `extra` arguments. Exit code not checked.
+    pub fn register(&self, source: &str, extra: &[&str]) -> anyhow::Result<std::process::Output> {
+        let admin = self.admin_kubeconfig.display().to_string();
+        let out = Command::new(binary()?)
+            .args([
+                "register",
+                "--source-context",
+                source,
+                "--dest-context",
+                &self.names[0],
+                "--source-kubeconfig",
+                &admin,
+                "--dest-kubeconfig",
+                &admin,
+                "--source-namespace",
+                NAMESPACE,
+                "--dest-namespace",
+                NAMESPACE,
+            ])
+            .args(extra)
+            .output()?;
+        Ok(out)
     }
 }
 

@@ -1,18 +1,21 @@
-//! Issue 5 acceptance 2: the chart's ServiceAccount, Role and RoleBinding, applied into kubesim
-//! (RBAC enforced for service accounts) and used by the real controller through a TokenRequest
-//! token, complete a rollout; the audit log proves every request was granted and every rule of
-//! the Role was used (leader election on as the chart sets it, a ClientConfig site, a deletion).
+//! The chart's RBAC: a namespaced Role on current APIs, the Lease rule only with leader
+//! election; applied into kubesim (RBAC enforced for service accounts), it is all the real
+//! controller needs for a rollout, leader election, Events, status and deletion: the audit log
+//! shows no request refused and every rule of the Role used (with a TokenRequest token of the
+//! chart's ServiceAccount, a ClientConfig site and a deletion).
 
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::audit;
-use e2e::clientconfig_support::{
-    Access, accesses, apply, doc_of_kind, granted, multicasskop, render_chart, running_done,
-    write_kubeconfig,
+use e2e::audit::{self, running_done};
+use e2e::chart::{Access, accesses, chart_dir, doc_of_kind, granted, helm, render_chart};
+use e2e::clientconfigs::{apply, multicasskop, write_kubeconfig};
+use e2e::{
+    ControllerProcess, Env, EnvOptions, NAMESPACE, binary, condition, controller_log_tail,
+    eventually, sample,
 };
-use e2e::{ControllerProcess, Env, NAMESPACE, binary, condition, controller_log_tail, eventually};
+use kubesim::kubectl::Kubectl;
 use serde_json::Value;
 
 const C1: &str = "k8s-cluster1";
@@ -33,25 +36,7 @@ const TIMING_DEPENDENT: &[(&str, &str, &str, &str)] = &[(
 
 /// `multi-casskop register` as a user runs it, with the admin kubeconfig.
 fn register(env: &Env, source: &str, extra: &[&str]) -> anyhow::Result<()> {
-    let admin = env.admin_kubeconfig.display().to_string();
-    let out = Command::new(binary()?)
-        .args([
-            "register",
-            "--source-context",
-            source,
-            "--dest-context",
-            C1,
-            "--source-kubeconfig",
-            &admin,
-            "--dest-kubeconfig",
-            &admin,
-            "--source-namespace",
-            NAMESPACE,
-            "--dest-namespace",
-            NAMESPACE,
-        ])
-        .args(extra)
-        .output()?;
+    let out = env.register(source, extra)?;
     anyhow::ensure!(
         out.status.success(),
         "register {source} failed: {}",
@@ -321,5 +306,128 @@ fn leases_are_granted_only_with_leader_election() -> anyhow::Result<()> {
             "{args:?}"
         );
     }
+    Ok(())
+}
+
+#[test]
+fn rbac_is_namespaced_and_uses_current_apis() {
+    let docs = render_chart(
+        &["k8s.local=k8s-cluster1", "k8s.remote={k8s-cluster2}"],
+        "cassandra",
+    )
+    .unwrap();
+    for doc in &docs {
+        let api = doc["apiVersion"].as_str().unwrap();
+        assert!(!api.contains("v1beta1"), "removed API {api} in {doc}");
+        assert_ne!(
+            doc["kind"], "ClusterRole",
+            "the controller needs no cluster-wide rights"
+        );
+    }
+    let role = doc_of_kind(&docs, "Role").unwrap();
+    let binding = doc_of_kind(&docs, "RoleBinding").unwrap();
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["namespace"], "cassandra");
+    for rule in role["rules"].as_array().unwrap() {
+        let verbs = rule["verbs"].as_array().unwrap();
+        assert!(
+            !verbs.contains(&Value::from("*")),
+            "no wildcard verbs: {rule}"
+        );
+    }
+}
+
+/// The chart's rbac.yaml rendered by real Helm (scripts/helm.py) for release `multi-casskop`.
+fn rendered_rbac_yaml() -> anyhow::Result<String> {
+    let chart = chart_dir().display().to_string();
+    let out = helm(&[
+        "render",
+        &chart,
+        "--set",
+        "k8s.local=k8s-cluster1",
+        "--set",
+        "k8s.remote={k8s-cluster2}",
+        "--name",
+        "multi-casskop",
+        "--namespace",
+        NAMESPACE,
+    ])?;
+    anyhow::ensure!(
+        out.status.success(),
+        "helm render failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered: Value = serde_json::from_slice(&out.stdout)?;
+    let rbac = rendered["manifests"]["multi-casskop/templates/rbac.yaml"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no rbac.yaml in the rendered chart"))?;
+    Ok(rbac.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_needs_nothing_beyond_the_charts_role() -> anyhow::Result<()> {
+    let opts = EnvOptions {
+        local_cluster_admin: false,
+        ..EnvOptions::default()
+    };
+    let env = Env::start_with(&["k8s-cluster1", "k8s-cluster2"], opts).await?;
+    // Control: without the Role, the controller's identity is refused (RBAC is enforced).
+    let denied = Kubectl::new(&env.kubeconfig)
+        .context("k8s-cluster1")
+        .namespace(NAMESPACE)
+        .run(&["get", "multicasskops"])
+        .await;
+    assert!(!denied.success());
+    assert!(denied.stderr.contains("forbidden"), "{}", denied.stderr);
+    env.apply_yaml(&rendered_rbac_yaml()?)?;
+    let from_seq = env.sim.audit().last().map(|e| e.seq + 1).unwrap_or(0);
+    let ctl = env.start_controller("controller", &["--leader-elect"])?;
+    eventually(
+        "the controller to lead and be ready",
+        Duration::from_secs(60),
+        || async {
+            Ok((ctl.logs().contains("became leader")
+                && matches!(ctl.http_get("/readyz"), Ok((200, _))))
+            .then_some(()))
+        },
+    )
+    .await?;
+    env.apply_yaml(&sample("multi-casskop-delete.yaml")?)?;
+    env.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "multicasskop/cassandra-ephemeral",
+        "--timeout=240s",
+    ])
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::controller_log_tail(&ctl.logs(), 60)))?;
+    env.kubectl(&[
+        "delete",
+        "multicasskop",
+        "cassandra-ephemeral",
+        "--timeout=240s",
+    ])?;
+    for site in ["k8s-cluster1", "k8s-cluster2"] {
+        assert!(env.get_cc(site, "cassandra-ephemeral")?.is_none(), "{site}");
+    }
+    let user = Env::sa_user("multi-casskop");
+    let refused: Vec<String> = env
+        .local()
+        .audit()
+        .into_iter()
+        .filter(|e| e.seq >= from_seq && e.user == user && e.code == 403)
+        .map(|e| format!("{} {}/{} {}", e.verb, e.group, e.resource, e.name))
+        .collect();
+    let requests = env
+        .local()
+        .audit()
+        .iter()
+        .filter(|e| e.user == user)
+        .count();
+    println!("{requests} requests from the controller to the local cluster, refused: {refused:?}");
+    assert!(requests > 10);
+    assert!(
+        refused.is_empty(),
+        "the chart's Role must allow every request: {refused:?}"
+    );
     Ok(())
 }

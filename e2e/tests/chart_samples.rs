@@ -1,10 +1,11 @@
-//! Issue 5 acceptance 3: every sample in samples/ applies with kubectl against kubesim (sites
-//! named k8s-cluster1..3, as in the samples) and rolls out; the deleting sample cleans up.
+//! The manifests in samples/: each is a MultiCasskop naming the chart's sites, applies with
+//! kubectl against kubesim (sites named k8s-cluster1..3, as in the samples) and rolls out; the
+//! deleting sample cleans up.
 
+use std::path::Path;
 use std::time::Duration;
 
-use e2e::audit;
-use e2e::clientconfig_support::running_done;
+use e2e::audit::{self, running_done};
 use e2e::{Env, controller_log_tail, eventually, workspace_root};
 use serde_json::Value;
 
@@ -114,4 +115,37 @@ async fn every_sample_applies_and_rolls_out() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[test]
+fn samples_are_multicasskops_naming_chart_sites() {
+    let dir = workspace_root().join("samples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        seen += 1;
+        let doc: Value = serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(doc["apiVersion"], "db.orange.com/v2", "{}", path.display());
+        assert_eq!(doc["kind"], "MultiCasskop", "{}", path.display());
+        assert!(
+            doc["spec"]["base"]["metadata"]["name"].is_string(),
+            "{}",
+            path.display()
+        );
+        for site in doc["spec"]["override"].as_object().unwrap().keys() {
+            assert!(
+                site.starts_with("k8s-cluster"),
+                "{}: {site}",
+                path.display()
+            );
+        }
+    }
+    assert!(
+        seen >= 3,
+        "three samples expected in {}",
+        Path::new(&dir).display()
+    );
 }

@@ -1,13 +1,14 @@
-//! Issue 8 end to end: sites from k8ssandra ClientConfigs added, rotated, removed and re-added
-//! while the controller runs (same process); `spec.siteOrder` proven from the audit log; unknown
-//! and duplicate site names reported in the status.
+//! Sites from k8ssandra ClientConfigs added, rotated, removed and re-added while the controller
+//! runs (same process); `spec.siteOrder` proven from the audit log; unknown and duplicate site
+//! names reported in the status.
 
 use std::time::Duration;
 
-use e2e::audit;
-use e2e::clientconfig_support::{
-    apply, client_config, client_config_crd, kubeconfig_for, kubeconfig_secret, multicasskop,
-    running_done, start_controller_with, write_kubeconfig,
+use e2e::audit::{self, running_done};
+use e2e::chart::client_config_crd;
+use e2e::clientconfigs::{
+    apply, client_config, kubeconfig_for, kubeconfig_secret, multicasskop, start_controller_with,
+    write_kubeconfig,
 };
 use e2e::{ControllerProcess, Env, NAMESPACE, condition, controller_log_tail, eventually};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! The README's demo, run as written (debug build): three simulated clusters, register, the real controller, the sample applied with kubectl, sites Running in order, status and ring; exit 0.
 
 #[tokio::test]
-async fn demo_runs_to_completion() {
+async fn demo_exits_0_with_sites_running_in_order_and_the_ring_ok() {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_demo"))
         .args(["--ready-after", "0.5", "--react-after", "0.2"])
         .env("RUST_BACKTRACE", "0")

@@ -1,4 +1,4 @@
-//! Issue 7 fault suite: 20% of all requests, on every cluster, answered 500/503/429 for a while,
+//! Fault suite: 20% of all requests, on every cluster, answered 500/503/429 for a while,
 //! with storms of watch expiry (410 Gone) on top, during creations and change rollouts of many
 //! MultiCasskops. Nothing out of order, nothing deleted, nothing created twice, everything
 //! converges once the storm is over, and the controller never dies.
@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::bench_support::{CONTROLLER_SA, mc_api, spawn_controller, wait_readyz};
-use e2e::faults_support::{
+use e2e::benchmark::{CONTROLLER_SA, mc_api, spawn_controller, wait_readyz};
+use e2e::faults::{
     Rng, assert_no_panic, check_invariants, create_fleet, set_image, wait_converged,
 };
 use e2e::{Env, EnvOptions};
@@ -94,9 +94,7 @@ async fn error_storm_and_watch_expiry_lose_nothing() -> anyhow::Result<()> {
 
     wait_converged(&env, &expected, Duration::from_secs(400))
         .await
-        .map_err(|e| {
-            anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "errors"))
-        })?;
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults::failure_log(&ctl, "errors")))?;
     assert!(ctl.exited().is_none(), "the controller kept running");
     assert_no_panic(&ctl.logs(), "controller");
     let user = Env::sa_user(CONTROLLER_SA);

@@ -1,4 +1,4 @@
-//! Issue 7 fault suite: fuzzed MultiCasskop specs (random JSON in `base` and `override`). Never
+//! Fault suite: fuzzed MultiCasskop specs (random JSON in `base` and `override`). Never
 //! a panic, always a Valid condition with a message.
 //!
 //! Most cases (1,200 by default, `PROPTEST_CASES` to change) run in-process through the same
@@ -8,10 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use e2e::bench_support::{
+use e2e::benchmark::{
     CONTROLLER_SA, create_all, is_ready, mc_api, mc_object, spawn_controller, wait_readyz,
 };
-use e2e::faults_support::{Rng, assert_no_panic, check_invariants, random_mc_spec};
+use e2e::faults::{Rng, assert_no_panic, check_invariants, random_mc_spec};
 use e2e::{Env, EnvOptions, NAMESPACE, condition, eventually};
 use kubesim::casskop::CasskopOptions;
 use multi_casskop::api::MultiCasskopStatus;
@@ -264,7 +264,8 @@ proptest! {
 /// 50 fuzzed MultiCasskops (fitting the CRD schema) through the real controller: each gets a
 /// Valid condition with a message, the controller never panics and keeps rolling out a sane one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fuzzed_multicasskops_through_the_controller() -> anyhow::Result<()> {
+async fn fuzzed_multicasskops_all_get_a_valid_condition_and_the_controller_keeps_serving()
+-> anyhow::Result<()> {
     let mut rng = Rng::from_env("fuzz_controller");
     let env = Env::start_with(
         &SITES,
@@ -332,7 +333,7 @@ async fn fuzzed_multicasskops_through_the_controller() -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "fuzz")))?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults::failure_log(&ctl, "fuzz")))?;
     let invalid = conditions.values().filter(|c| c.0 == "False").count();
     println!(
         "Valid=False on {invalid}, Valid=True on {}; e.g. {:?}",
@@ -356,7 +357,7 @@ async fn fuzzed_multicasskops_through_the_controller() -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "fuzz")))?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults::failure_log(&ctl, "fuzz")))?;
     assert!(ctl.exited().is_none(), "the controller kept running");
     assert_no_panic(&ctl.logs(), "controller");
     let user = Env::sa_user(CONTROLLER_SA);

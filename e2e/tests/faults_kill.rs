@@ -1,4 +1,4 @@
-//! Issue 7 fault suite: the controller SIGKILLed at random moments during the rollouts (and
+//! Fault suite: the controller SIGKILLed at random moments during the rollouts (and
 //! change rollouts) of many MultiCasskops, restarted each time; nothing out of order, nothing
 //! deleted, nothing created twice, everything converges.
 //!
@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use e2e::bench_support::{CONTROLLER_SA, mc_api, spawn_controller, wait_readyz};
-use e2e::faults_support::{
+use e2e::benchmark::{CONTROLLER_SA, mc_api, spawn_controller, wait_readyz};
+use e2e::faults::{
     Rng, assert_no_panic, check_invariants, create_fleet, set_image, wait_converged,
 };
 use e2e::{Env, EnvOptions};
@@ -66,7 +66,7 @@ async fn kill_during_rollouts(resources: usize, kills: usize) -> anyhow::Result<
         .map_err(|e| {
             anyhow::anyhow!(
                 "{e}\nlast controller log:\n{}",
-                e2e::faults_support::failure_log(&ctl, "kill")
+                e2e::faults::failure_log(&ctl, "kill")
             )
         })?;
     logs.push(ctl.logs());

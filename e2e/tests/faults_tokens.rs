@@ -1,4 +1,4 @@
-//! Issue 7 fault suite: a remote's token revoked mid-rollout of many MultiCasskops (its
+//! Fault suite: a remote's token revoked mid-rollout of many MultiCasskops (its
 //! credentials come from a Secret in the local cluster), then the Secret rotated to a new token.
 //! Nothing is done out of order while the site refuses us, the status says which site and why,
 //! the new token is used without a restart, nothing deleted or created twice, all converges.
@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use base64::Engine;
-use e2e::bench_support::{CONTROLLER_SA, mc_api, spawn_controller, wait_readyz};
-use e2e::faults_support::{assert_no_panic, check_invariants, create_fleet, wait_converged};
+use e2e::benchmark::{CONTROLLER_SA, mc_api, spawn_controller, wait_readyz};
+use e2e::faults::{assert_no_panic, check_invariants, create_fleet, wait_converged};
 use e2e::{Env, EnvOptions, NAMESPACE, eventually};
 use kubesim::casskop::CasskopOptions;
 use serde_json::json;
@@ -30,7 +30,8 @@ fn credential_secret(env: &Env, site: &str, token: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revoked_remote_token_then_rotated_secret() -> anyhow::Result<()> {
+async fn revoked_remote_token_then_rotated_secret_loses_nothing_without_restart()
+-> anyhow::Result<()> {
     let env = Env::start_with(
         &SITES,
         EnvOptions {
@@ -94,7 +95,7 @@ async fn revoked_remote_token_then_rotated_secret() -> anyhow::Result<()> {
     // have reached site2 already: a change makes site2 needed again.
     for (name, image) in expected.iter_mut() {
         *image = "cassandra:3.11.10".into();
-        e2e::faults_support::set_image(&env, name, image).await?;
+        e2e::faults::set_image(&env, name, image).await?;
     }
     let refused = eventually(
         "a MultiCasskop status naming site2 as refusing us",
@@ -115,7 +116,7 @@ async fn revoked_remote_token_then_rotated_secret() -> anyhow::Result<()> {
     let refused = match refused {
         Ok(r) => r,
         Err(e) => {
-            let problems = e2e::faults_support::convergence_problems(&env, &expected).await?;
+            let problems = e2e::faults::convergence_problems(&env, &expected).await?;
             let casskop_writes: Vec<String> = env
                 .sim
                 .cluster(REVOKED)
@@ -137,7 +138,7 @@ async fn revoked_remote_token_then_rotated_secret() -> anyhow::Result<()> {
                 .collect();
             anyhow::bail!(
                 "{e}\nstate: {problems:#?}\nCassKop writes at {REVOKED}: {casskop_writes:#?}\n{}",
-                e2e::faults_support::failure_log(&ctl, "tokens")
+                e2e::faults::failure_log(&ctl, "tokens")
             );
         }
     };
@@ -160,9 +161,7 @@ async fn revoked_remote_token_then_rotated_secret() -> anyhow::Result<()> {
     env.apply_yaml(&credential_secret(&env, REVOKED, &new))?;
     wait_converged(&env, &expected, Duration::from_secs(300))
         .await
-        .map_err(|e| {
-            anyhow::anyhow!("{e}\n{}", e2e::faults_support::failure_log(&ctl, "tokens"))
-        })?;
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults::failure_log(&ctl, "tokens")))?;
     assert!(ctl.exited().is_none(), "the controller was not restarted");
     assert_no_panic(&ctl.logs(), "controller");
     assert!(

@@ -1,17 +1,17 @@
-//! Issue 7 fault suite: a site unreachable mid-rollout. While it is down nothing later is done
+//! Fault suite: a site unreachable mid-rollout. While it is down nothing later is done
 //! out of order, the status names it, a MultiCasskop not using it still rolls out; once it is
 //! back everything converges, nothing deleted, nothing created twice.
 //!
 //! Time scaling: the simulated CassKop takes 0.4 s to finish an action (real CassKop: minutes),
-//! so the default 12 s outage spans about twenty rollout steps; issue 7's 60 s outage, in real
+//! so the default 12 s outage spans about twenty rollout steps; a 60 s outage, in real
 //! time, is the long variant (`--ignored`).
 
 use std::time::{Duration, Instant};
 
-use e2e::bench_support::{
+use e2e::benchmark::{
     CONTROLLER_SA, create_all, is_ready, mc_api, mc_object, spawn_controller, wait_readyz,
 };
-use e2e::faults_support::{assert_no_panic, check_invariants, create_fleet, wait_converged};
+use e2e::faults::{assert_no_panic, check_invariants, create_fleet, wait_converged};
 use e2e::{Env, EnvOptions, condition, eventually};
 use kubesim::casskop::CasskopOptions;
 
@@ -78,12 +78,7 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{e}\n{}",
-            e2e::faults_support::failure_log(&ctl, "unreachable")
-        )
-    })?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults::failure_log(&ctl, "unreachable")))?;
     println!("status while down: {flagged}");
 
     // Another MultiCasskop, not using site2, rolls out meanwhile.
@@ -108,12 +103,7 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{e}\n{}",
-            e2e::faults_support::failure_log(&ctl, "unreachable")
-        )
-    })?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults::failure_log(&ctl, "unreachable")))?;
 
     let left = outage.saturating_sub(down_since.elapsed());
     tokio::time::sleep(left).await;
@@ -123,12 +113,7 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
 
     wait_converged(&env, &expected, Duration::from_secs(400))
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{e}\n{}",
-                e2e::faults_support::failure_log(&ctl, "unreachable")
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults::failure_log(&ctl, "unreachable")))?;
     println!(
         "converged {:.1} s after {DOWN} came back",
         back.elapsed().as_secs_f64()
@@ -154,6 +139,6 @@ async fn site_unreachable_mid_rollout_blocks_only_what_follows_it() -> anyhow::R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long variant (60 s outage): cargo nextest run -p e2e --run-ignored only faults_unreachable"]
-async fn site_unreachable_for_60s_mid_rollout() -> anyhow::Result<()> {
+async fn site_unreachable_for_60s_mid_rollout_blocks_only_what_follows_it() -> anyhow::Result<()> {
     site_unreachable_mid_rollout(Duration::from_secs(60)).await
 }

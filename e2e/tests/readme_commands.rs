@@ -1,10 +1,10 @@
-//! Runs the README's `sh` code blocks as written (issue 6, acceptance 5), each in the mode its
+//! Runs the README's `sh` code blocks as written, each in the mode its
 //! `<!-- readme-test: ... -->` marker names: skipped with a reason, against kubesim, the demo, or
 //! (unmarked) as is from the workspace root.
 //!
 //! Marker grammar (an HTML comment on the line directly before the opening fence):
 //! - `readme-test: skip: REASON` — not run; REASON must say why it cannot run here.
-//! - `readme-test: demo` — the one-command demo; run only by [`readme_demo_command`].
+//! - `readme-test: demo` — the one-command demo; run only by [`readme_demo_command_exits_0_with_sites_running_in_order`].
 //! - `readme-test: kubesim C1,C2[,..] [casskop] [setup: ACTION; ACTION...] [-- NOTE]` — run with
 //!   `KUBECONFIG` pointing at simulated clusters named C1, C2, ... (contexts named after them,
 //!   current context C1, admin credentials) and `target/debug` first on `PATH`. Consecutive
@@ -470,7 +470,7 @@ async fn readme_commands_run_as_written() -> anyhow::Result<()> {
             }
             Mode::Demo => {
                 println!(
-                    "README.md:{} demo, run by readme_demo_command:\n{}",
+                    "README.md:{} demo, run by readme_demo_command_exits_0_with_sites_running_in_order:\n{}",
                     block.line,
                     show(block)
                 );
@@ -571,7 +571,7 @@ async fn readme_commands_run_as_written() -> anyhow::Result<()> {
 /// The README's demo command, exactly as written: it builds in release mode, so this takes
 /// minutes (30 min bound). It must exit 0, show the sites Running in order and pass the ring.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readme_demo_command() -> anyhow::Result<()> {
+async fn readme_demo_command_exits_0_with_sites_running_in_order() -> anyhow::Result<()> {
     let blocks = readme()?;
     let demo: Vec<&Block> = blocks.iter().filter(|b| b.mode == Mode::Demo).collect();
     assert_eq!(demo.len(), 1, "the README must have exactly one demo block");
@@ -614,7 +614,7 @@ async fn readme_demo_command() -> anyhow::Result<()> {
 }
 
 #[test]
-fn markers_parse() {
+fn markers_parse_into_run_modes_and_bad_ones_are_refused() {
     let text = "x\n<!-- readme-test: skip: recursion -->\n```sh\nbash scripts/test.sh\n```\n\
                 <!-- readme-test: kubesim a,b casskop setup: namespace ns; crd; controller -la -rb -n ns -- why -->\n  ```sh\n  echo 1 \\\n      2\n  ```\n\
                 ```sh\ntrue\n```\n```yaml\nk: v\n```\n";

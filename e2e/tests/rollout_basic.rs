@@ -1,9 +1,9 @@
-//! Issue 3 acceptance 1-4: the three-site sample rolls out one site at a time in order, an edit
+//! The three-site sample rolls out one site at a time in order, an edit
 //! of the base rolls out the same way, printer columns and `kubectl wait`, watch-driven handoffs.
 
 use std::time::Duration;
 
-use e2e::audit::{self, median_p99};
+use e2e::audit::{self, median_p99, running_done};
 use e2e::{Env, condition, eventually, sample};
 use serde_json::Value;
 
@@ -12,10 +12,6 @@ const MC: &str = "cassandra-3dc";
 
 fn image_of(cc: &Value) -> Option<&str> {
     cc["spec"]["cassandraImage"].as_str()
-}
-
-fn running_done(cc: &Value) -> bool {
-    cc["status"]["phase"] == "Running" && cc["status"]["lastClusterActionStatus"] == "Done"
 }
 
 fn report_handoffs(label: &str, r: &audit::RolloutReport) {

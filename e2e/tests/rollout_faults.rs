@@ -1,4 +1,4 @@
-//! Issue 3 acceptance 5: deletion both ways, a remote outage mid-rollout, credential rotation
+//! Failure handling of a rollout: deletion both ways, a remote outage mid-rollout, credential rotation
 //! without restart, invalid MultiCasskops and broken credential Secrets. Each ends in a clear
 //! status condition and Event, the controller keeps serving the others, nothing is deleted
 //! unless deleteCassandraCluster is true.

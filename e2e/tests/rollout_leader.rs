@@ -1,4 +1,4 @@
-//! Issue 3 acceptance 8: two replicas with leader election; only the leader writes, and killing
+//! Two replicas with leader election: only the leader writes, and killing
 //! it hands over to the other, which finishes the rollout in order.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Issue 3 acceptance 7: no token ever appears in the logs, even at trace level.
+//! No token ever appears in the controller's logs, even at trace level.
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use e2e::bench_support::{self, BenchSizes};
+use e2e::benchmark::{self, BenchSizes};
 
 /// Benchmarks the multi-casskop controller on simulated clusters.
 #[derive(Parser, Debug)]
@@ -69,10 +69,10 @@ fn bench(sizes: &BenchSizes, bin: &Path, out: &Path) -> anyhow::Result<serde_jso
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (results, details) = rt.block_on(bench_support::run(sizes))?;
+    let (results, details) = rt.block_on(benchmark::run(sizes))?;
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
-    println!("{}", bench_support::table(&results, &details));
-    bench_support::write_results(out, &results)?;
+    println!("{}", benchmark::table(&results, &details));
+    benchmark::write_results(out, &results)?;
     println!("results written to {}", out.display());
     Ok(serde_json::to_value(&results)?)
 }
@@ -130,7 +130,11 @@ mod tests {
             "startup_ready_ms",
         ];
         let obj = written.as_object().expect("an object");
-        assert_eq!(obj.len(), keys.len(), "exactly the issue's keys: {obj:?}");
+        assert_eq!(
+            obj.len(),
+            keys.len(),
+            "exactly the results-file keys: {obj:?}"
+        );
         for k in keys {
             assert!(
                 obj.get(k).and_then(|v| v.as_f64()).is_some(),

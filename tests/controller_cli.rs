@@ -2,11 +2,9 @@
 
 use std::process::Command;
 
-use e2e::binary;
-
 #[test]
 fn json_logs_with_log_type_json_and_a_clear_startup_error() -> anyhow::Result<()> {
-    let out = Command::new(binary()?)
+    let out = Command::new(env!("CARGO_BIN_EXE_multi-casskop"))
         .args([
             "-lk8s-cluster1",
             "-rk8s-cluster2",
@@ -32,8 +30,8 @@ fn json_logs_with_log_type_json_and_a_clear_startup_error() -> anyhow::Result<()
 }
 
 #[test]
-fn local_cluster_is_required() -> anyhow::Result<()> {
-    let out = Command::new(binary()?)
+fn missing_local_cluster_is_refused_naming_the_flag() -> anyhow::Result<()> {
+    let out = Command::new(env!("CARGO_BIN_EXE_multi-casskop"))
         .args(["-rk8s-cluster2"])
         .env_remove("MULTI_CASSKOP_LOCAL")
         .output()?;
@@ -45,7 +43,9 @@ fn local_cluster_is_required() -> anyhow::Result<()> {
 
 #[test]
 fn help_explains_the_controller_flags_with_examples() -> anyhow::Result<()> {
-    let out = Command::new(binary()?).arg("--help").output()?;
+    let out = Command::new(env!("CARGO_BIN_EXE_multi-casskop"))
+        .arg("--help")
+        .output()?;
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in [
         "--local",
@@ -65,7 +65,9 @@ fn help_explains_the_controller_flags_with_examples() -> anyhow::Result<()> {
 
 #[test]
 fn crd_subcommand_prints_the_multicasskop_crd() -> anyhow::Result<()> {
-    let out = Command::new(binary()?).arg("crd").output()?;
+    let out = Command::new(env!("CARGO_BIN_EXE_multi-casskop"))
+        .arg("crd")
+        .output()?;
     assert!(out.status.success());
     let yaml = String::from_utf8_lossy(&out.stdout);
     assert!(

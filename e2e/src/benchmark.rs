@@ -1,4 +1,4 @@
-//! The benchmark of issue 7: workloads on kubesim, measurements (audit log, `/metrics`, `/proc`)
+//! The controller benchmark: workloads on kubesim, measurements (audit log, `/metrics`, `/proc`)
 //! and the `target/bench/results.json` file written by the `bench` binary.
 
 use std::path::Path;
@@ -45,7 +45,7 @@ pub struct BenchSizes {
 }
 
 impl BenchSizes {
-    /// The sizes issue 7 asks for.
+    /// The full sizes, the ones the README's Performance table reports.
     pub fn full() -> Self {
         Self {
             handoff_crs: 50,
@@ -76,7 +76,7 @@ impl BenchSizes {
     }
 }
 
-/// The results file: exactly the keys of issue 7.
+/// The results file: exactly the keys the README's Performance table is built from.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchResults {
     pub handoff_p50_ms: f64,
@@ -749,13 +749,13 @@ mod tests {
     }
 
     #[test]
-    fn proc_stats_of_ourselves() {
+    fn proc_stats_reads_our_own_peak_rss() {
         let s = proc_stats(std::process::id()).expect("own /proc entry");
         assert!(s.peak_rss_mib > 0.0 && s.peak_rss_mib >= s.rss_mib);
     }
 
     #[test]
-    fn results_have_exactly_the_issue_keys() {
+    fn results_file_has_exactly_ten_keys() {
         let r = BenchResults {
             handoff_p50_ms: 1.0,
             handoff_p99_ms: 2.0,

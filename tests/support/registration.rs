@@ -1,6 +1,5 @@
-//! Shared fixtures of the registration/sites tests: a kubesim, a kubeconfig, and runners for
-//! the real `multi-casskop` binary and real `kubectl`.
-#![allow(dead_code)]
+//! Fixtures of the registration and site-registry tests: a kubesim, a kubeconfig, and runners
+//! for the real `multi-casskop` binary and real `kubectl`.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -11,7 +11,7 @@ use kube::api::{
 use serde_json::{Value, json};
 
 use crate::audit;
-use crate::bench_support::{create_all, is_ready, mc_api, mc_object};
+use crate::benchmark::{create_all, is_ready, mc_api, mc_object};
 use crate::{Env, NAMESPACE};
 
 /// A small seeded random source (xorshift64*), so a failing run can be replayed with its seed.
