@@ -9,46 +9,11 @@ pub mod ring;
 pub mod run;
 pub mod status;
 
-use std::path::PathBuf;
-
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
-use crate::sites::DEFAULT_IMPORTS_DIR;
-
-/// The sites of a federation: the same flags as Multi-CassKop (`-l`, `-r`), shared by the
-/// controller, `check` and `status`.
-#[derive(Args, Debug, Clone, Default)]
-pub struct SiteArgs {
-    /// Name of the local (control-plane) cluster: the first site of every rollout.
-    #[arg(
-        short = 'l',
-        long = "local",
-        env = "MULTI_CASSKOP_LOCAL",
-        value_name = "NAME"
-    )]
-    pub local: Option<String>,
-    /// Remote cluster names, in rollout order. Repeat the flag or give a comma-separated list.
-    /// Each needs credentials: a mounted Secret under --imports-dir, a Secret NAME in the
-    /// controller's namespace, or a kubeconfig context NAME.
-    #[arg(short = 'r', long = "remote", value_name = "NAME", value_delimiter = ',', action = clap::ArgAction::Append)]
-    pub remotes: Vec<String>,
-    /// Namespace to watch and to read credential Secrets from. Default: $WATCH_NAMESPACE, else the
-    /// in-cluster namespace, else the kubeconfig context's namespace, else "default".
-    #[arg(short = 'n', long = "namespace", value_name = "NS")]
-    pub namespace: Option<String>,
-    /// Kubeconfig file for the local cluster and for context-named remotes (default: $KUBECONFIG
-    /// or ~/.kube/config; in a pod: the in-cluster service account).
-    #[arg(long = "kubeconfig", value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context of the local cluster (default: the current context).
-    #[arg(long = "context", value_name = "CONTEXT")]
-    pub context: Option<String>,
-    /// Directory holding one mounted Secret per remote (Multi-CassKop's path).
-    #[arg(long = "imports-dir", value_name = "DIR", default_value = DEFAULT_IMPORTS_DIR)]
-    pub imports_dir: PathBuf,
-}
+pub use common::sites::SiteArgs;
 
 /// Federates CassKop CassandraClusters across Kubernetes clusters, one site at a time.
 ///

@@ -9,10 +9,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
-use super::SiteArgs;
 use super::common::federation::{self, FedSite, Federation, SITE_TIMEOUT};
 use super::common::table::render_table;
 use super::common::topology::{expected_pods, pod_ready};
+use crate::cli::common::sites::SiteArgs;
 use crate::kube_error;
 use crate::merge::DesiredCluster;
 use crate::sites::Site;

@@ -9,7 +9,7 @@ use futures::FutureExt;
 use kube::Client;
 use tracing::{error, info};
 
-use crate::cli::SiteArgs;
+use crate::cli::common::sites::SiteArgs;
 use crate::rollout::controller::{self, ControllerConfig};
 use crate::runtime::health::{self, Readiness};
 use crate::runtime::leader::{self, Leadership, LeaseConfig};

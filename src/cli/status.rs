@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::SiteArgs;
 use super::common::federation::{self, FedSite, Federation, LiveSite, forbidden_hint, read_site};
 use super::common::table::render_table;
 use super::common::topology::{expand_topology, pod_ready};
 use crate::api::{CassandraClusterView, Condition, MultiCasskop};
+use crate::cli::common::sites::SiteArgs;
 use crate::merge::DesiredCluster;
 
 const EXAMPLE: &str = "\

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use kube::ResourceExt;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::ObjectRef;
-use kube::ResourceExt;
 use tracing::{debug, info, warn};
 
 use crate::api::FINALIZER;

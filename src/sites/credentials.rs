@@ -36,7 +36,6 @@ pub enum CredentialSource {
     },
 }
 
-
 /// Kubeconfig keys read from a Secret or a mounted directory, in order of preference
 /// (`config`: kubemcsa; `kubeconfig`: k8ssandra).
 pub const KUBECONFIG_KEYS: [&str; 2] = ["config", "kubeconfig"];

@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
+use super::config::RegistryConfig;
+use super::credentials::CredentialSource;
 use super::credentials::{
     CredentialError, Credentials, read_local_kubeconfig, require_local_context,
 };
-use super::config::RegistryConfig;
-use super::credentials::CredentialSource;
 
 /// Default location of the in-cluster namespace file.
 pub const IN_CLUSTER_NAMESPACE_FILE: &str =

@@ -12,8 +12,8 @@ use tokio::sync::{Mutex, Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::client_config::{ClientConfigRef, client_config_resource};
-use super::credentials::{self, RemoteLookup, SecretLookup};
 use super::config::RegistryConfig;
+use super::credentials::{self, RemoteLookup, SecretLookup};
 use super::site::{Site, SiteError, SiteState};
 use crate::backoff::Backoff;
 use crate::kube_error;

@@ -8,8 +8,8 @@ use anyhow::Context;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams};
 
+use super::sites::SiteArgs;
 use crate::api::{MultiCasskop, cassandra::cassandra_cluster_resource};
-use crate::cli::SiteArgs;
 use crate::kube_error;
 use crate::merge::{DesiredCluster, InvalidSpec, desired_for_site};
 use crate::rollout::plan::site_order;

@@ -2,6 +2,7 @@
 
 pub mod contexts;
 pub mod federation;
+pub mod sites;
 pub mod steps;
 pub mod table;
 pub mod topology;
