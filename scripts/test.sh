@@ -10,6 +10,13 @@ if ! python3 -c 'import helm_python' 2>/dev/null; then
 fi
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
 
+# The house rules, checked before anything is built: formatting, no import cycle between the
+# modules of the controller or the simulator, no function over 80 lines in the controller.
+cargo fmt --all --check
+python3 scripts/module_cycles.py e2e/kubesim/src
+python3 scripts/module_cycles.py --max-fn-lines 80 src
+cargo clippy --workspace --all-targets -- -D warnings
+
 # e2e tests drive the real binaries as processes: build them first.
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast "$@"

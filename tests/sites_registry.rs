@@ -136,7 +136,7 @@ async fn start(env: &Env, remotes: &[&str], imports: &Path) -> SiteRegistry {
         local,
         RegistryConfig {
             local: C1.into(),
-            remotes: remotes.iter().map(|s| s.to_string()).collect(),
+            remotes: remotes.iter().map(ToString::to_string).collect(),
             namespace: NS.into(),
             imports_dir: imports.to_path_buf(),
             kubeconfig: Some(empty),

@@ -246,7 +246,7 @@ pub fn controller_args(env: &Env, extra: &[&str]) -> Vec<String> {
     if names.len() > 1 {
         args.push(format!("-r{}", names[1..].join(",")));
     }
-    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend(extra.iter().map(ToString::to_string));
     args
 }
 
@@ -300,9 +300,8 @@ pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
         if line.starts_with('#') {
             continue;
         }
-        let (head, value) = match line.rsplit_once(' ') {
-            Some(x) => x,
-            None => continue,
+        let Some((head, value)) = line.rsplit_once(' ') else {
+            continue;
         };
         let metric = head.split('{').next().unwrap_or("");
         if metric == name

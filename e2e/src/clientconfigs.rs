@@ -111,7 +111,7 @@ pub fn start_controller_with(
         env.dir.path().join("no-imports").display().to_string(),
     ];
     args.extend(remotes.iter().map(|r| format!("-r{r}")));
-    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend(extra.iter().map(ToString::to_string));
     ControllerProcess::spawn(
         env.dir.path(),
         label,

@@ -28,9 +28,21 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The binary [`binary`] answers, when a program chose it (the bench: the release build beside
+/// it). Set once, before any environment is started.
+static CHOSEN_BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Make [`binary`] answer `path` for the rest of this process.
+pub fn use_binary(path: PathBuf) {
+    let _ = CHOSEN_BINARY.set(path);
+}
+
 /// The `multi-casskop` binary built by `cargo build --workspace --bins` (scripts/test.sh does).
-/// `MULTI_CASSKOP_BIN` overrides it.
+/// [`use_binary`], then `MULTI_CASSKOP_BIN`, override it.
 pub fn binary() -> anyhow::Result<PathBuf> {
+    if let Some(p) = CHOSEN_BINARY.get() {
+        return Ok(p.clone());
+    }
     if let Ok(p) = std::env::var("MULTI_CASSKOP_BIN") {
         return Ok(PathBuf::from(p));
     }
@@ -127,7 +139,7 @@ impl Env {
         }
         let admin_kubeconfig = dir.path().join("admin-kubeconfig");
         sim.write_kubeconfig(&admin_kubeconfig)?;
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = names.iter().map(ToString::to_string).collect();
         let env = Env {
             kubeconfig: dir.path().join("kubeconfig"),
             admin_kubeconfig,
@@ -262,7 +274,7 @@ impl Env {
         if !remotes.is_empty() {
             args.push(format!("-r{remotes}"));
         }
-        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(extra.iter().map(ToString::to_string));
         ControllerProcess::spawn(self.dir.path(), label, &args, &[])
     }
 
@@ -361,7 +373,7 @@ impl ControllerProcess {
 
     /// The process id.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL and reap.
@@ -438,7 +450,7 @@ impl Drop for ControllerProcess {
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
 {
     let deadline = Instant::now() + timeout;
     let mut last_err = None;

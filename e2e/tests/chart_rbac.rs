@@ -399,7 +399,7 @@ async fn controller_needs_nothing_beyond_the_charts_role() -> anyhow::Result<()>
         "multicasskop/cassandra-ephemeral",
         "--timeout=240s",
     ])
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::controller_log_tail(&ctl.logs(), 60)))?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", controller_log_tail(&ctl.logs(), 60)))?;
     env.kubectl(&[
         "delete",
         "multicasskop",

@@ -43,7 +43,7 @@ async fn every_sample_applies_and_rolls_out() -> anyhow::Result<()> {
         let sites: Vec<String> = SITES
             .iter()
             .filter(|s| overrides.contains_key(**s))
-            .map(|s| s.to_string())
+            .map(ToString::to_string)
             .collect();
         let deletes = doc["spec"]["deleteCassandraCluster"] == true;
         applied.push((mc, cc, sites, deletes));

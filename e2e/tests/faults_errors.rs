@@ -70,7 +70,7 @@ async fn error_storm_and_watch_expiry_lose_nothing() -> anyhow::Result<()> {
             for c in env.sim.clusters() {
                 c.faults().set_error_rate(0.0, vec![]);
             }
-            for (name, image) in expected.iter_mut() {
+            for (name, image) in &mut expected {
                 *image = "cassandra:3.11.10".into();
                 set_image(&env, name, image).await?;
             }

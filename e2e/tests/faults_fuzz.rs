@@ -144,7 +144,7 @@ fn status_for(
     observed: &[Option<ObservedCluster>],
     applied: &[Option<i64>],
 ) -> (MultiCasskopStatus, Option<String>) {
-    let configured: Vec<String> = SITES.iter().map(|s| s.to_string()).collect();
+    let configured: Vec<String> = SITES.iter().map(ToString::to_string).collect();
     let prev = MultiCasskopStatus::default();
     let now = "2026-11-21T12:00:00Z";
     let mut invalid = None;

@@ -48,7 +48,7 @@ async fn kill_during_rollouts(resources: usize, kills: usize) -> anyhow::Result<
         tokio::time::sleep(rng.millis(200, 2500)).await;
         // Halfway through, change half of the resources: their change rollouts get killed too.
         if k == kills.div_ceil(2) {
-            for (name, image) in expected.iter_mut() {
+            for (name, image) in &mut expected {
                 if rng.chance(0.5) {
                     *image = "cassandra:3.11.10".into();
                     set_image(&env, name, image).await?;

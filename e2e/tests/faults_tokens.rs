@@ -93,7 +93,7 @@ async fn revoked_remote_token_then_rotated_secret_loses_nothing_without_restart(
     println!("token of {REVOKED} revoked");
     // Open watches outlive a revoked token (as on a real API server), and the creations may all
     // have reached site2 already: a change makes site2 needed again.
-    for (name, image) in expected.iter_mut() {
+    for (name, image) in &mut expected {
         *image = "cassandra:3.11.10".into();
         e2e::faults::set_image(&env, name, image).await?;
     }

@@ -103,7 +103,7 @@ fn parse_readme(text: &str) -> anyhow::Result<Vec<Block>> {
             .map(str::trim);
         let mode = match marker {
             None => Mode::Plain,
-            Some(m) => parse_marker(m).with_context(|| format!("README.md:{}", start))?,
+            Some(m) => parse_marker(m).with_context(|| format!("README.md:{start}"))?,
         };
         blocks.push(Block {
             line: start + 1,

@@ -632,7 +632,7 @@ async fn deletion_waits_for_an_unreachable_site_and_says_so() -> anyhow::Result<
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&ctl.logs())))?;
-    for site in SITES[..2].iter() {
+    for site in &SITES[..2] {
         assert!(
             env.get_cc(site, "cassandra-ephemeral")?.is_none(),
             "{site} still has it"

@@ -32,7 +32,7 @@ pub use common::sites::SiteArgs;
 )]
 struct Cli {
     #[command(flatten)]
-    run: crate::cli::run::RunArgs,
+    run: run::RunArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -42,31 +42,31 @@ enum Command {
     /// Run the controller (the default).
     ///
     /// Example: multi-casskop run --local k8s-cluster1 --remote k8s-cluster2,k8s-cluster3 --leader-elect
-    Run(crate::cli::run::RunArgs),
+    Run(run::RunArgs),
     /// Print a remote cluster's service-account credentials as a Secret for the control plane.
     ///
     /// Example: multi-casskop export --context k8s-cluster2 -n cassandra multi-casskop --as k8s-cluster2 | kubectl apply -f -
-    Export(crate::cli::export::ExportArgs),
+    Export(export::ExportArgs),
     /// Register a data-plane cluster with the control plane (creates the credential Secret).
     ///
     /// Example: multi-casskop register --source-context k8s-cluster2 --dest-context k8s-cluster1
-    Register(crate::cli::register::RegisterArgs),
+    Register(register::RegisterArgs),
     /// Check that every configured site is reachable with the credentials the controller would use.
     ///
     /// Example: multi-casskop check -l k8s-cluster1 -r k8s-cluster2
-    Check(crate::cli::check::CheckArgs),
+    Check(check::CheckArgs),
     /// Show a MultiCasskop's rollout: every site, its CassandraCluster and what blocks it.
     ///
     /// Example: multi-casskop status cassandra-3dc -n cassandra
-    Status(crate::cli::status::StatusArgs),
+    Status(status::StatusArgs),
     /// Check the Cassandra ring across the sites (nodetool status in one pod per site).
     ///
     /// Example: multi-casskop ring cassandra-3dc -n cassandra
-    Ring(crate::cli::ring::RingArgs),
+    Ring(ring::RingArgs),
     /// Print the MultiCasskop CustomResourceDefinition (YAML).
     ///
     /// Example: multi-casskop crd | kubectl apply -f -
-    Crd(crate::cli::crd::CrdArgs),
+    Crd(crd::CrdArgs),
 }
 
 /// The whole `multi-casskop` command line: parse `args` (the first item is the program name),
@@ -91,14 +91,14 @@ where
     };
     let result = runtime.block_on(async move {
         match parsed.command {
-            None => crate::cli::run::run(parsed.run).await,
-            Some(Command::Run(args)) => crate::cli::run::run(args).await,
-            Some(Command::Export(args)) => crate::cli::export::run(args).await,
-            Some(Command::Register(args)) => crate::cli::register::run(args).await,
-            Some(Command::Check(args)) => crate::cli::check::run(args).await,
-            Some(Command::Status(args)) => crate::cli::status::run(args).await,
-            Some(Command::Ring(args)) => crate::cli::ring::run(args).await,
-            Some(Command::Crd(args)) => crate::cli::crd::run(args),
+            None => run::run(parsed.run).await,
+            Some(Command::Run(args)) => run::run(args).await,
+            Some(Command::Export(args)) => export::run(args).await,
+            Some(Command::Register(args)) => register::run(args).await,
+            Some(Command::Check(args)) => check::run(args).await,
+            Some(Command::Status(args)) => status::run(args).await,
+            Some(Command::Ring(args)) => ring::run(args).await,
+            Some(Command::Crd(args)) => crd::run(args),
         }
     });
     match result {

@@ -454,7 +454,7 @@ impl Registration<'_> {
         match api.get_opt(sa).await {
             Ok(Some(_)) => steps.ok(&format!("service account {ns}/{sa} exists")),
             Ok(None) if self.args.dry_run => {
-                steps.ok(&format!("{}create service account {ns}/{sa}", self.dry()))
+                steps.ok(&format!("{}create service account {ns}/{sa}", self.dry()));
             }
             Ok(None) => match api
                 .create(&PostParams::default(), &service_account(sa, ns))

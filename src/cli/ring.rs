@@ -354,7 +354,7 @@ impl<'a> NodeNames<'a> {
 fn view_problems(
     v: &SiteView,
     by_dc: &BTreeMap<&str, Vec<&ExpectedNode>>,
-    names: &NodeNames,
+    names: &NodeNames<'_>,
 ) -> Vec<String> {
     if let Some(err) = &v.error {
         return vec![format!("site {}: {err}", v.site)];
@@ -382,7 +382,7 @@ fn dc_problems(
     dc: &str,
     want: &[&ExpectedNode],
     block: &DcBlock,
-    names: &NodeNames,
+    names: &NodeNames<'_>,
 ) -> Vec<String> {
     let mut problems = vec![];
     for n in &block.nodes {
@@ -424,7 +424,11 @@ fn dc_problems(
 }
 
 /// The combined table: every node any view shows, plus expected nodes nobody shows.
-fn combined_rows(views: &[SiteView], expected: &[ExpectedNode], names: &NodeNames) -> Vec<RingRow> {
+fn combined_rows(
+    views: &[SiteView],
+    expected: &[ExpectedNode],
+    names: &NodeNames<'_>,
+) -> Vec<RingRow> {
     let mut rows: BTreeMap<(String, String), RingRow> = BTreeMap::new();
     for v in views {
         for dc in &v.datacenters {

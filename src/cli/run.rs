@@ -49,20 +49,7 @@ pub struct RunArgs {
 /// Run the controller until SIGINT/SIGTERM (exit 0) or a lost lease (exit 1).
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let sites = &args.sites;
-    let Some(local) = sites.local.clone().filter(|s| !s.is_empty()) else {
-        anyhow::bail!(
-            "the local cluster name is required: --local NAME (or -lNAME, as Multi-CassKop's chart passes it)"
-        );
-    };
-    let kubeconfig = sites.kubeconfig.as_deref();
-    let context = sites.context.as_deref();
-    let creds = local::credentials(kubeconfig, context)
-        .await
-        .map_err(|e| anyhow::anyhow!("local cluster: {e}"))?;
-    let namespace = local::resolve_namespace(sites.namespace.as_deref(), kubeconfig, context);
-    let client = creds
-        .client()
-        .map_err(|e| anyhow::anyhow!("cannot build a client for the local cluster {local}: {e}"))?;
+    let (local, namespace, client) = connect_local(sites).await?;
     let identity = leader::identity();
     info!(
         local = %local,
@@ -130,6 +117,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         l.release().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The local cluster's name, the namespace to watch and a client to the local API server.
+async fn connect_local(sites: &SiteArgs) -> anyhow::Result<(String, String, Client)> {
+    let Some(local) = sites.local.clone().filter(|s| !s.is_empty()) else {
+        anyhow::bail!(
+            "the local cluster name is required: --local NAME (or -lNAME, as Multi-CassKop's chart passes it)"
+        );
+    };
+    let kubeconfig = sites.kubeconfig.as_deref();
+    let context = sites.context.as_deref();
+    let creds = local::credentials(kubeconfig, context)
+        .await
+        .map_err(|e| anyhow::anyhow!("local cluster: {e}"))?;
+    let namespace = local::resolve_namespace(sites.namespace.as_deref(), kubeconfig, context);
+    let client = creds
+        .client()
+        .map_err(|e| anyhow::anyhow!("cannot build a client for the local cluster {local}: {e}"))?;
+    Ok((local, namespace, client))
 }
 
 /// Waits for the Lease (`None`: shutdown came first), then exits the process the moment it is

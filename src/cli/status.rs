@@ -168,7 +168,7 @@ fn fill_live(line: &mut SiteLine, live: &LiveSite, desired: &DesiredCluster) {
             line.error = Some(format!(
                 "pods not readable: {e}{}",
                 forbidden_hint(&e.to_string())
-            ))
+            ));
         }
     }
     match &live.cluster {
@@ -277,7 +277,7 @@ fn headline(r: &StatusReport) -> String {
             " (status describes generation {o}, spec is at {g})"
         )),
         (Some(_), None) if r.phase.is_none() => {
-            out.push_str(" (no status from the controller yet)")
+            out.push_str(" (no status from the controller yet)");
         }
         _ => {}
     }
@@ -354,7 +354,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                     args.output == StatusOutput::Wide,
                     jiff::Timestamp::now()
                 )
-            )
+            );
         }
         StatusOutput::Json => println!("{}", serde_json::to_string_pretty(&r)?),
         StatusOutput::Yaml => print!("{}", serde_saphyr::to_string(&r)?),

@@ -145,7 +145,7 @@ pub async fn apply_cluster(
         Err(kube::Error::Api(s)) if s.code == 409 => return Ok(ApplyResult::Stale),
         Err(e) => return Err(err("apply")(e)),
     };
-    let rv_before = base.and_then(|o| o.resource_version());
+    let rv_before = base.and_then(ResourceExt::resource_version);
     let resource_version = after.resource_version().unwrap_or_default();
     Ok(ApplyResult::Applied(Box::new(ApplyOutcome {
         created: base.is_none(),

@@ -74,8 +74,7 @@ pub async fn run(
     let api: Api<MultiCasskop> = Api::namespaced(local, &cfg.namespace);
     // As Controller::new, minus managedFields in the cache (never read; often half an object).
     let (reader, writer) = kube::runtime::reflector::store();
-    let mcs = watcher::watcher(api, watcher::Config::default())
-        .modify(|o| o.metadata.managed_fields = None);
+    let mcs = watcher(api, watcher::Config::default()).modify(|o| o.metadata.managed_fields = None);
     let controller = Controller::for_stream(reflector(writer, mcs).applied_objects(), reader);
     report_cache_sync(controller.store(), readiness);
     info!(namespace = %cfg.namespace, "controller started: watching MultiCasskops");
@@ -190,7 +189,7 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
 
     let observed = match observe::observe(&target, ctx, deleting, delete_clusters).await {
         Observed::Invalid { why } => return report::invalid(&target, ctx, deleting, &why).await,
-        Observed::Sites(observation) => observation,
+        Observed::Sites(observation) => *observation,
     };
     let mut observation = observed;
     let planned = plan::plan(&observation.input);

@@ -66,7 +66,7 @@ impl Observation {
 /// What observing found.
 pub(super) enum Observed {
     /// The sites taking part, observed.
-    Sites(Observation),
+    Sites(Box<Observation>),
     /// The spec cannot be rolled out: nothing is created.
     Invalid { why: String },
 }
@@ -132,7 +132,7 @@ pub(super) async fn observe(
             applied,
         });
     }
-    Observed::Sites(Observation {
+    Observed::Sites(Box::new(Observation {
         generation: mc.metadata.generation.unwrap_or(0),
         now,
         prev,
@@ -144,7 +144,7 @@ pub(super) async fn observe(
         },
         details,
         new_marks,
-    })
+    }))
 }
 
 /// The sites taking part, in rollout order, with their desired CassandraClusters; `Err` says
@@ -238,16 +238,17 @@ async fn observe_site(
 /// What the status shows of one site.
 fn site_detail(ctx: &Context, f: &SiteFacts, access: &SiteAccess) -> SiteDetail {
     let view = f.live.as_ref().map(CassandraClusterView);
-    let text = |get: for<'v> fn(&CassandraClusterView<'v>) -> Option<&'v str>| {
-        view.as_ref().and_then(get).map(str::to_string)
-    };
+    let view = view.as_ref();
+    let owned = |text: Option<&str>| text.map(str::to_string);
     SiteDetail {
         site: f.name.clone(),
         namespace: Some(f.desired.namespace.clone()),
         name: Some(f.desired.name.clone()),
-        phase: text(|v| v.phase()),
-        last_cluster_action: text(|v| v.last_cluster_action()),
-        last_cluster_action_status: text(|v| v.last_cluster_action_status()),
+        phase: owned(view.and_then(CassandraClusterView::phase)),
+        last_cluster_action: owned(view.and_then(CassandraClusterView::last_cluster_action)),
+        last_cluster_action_status: owned(
+            view.and_then(CassandraClusterView::last_cluster_action_status),
+        ),
         message: (*access == SiteAccess::NotConfigured).then(|| {
             format!(
                 "site {} is no longer configured (no --remote flag or ClientConfig {}/{} names it any more); its CassandraCluster is left as it is",

@@ -195,7 +195,7 @@ async fn watch_site(
         let cfg = watcher::Config::default().labels(&selector);
         // Only what the controller reads is cached (no managedFields, CassKop's progress fields
         // of the status): for 1,000 resources x 3 sites this is most of the controller's memory.
-        let stream = watcher::watcher(api, cfg).modify(crate::api::cassandra::slim_for_cache);
+        let stream = watcher(api, cfg).modify(crate::api::cassandra::slim_for_cache);
         let mut events = pin!(reflector(writer, stream));
         let failure = loop {
             match events.next().await {

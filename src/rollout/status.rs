@@ -556,7 +556,7 @@ impl Conditions<'_> {
     }
 
     /// Ready and Progressing while deleting.
-    fn deletion(&self, plan: &Plan, action_message: &String) -> (Condition, Condition) {
+    fn deletion(&self, plan: &Plan, action_message: &str) -> (Condition, Condition) {
         let c = |type_: &str, status: &str, reason: &str, message: String| {
             self.c(type_, status, reason, message)
         };
@@ -575,13 +575,13 @@ impl Conditions<'_> {
                 condition::PROGRESSING,
                 "True",
                 "Deleting",
-                action_message.clone(),
+                action_message.to_string(),
             ),
             Action::Blocked { .. } => c(
                 condition::PROGRESSING,
                 "False",
                 "DeletionBlocked",
-                action_message.clone(),
+                action_message.to_string(),
             ),
             _ if deleted_all => c(
                 condition::PROGRESSING,

@@ -432,7 +432,7 @@ pub async fn from_keys(
     if !missing.is_empty() {
         return Err(CredentialError::NoKnownKeys {
             location: what,
-            missing: missing.iter().map(|k| k.to_string()).collect(),
+            missing: missing.iter().map(ToString::to_string).collect(),
             found: keys.keys().cloned().collect(),
         });
     }
@@ -569,7 +569,7 @@ fn validate_server(server: &str) -> Result<(), ServerProblem> {
                 reason: e.to_string(),
             })?;
     match uri.scheme_str() {
-        Some("https") | Some("http") => {}
+        Some("https" | "http") => {}
         _ => {
             return Err(ServerProblem::NotHttp {
                 server: server.to_string(),

@@ -362,9 +362,9 @@ fn spawn_secret_watch(inner: &Arc<Inner>, client: kube::Client, synced: Arc<Noti
 }
 
 /// First retry delay of the ClientConfig watch after an error.
-const CLIENT_CONFIG_MIN_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
+const CLIENT_CONFIG_MIN_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest retry delay of the ClientConfig watch (e.g. while the CRD is not installed).
-const CLIENT_CONFIG_MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(300);
+const CLIENT_CONFIG_MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 fn spawn_client_config_watch(inner: &Arc<Inner>, client: kube::Client, synced: Arc<Notify>) {
     let weak = Arc::downgrade(inner);
@@ -563,7 +563,7 @@ impl SiteRegistry {
         self.inner.get(name)
     }
     /// Changes whenever any site is added, removed, rebuilt or becomes unavailable.
-    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub fn changes(&self) -> watch::Receiver<u64> {
         self.inner.subscribe()
     }
     /// Every configured site with its state, in [`Self::order`].
@@ -579,6 +579,6 @@ impl SiteRegistry {
     }
     /// Re-reads every source now (the background tasks do this on every change and every 2 s).
     pub async fn reload(&self) {
-        self.inner.reload().await
+        self.inner.reload().await;
     }
 }

@@ -8,7 +8,7 @@ use kubesim::kubectl::{Kubectl, Run};
 use kubesim::{Sim, SimOptions};
 
 /// Minimal CassandraCluster CRD (unknown fields kept), enough for discovery and RBAC checks.
-pub const CASSANDRA_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+pub const CASSANDRA_CRD: &str = r"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
   name: cassandraclusters.db.orange.com
@@ -22,10 +22,10 @@ spec:
     storage: true
     schema:
       openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-"#;
+";
 
 /// Minimal k8ssandra ClientConfig CRD.
-pub const CLIENT_CONFIG_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+pub const CLIENT_CONFIG_CRD: &str = r"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
   name: clientconfigs.config.k8ssandra.io
@@ -39,7 +39,7 @@ spec:
     storage: true
     schema:
       openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-"#;
+";
 
 pub const NS: &str = "cassandra";
 

@@ -126,7 +126,7 @@ fn apply_faults(c: &Cluster, v: &Value) {
             .as_array()
             .map(|a| {
                 a.iter()
-                    .filter_map(|c| c.as_u64())
+                    .filter_map(Value::as_u64)
                     .map(|c| c as u16)
                     .collect()
             })

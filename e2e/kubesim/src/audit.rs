@@ -50,13 +50,16 @@ impl AuditLog {
 
     /// Stamps `seq` and `time_us` and appends.
     pub fn record(&self, mut e: AuditEntry) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         e.seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         e.time_us = jiff::Timestamp::now().as_microsecond();
         if let Some(f) = &self.file
             && let Ok(line) = serde_json::to_string(&e)
         {
-            let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+            let mut f = f.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let _ = writeln!(f, "{line}");
         }
         entries.push(e);
@@ -65,14 +68,14 @@ impl AuditLog {
     pub fn all(&self) -> Vec<AuditEntry> {
         self.entries
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
     pub fn of_cluster(&self, cluster: &str) -> Vec<AuditEntry> {
         self.entries
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .filter(|e| e.cluster == cluster)
             .cloned()

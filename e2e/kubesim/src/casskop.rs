@@ -391,7 +391,10 @@ impl CacheFeed {
     ) {
         match res {
             Ok(event) => {
-                let listed = index.lock().unwrap_or_else(|e| e.into_inner()).apply(event);
+                let listed = index
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .apply(event);
                 if listed {
                     self.filled.send_modify(|n| *n = (*n + 1).min(2));
                 }
@@ -418,7 +421,9 @@ impl Caches {
         namespace: &str,
         name: &str,
     ) -> HashMap<String, Arc<DynamicObject>> {
-        let index = index.lock().unwrap_or_else(|e| e.into_inner());
+        let index = index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         index
             .live
             .get(&(namespace.to_owned(), name.to_owned()))
@@ -459,7 +464,7 @@ fn nodes_value(v: Option<&Value>) -> Option<i32> {
     let v = v?;
     v.as_i64()
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-        .map(|n| n.clamp(0, i32::MAX as i64) as i32)
+        .map(|n| n.clamp(0, i64::from(i32::MAX)) as i32)
 }
 
 /// Expand `spec.topology` into dc-racks: a dc's `nodesPerRacks` overrides `spec.nodesPerRacks`
@@ -1438,13 +1443,13 @@ mod tests {
             ),
             (
                 with(&|s| {
-                    s["topology"]["dc"][0]["rack"] = json!([{"name": "rack1"}, {"name": "rack2"}])
+                    s["topology"]["dc"][0]["rack"] = json!([{"name": "rack1"}, {"name": "rack2"}]);
                 }),
                 "ScaleUp",
             ),
             (
                 with(&|s| {
-                    s["topology"]["dc"] = json!([{"name": "dc1", "rack": [{"name": "rack1"}]}])
+                    s["topology"]["dc"] = json!([{"name": "dc1", "rack": [{"name": "rack1"}]}]);
                 }),
                 "ActionDeleteDC",
             ),

@@ -82,7 +82,10 @@ struct RingFaultState {
 
 impl RingFaults {
     fn with<R>(&self, f: impl FnOnce(&mut RingFaultState) -> R) -> R {
-        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()))
+        f(&mut self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
     /// The Cassandra node of pod `pod` (of this cluster) is down.
     pub fn set_node_down(&self, pod: &str) {
@@ -241,7 +244,7 @@ pub async fn exec(
         Some(want) => want.clone(),
         None => containers
             .first()
-            .map(|s| s.to_string())
+            .map(ToString::to_string)
             .ok_or_else(|| ApiError::bad_request(format!("pod {name} has no containers")))?,
     };
     let phase = pod["status"]["phase"].as_str().unwrap_or("Pending");

@@ -35,7 +35,10 @@ impl Faults {
     }
     /// A share (0..=1) of requests is answered with one of `codes` (picked at random).
     pub fn set_error_rate(&self, share: f64, codes: Vec<u16>) {
-        *self.errors.lock().unwrap_or_else(|p| p.into_inner()) = (share.clamp(0.0, 1.0), codes);
+        *self
+            .errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (share.clamp(0.0, 1.0), codes);
     }
     pub fn revoke_token(&self, token: &str) {
         self.store.lock().revoked.insert(token.to_string());
@@ -59,7 +62,10 @@ impl Faults {
     }
     /// The injected error code for this request, if any.
     pub(crate) fn pick_error(&self) -> Option<u16> {
-        let e = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        let e = self
+            .errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if e.0 <= 0.0 || e.1.is_empty() {
             return None;
         }

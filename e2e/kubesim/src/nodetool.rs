@@ -108,7 +108,7 @@ impl Hasher for Fnv {
     }
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
-            self.0 ^= *b as u64;
+            self.0 ^= u64::from(*b);
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
@@ -144,7 +144,7 @@ fn address_order(a: &str) -> (u8, Vec<u32>, String) {
     match a.parse::<std::net::Ipv4Addr>() {
         Ok(ip) => (
             0,
-            ip.octets().iter().map(|o| *o as u32).collect(),
+            ip.octets().iter().map(|o| u32::from(*o)).collect(),
             String::new(),
         ),
         Err(_) => (1, vec![], a.to_string()),
@@ -242,7 +242,7 @@ mod tests {
     use super::*;
 
     fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
+        v.iter().map(ToString::to_string).collect()
     }
 
     fn node(dc: &str, rack: &str, address: &str, up: bool) -> RingNode {

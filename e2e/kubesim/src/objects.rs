@@ -271,7 +271,7 @@ pub fn create(
     version: &str,
     ns: &str,
     mut obj: Value,
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
 ) -> Result<Arc<Value>, ApiError> {
     check_type_meta(def, version, &mut obj)?;
     let m = meta(&mut obj);
@@ -383,7 +383,7 @@ fn defaults_on_create(
     ns: &str,
     name: &str,
     obj: &mut Value,
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
 ) -> Result<(), ApiError> {
     match (def.group.as_str(), def.plural.as_str()) {
         ("", "namespaces") => {
@@ -517,7 +517,7 @@ fn fill_token_secret(st: &mut State, ns: &str, name: &str, obj: &mut Value, ca_p
     obj["metadata"]["annotations"][SA_UID_ANN] = Value::String(auth::sa_uid(&sa));
 }
 
-fn after_write(st: &mut State, def: &ResourceDef, obj: &Arc<Value>, ctx: &Ctx) {
+fn after_write(st: &mut State, def: &ResourceDef, obj: &Arc<Value>, ctx: &Ctx<'_>) {
     match (def.group.as_str(), def.plural.as_str()) {
         ("", "namespaces") => {
             let ns = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
@@ -618,7 +618,7 @@ pub fn update(
     name: &str,
     mut obj: Value,
     sub: Option<&str>,
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     require_rv: bool,
     managed: Managed,
 ) -> Result<Arc<Value>, ApiError> {
@@ -721,7 +721,7 @@ pub fn update(
                 None => m.remove(k),
             };
         }
-        if m.get("managedFields").is_none_or(|v| v.is_null())
+        if m.get("managedFields").is_none_or(Value::is_null)
             && let Some(mf) = om.get("managedFields")
         {
             m.insert("managedFields".into(), mf.clone());
@@ -762,7 +762,7 @@ pub fn update(
     let deleting = !new["metadata"]["deletionTimestamp"].is_null()
         && new["metadata"]["finalizers"]
             .as_array()
-            .is_none_or(|f| f.is_empty());
+            .is_none_or(Vec::is_empty);
     if deleting {
         return Ok(finish_delete(st, def, ns, name, Some(new)));
     }
@@ -826,7 +826,7 @@ pub fn delete(
     def: &Arc<ResourceDef>,
     ns: &str,
     name: &str,
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     opts: &DeleteOpts,
 ) -> Result<Arc<Value>, ApiError> {
     let old = st
@@ -885,7 +885,7 @@ pub fn delete(
 
 /// Garbage collection (background propagation, done at once): objects whose only owner was
 /// `owner` are deleted too (their finalizers are honoured).
-fn collect_garbage(st: &mut State, owner: &Value, ctx: &Ctx) {
+fn collect_garbage(st: &mut State, owner: &Value, ctx: &Ctx<'_>) {
     let Some(uid) = owner["metadata"]["uid"].as_str().filter(|u| !u.is_empty()) else {
         return;
     };

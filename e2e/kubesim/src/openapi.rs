@@ -27,9 +27,9 @@ fn hash(reg: &Registry, group: &str, version: &str) -> String {
             .plural
             .bytes()
             .chain(d.kind.bytes())
-            .chain([d.namespaced as u8])
+            .chain([u8::from(d.namespaced)])
         {
-            h = (h ^ b as u64).wrapping_mul(1099511628211);
+            h = (h ^ u64::from(b)).wrapping_mul(1099511628211);
         }
     }
     format!("{h:016X}")

@@ -1007,7 +1007,7 @@ pub fn decode_managed_fields(obj: &Value) -> Vec<ManagedEntry> {
 fn time_seconds(t: &Option<String>) -> i64 {
     t.as_deref()
         .and_then(|s| s.parse::<jiff::Timestamp>().ok())
-        .map_or(0, |ts| ts.as_second())
+        .map_or(0, jiff::Timestamp::as_second)
 }
 
 /// Renders entries as `metadata.managedFields`, sorted like kube (operation, time, manager,
@@ -1211,7 +1211,7 @@ pub fn conflict_causes(message: &str) -> Vec<Value> {
 pub fn server_side_apply(
     live: Option<&Value>,
     applied: &Value,
-    opts: &ApplyOptions,
+    opts: &ApplyOptions<'_>,
 ) -> Result<Value, PatchError> {
     if !applied.is_object() {
         return Err(PatchError::BadRequest(format!(

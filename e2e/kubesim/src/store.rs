@@ -177,7 +177,9 @@ impl Store {
 
     /// Locks the cluster state (a poisoned lock is recovered: state stays consistent per operation).
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn registry(&self) -> Arc<Registry> {

@@ -669,7 +669,7 @@ fn filter_matches(found: &Value, op: FilterOp, want: &Value) -> bool {
     let ord = match (found, want) {
         (Value::Number(a), Value::Number(b)) => a.as_f64().partial_cmp(&b.as_f64()),
         (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
-        (a, b) if a == b => Some(std::cmp::Ordering::Equal),
+        (a, b) if a == b => Some(Equal),
         _ => None,
     };
     use std::cmp::Ordering::*;

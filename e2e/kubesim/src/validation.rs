@@ -126,8 +126,7 @@ fn label_errors(labels: &Map<String, Value>) -> Vec<String> {
                 }
             }
             None => errors.push(format!(
-                "metadata.labels: Invalid value: {}: label values must be strings",
-                value
+                "metadata.labels: Invalid value: {value}: label values must be strings"
             )),
         }
     }
@@ -414,7 +413,7 @@ pub fn go_quote(s: &str) -> String {
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
+                out.push_str(&format!("\\x{:02x}", c as u32));
             }
             c => out.push(c),
         }

@@ -230,7 +230,7 @@ async fn bad_input_gets_kube_shaped_errors() {
                     "message {msg:?} should start with {p:?}"
                 ),
                 Msg::Contains(p) => {
-                    assert!(msg.contains(p), "message {msg:?} should contain {p:?}")
+                    assert!(msg.contains(p), "message {msg:?} should contain {p:?}");
                 }
             }
         });
@@ -238,7 +238,7 @@ async fn bad_input_gets_kube_shaped_errors() {
             let m = e
                 .downcast_ref::<String>()
                 .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .or_else(|| e.downcast_ref::<&str>().map(ToString::to_string))
                 .unwrap_or_default();
             failures.push(format!("{}: {m}\n  answer: {code} {v}", c.what));
         }
@@ -416,7 +416,7 @@ mod through_kube_rs_client {
             s.into_bytes()
         };
         let json = Some("application/json");
-        let cases: Vec<Case> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (
                 "malformed JSON",
                 "POST",

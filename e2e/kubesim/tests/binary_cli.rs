@@ -24,7 +24,7 @@ async fn start(args: &[&str]) -> Running {
         .kill_on_drop(true)
         .spawn()
         .expect("kubesim binary runs");
-    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut lines = vec![];
     tokio::time::timeout(GUARD, async {
         while let Some(l) = out.next_line().await.unwrap() {
@@ -318,7 +318,7 @@ async fn binary_serves_admin_faults_audit_and_exits_cleanly() {
         .arg(&kc)
         .arg("--audit-log")
         .arg(&audit_file)
-        .stdout(std::process::Stdio::piped())
+        .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -408,7 +408,7 @@ async fn binary_serves_admin_faults_audit_and_exits_cleanly() {
 
     let (code, body) = admin(&admin_addr, "GET", "/audit", "").await;
     assert_eq!(code, 200);
-    let entries: Vec<kubesim::AuditEntry> = body
+    let entries: Vec<AuditEntry> = body
         .lines()
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap())

@@ -157,7 +157,7 @@ async fn start(dir: &Path, opts: CasskopOptions) -> (Sim, Kubectl) {
 
 fn cluster_yaml(name: &str, extra_metadata: &str) -> String {
     format!(
-        r#"apiVersion: db.orange.com/v2
+        r"apiVersion: db.orange.com/v2
 kind: CassandraCluster
 metadata:
   name: {name}
@@ -174,7 +174,7 @@ metadata:
           - name: rack2
       - name: dc2
         nodesPerRacks: 2
-"#
+"
     )
 }
 

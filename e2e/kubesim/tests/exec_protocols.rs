@@ -67,7 +67,7 @@ async fn raw_exec(
     while let Some(m) = ws.next().await {
         match m.unwrap() {
             tungstenite::Message::Binary(b) if !b.is_empty() => {
-                frames.push((b[0], String::from_utf8_lossy(&b[1..]).to_string()))
+                frames.push((b[0], String::from_utf8_lossy(&b[1..]).to_string()));
             }
             tungstenite::Message::Close(f) => {
                 assert_eq!(f.map(|f| u16::from(f.code)), Some(1000), "normal closure");

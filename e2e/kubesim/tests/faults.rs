@@ -438,7 +438,7 @@ async fn expired_watches_get_410_and_a_relist_recovers() {
         .unwrap()
     {
         Some(WatchEvent::Error(e)) => {
-            assert_eq!((e.code, e.reason.as_str()), (410, "Expired"), "{e:?}")
+            assert_eq!((e.code, e.reason.as_str()), (410, "Expired"), "{e:?}");
         }
         other => panic!("expected a 410 for an expired resourceVersion, got {other:?}"),
     }

@@ -1063,7 +1063,7 @@ async fn auth_can_i_with_service_account_token() {
         .await
         .ok();
     let t = r.table();
-    let row = |cells: &[&str]| cells.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    let row = |cells: &[&str]| cells.iter().map(ToString::to_string).collect::<Vec<_>>();
     assert_eq!(
         t[0],
         row(&[

@@ -80,10 +80,8 @@ fn bench(sizes: &BenchSizes, bin: &Path, out: &Path) -> anyhow::Result<serde_jso
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let bin = controller_binary()?;
-    // The e2e harness (Env, ControllerProcess) starts the binary this variable names; set
-    // before any thread exists.
-    // SAFETY: single-threaded at this point (no runtime started yet).
-    unsafe { std::env::set_var("MULTI_CASSKOP_BIN", &bin) };
+    // The e2e harness (Env, ControllerProcess) starts this binary.
+    e2e::use_binary(bin.clone());
     let mut sizes = if args.quick {
         BenchSizes::quick()
     } else {
@@ -137,7 +135,7 @@ mod tests {
         );
         for k in keys {
             assert!(
-                obj.get(k).and_then(|v| v.as_f64()).is_some(),
+                obj.get(k).and_then(serde_json::Value::as_f64).is_some(),
                 "{k} missing or not a number: {written}"
             );
         }

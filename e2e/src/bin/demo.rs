@@ -42,7 +42,7 @@ fn say(step: &str) {
 /// executable under the name `multi-casskop` (a symlink in `dir`): the demo links the
 /// multi-casskop library and behaves exactly as the `multi-casskop` binary when started under
 /// that name, so `cargo run --release -p e2e --bin demo` needs no second build of the controller.
-fn controller_binary(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+fn controller_binary(dir: &Path) -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("MULTI_CASSKOP_BIN") {
         return Ok(PathBuf::from(p));
     }

@@ -15,7 +15,7 @@ fn nodes_value(v: Option<&Value>) -> Option<u32> {
     let v = v?;
     v.as_u64()
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-        .map(|n| n.min(u32::MAX as u64) as u32)
+        .map(|n| n.min(u64::from(u32::MAX)) as u32)
 }
 
 /// Expands `spec.topology` as CassKop does: a DC's `nodesPerRacks` overrides `spec.nodesPerRacks`

@@ -616,7 +616,7 @@ mod tests {
 
     #[test]
     fn seedlist_change_waits_for_casskop_like_a_spec_change() {
-        let obj = |spec: serde_json::Value, seeds: serde_json::Value| {
+        let obj = |spec: Value, seeds: Value| {
             let mut o =
                 DynamicObject::new("c", &crate::api::cassandra::cassandra_cluster_resource());
             o.data = serde_json::json!({"spec": spec, "status": {"seedlist": seeds, "phase": "Running"}});
@@ -957,7 +957,7 @@ mod tests {
     }
 
     fn names(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+        v.iter().map(ToString::to_string).collect()
     }
 
     fn overrides(v: &[&str]) -> BTreeMap<String, Value> {
@@ -1203,7 +1203,7 @@ mod simulation {
                 CassKop::Noticing { .. } if roll.is_multiple_of(4) => {
                     // Quick action: only the final status is seen.
                     let action = self.action.unwrap_or("Initializing");
-                    write(self, "Running", action, "Done", CassKop::Idle)
+                    write(self, "Running", action, "Done", CassKop::Idle);
                 }
                 CassKop::Noticing { created: true } => write(
                     self,
@@ -1221,11 +1221,11 @@ mod simulation {
                 ),
                 CassKop::Working if errors && roll.is_multiple_of(7) => {
                     let action = self.action.unwrap_or("Initializing");
-                    write(self, "Pending", action, "Error", CassKop::Error)
+                    write(self, "Pending", action, "Error", CassKop::Error);
                 }
                 CassKop::Working => {
                     let action = self.action.unwrap_or("Initializing");
-                    write(self, "Running", action, "Done", CassKop::Idle)
+                    write(self, "Running", action, "Done", CassKop::Idle);
                 }
                 CassKop::Idle | CassKop::Error => {}
             }
@@ -1404,7 +1404,7 @@ mod simulation {
                     self.plan_step()?;
                 }
                 Ev::CassKop { site, roll } => {
-                    self.sites[site % n].casskop_step(roll, !self.deleting)
+                    self.sites[site % n].casskop_step(roll, !self.deleting);
                 }
                 Ev::Reach { site, up } => self.sites[site % n].reachable = up,
                 Ev::Edit { site, kind } => {

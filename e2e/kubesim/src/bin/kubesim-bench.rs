@@ -266,7 +266,7 @@ fn config_map(name: &str, v: &str) -> ConfigMap {
     }
 }
 
-type Call = std::pin::Pin<Box<dyn std::future::Future<Output = kube::Result<()>> + Send>>;
+type Call = std::pin::Pin<Box<dyn Future<Output = kube::Result<()>> + Send>>;
 
 /// Run `call` from `tasks` concurrent tasks for `phase`; (successes, errors, elapsed).
 async fn hammer(

@@ -323,7 +323,7 @@ pub fn watch(
     let filter = Filter::from_query(q, def)?;
     let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
     let from = match q.get("resourceVersion").map(String::as_str) {
-        None | Some("") | Some("0") => None,
+        None | Some("" | "0") => None,
         Some(_) if send_initial => None,
         Some(s) => Some(parse_rv(s)?),
     };

@@ -252,7 +252,7 @@ fn non_resource(
         .collect();
     match segs.as_slice() {
         ["version"] => Ok(json_response(200, &discovery::version())),
-        ["healthz"] | ["livez"] | ["readyz"] => {
+        ["healthz" | "livez" | "readyz"] => {
             Ok(bytes_response(200, "text/plain; charset=utf-8", "ok"))
         }
         ["api"] if wants_aggregated(headers) => Ok(bytes_response(

@@ -157,7 +157,7 @@ fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, ApiError> {
     for shift in (0..64).step_by(7) {
         let b = *buf.get(*pos).ok_or_else(|| bad("truncated varint"))?;
         *pos += 1;
-        out |= ((b & 0x7f) as u64) << shift;
+        out |= u64::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
             return Ok(out);
         }

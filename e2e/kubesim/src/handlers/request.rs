@@ -106,7 +106,7 @@ pub(super) fn parse_path(path: &str, q: &Query) -> Option<Result<ResReq, ApiErro
         } else {
             r.resource = "namespaces".into();
             r.name = Some(rest[1].to_string());
-            r.sub = rest.get(2).map(|s| s.to_string());
+            r.sub = rest.get(2).map(ToString::to_string);
             return Some(if rest.len() > 3 {
                 Err(ApiError::no_route())
             } else {
@@ -118,8 +118,8 @@ pub(super) fn parse_path(path: &str, q: &Query) -> Option<Result<ResReq, ApiErro
         return Some(Err(ApiError::no_route()));
     }
     r.resource = rest[0].to_string();
-    r.name = rest.get(1).map(|s| s.to_string());
-    r.sub = rest.get(2).map(|s| s.to_string());
+    r.name = rest.get(1).map(ToString::to_string);
+    r.sub = rest.get(2).map(ToString::to_string);
     Some(Ok(r))
 }
 
@@ -172,7 +172,7 @@ pub(super) fn negotiate(headers: &HeaderMap, q: &Query) -> Result<Out, ApiError>
                     .unwrap_or_else(|| "Metadata".into());
                 return Ok(Out::Table(inc));
             }
-            Some("PartialObjectMetadata") | Some("PartialObjectMetadataList") if json_like => {
+            Some("PartialObjectMetadata" | "PartialObjectMetadataList") if json_like => {
                 return Ok(Out::Meta);
             }
             Some(_) => continue,
@@ -233,7 +233,7 @@ pub(super) fn content_type(headers: &HeaderMap) -> String {
 }
 
 pub(super) fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
-    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the body of the request was empty"));
     }
     serde_json::from_slice(bytes).map_err(|e| {
@@ -242,7 +242,7 @@ pub(super) fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
 }
 
 pub(super) fn parse_yaml(bytes: &[u8]) -> Result<Value, ApiError> {
-    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the body of the request was empty"));
     }
     if let Ok(v) = serde_json::from_slice::<Value>(bytes) {

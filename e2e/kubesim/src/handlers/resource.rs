@@ -182,7 +182,7 @@ pub(super) async fn resource(
         }
         (&Method::POST, Some(name), Some("token")) => {
             let bytes = read_body(&parts.headers, body).await?;
-            let obj = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            let obj = if bytes.iter().all(u8::is_ascii_whitespace) {
                 json!({})
             } else {
                 decode_object(&parts.headers, &bytes, "TokenRequest")?
@@ -191,7 +191,7 @@ pub(super) async fn resource(
             a.object = Some(redact(&resp));
             Ok(json_response(201, &resp))
         }
-        (&Method::PUT, Some(name), None | Some("status") | Some("finalize")) => {
+        (&Method::PUT, Some(name), None | Some("status" | "finalize")) => {
             let bytes = read_body(&parts.headers, body).await?;
             let obj = decode_object(&parts.headers, &bytes, &def.kind)?;
             let ctx = Ctx {
@@ -288,7 +288,7 @@ fn delete_opts(bytes: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
             || q.get("orphanDependents").is_some_and(|o| o == "true"),
         ..Default::default()
     };
-    if !bytes.iter().all(|b| b.is_ascii_whitespace()) {
+    if !bytes.iter().all(u8::is_ascii_whitespace) {
         let v = parse_json(bytes)?;
         if v["dryRun"]
             .as_array()

@@ -91,7 +91,7 @@ impl Env {
 
 /// A namespaced CRD `widgets.example.com` (kind Widget, short name wd) with a status subresource and
 /// printer columns Size/Phase/Age.
-pub const WIDGET_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+pub const WIDGET_CRD: &str = r"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
   name: widgets.example.com
@@ -129,11 +129,11 @@ spec:
           status:
             type: object
             x-kubernetes-preserve-unknown-fields: true
-"#;
+";
 
 /// The CassandraCluster CRD as CassKop ships it, reduced to what RBAC tests need: db.orange.com/v2,
 /// namespaced, no status subresource, unknown fields preserved.
-pub const CASSANDRA_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+pub const CASSANDRA_CRD: &str = r"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
   name: cassandraclusters.db.orange.com
@@ -154,7 +154,7 @@ spec:
       openAPIV3Schema:
         type: object
         x-kubernetes-preserve-unknown-fields: true
-"#;
+";
 
 /// The widget object `name` in `ns` with spec.size `size`, as YAML.
 pub fn widget_yaml(ns: &str, name: &str, size: i64) -> String {
