@@ -1,6 +1,5 @@
 //! Desired CassandraCluster per site: `base` merged with `override[site]` (RFC 7386), plus
 //! Multi-CassKop's seed-list rules, our labels and the spec-hash annotation.
-//! INTERFACE FROZEN BY THE LEAD (signatures below); implementation by the planner owner.
 //!
 //! The three functions the controller uses, in order:
 //! 1. [`desired_for_site`] builds the object we want at a site (pure, validated, hashed);

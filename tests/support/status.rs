@@ -10,9 +10,9 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use multi_casskop::api::MultiCasskop;
 use serde_json::{Value, json};
 
-pub use kubesim::fixtures as exec_common;
+use kubesim::fixtures;
 
-pub use exec_common::{Dc, seed_cluster, set_cc_status};
+pub use fixtures::{Dc, seed_cluster, set_cc_status};
 
 pub const NS: &str = "cassandra";
 pub const MC: &str = "cassandra-3dc";
@@ -60,9 +60,9 @@ pub async fn create_site_cluster(fed: &Fed, i: usize) {
     )
     .expect("the sample is valid");
     let c = fed.sim.cluster(SITES[i]).client().await;
-    exec_common::ensure_namespace(&c, NS).await;
+    fixtures::ensure_namespace(&c, NS).await;
     let ccs: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(c, NS, &exec_common::cc_resource());
+        Api::namespaced_with(c, NS, &fixtures::cc_resource());
     ccs.patch(
         MC,
         &PatchParams::apply("multi-casskop").force(),
@@ -76,7 +76,7 @@ pub async fn create_site_cluster(fed: &Fed, i: usize) {
 pub async fn wait_running(fed: &Fed, i: usize) {
     let c = fed.sim.cluster(SITES[i]).client().await;
     let ccs: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(c.clone(), NS, &exec_common::cc_resource());
+        Api::namespaced_with(c.clone(), NS, &fixtures::cc_resource());
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(c, NS);
     let want = if i == 2 { 1 } else { 2 };
     for _ in 0..600 {
@@ -111,7 +111,7 @@ async fn start_with(opts: kubesim::SimOptions) -> Fed {
     let kubeconfig = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig).unwrap();
     let local = sim.cluster(SITES[0]).client().await;
-    exec_common::ensure_namespace(&local, NS).await;
+    fixtures::ensure_namespace(&local, NS).await;
     let crds: Api<CustomResourceDefinition> = Api::all(local.clone());
     crds.create(&PostParams::default(), &MultiCasskop::crd())
         .await
