@@ -61,8 +61,7 @@ pub async fn create_site_cluster(fed: &Fed, i: usize) {
     .expect("the sample is valid");
     let c = fed.sim.cluster(SITES[i]).client().await;
     fixtures::ensure_namespace(&c, NS).await;
-    let ccs: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(c, NS, &fixtures::cc_resource());
+    let ccs: Api<kube::api::DynamicObject> = Api::namespaced_with(c, NS, &fixtures::cc_resource());
     ccs.patch(
         MC,
         &PatchParams::apply("multi-casskop").force(),
