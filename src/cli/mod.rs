@@ -1,4 +1,4 @@
-//! Subcommands, one file each, and the site flags they share.
+//! The command line: one file per subcommand, what they share in `common`, and the dispatch.
 
 pub mod check;
 pub mod common;

@@ -1,4 +1,4 @@
-//! Carries out one planned action: server-side apply or delete of a site's CassandraCluster, the
+//! The rollout's API calls: server-side apply or delete of a site's CassandraCluster, the
 //! MultiCasskop finalizer and status writes. Thin I/O only; every decision is the planner's.
 
 use kube::api::{
