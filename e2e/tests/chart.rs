@@ -1,6 +1,7 @@
 //! The Helm chart, rendered and linted by real Helm 4 (helm-python-sdk through scripts/helm.py):
 //! values become the Deployment's arguments, mounts and probes; pods run locked down; the values
-//! schema refuses bad values naming them; the optional ClientConfig CRD is off by default and,
+//! schema refuses bad values naming them; without leader election there is never more than one
+//! controller pod, even during an upgrade; the optional ClientConfig CRD is off by default and,
 //! when on, matches k8ssandra's, is accepted by kubesim, is written by `register
 //! --client-config` and read by the live site registry.
 
@@ -121,6 +122,71 @@ fn pods_run_non_root_read_only_without_capabilities() {
     assert_eq!(sc["readOnlyRootFilesystem"], true);
     assert_eq!(sc["allowPrivilegeEscalation"], false);
     assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+}
+
+#[test]
+fn without_leader_election_an_upgrade_stops_the_old_pod_before_starting_the_new_one() {
+    let strategy = |sets: &[&str]| {
+        let docs = render(sets).expect("renders");
+        find(&docs, "Deployment")["spec"]["strategy"].clone()
+    };
+    assert_eq!(
+        strategy(&["k8s.local=k8s-cluster1", "leaderElection.enabled=false"])["type"],
+        "Recreate"
+    );
+    // With a Lease the replicas stay apart by themselves: Kubernetes' rolling update is kept.
+    assert_eq!(strategy(&["k8s.local=k8s-cluster1"]), Value::Null);
+}
+
+/// Copies `from` into `to`, leaving out the file named `skip`.
+fn copy_dir_without(from: &std::path::Path, to: &std::path::Path, skip: &str) {
+    std::fs::create_dir_all(to).expect("create the copy");
+    for entry in std::fs::read_dir(from).expect("read the chart") {
+        let entry = entry.expect("chart entry");
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_name() == skip {
+            continue;
+        }
+        if src.is_dir() {
+            copy_dir_without(&src, &dst, skip);
+        } else {
+            std::fs::copy(&src, &dst).expect("copy a chart file");
+        }
+    }
+}
+
+#[test]
+fn the_template_refuses_two_replicas_without_leader_election_even_without_the_schema() {
+    // `helm install --skip-schema-validation` (or a chart repackaged without its schema) must
+    // still not start two controllers that would both write to the sites.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chart = dir.path().join("multi-casskop");
+    copy_dir_without(&chart_dir(), &chart, "values.schema.json");
+    let chart = chart.display().to_string();
+    let render = |sets: &[&str]| {
+        let mut args = vec!["render", chart.as_str(), "--namespace", "cassandra"];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        helm(&args).expect("helm.py runs")
+    };
+    let out = render(&[
+        "k8s.local=k8s-cluster1",
+        "replicaCount=2",
+        "leaderElection.enabled=false",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "must be refused: {stderr}");
+    assert!(
+        stderr.contains("replicaCount=2 needs leaderElection.enabled=true"),
+        "the refusal names both values: {stderr}"
+    );
+    let ok = render(&["k8s.local=k8s-cluster1", "replicaCount=2"]);
+    assert!(
+        ok.status.success(),
+        "two replicas with leader election render: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 }
 
 #[test]
