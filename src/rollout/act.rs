@@ -51,13 +51,10 @@ impl Acted {
             wrote: None,
         }
     }
-    fn retry_soon(outcome: &'static str) -> Self {
+    fn retry_soon(ctx: &Context, outcome: &'static str) -> Self {
         Self {
-            outcome,
             requeue: Requeue::requeue(STALE_RETRY),
-            failed: false,
-            replan: false,
-            wrote: None,
+            ..Self::new(ctx, outcome)
         }
     }
 }
@@ -141,7 +138,7 @@ async fn apply_site(
             // Someone (CassKop) wrote since our cache's copy: its watch event brings the new
             // version and a new reconcile; this one is a safety net.
             debug!(site = %site, "CassandraCluster changed since our cached copy: planning again");
-            Acted::retry_soon("stale")
+            Acted::retry_soon(ctx, "stale")
         }
         Ok(ApplyResult::Exists(found)) => exists(target, ctx, obs, i, &found).await,
         Err(e) => refused(target, ctx, obs, i, &e, reason::APPLY_FAILED, "Apply").await,
@@ -217,7 +214,7 @@ async fn exists(
     let observed = ObservedCluster::from_live(found, &f.desired, &target.ns, &target.name);
     if !matches!(observed.ownership, Ownership::Foreign { .. }) {
         debug!(site = %f.name, "our CassandraCluster is not in the cache yet: planning again");
-        return Acted::retry_soon("stale");
+        return Acted::retry_soon(ctx, "stale");
     }
     let note = format!(
         "CassandraCluster {}/{} in site {} was not created by this MultiCasskop: refusing to take it over",

@@ -226,11 +226,7 @@ async fn observe_site(
     };
     let live_json = serde_json::to_value(&live).unwrap_or(Value::Null);
     let observed =
-        ObservedCluster::from_live_json(&live, &live_json, &f.desired, owner_ns, owner_name);
-    if observed.ownership == Ownership::Ours {
-        // What we apply keeps the fields the site owns.
-        merge::preserve_site_owned_fields(&mut f.desired.object, &live_json);
-    }
+        ObservedCluster::folding_into(&live, &live_json, &mut f.desired, owner_ns, owner_name);
     f.live = Some(live);
     (SiteAccess::Ok, Some(observed))
 }

@@ -7,22 +7,7 @@ use std::process::Output;
 use kubesim::kubectl::{Kubectl, Run};
 use kubesim::{Sim, SimOptions};
 
-/// Minimal CassandraCluster CRD (unknown fields kept), enough for discovery and RBAC checks.
-pub const CASSANDRA_CRD: &str = r"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: cassandraclusters.db.orange.com
-spec:
-  group: db.orange.com
-  scope: Namespaced
-  names: {kind: CassandraCluster, listKind: CassandraClusterList, plural: cassandraclusters, singular: cassandracluster}
-  versions:
-  - name: v2
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-";
+use kubesim::fixtures::CASSANDRA_CRD_YAML as CASSANDRA_CRD;
 
 /// Minimal k8ssandra ClientConfig CRD.
 pub const CLIENT_CONFIG_CRD: &str = r"apiVersion: apiextensions.k8s.io/v1

@@ -11,6 +11,31 @@ use serde_json::{Value, json};
 
 pub const CC_CRD: &str = "cassandraclusters.db.orange.com";
 
+/// The CassandraCluster CRD as CassKop ships it, reduced to what discovery, kubectl and RBAC
+/// tests need: db.orange.com/v2, namespaced, no status subresource, unknown fields preserved.
+pub const CASSANDRA_CRD_YAML: &str = r"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: cassandraclusters.db.orange.com
+spec:
+  group: db.orange.com
+  scope: Namespaced
+  names:
+    plural: cassandraclusters
+    singular: cassandracluster
+    kind: CassandraCluster
+    listKind: CassandraClusterList
+    shortNames: [cassc, cassandracluster]
+  versions:
+  - name: v2
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+";
+
 pub fn cc_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("db.orange.com", "v2", "CassandraCluster"),

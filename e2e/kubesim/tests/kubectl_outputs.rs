@@ -4,8 +4,9 @@
 //! answer is an assumption, a comment says so.
 mod support;
 
+use kubesim::fixtures::CASSANDRA_CRD_YAML as CASSANDRA_CRD;
 use serde_json::json;
-use support::{CASSANDRA_CRD, Env, WIDGET_CRD, widget_yaml};
+use support::{Env, WIDGET_CRD, widget_yaml};
 
 fn age_like(s: &str) -> bool {
     // kubectl's HumanDuration: 0s, 5s, 2m3s, 10m, 3h ...

@@ -6,8 +6,9 @@ use kube::api::{
     Api, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::core::{ApiResource, GroupVersionKind};
+use kubesim::fixtures::CASSANDRA_CRD_YAML as CASSANDRA_CRD;
 use serde_json::json;
-use support::{CASSANDRA_CRD, Env};
+use support::Env;
 
 const SA: &str = "system:serviceaccount:x:reader";
 

@@ -134,14 +134,28 @@ impl ObservedCluster {
         owner_name: &str,
     ) -> Self {
         let live_json = serde_json::to_value(live).unwrap_or(Value::Null);
-        Self::from_live_json(live, &live_json, desired, owner_ns, owner_name)
+        let mut want = desired.object.clone();
+        crate::merge::preserve_site_owned_fields(&mut want, &live_json);
+        let ownership = Ownership::from_labels(
+            live.metadata.labels.as_ref(),
+            owner_ns,
+            owner_name,
+            &desired.site,
+        );
+        Self::with(
+            live,
+            ownership,
+            crate::merge::live_matches_desired(&want, &live_json),
+        )
     }
 
-    /// [`ObservedCluster::from_live`] when the caller already holds `live` as JSON.
-    pub fn from_live_json(
+    /// [`ObservedCluster::from_live`] for a reconcile's observation: `live_json` is `live` as
+    /// JSON, and when the object is ours the fields the site owns are folded into `desired`
+    /// itself (what is applied next keeps them), then compared.
+    pub fn folding_into(
         live: &DynamicObject,
         live_json: &Value,
-        desired: &DesiredCluster,
+        desired: &mut DesiredCluster,
         owner_ns: &str,
         owner_name: &str,
     ) -> Self {
@@ -151,14 +165,15 @@ impl ObservedCluster {
             owner_name,
             &desired.site,
         );
-        // Only ours is compared field by field; the fields the site owns are folded in first.
-        let matches_desired = if ownership == Ownership::Ours {
-            let mut want = desired.object.clone();
-            crate::merge::preserve_site_owned_fields(&mut want, live_json);
-            crate::merge::live_matches_desired(&want, live_json)
-        } else {
-            crate::merge::live_matches_desired(&desired.object, live_json)
-        };
+        if ownership == Ownership::Ours {
+            crate::merge::preserve_site_owned_fields(&mut desired.object, live_json);
+        }
+        let matches_desired = crate::merge::live_matches_desired(&desired.object, live_json);
+        Self::with(live, ownership, matches_desired)
+    }
+
+    /// The rest of what the planner needs: generation and CassKop's status.
+    fn with(live: &DynamicObject, ownership: Ownership, matches_desired: bool) -> Self {
         let view = CassandraClusterView(live);
         ObservedCluster {
             ownership,

@@ -131,31 +131,6 @@ spec:
             x-kubernetes-preserve-unknown-fields: true
 ";
 
-/// The CassandraCluster CRD as CassKop ships it, reduced to what RBAC tests need: db.orange.com/v2,
-/// namespaced, no status subresource, unknown fields preserved.
-pub const CASSANDRA_CRD: &str = r"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: cassandraclusters.db.orange.com
-spec:
-  group: db.orange.com
-  scope: Namespaced
-  names:
-    plural: cassandraclusters
-    singular: cassandracluster
-    kind: CassandraCluster
-    listKind: CassandraClusterList
-    shortNames: [cassc, cassandracluster]
-  versions:
-  - name: v2
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        x-kubernetes-preserve-unknown-fields: true
-";
-
 /// The widget object `name` in `ns` with spec.size `size`, as YAML.
 pub fn widget_yaml(ns: &str, name: &str, size: i64) -> String {
     format!(
