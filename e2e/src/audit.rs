@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use kubesim::AuditEntry;
+use kubesim::casskop::acted_config;
 use serde_json::Value;
 
 /// The user the simulated CassKop writes as.
@@ -47,6 +48,11 @@ pub fn running_done(obj: &Value) -> bool {
 
 /// Analyze the writes to CassandraCluster `cc_name` from `from_seq` on. `controller_users`:
 /// the identities of the controller (replicas).
+///
+/// A controller write puts its site in progress only when it changed what CassKop acts on (the
+/// spec or the seed list, [`acted_config`]): a write that changed nothing there (a no-op apply
+/// after a lost response, a label) gets no reaction from CassKop, so waiting for one would flag
+/// the next site's legitimate write. Entries before `from_seq` still count as the known state.
 pub fn analyze(
     entries: &[AuditEntry],
     controller_users: &[&str],
@@ -57,11 +63,21 @@ pub fn analyze(
     // Site -> seq of the controller write not yet followed by a settle.
     let mut in_progress: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_settle: Option<(String, i64)> = None;
-    for e in entries.iter().filter(|e| e.seq >= from_seq) {
+    // Site -> what CassKop acts on, as of the latest successful write seen there.
+    let mut acted: BTreeMap<String, Value> = BTreeMap::new();
+    for e in entries {
         if e.resource != "cassandraclusters" || e.name != cc_name || !(200..300).contains(&e.code) {
             continue;
         }
         let site = e.cluster.clone();
+        let now_acted = e.object.as_ref().map(acted_config);
+        let changed = match &now_acted {
+            Some(now) => acted.insert(site.clone(), now.clone()).as_ref() != Some(now),
+            None => true,
+        };
+        if e.seq < from_seq {
+            continue;
+        }
         let by_controller = controller_users.contains(&e.user.as_str());
         let is_write = matches!(e.verb.as_str(), "create" | "update" | "patch");
         if by_controller && is_write {
@@ -76,7 +92,9 @@ pub fn analyze(
             {
                 report.handoffs_us.push(e.time_us - at);
             }
-            in_progress.insert(site.clone(), e.seq);
+            if changed {
+                in_progress.insert(site.clone(), e.seq);
+            }
             if !report.first_write_order.contains(&site) {
                 report.first_write_order.push(site.clone());
             }
@@ -187,6 +205,46 @@ mod tests {
         let r = analyze(&log, &[ME], "cc", 0);
         assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
         assert!(r.violations[0].contains("while a was in progress"));
+    }
+
+    fn spec(image: &str) -> Option<Value> {
+        Some(json!({"spec": {"cassandraImage": image}}))
+    }
+
+    fn settled(image: &str) -> Option<Value> {
+        Some(json!({"spec": {"cassandraImage": image},
+            "status": {"phase": "Running", "lastClusterActionStatus": "Done"}}))
+    }
+
+    #[test]
+    fn a_write_that_changes_nothing_casskop_acts_on_starts_no_progress() {
+        let log = vec![
+            entry(1, "a", ME, "patch", spec("3.11.9")),
+            entry(2, "a", CASSKOP_USER, "update", settled("3.11.9")),
+            entry(3, "a", ME, "patch", spec("3.11.9")),
+            entry(4, "b", ME, "patch", spec("3.11.9")),
+        ];
+        let r = analyze(&log, &[ME], "cc", 0);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!(r.first_write_order, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_spec_change_still_holds_the_next_site_even_after_a_no_op_write() {
+        let log = vec![
+            entry(1, "a", ME, "patch", spec("3.11.9")),
+            entry(2, "a", CASSKOP_USER, "update", settled("3.11.9")),
+            entry(3, "a", ME, "patch", spec("3.11.10")),
+            entry(4, "a", ME, "patch", spec("3.11.10")),
+            entry(5, "b", ME, "patch", spec("3.11.10")),
+        ];
+        let r = analyze(&log, &[ME], "cc", 2);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        assert!(
+            r.violations[0].contains("since seq 3"),
+            "{:?}",
+            r.violations
+        );
     }
 
     #[test]
