@@ -331,6 +331,7 @@ async fn rendered_crd_serves_register_and_the_registry() {
             imports_dir: env.dir.path().join("no-imports"),
             kubeconfig: Some(empty),
             local_context: Some(C1.into()),
+            kubeconfig_policy: Default::default(),
         },
     )
     .await;

@@ -11,7 +11,11 @@ use crate::sites::client_config::{ClientConfigRef, client_config_resource};
 use crate::sites::credentials::{self, Credentials, RemoteLookup, SecretLookup};
 use crate::sites::local;
 use crate::sites::probe::{self, Failure, FailureKind, Permission};
+use crate::sites::untrusted::{self, KubeconfigPolicy};
 use crate::sites::{CredentialSource, SiteError};
+
+/// Longest wait for one site's client to be built (an allowed exec plugin runs then).
+const CLIENT_BUILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 const EXAMPLE: &str = "\
 Example:
@@ -163,13 +167,16 @@ async fn check_site(
     controller_ns: &str,
     local: bool,
 ) -> SiteReport {
-    let Some((creds, client)) = site.check_credentials(creds, cred_fix, controller_ns, local)
+    let Some((creds, client)) = site
+        .check_credentials(creds, cred_fix, controller_ns, local)
+        .await
     else {
         return site.report;
     };
     let ns = site.report.namespace.clone();
     let server = creds.server();
-    let token_failed = match site.check_tls(&client, &server).await {
+    let unverified = untrusted::unverified_tls(&creds.config);
+    let token_failed = match site.check_tls(&client, &server, unverified).await {
         Tls::Failed => return site.report,
         Tls::Trusted => None,
         Tls::TokenRejected(f) => Some(f),
@@ -186,7 +193,7 @@ async fn check_site(
 
 impl Site {
     /// Credentials found and a client built; sets the namespace the other checks use.
-    fn check_credentials(
+    async fn check_credentials(
         &mut self,
         creds: Result<Credentials, SiteError>,
         cred_fix: String,
@@ -215,7 +222,7 @@ impl Site {
         self.report.namespace = ns;
         self.report.source = Some(creds.source.describe());
         self.report.server = Some(creds.server());
-        let client = match creds.client() {
+        let client = match creds.build_client(CLIENT_BUILD_DEADLINE).await {
             Ok(c) => c,
             Err(e) => {
                 self.fail("credentials", e.to_string(), cred_fix);
@@ -227,19 +234,26 @@ impl Site {
         Some((creds, client))
     }
 
-    /// The API server reached and its certificate trusted.
-    async fn check_tls(&mut self, client: &kube::Client, server: &str) -> Tls {
+    /// The API server reached and its certificate trusted. `unverified`: why the credentials
+    /// do not verify the server at all (said instead of "certificate trusted").
+    async fn check_tls(
+        &mut self,
+        client: &kube::Client,
+        server: &str,
+        unverified: Option<&str>,
+    ) -> Tls {
         let name = self.report.site.clone();
+        let trust = match unverified {
+            None => "certificate trusted".to_string(),
+            Some(why) => format!("NOT verified ({why})"),
+        };
         match probe::reach(client).await {
             Ok(v) => {
-                self.ok(
-                    "tls",
-                    format!("{server} reached, certificate trusted ({v})"),
-                );
+                self.ok("tls", format!("{server} reached, {trust} ({v})"));
                 Tls::Trusted
             }
             Err(f) if f.kind == FailureKind::Unauthorized => {
-                self.ok("tls", format!("{server} reached, certificate trusted"));
+                self.ok("tls", format!("{server} reached, {trust}"));
                 Tls::TokenRejected(f)
             }
             Err(f) => {
@@ -421,6 +435,7 @@ pub async fn report(args: &CheckArgs) -> Report {
     let secrets = Secrets {
         client: local_creds.as_ref().ok().and_then(|c| c.client().ok()),
         namespace: ns.clone(),
+        policy: s.kubeconfig_policy(),
     };
     let mut sites = Vec::new();
     sites.push(
@@ -449,6 +464,8 @@ struct Secrets {
     /// `None` when the local cluster is unusable.
     client: Option<kube::Client>,
     namespace: String,
+    /// What the kubeconfigs in them may use (the `--insecure-kubeconfig-*` flags).
+    policy: KubeconfigPolicy,
 }
 
 impl Secrets {
@@ -486,7 +503,7 @@ async fn remote_reports(
             namespace: ns.clone(),
             kubeconfig: s.kubeconfig.clone(),
         };
-        let creds = credentials::load_remote(&lookup, secrets.lookup(remote).await)
+        let creds = credentials::load_remote(&lookup, secrets.lookup(remote).await, secrets.policy)
             .await
             .map_err(SiteError::from);
         let fix = format!(
@@ -539,6 +556,7 @@ async fn client_config_reports(secrets: &Secrets, seen: &mut Vec<String>) -> Vec
                 secret,
                 &cc.context,
                 secrets.lookup(secret).await,
+                secrets.policy,
             )
             .await
             .map_err(SiteError::from),
