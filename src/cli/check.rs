@@ -12,7 +12,7 @@ use crate::sites::credentials::{self, Credentials, RemoteLookup, SecretLookup};
 use crate::sites::local;
 use crate::sites::probe::{self, Failure, FailureKind, Permission};
 use crate::sites::untrusted::{self, KubeconfigPolicy};
-use crate::sites::{CredentialSource, SiteError};
+use crate::sites::{CredentialError, CredentialSource, SiteError};
 
 /// Longest wait for one site's client to be built (an allowed exec plugin runs then).
 const CLIENT_BUILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -29,6 +29,9 @@ its TLS certificate trusted, the token accepted, every verb the controller needs
 the namespace present. The namespace checked is --namespace on the local site and on remotes
 found as kubeconfig contexts, and the credentials' own namespace (the exported service
 account's) on remotes found as Secrets, mounts or ClientConfigs.
+Kubeconfigs read from Secrets, mounts and ClientConfigs are vetted as the controller vets them:
+exec/auth-provider plugins, tokenFile and file paths fail unless --insecure-kubeconfig-exec,
+insecure-skip-tls-verify, http:// servers and proxy-url unless --insecure-kubeconfig-tls.
 Exit code 0 when everything passes, 1 otherwise.";
 
 /// Output format of `check`.
@@ -191,6 +194,20 @@ async fn check_site(
     site.report
 }
 
+/// The fix for credentials refused because of what their kubeconfig asks for.
+fn refusal_fix(e: &SiteError) -> Option<String> {
+    let SiteError::Credentials(CredentialError::Refused { refusals, .. }) = e else {
+        return None;
+    };
+    let mut flags: Vec<&str> = refusals.iter().map(|r| r.kind.flag()).collect();
+    flags.sort_unstable();
+    flags.dedup();
+    Some(format!(
+        "write the credentials with a token and the -data forms (as `multi-casskop register` does), or pass {} to the controller and to check if everyone who can write them is trusted",
+        flags.join(" and ")
+    ))
+}
+
 impl Site {
     /// Credentials found and a client built; sets the namespace the other checks use.
     async fn check_credentials(
@@ -203,7 +220,8 @@ impl Site {
         let creds = match creds {
             Ok(c) => c,
             Err(e) => {
-                self.fail("credentials", e.to_string(), cred_fix);
+                let fix = refusal_fix(&e).unwrap_or(cred_fix);
+                self.fail("credentials", e.to_string(), fix);
                 self.skip_rest(1);
                 return None;
             }

@@ -1684,7 +1684,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_plugin_that_hangs_fails_the_build_at_the_deadline_off_the_worker() {
         let text = exec_kubeconfig(Path::new("/nonexistent/dir/marker"))
-            .replace("touch '/nonexistent/dir/marker';", "sleep 5;");
+            .replace("touch '/nonexistent/dir/marker';", "sleep 2;");
         let allow = KubeconfigPolicy {
             allow_exec: true,
             allow_insecure_tls: false,
