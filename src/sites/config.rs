@@ -16,5 +16,5 @@ pub struct RegistryConfig {
     pub local_context: Option<String>,
     /// What kubeconfigs read through the API (mounted Secrets, Secrets, ClientConfigs) may use
     /// beyond plain data; the `kubeconfig` file above is the operator's and is not vetted.
-    pub kubeconfig_policy: super::KubeconfigPolicy,
+    pub kubeconfig_policy: super::untrusted::KubeconfigPolicy,
 }

@@ -506,16 +506,7 @@ pub async fn from_keys(
             location: what.clone(),
         })?;
         let where_ = format!("kubeconfig in {what} (key {key})");
-        let kc = parse_kubeconfig_text(text, &where_)?;
-        let ctx_name = pick_context(&kc, context, &where_)?;
-        let refusals = untrusted::vet(&kc, &ctx_name, policy);
-        if !refusals.is_empty() {
-            return Err(CredentialError::Refused {
-                location: where_,
-                refusals,
-            });
-        }
-        let mut creds = from_kubeconfig(kc, Some(&ctx_name), &where_).await?;
+        let mut creds = from_untrusted_kubeconfig(text, context, &where_, policy).await?;
         creds.source = origin;
         creds.fingerprint = fp;
         return Ok(creds);
@@ -577,6 +568,26 @@ pub async fn from_keys(
     creds.fingerprint = fp;
     creds.default_namespace = namespace;
     Ok(creds)
+}
+
+/// Parses and vets kubeconfig text read through the API (`where_` names it), then produces
+/// credentials: what `policy` does not allow never reaches kube-rs, which would run or read it.
+async fn from_untrusted_kubeconfig(
+    text: &str,
+    context: Option<&str>,
+    where_: &str,
+    policy: KubeconfigPolicy,
+) -> Result<Credentials, CredentialError> {
+    let kc = parse_kubeconfig_text(text, where_)?;
+    let ctx_name = pick_context(&kc, context, where_)?;
+    let refusals = untrusted::vet(&kc, &ctx_name, policy);
+    if !refusals.is_empty() {
+        return Err(CredentialError::Refused {
+            location: where_.to_string(),
+            refusals,
+        });
+    }
+    from_kubeconfig(kc, Some(&ctx_name), where_).await
 }
 
 /// Builds an in-memory kubeconfig with one cluster, user and context all named `name`.

@@ -58,7 +58,7 @@ enum Loaded {
     Unchanged,
     /// New credentials, and the client built from them or why none could be.
     Built(
-        credentials::Credentials,
+        Box<credentials::Credentials>,
         Result<kube::Client, credentials::CredentialError>,
     ),
     /// No usable credentials.
@@ -313,7 +313,7 @@ impl Inner {
             return Loaded::Unchanged;
         }
         let client = creds.build_client(CLIENT_BUILD_DEADLINE).await;
-        Loaded::Built(creds, client)
+        Loaded::Built(Box::new(creds), client)
     }
 
     /// Every remote site's credentials (or why they are unusable) as the sources say now.
