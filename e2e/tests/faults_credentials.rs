@@ -1,9 +1,11 @@
 //! Fault suite: credentials read through the API are data. A remote's Secret whose kubeconfig
-//! runs an exec plugin, and a mounted Secret directory whose kubeconfig reads a tokenFile, are
-//! refused by the controller and by `check`: the status, an Event, the log and a FAIL line name
-//! the site, the source and the field; the plugin never runs; the other sites roll out. With
-//! `--insecure-kubeconfig-exec` the same credentials are used and the plugin runs.
+//! runs an exec plugin, a mounted Secret directory whose kubeconfig reads a tokenFile and a
+//! ClientConfig whose Secret's kubeconfig runs an auth-provider command are refused by the
+//! controller and by `check`: the status, an Event, the log and a FAIL line name the site, the
+//! source and the field; no plugin runs; the other sites roll out. With
+//! `--insecure-kubeconfig-exec` the same credentials are used and the plugins run.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -13,6 +15,8 @@ use e2e::benchmark::{
     CONTROLLER_SA, controller_args, create_all, is_ready, mc_api, mc_object, spawn_controller,
     wait_readyz,
 };
+use e2e::chart::client_config_crd;
+use e2e::clientconfigs::{apply, client_config, kubeconfig_secret};
 use e2e::faults::{assert_no_panic, failure_log};
 use e2e::{ControllerProcess, Env, EnvOptions, NAMESPACE, binary, condition, eventually};
 use kube::Api;
@@ -25,14 +29,21 @@ const SITES: [&str; 4] = ["site1", "site2", "site3", "site4"];
 const EXEC_SITE: &str = "site2";
 /// Its mounted Secret directory's kubeconfig reads a tokenFile.
 const FILE_SITE: &str = "site3";
+/// A ClientConfig site (reaching site4's cluster) whose kubeconfig runs an auth-provider command.
+const CC_SITE: &str = "dc5";
 const LONG: Duration = Duration::from_secs(180);
 
 /// A kubeconfig for `site` whose one user is `user` (YAML lines at user level).
 fn kubeconfig(env: &Env, site: &str, user: &str) -> String {
+    kubeconfig_as(env, site, site, user)
+}
+
+/// A kubeconfig whose context `name` reaches cluster `site` as `user`.
+fn kubeconfig_as(env: &Env, site: &str, name: &str, user: &str) -> String {
     let c = env.sim.cluster(site);
     let ca = base64::engine::general_purpose::STANDARD.encode(c.ca_pem());
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {site}\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: {site}\n  user:\n{user}contexts:\n- name: {site}\n  context:\n    cluster: {site}\n    user: {site}\n    namespace: {NAMESPACE}\ncurrent-context: {site}\n",
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: {name}\n  user:\n{user}contexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\n    namespace: {NAMESPACE}\ncurrent-context: {name}\n",
         c.url()
     )
 }
@@ -127,7 +138,7 @@ fn check_line<'a>(table: &'a str, site: &str, check: &str) -> &'a str {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exec_plugin_and_token_file_from_the_api_are_refused_by_name_unless_opted_in()
+async fn plugins_and_file_references_from_the_api_are_refused_by_name_unless_opted_in()
 -> anyhow::Result<()> {
     let env = Env::start_with(
         &SITES,
@@ -169,6 +180,30 @@ async fn exec_plugin_and_token_file_from_the_api_are_refused_by_name_unless_opte
         kubeconfig(&env, FILE_SITE, &file_user),
     )?;
 
+    // dc5: a ClientConfig whose Secret's kubeconfig runs a gcp auth-provider command.
+    let cc_marker = env.dir.path().join("auth-provider-ran");
+    let token5 = env
+        .sim
+        .cluster("site4")
+        .issue_token(NAMESPACE, "remote-dc5", None);
+    let script = env.dir.path().join("auth-provider.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ntouch '{}'\nprintf %s {token5}\n",
+            cc_marker.display()
+        ),
+    )?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    let provider_user = format!(
+        "    auth-provider:\n      name: gcp\n      config: {{cmd-path: '{}'}}\n",
+        script.display()
+    );
+    apply(&env, &client_config_crd()?)?;
+    let cc_kubeconfig = kubeconfig_as(&env, "site4", CC_SITE, &provider_user);
+    apply(&env, &kubeconfig_secret("dc5-kubeconfig", &cc_kubeconfig))?;
+    apply(&env, &client_config(CC_SITE, "dc5-kubeconfig", None))?;
+
     let mut ctl = spawn_controller(&env, "strict", "Info", &[])?;
     wait_readyz(&mut ctl, Duration::from_millis(50), Duration::from_secs(60)).await?;
     let api = mc_api(env.local().client().await);
@@ -186,6 +221,12 @@ async fn exec_plugin_and_token_file_from_the_api_are_refused_by_name_unless_opte
                 "uses-file",
                 "uses-file",
                 &over(&["site1", FILE_SITE]),
+                "cassandra:3.11.9",
+            ),
+            mc_object(
+                "uses-cc",
+                "uses-cc",
+                &over(&["site1", CC_SITE]),
                 "cassandra:3.11.9",
             ),
             mc_object(
@@ -227,6 +268,19 @@ async fn exec_plugin_and_token_file_from_the_api_are_refused_by_name_unless_opte
     )
     .await?;
     println!("uses-file: {msg}");
+    let msg = unreachable_saying(
+        &api,
+        &ctl,
+        "uses-cc",
+        &[
+            &format!(
+                "site {CC_SITE}: kubeconfig in ClientConfig {NAMESPACE}/{CC_SITE} (secret {NAMESPACE}/dc5-kubeconfig, context {CC_SITE}) (key kubeconfig)"
+            ),
+            "users[0].user.auth-provider is refused",
+        ],
+    )
+    .await?;
+    println!("uses-cc: {msg}");
     // The sites that are fine roll out meanwhile.
     wait_ready(&api, &ctl, "bystander").await?;
     assert!(
@@ -262,6 +316,11 @@ async fn exec_plugin_and_token_file_from_the_api_are_refused_by_name_unless_opte
     let line = check_line(&table, FILE_SITE, "credentials");
     assert!(
         line.contains("FAIL") && line.contains("users[0].user.tokenFile"),
+        "{line}"
+    );
+    let line = check_line(&table, CC_SITE, "credentials");
+    assert!(
+        line.contains("FAIL") && line.contains("users[0].user.auth-provider"),
         "{line}"
     );
     assert!(check_line(&table, EXEC_SITE, "tls").contains("skip"));

@@ -262,10 +262,13 @@ impl Inner {
     pub(super) async fn reload(&self) {
         let _guard = self.reload_lock.lock().await;
         let desired = self.desired_sites().await;
-        let mut loaded = BTreeMap::new();
-        for (name, result) in desired {
-            loaded.insert(name.clone(), self.load(&name, result).await);
-        }
+        // Built side by side: one slow credential plugin does not delay the other sites.
+        let loads = desired.into_iter().map(|(name, result)| async move {
+            let loaded = self.load(&name, result).await;
+            (name, loaded)
+        });
+        let loaded: BTreeMap<String, Loaded> =
+            futures::future::join_all(loads).await.into_iter().collect();
         let mut changed = false;
         {
             let mut sites = self.sites.write().unwrap();
