@@ -37,9 +37,14 @@ async fn list_cassandraclusters_with(env: &Env, secret_on_c1: &str) -> Result<us
         namespace: NS.into(),
         name: secret_on_c1.into(),
     };
-    let creds = credentials::from_keys(&credentials::secret_keys(&s), origin, None)
-        .await
-        .map_err(|e| e.to_string())?;
+    let creds = credentials::from_keys(
+        &credentials::secret_keys(&s),
+        origin,
+        None,
+        Default::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let client = creds.client().map_err(|e| e.to_string())?;
     let api: Api<DynamicObject> = Api::namespaced_with(
         client,
@@ -197,6 +202,7 @@ async fn export_piped_into_kubectl_apply_gives_a_working_secret() {
             imports_dir: env.path("no-imports"),
             kubeconfig: Some(empty),
             local_context: Some(C1.into()),
+            kubeconfig_policy: Default::default(),
         },
     )
     .await;
@@ -973,9 +979,10 @@ async fn secret_lookup_uses_the_api_when_no_mount_exists() {
     };
     let c1 = env.sim.cluster(C1).client().await;
     let s: Secret = Api::namespaced(c1, NS).get(C2).await.unwrap();
-    let creds = credentials::load_remote(&lookup, SecretLookup::from_secret(&s))
-        .await
-        .unwrap();
+    let creds =
+        credentials::load_remote(&lookup, SecretLookup::from_secret(&s), Default::default())
+            .await
+            .unwrap();
     assert_eq!(
         creds.source,
         CredentialSource::Secret {

@@ -141,6 +141,7 @@ async fn start(env: &Env, remotes: &[&str], imports: &Path) -> SiteRegistry {
             imports_dir: imports.to_path_buf(),
             kubeconfig: Some(empty),
             local_context: Some(C1.into()),
+            kubeconfig_policy: Default::default(),
         },
     )
     .await

@@ -113,6 +113,57 @@ fn remotes_become_arguments_and_mounted_secrets() {
     assert_eq!(container["readinessProbe"]["httpGet"]["port"], 8081);
 }
 
+/// The Deployment's container arguments for `sets`.
+fn container_args(sets: &[&str]) -> Vec<String> {
+    let docs = render(sets).unwrap();
+    find(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn insecure_kubeconfig_opt_ins_are_off_by_default_and_become_flags() {
+    let args = container_args(&["k8s.local=k8s-cluster1"]);
+    assert!(
+        !args.iter().any(|a| a.starts_with("--insecure-kubeconfig")),
+        "{args:?}"
+    );
+    let args = container_args(&["k8s.local=k8s-cluster1", "insecureKubeconfig.exec=true"]);
+    assert!(
+        args.contains(&"--insecure-kubeconfig-exec".to_string()),
+        "{args:?}"
+    );
+    assert!(
+        !args.contains(&"--insecure-kubeconfig-tls".to_string()),
+        "{args:?}"
+    );
+    let args = container_args(&["k8s.local=k8s-cluster1", "insecureKubeconfig.tls=true"]);
+    assert!(
+        args.contains(&"--insecure-kubeconfig-tls".to_string()),
+        "{args:?}"
+    );
+    assert!(
+        !args.contains(&"--insecure-kubeconfig-exec".to_string()),
+        "{args:?}"
+    );
+    for (sets, pointer) in [
+        (
+            ["k8s.local=k8s-cluster1", "insecureKubeconfig.exec=yes"],
+            "/insecureKubeconfig/exec",
+        ),
+        (
+            ["k8s.local=k8s-cluster1", "insecureKubeconfig.typo=true"],
+            "/insecureKubeconfig",
+        ),
+    ] {
+        let err = render(&sets).expect_err(&format!("{sets:?} must be refused"));
+        assert!(err.contains(pointer), "{sets:?}: {err}");
+    }
+}
+
 #[test]
 fn pods_run_non_root_read_only_without_capabilities() {
     let docs = render(&["k8s.local=k8s-cluster1"]).unwrap();
@@ -331,6 +382,7 @@ async fn rendered_crd_serves_register_and_the_registry() {
             imports_dir: env.dir.path().join("no-imports"),
             kubeconfig: Some(empty),
             local_context: Some(C1.into()),
+            kubeconfig_policy: Default::default(),
         },
     )
     .await;

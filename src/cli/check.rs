@@ -11,7 +11,11 @@ use crate::sites::client_config::{ClientConfigRef, client_config_resource};
 use crate::sites::credentials::{self, Credentials, RemoteLookup, SecretLookup};
 use crate::sites::local;
 use crate::sites::probe::{self, Failure, FailureKind, Permission};
-use crate::sites::{CredentialSource, SiteError};
+use crate::sites::untrusted::{self, KubeconfigPolicy};
+use crate::sites::{CredentialError, CredentialSource, SiteError};
+
+/// Longest wait for one site's client to be built (an allowed exec plugin runs then).
+const CLIENT_BUILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 const EXAMPLE: &str = "\
 Example:
@@ -25,6 +29,9 @@ its TLS certificate trusted, the token accepted, every verb the controller needs
 the namespace present. The namespace checked is --namespace on the local site and on remotes
 found as kubeconfig contexts, and the credentials' own namespace (the exported service
 account's) on remotes found as Secrets, mounts or ClientConfigs.
+Kubeconfigs read from Secrets, mounts and ClientConfigs are vetted as the controller vets them:
+exec/auth-provider plugins, tokenFile and file paths fail unless --insecure-kubeconfig-exec,
+insecure-skip-tls-verify, http:// servers and proxy-url unless --insecure-kubeconfig-tls.
 Exit code 0 when everything passes, 1 otherwise.";
 
 /// Output format of `check`.
@@ -163,13 +170,16 @@ async fn check_site(
     controller_ns: &str,
     local: bool,
 ) -> SiteReport {
-    let Some((creds, client)) = site.check_credentials(creds, cred_fix, controller_ns, local)
+    let Some((creds, client)) = site
+        .check_credentials(creds, cred_fix, controller_ns, local)
+        .await
     else {
         return site.report;
     };
     let ns = site.report.namespace.clone();
     let server = creds.server();
-    let token_failed = match site.check_tls(&client, &server).await {
+    let unverified = untrusted::unverified_tls(&creds.config);
+    let token_failed = match site.check_tls(&client, &server, unverified).await {
         Tls::Failed => return site.report,
         Tls::Trusted => None,
         Tls::TokenRejected(f) => Some(f),
@@ -184,9 +194,23 @@ async fn check_site(
     site.report
 }
 
+/// The fix for credentials refused because of what their kubeconfig asks for.
+fn refusal_fix(e: &SiteError) -> Option<String> {
+    let SiteError::Credentials(CredentialError::Refused { refusals, .. }) = e else {
+        return None;
+    };
+    let mut flags: Vec<&str> = refusals.iter().map(|r| r.kind.flag()).collect();
+    flags.sort_unstable();
+    flags.dedup();
+    Some(format!(
+        "write the credentials with a token and the -data forms (as `multi-casskop register` does), or pass {} to the controller and to check if everyone who can write them is trusted",
+        flags.join(" and ")
+    ))
+}
+
 impl Site {
     /// Credentials found and a client built; sets the namespace the other checks use.
-    fn check_credentials(
+    async fn check_credentials(
         &mut self,
         creds: Result<Credentials, SiteError>,
         cred_fix: String,
@@ -196,7 +220,8 @@ impl Site {
         let creds = match creds {
             Ok(c) => c,
             Err(e) => {
-                self.fail("credentials", e.to_string(), cred_fix);
+                let fix = refusal_fix(&e).unwrap_or(cred_fix);
+                self.fail("credentials", e.to_string(), fix);
                 self.skip_rest(1);
                 return None;
             }
@@ -215,7 +240,7 @@ impl Site {
         self.report.namespace = ns;
         self.report.source = Some(creds.source.describe());
         self.report.server = Some(creds.server());
-        let client = match creds.client() {
+        let client = match creds.build_client(CLIENT_BUILD_DEADLINE).await {
             Ok(c) => c,
             Err(e) => {
                 self.fail("credentials", e.to_string(), cred_fix);
@@ -227,19 +252,26 @@ impl Site {
         Some((creds, client))
     }
 
-    /// The API server reached and its certificate trusted.
-    async fn check_tls(&mut self, client: &kube::Client, server: &str) -> Tls {
+    /// The API server reached and its certificate trusted. `unverified`: why the credentials
+    /// do not verify the server at all (said instead of "certificate trusted").
+    async fn check_tls(
+        &mut self,
+        client: &kube::Client,
+        server: &str,
+        unverified: Option<&str>,
+    ) -> Tls {
         let name = self.report.site.clone();
+        let trust = match unverified {
+            None => "certificate trusted".to_string(),
+            Some(why) => format!("NOT verified ({why})"),
+        };
         match probe::reach(client).await {
             Ok(v) => {
-                self.ok(
-                    "tls",
-                    format!("{server} reached, certificate trusted ({v})"),
-                );
+                self.ok("tls", format!("{server} reached, {trust} ({v})"));
                 Tls::Trusted
             }
             Err(f) if f.kind == FailureKind::Unauthorized => {
-                self.ok("tls", format!("{server} reached, certificate trusted"));
+                self.ok("tls", format!("{server} reached, {trust}"));
                 Tls::TokenRejected(f)
             }
             Err(f) => {
@@ -421,6 +453,7 @@ pub async fn report(args: &CheckArgs) -> Report {
     let secrets = Secrets {
         client: local_creds.as_ref().ok().and_then(|c| c.client().ok()),
         namespace: ns.clone(),
+        policy: s.kubeconfig_policy(),
     };
     let mut sites = Vec::new();
     sites.push(
@@ -449,6 +482,8 @@ struct Secrets {
     /// `None` when the local cluster is unusable.
     client: Option<kube::Client>,
     namespace: String,
+    /// What the kubeconfigs in them may use (the `--insecure-kubeconfig-*` flags).
+    policy: KubeconfigPolicy,
 }
 
 impl Secrets {
@@ -486,7 +521,7 @@ async fn remote_reports(
             namespace: ns.clone(),
             kubeconfig: s.kubeconfig.clone(),
         };
-        let creds = credentials::load_remote(&lookup, secrets.lookup(remote).await)
+        let creds = credentials::load_remote(&lookup, secrets.lookup(remote).await, secrets.policy)
             .await
             .map_err(SiteError::from);
         let fix = format!(
@@ -539,6 +574,7 @@ async fn client_config_reports(secrets: &Secrets, seen: &mut Vec<String>) -> Vec
                 secret,
                 &cc.context,
                 secrets.lookup(secret).await,
+                secrets.policy,
             )
             .await
             .map_err(SiteError::from),

@@ -12,7 +12,7 @@ use crate::sites::client_config::{ClientConfigRef, client_config_resource};
 use crate::sites::credentials;
 use crate::sites::exported::{self, IssuedToken};
 use crate::sites::probe::{self, Failure, FailureKind, Permission};
-use crate::sites::{CredentialSource, Credentials};
+use crate::sites::{CredentialSource, Credentials, KubeconfigPolicy};
 
 const EXAMPLE: &str = "\
 Example:
@@ -761,22 +761,25 @@ impl Registration<'_> {
             kind: FailureKind::Other,
             message,
         };
-        let verified =
-            match credentials::from_keys(&credentials::secret_keys(secret), origin, None).await {
-                Ok(c) => match c.client() {
-                    Ok(client) => {
-                        let perm = Permission {
-                            verb: "list",
-                            group: "db.orange.com",
-                            resource: "cassandraclusters",
-                            subresource: "",
-                        };
-                        probe::can_i(&client, ns, &perm).await
-                    }
-                    Err(e) => Err(other(e.to_string())),
-                },
+        // The Secret was just written from the source context; it is read back as the
+        // controller will read it, under the controller's default policy.
+        let keys = credentials::secret_keys(secret);
+        let policy = KubeconfigPolicy::default();
+        let verified = match credentials::from_keys(&keys, origin, None, policy).await {
+            Ok(c) => match c.client() {
+                Ok(client) => {
+                    let perm = Permission {
+                        verb: "list",
+                        group: "db.orange.com",
+                        resource: "cassandraclusters",
+                        subresource: "",
+                    };
+                    probe::can_i(&client, ns, &perm).await
+                }
                 Err(e) => Err(other(e.to_string())),
-            };
+            },
+            Err(e) => Err(other(e.to_string())),
+        };
         match verified {
             Ok(None) => steps.ok(&format!(
                 "{src} accepts the token; it may list cassandraclusters in {ns}"

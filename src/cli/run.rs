@@ -95,6 +95,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             imports_dir: sites.imports_dir.clone(),
             kubeconfig: sites.kubeconfig.clone(),
             local_context: sites.context.clone(),
+            kubeconfig_policy: sites.kubeconfig_policy(),
         },
     )
     .await;

@@ -14,4 +14,7 @@ pub struct RegistryConfig {
     pub kubeconfig: Option<PathBuf>,
     /// Context of the local cluster (`--context`), else current/in-cluster.
     pub local_context: Option<String>,
+    /// What kubeconfigs read through the API (mounted Secrets, Secrets, ClientConfigs) may use
+    /// beyond plain data; the `kubeconfig` file above is the operator's and is not vetted.
+    pub kubeconfig_policy: super::untrusted::KubeconfigPolicy,
 }

@@ -14,6 +14,8 @@ use kube::config::{
     NamedContext,
 };
 
+use super::untrusted::{self, KubeconfigPolicy, Refusal, RefusedField};
+
 /// Where a site's credentials came from (shown in status/check, never the secret itself).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CredentialSource {
@@ -156,6 +158,13 @@ pub enum CredentialError {
         location: String,
         user: String,
     },
+    /// A kubeconfig (or `server` key) read through the API uses what only the operator's own
+    /// kubeconfig may: a plugin, a local file, unverified or plain-text transport.
+    #[error("{location}: {}", join_refusals(.refusals))]
+    Refused {
+        location: String,
+        refusals: Vec<Refusal>,
+    },
     /// kube-rs refused the context (auth plugin, proxy, ...).
     #[error("context {context} in {location} is unusable: {reason}")]
     UnusableContext {
@@ -254,6 +263,15 @@ pub enum PemProblem {
     NoCertificate,
 }
 
+/// Every refusal, `; `-separated.
+fn join_refusals(refusals: &[Refusal]) -> String {
+    refusals
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// `a, b, c`, or `none` for an empty list.
 fn list_or_none(items: &[String]) -> String {
     if items.is_empty() {
@@ -263,8 +281,9 @@ fn list_or_none(items: &[String]) -> String {
     }
 }
 
-/// Credentials ready to build a client with.
-#[derive(Clone, Debug)]
+/// Credentials ready to build a client with. `Debug` shows where they point and how they
+/// authenticate, never a token, key, password or plugin setting.
+#[derive(Clone)]
 pub struct Credentials {
     /// Connection settings (the token lives in a `SecretString` inside, redacted in Debug).
     pub config: kube::Config,
@@ -288,6 +307,60 @@ impl Credentials {
     /// The API server URL these credentials point at.
     pub fn server(&self) -> String {
         self.config.cluster_url.to_string()
+    }
+
+    /// Builds the client on a blocking thread, bounded by `deadline`: TLS setup reads
+    /// certificates and an allowed exec plugin runs a command right there, neither of which may
+    /// hold an async worker thread (nor, when it hangs, the caller forever).
+    pub async fn build_client(
+        &self,
+        deadline: std::time::Duration,
+    ) -> Result<kube::Client, CredentialError> {
+        let creds = self.clone();
+        let task = tokio::task::spawn_blocking(move || creds.client());
+        match tokio::time::timeout(deadline, task).await {
+            Ok(Ok(built)) => built,
+            Ok(Err(join)) => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => Err(CredentialError::Client {
+                location: self.source.describe(),
+                reason: format!(
+                    "building the client took longer than {deadline:?} (a credential plugin that does not return?)"
+                ),
+            }),
+        }
+    }
+
+    /// How these credentials authenticate, by kind only (for `Debug`).
+    fn auth_kinds(&self) -> Vec<&'static str> {
+        let a = &self.config.auth_info;
+        let mut kinds = Vec::new();
+        let mut add = |present: bool, kind| {
+            if present {
+                kinds.push(kind);
+            }
+        };
+        add(a.token.is_some(), "token");
+        add(a.token_file.is_some(), "tokenFile");
+        add(a.username.is_some() || a.password.is_some(), "basic");
+        add(
+            a.client_certificate.is_some() || a.client_certificate_data.is_some(),
+            "client-certificate",
+        );
+        add(a.exec.is_some(), "exec");
+        add(a.auth_provider.is_some(), "auth-provider");
+        kinds
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("server", &self.server())
+            .field("auth", &self.auth_kinds())
+            .field("default_namespace", &self.default_namespace)
+            .field("source", &self.source)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -315,8 +388,8 @@ impl CredentialSource {
     }
 }
 
-/// What a Secret lookup gave (from a watch cache or a GET).
-#[derive(Clone, Debug)]
+/// What a Secret lookup gave (from a watch cache or a GET). `Debug` shows key names only.
+#[derive(Clone)]
 pub enum SecretLookup {
     /// The Secret exists; its data keys (`stringData` already folded in by the API server).
     Found(BTreeMap<String, Vec<u8>>),
@@ -324,6 +397,19 @@ pub enum SecretLookup {
     NotFound,
     /// It could not be read (forbidden, unreachable, ...): the reason.
     Failed(String),
+}
+
+impl std::fmt::Debug for SecretLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretLookup::Found(keys) => f
+                .debug_tuple("Found")
+                .field(&keys.keys().collect::<Vec<_>>())
+                .finish(),
+            SecretLookup::NotFound => f.write_str("NotFound"),
+            SecretLookup::Failed(why) => f.debug_tuple("Failed").field(why).finish(),
+        }
+    }
 }
 
 impl SecretLookup {
@@ -403,10 +489,13 @@ pub fn fingerprint(keys: &BTreeMap<String, Vec<u8>>, context: Option<&str>) -> u
 ///
 /// `origin` is the source, used in every message. `context`: the kubeconfig context to use
 /// (ClientConfig `contextName`); default: the kubeconfig's current context, or its only one.
+/// The keys came through the API: what `policy` does not allow is refused before kube-rs
+/// sees it (see [`untrusted`]).
 pub async fn from_keys(
     keys: &BTreeMap<String, Vec<u8>>,
     origin: CredentialSource,
     context: Option<&str>,
+    policy: KubeconfigPolicy,
 ) -> Result<Credentials, CredentialError> {
     let what = origin.describe();
     let fp = fingerprint(keys, context);
@@ -417,8 +506,7 @@ pub async fn from_keys(
             location: what.clone(),
         })?;
         let where_ = format!("kubeconfig in {what} (key {key})");
-        let kc = parse_kubeconfig_text(text, &where_)?;
-        let mut creds = from_kubeconfig(kc, context, &where_).await?;
+        let mut creds = from_untrusted_kubeconfig(text, context, &where_, policy).await?;
         creds.source = origin;
         creds.fingerprint = fp;
         return Ok(creds);
@@ -449,6 +537,15 @@ pub async fn from_keys(
         location: what.clone(),
         problem,
     })?;
+    if untrusted::is_plain_http(&server) && !policy.allow_insecure_tls {
+        return Err(CredentialError::Refused {
+            location: what,
+            refusals: vec![Refusal {
+                field: "server".to_string(),
+                kind: RefusedField::PlainHttp,
+            }],
+        });
+    }
     let token = text("token")?;
     if token.is_empty() {
         return Err(CredentialError::EmptyToken { location: what });
@@ -471,6 +568,26 @@ pub async fn from_keys(
     creds.fingerprint = fp;
     creds.default_namespace = namespace;
     Ok(creds)
+}
+
+/// Parses and vets kubeconfig text read through the API (`where_` names it), then produces
+/// credentials: what `policy` does not allow never reaches kube-rs, which would run or read it.
+async fn from_untrusted_kubeconfig(
+    text: &str,
+    context: Option<&str>,
+    where_: &str,
+    policy: KubeconfigPolicy,
+) -> Result<Credentials, CredentialError> {
+    let kc = parse_kubeconfig_text(text, where_)?;
+    let ctx_name = pick_context(&kc, context, where_)?;
+    let refusals = untrusted::vet(&kc, &ctx_name, policy);
+    if !refusals.is_empty() {
+        return Err(CredentialError::Refused {
+            location: where_.to_string(),
+            refusals,
+        });
+    }
+    from_kubeconfig(kc, Some(&ctx_name), where_).await
 }
 
 /// Builds an in-memory kubeconfig with one cluster, user and context all named `name`.
@@ -856,9 +973,12 @@ pub struct RemoteLookup {
 /// Loads remote credentials in the documented order: mounted directory, Secret, kubeconfig
 /// context. The first source that exists is used; if it is broken, that is the error (no silent
 /// fallback to another source). When none exists, the error lists every source tried.
+/// The directory and the Secret came through the API and are vetted under `policy`; the
+/// operator's kubeconfig context is not.
 pub async fn load_remote(
     lookup: &RemoteLookup,
     secret: SecretLookup,
+    policy: KubeconfigPolicy,
 ) -> Result<Credentials, CredentialError> {
     let name = &lookup.name;
     let dir = lookup.imports_dir.join(name);
@@ -866,7 +986,8 @@ pub async fn load_remote(
     // (the chart mounts them optional): treat it as absent and read the Secret through the API.
     let dir_note = match read_secret_dir(&dir)? {
         Some(keys) if !keys.is_empty() => {
-            return from_keys(&keys, CredentialSource::MountedDir { path: dir }, None).await;
+            let origin = CredentialSource::MountedDir { path: dir };
+            return from_keys(&keys, origin, None, policy).await;
         }
         Some(_) => format!("empty directory {}", dir.display()),
         None => format!("no directory {}", dir.display()),
@@ -877,7 +998,7 @@ pub async fn load_remote(
                 namespace: lookup.namespace.clone(),
                 name: name.clone(),
             };
-            return from_keys(&keys, origin, None).await;
+            return from_keys(&keys, origin, None, policy).await;
         }
         SecretLookup::NotFound => format!("no secret {}/{name}", lookup.namespace),
         SecretLookup::Failed(why) => {
@@ -896,13 +1017,14 @@ pub async fn load_remote(
 }
 
 /// Credentials of a ClientConfig site: the referenced Secret's kubeconfig (key `kubeconfig`,
-/// or `config`) and context `context`.
+/// or `config`) and context `context`, vetted under `policy`.
 pub async fn load_client_config(
     namespace: &str,
     client_config: &str,
     secret_name: &str,
     context: &str,
     secret: SecretLookup,
+    policy: KubeconfigPolicy,
 ) -> Result<Credentials, CredentialError> {
     let origin = CredentialSource::ClientConfig {
         namespace: namespace.to_string(),
@@ -920,7 +1042,7 @@ pub async fn load_client_config(
                     found: keys.keys().cloned().collect(),
                 });
             }
-            from_keys(&keys, origin, Some(context)).await
+            from_keys(&keys, origin, Some(context), policy).await
         }
         SecretLookup::NotFound => Err(CredentialError::ClientConfigSecretMissing {
             namespace: namespace.to_string(),
@@ -939,6 +1061,11 @@ pub async fn load_client_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const STRICT: KubeconfigPolicy = KubeconfigPolicy {
+        allow_exec: false,
+        allow_insecure_tls: false,
+    };
 
     const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.SECRET-TOKEN-VALUE-never-print";
 
@@ -974,7 +1101,7 @@ mod tests {
     }
 
     async fn err(k: &BTreeMap<String, Vec<u8>>) -> String {
-        let e = from_keys(k, secret_origin(), None)
+        let e = from_keys(k, secret_origin(), None, STRICT)
             .await
             .expect_err("must fail")
             .to_string();
@@ -994,7 +1121,7 @@ mod tests {
             ("ca.crt", &ca),
             ("namespace", "cassandra"),
         ]);
-        let c = from_keys(&k, secret_origin(), None).await.unwrap();
+        let c = from_keys(&k, secret_origin(), None, STRICT).await.unwrap();
         assert_eq!(c.server(), "https://10.0.0.2:6443/");
         assert_eq!(c.default_namespace.as_deref(), Some("cassandra"));
         assert_eq!(c.source, secret_origin());
@@ -1010,7 +1137,7 @@ mod tests {
     async fn kubeconfig_under_config_or_kubeconfig_key() {
         let text = kubeconfig_text("k8s-cluster2", "https://10.0.0.2:6443", &b64(&ca_pem()));
         for key in ["config", "kubeconfig"] {
-            let c = from_keys(&keys(&[(key, &text)]), secret_origin(), None)
+            let c = from_keys(&keys(&[(key, &text)]), secret_origin(), None, STRICT)
                 .await
                 .unwrap();
             assert_eq!(c.server(), "https://10.0.0.2:6443/");
@@ -1024,7 +1151,10 @@ mod tests {
             ("ca.crt", "junk"),
         ]);
         assert_eq!(
-            from_keys(&k, secret_origin(), None).await.unwrap().server(),
+            from_keys(&k, secret_origin(), None, STRICT)
+                .await
+                .unwrap()
+                .server(),
             "https://10.0.0.2:6443/"
         );
     }
@@ -1034,15 +1164,15 @@ mod tests {
         let ca = ca_pem();
         let a = keys(&[("server", "https://h:1"), ("token", "a"), ("ca.crt", &ca)]);
         let b = keys(&[("server", "https://h:1"), ("token", "b"), ("ca.crt", &ca)]);
-        let fa = from_keys(&a, secret_origin(), None)
+        let fa = from_keys(&a, secret_origin(), None, STRICT)
             .await
             .unwrap()
             .fingerprint;
-        let fa2 = from_keys(&a, secret_origin(), None)
+        let fa2 = from_keys(&a, secret_origin(), None, STRICT)
             .await
             .unwrap()
             .fingerprint;
-        let fb = from_keys(&b, secret_origin(), None)
+        let fb = from_keys(&b, secret_origin(), None, STRICT)
             .await
             .unwrap()
             .fingerprint;
@@ -1137,6 +1267,7 @@ mod tests {
             &keys(&[("kubeconfig", &text)]),
             secret_origin(),
             Some("dc3"),
+            STRICT,
         )
         .await
         .unwrap_err()
@@ -1236,7 +1367,9 @@ mod tests {
         ]));
 
         // Context only.
-        let c = load_remote(&lookup, SecretLookup::NotFound).await.unwrap();
+        let c = load_remote(&lookup, SecretLookup::NotFound, STRICT)
+            .await
+            .unwrap();
         assert_eq!(c.server(), "https://ctx:3/");
         assert_eq!(
             c.source,
@@ -1245,7 +1378,7 @@ mod tests {
             }
         );
         // Secret beats context.
-        let c = load_remote(&lookup, secret.clone()).await.unwrap();
+        let c = load_remote(&lookup, secret.clone(), STRICT).await.unwrap();
         assert_eq!(c.server(), "https://secret:2/");
         // Mounted dir beats both.
         let dir = d.path().join("imports").join("k8s-cluster2");
@@ -1253,12 +1386,15 @@ mod tests {
         std::fs::write(dir.join("server"), "https://dir:1").unwrap();
         std::fs::write(dir.join("token"), "t").unwrap();
         std::fs::write(dir.join("ca.crt"), &ca).unwrap();
-        let c = load_remote(&lookup, secret.clone()).await.unwrap();
+        let c = load_remote(&lookup, secret.clone(), STRICT).await.unwrap();
         assert_eq!(c.server(), "https://dir:1/");
         assert_eq!(c.source, CredentialSource::MountedDir { path: dir.clone() });
         // A broken first source is the error: no silent fallback.
         std::fs::write(dir.join("ca.crt"), "garbage").unwrap();
-        let e = load_remote(&lookup, secret).await.unwrap_err().to_string();
+        let e = load_remote(&lookup, secret, STRICT)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with(&format!(
                 "ca.crt in mounted directory {} is not PEM",
@@ -1283,7 +1419,7 @@ mod tests {
             namespace: "cassandra".into(),
             kubeconfig: Some(kc_path.clone()),
         };
-        let e = load_remote(&lookup, SecretLookup::NotFound)
+        let e = load_remote(&lookup, SecretLookup::NotFound, STRICT)
             .await
             .unwrap_err()
             .to_string();
@@ -1296,7 +1432,7 @@ mod tests {
             )
         );
         std::fs::create_dir_all(d.path().join("imports/k8s-cluster2")).unwrap();
-        let e = load_remote(&lookup, SecretLookup::NotFound)
+        let e = load_remote(&lookup, SecretLookup::NotFound, STRICT)
             .await
             .unwrap_err()
             .to_string();
@@ -1304,7 +1440,7 @@ mod tests {
             e.contains(": empty directory "),
             "an empty mount counts as absent: {e}"
         );
-        let e = load_remote(&lookup, SecretLookup::Failed("forbidden".into()))
+        let e = load_remote(&lookup, SecretLookup::Failed("forbidden".into()), STRICT)
             .await
             .unwrap_err()
             .to_string();
@@ -1316,9 +1452,16 @@ mod tests {
 
     #[tokio::test]
     async fn client_config_secret_problems() {
-        let e = load_client_config("cassandra", "dc3", "dc3-kc", "dc3", SecretLookup::NotFound)
-            .await
-            .unwrap_err();
+        let e = load_client_config(
+            "cassandra",
+            "dc3",
+            "dc3-kc",
+            "dc3",
+            SecretLookup::NotFound,
+            STRICT,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "secret cassandra/dc3-kc referenced by ClientConfig dc3 does not exist"
@@ -1329,6 +1472,7 @@ mod tests {
             "dc3-kc",
             "dc3",
             SecretLookup::Found(keys(&[("token", TOKEN)])),
+            STRICT,
         )
         .await
         .unwrap_err();
@@ -1343,6 +1487,7 @@ mod tests {
             "dc3-kc",
             "ctx-a",
             SecretLookup::Found(keys(&[("kubeconfig", &text)])),
+            STRICT,
         )
         .await
         .unwrap();
@@ -1355,6 +1500,7 @@ mod tests {
             "dc3-kc",
             "dc3",
             SecretLookup::Found(keys(&[("kubeconfig", &text)])),
+            STRICT,
         )
         .await
         .unwrap_err();
@@ -1362,6 +1508,206 @@ mod tests {
             e.to_string()
                 .starts_with("context dc3 not found in kubeconfig in ClientConfig cassandra/dc3"),
             "{e}"
+        );
+    }
+
+    /// A kubeconfig whose user runs `sh -c 'touch <marker>; echo <ExecCredential>'`.
+    fn exec_kubeconfig(marker: &Path) -> String {
+        let ca = b64(&ca_pem());
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://h:1\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      interactiveMode: Never\n      command: /bin/sh\n      args:\n      - -c\n      - touch '{}'; echo '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"from-exec\"}}}}'\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
+            marker.display()
+        )
+    }
+
+    #[tokio::test]
+    async fn exec_plugin_in_a_secret_is_refused_and_never_runs() {
+        let d = tempfile::tempdir().unwrap();
+        let marker = d.path().join("exec-ran");
+        let k = keys(&[("config", &exec_kubeconfig(&marker))]);
+        let e = from_keys(&k, secret_origin(), None, STRICT)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "kubeconfig in secret cassandra/k8s-cluster2 (key config): users[0].user.exec is refused: an exec plugin would run a command as the controller (allowed only with --insecure-kubeconfig-exec)"
+        );
+        assert!(!marker.exists(), "the exec plugin ran");
+    }
+
+    #[tokio::test]
+    async fn exec_plugin_runs_only_with_the_opt_in() {
+        let d = tempfile::tempdir().unwrap();
+        let marker = d.path().join("exec-ran");
+        let k = keys(&[("config", &exec_kubeconfig(&marker))]);
+        let allow = KubeconfigPolicy {
+            allow_exec: true,
+            allow_insecure_tls: false,
+        };
+        let c = from_keys(&k, secret_origin(), None, allow).await.unwrap();
+        assert!(
+            !marker.exists(),
+            "loading credentials must not run the plugin"
+        );
+        c.build_client(std::time::Duration::from_secs(30))
+            .await
+            .expect("client builds with the plugin's token");
+        assert!(marker.exists(), "with the opt-in the plugin runs");
+    }
+
+    #[tokio::test]
+    async fn token_file_in_a_client_config_secret_is_refused_and_never_read() {
+        let d = tempfile::tempdir().unwrap();
+        // A path that does not exist: reading it would fail with kube-rs' own error, so the
+        // refusal proves nothing tried to read it; with the opt-in the read is attempted.
+        let path = d.path().join("stolen-token");
+        let text = format!(
+            "apiVersion: v1\nclusters:\n- name: c\n  cluster: {{server: 'https://h:1'}}\nusers:\n- name: u\n  user: {{tokenFile: '{}'}}\ncontexts:\n- name: dc3\n  context: {{cluster: c, user: u}}\n",
+            path.display()
+        );
+        let secret = SecretLookup::Found(keys(&[("kubeconfig", &text)]));
+        let e = load_client_config("cassandra", "dc3", "dc3-kc", "dc3", secret.clone(), STRICT)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "kubeconfig in ClientConfig cassandra/dc3 (secret cassandra/dc3-kc, context dc3) (key kubeconfig): users[0].user.tokenFile is refused: a tokenFile would read a file of the controller's host (allowed only with --insecure-kubeconfig-exec)"
+        );
+        let allow = KubeconfigPolicy {
+            allow_exec: true,
+            allow_insecure_tls: false,
+        };
+        let c = load_client_config("cassandra", "dc3", "dc3-kc", "dc3", secret, allow)
+            .await
+            .unwrap();
+        let Err(e) = c.build_client(std::time::Duration::from_secs(30)).await else {
+            panic!("a missing tokenFile cannot give a client");
+        };
+        assert!(e.to_string().contains("cannot build a client"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn mounted_directory_kubeconfig_with_several_refusals_names_each_field() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("k8s-cluster2");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config"),
+            "apiVersion: v1\nclusters:\n- name: c\n  cluster: {server: 'http://h:1', insecure-skip-tls-verify: true, certificate-authority: /etc/ca.pem}\nusers:\n- name: u\n  user: {client-certificate: /etc/c.pem, client-key: /etc/k.pem}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n",
+        )
+        .unwrap();
+        let lookup = RemoteLookup {
+            name: "k8s-cluster2".into(),
+            imports_dir: d.path().to_path_buf(),
+            namespace: "cassandra".into(),
+            kubeconfig: None,
+        };
+        let e = load_remote(&lookup, SecretLookup::NotFound, STRICT)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "kubeconfig in mounted directory {} (key config): clusters[0].cluster.server is refused",
+                dir.display()
+            )),
+            "{e}"
+        );
+        for field in [
+            "clusters[0].cluster.insecure-skip-tls-verify is refused",
+            "clusters[0].cluster.certificate-authority is refused",
+            "users[0].user.client-certificate is refused",
+            "users[0].user.client-key is refused",
+            "--insecure-kubeconfig-tls",
+        ] {
+            assert!(e.contains(field), "{field} missing from: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn http_server_key_is_refused_unless_tls_opt_in() {
+        let k = keys(&[
+            ("server", "http://10.0.0.2:8080"),
+            ("token", TOKEN),
+            ("ca.crt", &ca_pem()),
+        ]);
+        assert_eq!(
+            err(&k).await,
+            "secret cassandra/k8s-cluster2: server is refused: an http:// server would get the token in clear text (allowed only with --insecure-kubeconfig-tls)"
+        );
+        let allow = KubeconfigPolicy {
+            allow_exec: false,
+            allow_insecure_tls: true,
+        };
+        let c = from_keys(&k, secret_origin(), None, allow).await.unwrap();
+        assert!(untrusted::unverified_tls(&c.config).is_some());
+    }
+
+    #[tokio::test]
+    async fn operator_kubeconfig_context_keeps_exec() {
+        let d = tempfile::tempdir().unwrap();
+        let marker = d.path().join("exec-ran");
+        let path = d.path().join("kubeconfig");
+        std::fs::write(&path, exec_kubeconfig(&marker)).unwrap();
+        let c = from_local_context(Some(&path), "x").await.unwrap().unwrap();
+        c.build_client(std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(
+            marker.exists(),
+            "the operator's own kubeconfig may run plugins"
+        );
+    }
+
+    #[tokio::test]
+    async fn debug_never_shows_tokens_keys_passwords_or_plugin_settings() {
+        let text = format!(
+            "apiVersion: v1\nclusters:\n- name: c\n  cluster: {{server: 'https://h:1'}}\nusers:\n- name: u\n  user:\n    token: {TOKEN}\n    username: admin\n    password: PASSWORD-never-print\n    client-certificate-data: {}\n    client-key-data: S0VZLW5ldmVyLXByaW50\n    auth-provider:\n      name: oidc\n      config: {{id-token: IDTOKEN-never-print, refresh-token: REFRESH-never-print}}\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/true\n      env: [{{name: SECRET, value: ENV-never-print}}]\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\n",
+            b64(&ca_pem())
+        );
+        let all = KubeconfigPolicy {
+            allow_exec: true,
+            allow_insecure_tls: true,
+        };
+        let k = keys(&[("config", &text)]);
+        let c = from_keys(&k, secret_origin(), None, all).await.unwrap();
+        let shown = format!("{c:?} {:#?}", SecretLookup::Found(k));
+        for secret in [
+            "SECRET-TOKEN",
+            "PASSWORD-never-print",
+            "S0VZLW5ldmVyLXByaW50",
+            "IDTOKEN-never-print",
+            "REFRESH-never-print",
+            "ENV-never-print",
+            "BEGIN CERTIFICATE",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown in: {shown}");
+        }
+        assert!(shown.contains("https://h:1/"), "{shown}");
+        assert!(shown.contains("\"exec\""), "auth kinds are shown: {shown}");
+        assert!(shown.contains("\"config\""), "key names are shown: {shown}");
+    }
+
+    /// On a single-threaded runtime a plugin run on the worker would hold the timer too: the
+    /// deadline firing while the plugin still sleeps proves the build runs elsewhere.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_plugin_that_hangs_fails_the_build_at_the_deadline_off_the_worker() {
+        let text = exec_kubeconfig(Path::new("/nonexistent/dir/marker"))
+            .replace("touch '/nonexistent/dir/marker';", "sleep 2;");
+        let allow = KubeconfigPolicy {
+            allow_exec: true,
+            allow_insecure_tls: false,
+        };
+        let k = keys(&[("config", &text)]);
+        let c = from_keys(&k, secret_origin(), None, allow).await.unwrap();
+        let Err(e) = c.build_client(std::time::Duration::from_millis(300)).await else {
+            panic!("the build must stop at the deadline");
+        };
+        assert_eq!(
+            e.to_string(),
+            "credentials from secret cassandra/k8s-cluster2: cannot build a client: building the client took longer than 300ms (a credential plugin that does not return?)"
         );
     }
 }

@@ -8,11 +8,13 @@ pub mod local;
 pub mod probe;
 mod registry;
 mod site;
+pub mod untrusted;
 
 pub use config::RegistryConfig;
 pub use credentials::{CredentialError, CredentialSource, Credentials};
 pub use registry::SiteRegistry;
 pub use site::{Site, SiteError, SiteState};
+pub use untrusted::KubeconfigPolicy;
 
 /// Multi-CassKop's mount path for exported service-account Secrets (one directory per remote).
 pub const DEFAULT_IMPORTS_DIR: &str = "/var/run/secrets/admiralty.io/serviceaccountimports";

@@ -22,6 +22,9 @@ use crate::kube_error;
 const POLL: Duration = Duration::from_secs(2);
 /// How long `start` waits for the first Secret / ClientConfig list before loading sites anyway.
 const INITIAL_SYNC: Duration = Duration::from_secs(5);
+/// Longest wait for one site's client to be built (an allowed exec plugin runs then): a plugin
+/// that never returns makes that site Unavailable instead of stopping every reload.
+const CLIENT_BUILD_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A watched collection: objects by name, and whether the first list succeeded.
 struct Cache<T> {
@@ -49,36 +52,45 @@ struct Entry {
     revision: u64,
 }
 
+/// What a reload found for one site, its client (if new credentials need one) already built.
+enum Loaded {
+    /// The same credentials as the site's current client: nothing to rebuild.
+    Unchanged,
+    /// New credentials, and the client built from them or why none could be.
+    Built(
+        Box<credentials::Credentials>,
+        Result<kube::Client, credentials::CredentialError>,
+    ),
+    /// No usable credentials.
+    Unusable(SiteError),
+}
+
 impl Entry {
-    /// Moves the site to what `result` says; true when its state changed. A client is
-    /// rebuilt only when the credentials' fingerprint changed.
-    fn update(&mut self, name: &str, result: Result<credentials::Credentials, SiteError>) -> bool {
-        let new_state = match result {
-            Ok(creds) => {
-                if self.fingerprint == Some(creds.fingerprint)
-                    && matches!(self.state, SiteState::Ready(_))
-                {
-                    return false;
-                }
-                match creds.client() {
-                    Ok(client) => {
-                        self.revision += 1;
-                        self.fingerprint = Some(creds.fingerprint);
-                        tracing::info!(site = %name, source = %creds.source.describe(), revision = self.revision, "site credentials loaded");
-                        SiteState::Ready(Arc::new(Site {
-                            name: name.to_string(),
-                            client,
-                            default_namespace: creds.default_namespace.clone(),
-                            source: creds.source.clone(),
-                            revision: self.revision,
-                        }))
-                    }
-                    Err(e) => SiteState::Unavailable {
-                        reason: e.to_string(),
-                    },
-                }
+    /// Whether `creds` are the ones this entry's current client was built from.
+    fn is_current(&self, creds: &credentials::Credentials) -> bool {
+        self.fingerprint == Some(creds.fingerprint) && matches!(self.state, SiteState::Ready(_))
+    }
+
+    /// Moves the site to what `loaded` says; true when its state changed.
+    fn update(&mut self, name: &str, loaded: Loaded) -> bool {
+        let new_state = match loaded {
+            Loaded::Unchanged => return false,
+            Loaded::Built(creds, Ok(client)) => {
+                self.revision += 1;
+                self.fingerprint = Some(creds.fingerprint);
+                tracing::info!(site = %name, source = %creds.source.describe(), revision = self.revision, "site credentials loaded");
+                SiteState::Ready(Arc::new(Site {
+                    name: name.to_string(),
+                    client,
+                    default_namespace: creds.default_namespace.clone(),
+                    source: creds.source.clone(),
+                    revision: self.revision,
+                }))
             }
-            Err(e) => SiteState::Unavailable {
+            Loaded::Built(_, Err(e)) => SiteState::Unavailable {
+                reason: e.to_string(),
+            },
+            Loaded::Unusable(e) => SiteState::Unavailable {
                 reason: e.to_string(),
             },
         };
@@ -244,18 +256,28 @@ impl Inner {
     }
 
     /// Re-reads every source and updates sites whose credentials changed. Idempotent.
+    ///
+    /// Clients are built before the site map is locked (reconciles read it), each on a
+    /// blocking thread: TLS setup reads certificates and an allowed exec plugin runs then.
     pub(super) async fn reload(&self) {
         let _guard = self.reload_lock.lock().await;
         let desired = self.desired_sites().await;
+        // Built side by side: one slow credential plugin does not delay the other sites.
+        let loads = desired.into_iter().map(|(name, result)| async move {
+            let loaded = self.load(&name, result).await;
+            (name, loaded)
+        });
+        let loaded: BTreeMap<String, Loaded> =
+            futures::future::join_all(loads).await.into_iter().collect();
         let mut changed = false;
         {
             let mut sites = self.sites.write().unwrap();
             let before = sites.len();
-            sites.retain(|name, _| desired.contains_key(name));
+            sites.retain(|name, _| loaded.contains_key(name));
             if sites.len() != before {
                 changed = true;
             }
-            for (name, result) in desired {
+            for (name, loaded) in loaded {
                 let entry = sites.entry(name.clone()).or_insert_with(|| {
                     changed = true;
                     Entry {
@@ -266,12 +288,35 @@ impl Inner {
                         revision: 0,
                     }
                 });
-                changed |= entry.update(&name, result);
+                changed |= entry.update(&name, loaded);
             }
         }
         if changed {
             self.bump();
         }
+    }
+
+    /// Builds site `name`'s client when its credentials changed (no lock held meanwhile).
+    async fn load(
+        &self,
+        name: &str,
+        result: Result<credentials::Credentials, SiteError>,
+    ) -> Loaded {
+        let creds = match result {
+            Ok(creds) => creds,
+            Err(e) => return Loaded::Unusable(e),
+        };
+        let current = self
+            .sites
+            .read()
+            .unwrap()
+            .get(name)
+            .is_some_and(|e| e.is_current(&creds));
+        if current {
+            return Loaded::Unchanged;
+        }
+        let client = creds.build_client(CLIENT_BUILD_DEADLINE).await;
+        Loaded::Built(Box::new(creds), client)
     }
 
     /// Every remote site's credentials (or why they are unusable) as the sources say now.
@@ -280,6 +325,7 @@ impl Inner {
         let client_configs: BTreeMap<String, ClientConfigRef> =
             self.client_configs.read().unwrap().items.clone();
         let ns = self.cfg.namespace.clone();
+        let policy = self.cfg.kubeconfig_policy;
 
         let mut desired: BTreeMap<String, Result<credentials::Credentials, SiteError>> =
             BTreeMap::new();
@@ -299,7 +345,8 @@ impl Inner {
                     namespace: ns.clone(),
                     kubeconfig: self.cfg.kubeconfig.clone(),
                 };
-                credentials::load_remote(&lookup, self.secret_lookup(name))
+                let secret = self.secret_lookup(name);
+                off_runtime(async move { credentials::load_remote(&lookup, secret, policy).await })
                     .await
                     .map_err(SiteError::from)
             };
@@ -317,20 +364,34 @@ impl Inner {
             } else {
                 match &cc.secret {
                     Err(e) => Err(SiteError::from(e.clone())),
-                    Ok(secret) => credentials::load_client_config(
-                        &ns,
-                        name,
-                        secret,
-                        &cc.context,
-                        self.secret_lookup(secret),
-                    )
-                    .await
-                    .map_err(SiteError::from),
+                    Ok(secret) => {
+                        let lookup = self.secret_lookup(secret);
+                        let (ns, name, secret) = (ns.clone(), name.clone(), secret.clone());
+                        let context = cc.context.clone();
+                        off_runtime(async move {
+                            credentials::load_client_config(
+                                &ns, &name, &secret, &context, lookup, policy,
+                            )
+                            .await
+                        })
+                        .await
+                        .map_err(SiteError::from)
+                    }
                 }
             };
             desired.insert(name.clone(), result);
         }
         desired
+    }
+}
+
+/// Runs a credential load on a blocking thread: it reads files (a mounted Secret, the
+/// operator's kubeconfig and the files it names) that must not stall an async worker.
+async fn off_runtime<T: Send + 'static>(load: impl Future<Output = T> + Send + 'static) -> T {
+    let handle = tokio::runtime::Handle::current();
+    match tokio::task::spawn_blocking(move || handle.block_on(load)).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

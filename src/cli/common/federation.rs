@@ -135,6 +135,7 @@ pub async fn load(args: &SiteArgs, name: &str, own_contexts: bool) -> anyhow::Re
         imports_dir: args.imports_dir.clone(),
         kubeconfig: args.kubeconfig.clone(),
         local_context: args.context.clone(),
+        kubeconfig_policy: args.kubeconfig_policy(),
     };
     let (configured, states) = if own_contexts {
         let local_site = Arc::new(Site {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::sites::DEFAULT_IMPORTS_DIR;
+use crate::sites::{DEFAULT_IMPORTS_DIR, KubeconfigPolicy};
 
 /// The sites of a federation: the same flags as Multi-CassKop (`-l`, `-r`), shared by the
 /// controller, `check` and `status`.
@@ -37,4 +37,26 @@ pub struct SiteArgs {
     /// Directory holding one mounted Secret per remote (Multi-CassKop's path).
     #[arg(long = "imports-dir", value_name = "DIR", default_value = DEFAULT_IMPORTS_DIR)]
     pub imports_dir: PathBuf,
+    /// Let kubeconfigs read through the API (mounted Secrets under --imports-dir, Secrets,
+    /// ClientConfigs' Secrets) run `exec` and `auth-provider` plugins and read local files
+    /// (`tokenFile`, `certificate-authority`, `client-certificate`, `client-key`). Off by
+    /// default: anyone who can write such a Secret could run commands as the controller and
+    /// read its files, so these fields are refused. The --kubeconfig file is never restricted.
+    #[arg(long = "insecure-kubeconfig-exec")]
+    pub insecure_kubeconfig_exec: bool,
+    /// Let kubeconfigs read through the API use `insecure-skip-tls-verify: true`, `http://`
+    /// servers and `proxy-url`. Off by default: such a site's token could be taken on the way.
+    #[arg(long = "insecure-kubeconfig-tls")]
+    pub insecure_kubeconfig_tls: bool,
+}
+
+impl SiteArgs {
+    /// What kubeconfigs read through the API may use, as the two `--insecure-kubeconfig-*`
+    /// flags say.
+    pub fn kubeconfig_policy(&self) -> KubeconfigPolicy {
+        KubeconfigPolicy {
+            allow_exec: self.insecure_kubeconfig_exec,
+            allow_insecure_tls: self.insecure_kubeconfig_tls,
+        }
+    }
 }
