@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::runtime::watcher;
@@ -159,6 +160,25 @@ pub fn sift<K>(
         Event::Delete(Lenient::Decoded(k)) => Some(Event::Delete(k)),
         Event::Delete(Lenient::Poison(p)) => Some(Event::Delete(placeholder(p.meta))),
     }
+}
+
+/// [`sift`] over a whole watch stream: a stream of decoded objects whatever the server sends.
+pub fn sifted<K, S>(
+    stream: S,
+    placeholder: impl Fn(ObjectMeta) -> K + Clone + Send,
+    mut poisoned: impl FnMut(&Poison) + Send,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: Send,
+    S: Stream<Item = Result<watcher::Event<Lenient<K>>, watcher::Error>> + Send,
+{
+    stream.filter_map(move |ev| {
+        let out = match ev {
+            Ok(ev) => sift(ev, placeholder.clone(), &mut poisoned).map(Ok),
+            Err(e) => Some(Err(e)),
+        };
+        std::future::ready(out)
+    })
 }
 
 /// The identifying metadata of a document that did not decode. Everything else, `managedFields`

@@ -17,7 +17,8 @@ use tokio::sync::watch;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::api::MultiCasskop;
-use crate::api::cassandra::cassandra_cluster_resource;
+use crate::api::cassandra::{self, cassandra_cluster_resource};
+use crate::api::lenient::{self, Lenient};
 use crate::api::owner;
 use crate::backoff::Backoff;
 use crate::kube_error;
@@ -191,11 +192,16 @@ async fn watch_site(
                 w
             }
         };
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &ar);
+        let api: Api<Lenient<DynamicObject>> =
+            Api::namespaced_with(client.clone(), &namespace, &ar);
         let cfg = watcher::Config::default().labels(&selector);
+        // An undecodable CassandraCluster is reported and left out; the others are cached.
+        let stream = lenient::sifted(watcher(api, cfg), cassandra::placeholder, |p| {
+            cassandra::report_poison(&site, p);
+        });
         // Only what the controller reads is cached (no managedFields, CassKop's progress fields
         // of the status): for 1,000 resources x 3 sites this is most of the controller's memory.
-        let stream = watcher(api, cfg).modify(crate::api::cassandra::slim_for_cache);
+        let stream = stream.modify(cassandra::slim_for_cache);
         let mut events = pin!(reflector(writer, stream));
         let failure = loop {
             match events.next().await {
