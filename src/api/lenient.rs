@@ -77,17 +77,49 @@ impl<K> Lenient<K> {
 
 impl<K: DeserializeOwned> Lenient<K> {
     /// Decodes one object from its own JSON text: the depth limit counts from this object's root.
+    /// `metadata.managedFields` nests as deep as the object and is never read: when it alone is
+    /// too deep, the object is decoded without it; the error otherwise names the object's field.
     pub fn from_json(text: &str) -> Self {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let decoded = serde_path_to_error::deserialize::<_, K>(&mut de);
-        match decoded {
-            Ok(k) => Lenient::Decoded(k),
-            Err(e) => Lenient::Poison(Poison {
-                meta: meta_only(text),
-                error: describe(&e),
-            }),
-        }
+        let error = match decode::<K>(text) {
+            Ok(k) => return Lenient::Decoded(k),
+            Err(e) => e,
+        };
+        let error = match &error {
+            DecodeError::TooDeep { field } if field.starts_with(MANAGED_FIELDS) => {
+                match without_managed_fields(text).map(|t| decode::<K>(&t)) {
+                    Some(Ok(k)) => return Lenient::Decoded(k),
+                    Some(Err(e)) => e,
+                    None => error,
+                }
+            }
+            _ => error,
+        };
+        Lenient::Poison(Poison {
+            meta: meta_only(text),
+            error,
+        })
     }
+}
+
+const MANAGED_FIELDS: &str = "metadata.managedFields";
+
+fn decode<K: DeserializeOwned>(text: &str) -> Result<K, DecodeError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize::<_, K>(&mut de).map_err(|e| describe(&e))
+}
+
+/// `text` without `metadata.managedFields`, every other value copied verbatim (raw captures,
+/// so without the recursion limit).
+fn without_managed_fields(text: &str) -> Option<String> {
+    type RawMap = BTreeMap<String, Box<RawValue>>;
+    let mut doc: RawMap = serde_json::from_str(text).ok()?;
+    let mut meta: RawMap = serde_json::from_str(doc.get("metadata")?.get()).ok()?;
+    meta.remove("managedFields")?;
+    doc.insert(
+        "metadata".to_string(),
+        serde_json::value::to_raw_value(&meta).ok()?,
+    );
+    serde_json::to_string(&doc).ok()
 }
 
 impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
@@ -310,19 +342,41 @@ mod tests {
         );
     }
 
+    fn managed_fields(depth: usize) -> String {
+        format!(
+            r#""managedFields":[{{"manager":"kubectl","fieldsV1":{}}}]"#,
+            nested(depth)
+        )
+    }
+
     #[test]
-    fn deep_managed_fields_do_not_hide_the_name() {
+    fn deep_managed_fields_alone_still_decode() {
         let text = format!(
-            r#"{{"kind":"Secret","apiVersion":"v1","metadata":{{"managedFields":[{{"fieldsV1":{}}}],"name":"s","namespace":"n"}}}}"#,
-            nested(300)
+            r#"{{"kind":"Secret","apiVersion":"v1","metadata":{{{},"name":"s","namespace":"n"}},"data":{{"k":"dg=="}}}}"#,
+            managed_fields(300)
         );
-        let Lenient::Poison(p) = Lenient::<k8s_openapi::api::core::v1::Secret>::from_json(&text)
-        else {
+        let secret = Lenient::<k8s_openapi::api::core::v1::Secret>::from_json(&text);
+        let secret = secret.decoded().expect("decoded without managedFields");
+        assert_eq!(secret.metadata.name.as_deref(), Some("s"));
+        assert_eq!(secret.data.as_ref().unwrap()["k"].0, b"v");
+    }
+
+    #[test]
+    fn deep_managed_fields_do_not_hide_the_deep_field() {
+        let text = format!(
+            r#"{{"metadata":{{{},"name":"m","namespace":"ns"}},"spec":{{"base":{}}}}}"#,
+            managed_fields(300),
+            nested(200)
+        );
+        let Lenient::Poison(p) = Lenient::<MultiCasskop>::from_json(&text) else {
             panic!("decoded");
         };
-        assert_eq!(p.key(), "n/s");
-        assert!(
-            matches!(p.error, DecodeError::TooDeep { ref field } if field.starts_with("metadata.managedFields[0].fieldsV1"))
+        assert_eq!(p.key(), "ns/m");
+        assert_eq!(
+            p.error,
+            DecodeError::TooDeep {
+                field: "spec.base.a.a.…".into()
+            }
         );
     }
 
