@@ -19,7 +19,7 @@ use e2e::clientconfigs::{
     apply, client_config, kubeconfig_for, kubeconfig_secret, multicasskop, start_controller_with,
     write_kubeconfig,
 };
-use e2e::faults::failure_log;
+use e2e::faults::{check_invariants, failure_log};
 use e2e::{ControllerProcess, Env, NAMESPACE, condition, eventually};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -244,6 +244,23 @@ async fn poison_objects_stay_alone(env: &Env) -> anyhow::Result<()> {
     wait_ready(env, "typed").await?;
     let valid = condition(&env.get_mc("typed")?, "Valid").map(|(s, _, _)| s);
     assert_eq!(valid.as_deref(), Some("True"));
+
+    // The suite's invariants, and the undecodable CassandraCluster left as it was.
+    let names = ["hr", "hc", "typed"].map(String::from);
+    let users = [Env::sa_user(CTL_SA), Env::sa_user("dc3-site")];
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    let r = check_invariants(env, &names, &users, false);
+    assert!(r.violations.is_empty(), "{:#?}", r.violations);
+    let ghost = env.kubectl_raw(
+        C2,
+        &["get", "cassandracluster", "ghost", "-o", "name"],
+        None,
+    );
+    assert!(
+        ghost.success(),
+        "the undecodable CassandraCluster is gone: {}",
+        ghost.stderr
+    );
     Ok(())
 }
 

@@ -48,8 +48,8 @@ pub fn placeholder(metadata: ObjectMeta) -> DynamicObject {
 pub fn report_poison(site: &str, poison: &Poison) {
     let labels = poison.meta.labels.clone().unwrap_or_default();
     let owner = match (
-        labels.get(crate::api::OWNER_NAMESPACE_LABEL),
-        labels.get(crate::api::OWNER_NAME_LABEL),
+        labels.get(crate::api::multicasskop::OWNER_NAMESPACE_LABEL),
+        labels.get(crate::api::multicasskop::OWNER_NAME_LABEL),
     ) {
         (Some(ns), Some(name)) => format!("{ns}/{name}"),
         _ => "none".to_string(),

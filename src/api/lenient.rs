@@ -62,7 +62,7 @@ pub enum Lenient<K> {
     /// Decoded as `K`.
     Decoded(K),
     /// Could not be decoded as `K`.
-    Poison(Poison),
+    Poison(Box<Poison>),
 }
 
 impl<K> Lenient<K> {
@@ -94,10 +94,10 @@ impl<K: DeserializeOwned> Lenient<K> {
             }
             _ => error,
         };
-        Lenient::Poison(Poison {
+        Lenient::Poison(Box::new(Poison {
             meta: meta_only(text),
             error,
-        })
+        }))
     }
 }
 

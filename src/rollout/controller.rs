@@ -168,7 +168,14 @@ async fn reconcile(mc: Arc<Lenient<MultiCasskop>>, ctx: Arc<Context>) -> Result<
     let span = info_span!("reconcile", multicasskop = %key);
     let result = match &*mc {
         Lenient::Decoded(mc) => reconcile_one(mc, &ctx).instrument(span).await,
-        Lenient::Poison(p) => Ok(poison::report(p, &ctx).instrument(span).await),
+        Lenient::Poison(p) => {
+            let reporter = poison::Reporter {
+                local: &ctx.local,
+                events: &ctx.events,
+                reported: &ctx.poisoned,
+            };
+            Ok(poison::report(p, reporter).instrument(span).await)
+        }
     };
     let label = match &result {
         Ok((_, outcome)) => *outcome,
