@@ -1,6 +1,9 @@
 //! CassKop's `CassandraCluster`, handled as an opaque object with a few typed accessors.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+
+use crate::api::lenient::Poison;
 
 /// db.orange.com/v2 CassandraCluster, namespaced, no status subresource.
 pub fn cassandra_cluster_resource() -> ApiResource {
@@ -30,6 +33,35 @@ pub fn slim_for_cache(obj: &mut DynamicObject) {
     {
         status.retain(|k, _| CACHED_STATUS_FIELDS.contains(&k.as_str()));
     }
+}
+
+/// A stand-in carrying only `metadata`, to drop an undecodable CassandraCluster from a cache.
+pub fn placeholder(metadata: ObjectMeta) -> DynamicObject {
+    DynamicObject {
+        types: None,
+        metadata,
+        data: serde_json::Value::Null,
+    }
+}
+
+/// Log an undecodable CassandraCluster of `site`, with the MultiCasskop its labels name.
+pub fn report_poison(site: &str, poison: &Poison) {
+    let labels = poison.meta.labels.clone().unwrap_or_default();
+    let owner = match (
+        labels.get(crate::api::multicasskop::OWNER_NAMESPACE_LABEL),
+        labels.get(crate::api::multicasskop::OWNER_NAME_LABEL),
+    ) {
+        (Some(ns), Some(name)) => format!("{ns}/{name}"),
+        _ => "none".to_string(),
+    };
+    tracing::warn!(
+        site,
+        cassandracluster = %poison.key(),
+        multicasskop = %owner,
+        "CassandraCluster {} in site {site} cannot be decoded, left out of the cache: {}",
+        poison.key(),
+        poison.error
+    );
 }
 
 /// Read-only typed view over the few CassandraCluster fields we use.

@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, ListParams};
 use serde::Serialize;
 
+use crate::api::lenient::Lenient;
 use crate::cli::common::sites::SiteArgs;
 use crate::sites::client_config::{ClientConfigRef, client_config_resource};
 use crate::sites::credentials::{self, Credentials, RemoteLookup, SecretLookup};
@@ -538,7 +539,8 @@ async fn client_config_reports(secrets: &Secrets, seen: &mut Vec<String>) -> Vec
     let Some(client) = &secrets.client else {
         return Vec::new();
     };
-    let api: Api<DynamicObject> =
+    // Decoded one by one: an undecodable ClientConfig is reported as its site, never hides the others.
+    let api: Api<Lenient<DynamicObject>> =
         Api::namespaced_with(client.clone(), ns, &client_config_resource());
     let Ok(list) = api.list(&ListParams::default()).await else {
         return Vec::new();
@@ -546,7 +548,7 @@ async fn client_config_reports(secrets: &Secrets, seen: &mut Vec<String>) -> Vec
     let mut ccs: Vec<ClientConfigRef> = list
         .items
         .iter()
-        .filter_map(ClientConfigRef::from_object)
+        .filter_map(ClientConfigRef::from_lenient)
         .collect();
     ccs.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = Vec::new();

@@ -57,6 +57,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, Backoff>>,
     /// Our last writes to MultiCasskops not yet seen in the controller's cache.
     pub(super) written: WrittenVersions,
+    /// Undecodable MultiCasskops already reported, by version.
+    pub(super) poisoned: crate::rollout::poison::Reported,
 }
 
 impl Context {
@@ -77,6 +79,7 @@ impl Context {
             resync,
             failures: Mutex::default(),
             written: WrittenVersions::default(),
+            poisoned: Default::default(),
         }
     }
 

@@ -15,12 +15,14 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::api::lenient::Lenient;
 use crate::api::{FINALIZER, MultiCasskop};
 use crate::rollout::act::{self, Step};
 use crate::rollout::context::{Context, Error, Target};
 use crate::rollout::events::Publisher;
 use crate::rollout::observe::{self, Observed};
 use crate::rollout::plan;
+use crate::rollout::poison;
 use crate::rollout::report;
 use crate::rollout::site_caches::{SiteCaches, WatchSignals};
 use crate::runtime::health::Readiness;
@@ -71,16 +73,19 @@ pub async fn run(
         cfg.resync,
     ));
 
-    let api: Api<MultiCasskop> = Api::namespaced(local, &cfg.namespace);
+    // Each MultiCasskop is decoded on its own: one that cannot be is reported, never fails the
+    // list or watch that carries the others.
+    let api: Api<Lenient<MultiCasskop>> = Api::namespaced(local, &cfg.namespace);
     // As Controller::new, minus managedFields in the cache (never read; often half an object).
     let (reader, writer) = kube::runtime::reflector::store();
-    let mcs = watcher(api, watcher::Config::default()).modify(|o| o.metadata.managed_fields = None);
+    let mcs = watcher(api, watcher::Config::default())
+        .modify(|o| kube::Resource::meta_mut(o).managed_fields = None);
     let controller = Controller::for_stream(reflector(writer, mcs).applied_objects(), reader);
     report_cache_sync(controller.store(), readiness);
     info!(namespace = %cfg.namespace, "controller started: watching MultiCasskops");
     controller
         .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
-        .reconcile_on(one_rx)
+        .reconcile_on(one_rx.map(|r| lenient_ref(&r)))
         .reconcile_all_on(all_rx)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -120,8 +125,17 @@ fn follow_registry(
     })
 }
 
+/// The same object, as the controller's (lenient) MultiCasskops are keyed.
+fn lenient_ref(r: &ObjectRef<MultiCasskop>) -> ObjectRef<Lenient<MultiCasskop>> {
+    let named = ObjectRef::new(&r.name);
+    match &r.namespace {
+        Some(ns) => named.within(ns),
+        None => named,
+    }
+}
+
 /// Readiness follows the MultiCasskop cache's first list.
-fn report_cache_sync(store: Store<MultiCasskop>, readiness: Readiness) {
+fn report_cache_sync(store: Store<Lenient<MultiCasskop>>, readiness: Readiness) {
     readiness.set_caches_synced(false);
     tokio::spawn(async move {
         // The store's readiness signal keeps only the latest waiter's waker (the controller's
@@ -136,23 +150,33 @@ fn report_cache_sync(store: Store<MultiCasskop>, readiness: Readiness) {
     });
 }
 
-fn object_key(mc: &MultiCasskop) -> String {
+fn object_key(mc: &Lenient<MultiCasskop>) -> String {
     format!("{}/{}", mc.namespace().unwrap_or_default(), mc.name_any())
 }
 
 /// Requeue policy after a failed reconcile: exponential backoff per object, capped.
-fn error_policy(mc: Arc<MultiCasskop>, err: &Error, ctx: Arc<Context>) -> Requeue {
+fn error_policy(mc: Arc<Lenient<MultiCasskop>>, err: &Error, ctx: Arc<Context>) -> Requeue {
     let key = object_key(&mc);
     let wait = ctx.next_backoff(&key);
     warn!(multicasskop = %key, "reconcile failed: {err}; retrying in {wait:?}");
     Requeue::requeue(wait)
 }
 
-async fn reconcile(mc: Arc<MultiCasskop>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+async fn reconcile(mc: Arc<Lenient<MultiCasskop>>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = Instant::now();
     let key = object_key(&mc);
     let span = info_span!("reconcile", multicasskop = %key);
-    let result = reconcile_one(&mc, &ctx).instrument(span).await;
+    let result = match &*mc {
+        Lenient::Decoded(mc) => reconcile_one(mc, &ctx).instrument(span).await,
+        Lenient::Poison(p) => {
+            let reporter = poison::Reporter {
+                local: &ctx.local,
+                events: &ctx.events,
+                reported: &ctx.poisoned,
+            };
+            Ok(poison::report(p, reporter).instrument(span).await)
+        }
+    };
     let label = match &result {
         Ok((_, outcome)) => *outcome,
         Err(e) => e.metric_label(),

@@ -11,6 +11,7 @@ pub mod controller;
 pub mod events;
 mod observe;
 pub mod plan;
+pub mod poison;
 mod report;
 mod site_caches;
 pub mod status;

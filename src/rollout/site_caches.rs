@@ -17,7 +17,8 @@ use tokio::sync::watch;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::api::MultiCasskop;
-use crate::api::cassandra::cassandra_cluster_resource;
+use crate::api::cassandra::{self, cassandra_cluster_resource};
+use crate::api::lenient::{self, Lenient};
 use crate::api::owner;
 use crate::backoff::Backoff;
 use crate::kube_error;
@@ -163,6 +164,26 @@ impl SiteCaches {
     }
 }
 
+/// The watch of `site`'s CassandraClusters matching `selector`: an undecodable one is reported
+/// and left out, the others are cached with only what the controller reads (no managedFields,
+/// none of CassKop's progress fields of the status: for 1,000 resources x 3 sites this is most of
+/// the controller's memory).
+fn owned_cassandras(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    site: &str,
+) -> impl futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send {
+    let api: Api<Lenient<DynamicObject>> =
+        Api::namespaced_with(client.clone(), namespace, &cassandra_cluster_resource());
+    let cfg = watcher::Config::default().labels(selector);
+    let site = site.to_string();
+    lenient::sifted(watcher(api, cfg), cassandra::placeholder, move |p| {
+        cassandra::report_poison(&site, p);
+    })
+    .modify(cassandra::slim_for_cache)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn watch_site(
     site: String,
@@ -191,11 +212,7 @@ async fn watch_site(
                 w
             }
         };
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &ar);
-        let cfg = watcher::Config::default().labels(&selector);
-        // Only what the controller reads is cached (no managedFields, CassKop's progress fields
-        // of the status): for 1,000 resources x 3 sites this is most of the controller's memory.
-        let stream = watcher(api, cfg).modify(crate::api::cassandra::slim_for_cache);
+        let stream = owned_cassandras(&client, &namespace, &selector, &site);
         let mut events = pin!(reflector(writer, stream));
         let failure = loop {
             match events.next().await {

@@ -2,6 +2,8 @@
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
+use crate::api::lenient::Lenient;
+
 /// API group of k8ssandra's ClientConfig.
 pub const GROUP: &str = "config.k8ssandra.io";
 /// API version of k8ssandra's ClientConfig.
@@ -21,6 +23,13 @@ pub enum ClientConfigError {
     /// `spec.kubeConfigSecret.name` is missing or empty.
     #[error("ClientConfig {namespace}/{name} has no spec.kubeConfigSecret.name")]
     NoSecretName { namespace: String, name: String },
+    /// The object cannot be decoded; `reason` names the field and what was wrong.
+    #[error("ClientConfig {namespace}/{name} cannot be decoded: {reason}")]
+    Undecodable {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
 }
 
 /// What a ClientConfig says: the site `name` uses Secret `secret` (key `kubeconfig`), context
@@ -64,6 +73,25 @@ impl ClientConfigRef {
         })
     }
 
+    /// Like [`Self::from_object`]; an undecodable ClientConfig still defines its site, which is
+    /// then unavailable and says why.
+    pub fn from_lenient(obj: &Lenient<DynamicObject>) -> Option<Self> {
+        let poison = match obj {
+            Lenient::Decoded(o) => return Self::from_object(o),
+            Lenient::Poison(p) => p,
+        };
+        let name = poison.meta.name.clone()?;
+        Some(Self {
+            secret: Err(ClientConfigError::Undecodable {
+                namespace: poison.meta.namespace.clone().unwrap_or_default(),
+                name: name.clone(),
+                reason: poison.error.to_string(),
+            }),
+            context: name.clone(),
+            name,
+        })
+    }
+
     /// The ClientConfig object `register --client-config` creates.
     pub fn manifest(name: &str, namespace: &str, secret: &str, context: &str) -> serde_json::Value {
         serde_json::json!({
@@ -93,6 +121,25 @@ mod tests {
         .unwrap();
         assert_eq!(c.secret, Ok("k8s-cluster3-config".to_string()));
         assert_eq!(c.context, "k8s-cluster3");
+    }
+
+    #[test]
+    fn undecodable_client_config_names_its_site_and_the_field() {
+        let deep = format!("{}1{}", r#"{"a":"#.repeat(200), "}".repeat(200));
+        let text = format!(
+            r#"{{"apiVersion":"config.k8ssandra.io/v1beta1","kind":"ClientConfig",
+               "metadata":{{"name":"dc9","namespace":"cassandra"}},"spec":{{"x":{deep}}}}}"#
+        );
+        let c = ClientConfigRef::from_lenient(&Lenient::from_json(&text)).unwrap();
+        assert_eq!(c.name, "dc9");
+        assert_eq!(
+            c.secret.map_err(|e| e.to_string()),
+            Err(
+                "ClientConfig cassandra/dc9 cannot be decoded: spec.x.a.a.… nests deeper than \
+                 128 levels, the most this controller decodes"
+                    .to_string()
+            )
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::client_config::{ClientConfigRef, client_config_resource};
 use super::config::RegistryConfig;
 use super::credentials::{self, RemoteLookup, SecretLookup};
 use super::site::{Site, SiteError, SiteState};
+use crate::api::lenient::{self, Lenient};
 use crate::backoff::Backoff;
 use crate::kube_error;
 
@@ -395,12 +396,22 @@ async fn off_runtime<T: Send + 'static>(load: impl Future<Output = T> + Send + '
     }
 }
 
+fn secret_placeholder(metadata: kube::api::ObjectMeta) -> Secret {
+    Secret {
+        metadata,
+        ..Secret::default()
+    }
+}
+
 fn spawn_secret_watch(inner: &Arc<Inner>, client: kube::Client, synced: Arc<Notify>) {
     let weak = Arc::downgrade(inner);
     let cancel = inner.cancel.clone();
-    let api: Api<Secret> = Api::namespaced(client, &inner.cfg.namespace);
+    let api: Api<Lenient<Secret>> = Api::namespaced(client, &inner.cfg.namespace);
     tokio::spawn(async move {
         let stream = watcher(api, watcher::Config::default()).default_backoff();
+        let stream = lenient::sifted(stream, secret_placeholder, |p| {
+            tracing::warn!(secret = %p.key(), "Secret {} cannot be decoded, ignored: {}", p.key(), p.error);
+        });
         let mut stream = std::pin::pin!(stream);
         loop {
             let ev = tokio::select! {
@@ -430,7 +441,7 @@ const CLIENT_CONFIG_MAX_BACKOFF: Duration = Duration::from_secs(300);
 fn spawn_client_config_watch(inner: &Arc<Inner>, client: kube::Client, synced: Arc<Notify>) {
     let weak = Arc::downgrade(inner);
     let cancel = inner.cancel.clone();
-    let api: Api<DynamicObject> =
+    let api: Api<Lenient<DynamicObject>> =
         Api::namespaced_with(client, &inner.cfg.namespace, &client_config_resource());
     tokio::spawn(async move {
         // Our own backoff rather than kube-runtime's default one: that one is reset by the
@@ -459,13 +470,13 @@ fn spawn_client_config_watch(inner: &Arc<Inner>, client: kube::Client, synced: A
             let Some(inner) = weak.upgrade() else { return };
             let ev = ev.map(|e| match e {
                 watcher::Event::Apply(o) => {
-                    ClientConfigRef::from_object(&o).map(watcher::Event::Apply)
+                    ClientConfigRef::from_lenient(&o).map(watcher::Event::Apply)
                 }
                 watcher::Event::Delete(o) => {
-                    ClientConfigRef::from_object(&o).map(watcher::Event::Delete)
+                    ClientConfigRef::from_lenient(&o).map(watcher::Event::Delete)
                 }
                 watcher::Event::InitApply(o) => {
-                    ClientConfigRef::from_object(&o).map(watcher::Event::InitApply)
+                    ClientConfigRef::from_lenient(&o).map(watcher::Event::InitApply)
                 }
                 watcher::Event::Init => Some(watcher::Event::Init),
                 watcher::Event::InitDone => Some(watcher::Event::InitDone),

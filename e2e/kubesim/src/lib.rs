@@ -13,6 +13,7 @@ mod audit;
 mod auth;
 pub mod casskop;
 mod cluster;
+mod depth;
 mod discovery;
 mod errors;
 mod exec;

@@ -51,8 +51,20 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Worker stack: handling a body as deep as kube-apiserver takes (10,000 levels) recurses once
+/// per level in validation, patching, encoding and dropping; tokio's default 2 MiB is not enough.
+const WORKER_STACK: usize = 256 * 1024 * 1024;
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(WORKER_STACK)
+        .build()
+        .context("starting the async runtime")?
+        .block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),

@@ -236,7 +236,11 @@ pub(super) fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the body of the request was empty"));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
+    crate::depth::parse(bytes).map_err(|e| {
+        let e = match e {
+            Ok(too_deep) => too_deep.to_string(),
+            Err(e) => e.to_string(),
+        };
         ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
     })
 }
@@ -245,8 +249,15 @@ pub(super) fn parse_yaml(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the body of the request was empty"));
     }
-    if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
-        return Ok(v);
+    match crate::depth::parse(bytes) {
+        Ok(v) => return Ok(v),
+        // Valid JSON (so valid YAML) that is too deep: refused as the JSON path refuses it.
+        Err(Ok(too_deep)) => {
+            return Err(ApiError::bad_request(format!(
+                "couldn't get version/kind; json parse error: {too_deep}"
+            )));
+        }
+        Err(Err(_)) => {}
     }
     let s = std::str::from_utf8(bytes)
         .map_err(|_| ApiError::bad_request("the body of the request is not valid UTF-8"))?;
