@@ -77,3 +77,55 @@ fn crd_subcommand_prints_the_multicasskop_crd() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn help_documents_the_leader_election_timings_and_their_defaults() -> anyhow::Result<()> {
+    let out = Command::new(env!("CARGO_BIN_EXE_multi-casskop"))
+        .arg("--help")
+        .output()?;
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (flag, default) in [
+        ("--leader-elect-lease-duration", "[default: 15s]"),
+        ("--leader-elect-renew-deadline", "[default: 10s]"),
+        ("--leader-elect-retry-period", "[default: 2s]"),
+    ] {
+        let at = help
+            .find(flag)
+            .unwrap_or_else(|| panic!("--help misses {flag}:\n{help}"));
+        let next = help[at + flag.len()..]
+            .find("\n  -")
+            .map_or(help.len(), |n| at + flag.len() + n);
+        assert!(
+            help[at..next].contains(default),
+            "{flag} {default}:\n{help}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_renew_deadline_not_shorter_than_the_lease_is_refused_naming_both_flags() -> anyhow::Result<()>
+{
+    let out = Command::new(env!("CARGO_BIN_EXE_multi-casskop"))
+        .args([
+            "-lk8s-cluster1",
+            "--leader-elect",
+            "--leader-elect-lease-duration",
+            "10s",
+            "--leader-elect-renew-deadline",
+            "10s",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .env_remove("RUST_LOG")
+        .output()?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "--leader-elect-renew-deadline (10s) must be shorter than --leader-elect-lease-duration (10s)"
+        ),
+        "{stderr}"
+    );
+    Ok(())
+}

@@ -1,11 +1,13 @@
 //! e2e harness: kubesim clusters reached only through kubeconfig contexts, the real
-//! `multi-casskop` binary as a child process, kubectl, and audit-log analysis of rollouts.
+//! `multi-casskop` binary as a child process, kubectl, audit-log analysis of rollouts, and a
+//! TCP forwarder that can freeze (proxy).
 
 pub mod audit;
 pub mod benchmark;
 pub mod chart;
 pub mod clientconfigs;
 pub mod faults;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -11,11 +11,12 @@ use tracing::{error, info};
 
 use crate::cli::common::sites::SiteArgs;
 use crate::rollout::controller::{self, ControllerConfig};
+use crate::runtime::fence::WriteFence;
 use crate::runtime::health::{self, Readiness};
-use crate::runtime::leader::{self, Leadership, LeaseConfig};
+use crate::runtime::leader::{self, Leadership, LeaseConfig, LeaseTiming};
 use crate::runtime::metrics::Metrics;
 use crate::runtime::signals;
-use crate::sites::{RegistryConfig, SiteRegistry, local};
+use crate::sites::{ClientHook, RegistryConfig, SiteRegistry, local};
 
 /// Arguments of the controller (`multi-casskop [run]`).
 #[derive(clap::Args, Debug, Clone)]
@@ -23,9 +24,24 @@ pub struct RunArgs {
     #[command(flatten)]
     pub sites: SiteArgs,
     /// Run only while holding the Lease `multi-casskop` in the watch namespace, so several
-    /// replicas never reconcile at once. Example: `--leader-elect`.
+    /// replicas never reconcile at once. Every write (local and remote) stops once the Lease was
+    /// not renewed within the renew deadline, before a standby may take over; the process then
+    /// exits 1. Example: `--leader-elect`.
     #[arg(long = "leader-elect")]
     pub leader_elect: bool,
+    /// How long a standby waits, after it last saw the Lease change, before taking it over.
+    /// A whole number of seconds. Example: `--leader-elect-lease-duration 15s`.
+    #[arg(long = "leader-elect-lease-duration", value_name = "DURATION", default_value = "15s", value_parser = crate::duration::parse_or_seconds)]
+    pub lease_duration: Duration,
+    /// The leader stops every write (local and remote) and exits when no renew succeeded within
+    /// this time from the start of the last successful one; shorter than the lease duration, so
+    /// it stops before a standby can take over. Example: `--leader-elect-renew-deadline 10s`.
+    #[arg(long = "leader-elect-renew-deadline", value_name = "DURATION", default_value = "10s", value_parser = crate::duration::parse_or_seconds)]
+    pub renew_deadline: Duration,
+    /// How often the leader renews the Lease and a standby retries.
+    /// Example: `--leader-elect-retry-period 2s`.
+    #[arg(long = "leader-elect-retry-period", value_name = "DURATION", default_value = "2s", value_parser = crate::duration::parse_or_seconds)]
+    pub retry_period: Duration,
     /// Address of the probe endpoints `/healthz`, `/readyz` and the Prometheus `/metrics`.
     /// Example: `--metrics-addr 127.0.0.1:9090`.
     #[arg(
@@ -49,7 +65,13 @@ pub struct RunArgs {
 /// Run the controller until SIGINT/SIGTERM (exit 0) or a lost lease (exit 1).
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let sites = &args.sites;
-    let (local, namespace, client) = connect_local(sites).await?;
+    let timing = LeaseTiming::new(args.lease_duration, args.renew_deadline, args.retry_period)?;
+    let (local, namespace, lease_client) = connect_local(sites).await?;
+    // Every client the controller writes through is fenced; only the Lease's own is not.
+    let fence = args
+        .leader_elect
+        .then(|| WriteFence::closed(&namespace, leader::LEASE_NAME));
+    let client = fenced(fence.as_ref(), &local, lease_client.clone());
     let identity = leader::identity();
     info!(
         local = %local,
@@ -69,15 +91,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     health::watch_local_reachability(client.clone(), readiness.clone(), local.clone());
 
     let shutdown = signals::shutdown_signal().shared();
-    let leadership = if args.leader_elect {
-        let Some(l) = lead(
-            client.clone(),
-            &namespace,
-            identity.clone(),
-            shutdown.clone(),
-        )
-        .await
-        else {
+    let leadership = if let Some(fence) = &fence {
+        let cfg = LeaseConfig::new(&namespace, identity.clone(), timing);
+        let Some(l) = lead(lease_client, cfg, fence.clone(), shutdown.clone()).await else {
             info!("shutting down before becoming leader");
             return Ok(ExitCode::SUCCESS);
         };
@@ -86,7 +102,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None
     };
 
-    let registry = SiteRegistry::start(
+    let registry = SiteRegistry::start_with_hook(
         client.clone(),
         RegistryConfig {
             local: local.clone(),
@@ -97,6 +113,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             local_context: sites.context.clone(),
             kubeconfig_policy: sites.kubeconfig_policy(),
         },
+        site_hook(fence),
     )
     .await;
 
@@ -139,18 +156,31 @@ async fn connect_local(sites: &SiteArgs) -> anyhow::Result<(String, String, Clie
     Ok((local, namespace, client))
 }
 
+/// `client` behind `fence` when there is one.
+fn fenced(fence: Option<&WriteFence>, site: &str, client: Client) -> Client {
+    match fence {
+        Some(f) => f.wrap(site, client),
+        None => client,
+    }
+}
+
+/// What the registry applies to every site client: the fence, when there is one.
+fn site_hook(fence: Option<WriteFence>) -> ClientHook {
+    Arc::new(move |site, client| fenced(fence.as_ref(), site, client))
+}
+
 /// Waits for the Lease (`None`: shutdown came first), then exits the process the moment it is
-/// lost: another replica may be reconciling already, and Kubernetes restarts this one.
+/// lost: another replica may be reconciling already, and Kubernetes restarts this one. The
+/// fence has refused every write since the renew deadline passed, exit or not.
 async fn lead(
     client: Client,
-    namespace: &str,
-    identity: String,
+    cfg: LeaseConfig,
+    fence: WriteFence,
     shutdown: impl Future<Output = ()>,
 ) -> Option<Arc<Leadership>> {
-    let cfg = LeaseConfig::new(namespace, identity);
     let leadership = tokio::select! {
-        l = Leadership::acquire(client, cfg) => Arc::new(l),
-        _ = shutdown => return None,
+        l = Leadership::acquire(client, cfg, fence) => Arc::new(l),
+        () = shutdown => return None,
     };
     let held = leadership.clone();
     tokio::spawn(async move {

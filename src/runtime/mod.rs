@@ -1,5 +1,6 @@
-//! Process-level concerns of the controller: leader election, health probes, metrics, shutdown signals, telemetry.
+//! Process-level concerns of the controller: leader election and its write fence, health probes, metrics, shutdown signals, telemetry.
 
+pub mod fence;
 pub mod health;
 pub mod leader;
 pub mod metrics;

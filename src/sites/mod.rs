@@ -12,7 +12,7 @@ pub mod untrusted;
 
 pub use config::RegistryConfig;
 pub use credentials::{CredentialError, CredentialSource, Credentials};
-pub use registry::SiteRegistry;
+pub use registry::{ClientHook, SiteRegistry};
 pub use site::{Site, SiteError, SiteState};
 pub use untrusted::KubeconfigPolicy;
 

@@ -27,6 +27,10 @@ const INITIAL_SYNC: Duration = Duration::from_secs(5);
 /// that never returns makes that site Unavailable instead of stopping every reload.
 const CLIENT_BUILD_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Applied to every site client the registry builds, before any request is sent through it
+/// (the controller puts its write fence there).
+pub type ClientHook = Arc<dyn Fn(&str, kube::Client) -> kube::Client + Send + Sync>;
+
 /// A watched collection: objects by name, and whether the first list succeeded.
 struct Cache<T> {
     synced: bool,
@@ -117,6 +121,7 @@ pub(super) struct Inner {
     kick: Notify,
     reload_lock: Mutex<()>,
     cancel: CancellationToken,
+    client_hook: ClientHook,
 }
 
 impl Drop for Inner {
@@ -126,7 +131,11 @@ impl Drop for Inner {
 }
 
 impl Inner {
-    pub(super) async fn start(local: kube::Client, cfg: RegistryConfig) -> Arc<Self> {
+    pub(super) async fn start(
+        local: kube::Client,
+        cfg: RegistryConfig,
+        client_hook: ClientHook,
+    ) -> Arc<Self> {
         let local_site = Arc::new(Site {
             name: cfg.local.clone(),
             default_namespace: Some(local.default_namespace().to_string()),
@@ -145,6 +154,7 @@ impl Inner {
             kick: Notify::new(),
             reload_lock: Mutex::new(()),
             cancel: CancellationToken::new(),
+            client_hook,
         });
         let synced = Arc::new(Notify::new());
         spawn_secret_watch(&inner, local.clone(), synced.clone());
@@ -316,7 +326,10 @@ impl Inner {
         if current {
             return Loaded::Unchanged;
         }
-        let client = creds.build_client(CLIENT_BUILD_DEADLINE).await;
+        let client = creds
+            .build_client(CLIENT_BUILD_DEADLINE)
+            .await
+            .map(|client| (self.client_hook)(name, client));
         Loaded::Built(Box::new(creds), client)
     }
 
@@ -621,8 +634,17 @@ impl SiteRegistry {
     /// Load every site, spawn the reload tasks (Secret watch, imports dir watch). Never fails
     /// because of a remote: a broken remote is `Unavailable` and retried.
     pub async fn start(local: kube::Client, cfg: RegistryConfig) -> Self {
+        Self::start_with_hook(local, cfg, Arc::new(|_, client| client)).await
+    }
+    /// [`Self::start`], with `hook` applied to every site client built (`local` is used as
+    /// given).
+    pub async fn start_with_hook(
+        local: kube::Client,
+        cfg: RegistryConfig,
+        hook: ClientHook,
+    ) -> Self {
         Self {
-            inner: Inner::start(local, cfg).await,
+            inner: Inner::start(local, cfg, hook).await,
         }
     }
     /// Configured site names in default rollout order: the local site, `--remote` flags in
