@@ -9,10 +9,12 @@ use futures::FutureExt;
 use kube::Client;
 use tracing::{error, info};
 
+use crate::cli::common::deadlines::ProgressArgs;
 use crate::cli::common::sites::SiteArgs;
 use crate::rollout::controller::{self, ControllerConfig};
 use crate::runtime::health::{self, Readiness};
 use crate::runtime::leader::{self, Leadership, LeaseConfig};
+use crate::runtime::liveness::Liveness;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::signals;
 use crate::sites::{RegistryConfig, SiteRegistry, local};
@@ -44,11 +46,14 @@ pub struct RunArgs {
     #[arg(long = "concurrency", value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
+    #[command(flatten)]
+    pub bounds: ProgressArgs,
 }
 
 /// Run the controller until SIGINT/SIGTERM (exit 0) or a lost lease (exit 1).
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let sites = &args.sites;
+    sites.deadlines.install();
     let (local, namespace, client) = connect_local(sites).await?;
     let identity = leader::identity();
     info!(
@@ -61,12 +66,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let metrics = Arc::new(Metrics::new());
     let readiness = Readiness::default();
-    let _probes = health::serve(args.metrics_addr, readiness.clone(), metrics.clone()).await?;
+    let liveness = Liveness::new(args.bounds.liveness_timeout);
+    let _probes = health::serve(
+        args.metrics_addr,
+        readiness.clone(),
+        liveness.clone(),
+        metrics.clone(),
+    )
+    .await?;
     info!(
         "serving /healthz, /readyz and /metrics on {}",
         args.metrics_addr
     );
-    health::watch_local_reachability(client.clone(), readiness.clone(), local.clone());
+    health::watch_local_reachability(
+        client.clone(),
+        readiness.clone(),
+        liveness.clone(),
+        local.clone(),
+    );
 
     let shutdown = signals::shutdown_signal().shared();
     let leadership = if args.leader_elect {
@@ -107,9 +124,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             resync: args.resync,
             concurrency: args.concurrency,
             instance: identity,
+            reconcile_timeout: args.bounds.reconcile_timeout,
+            site_probe_period: args.bounds.site_probe_period,
         },
         metrics,
-        readiness,
+        (readiness, liveness),
         shutdown,
     )
     .await;

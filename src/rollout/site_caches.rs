@@ -7,7 +7,6 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::channel::mpsc;
 use kube::Client;
 use kube::api::{Api, DynamicObject};
@@ -22,7 +21,7 @@ use crate::api::owner;
 use crate::backoff::Backoff;
 use crate::kube_error;
 use crate::runtime::metrics::Metrics;
-use crate::sites::{Site, SiteRegistry, SiteState};
+use crate::sites::{Site, SiteRegistry, SiteState, answering};
 
 /// How long a reconcile waits for a freshly started site cache to sync before reporting it.
 const CACHE_SYNC_WAIT: Duration = Duration::from_secs(5);
@@ -83,6 +82,8 @@ pub(super) struct WatchSignals {
     pub(super) reconcile_one: mpsc::UnboundedSender<ObjectRef<MultiCasskop>>,
     pub(super) reconcile_all: mpsc::UnboundedSender<()>,
     pub(super) metrics: Arc<Metrics>,
+    /// A watch quiet this long checks that its site still answers (`--site-probe-period`).
+    pub(super) probe_every: Duration,
 }
 
 impl SiteCaches {
@@ -178,6 +179,7 @@ async fn watch_site(
         reconcile_one,
         reconcile_all,
         metrics,
+        probe_every,
     } = signals;
     let ar = cassandra_cluster_resource();
     let mut writer = Some(first_writer);
@@ -198,7 +200,12 @@ async fn watch_site(
         let stream = watcher(api, cfg).modify(crate::api::cassandra::slim_for_cache);
         let mut events = pin!(reflector(writer, stream));
         let failure = loop {
-            match events.next().await {
+            let next = match answering::next_or_unanswered(&mut events, &client, probe_every).await
+            {
+                Ok(next) => next,
+                Err(unanswered) => break Some(unanswered),
+            };
+            match next {
                 None => break Some("the watch stream ended".to_string()),
                 Some(Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o))) => {
                     if let Some(owner) = owner::owner_of(&o) {

@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod leader;
+pub mod liveness;
 pub mod metrics;
 pub mod signals;
 pub mod telemetry;

@@ -37,4 +37,6 @@ pub struct SiteArgs {
     /// Directory holding one mounted Secret per remote (Multi-CassKop's path).
     #[arg(long = "imports-dir", value_name = "DIR", default_value = DEFAULT_IMPORTS_DIR)]
     pub imports_dir: PathBuf,
+    #[command(flatten)]
+    pub deadlines: super::deadlines::DeadlineArgs,
 }

@@ -1,0 +1,178 @@
+//! Request deadlines of every client this process builds: connect, time to response headers.
+//!
+//! kube's client has no deadline by default: a site that accepts connections and never answers
+//! (a wedged API server, a firewall dropping packets) would hold the caller forever. Every client
+//! is built by [`build_client`], which bounds the connection (TCP and TLS) and the time from
+//! sending a request to its response headers. Watches are long requests: only their start is
+//! bounded here; a watch that falls silent is restarted by kube's watcher (server timeout plus a
+//! margin) and, for sites, by the site watch's probe (see `rollout::site_caches`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tower::{BoxError, Layer, Service};
+
+/// Default bound on TCP connect plus TLS handshake. API servers answer a handshake in
+/// milliseconds; 5 s leaves room for a lost SYN (retransmitted after 1 s, then 3 s).
+pub const DEFAULT_CONNECT: Duration = Duration::from_secs(5);
+/// Default bound from sending a request to its response headers. An API server answers
+/// reads and writes of single objects well under a second; 10 s tolerates a loaded one while
+/// keeping "site stops answering" to "reported" within 30 s (probe period + this + a reconcile).
+pub const DEFAULT_REQUEST: Duration = Duration::from_secs(10);
+
+/// The deadlines applied to every client built afterwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    /// TCP connect plus TLS handshake.
+    pub connect: Duration,
+    /// From sending a request to its response headers (retries of 429/503 included).
+    pub request: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            connect: DEFAULT_CONNECT,
+            request: DEFAULT_REQUEST,
+        }
+    }
+}
+
+static INSTALLED: OnceLock<Deadlines> = OnceLock::new();
+
+/// Set the deadlines of this process (the command's flags), before any client is built. Only
+/// the first call counts: clients built earlier would otherwise disagree with later ones.
+pub fn install(deadlines: Deadlines) {
+    let _ = INSTALLED.set(deadlines);
+}
+
+/// The deadlines clients are built with: the installed ones, else the defaults.
+pub fn current() -> Deadlines {
+    INSTALLED.get().copied().unwrap_or_default()
+}
+
+/// A kube client for `config` with the [`current`] deadlines.
+pub fn build_client(config: kube::Config) -> Result<kube::Client, kube::Error> {
+    build_client_with(config, current())
+}
+
+/// A kube client for `config` with deadlines `d`.
+pub fn build_client_with(
+    mut config: kube::Config,
+    d: Deadlines,
+) -> Result<kube::Client, kube::Error> {
+    config.connect_timeout = Some(d.connect);
+    // A server that stops reading (full socket buffers) must not hold a write either.
+    config.write_timeout = Some(d.request);
+    let builder = kube::client::ClientBuilder::try_from(config)?;
+    Ok(builder
+        .with_layer(&DeadlineLayer { after: d.request })
+        .build())
+}
+
+/// A request that got no response headers within its deadline.
+#[derive(thiserror::Error, Debug)]
+#[error("{method} {path}: timed out: no response within {}s (request deadline, --request-timeout)", .after.as_secs_f64())]
+pub struct NoResponse {
+    /// The request's method.
+    pub method: String,
+    /// The request's path (no query: it can be long and says little).
+    pub path: String,
+    /// The deadline that passed.
+    pub after: Duration,
+}
+
+/// Bounds each request's time to response headers.
+#[derive(Clone, Copy, Debug)]
+struct DeadlineLayer {
+    after: Duration,
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+    fn layer(&self, inner: S) -> Deadline<S> {
+        Deadline {
+            inner,
+            after: self.after,
+        }
+    }
+}
+
+struct Deadline<S> {
+    inner: S,
+    after: Duration,
+}
+
+type Answer<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
+
+impl<S, B> Service<http::Request<B>> for Deadline<S>
+where
+    S: Service<http::Request<B>>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = Answer<S::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let late = NoResponse {
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            after: self.after,
+        };
+        let answer = self.inner.call(req);
+        let after = self.after;
+        Box::pin(async move {
+            match tokio::time::timeout(after, answer).await {
+                Ok(r) => r.map_err(Into::into),
+                Err(_) => Err(Box::new(late) as BoxError),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener that accepts connections and never answers a byte.
+    async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_fails_the_request_at_its_deadline() {
+        let (addr, _server) = silent_server().await;
+        let mut config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+        config.default_retry = false;
+        let deadlines = Deadlines {
+            connect: Duration::from_secs(1),
+            request: Duration::from_millis(300),
+        };
+        let client = build_client_with(config, deadlines).unwrap();
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(20), client.apiserver_version()).await;
+        let err = outcome.expect("the request ended by itself").unwrap_err();
+        let text = crate::kube_error::brief(&err);
+        assert!(
+            text.contains("GET /version: timed out: no response within 0.3s"),
+            "{text}"
+        );
+    }
+}
