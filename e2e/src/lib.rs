@@ -2,6 +2,7 @@
 //! `multi-casskop` binary as a child process, kubectl, and audit-log analysis of rollouts.
 
 pub mod audit;
+pub mod bench_frozen;
 pub mod benchmark;
 pub mod chart;
 pub mod clientconfigs;

@@ -117,7 +117,7 @@ async fn all_ready(env: &Env, names: &[String], ctl: &ControllerProcess) -> anyh
 
 /// An Event in the local namespace whose message names `site`.
 fn event_naming(env: &Env, site: &str) -> anyhow::Result<Option<String>> {
-    let out = env.kubectl(&["get", "events", "-o", "json"])?;
+    let out = env.kubectl(&["get", "events.events.k8s.io", "-o", "json"])?;
     let v: Value = serde_json::from_str(&out)?;
     Ok(v["items"].as_array().into_iter().flatten().find_map(|e| {
         let note = e["note"].as_str().or(e["message"].as_str())?;
