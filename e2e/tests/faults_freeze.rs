@@ -115,14 +115,16 @@ async fn all_ready(env: &Env, names: &[String], ctl: &ControllerProcess) -> anyh
     .map_err(|e| anyhow::anyhow!("{e}\n{}", failure_log(ctl, "freeze")))
 }
 
-/// An Event in the local namespace whose message names `site`.
+/// A Warning Event `SitesUnreachable` in the local namespace whose note names `site`.
 fn event_naming(env: &Env, site: &str) -> anyhow::Result<Option<String>> {
     let out = env.kubectl(&["get", "events.events.k8s.io", "-o", "json"])?;
     let v: Value = serde_json::from_str(&out)?;
     Ok(v["items"].as_array().into_iter().flatten().find_map(|e| {
-        let note = e["note"].as_str().or(e["message"].as_str())?;
-        note.contains(&format!("site {site}"))
-            .then(|| note.to_string())
+        let note = e["note"].as_str()?;
+        (e["reason"] == "SitesUnreachable"
+            && e["type"] == "Warning"
+            && note.contains(&format!("site {site}:")))
+        .then(|| note.to_string())
     }))
 }
 

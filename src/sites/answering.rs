@@ -33,11 +33,16 @@ where
     }
 }
 
-/// One `GET /version` under the client's request deadline.
+/// One `GET /version` under the client's deadlines; `Err` names the request, the deadlines and
+/// the cause (a connect deadline's own words, "deadline has elapsed", say little alone).
 pub async fn probe(client: &kube::Client) -> Result<(), String> {
-    client
-        .apiserver_version()
-        .await
-        .map(drop)
-        .map_err(|e| format!("not answering: {}", crate::kube_error::brief(&e)))
+    client.apiserver_version().await.map(drop).map_err(|e| {
+        let d = crate::sites::deadlines::current();
+        format!(
+            "not answering GET /version within the deadlines (connect {}s, request {}s): {}",
+            d.connect.as_secs_f64(),
+            d.request.as_secs_f64(),
+            crate::kube_error::brief(&e)
+        )
+    })
 }
