@@ -53,7 +53,9 @@ pub struct RunArgs {
 /// Run the controller until SIGINT/SIGTERM (exit 0) or a lost lease (exit 1).
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let sites = &args.sites;
-    sites.deadlines.install();
+    sites
+        .deadlines
+        .install_with_probe(args.bounds.site_probe_period);
     let (local, namespace, client) = connect_local(sites).await?;
     let identity = leader::identity();
     info!(
@@ -65,25 +67,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
 
     let metrics = Arc::new(Metrics::new());
-    let readiness = Readiness::default();
-    let liveness = Liveness::new(args.bounds.liveness_timeout);
-    let _probes = health::serve(
-        args.metrics_addr,
-        readiness.clone(),
-        liveness.clone(),
-        metrics.clone(),
-    )
-    .await?;
-    info!(
-        "serving /healthz, /readyz and /metrics on {}",
-        args.metrics_addr
-    );
-    health::watch_local_reachability(
-        client.clone(),
-        readiness.clone(),
-        liveness.clone(),
-        local.clone(),
-    );
+    let (readiness, liveness) = serve_probes(&args, &client, &local, &metrics).await?;
 
     let shutdown = signals::shutdown_signal().shared();
     let leadership = if args.leader_elect {
@@ -125,7 +109,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             concurrency: args.concurrency,
             instance: identity,
             reconcile_timeout: args.bounds.reconcile_timeout,
-            site_probe_period: args.bounds.site_probe_period,
         },
         metrics,
         (readiness, liveness),
@@ -136,6 +119,27 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         l.release().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serve `/healthz`, `/readyz` and `/metrics`, and keep checking that the local cluster answers.
+async fn serve_probes(
+    args: &RunArgs,
+    client: &Client,
+    local: &str,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(Readiness, Liveness)> {
+    let readiness = Readiness::default();
+    let liveness = Liveness::new(args.bounds.liveness_timeout);
+    let addr = args.metrics_addr;
+    health::serve(addr, readiness.clone(), liveness.clone(), metrics.clone()).await?;
+    info!("serving /healthz, /readyz and /metrics on {addr}");
+    health::watch_local_reachability(
+        client.clone(),
+        readiness.clone(),
+        liveness.clone(),
+        local.to_string(),
+    );
+    Ok((readiness, liveness))
 }
 
 /// The local cluster's name, the namespace to watch and a client to the local API server.

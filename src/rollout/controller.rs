@@ -41,8 +41,6 @@ pub struct ControllerConfig {
     pub instance: String,
     /// Longest one reconcile may take before it is abandoned and retried (`--reconcile-timeout`).
     pub reconcile_timeout: Duration,
-    /// A quiet site watch checks that its site answers this often (`--site-probe-period`).
-    pub site_probe_period: Duration,
 }
 
 /// Run the controller until `shutdown` resolves. Progress is watch-driven: MultiCasskop changes,
@@ -64,7 +62,6 @@ pub async fn run(
             reconcile_one: one_tx,
             reconcile_all: all_tx.clone(),
             metrics: metrics.clone(),
-            probe_every: cfg.site_probe_period,
         },
     );
     let registry_task = follow_registry(&registry, &caches, &metrics, all_tx);

@@ -7,6 +7,7 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::channel::mpsc;
 use kube::Client;
 use kube::api::{Api, DynamicObject};
@@ -82,8 +83,6 @@ pub(super) struct WatchSignals {
     pub(super) reconcile_one: mpsc::UnboundedSender<ObjectRef<MultiCasskop>>,
     pub(super) reconcile_all: mpsc::UnboundedSender<()>,
     pub(super) metrics: Arc<Metrics>,
-    /// A watch quiet this long checks that its site still answers (`--site-probe-period`).
-    pub(super) probe_every: Duration,
 }
 
 impl SiteCaches {
@@ -179,7 +178,6 @@ async fn watch_site(
         reconcile_one,
         reconcile_all,
         metrics,
-        probe_every,
     } = signals;
     let ar = cassandra_cluster_resource();
     let mut writer = Some(first_writer);
@@ -198,14 +196,10 @@ async fn watch_site(
         // Only what the controller reads is cached (no managedFields, CassKop's progress fields
         // of the status): for 1,000 resources x 3 sites this is most of the controller's memory.
         let stream = watcher(api, cfg).modify(crate::api::cassandra::slim_for_cache);
+        let stream = answering::probed(stream, client.clone());
         let mut events = pin!(reflector(writer, stream));
         let failure = loop {
-            let next = match answering::next_or_unanswered(&mut events, &client, probe_every).await
-            {
-                Ok(next) => next,
-                Err(unanswered) => break Some(unanswered),
-            };
-            match next {
+            match events.next().await {
                 None => break Some("the watch stream ended".to_string()),
                 Some(Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o))) => {
                     if let Some(owner) = owner::owner_of(&o) {

@@ -5,44 +5,63 @@
 //! A silent watch alone says nothing (an idle namespace sends no events, and bookmarks never
 //! reach the watcher's stream), so the probe is what tells a quiet site from a frozen one.
 
-use std::time::Duration;
-
 use futures::{Stream, StreamExt};
+use kube::runtime::watcher;
 
-/// Default of `--site-probe-period`: a watch quiet this long is checked. With the default
-/// request deadline (10 s) a frozen site is reported within 20 s, inside the 30 s promised,
-/// at the cost of one `GET /version` per quiet watch every 10 s.
-pub const DEFAULT_PROBE_PERIOD: Duration = Duration::from_secs(10);
+use crate::sites::deadlines;
 
-/// The next item of `events`; when nothing comes for `period`, the site is asked for its
-/// version: `Err` (the request and why it failed) when it does not answer, else the wait goes
-/// on.
-pub async fn next_or_unanswered<S>(
-    events: &mut S,
-    client: &kube::Client,
-    period: Duration,
-) -> Result<Option<S::Item>, String>
-where
-    S: Stream + Unpin,
-{
-    loop {
-        match tokio::time::timeout(period, events.next()).await {
-            Ok(next) => return Ok(next),
-            Err(_quiet) => probe(client).await?,
-        }
-    }
+/// A site that did not answer the probe of a quiet watch.
+#[derive(thiserror::Error, Debug)]
+#[error(
+    "not answering GET /version within the deadlines (connect {connect}s, request {request}s): {cause}"
+)]
+pub struct NotAnswering {
+    /// `--connect-timeout`, in seconds.
+    pub connect: f64,
+    /// `--request-timeout`, in seconds.
+    pub request: f64,
+    /// What the request met, in one line.
+    pub cause: String,
 }
 
-/// One `GET /version` under the client's deadlines; `Err` names the request, the deadlines and
-/// the cause (a connect deadline's own words, "deadline has elapsed", say little alone).
-pub async fn probe(client: &kube::Client) -> Result<(), String> {
+/// `events` as they come; when nothing comes for the quiet-watch period (`--site-probe-period`),
+/// the site is asked for its version, and an unanswered probe ends the stream with a watch
+/// error naming it (the caller restarts the watch and reports the site unreachable).
+pub fn probed<S, T>(
+    events: S,
+    client: kube::Client,
+) -> impl Stream<Item = Result<T, watcher::Error>> + Send
+where
+    S: Stream<Item = Result<T, watcher::Error>> + Send + 'static,
+    T: Send,
+{
+    let events = Box::pin(events);
+    futures::stream::unfold(Some((events, client)), |state| async move {
+        let (mut events, client) = state?;
+        let period = deadlines::current().quiet_watch;
+        loop {
+            match tokio::time::timeout(period, events.next()).await {
+                Ok(Some(item)) => return Some((item, Some((events, client)))),
+                Ok(None) => return None,
+                Err(_quiet) => {
+                    if let Err(e) = probe(&client).await {
+                        let failed = kube::Error::Service(Box::new(e));
+                        return Some((Err(watcher::Error::WatchFailed(failed)), None));
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// One `GET /version` under the client's deadlines.
+pub async fn probe(client: &kube::Client) -> Result<(), NotAnswering> {
     client.apiserver_version().await.map(drop).map_err(|e| {
-        let d = crate::sites::deadlines::current();
-        format!(
-            "not answering GET /version within the deadlines (connect {}s, request {}s): {}",
-            d.connect.as_secs_f64(),
-            d.request.as_secs_f64(),
-            crate::kube_error::brief(&e)
-        )
+        let d = deadlines::current();
+        NotAnswering {
+            connect: d.connect.as_secs_f64(),
+            request: d.request.as_secs_f64(),
+            cause: crate::kube_error::brief(&e),
+        }
     })
 }

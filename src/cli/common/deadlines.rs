@@ -6,7 +6,6 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::runtime::liveness::DEFAULT_LIVENESS_TIMEOUT;
-use crate::sites::answering::DEFAULT_PROBE_PERIOD;
 use crate::sites::deadlines::{self, Deadlines};
 
 /// Deadlines of every request to the local cluster and to the sites.
@@ -38,9 +37,15 @@ impl Default for DeadlineArgs {
 impl DeadlineArgs {
     /// Make these the deadlines of every client built from now on.
     pub fn install(&self) {
+        self.install_with_probe(Deadlines::default().quiet_watch);
+    }
+
+    /// As [`Self::install`], with the controller's `--site-probe-period`.
+    pub fn install_with_probe(&self, quiet_watch: Duration) {
         deadlines::install(Deadlines {
             connect: self.connect_timeout,
             request: self.request_timeout,
+            quiet_watch,
         });
     }
 }
@@ -73,7 +78,7 @@ impl Default for ProgressArgs {
     fn default() -> Self {
         Self {
             reconcile_timeout: Duration::from_secs(60),
-            site_probe_period: DEFAULT_PROBE_PERIOD,
+            site_probe_period: Deadlines::default().quiet_watch,
             liveness_timeout: DEFAULT_LIVENESS_TIMEOUT,
         }
     }
