@@ -7,11 +7,13 @@
 //! bounded here; a watch that falls silent is restarted by kube's watcher (server timeout plus a
 //! margin) and, for sites, by the site watch's probe (see `rollout::site_caches`).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use std::time::Instant;
 
 use tower::{BoxError, Layer, Service};
 
@@ -77,7 +79,10 @@ pub fn build_client_with(
     config.write_timeout = Some(d.request);
     let builder = kube::client::ClientBuilder::try_from(config)?;
     Ok(builder
-        .with_layer(&DeadlineLayer { after: d.request })
+        .with_layer(&DeadlineLayer {
+            after: d.request,
+            silence: Arc::default(),
+        })
         .build())
 }
 
@@ -93,10 +98,90 @@ pub struct NoResponse {
     pub after: Duration,
 }
 
-/// Bounds each request's time to response headers.
-#[derive(Clone, Copy, Debug)]
+/// A request not sent because the server has answered nothing for a while although requests
+/// wait on it: it does not answer (frozen, or packets dropped), and one more caller waiting the
+/// whole deadline on it would only hold one more of the controller's reconcile slots.
+#[derive(thiserror::Error, Debug)]
+#[error("{method} {path}: not sent: timed out: the API server has answered nothing for {}s while {waiting} request(s) wait on it", .silent.as_secs_f64().round())]
+pub struct NotAnswering {
+    /// The request's method.
+    pub method: String,
+    /// The request's path.
+    pub path: String,
+    /// Time since the server last answered anything on this client.
+    pub silent: Duration,
+    /// Requests waiting for their response headers.
+    pub waiting: usize,
+}
+
+/// What one client knows of its server's answers: requests waiting for their headers (watches
+/// apart: they are long) and when headers last came back.
+#[derive(Debug)]
+struct Silence {
+    next: u64,
+    waiting: BTreeMap<u64, Instant>,
+    last_answer: Instant,
+}
+
+impl Default for Silence {
+    fn default() -> Self {
+        Self {
+            next: 0,
+            waiting: BTreeMap::new(),
+            last_answer: Instant::now(),
+        }
+    }
+}
+
+impl Silence {
+    /// The server has answered nothing for `quiet` while a request waits since at least as
+    /// long: `Some((silent for, requests waiting))`. A slow but working server keeps answering
+    /// the other requests, so this only holds for one that answers nothing at all.
+    fn suspect(&self, now: Instant, quiet: Duration) -> Option<(Duration, usize)> {
+        let oldest = *self.waiting.values().next()?;
+        let silent = now.saturating_duration_since(self.last_answer);
+        (now.saturating_duration_since(oldest) >= quiet && silent >= quiet)
+            .then_some((silent, self.waiting.len()))
+    }
+}
+
+/// Forgets a waiting request when it ends (answered, failed or dropped).
+struct Waiting {
+    silence: Arc<Mutex<Silence>>,
+    id: Option<u64>,
+}
+
+impl Waiting {
+    fn answered(&self) {
+        lock(&self.silence).last_answer = Instant::now();
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            lock(&self.silence).waiting.remove(&id);
+        }
+    }
+}
+
+fn lock(s: &Mutex<Silence>) -> std::sync::MutexGuard<'_, Silence> {
+    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A watch request: long by design, so not counted as waiting.
+fn is_watch<B>(req: &http::Request<B>) -> bool {
+    req.uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
+}
+
+/// Bounds each request's time to response headers, and sends nothing more to a server that has
+/// answered nothing for a quarter of the deadline while requests wait on it.
+#[derive(Clone, Debug)]
 struct DeadlineLayer {
     after: Duration,
+    silence: Arc<Mutex<Silence>>,
 }
 
 impl<S> Layer<S> for DeadlineLayer {
@@ -105,6 +190,7 @@ impl<S> Layer<S> for DeadlineLayer {
         Deadline {
             inner,
             after: self.after,
+            silence: self.silence.clone(),
         }
     }
 }
@@ -112,6 +198,35 @@ impl<S> Layer<S> for DeadlineLayer {
 struct Deadline<S> {
     inner: S,
     after: Duration,
+    silence: Arc<Mutex<Silence>>,
+}
+
+impl<S> Deadline<S> {
+    /// Registers `req` as waiting, or refuses it when the server is silent.
+    fn admit<B>(&self, req: &http::Request<B>) -> Result<Waiting, NotAnswering> {
+        let mut s = lock(&self.silence);
+        if is_watch(req) {
+            return Ok(Waiting {
+                silence: self.silence.clone(),
+                id: None,
+            });
+        }
+        if let Some((silent, waiting)) = s.suspect(Instant::now(), self.after / 4) {
+            return Err(NotAnswering {
+                method: req.method().to_string(),
+                path: req.uri().path().to_string(),
+                silent,
+                waiting,
+            });
+        }
+        s.next += 1;
+        let id = s.next;
+        s.waiting.insert(id, Instant::now());
+        Ok(Waiting {
+            silence: self.silence.clone(),
+            id: Some(id),
+        })
+    }
 }
 
 type Answer<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
@@ -131,6 +246,10 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let waiting = match self.admit(&req) {
+            Ok(w) => w,
+            Err(refused) => return Box::pin(async move { Err(Box::new(refused) as BoxError) }),
+        };
         let late = NoResponse {
             method: req.method().to_string(),
             path: req.uri().path().to_string(),
@@ -140,7 +259,10 @@ where
         let after = self.after;
         Box::pin(async move {
             match tokio::time::timeout(after, answer).await {
-                Ok(r) => r.map_err(Into::into),
+                Ok(r) => {
+                    waiting.answered();
+                    r.map_err(Into::into)
+                }
                 Err(_) => Err(Box::new(late) as BoxError),
             }
         })
@@ -162,6 +284,32 @@ mod tests {
             }
         });
         (addr, task)
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_with_requests_waiting_gets_no_more_requests_until_it_answers() {
+        let (addr, _server) = silent_server().await;
+        let mut config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+        config.default_retry = false;
+        let deadlines = Deadlines {
+            connect: Duration::from_secs(1),
+            request: Duration::from_secs(2),
+            quiet_watch: DEFAULT_QUIET_WATCH,
+        };
+        let client = build_client_with(config, deadlines).unwrap();
+        let first = tokio::spawn({
+            let client = client.clone();
+            async move { client.apiserver_version().await }
+        });
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let second = client.apiserver_version().await.unwrap_err();
+        let text = crate::kube_error::brief(&second);
+        assert!(
+            text.contains("GET /version: not sent: timed out: the API server has answered nothing"),
+            "{text}"
+        );
+        let first = first.await.unwrap().unwrap_err();
+        assert!(crate::kube_error::brief(&first).contains("no response within 2s"));
     }
 
     #[tokio::test]
