@@ -81,7 +81,7 @@ pub fn build_client_with(
     Ok(builder
         .with_layer(&DeadlineLayer {
             after: d.request,
-            silence: Arc::default(),
+            server: Arc::default(),
         })
         .build())
 }
@@ -98,18 +98,26 @@ pub struct NoResponse {
     pub after: Duration,
 }
 
-/// A request not sent because the server has answered nothing for a while although requests
-/// wait on it: it does not answer (frozen, or packets dropped), and one more caller waiting the
-/// whole deadline on it would only hold one more of the controller's reconcile slots.
+/// Requests that may wait on a server that has answered none of them; more wait for its first
+/// answer (at most [`UNANSWERED_WAIT`]) instead of being sent. A healthy server answers in
+/// milliseconds, so a burst only waits one round trip; a frozen one then holds only this many
+/// callers (reconcile slots) until their deadline, the others at most [`UNANSWERED_WAIT`].
+pub const MAX_UNANSWERED: usize = 4;
+/// How long a request waits for a silent server's first answer before it is refused.
+pub const UNANSWERED_WAIT: Duration = Duration::from_secs(1);
+
+/// A request not sent because earlier ones to the same server have had no answer: it does not
+/// answer (frozen, or packets dropped), and one more caller waiting the whole deadline on it
+/// would only hold one more of the controller's reconcile slots.
 #[derive(thiserror::Error, Debug)]
-#[error("{method} {path}: not sent: timed out: the API server has answered nothing for {}s while {waiting} request(s) wait on it", .silent.as_secs_f64().round())]
+#[error("{method} {path}: not sent: timed out: {waiting} earlier request(s) to this API server have had no answer for {}s", .waited.as_secs_f64().round())]
 pub struct NotAnswering {
     /// The request's method.
     pub method: String,
     /// The request's path.
     pub path: String,
-    /// Time since the server last answered anything on this client.
-    pub silent: Duration,
+    /// How long the oldest unanswered request has waited.
+    pub waited: Duration,
     /// Requests waiting for their response headers.
     pub waiting: usize,
 }
@@ -133,55 +141,162 @@ impl Default for Silence {
     }
 }
 
+/// Whether a request may be sent now.
+enum Verdict {
+    Send,
+    /// Wait this long at most for an answer to an earlier request, then ask again.
+    WaitFor(Duration),
+    /// Refuse: (how long the oldest unanswered request has waited, requests waiting).
+    Refuse(Duration, usize),
+}
+
 impl Silence {
-    /// The server has answered nothing for `quiet` while a request waits since at least as
-    /// long: `Some((silent for, requests waiting))`. A slow but working server keeps answering
-    /// the other requests, so this only holds for one that answers nothing at all.
-    fn suspect(&self, now: Instant, quiet: Duration) -> Option<(Duration, usize)> {
-        let oldest = *self.waiting.values().next()?;
+    /// Refuse when the server has answered nothing for a quarter of the deadline while a
+    /// request waits since at least as long (a slow but working server keeps answering the
+    /// others), or when [`MAX_UNANSWERED`] requests sent since its last answer wait on it.
+    fn verdict(&self, now: Instant, deadline: Duration) -> Verdict {
+        let unanswered: Vec<Instant> = self
+            .waiting
+            .values()
+            .copied()
+            .filter(|sent| *sent >= self.last_answer)
+            .collect();
+        let Some(oldest) = self.waiting.values().min().copied() else {
+            return Verdict::Send;
+        };
+        let quiet = deadline / 4;
         let silent = now.saturating_duration_since(self.last_answer);
-        (now.saturating_duration_since(oldest) >= quiet && silent >= quiet)
-            .then_some((silent, self.waiting.len()))
+        let oldest_age = now.saturating_duration_since(oldest);
+        if oldest_age >= quiet && silent >= quiet {
+            return Verdict::Refuse(oldest_age.min(silent), self.waiting.len());
+        }
+        if unanswered.len() < MAX_UNANSWERED {
+            return Verdict::Send;
+        }
+        let first = unanswered.iter().min().copied().unwrap_or(now);
+        let age = now.saturating_duration_since(first);
+        if age >= UNANSWERED_WAIT {
+            Verdict::Refuse(age, self.waiting.len())
+        } else {
+            Verdict::WaitFor(UNANSWERED_WAIT - age)
+        }
+    }
+}
+
+/// One client's view of its server, shared by its requests.
+#[derive(Debug)]
+struct Server {
+    silence: Mutex<Silence>,
+    /// Counts answers, so a request waiting for one wakes when it comes.
+    answers: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            silence: Mutex::default(),
+            answers: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+impl Server {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Silence> {
+        self.silence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits until the request may be sent (registering it as waiting), or refuses it.
+    async fn admit(self: Arc<Self>, request: &Request) -> Result<Waiting, NotAnswering> {
+        if request.watch {
+            return Ok(Waiting {
+                server: self,
+                id: None,
+            });
+        }
+        let mut answers = self.answers.subscribe();
+        loop {
+            answers.borrow_and_update();
+            let verdict = self.lock().verdict(Instant::now(), request.deadline);
+            match verdict {
+                Verdict::Send => {
+                    let mut s = self.lock();
+                    s.next += 1;
+                    let id = s.next;
+                    s.waiting.insert(id, Instant::now());
+                    drop(s);
+                    return Ok(Waiting {
+                        server: self,
+                        id: Some(id),
+                    });
+                }
+                Verdict::WaitFor(at_most) => {
+                    let _ = tokio::time::timeout(at_most, answers.changed()).await;
+                }
+                Verdict::Refuse(waited, waiting) => {
+                    return Err(NotAnswering {
+                        method: request.method.clone(),
+                        path: request.path.clone(),
+                        waited,
+                        waiting,
+                    });
+                }
+            }
+        }
     }
 }
 
 /// Forgets a waiting request when it ends (answered, failed or dropped).
 struct Waiting {
-    silence: Arc<Mutex<Silence>>,
+    server: Arc<Server>,
     id: Option<u64>,
 }
 
 impl Waiting {
     fn answered(&self) {
-        lock(&self.silence).last_answer = Instant::now();
+        self.server.lock().last_answer = Instant::now();
+        self.server.answers.send_modify(|n| *n += 1);
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
         if let Some(id) = self.id {
-            lock(&self.silence).waiting.remove(&id);
+            self.server.lock().waiting.remove(&id);
         }
     }
 }
 
-fn lock(s: &Mutex<Silence>) -> std::sync::MutexGuard<'_, Silence> {
-    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+/// What the deadline layer needs of a request.
+struct Request {
+    method: String,
+    path: String,
+    /// A watch: long by design, so not counted as waiting.
+    watch: bool,
+    deadline: Duration,
 }
 
-/// A watch request: long by design, so not counted as waiting.
-fn is_watch<B>(req: &http::Request<B>) -> bool {
-    req.uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
+impl Request {
+    fn of<B>(req: &http::Request<B>, deadline: Duration) -> Self {
+        Self {
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            watch: req
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1")),
+            deadline,
+        }
+    }
 }
 
-/// Bounds each request's time to response headers, and sends nothing more to a server that has
-/// answered nothing for a quarter of the deadline while requests wait on it.
+/// Bounds each request's time to response headers, and holds back requests to a server that
+/// answers none of those already sent (see [`Silence::verdict`]).
 #[derive(Clone, Debug)]
 struct DeadlineLayer {
     after: Duration,
-    silence: Arc<Mutex<Silence>>,
+    server: Arc<Server>,
 }
 
 impl<S> Layer<S> for DeadlineLayer {
@@ -190,7 +305,7 @@ impl<S> Layer<S> for DeadlineLayer {
         Deadline {
             inner,
             after: self.after,
-            silence: self.silence.clone(),
+            server: self.server.clone(),
         }
     }
 }
@@ -198,35 +313,7 @@ impl<S> Layer<S> for DeadlineLayer {
 struct Deadline<S> {
     inner: S,
     after: Duration,
-    silence: Arc<Mutex<Silence>>,
-}
-
-impl<S> Deadline<S> {
-    /// Registers `req` as waiting, or refuses it when the server is silent.
-    fn admit<B>(&self, req: &http::Request<B>) -> Result<Waiting, NotAnswering> {
-        let mut s = lock(&self.silence);
-        if is_watch(req) {
-            return Ok(Waiting {
-                silence: self.silence.clone(),
-                id: None,
-            });
-        }
-        if let Some((silent, waiting)) = s.suspect(Instant::now(), self.after / 4) {
-            return Err(NotAnswering {
-                method: req.method().to_string(),
-                path: req.uri().path().to_string(),
-                silent,
-                waiting,
-            });
-        }
-        s.next += 1;
-        let id = s.next;
-        s.waiting.insert(id, Instant::now());
-        Ok(Waiting {
-            silence: self.silence.clone(),
-            id: Some(id),
-        })
-    }
+    server: Arc<Server>,
 }
 
 type Answer<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
@@ -246,24 +333,22 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let waiting = match self.admit(&req) {
-            Ok(w) => w,
-            Err(refused) => return Box::pin(async move { Err(Box::new(refused) as BoxError) }),
-        };
-        let late = NoResponse {
-            method: req.method().to_string(),
-            path: req.uri().path().to_string(),
-            after: self.after,
-        };
+        let request = Request::of(&req, self.after);
+        // The client's futures send nothing until polled: one refused here is never sent.
         let answer = self.inner.call(req);
-        let after = self.after;
+        let server = self.server.clone();
         Box::pin(async move {
-            match tokio::time::timeout(after, answer).await {
+            let waiting = server.admit(&request).await.map_err(Box::new)?;
+            match tokio::time::timeout(request.deadline, answer).await {
                 Ok(r) => {
                     waiting.answered();
                     r.map_err(Into::into)
                 }
-                Err(_) => Err(Box::new(late) as BoxError),
+                Err(_) => Err(Box::new(NoResponse {
+                    method: request.method,
+                    path: request.path,
+                    after: request.deadline,
+                }) as BoxError),
             }
         })
     }
@@ -305,11 +390,41 @@ mod tests {
         let second = client.apiserver_version().await.unwrap_err();
         let text = crate::kube_error::brief(&second);
         assert!(
-            text.contains("GET /version: not sent: timed out: the API server has answered nothing"),
+            text.contains("GET /version: not sent: timed out: 1 earlier request(s) to this API server have had no answer"),
             "{text}"
         );
         let first = first.await.unwrap().unwrap_err();
         assert!(crate::kube_error::brief(&first).contains("no response within 2s"));
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_holds_only_a_few_requests_the_others_are_refused() {
+        let (addr, _server) = silent_server().await;
+        let mut config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+        config.default_retry = false;
+        let deadlines = Deadlines {
+            connect: Duration::from_secs(1),
+            request: Duration::from_secs(30),
+            quiet_watch: DEFAULT_QUIET_WATCH,
+        };
+        let client = build_client_with(config, deadlines).unwrap();
+        let held: Vec<_> = (0..MAX_UNANSWERED)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move { client.apiserver_version().await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let refused = client.apiserver_version().await.unwrap_err();
+        let text = crate::kube_error::brief(&refused);
+        assert!(
+            text.contains("GET /version: not sent: timed out: 4 earlier request(s)"),
+            "{text}"
+        );
+        assert!(
+            held.iter().all(|h| !h.is_finished()),
+            "the first ones still wait"
+        );
     }
 
     #[tokio::test]
