@@ -40,7 +40,10 @@ pub struct BenchSizes {
     pub startup_remotes: usize,
     /// Startups measured (the median is reported).
     pub startup_runs: usize,
-    /// Parts to run: "startup", "handoff" (with idle), "scale" (all by default; for profiling).
+    /// MultiCasskops using the frozen site in the "frozen" part (their change rolls toward it
+    /// while it is frozen); the part measures `handoff_crs` others before and during the freeze.
+    pub frozen_users: usize,
+    /// Parts to run: "startup", "handoff" (with idle), "scale", "frozen" (all by default).
     pub parts: Vec<String>,
 }
 
@@ -60,7 +63,13 @@ impl BenchSizes {
             scale_sites: 3,
             startup_remotes: 10,
             startup_runs: 5,
-            parts: vec!["startup".into(), "handoff".into(), "scale".into()],
+            frozen_users: 20,
+            parts: vec![
+                "startup".into(),
+                "handoff".into(),
+                "scale".into(),
+                "frozen".into(),
+            ],
         }
     }
 
@@ -71,6 +80,7 @@ impl BenchSizes {
             idle: Duration::from_secs(15),
             scale_crs: 60,
             startup_runs: 1,
+            frozen_users: 4,
             ..Self::full()
         }
     }
@@ -112,6 +122,8 @@ pub struct BenchDetails {
     /// Controller RSS once ready, before the scale run's objects were applied (MiB).
     pub scale_rss_before_mib: f64,
     pub startup_all_ms: Vec<f64>,
+    /// The frozen-site part, when it ran.
+    pub frozen: Option<crate::bench_frozen::FrozenFigures>,
 }
 
 /// The MultiCasskop API resource (db.orange.com/v2).
@@ -639,6 +651,14 @@ pub async fn run(sizes: &BenchSizes) -> anyhow::Result<(BenchResults, BenchDetai
             .await
             .context("scale measurement")?;
     }
+    if part("frozen") {
+        log("frozen site: baseline handoffs, then the same with one site frozen");
+        d.frozen = Some(
+            crate::bench_frozen::measure(sizes)
+                .await
+                .context("frozen-site measurement")?,
+        );
+    }
     Ok((out, d))
 }
 
@@ -729,6 +749,9 @@ pub fn table(r: &BenchResults, d: &BenchDetails) -> String {
         "scale requests by kind: {:?}\n",
         d.scale_request_kinds
     ));
+    if let Some(f) = &d.frozen {
+        s.push_str(&crate::bench_frozen::rows(f));
+    }
     s
 }
 

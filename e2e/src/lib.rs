@@ -3,6 +3,7 @@
 //! TCP forwarder that can freeze (proxy).
 
 pub mod audit;
+pub mod bench_frozen;
 pub mod benchmark;
 pub mod chart;
 pub mod clientconfigs;

@@ -646,6 +646,7 @@ pub fn render_table(r: &Report) -> String {
 
 /// Runs the subcommand; the exit code is the process's.
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    args.sites.deadlines.install();
     let r = report(&args).await;
     match args.output {
         CheckOutput::Json => println!("{}", serde_json::to_string_pretty(&r)?),

@@ -778,6 +778,7 @@ pub async fn ring_report(fed: &Federation) -> RingReport {
 
 /// `multi-casskop ring`.
 pub async fn run(args: RingArgs) -> anyhow::Result<ExitCode> {
+    args.sites.deadlines.install();
     let fed = federation::load(&args.sites, &args.name, args.use_kubeconfig_contexts).await?;
     if fed.sites.is_empty() {
         anyhow::bail!(

@@ -9,11 +9,13 @@ use futures::FutureExt;
 use kube::Client;
 use tracing::{error, info};
 
+use crate::cli::common::deadlines::ProgressArgs;
 use crate::cli::common::sites::SiteArgs;
 use crate::rollout::controller::{self, ControllerConfig};
 use crate::runtime::fence::WriteFence;
 use crate::runtime::health::{self, Readiness};
 use crate::runtime::leader::{self, Leadership, LeaseConfig, LeaseTiming};
+use crate::runtime::liveness::Liveness;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::signals;
 use crate::sites::{ClientHook, RegistryConfig, SiteRegistry, local};
@@ -60,12 +62,17 @@ pub struct RunArgs {
     #[arg(long = "concurrency", value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
+    #[command(flatten)]
+    pub bounds: ProgressArgs,
 }
 
 /// Run the controller until SIGINT/SIGTERM (exit 0) or a lost lease (exit 1).
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let sites = &args.sites;
     let timing = LeaseTiming::new(args.lease_duration, args.renew_deadline, args.retry_period)?;
+    sites
+        .deadlines
+        .install_with_probe(args.bounds.site_probe_period);
     let (local, namespace, lease_client) = connect_local(sites).await?;
     // Every client the controller writes through is fenced; only the Lease's own is not.
     let fence = args
@@ -82,13 +89,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
 
     let metrics = Arc::new(Metrics::new());
-    let readiness = Readiness::default();
-    let _probes = health::serve(args.metrics_addr, readiness.clone(), metrics.clone()).await?;
-    info!(
-        "serving /healthz, /readyz and /metrics on {}",
-        args.metrics_addr
-    );
-    health::watch_local_reachability(client.clone(), readiness.clone(), local.clone());
+    let (readiness, liveness) = serve_probes(&args, &client, &local, &metrics).await?;
 
     let shutdown = signals::shutdown_signal().shared();
     let leadership = if let Some(fence) = &fence {
@@ -125,9 +126,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             resync: args.resync,
             concurrency: args.concurrency,
             instance: identity,
+            reconcile_timeout: args.bounds.reconcile_timeout,
         },
         metrics,
-        readiness,
+        (readiness, liveness),
         shutdown,
     )
     .await;
@@ -135,6 +137,27 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         l.release().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serve `/healthz`, `/readyz` and `/metrics`, and keep checking that the local cluster answers.
+async fn serve_probes(
+    args: &RunArgs,
+    client: &Client,
+    local: &str,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(Readiness, Liveness)> {
+    let readiness = Readiness::default();
+    let liveness = Liveness::new(args.bounds.liveness_timeout);
+    let addr = args.metrics_addr;
+    health::serve(addr, readiness.clone(), liveness.clone(), metrics.clone()).await?;
+    info!("serving /healthz, /readyz and /metrics on {addr}");
+    health::watch_local_reachability(
+        client.clone(),
+        readiness.clone(),
+        liveness.clone(),
+        local.to_string(),
+    );
+    Ok((readiness, liveness))
 }
 
 /// The local cluster's name, the namespace to watch and a client to the local API server.

@@ -343,6 +343,7 @@ fn site_row(s: &SiteLine, wide: bool, now: jiff::Timestamp) -> Vec<String> {
 
 /// `multi-casskop status`.
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    args.sites.deadlines.install();
     let fed = federation::load(&args.sites, &args.name, args.use_kubeconfig_contexts).await?;
     let r = report(&fed).await;
     match args.output {

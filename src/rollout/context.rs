@@ -32,6 +32,15 @@ pub enum Error {
     /// The MultiCasskop has no namespace (cannot happen for a namespaced CRD).
     #[error("MultiCasskop {0} has no namespace")]
     NoNamespace(String),
+    /// The reconcile ran past `--reconcile-timeout` and was abandoned (its slot freed for the
+    /// others); it is retried with backoff.
+    #[error("reconcile of MultiCasskop {key} abandoned after {}s (--reconcile-timeout)", .after.as_secs())]
+    TimedOut {
+        /// The MultiCasskop `ns/name`.
+        key: String,
+        /// The bound that passed.
+        after: Duration,
+    },
 }
 
 impl Error {
@@ -41,6 +50,7 @@ impl Error {
             Error::Write(WriteError::Local { .. }) => "local_write_error",
             Error::Write(_) => "site_write_error",
             Error::NoNamespace(_) => "invalid_object",
+            Error::TimedOut { .. } => "timed_out",
         }
     }
 }

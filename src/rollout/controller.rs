@@ -26,6 +26,7 @@ use crate::rollout::poison;
 use crate::rollout::report;
 use crate::rollout::site_caches::{SiteCaches, WatchSignals};
 use crate::runtime::health::Readiness;
+use crate::runtime::liveness::Liveness;
 use crate::runtime::metrics::Metrics;
 use crate::sites::{SiteRegistry, SiteState};
 
@@ -40,6 +41,8 @@ pub struct ControllerConfig {
     pub concurrency: u16,
     /// Reporting instance for Events (pod name / identity).
     pub instance: String,
+    /// Longest one reconcile may take before it is abandoned and retried (`--reconcile-timeout`).
+    pub reconcile_timeout: Duration,
 }
 
 /// Run the controller until `shutdown` resolves. Progress is watch-driven: MultiCasskop changes,
@@ -49,9 +52,10 @@ pub async fn run(
     registry: SiteRegistry,
     cfg: ControllerConfig,
     metrics: Arc<Metrics>,
-    readiness: Readiness,
+    probes: (Readiness, Liveness),
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let (readiness, liveness) = probes;
     let (one_tx, one_rx) = mpsc::unbounded::<ObjectRef<MultiCasskop>>();
     let (all_tx, all_rx) = mpsc::unbounded::<()>();
     let caches = SiteCaches::new(
@@ -72,6 +76,10 @@ pub async fn run(
         metrics,
         cfg.resync,
     ));
+    let bounds = Arc::new(Bounds {
+        liveness: liveness.clone(),
+        reconcile_timeout: cfg.reconcile_timeout,
+    });
 
     // Each MultiCasskop is decoded on its own: one that cannot be is reported, never fails the
     // list or watch that carries the others.
@@ -80,6 +88,7 @@ pub async fn run(
     let (reader, writer) = kube::runtime::reflector::store();
     let mcs = watcher(api, watcher::Config::default())
         .modify(|o| kube::Resource::meta_mut(o).managed_fields = None);
+    let mcs = liveness.follow_local_watch(mcs);
     let controller = Controller::for_stream(reflector(writer, mcs).applied_objects(), reader);
     report_cache_sync(controller.store(), readiness);
     info!(namespace = %cfg.namespace, "controller started: watching MultiCasskops");
@@ -88,7 +97,11 @@ pub async fn run(
         .reconcile_on(one_rx.map(|r| lenient_ref(&r)))
         .reconcile_all_on(all_rx)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(
+            move |mc, ctx| bounded(mc, ctx, bounds.clone()),
+            error_policy,
+            ctx,
+        )
         .for_each(|res| async move {
             if let Err(e) = res {
                 debug!("controller: {e}");
@@ -162,9 +175,38 @@ fn error_policy(mc: Arc<Lenient<MultiCasskop>>, err: &Error, ctx: Arc<Context>) 
     Requeue::requeue(wait)
 }
 
-async fn reconcile(mc: Arc<Lenient<MultiCasskop>>, ctx: Arc<Context>) -> Result<Requeue, Error> {
-    let started = Instant::now();
+/// What bounds every reconcile: its deadline, and the in-flight record `/healthz` judges.
+struct Bounds {
+    liveness: Liveness,
+    reconcile_timeout: Duration,
+}
+
+/// A reconcile under its deadline: past it, the reconcile is dropped (every write it made is
+/// recorded on the object itself, see `plan::marks`) so no hung call holds a slot that the
+/// other MultiCasskops need.
+async fn bounded(
+    mc: Arc<Lenient<MultiCasskop>>,
+    ctx: Arc<Context>,
+    bounds: Arc<Bounds>,
+) -> Result<Requeue, Error> {
     let key = object_key(&mc);
+    let _running = bounds.liveness.reconcile_started(&key);
+    let after = bounds.reconcile_timeout;
+    match tokio::time::timeout(after, reconcile(mc, ctx.clone(), &key)).await {
+        Ok(result) => result,
+        Err(_) => {
+            ctx.metrics.reconciled("timed_out", after);
+            Err(Error::TimedOut { key, after })
+        }
+    }
+}
+
+async fn reconcile(
+    mc: Arc<Lenient<MultiCasskop>>,
+    ctx: Arc<Context>,
+    key: &str,
+) -> Result<Requeue, Error> {
+    let started = Instant::now();
     let span = info_span!("reconcile", multicasskop = %key);
     let result = match &*mc {
         Lenient::Decoded(mc) => reconcile_one(mc, &ctx).instrument(span).await,

@@ -23,7 +23,7 @@ use crate::api::owner;
 use crate::backoff::Backoff;
 use crate::kube_error;
 use crate::runtime::metrics::Metrics;
-use crate::sites::{Site, SiteRegistry, SiteState};
+use crate::sites::{Site, SiteRegistry, SiteState, answering};
 
 /// How long a reconcile waits for a freshly started site cache to sync before reporting it.
 const CACHE_SYNC_WAIT: Duration = Duration::from_secs(5);
@@ -173,7 +173,8 @@ fn owned_cassandras(
     namespace: &str,
     selector: &str,
     site: &str,
-) -> impl futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send {
+) -> impl futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send + use<>
+{
     let api: Api<Lenient<DynamicObject>> =
         Api::namespaced_with(client.clone(), namespace, &cassandra_cluster_resource());
     let cfg = watcher::Config::default().labels(selector);
@@ -213,6 +214,7 @@ async fn watch_site(
             }
         };
         let stream = owned_cassandras(&client, &namespace, &selector, &site);
+        let stream = answering::probed(stream, client.clone());
         let mut events = pin!(reflector(writer, stream));
         let failure = loop {
             match events.next().await {

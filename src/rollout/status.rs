@@ -65,6 +65,8 @@ pub mod reason {
     pub const DELETING: &str = "Deleting";
     /// Every site is reachable again.
     pub const SITES_REACHABLE: &str = "SitesReachable";
+    /// A site taking part stopped answering (the message names it and what failed).
+    pub const SITES_UNREACHABLE: &str = "SitesUnreachable";
     /// Every CassandraCluster is gone: the finalizer is about to be removed.
     pub const FINALIZER_RELEASED: &str = "FinalizerReleased";
     /// The finalizer was removed.
@@ -735,6 +737,14 @@ fn overall_events(
         .conditions
         .iter()
         .any(|c| c.type_ == condition::SITES_REACHABLE && c.status == "False");
+    if !was_unreachable && reachable.status == "False" && reachable.reason == "SitesUnreachable" {
+        overall.push(Transition {
+            type_: EventType::Warning,
+            reason: reason::SITES_UNREACHABLE.into(),
+            message: reachable.message.clone(),
+            site: None,
+        });
+    }
     if was_unreachable && reachable.status == "True" {
         overall.push(Transition {
             type_: EventType::Normal,
@@ -1064,6 +1074,38 @@ mod tests {
         );
         assert_eq!(cond(&s3, "SitesReachable").status, "True");
         assert!(reasons(&events).contains(&"SitesReachable"), "{events:?}");
+    }
+
+    #[test]
+    fn a_converged_site_that_stops_answering_is_a_warning_event_naming_it_once() {
+        let inputs = vec![
+            input("a", Some(observed(4, "Running", "Done")), Some(2)),
+            input("b", Some(observed(4, "Running", "Done")), Some(2)),
+        ];
+        let (s1, _) = build(None, inputs.clone(), T0);
+        let mut down = inputs;
+        down[1].access = SiteAccess::Unavailable {
+            reason: "not answering: GET /version: timed out".into(),
+        };
+        down[1].observed = None;
+        let (s2, events) = build(Some(&s1), down.clone(), T1);
+        let warning = events
+            .iter()
+            .find(|e| e.reason == "SitesUnreachable")
+            .expect("an Event says the site stopped answering");
+        assert_eq!(warning.type_, EventType::Warning);
+        assert!(
+            warning
+                .message
+                .contains("site b: not answering: GET /version: timed out"),
+            "{}",
+            warning.message
+        );
+        let (_, again) = build(Some(&s2), down, T2);
+        assert!(
+            !again.iter().any(|e| e.reason == "SitesUnreachable"),
+            "not repeated while it stays down: {again:?}"
+        );
     }
 
     #[test]

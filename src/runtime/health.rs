@@ -9,6 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::runtime::liveness::Liveness;
 use crate::runtime::metrics::Metrics;
 
 /// What `/readyz` answers; shared between the controller and the HTTP server.
@@ -61,14 +62,22 @@ pub enum NotReady {
     CacheNotSynced,
 }
 
-/// Checks the local cluster answers; at start until it does, then every 30 s for `/readyz`.
-pub fn watch_local_reachability(client: kube::Client, readiness: Readiness, local: String) {
+/// Checks the local cluster answers; at start until it does, then every 30 s for `/readyz`
+/// (more often when the liveness timeout is short, so a quiet but healthy cluster stays live).
+pub fn watch_local_reachability(
+    client: kube::Client,
+    readiness: Readiness,
+    liveness: Liveness,
+    local: String,
+) {
+    let period_up = std::time::Duration::from_secs(30).min(liveness.limit() / 4);
     tokio::spawn(async move {
         let mut was_up = None;
         loop {
             let up = match client.apiserver_version().await {
                 Ok(_) => {
                     readiness.set_local_reachable(true, None);
+                    liveness.local_alive();
                     true
                 }
                 Err(e) => {
@@ -79,6 +88,7 @@ pub fn watch_local_reachability(client: kube::Client, readiness: Readiness, loca
                     if was_up != Some(false) {
                         tracing::warn!("{reason}");
                     }
+                    liveness.local_failed(reason.clone());
                     readiness.set_local_reachable(false, Some(reason));
                     false
                 }
@@ -87,8 +97,12 @@ pub fn watch_local_reachability(client: kube::Client, readiness: Readiness, loca
                 tracing::info!("local cluster {local} reachable");
             }
             was_up = Some(up);
-            let wait = if up { 30 } else { 2 };
-            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            let wait = if up {
+                period_up
+            } else {
+                std::time::Duration::from_secs(2)
+            };
+            tokio::time::sleep(wait).await;
         }
     });
 }
@@ -96,16 +110,31 @@ pub fn watch_local_reachability(client: kube::Client, readiness: Readiness, loca
 #[derive(Clone)]
 struct AppState {
     readiness: Readiness,
+    liveness: Liveness,
     metrics: Arc<Metrics>,
 }
 
 /// The router serving the three endpoints (separate from [`serve`] so tests can call it).
-pub fn router(readiness: Readiness, metrics: Arc<Metrics>) -> Router {
+pub fn router(readiness: Readiness, liveness: Liveness, metrics: Arc<Metrics>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(AppState { readiness, metrics })
+        .with_state(AppState {
+            readiness,
+            liveness,
+            metrics,
+        })
+}
+
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.liveness.check(std::time::Instant::now()) {
+        Ok(()) => (StatusCode::OK, "ok".to_string()),
+        Err(wedged) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("wedged: {wedged}"),
+        ),
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
@@ -132,12 +161,13 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn serve(
     addr: SocketAddr,
     readiness: Readiness,
+    liveness: Liveness,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {addr} for /healthz, /readyz, /metrics: {e}")
     })?;
-    let app = router(readiness, metrics);
+    let app = router(readiness, liveness, metrics);
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("probe server on {addr} stopped: {e}");
@@ -181,7 +211,8 @@ mod tests {
         m.write("a", "apply");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router(r, m)).await.unwrap() });
+        let l = Liveness::new(std::time::Duration::from_secs(60));
+        tokio::spawn(async move { axum::serve(listener, router(r, l, m)).await.unwrap() });
         let get = |path: &'static str| async move {
             let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
             use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -3,6 +3,7 @@
 pub mod fence;
 pub mod health;
 pub mod leader;
+pub mod liveness;
 pub mod metrics;
 pub mod signals;
 pub mod telemetry;

@@ -298,9 +298,11 @@ pub struct Credentials {
 impl Credentials {
     /// Builds a client; fails only on local TLS setup problems (bad certificate bytes).
     pub fn client(&self) -> Result<kube::Client, CredentialError> {
-        kube::Client::try_from(self.config.clone()).map_err(|e| CredentialError::Client {
-            location: self.source.describe(),
-            reason: e.to_string(),
+        crate::sites::deadlines::build_client(self.config.clone()).map_err(|e| {
+            CredentialError::Client {
+                location: self.source.describe(),
+                reason: e.to_string(),
+            }
         })
     }
 

@@ -1,8 +1,10 @@
 //! Sites: the clusters a federation spans, their credentials and clients, reloaded live.
 
+pub mod answering;
 pub mod client_config;
 mod config;
 pub mod credentials;
+pub mod deadlines;
 pub mod exported;
 pub mod local;
 pub mod probe;

@@ -117,6 +117,9 @@ fn apply_faults(c: &Cluster, v: &Value) {
     if let Some(u) = v["unreachable"].as_bool() {
         f.set_unreachable(u);
     }
+    if let Some(frozen) = v["freeze"].as_bool() {
+        f.set_frozen(frozen);
+    }
     if let Some(ms) = v["latencyMs"].as_u64() {
         f.set_latency(Duration::from_millis(ms));
     }

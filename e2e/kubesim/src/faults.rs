@@ -1,15 +1,17 @@
-//! Fault injection per cluster: unreachable listener, latency, error share, revoked tokens, expired watches.
+//! Fault injection per cluster: unreachable listener, frozen connections, latency, error share, revoked tokens, expired watches.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
 
+use crate::freeze::FreezeGate;
 use crate::store::Store;
 
 #[derive(Debug)]
 pub struct Faults {
     unreachable: tokio::sync::watch::Sender<bool>,
+    freeze: Arc<FreezeGate>,
     latency_us: AtomicU64,
     errors: Mutex<(f64, Vec<u16>)>,
     store: Arc<Store>,
@@ -19,6 +21,7 @@ impl Faults {
     pub(crate) fn new(store: Arc<Store>) -> Self {
         Faults {
             unreachable: tokio::sync::watch::channel(false).0,
+            freeze: Arc::default(),
             latency_us: AtomicU64::new(0),
             errors: Mutex::new((0.0, vec![])),
             store,
@@ -28,6 +31,14 @@ impl Faults {
     /// Listener closed (connection refused) and open connections dropped while on.
     pub fn set_unreachable(&self, on: bool) {
         self.unreachable.send_replace(on);
+    }
+    /// Connections accepted and kept, nothing read or answered, open watches silent while on
+    /// (see `freeze`); everything resumes when it goes off.
+    pub fn set_frozen(&self, on: bool) {
+        self.freeze.set(on);
+    }
+    pub fn is_frozen(&self) -> bool {
+        self.freeze.is_frozen()
     }
     pub fn set_latency(&self, d: Duration) {
         self.latency_us
@@ -49,6 +60,7 @@ impl Faults {
     }
     pub fn clear(&self) {
         self.set_unreachable(false);
+        self.set_frozen(false);
         self.set_latency(Duration::ZERO);
         self.set_error_rate(0.0, vec![]);
         self.store.lock().revoked.clear();
@@ -56,6 +68,9 @@ impl Faults {
 
     pub(crate) fn unreachable_rx(&self) -> tokio::sync::watch::Receiver<bool> {
         self.unreachable.subscribe()
+    }
+    pub(crate) fn freeze_gate(&self) -> Arc<FreezeGate> {
+        self.freeze.clone()
     }
     pub(crate) fn latency(&self) -> Duration {
         Duration::from_micros(self.latency_us.load(Ordering::Relaxed))

@@ -19,6 +19,7 @@ mod errors;
 mod exec;
 mod faults;
 pub mod fixtures;
+mod freeze;
 mod handlers;
 mod http;
 pub mod kubeconfig;

@@ -1,4 +1,4 @@
-//! HTTPS listener of one simulated cluster: TLS accept, HTTP/1.1 + HTTP/2, the unreachable fault (listener closed, connections aborted, same port re-bound).
+//! HTTPS listener of one simulated cluster: TLS accept, HTTP/1.1 + HTTP/2, the unreachable fault (listener closed, connections aborted, same port re-bound), the freeze fault (every socket stalled).
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::ClusterInner;
+use crate::freeze::Frozen;
 use crate::handlers;
 
 /// Serves until `c.shutdown` is cancelled. `listener` is the already bound first listener.
@@ -76,12 +77,20 @@ async fn connection(
     tcp: tokio::net::TcpStream,
     cancel: CancellationToken,
 ) {
-    let tls = tokio::select! {
-        r = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)) => match r {
-            Ok(Ok(s)) => s,
-            _ => return,
-        },
-        _ = cancel.cancelled() => return,
+    let gate = c.faults.freeze_gate();
+    let accept = acceptor.accept(Frozen::new(tcp, gate.clone()));
+    tokio::pin!(accept);
+    // A handshake that never completes is dropped after 10 s, except while frozen: a frozen
+    // server keeps its connections open.
+    let tls = loop {
+        tokio::select! {
+            r = tokio::time::timeout(Duration::from_secs(10), accept.as_mut()) => match r {
+                Ok(Ok(s)) => break s,
+                Err(_) if gate.is_frozen() => {}
+                _ => return,
+            },
+            _ = cancel.cancelled() => return,
+        }
     };
     let svc_cluster = c.clone();
     let service = hyper::service::service_fn(move |req| {

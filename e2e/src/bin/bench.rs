@@ -16,7 +16,7 @@ struct Args {
     /// Small sizes (CI, a first look): a few handoffs, 15 s idle, 60 resources at scale.
     #[arg(long)]
     quick: bool,
-    /// Run only these parts (comma-separated: startup, handoff, scale), e.g. to profile one.
+    /// Run only these parts (comma-separated: startup, handoff, scale, frozen), e.g. to profile one.
     #[arg(long, value_delimiter = ',', value_name = "PARTS")]
     only: Vec<String>,
     /// Where to write the results (default: target/bench/results.json of the workspace).

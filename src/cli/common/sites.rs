@@ -37,6 +37,8 @@ pub struct SiteArgs {
     /// Directory holding one mounted Secret per remote (Multi-CassKop's path).
     #[arg(long = "imports-dir", value_name = "DIR", default_value = DEFAULT_IMPORTS_DIR)]
     pub imports_dir: PathBuf,
+    #[command(flatten)]
+    pub deadlines: super::deadlines::DeadlineArgs,
     /// Let kubeconfigs read through the API (mounted Secrets under --imports-dir, Secrets,
     /// ClientConfigs' Secrets) run `exec` and `auth-provider` plugins and read local files
     /// (`tokenFile`, `certificate-authority`, `client-certificate`, `client-key`). Off by
