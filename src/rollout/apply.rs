@@ -14,6 +14,7 @@ use crate::api::{
 };
 use crate::kube_error::brief;
 use crate::merge::DesiredCluster;
+use crate::rollout::create::{self, Created};
 
 /// A failed write, naming the cluster and the object.
 #[derive(Debug, thiserror::Error)]
@@ -96,14 +97,16 @@ fn cluster_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), namespace, &cassandra_cluster_resource())
 }
 
-/// Server-side apply the desired CassandraCluster at `site` with our field manager, forcing
-/// ownership of the fields we set (fields others own and we do not set are left alone).
+/// Write the desired CassandraCluster at `site` with our field manager: create it, or
+/// server-side apply it over our own, forcing ownership of the fields we set (fields others own
+/// and we do not set are left alone).
 ///
 /// `base` is the live object the plan was made from (the site cache's copy), `None` to create.
 /// An update carries `base`'s resourceVersion as a precondition and records `base`'s generation
 /// in [`FROM_GENERATION_ANNOTATION`], so what the write did can be told from the object alone
 /// later ([`recover_mark`]). A create first checks that no object of that name exists (our cache
-/// only holds objects with our owner labels): the only read on the write path.
+/// only holds objects with our owner labels), the only read on the write path, then creates
+/// (POST, see [`create`]): an object that appeared in between is never taken over.
 pub async fn apply_cluster(
     site: &str,
     client: &Client,
@@ -121,33 +124,41 @@ pub async fn apply_cluster(
         }
     };
     let mut object = desired.object.clone();
-    let from_generation = match base {
-        None => {
-            if let Some(found) = api.get_opt(&desired.name).await.map_err(err("get"))? {
-                return Ok(ApplyResult::Exists(Box::new(found)));
-            }
-            0
-        }
-        Some(b) => {
-            object["metadata"]["resourceVersion"] = json!(b.resource_version().unwrap_or_default());
-            b.metadata.generation.unwrap_or(0)
-        }
-    };
+    let from_generation = base.map_or(0, |b| b.metadata.generation.unwrap_or(0));
     object["metadata"]["annotations"][FROM_GENERATION_ANNOTATION] =
         json!(from_generation.to_string());
+    let Some(b) = base else {
+        // Our cache holds only objects with our owner labels: one read tells a foreign object
+        // apart before writing; one created after that read makes the create fail (409).
+        if let Some(found) = api.get_opt(&desired.name).await.map_err(err("get"))? {
+            return Ok(ApplyResult::Exists(Box::new(found)));
+        }
+        return match create::create(&api, &desired.name, object).await {
+            Ok(Created::Done(after)) => Ok(ApplyResult::Applied(Box::new(outcome(None, *after)))),
+            Ok(Created::Exists(found)) => Ok(ApplyResult::Exists(found)),
+            Ok(Created::Vanished) => Ok(ApplyResult::Stale),
+            Err((verb, e)) => Err(err(verb)(e)),
+        };
+    };
+    object["metadata"]["resourceVersion"] = json!(b.resource_version().unwrap_or_default());
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let after = match api
         .patch(&desired.name, &params, &Patch::Apply(&object))
         .await
     {
         Ok(after) => after,
-        // Precondition failed (someone wrote since `base`), or a create raced with another.
+        // Precondition failed: someone wrote since `base`.
         Err(kube::Error::Api(s)) if s.code == 409 => return Ok(ApplyResult::Stale),
         Err(e) => return Err(err("apply")(e)),
     };
+    Ok(ApplyResult::Applied(Box::new(outcome(base, after))))
+}
+
+/// What a write from `base` (`None`: a create) that returned `after` did.
+fn outcome(base: Option<&DynamicObject>, after: DynamicObject) -> ApplyOutcome {
     let rv_before = base.and_then(ResourceExt::resource_version);
     let resource_version = after.resource_version().unwrap_or_default();
-    Ok(ApplyResult::Applied(Box::new(ApplyOutcome {
+    ApplyOutcome {
         created: base.is_none(),
         changed: rv_before.as_deref() != Some(resource_version.as_str()),
         spec_changed: crate::rollout::plan::casskop_will_react(base, &after),
@@ -155,7 +166,7 @@ pub async fn apply_cluster(
         generation: after.metadata.generation.unwrap_or(0),
         resource_version,
         after,
-    })))
+    }
 }
 
 /// What a delete did.

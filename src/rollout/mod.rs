@@ -8,6 +8,7 @@ mod act;
 pub mod apply;
 mod context;
 pub mod controller;
+pub mod create;
 pub mod events;
 mod observe;
 pub mod plan;

@@ -1,4 +1,4 @@
-//! The state one simulated cluster is made of: name, address, CA, admin token, object store, faults, audit log, shutdown, pod exec.
+//! The state one simulated cluster is made of: name, address, CA, admin token, object store, faults, test hooks, audit log, shutdown, pod exec.
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::AuditLog;
 use crate::exec::ExecContext;
 use crate::faults::Faults;
+use crate::hooks::Hooks;
 use crate::store::Store;
 
 /// Everything one simulated cluster is made of.
@@ -17,6 +18,7 @@ pub struct ClusterInner {
     pub admin_token: String,
     pub store: Arc<Store>,
     pub faults: Faults,
+    pub hooks: Hooks,
     pub audit: Arc<AuditLog>,
     pub shutdown: CancellationToken,
     /// Pod exec: the other clusters of the Sim and the ring faults.

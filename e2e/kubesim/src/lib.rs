@@ -4,7 +4,7 @@
 //! there is no cycle): leaves (`errors`, `validation`, `table`, `nodetool`, `tls`, `audit`,
 //! `kubeconfig`; and `casskop`, `kubectl`, `fixtures`, which are clients of the API); object
 //! logic (`patch`, `selectors`, `rbac`, `resources`, `discovery`); `http` (responses) and
-//! `openapi`; `store` (objects, tokens, watches); `auth`, `faults`, `objects`
+//! `openapi`; `store` (objects, tokens, watches); `auth`, `faults`, `hooks`, `objects`
 //! (create/update/delete semantics), `exec` (pod exec, given a narrow `ExecContext`); `cluster`
 //! (one cluster's state); `handlers` (the HTTP API); `server` (the listener); `sim` (starting a
 //! Sim) and `admin`. Only the API other crates use is public.
@@ -21,6 +21,7 @@ mod faults;
 pub mod fixtures;
 mod freeze;
 mod handlers;
+mod hooks;
 mod http;
 pub mod kubeconfig;
 pub mod kubectl;
@@ -41,4 +42,5 @@ mod validation;
 pub use audit::AuditEntry;
 pub use exec::RingFaults;
 pub use faults::Faults;
+pub use hooks::{HookRun, Hooks};
 pub use sim::{Cluster, DEFAULT_NAMESPACES, Sim, SimOptions};

@@ -13,6 +13,7 @@ use crate::audit::{AuditEntry, AuditLog};
 use crate::cluster::ClusterInner;
 use crate::exec::{ExecContext, RingFaults};
 use crate::faults::Faults;
+use crate::hooks::Hooks;
 use crate::objects::{self, Ctx};
 use crate::store::{Store, TokenEntry, TokenKind};
 use crate::{auth, casskop, kubeconfig, rbac, server, tls};
@@ -120,6 +121,7 @@ impl Sim {
                 ca_pem: t.ca_pem.clone(),
                 admin_token,
                 faults: Faults::new(store.clone()),
+                hooks: Hooks::default(),
                 exec: Arc::new(ExecContext::new(name, store.clone())),
                 store,
                 audit: audit.clone(),
@@ -241,6 +243,10 @@ impl Cluster {
     }
     pub fn faults(&self) -> &Faults {
         &self.inner.faults
+    }
+    /// One-shot hooks run before an answer leaves (deterministic races).
+    pub fn hooks(&self) -> &Hooks {
+        &self.inner.hooks
     }
     /// Faults of the simulated Cassandra ring (`nodetool status` in pod exec).
     pub fn ring_faults(&self) -> &RingFaults {

@@ -38,6 +38,9 @@ pub async fn handle(c: Arc<ClusterInner>, req: Request<Incoming>) -> Response<Bo
         ))),
     };
     let code = resp.status().as_u16();
+    if let Some(run) = c.hooks.take(&a.verb, &a.resource, &a.name, code) {
+        run().await;
+    }
     c.audit.record(AuditEntry {
         seq: 0,
         time_us: 0,
