@@ -48,6 +48,11 @@ pub fn is_gone(e: &watcher::Error) -> bool {
     }
 }
 
+/// The list itself answered 404: the API does not serve the resource (its CRD is absent).
+pub fn is_not_served(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::InitialListFailed(kube::Error::Api(s)) if s.code == 404)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

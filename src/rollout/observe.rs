@@ -158,8 +158,13 @@ fn desired_sites(
     let mc = target.mc;
     let registered = ctx.registry.order();
     let previous: Vec<&str> = prev.sites.iter().map(|s| s.name.as_str()).collect();
+    let roster = match ctx.registry.client_configs_unknown() {
+        None => plan::Roster::Known,
+        Some(_) => plan::Roster::ClientConfigsUnknown,
+    };
     let taking_part = plan::sites_taking_part(
         &registered,
+        roster,
         &previous,
         &mc.spec.override_,
         mc.spec.site_order.as_deref(),
@@ -197,7 +202,13 @@ async fn observe_site(
     f: &mut SiteFacts,
 ) -> (SiteAccess, Option<ObservedCluster>) {
     let site = match ctx.registry.get(&f.name) {
-        None => return (SiteAccess::NotConfigured, None),
+        None => {
+            let access = match ctx.registry.client_configs_unknown() {
+                Some(reason) => SiteAccess::Unlisted { reason },
+                None => SiteAccess::NotConfigured,
+            };
+            return (access, None);
+        }
         Some(SiteState::Unavailable { reason }) => {
             return (SiteAccess::Unavailable { reason }, None);
         }

@@ -663,7 +663,9 @@ impl Conditions<'_> {
             .iter()
             .filter_map(|i| match &i.access {
                 SiteAccess::Ok => None,
-                SiteAccess::Unavailable { reason } => Some(format!("site {}: {reason}", i.name)),
+                SiteAccess::Unavailable { reason } | SiteAccess::Unlisted { reason } => {
+                    Some(format!("site {}: {reason}", i.name))
+                }
                 SiteAccess::NotConfigured => {
                     Some(format!("site {}: not a configured cluster", i.name))
                 }

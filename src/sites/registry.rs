@@ -35,6 +35,9 @@ pub type ClientHook = Arc<dyn Fn(&str, kube::Client) -> kube::Client + Send + Sy
 struct Cache<T> {
     synced: bool,
     error: Option<String>,
+    /// Why the last list failed, until a list succeeds again (a failed watch is retried from
+    /// where it was; a failed list leaves `items` as they were before it).
+    list_error: Option<String>,
     items: BTreeMap<String, T>,
     /// Objects received since the last `Init` (a re-list replaces `items` atomically).
     buffer: BTreeMap<String, T>,
@@ -45,6 +48,7 @@ impl<T> Default for Cache<T> {
         Self {
             synced: false,
             error: None,
+            list_error: None,
             items: BTreeMap::new(),
             buffer: BTreeMap::new(),
         }
@@ -247,6 +251,21 @@ impl Inner {
             .unwrap()
             .get(name)
             .map(|e| e.state.clone())
+    }
+
+    /// Why the set of ClientConfig sites is not known now (see [`SiteRegistry::client_configs_unknown`]).
+    pub(super) fn client_configs_unknown(&self) -> Option<String> {
+        let c = self.client_configs.read().unwrap();
+        let ns = &self.cfg.namespace;
+        match (&c.list_error, c.synced) {
+            (Some(e), _) => Some(format!(
+                "ClientConfigs (config.k8ssandra.io) in namespace {ns} cannot be listed: {e}"
+            )),
+            (None, false) => Some(format!(
+                "ClientConfigs (config.k8ssandra.io) in namespace {ns} have not been listed yet"
+            )),
+            (None, true) => None,
+        }
     }
 
     fn secret_lookup(&self, name: &str) -> SecretLookup {
@@ -497,6 +516,18 @@ fn spawn_client_config_watch(inner: &Arc<Inner>, client: kube::Client, synced: A
             let ev = match ev {
                 Ok(Some(e)) => Ok(e),
                 Ok(None) => continue,
+                // The API does not serve ClientConfigs (no CRD): a list of none. Deleting a CRD
+                // deletes its objects, so no ClientConfig can exist while it is absent.
+                Err(e) if kube_error::is_not_served(&e) => {
+                    apply_event(
+                        &inner.client_configs,
+                        Ok(watcher::Event::Init),
+                        |c: &ClientConfigRef| Some(c.name.clone()),
+                        "clientconfigs",
+                        &inner.cfg.namespace,
+                    );
+                    Ok(watcher::Event::InitDone)
+                }
                 Err(e) => Err(e),
             };
             apply_event(
@@ -531,6 +562,7 @@ fn apply_event<T: Clone>(
             c.items = std::mem::take(&mut c.buffer);
             c.synced = true;
             c.error = None;
+            c.list_error = None;
         }
         Ok(watcher::Event::Apply(o)) => {
             if let Some(n) = name_of(&o) {
@@ -544,6 +576,9 @@ fn apply_event<T: Clone>(
         }
         Err(e) => {
             let text = kube_error::watch_brief(&e);
+            if matches!(e, watcher::Error::InitialListFailed(_)) {
+                c.list_error = Some(text.clone());
+            }
             if c.error.as_deref() != Some(text.as_str()) {
                 // ClientConfigs are optional (no k8ssandra CRD): keep that quiet.
                 if what == "clientconfigs" {
@@ -666,6 +701,13 @@ impl SiteRegistry {
             .into_iter()
             .filter_map(|n| self.get(&n).map(|s| (n, s)))
             .collect()
+    }
+    /// Why the set of ClientConfig sites is not known now: no ClientConfig list has succeeded
+    /// since the start, or the last one failed. `None`: a site that neither a flag nor the last
+    /// ClientConfig list names is not configured. (A ClientConfig CRD the API does not serve
+    /// counts as a list of none.)
+    pub fn client_configs_unknown(&self) -> Option<String> {
+        self.inner.client_configs_unknown()
     }
     /// The registry's configuration.
     pub fn config(&self) -> &RegistryConfig {

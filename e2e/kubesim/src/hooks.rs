@@ -1,8 +1,9 @@
-//! Test hooks: a test's own code run at an exact point of a request, before its answer leaves.
+//! Test hooks: a test's own code run at an exact point of a request, and resources refused outright.
 //!
 //! Races that real clusters lose only now and then (an object created by someone else between
 //! a client's read and its write) become deterministic: the hook runs while the first answer is
-//! held, so the client's next request sees what the hook did.
+//! held, so the client's next request sees what the hook did. A refused resource fails every
+//! request on it while the rest of the cluster answers (one list a controller depends on failing).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,10 +20,12 @@ struct AnswerHook {
     run: HookRun,
 }
 
-/// One-shot hooks on the answers of one cluster.
+/// One-shot hooks on the answers of one cluster, and resources whose every request fails.
 #[derive(Default)]
 pub struct Hooks {
     pending: Mutex<Vec<AnswerHook>>,
+    /// Resource (plural) -> the code every request on it is answered with.
+    refused: Mutex<std::collections::BTreeMap<String, u16>>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -57,6 +60,28 @@ impl Hooks {
             h.verb == verb && h.resource == resource && h.name == name && h.code == code
         })?;
         Some(pending.remove(i).run)
+    }
+
+    /// Every request on `resource` (plural, any group) is answered with `code` (an injected
+    /// error, as the error-rate fault answers), until [`Hooks::accept`] is called for it.
+    pub fn refuse(&self, resource: &str, code: u16) {
+        self.refused_lock().insert(resource.to_string(), code);
+    }
+
+    /// Requests on `resource` are answered normally again.
+    pub fn accept(&self, resource: &str) {
+        self.refused_lock().remove(resource);
+    }
+
+    /// The code a request on `resource` is refused with, if it is.
+    pub(crate) fn refusal(&self, resource: &str) -> Option<u16> {
+        self.refused_lock().get(resource).copied()
+    }
+
+    fn refused_lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, u16>> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<AnswerHook>> {

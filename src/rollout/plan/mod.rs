@@ -10,7 +10,9 @@ mod marks;
 mod participants;
 mod types;
 pub use marks::{casskop_will_react, recover_mark};
-pub use participants::{FinalizerStep, TakingPart, finalizer_step, site_order, sites_taking_part};
+pub use participants::{
+    FinalizerStep, Roster, TakingPart, finalizer_step, site_order, sites_taking_part,
+};
 pub use types::{
     Action, AppliedMark, ObservedCluster, Ownership, Plan, PlanInput, SiteAccess, SiteInput,
     SiteVerdict,
@@ -155,6 +157,9 @@ fn classify(site: &SiteInput) -> State {
             let why = match access {
                 SiteAccess::Unavailable { reason } => {
                     format!("site {name} is unreachable: {reason}")
+                }
+                SiteAccess::Unlisted { reason } => {
+                    format!("whether site {name} is still configured cannot be known: {reason}")
                 }
                 _ => format!(
                     "site {name} is not a configured cluster (no --local/--remote flag or ClientConfig names it)"
@@ -905,6 +910,19 @@ mod tests {
         assert_eq!(s, "c");
         assert!(reason.contains("finalizer stays"), "{reason}");
         assert_eq!(kinds(&p), ["Waiting", "Waiting", "Blocked"]);
+    }
+
+    #[test]
+    fn a_site_whose_client_config_cannot_be_listed_keeps_the_finalizer() {
+        let mut c = site("c");
+        c.access = SiteAccess::Unlisted {
+            reason: "ClientConfigs in namespace ns cannot be listed: list failed".into(),
+        };
+        let p = deleting(vec![ready("a"), c], true);
+        let (s, reason) = blocked(&p);
+        assert_eq!(s, "c");
+        assert!(reason.contains("finalizer stays"), "{reason}");
+        assert!(reason.contains("cannot be listed"), "{reason}");
     }
 
     #[test]

@@ -47,6 +47,16 @@ pub struct TakingPart {
     pub left_in_place: Vec<String>,
 }
 
+/// How far the list of configured sites can be trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Roster {
+    /// Flags, and a ClientConfig list that succeeded: a site missing from it is not configured.
+    Known,
+    /// The ClientConfig list has not succeeded (not yet since the start, or failing now): a
+    /// site no flag names may still be defined by a ClientConfig.
+    ClientConfigsUnknown,
+}
+
 /// The sites taking part in this reconcile (see [`site_order`] for the order and what is
 /// invalid).
 ///
@@ -56,9 +66,12 @@ pub struct TakingPart {
 /// configured and holds the rollout there, instead of turning the whole resource Invalid; its
 /// CassandraCluster is left as it is and re-configuring the site resumes. While deleting, such a
 /// site is skipped instead: it cannot be cleaned up by us and must not hold the deletion of the
-/// others hostage.
+/// others hostage. But only once a ClientConfig list has shown it gone: with the `roster`
+/// unknown, every site `override` names keeps taking part in a deletion, so the deletion waits
+/// on it (and keeps the finalizer) rather than guess that it is gone.
 pub fn sites_taking_part(
     registered: &[String],
+    roster: Roster,
     previous: &[&str],
     overrides: &BTreeMap<String, Value>,
     explicit_order: Option<&[String]>,
@@ -67,7 +80,13 @@ pub fn sites_taking_part(
     let mut configured = registered.to_vec();
     let mut overrides = overrides.clone();
     let mut left_in_place = Vec::new();
-    if deleting {
+    if deleting && roster == Roster::ClientConfigsUnknown {
+        let unlisted = overrides
+            .keys()
+            .filter(|s| !registered.contains(s))
+            .cloned();
+        configured.extend(unlisted);
+    } else if deleting {
         overrides.retain(|site, _| {
             let known = registered.contains(site);
             if !known {
@@ -85,7 +104,7 @@ pub fn sites_taking_part(
     let explicit: Option<Vec<String>> = explicit_order.map(|order| {
         order
             .iter()
-            .filter(|s| !deleting || registered.contains(s))
+            .filter(|s| !deleting || configured.contains(s))
             .cloned()
             .collect()
     });
@@ -204,19 +223,55 @@ mod tests {
     fn a_site_no_longer_configured_keeps_its_place_until_deletion_skips_it() {
         let registered = names(&["a", "c"]);
         let o = overrides(&["a", "b", "c"]);
-        let rolling = sites_taking_part(&registered, &["a", "b", "c"], &o, None, false).unwrap();
+        let rolling = sites_taking_part(
+            &registered,
+            Roster::Known,
+            &["a", "b", "c"],
+            &o,
+            None,
+            false,
+        )
+        .unwrap();
         assert_eq!(rolling.sites, names(&["a", "c", "b"]));
         assert!(rolling.left_in_place.is_empty());
-        let deleting = sites_taking_part(&registered, &["a", "b", "c"], &o, None, true).unwrap();
+        let deleting =
+            sites_taking_part(&registered, Roster::Known, &["a", "b", "c"], &o, None, true)
+                .unwrap();
         assert_eq!(deleting.sites, names(&["a", "c"]));
         assert_eq!(deleting.left_in_place, names(&["b"]));
         assert!(!deleting.overrides.contains_key("b"));
     }
 
     #[test]
+    fn a_deletion_keeps_every_site_while_the_client_config_list_is_unknown() {
+        let registered = names(&["a", "c"]);
+        let o = overrides(&["a", "b", "c"]);
+        let order = names(&["c", "b", "a"]);
+        let deleting = sites_taking_part(
+            &registered,
+            Roster::ClientConfigsUnknown,
+            &["a", "b", "c"],
+            &o,
+            Some(&order),
+            true,
+        )
+        .unwrap();
+        assert_eq!(deleting.sites, names(&["c", "b", "a"]));
+        assert!(deleting.left_in_place.is_empty());
+        assert!(deleting.overrides.contains_key("b"));
+    }
+
+    #[test]
     fn an_override_never_rolled_out_to_an_unconfigured_site_is_invalid() {
-        let err = sites_taking_part(&names(&["a"]), &[], &overrides(&["a", "b"]), None, false)
-            .unwrap_err();
+        let err = sites_taking_part(
+            &names(&["a"]),
+            Roster::Known,
+            &[],
+            &overrides(&["a", "b"]),
+            None,
+            false,
+        )
+        .unwrap_err();
         assert!(
             err.to_string().contains("spec.override names site b"),
             "{err}"

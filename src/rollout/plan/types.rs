@@ -18,6 +18,9 @@ pub enum SiteAccess {
     NotConfigured,
     /// Configured but unusable: credentials missing/broken, API unreachable, 401/403, ...
     Unavailable { reason: String },
+    /// No flag configures the site and the ClientConfig list has not succeeded (not yet since
+    /// the start, or failing now): whether a ClientConfig defines it cannot be known.
+    Unlisted { reason: String },
 }
 
 /// Who owns a CassandraCluster found at a site under the desired name.

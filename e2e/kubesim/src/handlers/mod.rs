@@ -102,6 +102,9 @@ async fn route(
     if let Some(code) = c.faults.pick_error() {
         return Err(ApiError::injected(code));
     }
+    if let Some(code) = c.hooks.refusal(&a.resource) {
+        return Err(ApiError::injected(code));
+    }
     let admin = user.groups.iter().any(|g| g == "system:masters");
     match parsed {
         None => {
