@@ -565,3 +565,88 @@ async fn registry_never_logs_a_token_even_at_trace_level() {
         assert!(!text.contains(&b64), "base64 token found in logs");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_secrets_sites_name_are_listed_and_watched() {
+    let env = env(&[C1, C2, C3]).await;
+    env.kubectl_ok(
+        &["--context", C1, "apply", "-f", "-"],
+        Some(CLIENT_CONFIG_CRD),
+    )
+    .await;
+    grant_list(&env, C2, "mc").await;
+    grant_list(&env, C3, "mc").await;
+    let secrets: Api<Secret> = Api::namespaced(env.sim.cluster(C1).client().await, NS);
+    // A Secret no site names, there before the registry starts and changed while it runs.
+    let t2 = env.sim.cluster(C2).issue_token(NS, "mc", None);
+    let mut unrelated = four_key_secret("unrelated", &env, C2, &t2);
+    secrets
+        .create(&PostParams::default(), &unrelated)
+        .await
+        .unwrap();
+    // A --remote Secret, and a ClientConfig site with its own Secret.
+    secrets
+        .create(&PostParams::default(), &four_key_secret(C2, &env, C2, &t2))
+        .await
+        .unwrap();
+    let c3 = env.sim.cluster(C3).clone();
+    let t3 = c3.issue_token(NS, "mc", None);
+    let kc = multi_casskop::sites::exported::kubeconfig_yaml(
+        C3,
+        &c3.url(),
+        c3.ca_pem().as_bytes(),
+        &t3,
+        NS,
+    )
+    .unwrap();
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: c3-creds, namespace: {NS}}}\nstringData:\n  kubeconfig: |\n{}",
+        kc.lines().map(|l| format!("    {l}\n")).collect::<String>()
+    );
+    env.kubectl_ok(&["--context", C1, "apply", "-f", "-"], Some(&secret))
+        .await;
+    let cc = format!(
+        "apiVersion: config.k8ssandra.io/v1beta1\nkind: ClientConfig\nmetadata: {{name: {C3}, namespace: {NS}}}\nspec:\n  kubeConfigSecret: {{name: c3-creds}}\n"
+    );
+    env.kubectl_ok(&["--context", C1, "apply", "-f", "-"], Some(&cc))
+        .await;
+    let from = env.sim.audit().last().map_or(0, |e| e.seq + 1);
+    let reg = start(&env, &[C2], &env.path("imports")).await;
+    for site in [C2, C3] {
+        wait_for(&reg, site, "ready", |s| {
+            matches!(s, Some(SiteState::Ready(_)))
+        })
+        .await;
+    }
+    unrelated.metadata.labels = Some([("touched".to_string(), "yes".to_string())].into());
+    secrets
+        .replace("unrelated", &PostParams::default(), &unrelated)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // kube-apiserver (and kubesim) audit a list or watch pinned to one name with that name.
+    let requests: Vec<(String, String)> = env
+        .sim
+        .audit()
+        .into_iter()
+        .filter(|e| e.seq >= from && e.cluster == C1 && e.resource == "secrets")
+        // The registry only reads; the test's own update of the unrelated Secret is not its.
+        .filter(|e| matches!(e.verb.as_str(), "get" | "list" | "watch"))
+        .map(|e| (e.verb, e.name))
+        .collect();
+    println!("the registry's Secret requests: {requests:?}");
+    for name in [C2, "c3-creds"] {
+        for verb in ["list", "watch"] {
+            assert!(
+                requests.iter().any(|(v, n)| v == verb && n == name),
+                "{verb} of Secret {name}: {requests:?}"
+            );
+        }
+    }
+    assert!(
+        requests.iter().all(|(_, n)| n == C2 || n == "c3-creds"),
+        "only the named Secrets, never the namespace's others: {requests:?}"
+    );
+    drop(reg);
+}

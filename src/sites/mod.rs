@@ -9,6 +9,7 @@ pub mod exported;
 pub mod local;
 pub mod probe;
 mod registry;
+mod secret_watch;
 mod site;
 pub mod untrusted;
 

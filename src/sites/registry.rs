@@ -7,15 +7,16 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use tokio::sync::{Mutex, Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::client_config::{ClientConfigRef, client_config_resource};
 use super::config::RegistryConfig;
 use super::credentials::{self, RemoteLookup, SecretLookup};
+use super::secret_watch::{OnEvent, SecretWatches};
 use super::site::{Site, SiteError, SiteState};
-use crate::api::lenient::{self, Lenient};
+use crate::api::lenient::Lenient;
 use crate::backoff::Backoff;
 use crate::kube_error;
 
@@ -118,7 +119,12 @@ impl Entry {
 pub(super) struct Inner {
     cfg: RegistryConfig,
     local: Arc<Site>,
-    secrets: RwLock<Cache<Secret>>,
+    /// The Secrets sites name, each from its own watch (never the namespace's other Secrets).
+    secrets: RwLock<BTreeMap<String, Arc<RwLock<Cache<Secret>>>>>,
+    secret_watches: SecretWatches,
+    on_secret_event: OnEvent,
+    /// Told after every event of a watch, so `start` can wait for the first lists.
+    synced: Arc<Notify>,
     client_configs: RwLock<Cache<ClientConfigRef>>,
     sites: RwLock<BTreeMap<String, Entry>>,
     changes: watch::Sender<u64>,
@@ -148,27 +154,33 @@ impl Inner {
             revision: 1,
         });
         let (changes, _) = watch::channel(0);
-        let inner = Arc::new(Self {
-            cfg,
+        let cancel = CancellationToken::new();
+        let synced = Arc::new(Notify::new());
+        let secrets_api = Api::namespaced(local.clone(), &cfg.namespace);
+        let inner = Arc::new_cyclic(|weak: &Weak<Self>| Self {
             local: local_site,
-            secrets: RwLock::new(Cache::default()),
+            secrets: RwLock::new(BTreeMap::new()),
+            secret_watches: SecretWatches::new(secrets_api, cancel.clone()),
+            on_secret_event: secret_event_handler(weak.clone()),
+            synced: synced.clone(),
             client_configs: RwLock::new(Cache::default()),
             sites: RwLock::new(BTreeMap::new()),
             changes,
             kick: Notify::new(),
             reload_lock: Mutex::new(()),
-            cancel: CancellationToken::new(),
+            cancel,
             client_hook,
+            cfg,
         });
-        let synced = Arc::new(Notify::new());
-        spawn_secret_watch(&inner, local.clone(), synced.clone());
         spawn_client_config_watch(&inner, local.clone(), synced.clone());
         spawn_dir_watch(&inner);
         spawn_reloader(&inner);
-        // Wait (bounded) for both first lists so sites do not flap Unavailable -> Ready at start.
+        // Wait (bounded) for the first lists (ClientConfigs, then the Secrets sites name) so
+        // sites do not flap Unavailable -> Ready at start.
         let wait = async {
             loop {
                 let notified = synced.notified();
+                inner.watch_named_secrets();
                 if inner.initial_sync_done() {
                     break;
                 }
@@ -181,9 +193,44 @@ impl Inner {
     }
 
     fn initial_sync_done(&self) -> bool {
-        let s = self.secrets.read().unwrap();
+        let secrets_done = self.secrets.read().unwrap().values().all(|s| {
+            let s = s.read().unwrap();
+            s.synced || s.error.is_some()
+        });
         let c = self.client_configs.read().unwrap();
-        (s.synced || s.error.is_some()) && (c.synced || c.error.is_some())
+        secrets_done && (c.synced || c.error.is_some())
+    }
+
+    /// The Secrets sites name: one per `--remote` flag (credentials through the API) and the
+    /// one each ClientConfig references.
+    fn named_secrets(&self) -> std::collections::BTreeSet<String> {
+        let mut names: std::collections::BTreeSet<String> = self
+            .flag_remotes()
+            .into_iter()
+            .filter(|r| *r != self.cfg.local)
+            .collect();
+        let ccs = self.client_configs.read().unwrap();
+        names.extend(ccs.items.values().filter_map(|c| c.secret.clone().ok()));
+        names
+    }
+
+    /// Watch exactly the Secrets sites name now (each cache in place before its watch starts);
+    /// forget what stopped watches had cached.
+    fn watch_named_secrets(&self) {
+        let names = self.named_secrets();
+        {
+            let mut secrets = self.secrets.write().unwrap();
+            for name in &names {
+                secrets.entry(name.clone()).or_default();
+            }
+        }
+        let stopped = self
+            .secret_watches
+            .watch_only(&names, &self.on_secret_event);
+        let mut secrets = self.secrets.write().unwrap();
+        for name in stopped {
+            secrets.remove(&name);
+        }
     }
 
     pub(super) fn config(&self) -> &RegistryConfig {
@@ -269,14 +316,17 @@ impl Inner {
     }
 
     fn secret_lookup(&self, name: &str) -> SecretLookup {
-        let cache = self.secrets.read().unwrap();
+        let Some(cache) = self.secrets.read().unwrap().get(name).cloned() else {
+            return SecretLookup::Failed("secret list not received yet".to_string());
+        };
+        let cache = cache.read().unwrap();
         if let Some(s) = cache.items.get(name) {
             return SecretLookup::from_secret(s);
         }
         if !cache.synced {
             return SecretLookup::Failed(match &cache.error {
                 Some(e) => format!(
-                    "secrets in namespace {} cannot be listed: {e}",
+                    "Secret {name} in namespace {} cannot be listed: {e}",
                     self.cfg.namespace
                 ),
                 None => "secret list not received yet".to_string(),
@@ -291,6 +341,7 @@ impl Inner {
     /// blocking thread: TLS setup reads certificates and an allowed exec plugin runs then.
     pub(super) async fn reload(&self) {
         let _guard = self.reload_lock.lock().await;
+        self.watch_named_secrets();
         let desired = self.desired_sites().await;
         // Built side by side: one slow credential plugin does not delay the other sites.
         let loads = desired.into_iter().map(|(name, result)| async move {
@@ -428,41 +479,24 @@ async fn off_runtime<T: Send + 'static>(load: impl Future<Output = T> + Send + '
     }
 }
 
-fn secret_placeholder(metadata: kube::api::ObjectMeta) -> Secret {
-    Secret {
-        metadata,
-        ..Secret::default()
-    }
-}
-
-fn spawn_secret_watch(inner: &Arc<Inner>, client: kube::Client, synced: Arc<Notify>) {
-    let weak = Arc::downgrade(inner);
-    let cancel = inner.cancel.clone();
-    let api: Api<Lenient<Secret>> = Api::namespaced(client, &inner.cfg.namespace);
-    tokio::spawn(async move {
-        let stream = watcher(api, watcher::Config::default()).default_backoff();
-        let stream = lenient::sifted(stream, secret_placeholder, |p| {
-            tracing::warn!(secret = %p.key(), "Secret {} cannot be decoded, ignored: {}", p.key(), p.error);
-        });
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            let ev = tokio::select! {
-                _ = cancel.cancelled() => return,
-                ev = stream.next() => ev,
-            };
-            let Some(ev) = ev else { return };
-            let Some(inner) = weak.upgrade() else { return };
-            apply_event(
-                &inner.secrets,
-                ev,
-                |s: &Secret| s.metadata.name.clone(),
-                "secrets",
-                &inner.cfg.namespace,
-            );
-            inner.kick.notify_one();
-            synced.notify_waiters();
-        }
-    });
+/// What the watch of one named Secret does with its events: into that Secret's cache, then a
+/// reload.
+fn secret_event_handler(weak: Weak<Inner>) -> OnEvent {
+    Arc::new(move |name, ev| {
+        let Some(inner) = weak.upgrade() else { return };
+        let Some(cache) = inner.secrets.read().unwrap().get(name).cloned() else {
+            return;
+        };
+        apply_event(
+            &cache,
+            ev,
+            |s: &Secret| s.metadata.name.clone(),
+            "secrets",
+            &inner.cfg.namespace,
+        );
+        inner.kick.notify_one();
+        inner.synced.notify_waiters();
+    })
 }
 
 /// First retry delay of the ClientConfig watch after an error.

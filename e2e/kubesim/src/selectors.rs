@@ -561,8 +561,7 @@ impl FieldSelector {
         &self.0
     }
 
-    /// If the selector pins `metadata.name` with `=`, that name (lets a store skip a scan).
-    #[cfg(test)]
+    /// If the selector pins `metadata.name` with `=` (kube's `RequiresExactMatch`), that name.
     pub fn exact_name(&self) -> Option<&str> {
         self.0
             .iter()

@@ -747,3 +747,96 @@ async fn impersonating_the_reader_through_kubectl() {
     );
     env.shutdown().await;
 }
+
+/// kube-apiserver authorizes a list or watch whose fieldSelector pins `metadata.name` as a
+/// request for that name: a Role limited by `resourceNames` allows exactly those, and the
+/// audit log names the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_names_allow_a_list_and_watch_pinned_to_that_name() {
+    let env = Env::start(&["k1"]).await;
+    env.kubectl(&["create", "namespace", "x"]).await.ok();
+    for name in ["mine", "other"] {
+        env.kubectl(&[
+            "create",
+            "secret",
+            "generic",
+            name,
+            "-n",
+            "x",
+            "--from-literal=a=b",
+        ])
+        .await
+        .ok();
+    }
+    env.kubectl(&["create", "serviceaccount", "reader", "-n", "x"])
+        .await
+        .ok();
+    let role = r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: one-secret, namespace: x}
+rules:
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: ["mine"]
+  verbs: ["list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: one-secret, namespace: x}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: one-secret}
+subjects: [{kind: ServiceAccount, name: reader, namespace: x}]
+"#;
+    env.kubectl_stdin(&["apply", "-f", "-"], role).await.ok();
+    let token = env.cluster("k1").issue_token("x", "reader", None);
+    let reader = env.cluster("k1").client_with_token(&token).await.unwrap();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(reader, "x");
+
+    let mine = secrets
+        .list(&ListParams::default().fields("metadata.name=mine"))
+        .await
+        .expect("a list pinned to the granted name");
+    assert_eq!(mine.items.len(), 1);
+    let rv = mine.metadata.resource_version.clone().unwrap();
+    let watch = secrets
+        .watch(
+            &WatchParams::default()
+                .fields("metadata.name=mine")
+                .timeout(1),
+            &rv,
+        )
+        .await;
+    assert!(watch.is_ok(), "a watch pinned to the granted name");
+    for (params, what) in [
+        (ListParams::default(), "every secret"),
+        (
+            ListParams::default().fields("metadata.name=other"),
+            "another name",
+        ),
+        (
+            ListParams::default().fields("metadata.name!=other"),
+            "a negated name",
+        ),
+    ] {
+        let err = secrets.list(&params).await.expect_err(what);
+        assert!(
+            matches!(&err, kube::Error::Api(s) if s.code == 403),
+            "{what}: {err}"
+        );
+    }
+    let audited: Vec<(String, String, u16)> = env
+        .cluster("k1")
+        .audit()
+        .into_iter()
+        .filter(|e| e.user == SA && e.resource == "secrets")
+        .map(|e| (e.verb, e.name, e.code))
+        .collect();
+    assert_eq!(
+        audited[..3],
+        [
+            ("list".to_string(), "mine".to_string(), 200),
+            ("watch".to_string(), "mine".to_string(), 200),
+            ("list".to_string(), String::new(), 403),
+        ],
+        "{audited:?}"
+    );
+}

@@ -20,7 +20,7 @@ use crate::http::{Body, bytes_response, error_response, json_response};
 use crate::rbac::{self, Decision, RequestAttributes, UserInfo};
 use crate::{discovery, openapi};
 
-use request::{Audit, parse_path, parse_query, verb_of};
+use request::{Audit, parse_path, parse_query, selected_name, verb_of};
 use resource::resource;
 
 pub async fn handle(c: Arc<ClusterInner>, req: Request<Incoming>) -> Response<Body> {
@@ -74,7 +74,11 @@ async fn route(
             a.resource = r.resource.clone();
             a.subresource = r.sub.clone().unwrap_or_default();
             a.namespace = r.namespace.clone().unwrap_or_default();
-            a.name = r.name.clone().unwrap_or_default();
+            a.name = r
+                .name
+                .clone()
+                .or_else(|| selected_name(&a.verb, &q))
+                .unwrap_or_default();
         }
         _ => {
             a.verb = parts.method.as_str().to_ascii_lowercase();
@@ -139,7 +143,7 @@ async fn route(
                         resource: r.resource.clone(),
                         subresource: r.sub.clone().unwrap_or_default(),
                         namespace,
-                        name: r.name.clone().unwrap_or_default(),
+                        name: a.name.clone(),
                         path: path.clone(),
                         resource_request: true,
                     },

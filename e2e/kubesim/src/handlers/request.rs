@@ -137,6 +137,23 @@ pub(super) fn verb_of(method: &Method, r: &ResReq) -> &'static str {
     }
 }
 
+/// The name a list or watch is for, as kube-apiserver's RequestInfo has it: a `fieldSelector`
+/// pinning `metadata.name` to a valid path segment makes it a request for that one name, so
+/// RBAC `resourceNames` authorize it and the audit log names it.
+pub(super) fn selected_name(verb: &str, q: &Query) -> Option<String> {
+    if !matches!(verb, "list" | "watch") {
+        return None;
+    }
+    let selector = crate::selectors::FieldSelector::parse_syntax(q.get("fieldSelector")?).ok()?;
+    let name = selector.exact_name()?;
+    let valid = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.contains('%');
+    valid.then(|| name.to_string())
+}
+
 /// How the client wants objects rendered.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Out {
