@@ -97,12 +97,14 @@ async fn chart_rbac_is_sufficient_and_every_rule_is_used() -> anyhow::Result<()>
     }
 
     // The chart as `helm install multi-casskop --set k8s.local=C1 --set k8s.remote={C2}
-    // --set clientConfigCRD.install=true -n NAMESPACE` renders it.
+    // --set clientConfigCRD.install=true --set clientConfigs.secretNames={C3} -n NAMESPACE`
+    // renders it (C3's ClientConfig, made by `register --client-config`, names Secret C3).
     let docs = render_chart(
         &[
             &format!("k8s.local={C1}"),
             &format!("k8s.remote={{{C2}}}"),
             "clientConfigCRD.install=true",
+            &format!("clientConfigs.secretNames={{{C3}}}"),
         ],
         NAMESPACE,
     )?;
@@ -306,6 +308,41 @@ fn leases_are_granted_only_with_leader_election() -> anyhow::Result<()> {
             "{args:?}"
         );
     }
+    Ok(())
+}
+
+/// The Secrets rule names its Secrets (the k8s.remote ones and clientConfigs.secretNames), and
+/// is absent when there are none: never every Secret of the namespace.
+#[test]
+fn secrets_are_granted_only_by_name() -> anyhow::Result<()> {
+    let secrets_rules = |values: &[&str]| -> anyhow::Result<Vec<Value>> {
+        let docs = render_chart(values, NAMESPACE)?;
+        Ok(doc_of_kind(&docs, "Role")?["rules"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r["resources"].to_string().contains("secrets"))
+            .collect())
+    };
+    let rules = secrets_rules(&[
+        &format!("k8s.local={C1}"),
+        &format!("k8s.remote={{{C2},{C3}}}"),
+        "clientConfigs.secretNames={dc4-kubeconfig,k8s-cluster3}",
+    ])?;
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        rules[0]["resourceNames"],
+        serde_json::json!([C2, C3, "dc4-kubeconfig"]),
+        "{}",
+        rules[0]
+    );
+    assert_eq!(rules[0]["verbs"], serde_json::json!(["list", "watch"]));
+    let none = secrets_rules(&[&format!("k8s.local={C1}")])?;
+    assert!(
+        none.is_empty(),
+        "no Secret to read, no Secrets rule: {none:?}"
+    );
     Ok(())
 }
 

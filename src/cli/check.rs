@@ -493,10 +493,15 @@ impl Secrets {
         let Some(client) = self.client.clone() else {
             return SecretLookup::Failed("the local cluster is unusable".to_string());
         };
+        // A list pinned to the name, as the controller's watch reads it (and as RBAC
+        // `resourceNames` grant it): never a get, never the namespace's other Secrets.
         let api: Api<Secret> = Api::namespaced(client, &self.namespace);
-        match api.get_opt(name).await {
-            Ok(Some(sec)) => SecretLookup::from_secret(&sec),
-            Ok(None) => SecretLookup::NotFound,
+        let pinned = ListParams::default().fields(&format!("metadata.name={name}"));
+        match api.list(&pinned).await {
+            Ok(list) => list
+                .items
+                .first()
+                .map_or(SecretLookup::NotFound, SecretLookup::from_secret),
             Err(e) => SecretLookup::Failed(probe::classify(&e).message),
         }
     }

@@ -142,9 +142,10 @@ pub const SITE_PERMISSIONS: &[Permission] = &[
 ];
 
 /// Extra verbs the controller needs in its own (local) namespace: MultiCasskops (watched;
-/// finalizer added and removed by patch), their status (server-side apply), the Events it
-/// records, and the credential Secrets it watches (list and watch; never a single get).
-/// Matches the chart's Role.
+/// finalizer added and removed by patch), their status (server-side apply) and the Events it
+/// records. Matches the chart's Role. The credential Secrets are not here: the controller
+/// reads each one by name (a list and watch pinned to it, which RBAC `resourceNames` can
+/// grant), so `check` proves that access by reading each Secret the same way.
 pub const LOCAL_PERMISSIONS: &[Permission] = &[
     Permission::new("get", "db.orange.com", "multicasskops"),
     Permission::new("list", "db.orange.com", "multicasskops"),
@@ -153,8 +154,6 @@ pub const LOCAL_PERMISSIONS: &[Permission] = &[
     Permission::sub("patch", "db.orange.com", "multicasskops", "status"),
     Permission::new("create", "events.k8s.io", "events"),
     Permission::new("patch", "events.k8s.io", "events"),
-    Permission::new("list", "", "secrets"),
-    Permission::new("watch", "", "secrets"),
 ];
 
 /// Asks the site whether the caller may do `perm` in `namespace`.
