@@ -216,3 +216,74 @@ async fn a_field_dropped_from_the_spec_after_the_create_is_pruned() -> anyhow::R
     assert!(!ctl.logs().contains("panicked"), "the controller panicked");
     Ok(())
 }
+
+/// Whether the CassandraCluster JSON says Running/Done.
+fn running_done(cc: &Value) -> bool {
+    cc["status"]["phase"] == "Running" && cc["status"]["lastClusterActionStatus"] == "Done"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn casskop_finishing_before_our_ownership_rewrite_still_counts_the_site_done()
+-> anyhow::Result<()> {
+    let env = Env::start(&[C1, C2]).await?;
+    // The create is stored, but its answer waits until CassKop has finished with the new object:
+    // the ownership rewrite then comes after CassKop's last write and changes nothing CassKop
+    // acts on, so CassKop writes nothing more. The site must count as done all the same.
+    let client1 = env.sim.cluster(C1).client().await;
+    env.sim.cluster(C1).hooks().before_answer(
+        "create",
+        "cassandraclusters",
+        "cassandra-late",
+        201,
+        Box::new(move || {
+            Box::pin(async move {
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(client1, NAMESPACE, &cc_resource());
+                for _ in 0..100 {
+                    if let Ok(Some(cc)) = api.get_opt("cassandra-late").await
+                        && running_done(&serde_json::to_value(&cc).unwrap_or_default())
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        }),
+    );
+    let ctl = env.start_controller("controller", &[])?;
+    ready(&ctl).await?;
+    env.apply_yaml(
+        &multicasskop(
+            "late",
+            "cassandra-late",
+            &json!({"cassandraImage": "cassandra:3.11.9", "nodesPerRacks": 1}),
+        )
+        .to_string(),
+    )?;
+    eventually("the MultiCasskop to be Ready", WAIT, || async {
+        let mc = env.get_mc("late")?;
+        Ok(condition(&mc, "Ready").filter(|(status, _, _)| status == "True"))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&ctl)))?;
+    let cc = cc_with_managed_fields(&env, C1, "cassandra-late").await?;
+    let ours: Vec<String> = cc
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m.manager.as_deref() == Some("multi-casskop"))
+        .filter_map(|m| m.operation.clone())
+        .collect();
+    assert_eq!(
+        ours,
+        ["Apply"],
+        "our ownership was rewritten after CassKop's writes"
+    );
+    assert!(
+        env.get_cc(C2, "cassandra-late")?.is_some(),
+        "site 2 followed"
+    );
+    assert!(!ctl.logs().contains("panicked"), "the controller panicked");
+    Ok(())
+}

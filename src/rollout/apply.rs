@@ -134,7 +134,11 @@ pub async fn apply_cluster(
             return Ok(ApplyResult::Exists(Box::new(found)));
         }
         return match create::create(&api, &desired.name, object).await {
-            Ok(Created::Done(after)) => Ok(ApplyResult::Applied(Box::new(outcome(None, *after)))),
+            Ok(Created::Done { generation, latest }) => {
+                let mut done = outcome(None, *latest);
+                done.generation = generation;
+                Ok(ApplyResult::Applied(Box::new(done)))
+            }
             Ok(Created::Exists(found)) => Ok(ApplyResult::Exists(found)),
             Ok(Created::Vanished) => Ok(ApplyResult::Stale),
             Err((verb, e)) => Err(err(verb)(e)),

@@ -32,8 +32,16 @@ const OWNERSHIP_ATTEMPTS: usize = 4;
 /// What a create ended with, when the site answered.
 #[derive(Debug)]
 pub enum Created {
-    /// Created; the object as our last write (the ownership rewrite) returned it.
-    Done(Box<DynamicObject>),
+    /// Created: `generation` is the one the create gave it (what CassKop acts on was written
+    /// then), `latest` the object as our last write (the ownership rewrite) left it. CassKop may
+    /// have written in between (its generation moves on every write): the rewrite, which
+    /// changes nothing CassKop acts on, must not count as a newer write of ours.
+    Done {
+        /// The generation the create returned.
+        generation: i64,
+        /// The object after the ownership rewrite (or as created, when that failed).
+        latest: Box<DynamicObject>,
+    },
     /// An object of that name exists (409 AlreadyExists): nothing was written.
     Exists(Box<DynamicObject>),
     /// 409 AlreadyExists, but the object was gone again when read: plan again.
@@ -64,7 +72,11 @@ pub async fn create(
         }
         Err(e) => return Err(("create", e)),
     };
-    Ok(Created::Done(Box::new(own_as_applied(api, created).await)))
+    let generation = created.metadata.generation.unwrap_or(0);
+    Ok(Created::Done {
+        generation,
+        latest: Box::new(own_as_applied(api, created).await),
+    })
 }
 
 /// Turn the `Update` entry our create left in managedFields into an `Apply` entry (see the
