@@ -1,10 +1,12 @@
-//! A TCP forwarder that can freeze: connections stay open and nothing is closed, but no byte moves either way.
+//! A TCP forwarder that can freeze every connection, or silently kill the ones open now.
 //!
 //! What a firewall that drops packets, or a wedged load balancer, looks like to a client: its
 //! requests are sent, never answered, and no error comes back. The simulated API servers keep
 //! answering everyone else (the other replica, the test's own kubectl).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -15,8 +17,23 @@ use tokio::task::{JoinHandle, JoinSet};
 /// A forwarder from a local port to `target`; stops (with every connection) when dropped.
 pub struct FreezableProxy {
     addr: SocketAddr,
-    frozen: watch::Sender<bool>,
+    frozen: watch::Sender<Gate>,
+    /// Connections accepted so far (each is numbered in accept order).
+    accepted: Arc<AtomicU64>,
     task: JoinHandle<()>,
+}
+
+/// What moves: nothing while `frozen`; never again on connections numbered below `dead_below`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Gate {
+    frozen: bool,
+    dead_below: u64,
+}
+
+impl Gate {
+    fn open_for(self, connection: u64) -> bool {
+        !self.frozen && connection >= self.dead_below
+    }
 }
 
 impl FreezableProxy {
@@ -24,17 +41,25 @@ impl FreezableProxy {
     pub async fn start(target: SocketAddr) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let (frozen, _) = watch::channel(false);
+        let (frozen, _) = watch::channel(Gate::default());
         let gate = frozen.clone();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let count = accepted.clone();
         let task = tokio::spawn(async move {
             // Dropping the set (when the proxy is dropped) ends every connection's task.
             let mut connections = JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
-                connections.spawn(forward(client, target, gate.subscribe()));
+                let number = count.fetch_add(1, Ordering::SeqCst);
+                connections.spawn(forward(client, target, (number, gate.subscribe())));
                 while connections.try_join_next().is_some() {}
             }
         });
-        Ok(Self { addr, frozen, task })
+        Ok(Self {
+            addr,
+            frozen,
+            accepted,
+            task,
+        })
     }
 
     /// Where clients connect.
@@ -49,12 +74,20 @@ impl FreezableProxy {
 
     /// Stop moving bytes (and connecting upstream); everything stays open.
     pub fn freeze(&self) {
-        self.frozen.send_replace(true);
+        self.frozen.send_modify(|g| g.frozen = true);
     }
 
     /// Move bytes again, including those held while frozen.
     pub fn thaw(&self) {
-        self.frozen.send_replace(false);
+        self.frozen.send_modify(|g| g.frozen = false);
+    }
+
+    /// The connections open now go silent for good (nothing closed, no byte moved either way,
+    /// as when a partition dropped their packets and the far end forgot them); connections
+    /// made afterwards work.
+    pub fn kill_open_connections_silently(&self) {
+        let next = self.accepted.load(Ordering::SeqCst);
+        self.frozen.send_modify(|g| g.dead_below = next);
     }
 }
 
@@ -64,12 +97,16 @@ impl Drop for FreezableProxy {
     }
 }
 
-/// Until the gate is open; `false` when the proxy is gone.
-async fn thawed(gate: &mut watch::Receiver<bool>) -> bool {
-    gate.wait_for(|frozen| !frozen).await.is_ok()
+/// A connection's number and its view of the gate.
+type ConnectionGate = (u64, watch::Receiver<Gate>);
+
+/// Until the gate is open for this connection; `false` when the proxy is gone.
+async fn thawed((number, gate): &mut ConnectionGate) -> bool {
+    let number = *number;
+    gate.wait_for(|g| g.open_for(number)).await.is_ok()
 }
 
-async fn forward(client: TcpStream, target: SocketAddr, mut gate: watch::Receiver<bool>) {
+async fn forward(client: TcpStream, target: SocketAddr, mut gate: ConnectionGate) {
     if !thawed(&mut gate).await {
         return;
     }
@@ -87,7 +124,7 @@ async fn forward(client: TcpStream, target: SocketAddr, mut gate: watch::Receive
 }
 
 /// Copy `from` to `to`, holding whatever was read while frozen until thawed.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut gate: watch::Receiver<bool>) {
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut gate: ConnectionGate) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         if !thawed(&mut gate).await {
@@ -144,5 +181,27 @@ mod tests {
         proxy.thaw();
         s.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"again", "held bytes are delivered once thawed");
+    }
+
+    #[tokio::test]
+    async fn silently_killed_connections_stay_open_and_mute_while_new_ones_work() {
+        let proxy = FreezableProxy::start(echo().await).await.unwrap();
+        let mut old = TcpStream::connect(proxy.addr()).await.unwrap();
+        let mut buf = [0u8; 5];
+        old.write_all(b"hello").await.unwrap();
+        old.read_exact(&mut buf).await.unwrap();
+
+        proxy.kill_open_connections_silently();
+        old.write_all(b"again").await.unwrap();
+        let waited = tokio::time::timeout(Duration::from_millis(500), old.read(&mut buf)).await;
+        assert!(
+            waited.is_err(),
+            "no answer and no EOF on the old connection"
+        );
+
+        let mut new = TcpStream::connect(proxy.addr()).await.unwrap();
+        new.write_all(b"fresh").await.unwrap();
+        new.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"fresh", "a new connection is forwarded");
     }
 }

@@ -28,7 +28,7 @@ use crate::rollout::site_caches::{SiteCaches, WatchSignals};
 use crate::runtime::health::Readiness;
 use crate::runtime::liveness::Liveness;
 use crate::runtime::metrics::Metrics;
-use crate::sites::{SiteRegistry, SiteState};
+use crate::sites::{SiteRegistry, SiteState, deadlines};
 
 /// Settings of the controller loop.
 #[derive(Clone, Debug)]
@@ -86,7 +86,7 @@ pub async fn run(
     let api: Api<Lenient<MultiCasskop>> = Api::namespaced(local, &cfg.namespace);
     // As Controller::new, minus managedFields in the cache (never read; often half an object).
     let (reader, writer) = kube::runtime::reflector::store();
-    let mcs = watcher(api, watcher::Config::default())
+    let mcs = watcher(api, deadlines::watch_config())
         .modify(|o| kube::Resource::meta_mut(o).managed_fields = None);
     let mcs = liveness.follow_local_watch(mcs);
     let controller = Controller::for_stream(reflector(writer, mcs).applied_objects(), reader);

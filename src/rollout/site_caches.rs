@@ -23,7 +23,7 @@ use crate::api::owner;
 use crate::backoff::Backoff;
 use crate::kube_error;
 use crate::runtime::metrics::Metrics;
-use crate::sites::{Site, SiteRegistry, SiteState, answering};
+use crate::sites::{Site, SiteRegistry, SiteState, answering, deadlines};
 
 /// How long a reconcile waits for a freshly started site cache to sync before reporting it.
 const CACHE_SYNC_WAIT: Duration = Duration::from_secs(5);
@@ -177,7 +177,7 @@ fn owned_cassandras(
 {
     let api: Api<Lenient<DynamicObject>> =
         Api::namespaced_with(client.clone(), namespace, &cassandra_cluster_resource());
-    let cfg = watcher::Config::default().labels(selector);
+    let cfg = deadlines::watch_config().labels(selector);
     let site = site.to_string();
     lenient::sifted(watcher(api, cfg), cassandra::placeholder, move |p| {
         cassandra::report_poison(&site, p);

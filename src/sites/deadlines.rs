@@ -4,8 +4,9 @@
 //! (a wedged API server, a firewall dropping packets) would hold the caller forever. Every client
 //! is built by [`build_client`], which bounds the connection (TCP and TLS) and the time from
 //! sending a request to its response headers. Watches are long requests: only their start is
-//! bounded here; a watch that falls silent is restarted by kube's watcher (server timeout plus a
-//! margin) and, for sites, by the site watch's probe (see `rollout::site_caches`).
+//! bounded here; a watch that falls silent is restarted by kube's watcher (the short server
+//! timeout of [`watch_config`] plus a margin) and, for sites, by the site watch's probe (see
+//! `rollout::site_caches`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -49,6 +50,20 @@ impl Default for Deadlines {
             quiet_watch: DEFAULT_QUIET_WATCH,
         }
     }
+}
+
+/// How long the API server keeps one watch request open (`timeoutSeconds`). kube's watcher
+/// takes a watch silent for this plus 5 s as a dead connection and starts a new one from where
+/// it was (no re-list): a watch whose connection died without a close (a partition that
+/// dropped packets, a NAT entry gone) resumes within about a minute, well before `/healthz`
+/// would give up on it, instead of kube's default of about five minutes. The cost is one watch
+/// request per watch and minute.
+pub const WATCH_TIMEOUT_SECS: u32 = 60;
+
+/// The watcher configuration every watch of this process starts from (see
+/// [`WATCH_TIMEOUT_SECS`]).
+pub fn watch_config() -> kube::runtime::watcher::Config {
+    kube::runtime::watcher::Config::default().timeout(WATCH_TIMEOUT_SECS)
 }
 
 static INSTALLED: OnceLock<Deadlines> = OnceLock::new();

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::client_config::{ClientConfigRef, client_config_resource};
 use super::config::RegistryConfig;
 use super::credentials::{self, RemoteLookup, SecretLookup};
+use super::deadlines;
 use super::secret_watch::{OnEvent, SecretWatches};
 use super::site::{Site, SiteError, SiteState};
 use crate::api::lenient::Lenient;
@@ -514,7 +515,7 @@ fn spawn_client_config_watch(inner: &Arc<Inner>, client: kube::Client, synced: A
         // `Init` event every re-list starts with, so a missing ClientConfig CRD (404 on every
         // list) would be re-listed about once a second forever. Here the delay only resets
         // once a list fully succeeded (`InitDone`), and grows to CLIENT_CONFIG_MAX_BACKOFF.
-        let stream = watcher(api, watcher::Config::default());
+        let stream = watcher(api, deadlines::watch_config());
         let mut stream = std::pin::pin!(stream);
         let mut backoff = Backoff::new(CLIENT_CONFIG_MIN_BACKOFF, CLIENT_CONFIG_MAX_BACKOFF);
         loop {

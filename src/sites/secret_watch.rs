@@ -14,6 +14,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::lenient::{self, Lenient};
+use crate::sites::deadlines;
 
 /// Called with every event (or error) of the watch of the named Secret.
 pub(super) type OnEvent =
@@ -83,7 +84,7 @@ fn spawn_watch(
     on_event: OnEvent,
 ) {
     tokio::spawn(async move {
-        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let config = deadlines::watch_config().fields(&format!("metadata.name={name}"));
         let stream = watcher(api, config).default_backoff();
         // A Secret that cannot be decoded is kept as an empty one (the site says which keys
         // it lacks) and never stops the watch.
