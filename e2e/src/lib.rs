@@ -176,12 +176,28 @@ impl Env {
     /// Write a kubeconfig whose contexts (one per cluster, named after it) use a fresh token of
     /// service account `sa` in [`NAMESPACE`]. Returns the tokens (for log searches).
     pub fn write_sa_kubeconfig(&self, path: &Path, sa: &str) -> anyhow::Result<Vec<String>> {
+        self.write_sa_kubeconfig_via(path, sa, &self.local().url())
+    }
+
+    /// As [`Env::write_sa_kubeconfig`], with the local cluster reached at `local_url` (a proxy
+    /// in front of it) and every other cluster directly.
+    pub fn write_sa_kubeconfig_via(
+        &self,
+        path: &Path,
+        sa: &str,
+        local_url: &str,
+    ) -> anyhow::Result<Vec<String>> {
         let mut entries = Vec::new();
         let mut tokens = Vec::new();
         for c in self.sim.clusters() {
             let token = c.issue_token(NAMESPACE, sa, None);
             tokens.push(token.clone());
-            entries.push((c.name().to_string(), c.url(), c.ca_pem(), token));
+            let url = if c.name() == self.names()[0] {
+                local_url.to_string()
+            } else {
+                c.url()
+            };
+            entries.push((c.name().to_string(), url, c.ca_pem(), token));
         }
         std::fs::write(path, kubesim::kubeconfig::render(&entries))?;
         Ok(tokens)

@@ -13,22 +13,8 @@ use e2e::{ControllerProcess, Env, NAMESPACE, controller_log_tail, eventually, sa
 /// The controller with the local cluster (also site 1) reached through `local_url`, the other
 /// site directly.
 fn controller(env: &Env, local_url: &str) -> anyhow::Result<ControllerProcess> {
-    let entries: Vec<(String, String, String, String)> = env
-        .sim
-        .clusters()
-        .iter()
-        .map(|c| {
-            let url = if c.name() == env.names()[0] {
-                local_url.to_string()
-            } else {
-                c.url()
-            };
-            let token = c.issue_token(NAMESPACE, "multi-casskop", None);
-            (c.name().to_string(), url, c.ca_pem(), token)
-        })
-        .collect();
     let kubeconfig = env.dir.path().join("kubeconfig-proxied");
-    std::fs::write(&kubeconfig, kubesim::kubeconfig::render(&entries))?;
+    env.write_sa_kubeconfig_via(&kubeconfig, "multi-casskop", local_url)?;
     let args: Vec<String> = vec![
         "--kubeconfig".into(),
         kubeconfig.display().to_string(),

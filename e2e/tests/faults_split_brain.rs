@@ -14,22 +14,8 @@ const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deleteco
 /// A replica whose kubeconfig reaches the local cluster at `local_url` (a proxy, or the
 /// cluster itself) and every remote directly, as service account `label`.
 fn replica(env: &Env, label: &str, local_url: &str) -> anyhow::Result<ControllerProcess> {
-    let entries: Vec<(String, String, String, String)> = env
-        .sim
-        .clusters()
-        .iter()
-        .map(|c| {
-            let url = if c.name() == env.names()[0] {
-                local_url.to_string()
-            } else {
-                c.url()
-            };
-            let token = c.issue_token(NAMESPACE, label, None);
-            (c.name().to_string(), url, c.ca_pem(), token)
-        })
-        .collect();
     let kubeconfig = env.dir.path().join(format!("kubeconfig-{label}"));
-    std::fs::write(&kubeconfig, kubesim::kubeconfig::render(&entries))?;
+    env.write_sa_kubeconfig_via(&kubeconfig, label, local_url)?;
     let args: Vec<String> = vec![
         "--kubeconfig".into(),
         kubeconfig.display().to_string(),
