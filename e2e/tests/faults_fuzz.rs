@@ -190,6 +190,7 @@ fn status_for(
             applied: applied.get(i).copied().flatten().map(|g| AppliedMark {
                 hash: d.hash.clone(),
                 generation: g,
+                dropped: Vec::new(),
             }),
         })
         .collect();

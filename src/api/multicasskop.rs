@@ -131,6 +131,10 @@ pub struct SiteStatus {
     /// When we last wrote to this site (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_time: Option<String>,
+    /// Fields of our last write that the site did not store (its CassandraCluster CRD does not
+    /// declare them), as field paths such as `spec.topology.dc[0].nodesPerRack`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_fields: Vec<String>,
 }
 
 /// A Kubernetes-style condition (metav1.Condition shape).

@@ -16,7 +16,8 @@ use crate::rollout::context::{Context, Error, Target};
 use crate::rollout::events::EventType;
 use crate::rollout::observe::{Observation, SiteFacts};
 use crate::rollout::plan::{
-    Action, AppliedMark, FinalizerStep, ObservedCluster, Ownership, Plan, SiteAccess, SiteVerdict,
+    self, Action, AppliedMark, FinalizerStep, ObservedCluster, Ownership, Plan, SiteAccess,
+    SiteVerdict,
 };
 use crate::rollout::status::reason;
 
@@ -133,7 +134,12 @@ async fn apply_site(
     let f = &obs.facts[i];
     let result = apply::apply_cluster(site, &client, &f.desired, f.live.as_ref()).await;
     Step::Acted(match result {
-        Ok(ApplyResult::Applied(done)) => applied(target, ctx, obs, planned, i, &done).await,
+        Ok(ApplyResult::Applied(done)) => {
+            let after = serde_json::to_value(&done.after).unwrap_or_default();
+            let dropped = plan::dropped_fields(&obs.facts[i].desired.object, &after);
+            applied(target, ctx, obs, planned, i, &done, dropped).await
+        }
+        Err(e) if e.code() == Some(422) => rejected(target, ctx, obs, i, &e).await,
         Ok(ApplyResult::Stale) => {
             // Someone (CassKop) wrote since our cache's copy: its watch event brings the new
             // version and a new reconcile; this one is a safety net.
@@ -153,9 +159,34 @@ async fn applied(
     planned: &Plan,
     i: usize,
     done: &ApplyOutcome,
+    dropped: Vec<String>,
 ) -> Acted {
     let site = obs.facts[i].name.clone();
     ctx.metrics.write(&site, "apply");
+    if !dropped.is_empty() {
+        report_dropped(target, ctx, obs, i, &dropped).await;
+    }
+    if !done.changed && !dropped.is_empty() {
+        // We applied again only for fields the site never stores: record them, so the
+        // comparison leaves them out from now on, and plan again with that known.
+        let f = &obs.facts[i];
+        let mut mark = AppliedMark::after_write(
+            f.desired.hash.clone(),
+            obs.input.sites[i].applied.as_ref(),
+            Some(done.generation),
+            done.generation,
+            false,
+        );
+        mark.dropped = dropped;
+        record_mark(obs, i, mark, done.generation_before.unwrap_or(0));
+        if let Some(o) = obs.input.sites[i].observed.as_mut() {
+            o.matches_desired = true;
+        }
+        return Acted {
+            replan: true,
+            ..Acted::new(ctx, "applied")
+        };
+    }
     if !done.changed {
         // Nothing changed: the planner's next look must not loop on us.
         debug!(site = %site, "apply changed nothing");
@@ -165,20 +196,18 @@ async fn applied(
         };
     }
     let f = &obs.facts[i];
-    let mark = AppliedMark::after_write(
+    let mut mark = AppliedMark::after_write(
         f.desired.hash.clone(),
         obs.input.sites[i].applied.as_ref(),
         done.generation_before,
         done.generation,
         done.spec_changed,
     );
+    mark.dropped = dropped;
     let verb = if done.created { "Created" } else { "Updated" };
     let cc = format!("{}/{}", f.desired.namespace, f.desired.name);
     info!(site = %site, cassandracluster = %cc, generation = done.generation, "{} CassandraCluster", verb.to_lowercase());
-    obs.input.sites[i].applied = Some(mark.clone());
-    obs.new_marks.retain(|(s, _, _)| *s != site);
-    obs.new_marks
-        .push((site.clone(), mark, done.generation_before.unwrap_or(0)));
+    record_mark(obs, i, mark, done.generation_before.unwrap_or(0));
     if i > 0
         && planned.verdicts[..i]
             .iter()
@@ -198,6 +227,97 @@ async fn applied(
     Acted {
         wrote: Some(site),
         ..Acted::new(ctx, "applied")
+    }
+}
+
+/// Our write to site `i` as the next plan and the status must know it.
+fn record_mark(obs: &mut Observation, i: usize, mark: AppliedMark, from_generation: i64) {
+    let site = obs.facts[i].name.clone();
+    obs.input.sites[i].applied = Some(mark.clone());
+    obs.new_marks.retain(|(s, _, _)| *s != site);
+    obs.new_marks.push((site, mark, from_generation));
+}
+
+/// The site did not store fields of our write: say so (a Warning Event when the set is new, and
+/// the site's status message), once per change of that set, never as a reason to write again.
+async fn report_dropped(
+    target: &Target<'_>,
+    ctx: &Context,
+    obs: &mut Observation,
+    i: usize,
+    dropped: &[String],
+) {
+    let f = &obs.facts[i];
+    let cluster = format!("{}/{}", f.desired.namespace, f.desired.name);
+    let spec = &target.mc.spec;
+    let note = plan::dropped_note(
+        &f.name,
+        &cluster,
+        dropped,
+        &spec.base,
+        spec.override_.get(&f.name),
+    );
+    obs.details[i].message = Some(note.clone());
+    let known = obs.input.sites[i]
+        .applied
+        .as_ref()
+        .is_some_and(|m| m.dropped == dropped);
+    if known {
+        return;
+    }
+    warn!(site = %f.name, cassandracluster = %cluster, "{note}");
+    ctx.publish(
+        target.mc,
+        EventType::Warning,
+        reason::FIELDS_DROPPED,
+        "Apply",
+        note,
+    )
+    .await;
+}
+
+/// The site refused our write as invalid (422): nothing changed there. The site is Blocked with
+/// the server's message (it names the field) and the MultiCasskop field that set it; retried
+/// with backoff, as its CRD may change.
+async fn rejected(
+    target: &Target<'_>,
+    ctx: &Context,
+    obs: &mut Observation,
+    i: usize,
+    e: &WriteError,
+) -> Acted {
+    let f = &obs.facts[i];
+    let spec = &target.mc.spec;
+    let sources: Vec<String> = e
+        .causes()
+        .into_iter()
+        .filter_map(|field| {
+            plan::where_set(&field, &spec.base, spec.override_.get(&f.name), &f.name)
+        })
+        .collect();
+    let mut reason = e.to_string();
+    if !sources.is_empty() {
+        reason = format!(
+            "{reason}; set by {} of this MultiCasskop",
+            sources.join(", ")
+        );
+    }
+    warn!("{reason}");
+    obs.input.sites[i].access = SiteAccess::Rejected {
+        reason: reason.clone(),
+    };
+    ctx.publish(
+        target.mc,
+        EventType::Warning,
+        reason::SPEC_REJECTED,
+        "Apply",
+        reason,
+    )
+    .await;
+    Acted {
+        failed: true,
+        replan: true,
+        ..Acted::new(ctx, "rejected")
     }
 }
 

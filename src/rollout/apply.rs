@@ -49,6 +49,24 @@ pub enum WriteError {
 }
 
 impl WriteError {
+    /// The field paths the server named as the cause (`details.causes[].field` of its Status),
+    /// e.g. `spec.nodesPerRacks` for a value its CRD's schema refused.
+    pub fn causes(&self) -> Vec<String> {
+        match self {
+            WriteError::Site {
+                source: kube::Error::Api(s),
+                ..
+            } => s
+                .details
+                .iter()
+                .flat_map(|d| d.causes.iter())
+                .filter(|c| !c.field.is_empty())
+                .map(|c| c.field.clone())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The underlying API status code, if the server answered.
     pub fn code(&self) -> Option<u16> {
         match self {

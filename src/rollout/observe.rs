@@ -119,10 +119,21 @@ pub(super) async fn observe(
     let mut details = Vec::with_capacity(facts.len());
     let mut new_marks = Vec::new();
     for f in &mut facts {
-        let (access, observed) = observe_site(ctx, &target.ns, &target.name, f).await;
+        let dropped = status::applied_mark(Some(&prev), &f.name)
+            .filter(|m| m.hash == f.desired.hash)
+            .map(|m| m.dropped)
+            .unwrap_or_default();
+        let owners = (target.ns.as_str(), target.name.as_str());
+        let (access, observed) = observe_site(ctx, owners, &dropped, f).await;
         ctx.metrics
             .set_site_reachable(&f.name, matches!(access, SiteAccess::Ok));
-        details.push(site_detail(ctx, f, &access));
+        let mut detail = site_detail(ctx, f, &access);
+        if !dropped.is_empty() && detail.message.is_none() {
+            let cluster = format!("{}/{}", f.desired.namespace, f.desired.name);
+            let (base, over) = (&mc.spec.base, mc.spec.override_.get(&f.name));
+            detail.message = Some(plan::dropped_note(&f.name, &cluster, &dropped, base, over));
+        }
+        details.push(detail);
         let applied = applied_mark(&prev, f, observed.as_ref(), &mut new_marks);
         sites.push(SiteInput {
             name: f.name.clone(),
@@ -197,8 +208,8 @@ fn desired_sites(
 /// The site's access and CassandraCluster, from the registry and the site's cache.
 async fn observe_site(
     ctx: &Context,
-    owner_ns: &str,
-    owner_name: &str,
+    owners: (&str, &str),
+    dropped: &[String],
     f: &mut SiteFacts,
 ) -> (SiteAccess, Option<ObservedCluster>) {
     let site = match ctx.registry.get(&f.name) {
@@ -237,7 +248,7 @@ async fn observe_site(
     };
     let live_json = serde_json::to_value(&live).unwrap_or(Value::Null);
     let observed =
-        ObservedCluster::folding_into(&live, &live_json, &mut f.desired, owner_ns, owner_name);
+        ObservedCluster::folding_into(&live, &live_json, &mut f.desired, dropped, owners);
     f.live = Some(live);
     (SiteAccess::Ok, Some(observed))
 }

@@ -89,6 +89,10 @@ pub mod reason {
     pub const FOREIGN_CASSANDRA_CLUSTER: &str = "ForeignCassandraCluster";
     /// A site refused our write.
     pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// A site refused our write as invalid (422): its CRD's schema says which field.
+    pub const SPEC_REJECTED: &str = "SpecRejected";
+    /// A site did not store fields of our write (its CRD pruned them).
+    pub const FIELDS_DROPPED: &str = "FieldsDropped";
     /// A site refused our delete.
     pub const DELETE_FAILED: &str = "DeleteFailed";
 }
@@ -99,6 +103,7 @@ pub fn applied_mark(status: Option<&MultiCasskopStatus>, site: &str) -> Option<A
     Some(AppliedMark {
         hash: s.applied_hash.clone()?,
         generation: s.applied_generation?,
+        dropped: s.dropped_fields.clone(),
     })
 }
 
@@ -135,6 +140,7 @@ pub fn set_applied(
     entry.applied_generation = Some(mark.generation);
     entry.applied_from_generation = Some(from_generation);
     entry.applied_time = Some(now.to_string());
+    entry.dropped_fields = mark.dropped.clone();
 }
 
 fn verdict_state(v: &SiteVerdict) -> &'static str {
@@ -332,6 +338,7 @@ impl SiteReport<'_> {
             applied_generation: before.and_then(|b| b.applied_generation),
             applied_from_generation: before.and_then(|b| b.applied_from_generation),
             applied_time: before.and_then(|b| b.applied_time.clone()),
+            dropped_fields: before.map(|b| b.dropped_fields.clone()).unwrap_or_default(),
         }
     }
 }
@@ -662,7 +669,8 @@ impl Conditions<'_> {
         let unreachable: Vec<String> = inputs
             .iter()
             .filter_map(|i| match &i.access {
-                SiteAccess::Ok => None,
+                // Reached: it answered, and refused what we sent.
+                SiteAccess::Ok | SiteAccess::Rejected { .. } => None,
                 SiteAccess::Unavailable { reason } | SiteAccess::Unlisted { reason } => {
                     Some(format!("site {}: {reason}", i.name))
                 }
@@ -835,6 +843,7 @@ mod tests {
             applied: applied.map(|g| AppliedMark {
                 hash: "h1".into(),
                 generation: g,
+                dropped: Vec::new(),
             }),
         }
     }
@@ -1004,6 +1013,7 @@ mod tests {
         let mark = AppliedMark {
             hash: "h1".into(),
             generation: 1,
+            dropped: Vec::new(),
         };
         set_applied(&mut s, "a", &mark, 0, T0);
         assert_eq!(applied_from(Some(&s), "a"), Some(0));
@@ -1022,6 +1032,7 @@ mod tests {
             &AppliedMark {
                 hash: "x".into(),
                 generation: 9,
+                dropped: Vec::new(),
             },
             1,
             T1,
@@ -1119,6 +1130,7 @@ mod tests {
             &AppliedMark {
                 hash: "h1".into(),
                 generation: 2,
+                dropped: Vec::new(),
             },
             1,
             T0,

@@ -49,6 +49,7 @@ impl AppliedMark {
         AppliedMark {
             hash: hash.into(),
             generation,
+            dropped: Vec::new(),
         }
     }
 }
@@ -151,6 +152,7 @@ mod tests {
         AppliedMark {
             hash: hash.into(),
             generation,
+            dropped: Vec::new(),
         }
     }
 

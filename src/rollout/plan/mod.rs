@@ -6,9 +6,11 @@
 //! Submodules: `marks` (what a write of ours did, recovered from the object when the status lost
 //! it) and `participants` (which sites take part, what the finalizer needs first).
 
+mod dropped;
 mod marks;
 mod participants;
 mod types;
+pub use dropped::{dropped_fields, dropped_note, where_set, without_fields};
 pub use marks::{casskop_will_react, recover_mark};
 pub use participants::{
     FinalizerStep, Roster, TakingPart, finalizer_step, site_order, sites_taking_part,
@@ -160,6 +162,9 @@ fn classify(site: &SiteInput) -> State {
                 }
                 SiteAccess::Unlisted { reason } => {
                     format!("whether site {name} is still configured cannot be known: {reason}")
+                }
+                SiteAccess::Rejected { reason } => {
+                    format!("site {name} refused the desired CassandraCluster: {reason}")
                 }
                 _ => format!(
                     "site {name} is not a configured cluster (no --local/--remote flag or ClientConfig names it)"
@@ -461,6 +466,7 @@ mod tests {
             applied: Some(AppliedMark {
                 hash: "h1".into(),
                 generation: 2,
+                dropped: Vec::new(),
             }),
             ..site(name)
         }
@@ -473,6 +479,7 @@ mod tests {
             applied: Some(AppliedMark {
                 hash: "h1".into(),
                 generation: 5,
+                dropped: Vec::new(),
             }),
             ..site(name)
         }
@@ -834,6 +841,7 @@ mod tests {
         gone.applied = Some(AppliedMark {
             hash: "h1".into(),
             generation: 2,
+            dropped: Vec::new(),
         });
         assert_eq!(run(vec![gone, site("b")]).action, apply("a"));
     }

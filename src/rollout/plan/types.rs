@@ -21,6 +21,9 @@ pub enum SiteAccess {
     /// No flag configures the site and the ClientConfig list has not succeeded (not yet since
     /// the start, or failing now): whether a ClientConfig defines it cannot be known.
     Unlisted { reason: String },
+    /// Reachable, but its API server refused our write as invalid (422: its CRD's schema), so
+    /// nothing changed there; `reason` gives the server's message and field paths.
+    Rejected { reason: String },
 }
 
 /// Who owns a CassandraCluster found at a site under the desired name.
@@ -48,12 +51,15 @@ pub struct ObservedCluster {
 }
 
 /// What we last wrote to a site (kept in the MultiCasskop status, survives restarts).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AppliedMark {
     /// Hash of the desired object applied.
     pub hash: String,
     /// CassandraCluster generation right after our write.
     pub generation: i64,
+    /// Fields of that desired object the site did not store (its CRD pruned them), as field
+    /// paths: left out when comparing desired with live while the desired hash is unchanged.
+    pub dropped: Vec<String>,
 }
 
 /// One site taking part in the federation, in rollout order.
@@ -154,14 +160,17 @@ impl ObservedCluster {
 
     /// [`ObservedCluster::from_live`] for a reconcile's observation: `live_json` is `live` as
     /// JSON, and when the object is ours the fields the site owns are folded into `desired`
-    /// itself (what is applied next keeps them), then compared.
+    /// itself (what is applied next keeps them), then compared, leaving out `dropped`: the
+    /// fields the site did not store when we last wrote this desired object (see
+    /// [`AppliedMark::dropped`]), which it will never show.
     pub fn folding_into(
         live: &DynamicObject,
         live_json: &Value,
         desired: &mut DesiredCluster,
-        owner_ns: &str,
-        owner_name: &str,
+        dropped: &[String],
+        owners: (&str, &str),
     ) -> Self {
+        let (owner_ns, owner_name) = owners;
         let ownership = Ownership::from_labels(
             live.metadata.labels.as_ref(),
             owner_ns,
@@ -171,7 +180,12 @@ impl ObservedCluster {
         if ownership == Ownership::Ours {
             crate::merge::preserve_site_owned_fields(&mut desired.object, live_json);
         }
-        let matches_desired = crate::merge::live_matches_desired(&desired.object, live_json);
+        let matches_desired = if dropped.is_empty() {
+            crate::merge::live_matches_desired(&desired.object, live_json)
+        } else {
+            let kept = super::without_fields(&desired.object, dropped);
+            crate::merge::live_matches_desired(&kept, live_json)
+        };
         Self::with(live, ownership, matches_desired)
     }
 
