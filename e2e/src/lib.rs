@@ -31,6 +31,22 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A file of `../shared/upstream` beside the project (real artifacts of CassKop, Multi-CassKop
+/// and k8ssandra, never copied into the project). `None`, after printing why the caller skips,
+/// when that folder or file is absent.
+pub fn upstream_file(name: &str) -> Option<PathBuf> {
+    let path = workspace_root().join("../shared/upstream").join(name);
+    if path.is_file() {
+        return Some(path);
+    }
+    println!(
+        "SKIPPED: {} is absent: this test needs the real upstream artifact from the shared \
+         folder beside the project",
+        path.display()
+    );
+    None
+}
+
 /// The binary [`binary`] answers, when a program chose it (the bench: the release build beside
 /// it). Set once, before any environment is started.
 static CHOSEN_BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -269,6 +285,24 @@ impl Env {
             return Ok(None);
         }
         Ok(Some(serde_json::from_str(&out.stdout)?))
+    }
+
+    /// Events (events.k8s.io) of the local cluster regarding MultiCasskop `mc`: (type, reason,
+    /// note).
+    pub fn events_of(&self, mc: &str) -> anyhow::Result<Vec<(String, String, String)>> {
+        let out = self.kubectl(&["get", "events.events.k8s.io", "-o", "json"])?;
+        let list: Value = serde_json::from_str(&out)?;
+        Ok(list["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| e["regarding"]["name"] == mc && e["regarding"]["kind"] == "MultiCasskop")
+            .map(|e| {
+                let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+                (s("type"), s("reason"), s("note"))
+            })
+            .collect())
     }
 
     /// Start the controller with the service-account kubeconfig, local = first cluster,

@@ -22,7 +22,7 @@ use e2e::{ControllerProcess, Env, EnvOptions, NAMESPACE, binary, condition, even
 use kube::Api;
 use kube::api::DynamicObject;
 use kubesim::casskop::CasskopOptions;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SITES: [&str; 4] = ["site1", "site2", "site3", "site4"];
 /// Its Secret's kubeconfig authenticates with an exec plugin.
@@ -60,23 +60,6 @@ fn exec_user(marker: &Path, token: &str) -> String {
         "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      interactiveMode: Never\n      command: /bin/sh\n      args: {}\n",
         json!(["-c", script])
     )
-}
-
-/// Events (events.k8s.io) regarding MultiCasskop `mc`: (type, reason, note).
-fn events_of(env: &Env, mc: &str) -> anyhow::Result<Vec<(String, String, String)>> {
-    let out = env.kubectl(&["get", "events.events.k8s.io", "-o", "json"])?;
-    let list: Value = serde_json::from_str(&out)?;
-    Ok(list["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter(|e| e["regarding"]["name"] == mc && e["regarding"]["kind"] == "MultiCasskop")
-        .map(|e| {
-            let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
-            (s("type"), s("reason"), s("note"))
-        })
-        .collect())
 }
 
 /// The SitesReachable message of `mc` once it is False and contains every one of `parts`.
@@ -289,7 +272,8 @@ async fn plugins_and_file_references_from_the_api_are_refused_by_name_unless_opt
     );
     // An Event says it once the refused site's turn comes, and so does the log.
     let event = eventually("a Warning Event naming the exec field", LONG, || async {
-        Ok(events_of(&env, "uses-exec")?
+        Ok(env
+            .events_of("uses-exec")?
             .into_iter()
             .find(|(t, _, note)| t == "Warning" && note.contains(exec_field)))
     })

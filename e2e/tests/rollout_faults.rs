@@ -37,26 +37,6 @@ async fn wait_ready(env: &Env, ctl: &ControllerProcess, mc: &str) -> anyhow::Res
     Ok(())
 }
 
-/// Events (events.k8s.io) regarding MultiCasskop `mc`: (type, reason, note).
-fn events_of(env: &Env, mc: &str) -> anyhow::Result<Vec<(String, String, String)>> {
-    let out = env.kubectl(&["get", "events.events.k8s.io", "-o", "json"])?;
-    let list: Value = serde_json::from_str(&out)?;
-    Ok(list["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter(|e| e["regarding"]["name"] == mc && e["regarding"]["kind"] == "MultiCasskop")
-        .map(|e| {
-            (
-                e["type"].as_str().unwrap_or("").to_string(),
-                e["reason"].as_str().unwrap_or("").to_string(),
-                e["note"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect())
-}
-
 fn two_site_mc(name: &str, cc: &str, sites: &[&str]) -> String {
     let overrides: serde_json::Map<String, Value> = sites
         .iter()
@@ -143,7 +123,7 @@ async fn deletion_removes_clusters_in_reverse_order_only_when_asked() -> anyhow:
         "last site deleted first"
     );
     assert!(deletes.contains(&"k8s-cluster1"));
-    let events = events_of(&env, "cassandra-ephemeral")?;
+    let events = env.events_of("cassandra-ephemeral")?;
     println!("events: {events:#?}");
     assert!(events.iter().any(|e| e.1 == "Deleting"), "{events:?}");
 
@@ -219,7 +199,7 @@ async fn remote_outage_blocks_the_rollout_and_it_resumes_when_back() -> anyhow::
         metrics.contains(r#"multicasskop_site_reachable{site="k8s-cluster2"} 0"#),
         "the gauge shows the outage:\n{metrics}"
     );
-    let events = events_of(&env, "cassandra-3dc")?;
+    let events = env.events_of("cassandra-3dc")?;
     assert!(
         events
             .iter()
@@ -410,7 +390,7 @@ async fn invalid_multicasskops_are_reported_and_the_valid_one_still_rolls_out() 
         );
         let mc = env.get_mc(name)?;
         assert_eq!(mc["status"]["phase"], "Invalid", "{name}");
-        let events = events_of(&env, name)?;
+        let events = env.events_of(name)?;
         assert!(
             events.iter().any(|e| e.0 == "Warning"),
             "{name}: a Warning Event: {events:?}"
@@ -505,7 +485,7 @@ async fn broken_credential_secrets_block_only_their_sites() -> anyhow::Result<()
             "{}",
             mc["status"]
         );
-        let events = events_of(&env, &mc_name)?;
+        let events = env.events_of(&mc_name)?;
         assert!(
             events
                 .iter()
@@ -558,7 +538,7 @@ async fn foreign_cassandracluster_is_never_taken_over() -> anyhow::Result<()> {
         site2.contains("label"),
         "the site says whose it is: {site2}"
     );
-    let events = events_of(&env, "mine")?;
+    let events = env.events_of("mine")?;
     assert!(
         events
             .iter()

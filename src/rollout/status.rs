@@ -1090,6 +1090,36 @@ mod tests {
     }
 
     #[test]
+    fn a_site_that_refused_our_write_is_blocked_with_the_server_message_yet_reachable() {
+        let inputs = vec![
+            input("a", Some(observed(4, "Running", "Done")), Some(2)),
+            input("b", Some(observed(4, "Running", "Done")), Some(2)),
+        ];
+        let (s1, _) = build(None, inputs.clone(), T0);
+        let mut refused = inputs;
+        refused[1].access = SiteAccess::Rejected {
+            reason: "CassandraCluster.db.orange.com \"cc\" is invalid: spec.nodesPerRacks: \
+                     Invalid value: \"string\" (422 Invalid)"
+                .into(),
+        };
+        let (s2, events) = build(Some(&s1), refused, T1);
+        assert_eq!(s2.sites[1].state.as_deref(), Some("Blocked"));
+        let message = s2.sites[1].message.as_deref().unwrap();
+        assert!(
+            message.contains("site b refused the desired CassandraCluster")
+                && message.contains("spec.nodesPerRacks: Invalid value"),
+            "{message}"
+        );
+        assert_eq!(cond(&s2, "SitesReachable").status, "True");
+        assert!(
+            events.iter().any(|e| e.type_ == EventType::Warning
+                && e.reason == "SiteBlocked"
+                && e.site.as_deref() == Some("b")),
+            "{events:?}"
+        );
+    }
+
+    #[test]
     fn a_converged_site_that_stops_answering_is_a_warning_event_naming_it_once() {
         let inputs = vec![
             input("a", Some(observed(4, "Running", "Done")), Some(2)),

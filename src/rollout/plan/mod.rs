@@ -821,6 +821,27 @@ mod tests {
     }
 
     #[test]
+    fn a_site_that_refused_the_desired_object_blocks_the_ones_after_it() {
+        let mut b = outdated("b");
+        b.access = SiteAccess::Rejected {
+            reason: "spec.nodesPerRacks: Invalid value: \"string\"".into(),
+        };
+        let p = run(vec![ready("a"), b.clone(), ready("c")]);
+        let (s, reason) = blocked(&p);
+        assert_eq!(s, "b");
+        assert!(
+            reason.contains("site b refused the desired CassandraCluster: spec.nodesPerRacks"),
+            "{reason}"
+        );
+        assert_eq!(kinds(&p), ["Ready", "Blocked", "Ready"]);
+        // Refused while CassKop still works on our previous change: nothing else starts.
+        let mut w = working("b");
+        w.access = b.access.clone();
+        let p = run(vec![outdated("a"), w]);
+        assert_eq!(blocked(&p).0, "b");
+    }
+
+    #[test]
     fn unconfigured_site_is_reported() {
         let mut b = site("b");
         b.access = SiteAccess::NotConfigured;
