@@ -458,3 +458,67 @@ mod tests {
         }
     }
 }
+
+/// What CassKop's real CassandraCluster CRD does with a document of [`schema_hostile_mc`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaFate {
+    /// Refused with 422: the first site is Blocked, its message names the field.
+    Refused,
+    /// Pruned: the first site stores the rest, `droppedFields` names the field.
+    Pruned,
+}
+
+/// A MultiCasskop named `name` over `sites` (like [`crate::benchmark::mc_object`]) whose base
+/// carries one field CassKop's real CRD refuses or prunes, picked by `rng`: the field path as
+/// the site names it, and what the site does with it.
+pub fn schema_hostile_mc(
+    rng: &mut Rng,
+    name: &str,
+    sites: &[String],
+) -> (Value, &'static str, SchemaFate) {
+    use SchemaFate::{Pruned, Refused};
+    let choices: [(&str, Value, &str, SchemaFate); 8] = [
+        ("nodesPerRacks", json!("abc"), "spec.nodesPerRacks", Refused),
+        ("autoPilot", json!("yes"), "spec.autoPilot", Refused),
+        ("dataCapacity", json!("a lot"), "spec.dataCapacity", Refused),
+        (
+            "cassandraImage",
+            json!(["x"]),
+            "spec.cassandraImage",
+            Refused,
+        ),
+        (
+            "topology",
+            json!({"dc": [{"name": "dc-1", "rack": [{"name": "rack1"}]}]}),
+            "spec.topology.dc[0].name",
+            Refused,
+        ),
+        (
+            "topology",
+            json!({"dc": [{"name": "dc1", "nodesPerRack": 2, "rack": [{"name": "rack1"}]}]}),
+            "spec.topology.dc[0].nodesPerRack",
+            Pruned,
+        ),
+        (
+            "topology",
+            json!({"dc": [{"name": "dc1", "rack": [{"name": "rack1", "zone": "a"}]}]}),
+            "spec.topology.dc[0].rack[0].zone",
+            Pruned,
+        ),
+        (
+            "resources",
+            json!({"limits": {"memory": "512Mi"}, "limit": {"cpu": "1"}}),
+            "spec.resources.limit",
+            Pruned,
+        ),
+    ];
+    let (key, value, path, fate) = rng.pick(&choices).clone();
+    let mut mc = mc_object(name, name, sites, "cassandra:3.11.9");
+    if key == "topology" {
+        // The first site's own topology carries the field (an override wins over the base).
+        mc["spec"]["override"][&sites[0]]["spec"]["topology"] = value;
+    } else {
+        mc["spec"]["base"]["spec"][key] = value;
+    }
+    (mc, path, fate)
+}

@@ -287,6 +287,32 @@ impl Env {
         Ok(Some(serde_json::from_str(&out.stdout)?))
     }
 
+    /// Replace the simulated CassKop's CRD in every cluster with CassKop's real one from
+    /// `../shared/upstream`, as an operator would apply it. `false` (after printing why the
+    /// caller skips) when that file is absent.
+    pub fn use_real_casskop_crd(&self) -> anyhow::Result<bool> {
+        let Some(crd) = upstream_file("casskop-cassandraclusters-crd.yaml") else {
+            return Ok(false);
+        };
+        let path = crd.display().to_string();
+        for site in &self.names {
+            self.kubectl_in(
+                site,
+                &["apply", "--server-side", "--force-conflicts", "-f", &path],
+            )?;
+            self.kubectl_in(
+                site,
+                &[
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=30s",
+                    "crd/cassandraclusters.db.orange.com",
+                ],
+            )?;
+        }
+        Ok(true)
+    }
+
     /// Events (events.k8s.io) of the local cluster regarding MultiCasskop `mc`: (type, reason,
     /// note).
     pub fn events_of(&self, mc: &str) -> anyhow::Result<Vec<(String, String, String)>> {

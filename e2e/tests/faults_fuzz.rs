@@ -11,7 +11,9 @@ use std::time::Duration;
 use e2e::benchmark::{
     CONTROLLER_SA, create_all, is_ready, mc_api, mc_object, spawn_controller, wait_readyz,
 };
-use e2e::faults::{Rng, assert_no_panic, check_invariants, random_mc_spec};
+use e2e::faults::{
+    Rng, SchemaFate, assert_no_panic, check_invariants, random_mc_spec, schema_hostile_mc,
+};
 use e2e::{Env, EnvOptions, NAMESPACE, condition, eventually};
 use kubesim::casskop::CasskopOptions;
 use multi_casskop::api::MultiCasskopStatus;
@@ -281,6 +283,8 @@ async fn fuzzed_multicasskops_all_get_a_valid_condition_and_the_controller_keeps
     )
     .await?;
     let sites: Vec<String> = env.names().to_vec();
+    // On CassKop's real CRD, documents it refuses or prunes join the batch.
+    let real_crd = env.use_real_casskop_crd()?;
     let mut ctl = spawn_controller(&env, "controller", "Info", &[])?;
     wait_readyz(&mut ctl, Duration::from_millis(50), Duration::from_secs(60)).await?;
     let api = mc_api(env.local().client().await);
@@ -304,6 +308,14 @@ async fn fuzzed_multicasskops_all_get_a_valid_condition_and_the_controller_keeps
                 println!("refused by the API server: {e:#}");
             }
         }
+    }
+    let mut hostile = Vec::new();
+    for i in 0..if real_crd { 8 } else { 0 } {
+        let name = format!("hostile-{i}");
+        let (obj, path, fate) = schema_hostile_mc(&mut rng, &name, &sites);
+        create_all(&api, vec![obj], 1).await?;
+        created.push(name.clone());
+        hostile.push((name, path, fate));
     }
     println!(
         "{} fuzzed MultiCasskops created, {refused} refused by the API",
@@ -341,6 +353,36 @@ async fn fuzzed_multicasskops_all_get_a_valid_condition_and_the_controller_keeps
         conditions.len() - invalid,
         conditions.values().find(|c| c.0 == "False")
     );
+
+    // Each document the real CRD refuses or prunes is reported on a site, naming the field.
+    for (name, path, fate) in &hostile {
+        let found = eventually(
+            &format!("{name}: {path} reported as {fate:?}"),
+            Duration::from_secs(120),
+            || async {
+                let o = serde_json::to_value(api.get(name).await?)?;
+                let sites = o["status"]["sites"].as_array().cloned().unwrap_or_default();
+                Ok(sites
+                    .iter()
+                    .find(|s| match fate {
+                        SchemaFate::Refused => {
+                            s["state"] == "Blocked"
+                                && s["message"].as_str().is_some_and(|m| {
+                                    m.contains("refused the desired CassandraCluster")
+                                        && m.contains(path)
+                                })
+                        }
+                        SchemaFate::Pruned => s["droppedFields"]
+                            .as_array()
+                            .is_some_and(|d| d.iter().any(|f| f == path)),
+                    })
+                    .map(|s| s["message"].clone()))
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", e2e::faults::failure_log(&ctl, "fuzz")))?;
+        println!("{name}: {path} {fate:?}: {found}");
+    }
 
     // The controller still serves a sane MultiCasskop.
     create_all(

@@ -4,7 +4,6 @@
 //! reaction, a value the CRD refuses (422) blocks that site with the server's message, and the
 //! defaults the CRD adds never count as drift.
 
-use std::path::Path;
 use std::time::Duration;
 
 use e2e::{ControllerProcess, Env, NAMESPACE, condition, controller_log_tail, eventually};
@@ -13,7 +12,6 @@ use serde_json::{Value, json};
 const C1: &str = "k8s-cluster1";
 const C2: &str = "k8s-cluster2";
 const WAIT: Duration = Duration::from_secs(240);
-const CRD_FILE: &str = "casskop-cassandraclusters-crd.yaml";
 
 fn tail(ctl: &ControllerProcess) -> String {
     controller_log_tail(&ctl.logs(), 60)
@@ -22,12 +20,9 @@ fn tail(ctl: &ControllerProcess) -> String {
 /// Two sites running CassKop's real CRD, and the controller. `None` (skipped) without
 /// `../shared/upstream`.
 async fn start_on_real_crd() -> anyhow::Result<Option<(Env, ControllerProcess)>> {
-    let Some(crd) = e2e::upstream_file(CRD_FILE) else {
-        return Ok(None);
-    };
     let env = Env::start(&[C1, C2]).await?;
-    for site in [C1, C2] {
-        install_crd(&env, site, &crd)?;
+    if !env.use_real_casskop_crd()? {
+        return Ok(None);
     }
     let ctl = env.start_controller("controller", &[])?;
     eventually(
@@ -37,25 +32,6 @@ async fn start_on_real_crd() -> anyhow::Result<Option<(Env, ControllerProcess)>>
     )
     .await?;
     Ok(Some((env, ctl)))
-}
-
-/// Replace the simulated CassKop's CRD at `site` with the real one, as an operator would.
-fn install_crd(env: &Env, site: &str, crd: &Path) -> anyhow::Result<()> {
-    let path = crd.display().to_string();
-    env.kubectl_in(
-        site,
-        &["apply", "--server-side", "--force-conflicts", "-f", &path],
-    )?;
-    env.kubectl_in(
-        site,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=30s",
-            "crd/cassandraclusters.db.orange.com",
-        ],
-    )?;
-    Ok(())
 }
 
 fn multicasskop(name: &str, cc: &str, override2: &Value) -> String {
