@@ -290,3 +290,46 @@ async fn a_value_the_site_crd_refuses_blocks_that_site_with_the_server_message()
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_change_and_delete_run_on_the_real_crd() -> anyhow::Result<()> {
+    let Some((env, ctl)) = start_on_real_crd().await? else {
+        return Ok(());
+    };
+    let cc = "cassandra-real";
+    let mut mc: Value = serde_json::from_str(&multicasskop("real", cc, &dc2(json!({}))))?;
+    mc["spec"]["deleteCassandraCluster"] = json!(true);
+    env.apply_yaml(&mc.to_string())?;
+    settled(&env, &ctl, "real", 1).await?;
+    for site in [C1, C2] {
+        let live = env.get_cc(site, cc)?.expect("created");
+        assert_eq!(live["status"]["phase"], "Running", "{site}");
+        assert_eq!(live["spec"]["cassandraImage"], "cassandra:3.11.9", "{site}");
+    }
+    mc["spec"]["base"]["spec"]["cassandraImage"] = json!("cassandra:3.11.10");
+    env.apply_yaml(&mc.to_string())?;
+    settled(&env, &ctl, "real", 2).await?;
+    for site in [C1, C2] {
+        let live = env.get_cc(site, cc)?.expect("still there");
+        assert_eq!(
+            live["spec"]["cassandraImage"], "cassandra:3.11.10",
+            "{site}"
+        );
+    }
+    env.kubectl(&["delete", "multicasskop", "real", "--wait=false"])?;
+    eventually(
+        "both CassandraClusters and the MultiCasskop gone",
+        WAIT,
+        || async {
+            let gone = env.get_cc(C1, cc)?.is_none() && env.get_cc(C2, cc)?.is_none();
+            let mc_gone = env
+                .kubectl_raw(C1, &["get", "multicasskop", "real"], None)
+                .code
+                != 0;
+            Ok((gone && mc_gone).then_some(()))
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", tail(&ctl)))?;
+    Ok(())
+}
