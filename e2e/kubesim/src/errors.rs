@@ -98,6 +98,35 @@ impl ApiError {
         e.details = Some(d);
         e
     }
+    /// 422 with one cause per field error (`causes[].message` is the text after the field path,
+    /// as kube's `ErrorBody`); the message aggregates them like kube's `ErrorList`.
+    pub fn invalid_causes(
+        group: &str,
+        kind: &str,
+        name: &str,
+        causes: &[(&str, &str, &str)],
+        messages: &[String],
+    ) -> Self {
+        let qk = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let agg = crate::validation::aggregate(messages.to_vec())
+            .err()
+            .unwrap_or_default();
+        let mut e = ApiError::new(422, "Invalid", format!("{qk} \"{name}\" is invalid: {agg}"));
+        let causes: Vec<Value> = causes
+            .iter()
+            .map(|(reason, field, body)| json!({"reason": reason, "message": body, "field": field}))
+            .collect();
+        let mut d = json!({"name": name, "kind": kind, "causes": causes});
+        if !group.is_empty() {
+            d["group"] = json!(group);
+        }
+        e.details = Some(d);
+        e
+    }
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(400, "BadRequest", message)
     }

@@ -1,7 +1,7 @@
 //! kubesim: in-memory simulated Kubernetes API servers (HTTPS, real kubectl and kube-rs clients) and a simulated CassKop.
 //!
 //! Modules, each depending only on those listed before it (`scripts/module_cycles.py` checks
-//! there is no cycle): leaves (`errors`, `validation`, `table`, `nodetool`, `tls`, `audit`,
+//! there is no cycle): leaves (`errors`, `validation`, `schema`, `table`, `nodetool`, `tls`, `audit`,
 //! `kubeconfig`; and `casskop`, `kubectl`, `fixtures`, which are clients of the API); object
 //! logic (`patch`, `selectors`, `rbac`, `resources`, `discovery`); `http` (responses) and
 //! `openapi`; `store` (objects, tokens, watches); `auth`, `faults`, `hooks`, `objects`
@@ -31,6 +31,7 @@ mod openapi;
 mod patch;
 mod rbac;
 mod resources;
+mod schema;
 mod selectors;
 mod server;
 mod sim;

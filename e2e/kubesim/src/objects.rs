@@ -1,4 +1,5 @@
 //! Object semantics under the store lock: create/update/delete, system metadata, generation, finalizers, and the built-in controllers (namespace defaults, token controller, CRD serving, RBAC snapshot).
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -10,6 +11,7 @@ use crate::errors::ApiError;
 use crate::patch;
 use crate::rbac::RbacSnapshot;
 use crate::resources::{self, GenRule, ResKey, ResourceDef};
+use crate::schema;
 use crate::store::{State, TokenEntry, TokenKind};
 use crate::validation;
 
@@ -18,11 +20,79 @@ pub const SA_NAME_ANN: &str = "kubernetes.io/service-account.name";
 pub const SA_UID_ANN: &str = "kubernetes.io/service-account.uid";
 
 /// Per-write context.
+#[derive(Default)]
 pub struct Ctx<'a> {
     pub ca_pem: &'a str,
     pub manager: String,
     pub dry_run: bool,
     pub now: String,
+    /// What to do about fields a CRD schema prunes (the request's `fieldValidation`).
+    pub field_validation: schema::FieldValidation,
+    /// `Warning` header texts the write produced (unknown fields under `fieldValidation=Warn`).
+    pub warnings: RefCell<Vec<String>>,
+}
+
+/// Prunes, defaults and validates a custom resource against its version's schema (no-op for
+/// built-ins and schemaless resources): 400 for unknown fields under Strict, 422 for invalid values.
+fn admit_schema(
+    def: &ResourceDef,
+    version: &str,
+    obj: &mut Value,
+    old: Option<&Value>,
+    ctx: &Ctx<'_>,
+) -> Result<(), ApiError> {
+    let Some(s) = def.schemas.as_ref().and_then(|s| s.version(version)) else {
+        return Ok(());
+    };
+    let (unknown, errs) = schema::admit(s, obj, old);
+    // Stored objects carry the storage version's defaults too (kube applies them when it reads
+    // back what it wrote, and returns that), whatever version the write came in at.
+    if version != def.storage_version()
+        && let Some(storage) = def
+            .schemas
+            .as_ref()
+            .and_then(|s| s.version(def.storage_version()))
+    {
+        schema::default_stored(storage, obj);
+    }
+    if !unknown.is_empty() {
+        match ctx.field_validation {
+            schema::FieldValidation::Strict => {
+                return Err(schema::strict_error(&def.kind, version, &unknown));
+            }
+            schema::FieldValidation::Warn => {
+                ctx.warnings.borrow_mut().extend(schema::warnings(&unknown));
+            }
+            schema::FieldValidation::Ignore => {}
+        }
+    }
+    if errs.is_empty() {
+        return Ok(());
+    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    Err(schema::invalid(&def.group, &def.kind, name, &errs))
+}
+
+/// Objects stored before their CRD (or a new version of it) declared defaults show them when
+/// read, as kube defaults on read: filled in place, without a new resourceVersion or event.
+fn default_stored(st: &mut State, def: &ResourceDef) {
+    let Some(s) = def
+        .schemas
+        .as_ref()
+        .and_then(|s| s.version(def.storage_version()))
+        .filter(|s| s.has_defaults)
+    else {
+        return;
+    };
+    let Some(t) = st.tables.get_mut(&def.key()) else {
+        return;
+    };
+    for o in t.objects.values_mut() {
+        let mut v = (**o).clone();
+        if schema::default_stored(s, &mut v) {
+            *o = Arc::new(v);
+        }
+    }
 }
 
 pub fn now_rfc3339() -> String {
@@ -365,6 +435,7 @@ pub fn create(
         obj.as_object_mut().expect("object").remove("status");
     }
     normalize_meta(&mut obj);
+    admit_schema(def, version, &mut obj, None, ctx)?;
     defaults_on_create(st, def, ns, &name, &mut obj, ctx)?;
     if !ctx.manager.is_empty() {
         patch::track_update(None, &mut obj, &ctx.manager, None, &ctx.now);
@@ -529,6 +600,7 @@ fn after_write(st: &mut State, def: &ResourceDef, obj: &Arc<Value>, ctx: &Ctx<'_
                         manager: String::new(),
                         dry_run: false,
                         now: ctx.now.clone(),
+                        ..Default::default()
                     };
                     let _ = create(
                         st,
@@ -568,6 +640,7 @@ fn after_write(st: &mut State, def: &ResourceDef, obj: &Arc<Value>, ctx: &Ctx<'_
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             if let Ok(d) = resources::from_crd(obj) {
+                default_stored(st, &d);
                 st.registry = Arc::new(st.registry.with(d));
             }
         }
@@ -734,6 +807,7 @@ pub fn update(
         fold_string_data(&mut new);
     }
     new["metadata"]["resourceVersion"] = Value::String(old_rv.clone());
+    admit_schema(def, version, &mut new, Some(&old), ctx)?;
     if def.plural == "customresourcedefinitions" && sub.is_none() {
         crd_prepare(name, &mut new, &ctx.now)?;
         new["status"] = old["status"].clone();
@@ -952,6 +1026,7 @@ fn finish_delete(
             manager: String::new(),
             dry_run: false,
             now: now_rfc3339(),
+            ..Default::default()
         };
         collect_garbage(st, &removed, &ctx);
     }

@@ -31,6 +31,11 @@ fn hash(reg: &Registry, group: &str, version: &str) -> String {
         {
             h = (h ^ u64::from(b)).wrapping_mul(1099511628211);
         }
+        if let Some(s) = d.schemas.as_ref().and_then(|s| s.raw(version)) {
+            for b in s.to_string().bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(1099511628211);
+            }
+        }
     }
     format!("{h:016X}")
 }
@@ -69,7 +74,14 @@ fn gv_doc(reg: &Registry, group: &str, version: &str) -> Option<Value> {
     }
     let prefix = format!("/{}", gv_path(group, version));
     let mut paths = Map::new();
+    let mut schemas = Map::new();
     for d in defs {
+        if let Some(s) = d.schemas.as_ref().and_then(|s| s.raw(version)) {
+            schemas.insert(
+                schema_name(group, version, &d.kind),
+                crd_component(s, group, version, &d.kind),
+            );
+        }
         let gvk = json!({"group": group, "version": version, "kind": d.kind});
         let item = if d.virtual_create {
             format!("{prefix}/{}", d.plural)
@@ -100,8 +112,36 @@ fn gv_doc(reg: &Registry, group: &str, version: &str) -> Option<Value> {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.32.4"},
         "paths": paths,
-        "components": {"schemas": {}}
+        "components": {"schemas": schemas}
     }))
+}
+
+/// `com.orange.db.v2.CassandraCluster`: the reversed group, as kube-apiserver names CRD schemas.
+fn schema_name(group: &str, version: &str, kind: &str) -> String {
+    let rev: Vec<&str> = group.split('.').rev().collect();
+    format!("{}.{version}.{kind}", rev.join("."))
+}
+
+/// A CRD version's schema as kube-apiserver publishes it: tagged with its group-version-kind
+/// (how kubectl explain finds it), apiVersion/kind described when the schema leaves them out.
+fn crd_component(s: &Value, group: &str, version: &str, kind: &str) -> Value {
+    let mut c = s.clone();
+    c["x-kubernetes-group-version-kind"] =
+        json!([{"group": group, "version": version, "kind": kind}]);
+    if !c["properties"].is_object() {
+        c["properties"] = json!({});
+    }
+    let props = &mut c["properties"];
+    if props.get("apiVersion").is_none() {
+        props["apiVersion"] = json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."});
+    }
+    if props.get("kind").is_none() {
+        props["kind"] = json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."});
+    }
+    if props.get("metadata").is_none() {
+        props["metadata"] = json!({"type": "object", "description": "Standard object's metadata."});
+    }
+    c
 }
 
 /// `/openapi/v2`: a document without definitions. kubectl reads it (as protobuf) when a kind is missing

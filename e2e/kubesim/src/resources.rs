@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::schema::CrdSchemas;
 use crate::table::{self, PrinterColumn};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct ResourceDef {
     pub columns: HashMap<String, Vec<PrinterColumn>>,
     /// Virtual resources (reviews, token requests): create-only, never stored.
     pub virtual_create: bool,
+    /// A CRD's structural schema per served version, parsed once when the CRD is registered.
+    pub schemas: Option<Arc<CrdSchemas>>,
 }
 
 pub const ALL_VERBS: [&str; 8] = [
@@ -112,6 +115,7 @@ fn builtin(
         custom: false,
         columns: HashMap::new(),
         virtual_create: false,
+        schemas: None,
     }
 }
 
@@ -352,6 +356,13 @@ pub fn from_crd(crd: &Value) -> Result<ResourceDef, String> {
     let status = served
         .iter()
         .any(|v| v["subresources"]["status"].is_object());
+    let schemas = CrdSchemas::from_crd(crd).map_err(|errs| {
+        let msgs = errs
+            .into_iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect();
+        crate::validation::aggregate(msgs).err().unwrap_or_default()
+    })?;
     let mut columns = HashMap::new();
     for v in &served {
         let name = v["name"].as_str().unwrap_or("v1").to_string();
@@ -404,6 +415,7 @@ pub fn from_crd(crd: &Value) -> Result<ResourceDef, String> {
         custom: true,
         columns,
         virtual_create: false,
+        schemas: Some(Arc::new(schemas)),
     };
     if status {
         def = with_status(def);

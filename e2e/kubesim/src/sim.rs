@@ -51,6 +51,7 @@ fn bootstrap(store: &Store, ca_pem: &str) -> anyhow::Result<()> {
         manager: String::new(),
         dry_run: false,
         now: objects::now_rfc3339(),
+        ..Default::default()
     };
     let nsdef = reg
         .find("", "v1", "namespaces")
@@ -316,6 +317,7 @@ impl Cluster {
                 manager: String::new(),
                 dry_run: false,
                 now: objects::now_rfc3339(),
+                ..Default::default()
             };
             let sa = reg
                 .find("", "v1", "serviceaccounts")

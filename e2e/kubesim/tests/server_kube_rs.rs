@@ -855,7 +855,8 @@ async fn apply_dry_run_collections_cluster_scope_and_reviews() {
     let crd: DynamicObject = serde_json::from_value(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "regions.example.com"},
         "spec": {"group": "example.com", "scope": "Cluster", "names": {"plural": "regions", "kind": "Region"},
-            "versions": [{"name": "v1", "served": true, "storage": true}]}}))
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}))
     .unwrap();
     crds.create(&PostParams::default(), &crd).await.unwrap();
     let ar = ApiResource::from_gvk_with_plural(

@@ -418,6 +418,7 @@ pub fn delete_collection(
         manager: String::new(),
         dry_run: opts.dry_run,
         now: objects::now_rfc3339(),
+        ..Default::default()
     };
     let mut st = c.store.lock();
     let targets: Vec<Arc<Value>> = st

@@ -9,6 +9,7 @@ use crate::errors::ApiError;
 use crate::objects::{self, Ctx, Managed};
 use crate::patch::{self, ApplyOptions, PatchError};
 use crate::resources::ResourceDef;
+use crate::schema::FieldValidation;
 
 use super::request::{self, Query};
 
@@ -35,7 +36,7 @@ fn accepted(def: &ResourceDef) -> &'static str {
     }
 }
 
-/// Returns the HTTP code (201 when apply created the object) and the resulting object.
+/// Returns the HTTP code (201 when apply created the object), the resulting object and the `Warning`s.
 #[allow(clippy::too_many_arguments)]
 pub fn patch(
     c: &ClusterInner,
@@ -47,7 +48,7 @@ pub fn patch(
     headers: &HeaderMap,
     bytes: &[u8],
     q: &Query,
-) -> Result<(u16, Arc<Value>), ApiError> {
+) -> Result<(u16, Arc<Value>, Vec<String>), ApiError> {
     let ct = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -60,6 +61,8 @@ pub fn patch(
         })
         .unwrap_or_default();
     let dry_run = request::dry_run(q, "PatchOptions")?;
+    let field_validation =
+        FieldValidation::from_query(q.get("fieldValidation").map(String::as_str))?;
     let now = objects::now_rfc3339();
     let manager = q.get("fieldManager").cloned().filter(|m| !m.is_empty());
     if ct == "application/apply-patch+yaml" {
@@ -119,13 +122,15 @@ pub fn patch(
             manager: String::new(),
             dry_run,
             now: now.clone(),
+            field_validation,
+            ..Default::default()
         };
-        return match live {
-            None => Ok((
+        let written = match live {
+            None => (
                 201,
                 objects::create(&mut st, def, version, ns, result, &ctx)?,
-            )),
-            Some(_) => Ok((
+            ),
+            Some(_) => (
                 200,
                 objects::update(
                     &mut st,
@@ -139,8 +144,9 @@ pub fn patch(
                     false,
                     Managed::Keep,
                 )?,
-            )),
+            ),
         };
+        return Ok((written.0, written.1, ctx.warnings.into_inner()));
     }
     let op: fn(&Value, &Value, &str) -> Result<Value, PatchError> = match ct.as_str() {
         "application/json-patch+json" => |l, p, _| patch::json_patch(l, p),
@@ -177,20 +183,20 @@ pub fn patch(
         manager,
         dry_run,
         now,
+        field_validation,
+        ..Default::default()
     };
-    Ok((
-        200,
-        objects::update(
-            &mut st,
-            def,
-            version,
-            ns,
-            name,
-            new,
-            sub,
-            &ctx,
-            false,
-            Managed::Track,
-        )?,
-    ))
+    let updated = objects::update(
+        &mut st,
+        def,
+        version,
+        ns,
+        name,
+        new,
+        sub,
+        &ctx,
+        false,
+        Managed::Track,
+    )?;
+    Ok((200, updated, ctx.warnings.into_inner()))
 }

@@ -12,6 +12,7 @@ use crate::http::{Body, bytes_response, json_response, to_yaml};
 use crate::objects::{self, Ctx, DeleteOpts, Managed};
 use crate::rbac::UserInfo;
 use crate::resources::ResourceDef;
+use crate::schema::FieldValidation;
 
 use super::request::{
     Audit, Out, Query, ResReq, content_type, decode_object, default_manager, dry_run, negotiate,
@@ -29,6 +30,21 @@ fn present(obj: &Arc<Value>, def: &ResourceDef, version: &str) -> Arc<Value> {
     let mut o = (**obj).clone();
     o["apiVersion"] = Value::String(want);
     Arc::new(o)
+}
+
+fn field_validation(q: &Query) -> Result<FieldValidation, ApiError> {
+    FieldValidation::from_query(q.get("fieldValidation").map(String::as_str))
+}
+
+/// Adds one `Warning: 299 - "text"` header per warning, as kube-apiserver does.
+fn with_warnings(mut resp: Response<Body>, warnings: Vec<String>) -> Response<Body> {
+    for w in warnings {
+        let quoted = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(v) = http::HeaderValue::from_str(&quoted) {
+            resp.headers_mut().append(http::header::WARNING, v);
+        }
+    }
+    resp
 }
 
 fn partial_meta(obj: &Value) -> Value {
@@ -171,6 +187,8 @@ pub(super) async fn resource(
                     .unwrap_or_else(|| default_manager(&parts.headers)),
                 dry_run: dry_run(&q, "CreateOptions")?,
                 now: objects::now_rfc3339(),
+                field_validation: field_validation(&q)?,
+                ..Default::default()
             };
             let created = objects::create(&mut c.store.lock(), &def, &version, &ns, obj, &ctx)?;
             a.name = created["metadata"]["name"]
@@ -178,7 +196,10 @@ pub(super) async fn resource(
                 .unwrap_or("")
                 .to_string();
             a.object = Some(redact(&created));
-            Ok(object_response(201, &created, &out, &def, &version))
+            Ok(with_warnings(
+                object_response(201, &created, &out, &def, &version),
+                ctx.warnings.into_inner(),
+            ))
         }
         (&Method::POST, Some(name), Some("token")) => {
             let bytes = read_body(&parts.headers, body).await?;
@@ -202,6 +223,8 @@ pub(super) async fn resource(
                     .unwrap_or_else(|| default_manager(&parts.headers)),
                 dry_run: dry_run(&q, "UpdateOptions")?,
                 now: objects::now_rfc3339(),
+                field_validation: field_validation(&q)?,
+                ..Default::default()
             };
             let sub = if sub == Some("finalize") { None } else { sub };
             let updated = objects::update(
@@ -217,11 +240,14 @@ pub(super) async fn resource(
                 Managed::Track,
             )?;
             a.object = Some(redact(&updated));
-            Ok(object_response(200, &updated, &out, &def, &version))
+            Ok(with_warnings(
+                object_response(200, &updated, &out, &def, &version),
+                ctx.warnings.into_inner(),
+            ))
         }
         (&Method::PATCH, Some(name), None | Some("status")) => {
             let bytes = read_body(&parts.headers, body).await?;
-            let (code, obj) = patch::patch(
+            let (code, obj, warnings) = patch::patch(
                 c,
                 &def,
                 &version,
@@ -233,7 +259,10 @@ pub(super) async fn resource(
                 &q,
             )?;
             a.object = Some(redact(&obj));
-            Ok(object_response(code, &obj, &out, &def, &version))
+            Ok(with_warnings(
+                object_response(code, &obj, &out, &def, &version),
+                warnings,
+            ))
         }
         (&Method::DELETE, Some(name), None) => {
             let bytes = read_body(&parts.headers, body).await?;
@@ -243,6 +272,7 @@ pub(super) async fn resource(
                 manager: String::new(),
                 dry_run: opts.dry_run,
                 now: objects::now_rfc3339(),
+                ..Default::default()
             };
             let obj = objects::delete(&mut c.store.lock(), &def, &ns, name, &ctx, &opts)?;
             a.object = Some(redact(&obj));

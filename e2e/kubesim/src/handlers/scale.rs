@@ -114,6 +114,7 @@ pub fn write(
         manager,
         dry_run,
         now: objects::now_rfc3339(),
+        ..Default::default()
     };
     let stored = objects::update(
         &mut st,
