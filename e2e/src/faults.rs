@@ -468,16 +468,19 @@ pub enum SchemaFate {
     Pruned,
 }
 
-/// A MultiCasskop named `name` over `sites` (like [`crate::benchmark::mc_object`]) whose base
-/// carries one field CassKop's real CRD refuses or prunes, picked by `rng`: the field path as
-/// the site names it, and what the site does with it.
+/// How many documents [`schema_hostile_mc`] knows.
+pub const SCHEMA_HOSTILE_KINDS: usize = 8;
+
+/// A MultiCasskop named `name` over `sites` (like [`crate::benchmark::mc_object`]) carrying one
+/// field CassKop's real CRD refuses or prunes, the `which`-th of [`SCHEMA_HOSTILE_KINDS`]: the
+/// field path as the site names it, and what the site does with it.
 pub fn schema_hostile_mc(
-    rng: &mut Rng,
+    which: usize,
     name: &str,
     sites: &[String],
 ) -> (Value, &'static str, SchemaFate) {
     use SchemaFate::{Pruned, Refused};
-    let choices: [(&str, Value, &str, SchemaFate); 8] = [
+    let choices: [(&str, Value, &str, SchemaFate); SCHEMA_HOSTILE_KINDS] = [
         ("nodesPerRacks", json!("abc"), "spec.nodesPerRacks", Refused),
         ("autoPilot", json!("yes"), "spec.autoPilot", Refused),
         ("dataCapacity", json!("a lot"), "spec.dataCapacity", Refused),
@@ -512,7 +515,7 @@ pub fn schema_hostile_mc(
             Pruned,
         ),
     ];
-    let (key, value, path, fate) = rng.pick(&choices).clone();
+    let (key, value, path, fate) = choices[which % SCHEMA_HOSTILE_KINDS].clone();
     let mut mc = mc_object(name, name, sites, "cassandra:3.11.9");
     if key == "topology" {
         // The first site's own topology carries the field (an override wins over the base).

@@ -12,7 +12,8 @@ use e2e::benchmark::{
     CONTROLLER_SA, create_all, is_ready, mc_api, mc_object, spawn_controller, wait_readyz,
 };
 use e2e::faults::{
-    Rng, SchemaFate, assert_no_panic, check_invariants, random_mc_spec, schema_hostile_mc,
+    Rng, SCHEMA_HOSTILE_KINDS, SchemaFate, assert_no_panic, check_invariants, random_mc_spec,
+    schema_hostile_mc,
 };
 use e2e::{Env, EnvOptions, NAMESPACE, condition, eventually};
 use kubesim::casskop::CasskopOptions;
@@ -310,9 +311,9 @@ async fn fuzzed_multicasskops_all_get_a_valid_condition_and_the_controller_keeps
         }
     }
     let mut hostile = Vec::new();
-    for i in 0..if real_crd { 8 } else { 0 } {
+    for i in 0..if real_crd { SCHEMA_HOSTILE_KINDS } else { 0 } {
         let name = format!("hostile-{i}");
-        let (obj, path, fate) = schema_hostile_mc(&mut rng, &name, &sites);
+        let (obj, path, fate) = schema_hostile_mc(i, &name, &sites);
         create_all(&api, vec![obj], 1).await?;
         created.push(name.clone());
         hostile.push((name, path, fate));
