@@ -712,3 +712,19 @@ async fn a_non_structural_crd_is_refused_with_kubes_message() {
         "{run:#?}"
     );
 }
+
+#[tokio::test]
+async fn kubectl_explain_reads_the_crd_schema() {
+    let Some(env) = casskop_env().await else {
+        return;
+    };
+    let out = env
+        .kubectl(&["explain", "cassandracluster.spec.topology.dc"])
+        .await
+        .ok()
+        .stdout;
+    assert!(out.contains("KIND:       CassandraCluster"), "{out}");
+    assert!(out.contains("VERSION:    v2"), "{out}");
+    assert!(out.contains("FIELD: dc <[]Object>"), "{out}");
+    assert!(out.contains("nodesPerRacks\t<integer>"), "{out}");
+}
