@@ -712,3 +712,73 @@ async fn a_non_structural_crd_is_refused_with_kubes_message() {
         "{run:#?}"
     );
 }
+
+#[tokio::test]
+async fn kubectl_explain_reads_the_crd_schema() {
+    let Some(env) = casskop_env().await else {
+        return;
+    };
+    let out = env
+        .kubectl(&["explain", "cassandracluster.spec.topology.dc"])
+        .await
+        .ok()
+        .stdout;
+    assert!(out.contains("KIND:       CassandraCluster"), "{out}");
+    assert!(out.contains("VERSION:    v2"), "{out}");
+    assert!(out.contains("FIELD: dc <[]Object>"), "{out}");
+    assert!(out.contains("nodesPerRacks\t<integer>"), "{out}");
+}
+
+#[tokio::test]
+async fn an_object_stored_before_its_crd_declared_a_default_shows_it_without_a_new_write() {
+    let env = gadget_env().await;
+    env.kubectl_stdin(&["apply", "-f", "-"], &gadget("old", "  size: 1\n"))
+        .await
+        .ok();
+    let before = get_json(&env, &["gadget", "old"]).await;
+    assert!(before["spec"].get("plain").is_none());
+    let crd = GADGET_CRD.replace(
+        "              plain: {type: string}\n",
+        "              plain: {type: string, default: filled}\n",
+    );
+    env.kubectl_stdin(&["apply", "-f", "-"], &crd).await.ok();
+    let after = get_json(&env, &["gadget", "old"]).await;
+    assert_eq!(after["spec"]["plain"], "filled");
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    let listed = get_json(&env, &["gadgets"]).await;
+    assert_eq!(listed["items"][0]["spec"]["plain"], "filled");
+}
+
+#[tokio::test]
+async fn server_side_apply_refuses_undeclared_fields_whatever_field_validation_says() {
+    let Some(env) = casskop_env().await else {
+        return;
+    };
+    let doc = cc(
+        "v2",
+        "ssa",
+        "  topology:\n    dc:\n    - name: dc1\n      nodesPerRack: 3\n",
+    );
+    for validate in ["--validate=strict", "--validate=false"] {
+        let run = env
+            .kubectl_stdin(&["apply", "--server-side", validate, "-f", "-"], &doc)
+            .await
+            .fails(1);
+        assert!(
+            run.stderr.contains(
+                "Error from server: failed to create typed patch object (default/ssa; db.orange.com/v2, Kind=CassandraCluster): .spec.topology.dc[0].nodesPerRack: field not declared in schema"
+            ),
+            "{run:#?}"
+        );
+    }
+    // Under spec's preserve-unknown-fields, an unknown top-level spec field is fine.
+    env.kubectl_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        &cc("v2", "ssa", "  somethingNew: 1\n"),
+    )
+    .await
+    .ok();
+}

@@ -9,7 +9,7 @@ use crate::errors::ApiError;
 use crate::objects::{self, Ctx, Managed};
 use crate::patch::{self, ApplyOptions, PatchError};
 use crate::resources::ResourceDef;
-use crate::schema::FieldValidation;
+use crate::schema::{self, FieldValidation};
 
 use super::request::{self, Query};
 
@@ -93,6 +93,13 @@ pub fn patch(
         }
         if def.namespaced {
             body["metadata"]["namespace"] = Value::String(ns.into());
+        }
+        if let Some(s) = def.schemas.as_ref().and_then(|s| s.version(version)) {
+            let undeclared = schema::undeclared(s, &body);
+            if !undeclared.is_empty() {
+                let av = def.api_version(version);
+                return Err(schema::apply_error(&av, &def.kind, ns, name, &undeclared));
+            }
         }
         let mut st = c.store.lock();
         let live = st.get(&def.key(), ns, name);

@@ -137,6 +137,44 @@ pub fn strict_error(kind: &str, version: &str, unknown: &[String]) -> ApiError {
     ))
 }
 
+/// The fields of a server-side apply configuration its version's schema does not declare, as
+/// structured-merge-diff paths (`.spec.topology.dc[0].nodesPerRack`).
+pub fn undeclared(s: &Node, body: &Value) -> Vec<String> {
+    let mut copy = body.clone();
+    prune::prune_object(&mut copy, s)
+        .into_iter()
+        .map(|p| format!(".{p}"))
+        .collect()
+}
+
+/// The answer to an apply configuration with undeclared fields: apply is always strict, and
+/// kube-apiserver 1.32 reports it as a plain error (500, no reason), whatever `fieldValidation` says.
+pub fn apply_error(
+    api_version: &str,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    undeclared: &[String],
+) -> ApiError {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let errs: Vec<String> = undeclared
+        .iter()
+        .map(|p| format!("{p}: field not declared in schema"))
+        .collect();
+    let detail = if errs.len() == 1 {
+        errs[0].clone()
+    } else {
+        format!("errors:\n  {}", errs.join("\n  "))
+    };
+    ApiError::new(
+        500,
+        "",
+        format!(
+            "failed to create typed patch object ({ns}/{name}; {group}/{version}, Kind={kind}): {detail}"
+        ),
+    )
+}
+
 /// The `Warning` header texts for unknown fields under `fieldValidation=Warn`.
 pub fn warnings(unknown: &[String]) -> Vec<String> {
     unknown
