@@ -164,10 +164,23 @@ pub async fn apply_cluster(
     };
     object["metadata"]["resourceVersion"] = json!(b.resource_version().unwrap_or_default());
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let after = match api
+    let mut result = api
         .patch(&desired.name, &params, &Patch::Apply(&object))
-        .await
-    {
+        .await;
+    // An apply carrying fields the site's CRD does not declare is refused as a whole, where a
+    // create would have pruned them: apply once more without them, so the site stores what it
+    // can, as it did at the create; the caller finds them missing from what comes back and
+    // reports them as dropped.
+    if let Err(kube::Error::Api(s)) = &result {
+        let undeclared = crate::rollout::plan::undeclared_fields(&s.message, &object);
+        if !undeclared.is_empty() {
+            let stripped = crate::rollout::plan::without_fields(&object, &undeclared);
+            result = api
+                .patch(&desired.name, &params, &Patch::Apply(&stripped))
+                .await;
+        }
+    }
+    let after = match result {
         Ok(after) => after,
         // Precondition failed: someone wrote since `base`.
         Err(kube::Error::Api(s)) if s.code == 409 => return Ok(ApplyResult::Stale),

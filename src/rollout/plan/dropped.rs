@@ -220,6 +220,82 @@ pub fn dropped_note(
     )
 }
 
+/// The fields a server-side apply was refused for because the site's CRD does not declare them:
+/// kube-apiserver answers such an apply (and only an apply: a create or update prunes them) with
+/// a plain error, `failed to create typed patch object (...): .spec.x: field not declared in
+/// schema`, or `errors:` followed by one such line per field. The paths come back in our form,
+/// with list entries selected by key (`[name="dc1"]`, structured-merge-diff's form for keyed
+/// lists) turned into their index in `sent`. Empty when the message is not that refusal.
+pub fn undeclared_fields(message: &str, sent: &Value) -> Vec<String> {
+    const TAIL: &str = ": field not declared in schema";
+    if !message.contains("failed to create typed patch object") {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut rest = message;
+    while let Some(end) = rest.find(TAIL) {
+        let before = &rest[..end];
+        let start = before
+            .rfind(|c: char| c.is_whitespace() || c == ')')
+            .map_or(0, |i| i + 1);
+        if let Some(path) = smd_path(before[start..].trim_start_matches(':'), sent) {
+            out.push(path);
+        }
+        rest = &rest[end + TAIL.len()..];
+    }
+    out
+}
+
+/// A structured-merge-diff path (`.spec.topology.dc[0].x`, `.spec.ports[containerPort=9000]`) in
+/// our form, keyed list entries resolved to their index in `sent`.
+fn smd_path(path: &str, sent: &Value) -> Option<String> {
+    let mut steps = Vec::new();
+    let mut at = Some(sent);
+    let mut rest = path.strip_prefix('.')?;
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('[') {
+            let end = inner.find(']')?;
+            let selector = &inner[..end];
+            let index = match selector.parse::<usize>() {
+                Ok(i) => i,
+                Err(_) => keyed_index(at?, selector)?,
+            };
+            at = at.and_then(|v| v.get(index));
+            steps.push(Step::Index(index));
+            rest = &inner[end + 1..];
+        } else {
+            let key_text = rest.strip_prefix('.').unwrap_or(rest);
+            let end = key_text.find(['.', '[']).unwrap_or(key_text.len());
+            if end == 0 {
+                return None;
+            }
+            let key = &key_text[..end];
+            at = at.and_then(|v| v.get(key));
+            steps.push(Step::Key(key.to_string()));
+            rest = &key_text[end..];
+        }
+    }
+    (!steps.is_empty()).then(|| render(&steps))
+}
+
+/// The index of the entry of list `list` matching `k1=v1,k2="v2"`.
+fn keyed_index(list: &Value, selector: &str) -> Option<usize> {
+    let wanted: Vec<(&str, Value)> = selector
+        .split(',')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+            Some((k, v))
+        })
+        .collect::<Option<_>>()?;
+    list.as_array()?.iter().position(|e| {
+        wanted.iter().all(|(k, v)| {
+            e.get(*k)
+                .is_some_and(|x| x == v || x.as_f64().is_some_and(|f| v.as_f64() == Some(f)))
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +345,38 @@ mod tests {
                 "spec.newThing",
                 "spec.service.annotations[external-dns.alpha.kubernetes.io/hostname]"
             ]
+        );
+    }
+
+    #[test]
+    fn an_apply_refused_for_undeclared_fields_names_them_in_our_form() {
+        let sent = json!({"spec": {
+            "topology": {"dc": [{"name": "dc1", "nodesPerRack": 2}]},
+            "sidecarConfigs": [{"name": "logs", "ports": [{"containerPort": 9000, "x": 1}]}]
+        }});
+        let one = "failed to create typed patch object (ns/cc; db.orange.com/v2, Kind=CassandraCluster): \
+                   .spec.topology.dc[0].nodesPerRack: field not declared in schema";
+        assert_eq!(
+            undeclared_fields(one, &sent),
+            vec!["spec.topology.dc[0].nodesPerRack"]
+        );
+        let two = "failed to create typed patch object (ns/cc; db.orange.com/v2, Kind=CassandraCluster): errors:\n  \
+                   .spec.topology.dc[0].nodesPerRack: field not declared in schema\n  \
+                   .spec.sidecarConfigs[name=\"logs\"].ports[containerPort=9000].x: field not declared in schema";
+        assert_eq!(
+            undeclared_fields(two, &sent),
+            vec![
+                "spec.topology.dc[0].nodesPerRack",
+                "spec.sidecarConfigs[0].ports[0].x"
+            ]
+        );
+        assert!(undeclared_fields("etcdserver: request timed out", &sent).is_empty());
+        assert!(
+            undeclared_fields(
+                "failed to create typed patch object (x): .spec: expected map",
+                &sent
+            )
+            .is_empty()
         );
     }
 

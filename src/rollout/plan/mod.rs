@@ -10,7 +10,7 @@ mod dropped;
 mod marks;
 mod participants;
 mod types;
-pub use dropped::{dropped_fields, dropped_note, where_set, without_fields};
+pub use dropped::{dropped_fields, dropped_note, undeclared_fields, where_set, without_fields};
 pub use marks::{casskop_will_react, recover_mark};
 pub use participants::{
     FinalizerStep, Roster, TakingPart, finalizer_step, site_order, sites_taking_part,
