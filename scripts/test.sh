@@ -9,6 +9,10 @@ if ! python3 -c 'import helm_python' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check helm-python-sdk
 fi
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+# Prometheus's promtool checks and unit-tests the chart's alerts (Debian package prometheus).
+if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  apt-get install -y -qq prometheus >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus >/dev/null; }
+fi
 
 # The house rules, checked before anything is built: formatting, no import cycle between the
 # modules of the controller or the simulator, no function over 80 lines in the controller.

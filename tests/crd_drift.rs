@@ -1,4 +1,6 @@
 //! The chart's CRD is generated from the Rust types: this test fails when they drift apart.
+//! The chart's template (templates/multicasskop-crd.yaml) renders this file as it is, adding
+//! only labels and annotations (e2e's chart_crds test checks that).
 //! Regenerate with `UPDATE_CRD=1 cargo test --test crd_drift` (or `multi-casskop crd`).
 
 use std::path::PathBuf;
@@ -7,7 +9,7 @@ const HEADER: &str = "# Generated from the Rust types (src/api/multicasskop.rs) 
 
 fn chart_crd() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("helm/multi-casskop/crds/multicasskops.db.orange.com.yaml")
+        .join("helm/multi-casskop/files/multicasskops.db.orange.com.yaml")
 }
 
 #[test]

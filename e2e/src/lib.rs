@@ -8,6 +8,7 @@ pub mod benchmark;
 pub mod chart;
 pub mod clientconfigs;
 pub mod faults;
+pub mod helm_release;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@
 //!   real-cluster story is a sequence). `casskop` runs the simulated CassKop. Setup actions, done
 //!   by the test before the block (what the README's prose asks of the user, or what a skipped
 //!   block such as `helm install` would have done): `namespace NS` (created in every cluster),
-//!   `crd` (`multi-casskop crd | kubectl apply -f -` in C1, as the chart's `crds/` would),
+//!   `crd` (`multi-casskop crd | kubectl apply -f -` in C1, as the chart's CRD template would),
 //!   `controller ARGS...` (the built `multi-casskop ARGS...` started in the background with
 //!   C1's context and an empty imports directory, as the chart's Deployment would start it).
 //! - `readme-test: background until TEXT` — a long-running command the README asks to leave

@@ -175,7 +175,7 @@ fn free_form_map(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 }
 
 /// The MultiCasskop CustomResourceDefinition as YAML, generated from the Rust types
-/// (`multi-casskop crd`, and the Helm chart's `crds/`).
+/// (`multi-casskop crd`, and the Helm chart's `files/`, rendered by its CRD template).
 pub fn crd_yaml() -> String {
     use kube::CustomResourceExt;
     serde_saphyr::to_string(&MultiCasskop::crd()).expect("a CRD always serializes to YAML")

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct CrdArgs {}
 
-/// Prints the CRD on stdout (the same text as the Helm chart's `crds/`, minus its header).
+/// Prints the CRD on stdout (the chart's `files/multicasskops.db.orange.com.yaml`, minus its header).
 pub fn run(_: CrdArgs) -> anyhow::Result<ExitCode> {
     print!("{}", crate::api::crd_yaml());
     Ok(ExitCode::SUCCESS)

@@ -22,3 +22,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "multi-casskop.serviceAccountName" -}}
 {{- default (include "multi-casskop.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
+
+{{- /*
+Non-empty when the chart installs and upgrades the MultiCasskop CRD: crds.install, unless
+Multi-CassKop's createCustomResource says false (either value set to false turns it off).
+*/ -}}
+{{- define "multi-casskop.installCRDs" -}}
+{{- if and .Values.crds.install (ne (toString .Values.createCustomResource) "false") -}}
+true
+{{- end -}}
+{{- end -}}
