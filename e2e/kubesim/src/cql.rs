@@ -282,9 +282,14 @@ pub fn effective_ownership(r: &Replication, ring: &[RingNode]) -> Vec<f64> {
     let weight = |n: &RingNode| 0.9 + (stable_hash(&n.host_id) % 200) as f64 / 1000.0;
     let share = |members: &[usize], rf: u32| -> Vec<(usize, f64)> {
         let total: f64 = members.iter().map(|&i| weight(&ring[i])).sum();
+        // As many replicas as nodes (or more): every node holds everything.
+        let all = rf as usize >= members.len();
         members
             .iter()
-            .map(|&i| (i, (f64::from(rf) * weight(&ring[i]) / total).min(1.0)))
+            .map(|&i| {
+                let o = f64::from(rf) * weight(&ring[i]) / total;
+                (i, if all { 1.0 } else { o.min(1.0) })
+            })
             .collect()
     };
     let mut owns = vec![0.0; ring.len()];

@@ -470,7 +470,7 @@ pub fn run(c: &ExecContext, pod: &Value, command: &[String]) -> Outcome {
         Command::True => ok(String::new()),
         Command::NotFound(prog) => fail(
             format!(
-                "kubesim: {prog}: command not found in pod {pod_name} (cluster {}); simulated Cassandra pods answer `nodetool status` and `nodetool version`\n",
+                "kubesim: {prog}: command not found in pod {pod_name} (cluster {}); simulated Cassandra pods answer `nodetool status|describering|version` and `cqlsh -e`\n",
                 c.name
             ),
             127,

@@ -316,7 +316,8 @@ mod tests {
 
     #[test]
     fn adding_a_dc_is_accepted_but_not_a_rack() {
-        let old = json!({"topology": {"dc": [{"name": "dc1", "rack": [{"name": "rack1"}]}]}});
+        let old = json!({"nodesPerRacks": 1, "dataCapacity": "256Mi",
+                         "topology": {"dc": [{"name": "dc1", "rack": [{"name": "rack1"}]}]}});
         assert_eq!(check(&old, &two_dcs(), &running()), Verdict::Accept);
         let mut new = old.clone();
         new["topology"]["dc"][0]["rack"] = json!([{"name": "rack1"}, {"name": "rack2"}]);

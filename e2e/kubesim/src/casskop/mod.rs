@@ -1902,7 +1902,27 @@ mod tests {
             .open_api_v3_schema
             .as_ref()
             .unwrap();
-        assert_eq!(schema.x_kubernetes_preserve_unknown_fields, Some(true));
+        // Typed: only `spec` keeps unknown fields, as in CassKop's CRD.
+        assert_eq!(schema.x_kubernetes_preserve_unknown_fields, None);
+        let props = schema.properties.as_ref().unwrap();
+        assert_eq!(
+            props["spec"].x_kubernetes_preserve_unknown_fields,
+            Some(true)
+        );
+        assert_eq!(props["status"].x_kubernetes_preserve_unknown_fields, None);
+        let spec = props["spec"].properties.as_ref().unwrap();
+        assert_eq!(spec["nodesPerRacks"].type_.as_deref(), Some("integer"));
+        assert_eq!(
+            spec["runAsUser"].default.as_ref().map(|d| d.0.clone()),
+            Some(json!(999))
+        );
+        let served: Vec<(&str, bool, bool)> = crd
+            .spec
+            .versions
+            .iter()
+            .map(|v| (v.name.as_str(), v.served, v.storage))
+            .collect();
+        assert_eq!(served, vec![("v2", true, true), ("v1alpha1", true, false)]);
         let cols: Vec<&str> = v
             .additional_printer_columns
             .iter()
