@@ -18,6 +18,16 @@
 //!   `Pending` (a new cluster moves from `Initializing` to `Pending` when it would have become
 //!   ready), until the annotation goes away; [`FAIL_ANNOTATION`] `"true"` ends the action with status `Error`
 //!   (phase `Pending`); removing it retries the action.
+//! - before a change becomes an action, CassKop's checks run in its order ([`checks`]): what
+//!   it refuses is written back into the spec with `lastClusterAction: CorrectCRDConfig` (status
+//!   otherwise unchanged); a DC at 0 removed from the topology is deleted (`ActionDeleteDC`); a
+//!   DC asked to go to 0 is first checked through pod exec for keyspaces still replicating there
+//!   ([`keyspaces`]). A DC added is `Initializing` for its own racks only (phase Initializing),
+//!   the other racks keep their status.
+//! - with `spec.autoUpdateSeedList`, `status.seedlist` follows the topology (written at creation
+//!   and with a DC added; after a DC goes to 0, an `UpdateSeedList` action `react_after` later).
+//! - Pods labelled `operation-name`/`operation-status=ToDo` get the operation run ([`pod_ops`])
+//!   once the last action is done; the worker looks again every 5 s, as CassKop requeues.
 //! - deleting the CassandraCluster deletes its StatefulSets and Pods.
 //!
 //! Status goes through the main resource (the CRD has no status subresource) as a JSON merge patch
