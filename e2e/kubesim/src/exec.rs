@@ -1,5 +1,5 @@
-//! Pod exec (`pods/exec`) over WebSocket, the Kubernetes remotecommand channel protocols v1–v5 as kubectl and kube-rs speak them, for the simulated pods; `nodetool status` answered from the Sim-wide simulated Cassandra ring, with ring faults (node down, DC hidden).
-use std::collections::BTreeSet;
+//! Pod exec (`pods/exec`) over WebSocket, the Kubernetes remotecommand channel protocols v1–v5 as kubectl and kube-rs speak them, for the simulated pods; `nodetool` and `cqlsh` answered from the Sim-wide simulated Cassandra ring and its keyspaces, with ring faults (node down, DC hidden).
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -12,9 +12,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
+use crate::cql::{self, Keyspaces};
 use crate::errors::ApiError;
 use crate::http::{Body, full};
-use crate::nodetool::{self, Command, RingNode};
+use crate::nodetool::{self, Command, Ownership, RingNode};
 use crate::rbac::{self, Decision, RequestAttributes, UserInfo};
 use crate::resources::ResKey;
 use crate::store::Store;
@@ -42,6 +43,10 @@ pub struct ExecContext {
     store: Arc<Store>,
     peers: OnceLock<Vec<Weak<ExecContext>>>,
     pub ring_faults: RingFaults,
+    /// Keyspaces of each ring (by CassandraCluster name), kept by the first cluster of the Sim
+    /// for all of them, with the uids of the CassandraClusters that formed that ring: a ring
+    /// whose clusters are all gone starts afresh.
+    keyspaces: Mutex<HashMap<String, (BTreeSet<String>, Keyspaces)>>,
 }
 
 impl ExecContext {
@@ -51,6 +56,7 @@ impl ExecContext {
             store,
             peers: OnceLock::new(),
             ring_faults: RingFaults::default(),
+            keyspaces: Mutex::default(),
         }
     }
     /// Set once by `Sim::start`: all clusters of the Sim, this one included.
@@ -464,7 +470,7 @@ pub fn run(c: &ExecContext, pod: &Value, command: &[String]) -> Outcome {
         Command::True => ok(String::new()),
         Command::NotFound(prog) => fail(
             format!(
-                "kubesim: {prog}: command not found in pod {pod_name} (cluster {}); simulated Cassandra pods answer `nodetool status` and `nodetool version`\n",
+                "kubesim: {prog}: command not found in pod {pod_name} (cluster {}); simulated Cassandra pods answer `nodetool status|describering|version` and `cqlsh -e`\n",
                 c.name
             ),
             127,
@@ -479,8 +485,81 @@ pub fn run(c: &ExecContext, pod: &Value, command: &[String]) -> Outcome {
         _ if c.ring_faults.is_down(pod_name) => fail(nodetool::connection_refused(), 1),
         Command::NodetoolVersion => ok(nodetool::render_version()),
         Command::NodetoolUnknown(what) => fail(nodetool::unknown_subcommand(&what), 1),
-        Command::NodetoolStatus => ok(nodetool::render_status(&ring_view(c, pod))),
+        Command::NodetoolStatus => {
+            let ring = ring_view(c, pod);
+            let owns = with_keyspaces(c, pod, |ks| match cql::status_keyspace(ks) {
+                Ok(k) => Ownership::Effective(cql::effective_ownership(&ks.0[k], &ring)),
+                Err(note) => Ownership::Meaningless(note),
+            });
+            ok(nodetool::render_status_with(&ring, &owns))
+        }
+        Command::NodetoolStatusKeyspace(k) => {
+            let ring = ring_view(c, pod);
+            match with_keyspaces(c, pod, |ks| ks.0.get(&k).cloned()) {
+                Some(r) => ok(nodetool::render_status_with(
+                    &ring,
+                    &Ownership::Effective(cql::effective_ownership(&r, &ring)),
+                )),
+                None => fail(
+                    format!("nodetool: The keyspace {k}, does not exist\nSee 'nodetool help' or 'nodetool help <command>'.\n"),
+                    1,
+                ),
+            }
+        }
+        Command::NodetoolDescribering(k) => {
+            let ring = ring_view(c, pod);
+            match with_keyspaces(c, pod, |ks| cql::describe_ring(ks, &k, &ring)) {
+                Ok(out) => ok(out),
+                Err(e) => fail(e, 1),
+            }
+        }
+        Command::Cqlsh(None) => fail(
+            "kubesim: cqlsh needs -e \"<statements>\" here (exec without a terminal cannot run an interactive shell)\n".into(),
+            2,
+        ),
+        Command::Cqlsh(Some(script)) => match with_keyspaces(c, pod, |ks| ks.execute(&script)) {
+            Ok(out) => ok(out),
+            Err(e) => fail(format!("{}\n", e.0), 2),
+        },
     }
+}
+
+/// Run `f` on the keyspaces of the ring `pod` belongs to (its CassandraCluster's name, Sim-wide).
+fn with_keyspaces<R>(c: &ExecContext, pod: &Value, f: impl FnOnce(&mut Keyspaces) -> R) -> R {
+    let cc_name = label(pod, nodetool::LABEL_CLUSTER)
+        .unwrap_or("")
+        .to_string();
+    let mut peers = c.peers();
+    peers.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut uids = BTreeSet::new();
+    let stores: Vec<Arc<Store>> = if peers.is_empty() {
+        vec![c.store.clone()]
+    } else {
+        peers.iter().map(|p| p.store.clone()).collect()
+    };
+    for store in stores {
+        let st = store.lock();
+        for cc in st.range(&cassandra_clusters_key(), None, None) {
+            if cc["metadata"]["name"].as_str() == Some(cc_name.as_str())
+                && let Some(uid) = cc["metadata"]["uid"].as_str()
+            {
+                uids.insert(uid.to_string());
+            }
+        }
+    }
+    let holder = peers.first().map(Arc::as_ref).unwrap_or(c);
+    let mut rings = holder
+        .keyspaces
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let entry = rings
+        .entry(cc_name)
+        .or_insert_with(|| (BTreeSet::new(), Keyspaces::default()));
+    if !entry.0.is_empty() && entry.0.is_disjoint(&uids) {
+        *entry = (BTreeSet::new(), Keyspaces::default());
+    }
+    entry.0.extend(uids);
+    f(&mut entry.1)
 }
 
 /// The ring as seen from `pod` (a Cassandra pod of cluster `c`): the Running Cassandra pods of

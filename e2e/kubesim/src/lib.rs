@@ -1,8 +1,9 @@
 //! kubesim: in-memory simulated Kubernetes API servers (HTTPS, real kubectl and kube-rs clients) and a simulated CassKop.
 //!
 //! Modules, each depending only on those listed before it (`scripts/module_cycles.py` checks
-//! there is no cycle): leaves (`errors`, `validation`, `schema`, `table`, `nodetool`, `tls`, `audit`,
-//! `kubeconfig`; and `casskop`, `kubectl`, `fixtures`, which are clients of the API); object
+//! there is no cycle): leaves (`errors`, `validation`, `schema`, `table`, `nodetool` and `cql`,
+//! `tls`, `audit`, `kubeconfig`; and `casskop`, `kubectl`, `kuttl`, `fixtures`, which are clients
+//! of the API); object
 //! logic (`patch`, `selectors`, `rbac`, `resources`, `discovery`); `http` (responses) and
 //! `openapi`; `store` (objects, tokens, watches); `auth`, `faults`, `hooks`, `objects`
 //! (create/update/delete semantics), `exec` (pod exec, given a narrow `ExecContext`); `cluster`
@@ -13,6 +14,7 @@ mod audit;
 mod auth;
 pub mod casskop;
 mod cluster;
+mod cql;
 mod depth;
 mod discovery;
 mod errors;
@@ -25,6 +27,7 @@ mod hooks;
 mod http;
 pub mod kubeconfig;
 pub mod kubectl;
+pub mod kuttl;
 pub mod nodetool;
 mod objects;
 mod openapi;

@@ -32,7 +32,14 @@ pub struct RingNode {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     NodetoolStatus,
+    /// `nodetool status <keyspace>`: effective ownership for that keyspace.
+    NodetoolStatusKeyspace(String),
+    /// `nodetool describering <keyspace>`.
+    NodetoolDescribering(String),
     NodetoolVersion,
+    /// `cqlsh [host] -e "<statements>"`; `None` when no `-e` was given (an interactive shell,
+    /// which exec without stdin cannot serve).
+    Cqlsh(Option<String>),
     /// `nodetool` with a subcommand or option the simulation does not know.
     NodetoolUnknown(String),
     Hostname,
@@ -61,6 +68,7 @@ pub fn parse_command(argv: &[String]) -> Command {
     let base = prog.rsplit('/').next().unwrap_or(prog);
     match base {
         "nodetool" => parse_nodetool(args),
+        "cqlsh" => parse_cqlsh(args),
         "hostname" => Command::Hostname,
         "echo" => Command::Echo(args.join(" ")),
         "true" => Command::True,
@@ -88,10 +96,29 @@ fn parse_nodetool(args: &[String]) -> Command {
     }
     match rest.as_slice() {
         ["status"] => Command::NodetoolStatus,
+        ["status", ks] => Command::NodetoolStatusKeyspace((*ks).to_string()),
+        ["describering", ks] => Command::NodetoolDescribering((*ks).to_string()),
         ["version"] => Command::NodetoolVersion,
         [] => Command::NodetoolUnknown(String::new()),
         other => Command::NodetoolUnknown(other.join(" ")),
     }
+}
+
+fn parse_cqlsh(args: &[String]) -> Command {
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "-e" | "--execute" => return Command::Cqlsh(args.get(i + 1).cloned()),
+            a if a.starts_with("--execute=") => {
+                return Command::Cqlsh(Some(a["--execute=".len()..].to_string()));
+            }
+            // Options with a value (user, password, keyspace, ...): the local node answers.
+            "-u" | "--username" | "-p" | "--password" | "-k" | "--keyspace" | "-f" | "--file"
+            | "--cqlversion" | "--encoding" | "--connect-timeout" | "--request-timeout" => i += 2,
+            _ => i += 1,
+        }
+    }
+    Command::Cqlsh(None)
 }
 
 /// Stable 64-bit hash of a string (FNV-1a: the same on every run and platform).
@@ -155,9 +182,38 @@ fn address_order(a: &str) -> (u8, Vec<u32>, String) {
 /// block per DC (sorted by name), nodes sorted by address, column widths as Cassandra computes
 /// them (the address column as wide as the longest address).
 pub fn render_status(nodes: &[RingNode]) -> String {
-    let mut dcs: BTreeMap<&str, Vec<&RingNode>> = BTreeMap::new();
-    for n in nodes {
-        dcs.entry(n.dc.as_str()).or_default().push(n);
+    render_status_with(nodes, &Ownership::OneReplicaPerDc)
+}
+
+/// What the `Owns` column of `nodetool status` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ownership {
+    /// One replica of the data in each DC (each DC's nodes sum to 100 %).
+    OneReplicaPerDc,
+    /// Effective ownership of each node (same order as the nodes given) for one keyspace.
+    Effective(Vec<f64>),
+    /// No meaningful effective ownership: `Owns` is the raw token share, and Cassandra prints
+    /// this note under the table.
+    Meaningless(String),
+}
+
+/// `nodetool status` with the `Owns` column as `owns` says.
+pub fn render_status_with(nodes: &[RingNode], owns: &Ownership) -> String {
+    let by_node: Option<Vec<f64>> = match owns {
+        Ownership::Effective(v) => Some(v.clone()),
+        Ownership::Meaningless(_) => {
+            let all: Vec<&RingNode> = nodes.iter().collect();
+            Some(effective_owns(&all))
+        }
+        Ownership::OneReplicaPerDc => None,
+    };
+    let header = match owns {
+        Ownership::Meaningless(_) => "Owns",
+        _ => "Owns (effective)",
+    };
+    let mut dcs: BTreeMap<&str, Vec<(usize, &RingNode)>> = BTreeMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        dcs.entry(n.dc.as_str()).or_default().push((i, n));
     }
     let addr_w = nodes
         .iter()
@@ -181,23 +237,23 @@ pub fn render_status(nodes: &[RingNode]) -> String {
         if i > 0 {
             out.push('\n');
         }
-        members.sort_by_key(|n| address_order(&n.address));
-        let owns = effective_owns(&members);
+        members.sort_by_key(|(_, n)| address_order(&n.address));
+        let owns: Vec<f64> = match &by_node {
+            Some(v) => members
+                .iter()
+                .map(|(i, _)| v.get(*i).copied().unwrap_or(0.0))
+                .collect(),
+            None => effective_owns(&members.iter().map(|(_, n)| *n).collect::<Vec<_>>()),
+        };
         out.push_str(&format!("Datacenter: {dc}\n"));
         out.push_str(&"=".repeat(dc.len() + 12));
         out.push('\n');
         out.push_str("Status=Up/Down\n");
         out.push_str("|/ State=Normal/Leaving/Joining/Moving\n");
         out.push_str(&line(
-            "--",
-            "Address",
-            "Load",
-            "Tokens",
-            "Owns (effective)",
-            "Host ID",
-            "Rack",
+            "--", "Address", "Load", "Tokens", header, "Host ID", "Rack",
         ));
-        for (n, own) in members.iter().zip(owns) {
+        for ((_, n), own) in members.iter().zip(owns) {
             let status = if n.up { "UN" } else { "DN" };
             let load = format_load(n.load_kib);
             let owns = format!("{:.1}%", own * 100.0);
@@ -211,6 +267,11 @@ pub fn render_status(nodes: &[RingNode]) -> String {
                 &n.rack,
             ));
         }
+    }
+    if let Ownership::Meaningless(note) = owns
+        && !nodes.is_empty()
+    {
+        out.push_str(&format!("\nNote: {note}\n"));
     }
     out
 }
@@ -300,8 +361,17 @@ mod tests {
             Command::NodetoolUnknown(String::new())
         );
         assert_eq!(
-            parse_command(&s(&["cqlsh"])),
-            Command::NotFound("cqlsh".into())
+            parse_command(&s(&["psql"])),
+            Command::NotFound("psql".into())
+        );
+        assert_eq!(
+            parse_command(&s(&["cqlsh", "-e", "DESCRIBE KEYSPACES"])),
+            Command::Cqlsh(Some("DESCRIBE KEYSPACES".into()))
+        );
+        assert_eq!(parse_command(&s(&["cqlsh"])), Command::Cqlsh(None));
+        assert_eq!(
+            parse_command(&s(&["nodetool", "describering", "system_auth"])),
+            Command::NodetoolDescribering("system_auth".into())
         );
         assert_eq!(
             parse_command(&s(&["echo", "a", "b"])),

@@ -18,6 +18,16 @@
 //!   `Pending` (a new cluster moves from `Initializing` to `Pending` when it would have become
 //!   ready), until the annotation goes away; [`FAIL_ANNOTATION`] `"true"` ends the action with status `Error`
 //!   (phase `Pending`); removing it retries the action.
+//! - before a change becomes an action, CassKop's checks run in its order ([`checks`]): what
+//!   it refuses is written back into the spec with `lastClusterAction: CorrectCRDConfig` (status
+//!   otherwise unchanged); a DC at 0 removed from the topology is deleted (`ActionDeleteDC`); a
+//!   DC asked to go to 0 is first checked through pod exec for keyspaces still replicating there
+//!   ([`keyspaces`]). A DC added is `Initializing` for its own racks only (phase Initializing),
+//!   the other racks keep their status.
+//! - with `spec.autoUpdateSeedList`, `status.seedlist` follows the topology (written at creation
+//!   and with a DC added; after a DC goes to 0, an `UpdateSeedList` action `react_after` later).
+//! - Pods labelled `operation-name`/`operation-status=ToDo` get the operation run ([`pod_ops`])
+//!   once the last action is done; the worker looks again every 5 s, as CassKop requeues.
 //! - deleting the CassandraCluster deletes its StatefulSets and Pods.
 //!
 //! Status goes through the main resource (the CRD has no status subresource) as a JSON merge patch
@@ -45,8 +55,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+mod checks;
+mod keyspaces;
+mod pod_ops;
+
+use checks::Verdict;
+
 /// The CassandraCluster CRD the simulated CassKop installs (also usable with `kubectl apply -f`).
-pub const CRD_YAML: &str = include_str!("../crds/cassandraclusters.db.orange.com.yaml");
+pub const CRD_YAML: &str = include_str!("../../crds/cassandraclusters.db.orange.com.yaml");
 /// Name of the CassandraCluster CRD.
 pub const CRD_NAME: &str = "cassandraclusters.db.orange.com";
 /// Field manager of every write the simulated CassKop makes.
@@ -68,6 +84,8 @@ const APP_VALUE: &str = "cassandracluster";
 /// Annotation on Pods/StatefulSets: hash of the pod template they were made from.
 const TEMPLATE_HASH_ANNOTATION: &str = "kubesim.casskop/template-hash";
 const DEFAULT_IMAGE: &str = "cassandra:3.11";
+/// CassKop reconciles every cluster again after this long, changed or not.
+const RESYNC: Duration = Duration::from_secs(5);
 /// Pause before re-trying after a failed API call.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -763,6 +781,45 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.is_not_found())
 }
 
+/// One status write of the worker: the cluster's phase and last action, which racks it
+/// concerns, and anything else to merge into the same patch.
+struct StatusWrite<'a> {
+    phase: &'a str,
+    action: &'a str,
+    action_status: &'a str,
+    /// A new action: start times restart and the acted-on annotation is rewritten.
+    new_action: bool,
+    /// Only these racks (`<dc>-<rack>`) take the action; the others keep their entry.
+    only: Option<Vec<String>>,
+    extra: Option<Value>,
+}
+
+impl<'a> StatusWrite<'a> {
+    fn new(phase: &'a str, action: &'a str, action_status: &'a str) -> Self {
+        Self {
+            phase,
+            action,
+            action_status,
+            new_action: false,
+            only: None,
+            extra: None,
+        }
+    }
+    fn fresh(mut self) -> Self {
+        self.new_action = true;
+        self
+    }
+    fn with(mut self, extra: Option<Value>) -> Self {
+        self.extra = extra;
+        self
+    }
+}
+
+/// `spec.autoUpdateSeedList`: CassKop keeps `status.seedlist` in line with the topology.
+fn auto_seed_list(spec: &Value) -> bool {
+    spec.get("autoUpdateSeedList").and_then(Value::as_bool) == Some(true)
+}
+
 /// What one CassandraCluster looks like to CassKop.
 struct ClusterView {
     /// The whole object as JSON.
@@ -832,6 +889,10 @@ struct ClusterWorker {
     notice_at: Option<Instant>,
     /// When the ongoing action completes.
     complete_at: Option<Instant>,
+    /// When CassKop looks at a stale seed list again (autoUpdateSeedList).
+    seeds_at: Option<Instant>,
+    /// Pods whose operation (`operation-name` label) was started, and when.
+    ops_started: HashMap<String, Instant>,
 }
 
 impl ClusterWorker {
@@ -853,6 +914,8 @@ impl ClusterWorker {
             cleaned: true,
             notice_at: None,
             complete_at: None,
+            seeds_at: None,
+            ops_started: HashMap::new(),
         }
     }
 
@@ -936,8 +999,18 @@ impl ClusterWorker {
         if view.acted.is_none() && view.phase.is_none() {
             info!("new {}: Initializing", self.ident());
             self.ensure_children(&view, false).await?;
-            self.write_status(&view, "Initializing", "Initializing", "Ongoing", true)
-                .await?;
+            // Like CassKop's defaults, a new cluster gets its seed list (kept up to date by
+            // CassKop only with autoUpdateSeedList; Multi-CassKop writes it otherwise).
+            let extra = (auto_seed_list(&view.current["spec"])
+                && view.value.pointer("/status/seedlist").is_none())
+            .then(|| json!({"status": {"seedlist": self.seeds(&view)}}));
+            self.write_status(
+                &view,
+                StatusWrite::new("Initializing", "Initializing", "Ongoing")
+                    .fresh()
+                    .with(extra),
+            )
+            .await?;
             self.notice_at = None;
             self.complete_at = Some(now + self.opts.ready_after);
             return Ok(self.complete_at);
@@ -952,14 +1025,34 @@ impl ClusterWorker {
                 );
                 return Ok(Some(at));
             }
-            let action = match &view.acted {
-                Some(acted) => classify_change(acted, &view.current),
-                None => "UpdateStatefulSet",
+            self.notice_at = None;
+            if let Some(acted) = &view.acted
+                && self.refused_or_deleted(&view, acted).await?
+            {
+                self.complete_at = None;
+                return Ok(None);
+            }
+            let new_racks = self.new_racks(&view);
+            let (phase, action, scope) = if !new_racks.is_empty() {
+                ("Initializing", "Initializing", Some(new_racks))
+            } else {
+                let action = match &view.acted {
+                    Some(acted) => classify_change(acted, &view.current),
+                    None => "UpdateStatefulSet",
+                };
+                ("Pending", action, None)
             };
             info!("{}: change noticed, {action} Ongoing", self.ident());
-            self.write_status(&view, "Pending", action, "Ongoing", true)
-                .await?;
-            self.notice_at = None;
+            self.seeds_at = None;
+            // The seeds of a DC added are written with its Initializing (real CassKop follows
+            // with an UpdateSeedList of the other racks, not modelled).
+            let extra = (action == "Initializing" && auto_seed_list(&view.current["spec"]))
+                .then(|| json!({"status": {"seedlist": self.seeds(&view)}}));
+            let mut w = StatusWrite::new(phase, action, "Ongoing")
+                .fresh()
+                .with(extra);
+            w.only = scope;
+            self.write_status(&view, w).await?;
             self.complete_at = Some(now + self.opts.ready_after);
             return Ok(self.complete_at);
         }
@@ -974,7 +1067,7 @@ impl ClusterWorker {
                 if view.held {
                     // Due but held: Pending/<action>/Ongoing until the annotation goes.
                     if view.phase.as_deref() != Some("Pending") {
-                        self.write_status(&view, "Pending", &action, "Ongoing", false)
+                        self.write_status(&view, StatusWrite::new("Pending", &action, "Ongoing"))
                             .await?;
                     }
                     debug!("{}: {action} held by {HOLD_ANNOTATION}", self.ident());
@@ -985,43 +1078,292 @@ impl ClusterWorker {
                         "{}: {action} ends in Error ({FAIL_ANNOTATION})",
                         self.ident()
                     );
-                    self.write_status(&view, "Pending", &action, "Error", false)
+                    self.write_status(&view, StatusWrite::new("Pending", &action, "Error"))
                         .await?;
                     "Pending"
                 } else {
                     self.ensure_children(&view, true).await?;
-                    self.write_status(&view, "Running", &action, "Done", false)
+                    self.write_status(&view, StatusWrite::new("Running", &action, "Done"))
                         .await?;
                     info!("{}: {action} Done, Running", self.ident());
                     "Running"
                 };
                 debug!("{}: phase {phase}", self.ident());
                 self.complete_at = None;
-                Ok(None)
+                Ok(self.seed_list_due(&view, now))
             }
             Some("Error") if !view.failing => {
                 info!("{}: retrying {action}", self.ident());
-                self.write_status(&view, "Pending", &action, "Ongoing", false)
+                self.write_status(&view, StatusWrite::new("Pending", &action, "Ongoing"))
                     .await?;
                 self.complete_at = Some(now + self.opts.ready_after);
                 Ok(self.complete_at)
             }
             _ => {
                 self.complete_at = None;
-                Ok(None)
+                let seeds = self.update_seed_list(&view, now).await?;
+                if self.complete_at.is_some() {
+                    return Ok(seeds);
+                }
+                let ops = self.pod_operations(&view, now).await?;
+                // Like CassKop's periodic reconcile: Pod labels asking for an operation are
+                // seen without a change of the CassandraCluster.
+                let resync = now + RESYNC;
+                Ok([seeds, ops].into_iter().flatten().chain([resync]).min())
             }
         }
     }
 
-    /// Merge-patch `status` (and, for a new action, the acted-on annotation) of the object.
-    async fn write_status(
+    /// The seed list CassKop computes for this cluster's spec, merged into the current one.
+    fn seeds(&self, view: &ClusterView) -> Vec<String> {
+        let wanted = checks::seed_list(&self.name, &self.namespace, &view.current["spec"]);
+        let old: Vec<String> = view
+            .value
+            .pointer("/status/seedlist")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        checks::merge_seeds(&old, &wanted)
+    }
+
+    fn seed_list_stale(&self, view: &ClusterView) -> bool {
+        auto_seed_list(&view.current["spec"])
+            && view.value.pointer("/status/seedlist") != Some(&json!(self.seeds(view)))
+    }
+
+    /// After an action, CassKop looks at the seed list again on its next reconcile.
+    fn seed_list_due(&mut self, view: &ClusterView, now: Instant) -> Option<Instant> {
+        if !self.seed_list_stale(view) {
+            return None;
+        }
+        Some(*self.seeds_at.get_or_insert(now + self.opts.react_after))
+    }
+
+    /// With autoUpdateSeedList, a topology whose seeds changed (a DC added, or scaled to 0)
+    /// gets its seed list rewritten by an `UpdateSeedList` action.
+    async fn update_seed_list(
         &mut self,
         view: &ClusterView,
-        phase: &str,
-        action: &str,
-        action_status: &str,
-        new_action: bool,
+        now: Instant,
+    ) -> anyhow::Result<Option<Instant>> {
+        let Some(at) = self.seed_list_due(view, now) else {
+            self.seeds_at = None;
+            return Ok(None);
+        };
+        if now < at {
+            return Ok(Some(at));
+        }
+        self.seeds_at = None;
+        info!(
+            "{}: seed list changed, UpdateSeedList Ongoing",
+            self.ident()
+        );
+        let extra = json!({"status": {"seedlist": self.seeds(view)}});
+        self.write_status(
+            view,
+            StatusWrite::new("Pending", "UpdateSeedList", "Ongoing")
+                .fresh()
+                .with(Some(extra)),
+        )
+        .await?;
+        self.complete_at = Some(now + self.opts.ready_after);
+        Ok(self.complete_at)
+    }
+
+    /// dc-racks of the spec that have no entry in `status.cassandraRackStatus` yet (a DC added
+    /// to a running cluster).
+    fn new_racks(&self, view: &ClusterView) -> Vec<String> {
+        let Some(known) = view
+            .value
+            .pointer("/status/cassandraRackStatus")
+            .and_then(Value::as_object)
+            .filter(|m| !m.is_empty())
+        else {
+            return vec![];
+        };
+        expand_topology(&view.current["spec"])
+            .iter()
+            .map(RackPlacement::status_key)
+            .filter(|k| !known.contains_key(k))
+            .collect()
+    }
+
+    /// CassKop's checks of a change: a refused change is put back (`CorrectCRDConfig`), a
+    /// removed DC deleted (`ActionDeleteDC`); true when the change was handled so.
+    async fn refused_or_deleted(
+        &mut self,
+        view: &ClusterView,
+        acted: &Value,
+    ) -> anyhow::Result<bool> {
+        let status = view.value.get("status").cloned().unwrap_or(Value::Null);
+        let (old, new) = (&acted["spec"], &view.current["spec"]);
+        let refusal = match checks::check(old, new, &status) {
+            Verdict::Accept => None,
+            Verdict::Refuse { spec, reason } => Some((spec, reason)),
+            Verdict::ScaleDcToZero { dc, rack } => {
+                self.scale_to_zero_refusal(old, new, &dc, &rack).await
+            }
+            Verdict::DeleteDc { dc, racks } => {
+                self.delete_dc(view, &dc, &racks).await?;
+                return Ok(true);
+            }
+        };
+        let Some((spec, reason)) = refusal else {
+            return Ok(false);
+        };
+        warn!(
+            "{}: the operator has refused the change: {reason}; spec put back (CorrectCRDConfig)",
+            self.ident()
+        );
+        let mut extra = json!({"status": {"lastClusterAction": "CorrectCRDConfig"}});
+        if let Some(d) = checks::merge_diff(new, &spec) {
+            extra["spec"] = d;
+        }
+        let patch = self.annotated(view, extra);
+        self.patch_cluster(&patch, "CorrectCRDConfig").await?;
+        Ok(true)
+    }
+
+    /// A DC asked to go to 0 is refused (topology put back) while a keyspace still replicates
+    /// there, or when no node of its first rack can tell.
+    async fn scale_to_zero_refusal(
+        &self,
+        old: &Value,
+        new: &Value,
+        dc: &str,
+        rack: &str,
+    ) -> Option<(Value, String)> {
+        let mut spec = new.clone();
+        spec["topology"] = old.get("topology").cloned().unwrap_or(Value::Null);
+        let selector = format!(
+            "{LABEL_APP}={APP_VALUE},{LABEL_CLUSTER}={},{LABEL_DC}={dc},{LABEL_RACK}={rack}",
+            self.name
+        );
+        let pods = match self
+            .pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+        {
+            Ok(p) => p.items,
+            Err(e) => {
+                return Some((
+                    spec,
+                    format!("ScaleDown of DC {dc} to 0: no pod found ({e})"),
+                ));
+            }
+        };
+        let Some(pod) = pods.iter().find(|p| {
+            p.data.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
+                && p.metadata.deletion_timestamp.is_none()
+        }) else {
+            // No node left in the DC: nothing to ask, nothing replicated there.
+            return None;
+        };
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        let pod_api: Api<Pod> = Api::namespaced(self.pods.clone().into_client(), &self.namespace);
+        match keyspaces::with_data_in_dc(&pod_api, &pod_name, dc).await {
+            Ok(ks) if ks.is_empty() => {
+                info!(
+                    "{}: no more replicated data in DC {dc}, it can scale down to 0",
+                    self.ident()
+                );
+                None
+            }
+            Ok(ks) => Some((
+                spec,
+                format!("ScaleDown of DC {dc} to 0: keyspaces still having data {ks:?}"),
+            )),
+            Err(e) => Some((
+                spec,
+                format!("ScaleDown of DC {dc} to 0: asking {pod_name} failed: {e:#}"),
+            )),
+        }
+    }
+
+    /// Delete the StatefulSets and Services of a removed DC's racks and drop them from the status.
+    async fn delete_dc(
+        &mut self,
+        view: &ClusterView,
+        dc: &str,
+        racks: &[String],
     ) -> anyhow::Result<()> {
+        info!("{}: removing DC {dc} (ActionDeleteDC)", self.ident());
+        let services: Api<DynamicObject> = Api::namespaced_with(
+            self.pods.clone().into_client(),
+            &self.namespace,
+            &ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+        );
+        let svc_resource = ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&());
+        for rack in racks {
+            let sts = format!("{}-{rack}", self.name);
+            self.delete_one(&self.statefulsets, &self.sts_resource, &sts)
+                .await?;
+            for svc in [
+                format!("{}-{dc}", self.name),
+                sts.clone(),
+                format!("{}-{dc}-exporter-jmx", self.name),
+            ] {
+                self.delete_one(&services, &svc_resource, &svc).await?;
+            }
+            let selector = format!("{LABEL_APP}={APP_VALUE},{LABEL_CLUSTER}={}", self.name);
+            for p in self
+                .pods
+                .list(&ListParams::default().labels(&selector))
+                .await?
+                .items
+            {
+                let owned = p
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.name == sts);
+                if owned {
+                    self.delete_pod(p.metadata.name.as_deref().unwrap_or_default())
+                        .await?;
+                }
+            }
+        }
+        let extra = json!({"status": {
+            "lastClusterAction": "ActionDeleteDC",
+            "cassandraRackStatus": checks::removed_racks(racks),
+        }});
+        let patch = self.annotated(view, extra);
+        self.patch_cluster(&patch, "ActionDeleteDC").await
+    }
+
+    /// `extra` plus the acted-on annotation of the object as it will be once `extra` is applied.
+    fn annotated(&self, view: &ClusterView, mut extra: Value) -> Value {
+        let mut after = view.value.clone();
+        json_patch::merge(&mut after, &extra);
+        extra["metadata"] =
+            json!({"annotations": {ACTED_CONFIG_ANNOTATION: acted_config(&after).to_string()}});
+        extra
+    }
+
+    async fn patch_cluster(&mut self, patch: &Value, what: &str) -> anyhow::Result<()> {
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        let updated = self
+            .clusters
+            .patch(&self.name, &pp, &Patch::Merge(patch))
+            .await
+            .with_context(|| format!("writing {what} to {}", self.ident()))?;
+        self.latest = Some(updated);
+        Ok(())
+    }
+
+    /// Merge-patch `status` (and, for a new action, the acted-on annotation) of the object.
+    async fn write_status(&mut self, view: &ClusterView, w: StatusWrite<'_>) -> anyhow::Result<()> {
+        let StatusWrite {
+            phase,
+            action,
+            action_status,
+            new_action,
+            only,
+            extra,
+        } = w;
         let now = now_rfc3339();
         let placements = expand_topology(&view.current["spec"]);
         let old_racks = view
@@ -1041,8 +1383,25 @@ impl ClusterWorker {
         };
         for p in &placements {
             let key = p.status_key();
-            let old_start = old_racks
-                .and_then(|o| o.get(&key))
+            let old_entry = old_racks.and_then(|o| o.get(&key));
+            // Racks outside this action keep their entry: those not listed for a new action,
+            // and, when it ends, those whose own last action was already done.
+            let untouched = match &only {
+                Some(keys) => !keys.contains(&key),
+                None => {
+                    !new_action
+                        && action_status != "Ongoing"
+                        && old_entry
+                            .and_then(|r| r.pointer("/cassandraLastAction/status"))
+                            .and_then(Value::as_str)
+                            == Some("Done")
+                }
+            };
+            if untouched && let Some(entry) = old_entry {
+                racks.insert(key, entry.clone());
+                continue;
+            }
+            let old_start = old_entry
                 .and_then(|r| r.pointer("/cassandraLastAction/startTime"))
                 .and_then(Value::as_str);
             let start = if new_action {
@@ -1068,26 +1427,14 @@ impl ClusterWorker {
                 "cassandraRackStatus": racks,
             }
         });
-        if new_action {
-            patch["metadata"] =
-                json!({"annotations": {ACTED_CONFIG_ANNOTATION: view.current.to_string()}});
+        if let Some(extra) = extra {
+            json_patch::merge(&mut patch, &extra);
         }
-        let pp = PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..PatchParams::default()
-        };
-        let updated = self
-            .clusters
-            .patch(&self.name, &pp, &Patch::Merge(&patch))
+        if new_action {
+            patch = self.annotated(view, patch);
+        }
+        self.patch_cluster(&patch, &format!("status {phase}/{action}/{action_status}"))
             .await
-            .with_context(|| {
-                format!(
-                    "writing status {phase}/{action}/{action_status} of {}",
-                    self.ident()
-                )
-            })?;
-        self.latest = Some(updated);
-        Ok(())
     }
 
     fn owner_reference(&self, view: &ClusterView) -> Value {
@@ -1565,7 +1912,27 @@ mod tests {
             .open_api_v3_schema
             .as_ref()
             .unwrap();
-        assert_eq!(schema.x_kubernetes_preserve_unknown_fields, Some(true));
+        // Typed: only `spec` keeps unknown fields, as in CassKop's CRD.
+        assert_eq!(schema.x_kubernetes_preserve_unknown_fields, None);
+        let props = schema.properties.as_ref().unwrap();
+        assert_eq!(
+            props["spec"].x_kubernetes_preserve_unknown_fields,
+            Some(true)
+        );
+        assert_eq!(props["status"].x_kubernetes_preserve_unknown_fields, None);
+        let spec = props["spec"].properties.as_ref().unwrap();
+        assert_eq!(spec["nodesPerRacks"].type_.as_deref(), Some("integer"));
+        assert_eq!(
+            spec["runAsUser"].default.as_ref().map(|d| d.0.clone()),
+            Some(json!(999))
+        );
+        let served: Vec<(&str, bool, bool)> = crd
+            .spec
+            .versions
+            .iter()
+            .map(|v| (v.name.as_str(), v.served, v.storage))
+            .collect();
+        assert_eq!(served, vec![("v2", true, true), ("v1alpha1", true, false)]);
         let cols: Vec<&str> = v
             .additional_printer_columns
             .iter()
