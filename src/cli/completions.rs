@@ -288,7 +288,8 @@ mod tests {
         let subs = complete(&c, &words(&[""]));
         assert_eq!(
             subs.to_cobra(),
-            "status\tShow a MultiCasskop\nring\tCheck the ring\n:4\n"
+            "status\tShow a MultiCasskop\nring\tCheck the ring\n\
+             help\tPrint this message or the help of the given subcommand(s)\n:4\n"
         );
         assert_eq!(complete(&c, &words(&["st"])).items.len(), 1);
         let flags = complete(&c, &words(&["status", "x", "--o"]));

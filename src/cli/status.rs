@@ -1,6 +1,9 @@
 //! `multi-casskop status`: one table of a federation, read live from the local MultiCasskop and every site's CassandraCluster and pods.
 
+mod watch;
+
 use std::process::ExitCode;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -58,6 +61,16 @@ pub struct StatusArgs {
     /// credentials) instead of the controller's (mounted directory, Secret, then context).
     #[arg(long)]
     pub use_kubeconfig_contexts: bool,
+    /// Keep watching, as `kubectl get -w`: the table is redrawn in place on a terminal, and in
+    /// a pipe the lines that changed are printed. Ends with exit 0 once the MultiCasskop is
+    /// Ready (condition Ready=True for its current generation), 1 if it is deleted, 130 on Ctrl-C.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// With --watch: give up after this long with exit 1, saying what is not Ready yet, as
+    /// `kubectl wait --timeout`. Default: watch until Ready. Example: `--timeout 10m`.
+    #[arg(long, value_name = "DURATION", requires = "watch",
+          value_parser = crate::duration::parse_or_seconds)]
+    pub timeout: Option<Duration>,
 }
 
 const NO_CREDENTIALS: &str = "no usable credentials";
@@ -230,17 +243,19 @@ fn dash(v: &Option<String>) -> String {
 pub fn render(r: &StatusReport, wide: bool, now: jiff::Timestamp) -> String {
     let mut out = headline(r);
     out.push('\n');
-    let mut header = vec![
-        "SITE",
-        "PHASE",
-        "ACTION",
-        "STATUS",
-        "READY",
-        "LAST TRANSITION",
-        "MESSAGE",
-    ];
+    let rows: Vec<Vec<String>> = r.sites.iter().map(|s| site_row(s, wide, now)).collect();
+    if rows.is_empty() {
+        out.push_str("(no site: spec.override names none)\n");
+    } else {
+        out.push_str(&render_table(&table_header(wide), &rows));
+    }
+    out
+}
+
+/// The column titles of the table.
+fn table_header(wide: bool) -> Vec<&'static str> {
     if wide {
-        header = vec![
+        vec![
             "SITE",
             "NAMESPACE",
             "STATE",
@@ -251,19 +266,48 @@ pub fn render(r: &StatusReport, wide: bool, now: jiff::Timestamp) -> String {
             "LAST TRANSITION",
             "CREDENTIALS",
             "MESSAGE",
-        ];
-    }
-    let rows: Vec<Vec<String>> = r.sites.iter().map(|s| site_row(s, wide, now)).collect();
-    if rows.is_empty() {
-        out.push_str("(no site: spec.override names none)\n");
+        ]
     } else {
-        out.push_str(&render_table(&header, &rows));
+        vec![
+            "SITE",
+            "PHASE",
+            "ACTION",
+            "STATUS",
+            "READY",
+            "LAST TRANSITION",
+            "MESSAGE",
+        ]
     }
-    out
 }
 
 /// The MultiCasskop's phase, conditions and spec validity, one line each.
 fn headline(r: &StatusReport) -> String {
+    let mut out = summary_line(r);
+    out.push('\n');
+    for c in &r.conditions {
+        out.push_str(&condition_line(c));
+        out.push('\n');
+    }
+    if let Some(v) = r
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Valid" && c.status == "False")
+    {
+        out.push_str(&format!(
+            "INVALID SPEC: {} — nothing is created or changed until it is fixed\n",
+            v.message
+        ));
+    }
+    out
+}
+
+/// One condition, indented under the summary line.
+fn condition_line(c: &Condition) -> String {
+    format!("  {}={} ({}): {}", c.type_, c.status, c.reason, c.message)
+}
+
+/// The first line: phase, site in progress, ready sites, and whether the status is current.
+fn summary_line(r: &StatusReport) -> String {
     let mut out = format!(
         "MultiCasskop {}/{}: phase {}, site in progress {}, ready sites {}",
         r.namespace,
@@ -280,23 +324,6 @@ fn headline(r: &StatusReport) -> String {
             out.push_str(" (no status from the controller yet)");
         }
         _ => {}
-    }
-    out.push('\n');
-    for c in &r.conditions {
-        out.push_str(&format!(
-            "  {}={} ({}): {}\n",
-            c.type_, c.status, c.reason, c.message
-        ));
-    }
-    if let Some(v) = r
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Valid" && c.status == "False")
-    {
-        out.push_str(&format!(
-            "INVALID SPEC: {} — nothing is created or changed until it is fixed\n",
-            v.message
-        ));
     }
     out
 }
@@ -345,6 +372,9 @@ fn site_row(s: &SiteLine, wide: bool, now: jiff::Timestamp) -> Vec<String> {
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     args.sites.deadlines.install();
     let fed = federation::load(&args.sites, &args.name, args.use_kubeconfig_contexts).await?;
+    if args.watch {
+        return watch::run(&args, fed).await;
+    }
     let r = report(&fed).await;
     match args.output {
         StatusOutput::Table | StatusOutput::Wide => {
