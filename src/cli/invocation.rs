@@ -82,6 +82,14 @@ impl Invocation {
                 .override_usage(format!("{name} <COMMAND> [OPTIONS]"))
                 .about(PLUGIN_ABOUT)
                 .long_about(PLUGIN_LONG_ABOUT)
+                .mut_subcommands(|sub| {
+                    // What a kubectl user comes for first: the federation's state.
+                    let rank = PLUGIN_ORDER
+                        .iter()
+                        .position(|n| *n == sub.get_name())
+                        .unwrap_or(PLUGIN_ORDER.len());
+                    sub.display_order(rank)
+                })
                 .mut_subcommand("run", |run| {
                     run.display_order(usize::MAX).about(
                         "Run the controller (the Helm chart's Deployment runs it; rarely by hand)",
@@ -91,6 +99,17 @@ impl Invocation {
         cmd
     }
 }
+
+/// The plugin's commands in the order its help lists them (the controller, `run`, last).
+const PLUGIN_ORDER: [&str; 7] = [
+    "status",
+    "ring",
+    "register",
+    "check",
+    "export",
+    "crd",
+    "completions",
+];
 
 const PLUGIN_ABOUT: &str =
     "Inspect and operate a Multi-CassKop federation: status, ring, register, check";
