@@ -175,7 +175,7 @@ pub fn complete(root: &Command, words: &[String]) -> Candidates {
         .map(|s| {
             (
                 s.get_name().to_string(),
-                s.get_about().map(|a| a.to_string()),
+                s.get_about().map(ToString::to_string),
             )
         })
         .collect();
@@ -203,7 +203,7 @@ fn takes_value(a: &Arg) -> bool {
 }
 
 fn help_of(a: &Arg) -> Option<String> {
-    a.get_help().map(|h| h.to_string())
+    a.get_help().map(ToString::to_string)
 }
 
 /// Values for `arg`: its possible values, kubeconfig contexts for the flags naming sites or
@@ -219,7 +219,7 @@ fn values_of(arg: &Arg, current: &str) -> Candidates {
                 .map(|p| {
                     (
                         p.get_name().to_string(),
-                        p.get_help().map(|h| h.to_string()),
+                        p.get_help().map(ToString::to_string),
                     )
                 })
                 .collect(),

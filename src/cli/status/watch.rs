@@ -20,13 +20,13 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{
-    StatusArgs, StatusOutput, StatusReport, condition_line, render, render_table, report, site_row,
-    summary_line, table_header,
-};
+use super::args::{StatusArgs, StatusOutput};
+use super::render::{condition_line, render, site_row, summary_line, table_header};
+use super::report::{StatusReport, report};
 use crate::api::{MultiCasskop, cassandra::cassandra_cluster_resource};
 use crate::backoff::Backoff;
 use crate::cli::common::federation::{self, Federation};
+use crate::cli::common::table::render_table;
 use crate::rollout::status::condition;
 use crate::sites::deadlines;
 
@@ -324,7 +324,7 @@ impl View {
             },
             _ if std::io::stdout().is_terminal() => {
                 let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
-                let style = ProgressStyle::with_template("{wide_msg}")
+                let style = ProgressStyle::with_template("{msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner());
                 bar.set_style(style);
                 Self::Terminal {
@@ -460,7 +460,7 @@ fn changed_lines(
 mod tests {
     use super::*;
     use crate::api::Condition;
-    use crate::cli::status::SiteLine;
+    use crate::cli::status::report::SiteLine;
 
     fn mc(generation: i64, ready: &str, observed: Option<i64>) -> MultiCasskop {
         serde_json::from_value(serde_json::json!({
