@@ -23,9 +23,14 @@ struct Watching {
 
 impl Watching {
     fn start(env: &Env, name: &str, dir: &Path) -> anyhow::Result<Watching> {
+        Self::start_with(env, name, dir, &[])
+    }
+
+    fn start_with(env: &Env, name: &str, dir: &Path, extra: &[&str]) -> anyhow::Result<Watching> {
+        let label = format!("{name}-{}", e2e::free_port()?);
         let (out, err) = (
-            dir.join(format!("{name}.out")),
-            dir.join(format!("{name}.err")),
+            dir.join(format!("{label}.out")),
+            dir.join(format!("{label}.err")),
         );
         let child = Command::new(binary()?)
             .args(["status", name, "--watch", "-n", NAMESPACE, "--context"])
@@ -33,6 +38,7 @@ impl Watching {
             .arg("--kubeconfig")
             .arg(&env.admin_kubeconfig)
             .arg("--use-kubeconfig-contexts")
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out)?)
             .stderr(std::fs::File::create(&err)?)
@@ -153,7 +159,7 @@ async fn watch_in_a_pipe_prints_each_change_of_the_rollout_and_ends_ready() -> a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_ends_with_an_error_on_deletion_or_a_missing_name_and_130_on_ctrl_c()
+async fn watch_ends_with_an_error_on_deletion_a_missing_name_or_its_timeout_and_130_on_ctrl_c()
 -> anyhow::Result<()> {
     // No controller: the MultiCasskop never becomes Ready and has no finalizer to wait for.
     let env = Env::start_with(&["k8s-cluster1", "k8s-cluster2"], env_options()).await?;
@@ -189,6 +195,16 @@ async fn watch_ends_with_an_error_on_deletion_or_a_missing_name_and_130_on_ctrl_
         &sample("multi-casskop.yaml")?,
         env.names(),
     ))?;
+    let mut timed_out = Watching::start_with(&env, MC, scratch.path(), &["--timeout", "2s"])?;
+    assert_eq!(timed_out.exit_code()?, Some(1));
+    assert!(
+        timed_out.stderr().contains(&format!(
+            "MultiCasskop {NAMESPACE}/{MC} is not Ready after 2s (--timeout): no Ready condition from the controller yet"
+        )),
+        "{}",
+        timed_out.stderr()
+    );
+
     let mut interrupted = Watching::start(&env, MC, scratch.path())?;
     interrupted.until_printed("SITE")?;
     let pid = interrupted.child.id().to_string();
