@@ -69,6 +69,8 @@ pub struct Federation {
     pub namespace: String,
     pub mc: MultiCasskop,
     pub local: String,
+    /// The local cluster's client (the one the MultiCasskop was read with).
+    pub local_client: kube::Client,
     pub sites: Vec<FedSite>,
 }
 
@@ -141,13 +143,13 @@ pub async fn load(args: &SiteArgs, name: &str, own_contexts: bool) -> anyhow::Re
         let local_site = Arc::new(Site {
             name: local_name.clone(),
             default_namespace: Some(local_client.default_namespace().to_string()),
-            client: local_client,
+            client: local_client.clone(),
             source: creds.source.clone(),
             revision: 1,
         });
         own_context_sites(local_site, &cfg).await
     } else {
-        registry_sites(local_client, cfg).await
+        registry_sites(local_client.clone(), cfg).await
     };
     let mc_name = mc.metadata.name.clone().unwrap_or_else(|| name.to_string());
     let sites = ordered_sites(&mc, &configured)
@@ -171,6 +173,7 @@ pub async fn load(args: &SiteArgs, name: &str, own_contexts: bool) -> anyhow::Re
         namespace,
         mc,
         local: local_name,
+        local_client,
         sites,
     })
 }

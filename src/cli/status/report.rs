@@ -1,0 +1,156 @@
+//! The status report: the MultiCasskop's headline and one line per site, read live from the
+//! local MultiCasskop and every site's CassandraCluster and pods.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::api::{CassandraClusterView, Condition, MultiCasskop};
+use crate::cli::common::federation::{FedSite, Federation, LiveSite, forbidden_hint, read_site};
+use crate::cli::common::topology::{expand_topology, pod_ready};
+use crate::merge::DesiredCluster;
+
+pub(super) const NO_CREDENTIALS: &str = "no usable credentials";
+
+/// One line of the status table.
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteLine {
+    pub site: String,
+    pub namespace: Option<String>,
+    pub reachable: bool,
+    /// Why the site could not be read (credentials, network, RBAC), when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub phase: Option<String>,
+    pub last_cluster_action: Option<String>,
+    pub last_cluster_action_status: Option<String>,
+    pub ready_pods: Option<u32>,
+    pub desired_pods: Option<u32>,
+    /// The site's rollout state as the controller recorded it (Ready, InProgress, Waiting, ...).
+    pub state: Option<String>,
+    pub last_transition_time: Option<String>,
+    pub message: Option<String>,
+    pub source: Option<String>,
+}
+
+/// The whole status report.
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    pub name: String,
+    pub namespace: String,
+    pub phase: Option<String>,
+    pub current_site: Option<String>,
+    pub ready_sites: Option<String>,
+    pub generation: Option<i64>,
+    pub observed_generation: Option<i64>,
+    pub conditions: Vec<Condition>,
+    pub sites: Vec<SiteLine>,
+}
+
+async fn site_line(mc: &MultiCasskop, s: &FedSite) -> SiteLine {
+    let recorded = mc
+        .status
+        .as_ref()
+        .and_then(|st| st.sites.iter().find(|x| x.name == s.name));
+    let mut line = SiteLine {
+        site: s.name.clone(),
+        namespace: s
+            .desired
+            .as_ref()
+            .ok()
+            .map(|d| d.namespace.clone())
+            .or_else(|| recorded.and_then(|r| r.namespace.clone())),
+        state: recorded.and_then(|r| r.state.clone()),
+        last_transition_time: recorded.and_then(|r| r.last_transition_time.clone()),
+        message: recorded.and_then(|r| r.message.clone()),
+        ..Default::default()
+    };
+    let last_known = |line: &mut SiteLine| {
+        // Unreachable: show what the controller last recorded, marked as such by `reachable: false`.
+        line.phase = recorded.and_then(|r| r.phase.clone());
+        line.last_cluster_action = recorded.and_then(|r| r.last_cluster_action.clone());
+        line.last_cluster_action_status =
+            recorded.and_then(|r| r.last_cluster_action_status.clone());
+    };
+    let site = match &s.site {
+        Ok(site) => site,
+        Err(reason) => {
+            line.error = Some(format!("{NO_CREDENTIALS}: {reason}"));
+            last_known(&mut line);
+            return line;
+        }
+    };
+    line.source = Some(site.source.describe());
+    let desired = match &s.desired {
+        Ok(d) => d,
+        Err(e) => {
+            line.reachable = true;
+            line.error = Some(format!("invalid spec for this site: {e}"));
+            return line;
+        }
+    };
+    match read_site(site, desired).await {
+        Err(e) => {
+            line.error = Some(e.to_string());
+            last_known(&mut line);
+        }
+        Ok(live) => fill_live(&mut line, &live, desired),
+    }
+    line
+}
+
+/// Fills a reachable site's line from its live CassandraCluster and pods.
+fn fill_live(line: &mut SiteLine, live: &LiveSite, desired: &DesiredCluster) {
+    line.reachable = true;
+    let spec = live
+        .cluster
+        .as_ref()
+        .and_then(|c| c.data.get("spec"))
+        .or(desired.object.get("spec"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    line.desired_pods = Some(expand_topology(&spec).iter().map(|p| p.nodes).sum());
+    match &live.pods {
+        Ok(pods) => line.ready_pods = Some(pods.iter().filter(|p| pod_ready(p)).count() as u32),
+        Err(e) => {
+            line.error = Some(format!(
+                "pods not readable: {e}{}",
+                forbidden_hint(&e.to_string())
+            ));
+        }
+    }
+    match &live.cluster {
+        Some(cc) => {
+            let v = CassandraClusterView(cc);
+            line.phase = v.phase().map(String::from);
+            line.last_cluster_action = v.last_cluster_action().map(String::from);
+            line.last_cluster_action_status = v.last_cluster_action_status().map(String::from);
+        }
+        None => {
+            if line.message.is_none() {
+                line.message = Some(format!(
+                    "no CassandraCluster {}/{} yet",
+                    desired.namespace, desired.name
+                ));
+            }
+        }
+    }
+}
+
+/// Builds the report: the MultiCasskop's headline and one line per site (sites read concurrently).
+pub async fn report(fed: &Federation) -> StatusReport {
+    let lines = futures::future::join_all(fed.sites.iter().map(|s| site_line(&fed.mc, s))).await;
+    let st = fed.mc.status.clone().unwrap_or_default();
+    StatusReport {
+        name: fed.mc.metadata.name.clone().unwrap_or_default(),
+        namespace: fed.namespace.clone(),
+        phase: st.phase,
+        current_site: st.current_site,
+        ready_sites: st.ready_sites,
+        generation: fed.mc.metadata.generation,
+        observed_generation: st.observed_generation,
+        conditions: st.conditions,
+        sites: lines,
+    }
+}
