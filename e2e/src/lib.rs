@@ -32,22 +32,6 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A file of `../shared/upstream` beside the project (real artifacts of CassKop, Multi-CassKop
-/// and k8ssandra, never copied into the project). `None`, after printing why the caller skips,
-/// when that folder or file is absent.
-pub fn upstream_file(name: &str) -> Option<PathBuf> {
-    let path = workspace_root().join("../shared/upstream").join(name);
-    if path.is_file() {
-        return Some(path);
-    }
-    println!(
-        "SKIPPED: {} is absent: this test needs the real upstream artifact from the shared \
-         folder beside the project",
-        path.display()
-    );
-    None
-}
-
 /// The binary [`binary`] answers, when a program chose it (the bench: the release build beside
 /// it). Set once, before any environment is started.
 static CHOSEN_BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -292,7 +276,8 @@ impl Env {
     /// `../shared/upstream`, as an operator would apply it. `false` (after printing why the
     /// caller skips) when that file is absent.
     pub fn use_real_casskop_crd(&self) -> anyhow::Result<bool> {
-        let Some(crd) = upstream_file("casskop-cassandraclusters-crd.yaml") else {
+        let Some(crd) = kubesim::fixtures::upstream_file("casskop-cassandraclusters-crd.yaml")
+        else {
             return Ok(false);
         };
         let path = crd.display().to_string();

@@ -36,6 +36,24 @@ spec:
         x-kubernetes-preserve-unknown-fields: true
 ";
 
+/// `../shared/upstream/<name>` beside the repository (real artifacts of CassKop, Multi-CassKop
+/// and k8ssandra, read by tests and never copied into the project). `None`, after printing that
+/// the caller skips and why, when that file is absent (a checkout without `shared` beside it).
+pub fn upstream_file(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/upstream")
+        .join(name);
+    if path.is_file() {
+        return Some(path);
+    }
+    println!(
+        "SKIPPED: {} is absent: this test needs that real upstream artifact from the shared \
+         folder beside the repository",
+        path.display()
+    );
+    None
+}
+
 pub fn cc_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("db.orange.com", "v2", "CassandraCluster"),

@@ -1,5 +1,4 @@
 //! kubesim's built-in CassandraCluster CRD against CassKop's real one (`../shared/upstream`): every field it declares exists in the real CRD with the same type, format and default, in every served version.
-use std::path::Path;
 
 use serde_json::Value;
 
@@ -48,15 +47,9 @@ fn lookup<'a>(schema: &'a Value, path: &str) -> Option<&'a Value> {
 
 #[test]
 fn built_in_crd_declares_only_what_casskops_crd_declares_with_the_same_types() {
-    let real = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/upstream/casskop-cassandraclusters-crd.yaml");
-    if !real.is_file() {
-        eprintln!(
-            "SKIPPED: {} is absent (CassKop's real CRD lives in ../shared/upstream); nothing to compare",
-            real.display()
-        );
+    let Some(real) = kubesim::fixtures::upstream_file("casskop-cassandraclusters-crd.yaml") else {
         return;
-    }
+    };
     let real: Value = serde_saphyr::from_str(&std::fs::read_to_string(&real).unwrap()).unwrap();
     let ours: Value = serde_saphyr::from_str(kubesim::casskop::CRD_YAML).unwrap();
     let versions = |crd: &Value| -> Vec<(String, bool, bool, Value)> {

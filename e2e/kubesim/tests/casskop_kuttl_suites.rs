@@ -1,40 +1,12 @@
 //! kubesim's CassKop against CassKop's own kuttl e2e suites (`../shared/upstream/casskop-kuttl`), run as kuttl runs them, on CassKop's real CassandraCluster CRD: every step of every suite passes.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams};
 use kubesim::casskop::CasskopOptions;
 use kubesim::kuttl::{self, Runner};
 use kubesim::{Sim, SimOptions};
-
-/// `../shared/upstream` next to the repository, when it is there.
-fn upstream() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/upstream");
-    dir.is_dir().then_some(dir)
-}
-
-/// Replace the built-in CassandraCluster CRD with CassKop's real one and wait until served.
-async fn install_real_crd(client: &kube::Client, path: &Path) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut crd: CustomResourceDefinition = serde_saphyr::from_str(&text).unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let name = crd.metadata.name.clone().unwrap();
-    let live = crds.get(&name).await.unwrap();
-    crd.metadata.resource_version = live.metadata.resource_version;
-    crds.replace(&name, &PostParams::default(), &crd)
-        .await
-        .unwrap();
-    let established = kube::runtime::wait::await_condition(
-        crds,
-        &name,
-        kube::runtime::wait::conditions::is_crd_established(),
-    );
-    tokio::time::timeout(Duration::from_secs(60), established)
-        .await
-        .expect("real CRD established")
-        .unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn casskops_own_kuttl_suites_pass_every_step() {
@@ -43,12 +15,14 @@ async fn casskops_own_kuttl_suites_pass_every_step() {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .try_init();
     }
-    let Some(upstream) = upstream() else {
-        eprintln!(
-            "SKIPPED: ../shared/upstream is absent (CassKop's kuttl suites and CRD live there); nothing to run"
-        );
+    let Some(crd_path) = kubesim::fixtures::upstream_file("casskop-cassandraclusters-crd.yaml")
+    else {
         return;
     };
+    let upstream = crd_path
+        .parent()
+        .expect("the upstream folder")
+        .to_path_buf();
     let sim = Sim::start(
         &["k8s-cluster1"],
         SimOptions {
@@ -59,11 +33,11 @@ async fn casskops_own_kuttl_suites_pass_every_step() {
     .await
     .unwrap();
     let client = sim.clusters()[0].client().await;
-    install_real_crd(
-        &client,
-        &upstream.join("casskop-cassandraclusters-crd.yaml"),
-    )
-    .await;
+    let text = std::fs::read_to_string(&crd_path).unwrap();
+    let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).unwrap();
+    kubesim::casskop::install_crd_object(client.clone(), crd)
+        .await
+        .expect("CassKop's real CRD installed and served");
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig).unwrap();

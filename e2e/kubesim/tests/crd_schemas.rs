@@ -3,24 +3,12 @@
 //! with CassKop's and k8ssandra's real CRDs (from `../shared/upstream`, skipped when absent) and small ones.
 mod support;
 
-use std::path::PathBuf;
-
 use support::Env;
 
-/// `../shared/upstream/<file>` beside the repository root, or None (and a message naming the
-/// missing folder) when the checkout has no `shared` folder next to it.
+/// The text of `../shared/upstream/<file>`, or None (after saying why the test skips).
 fn upstream(file: &str) -> Option<String> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/upstream");
-    match std::fs::read_to_string(dir.join(file)) {
-        Ok(s) => Some(s),
-        Err(_) => {
-            println!(
-                "SKIPPED: {} not found (the real CRDs live in ../shared/upstream beside the repository)",
-                dir.join(file).display()
-            );
-            None
-        }
-    }
+    let path = kubesim::fixtures::upstream_file(file)?;
+    Some(std::fs::read_to_string(path).expect("readable upstream file"))
 }
 
 /// A cluster with CassKop's real CassandraCluster CRD applied by kubectl.

@@ -122,7 +122,15 @@ pub fn crd() -> anyhow::Result<CustomResourceDefinition> {
 
 /// Create (or replace) the CassandraCluster CRD and wait until it is established and served.
 pub async fn install_crd(client: kube::Client) -> anyhow::Result<()> {
-    let crd = crd()?;
+    install_crd_object(client, crd()?).await
+}
+
+/// [`install_crd`] with another CassandraCluster CRD, e.g. CassKop's real one (see
+/// [`crate::fixtures::upstream_file`]).
+pub async fn install_crd_object(
+    client: kube::Client,
+    crd: CustomResourceDefinition,
+) -> anyhow::Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let pp = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
