@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::common::federation::{self, FedSite, Federation, LiveSite, forbidden_hint, read_site};
 use super::common::table::render_table;
 use super::common::topology::{expand_topology, pod_ready};
-use crate::api::{CassandraClusterView, Condition, MultiCasskop};
+use crate::api::{CassandraClusterView, Condition};
 use crate::cli::common::sites::SiteArgs;
 use crate::merge::DesiredCluster;
 
@@ -82,6 +82,10 @@ pub struct SiteLine {
     pub last_transition_time: Option<String>,
     pub message: Option<String>,
     pub source: Option<String>,
+    /// When the site's bound token expires (`expired ...` once it has), for credentials the
+    /// controller renews; why it is not renewed otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_expiry: Option<String>,
 }
 
 /// The whole status report.
@@ -99,7 +103,24 @@ pub struct StatusReport {
     pub sites: Vec<SiteLine>,
 }
 
-async fn site_line(mc: &MultiCasskop, s: &FedSite) -> SiteLine {
+/// What the status shows of the site's token, read as the controller reads it.
+async fn token_expiry(fed: &Federation, site: &crate::sites::Site) -> Option<String> {
+    let local = fed
+        .sites
+        .iter()
+        .find(|s| s.name == fed.local)
+        .and_then(|s| s.site.as_ref().ok())?;
+    if site.name == fed.local {
+        return None;
+    }
+    let policy = crate::sites::KubeconfigPolicy::default();
+    crate::sites::renewal::token_report_of(&local.client, site, &fed.namespace, policy)
+        .await
+        .map(|r| r.expiry_text())
+}
+
+async fn site_line(fed: &Federation, s: &FedSite) -> SiteLine {
+    let mc = &fed.mc;
     let recorded = mc
         .status
         .as_ref()
@@ -133,6 +154,7 @@ async fn site_line(mc: &MultiCasskop, s: &FedSite) -> SiteLine {
         }
     };
     line.source = Some(site.source.describe());
+    line.token_expiry = token_expiry(fed, site).await;
     let desired = match &s.desired {
         Ok(d) => d,
         Err(e) => {
@@ -191,7 +213,7 @@ fn fill_live(line: &mut SiteLine, live: &LiveSite, desired: &DesiredCluster) {
 
 /// Builds the report: the MultiCasskop's headline and one line per site (sites read concurrently).
 pub async fn report(fed: &Federation) -> StatusReport {
-    let lines = futures::future::join_all(fed.sites.iter().map(|s| site_line(&fed.mc, s))).await;
+    let lines = futures::future::join_all(fed.sites.iter().map(|s| site_line(fed, s))).await;
     let st = fed.mc.status.clone().unwrap_or_default();
     StatusReport {
         name: fed.mc.metadata.name.clone().unwrap_or_default(),
@@ -237,6 +259,7 @@ pub fn render(r: &StatusReport, wide: bool, now: jiff::Timestamp) -> String {
         "STATUS",
         "READY",
         "LAST TRANSITION",
+        "TOKEN EXPIRES",
         "MESSAGE",
     ];
     if wide {
@@ -250,6 +273,7 @@ pub fn render(r: &StatusReport, wide: bool, now: jiff::Timestamp) -> String {
             "READY",
             "LAST TRANSITION",
             "CREDENTIALS",
+            "TOKEN EXPIRES",
             "MESSAGE",
         ];
     }
@@ -337,6 +361,7 @@ fn site_row(s: &SiteLine, wide: bool, now: jiff::Timestamp) -> Vec<String> {
         row.insert(2, dash(&s.state));
         row.push(dash(&s.source));
     }
+    row.push(dash(&s.token_expiry));
     row.push(message);
     row
 }
