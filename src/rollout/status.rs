@@ -903,6 +903,36 @@ mod tests {
     }
 
     #[test]
+    fn a_token_problem_is_in_the_site_message_with_one_warning_event() {
+        let inputs = vec![input("a", None, None), input("b", None, None)];
+        let p = plan(&PlanInput {
+            sites: inputs.clone(),
+            deleting: false,
+            delete_cassandra_cluster: false,
+        });
+        let mut d = details(&inputs);
+        let problem =
+            "site b: renewing the token ... refused; fix: grant create on serviceaccounts/token";
+        d[1].token_problem = Some(problem.to_string());
+        let (s1, events) = build_status(None, 3, &p, &inputs, &d, None, T0);
+        assert!(
+            s1.sites[1].message.as_deref().unwrap().ends_with(problem),
+            "{:?}",
+            s1.sites[1].message
+        );
+        let warning = events
+            .iter()
+            .find(|e| e.reason == "SiteTokenProblem")
+            .expect("a SiteTokenProblem Event");
+        assert_eq!(warning.type_, EventType::Warning);
+        assert_eq!(warning.site.as_deref(), Some("b"));
+        assert_eq!(warning.message, problem);
+        // Unchanged: no second Event.
+        let (_, again) = build_status(Some(&s1), 3, &p, &inputs, &d, None, T0);
+        assert!(!reasons(&again).contains(&"SiteTokenProblem"), "{again:?}");
+    }
+
+    #[test]
     fn first_site_being_created() {
         let (s, events) = build(
             None,
