@@ -45,7 +45,9 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum RenewalError {
     /// The credentials' Secret (or mounted directory) could not be read.
-    #[error("cannot read the credentials of site {site} from {location}: {reason}")]
+    #[error(
+        "cannot read the credentials of site {site} from {location} to renew its token: {reason}; fix: let the controller get that Secret (Helm chart: list it in k8s.remote or clientConfigs.secretNames)"
+    )]
     Read {
         site: String,
         location: String,
@@ -147,7 +149,10 @@ struct Schedule {
     renew_at: Option<i64>,
     sa: Option<ServiceAccountRef>,
     unscheduled: Option<String>,
+    /// The last renewal failed (cleared by one that works, or by a new token).
     failed: Option<String>,
+    /// The credentials could not be read (cleared by the next read that works).
+    unreadable: Option<String>,
     retry_at: Option<Instant>,
     backoff: Backoff,
 }
@@ -170,6 +175,7 @@ impl Schedule {
             sa: None,
             unscheduled: None,
             failed: None,
+            unreadable: None,
             retry_at: None,
             backoff: Backoff::new(RETRY_MIN, RETRY_MAX),
         }
@@ -252,7 +258,7 @@ impl Schedule {
         TokenReport {
             expires: self.expires,
             unscheduled: self.unscheduled.clone(),
-            renewal_failed: self.failed.clone(),
+            renewal_failed: self.failed.clone().or_else(|| self.unreadable.clone()),
         }
     }
 }
@@ -270,12 +276,14 @@ pub async fn token_report_of(
     let mut sched = Schedule::new();
     match read_token(local, &site.name, &home, policy).await {
         Ok(token) => sched.observe(&token),
-        Err(e) => sched.unscheduled = Some(e.to_string()),
+        Err(e) => sched.unreadable = Some(e.to_string()),
     }
-    Some(TokenReport {
-        renewal_failed: None,
-        ..sched.report()
-    })
+    let mut report = sched.report();
+    if let Some(why) = sched.unreadable {
+        report.unscheduled = Some(why);
+        report.renewal_failed = None;
+    }
+    Some(report)
 }
 
 /// Starts renewing the tokens of `registry`'s remotes; `local` writes the renewed tokens to
@@ -345,11 +353,12 @@ impl Renewer {
             match read_token(&self.local, &site.name, home, policy).await {
                 Ok(token) => {
                     sched.revision = site.revision;
+                    sched.unreadable = None;
                     sched.observe(&token);
                 }
                 Err(e) => {
                     warn!(site = %site.name, error = %e, "cannot read the site's token");
-                    sched.failed = Some(e.to_string());
+                    sched.unreadable = Some(e.to_string());
                 }
             }
         }
