@@ -115,6 +115,7 @@ async fn export_piped_into_kubectl_apply_gives_a_working_secret() {
             "multi-casskop",
             "--as",
             C2,
+            "--legacy-token",
         ])
         .await;
     assert!(out.status.success());
@@ -228,7 +229,7 @@ async fn export_piped_into_kubectl_apply_gives_a_working_secret() {
         other => panic!("the controller's registry cannot use the exported Secret: {other:?}"),
     }
 
-    // A second export reuses the same token Secret (nothing rotated behind the user's back).
+    // A second legacy export reuses the same token Secret (nothing rotated behind the user's back).
     let again = env
         .mc(&[
             "export",
@@ -239,6 +240,7 @@ async fn export_piped_into_kubectl_apply_gives_a_working_secret() {
             "multi-casskop",
             "--as",
             C2,
+            "--legacy-token",
         ])
         .await;
     assert!(again.status.success());
@@ -249,7 +251,7 @@ async fn export_piped_into_kubectl_apply_gives_a_working_secret() {
     };
     assert_eq!(token_of(&yaml), token_of(&stdout(&again)));
 
-    // --token-ttl uses the TokenRequest API.
+    // Without --legacy-token (here with --token-ttl) the token comes from the TokenRequest API.
     let ttl = env
         .mc(&[
             "export",
@@ -295,7 +297,7 @@ async fn export_of_a_missing_service_account_says_how_to_create_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_end_to_end_and_again_replaces_the_token() {
     let env = env(&[C1, C2]).await;
-    let out = register(&env, &[]).await;
+    let out = register(&env, &["--legacy-token"]).await;
     assert!(out.status.success());
     let err = stderr(&out);
     assert_eq!(
@@ -344,7 +346,12 @@ async fn register_end_to_end_and_again_replaces_the_token() {
         rules[0]["verbs"],
         serde_json::json!(["get", "list", "watch", "create", "patch", "delete"])
     );
-    assert_eq!(rules.as_array().unwrap().len(), 2, "{rules}");
+    assert_eq!(
+        rules[2],
+        serde_json::json!({"apiGroups": [""], "resources": ["serviceaccounts/token"], "resourceNames": ["multi-casskop"], "verbs": ["create"]}),
+        "the controller may renew its own token, and only its own"
+    );
+    assert_eq!(rules.as_array().unwrap().len(), 3, "{rules}");
     assert_eq!(list_cassandraclusters_with(&env, C2).await, Ok(0));
     let token1 = env.secret_key(C1, C2, "token").await;
 
@@ -361,6 +368,7 @@ async fn register_end_to_end_and_again_replaces_the_token() {
                 NS,
                 "--dest-namespace",
                 NS,
+                "--legacy-token",
             ],
             &[("RUST_LOG", "trace"), ("LOG_LEVEL", "Debug")],
         )

@@ -113,6 +113,7 @@ impl Env {
             SimOptions {
                 casskop: Some(opts.casskop.clone()),
                 audit_log: None,
+                ..Default::default()
             },
         )
         .await?;

@@ -207,6 +207,13 @@ async fn running_controller_metrics() -> String {
     let env = Env::start(&["k8s-cluster1", "k8s-cluster2"])
         .await
         .expect("kubesim starts");
+    // A remote registered with a bound token: the controller tends it (expiry, renewals).
+    let out = env.register("k8s-cluster2", &[]).expect("register runs");
+    assert!(
+        out.status.success(),
+        "register: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ctl = env
         .start_controller("controller", &[])
         .expect("the controller starts");
@@ -218,6 +225,8 @@ async fn running_controller_metrics() -> String {
         "multicasskop_site_writes_total{",
         "multicasskop_site_handoffs_total",
         "multicasskop_reconcile_duration_seconds_bucket{",
+        "multicasskop_site_token_expiry_timestamp_seconds{",
+        "multicasskop_site_token_renewals_total{",
     ];
     eventually(
         "/metrics to show every family",
@@ -393,6 +402,28 @@ fn sick_and_healthy_series() -> Vec<Value> {
             &ns("writing", ",site=\"k8s-cluster2\",verb=\"apply\""),
             "0+1x100",
         ),
+        // Site k8s-cluster2's token: renewals fail every minute, and it expires at 50 minutes;
+        // k8s-cluster3's renews and lasts.
+        series(
+            "multicasskop_site_token_renewals_total",
+            &ns(NS, ",site=\"k8s-cluster2\",result=\"failure\""),
+            "0+1x100",
+        ),
+        series(
+            "multicasskop_site_token_renewals_total",
+            &ns(NS, ",site=\"k8s-cluster3\",result=\"success\""),
+            "0+1x100",
+        ),
+        series(
+            "multicasskop_site_token_expiry_timestamp_seconds",
+            &ns(NS, ",site=\"k8s-cluster2\""),
+            "3000x100",
+        ),
+        series(
+            "multicasskop_site_token_expiry_timestamp_seconds",
+            &ns(NS, ",site=\"k8s-cluster3\""),
+            "90000x100",
+        ),
         // The controller of cassandra is scraped.
         series(
             "multicasskop_reconcile_duration_seconds_count",
@@ -408,13 +439,21 @@ fn sick_and_healthy_expectations() -> Vec<Expect> {
     let e = |at, alert, firing| Expect { at, alert, firing };
     vec![
         e("4m", "MultiCasskopSiteUnreachable", vec![]),
-        e("10m", "MultiCasskopSiteUnreachable", vec![site2]),
+        e("10m", "MultiCasskopSiteUnreachable", vec![site2.clone()]),
         e("20m", "MultiCasskopRolloutBlocked", vec![]),
         e("45m", "MultiCasskopRolloutBlocked", vec![sick.clone()]),
         e("30m", "MultiCasskopRolloutStalled", vec![]),
         e("80m", "MultiCasskopRolloutStalled", vec![sick.clone()]),
         e("10m", "MultiCasskopReconcileErrors", vec![]),
         e("25m", "MultiCasskopReconcileErrors", vec![sick]),
+        e("10m", "MultiCasskopSiteTokenRenewalFailing", vec![]),
+        e(
+            "25m",
+            "MultiCasskopSiteTokenRenewalFailing",
+            vec![site2.clone()],
+        ),
+        e("30m", "MultiCasskopSiteTokenExpiringSoon", vec![]),
+        e("50m", "MultiCasskopSiteTokenExpiringSoon", vec![site2]),
         e("30m", "MultiCasskopMetricsAbsent", vec![]),
     ]
 }

@@ -46,7 +46,7 @@ async fn fresh_cluster(dir: &Path) -> (Sim, PathBuf) {
         &[C1],
         SimOptions {
             casskop: None,
-            audit_log: None,
+            ..SimOptions::default()
         },
     )
     .await

@@ -208,6 +208,7 @@ fn status_for(
             last_cluster_action: None,
             last_cluster_action_status: None,
             message: None,
+            token_problem: None,
         })
         .collect();
     let p = plan::plan(&PlanInput {

@@ -333,6 +333,7 @@ impl Story {
                     react_after: Duration::from_secs(1),
                 }),
                 audit_log: None,
+                ..Default::default()
             },
         )
         .await

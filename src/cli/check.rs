@@ -12,6 +12,7 @@ use crate::sites::client_config::{ClientConfigRef, client_config_resource};
 use crate::sites::credentials::{self, Credentials, RemoteLookup, SecretLookup};
 use crate::sites::local;
 use crate::sites::probe::{self, Failure, FailureKind, Permission};
+use crate::sites::token_expiry;
 use crate::sites::untrusted::{self, KubeconfigPolicy};
 use crate::sites::{CredentialError, CredentialSource, SiteError};
 
@@ -322,8 +323,13 @@ impl Site {
         }
         if let Some(f) = token_failed {
             let message = if f.kind == FailureKind::Unauthorized {
+                let expired = token_claims(creds)
+                    .ok()
+                    .filter(|c| c.expires <= token_expiry::now())
+                    .map(|c| format!(" (token expired at {})", token_expiry::rfc3339(c.expires)))
+                    .unwrap_or_default();
                 format!(
-                    "{name} rejected the token from {}: {}",
+                    "{name} rejected the token from {}: {}{expired}",
                     creds.source.describe(),
                     f.message
                 )
@@ -334,7 +340,7 @@ impl Site {
             self.skip_rest(3);
             return false;
         }
-        self.ok("token", "accepted".to_string());
+        self.ok("token", token_accepted(creds));
         if denied.is_empty() {
             self.ok(
                 "rbac",
@@ -593,6 +599,31 @@ async fn client_config_reports(secrets: &Secrets, seen: &mut Vec<String>) -> Vec
         out.push(check_site(site, creds, fix, ns, false).await);
     }
     out
+}
+
+/// The claims of the credentials' bearer token (read as data).
+fn token_claims(
+    creds: &Credentials,
+) -> Result<token_expiry::TokenClaims, token_expiry::ClaimsError> {
+    use secrecy::ExposeSecret;
+    let Some(token) = creds.config.auth_info.token.as_ref() else {
+        return Err(token_expiry::ClaimsError::NotJwt);
+    };
+    token_expiry::claims(token.expose_secret())
+}
+
+/// The token check's message: accepted, with the token's expiry when it is a bound token.
+fn token_accepted(creds: &Credentials) -> String {
+    match token_claims(creds) {
+        Ok(c) => format!(
+            "accepted; expires {}",
+            token_expiry::rfc3339(c.expires)
+        ),
+        Err(token_expiry::ClaimsError::NoExpiry) => {
+            "accepted; never expires (legacy token: re-run `multi-casskop register` for a renewed one)".to_string()
+        }
+        Err(_) => "accepted".to_string(),
+    }
 }
 
 /// Renders the table.

@@ -48,10 +48,17 @@ pub struct ExportArgs {
     /// the remote's name (`multi-casskop --remote NAME`).
     #[arg(long = "as", value_name = "NAME")]
     pub as_name: String,
-    /// Use a bound token from the TokenRequest API valid this long (e.g. 24h, 30d) instead of a
-    /// token Secret of the service account (which is created if missing).
-    #[arg(long, value_name = "DURATION", value_parser = exported::parse_token_ttl)]
+    /// Lifetime to ask for the bound token from the TokenRequest API (e.g. 24h, 30d; at least
+    /// 10m) [default: 24h]. The API server may grant less; the controller renews the token when
+    /// a third of what was granted is left (it needs create on serviceaccounts/token for this
+    /// service account: `multi-casskop register` grants it).
+    #[arg(long, value_name = "DURATION", value_parser = exported::parse_token_ttl, conflicts_with = "legacy_token")]
     pub token_ttl: Option<std::time::Duration>,
+    /// Export a never-expiring token Secret of the service account (created if missing) instead
+    /// of a bound token. Discouraged: the token works until its Secret is deleted (a leaked copy
+    /// too), the controller cannot renew it, and Kubernetes 1.24+ no longer makes such tokens.
+    #[arg(long)]
+    pub legacy_token: bool,
 }
 
 /// Runs the subcommand; the exit code is the process's.
@@ -173,7 +180,8 @@ async fn read_service_account(
     }
 }
 
-/// A TokenRequest token with --token-ttl, else the newest token Secret exported under this name.
+/// A TokenRequest token (24 h unless --token-ttl), or with --legacy-token the newest token
+/// Secret exported under this name.
 async fn get_token(
     args: &ExportArgs,
     src: &Source,
@@ -181,14 +189,14 @@ async fn get_token(
 ) -> Result<IssuedToken, StepFailed> {
     let (sa, ns, cluster) = (&args.serviceaccount, &src.namespace, &src.cluster);
     steps.begin("get token");
-    let got = match args.token_ttl {
+    let got = match exported::token_lifetime(args.token_ttl, args.legacy_token) {
         Some(ttl) => exported::request_token(&src.client, ns, sa, ttl).await,
         None => exported::find_or_create_token_secret(&src.client, ns, sa, &args.as_name).await,
     };
     let token = got.map_err(|f| {
         let fix = if f.kind == FailureKind::Forbidden {
             format!(
-                "you need create on serviceaccounts/token (with --token-ttl) or on secrets in {ns} on {cluster}"
+                "you need create on serviceaccounts/token (or on secrets, with --legacy-token) in {ns} on {cluster}"
             )
         } else {
             probe::fix_for(f.kind, cluster, &src.server)

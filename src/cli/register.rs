@@ -32,11 +32,17 @@ in --source-namespace; least privilege, nothing cluster-wide):
     site), create, patch (server-side apply; an apply may create), delete (only used for
     MultiCasskops with deleteCassandraCluster: true). No update: it never replaces them.
   - namespaces, only this one (resourceNames): get (lets `check` confirm it exists)
+  - serviceaccounts/token, only this service account (resourceNames): create (the controller
+    renews its own token with it before it expires)
 No Events rule: the controller records Events in the control-plane cluster only.
 
-Re-running is safe: it refreshes the token (a new token Secret; older ones made by this command
-for the same --destination-name are deleted once the new Secret is written) and updates the
-Secret, Role and RoleBinding in place.";
+Token: a bound token from the TokenRequest API, valid 24 h (--token-ttl; the API server may
+grant less). The controller renews it when a third of its lifetime is left and writes the new
+one to the same Secret. --legacy-token writes a never-expiring token Secret instead (discouraged).
+
+Re-running is safe: it writes a new token to the Secret (token Secrets of earlier --legacy-token
+registrations under the same --destination-name are deleted once the new Secret is written) and
+updates the Secret, Role and RoleBinding in place.";
 
 /// Arguments of `multi-casskop register`.
 #[derive(clap::Args, Debug, Clone)]
@@ -79,10 +85,16 @@ pub struct RegisterArgs {
     /// Source API server port to use with --override-src-ip.
     #[arg(long, value_name = "PORT", requires = "override_src_ip")]
     pub override_src_port: Option<u16>,
-    /// Use a bound token from the TokenRequest API valid this long (e.g. 24h, 30d) instead of a
-    /// long-lived token Secret. Re-run register before it expires.
-    #[arg(long, value_name = "DURATION", value_parser = exported::parse_token_ttl)]
+    /// Lifetime to ask for the bound token from the TokenRequest API (e.g. 24h, 30d; at least
+    /// 10m) [default: 24h]. The API server may grant less; the controller renews the token when
+    /// a third of what was granted is left.
+    #[arg(long, value_name = "DURATION", value_parser = exported::parse_token_ttl, conflicts_with = "legacy_token")]
     pub token_ttl: Option<std::time::Duration>,
+    /// Write a never-expiring token Secret instead of a bound token. Discouraged: the token
+    /// works until its Secret is deleted (a leaked copy too), the controller cannot renew it,
+    /// and Kubernetes 1.24+ no longer makes such tokens by itself.
+    #[arg(long)]
+    pub legacy_token: bool,
     /// Print what would be created and change nothing (only reads are made).
     #[arg(long)]
     pub dry_run: bool,
@@ -545,18 +557,20 @@ impl Registration<'_> {
             &self.src.context,
         );
         if self.args.dry_run {
-            steps.ok(&match self.args.token_ttl {
-                Some(ttl) => format!(
-                    "{}request a token valid {} s for {ns}/{sa}",
-                    self.dry(),
-                    ttl.as_secs()
-                ),
-                None => format!("{}create a token Secret for {ns}/{sa}", self.dry()),
-            });
+            steps.ok(
+                &match exported::token_lifetime(self.args.token_ttl, self.args.legacy_token) {
+                    Some(ttl) => format!(
+                        "{}request a token valid {} s for {ns}/{sa}",
+                        self.dry(),
+                        ttl.as_secs()
+                    ),
+                    None => format!("{}create a token Secret for {ns}/{sa}", self.dry()),
+                },
+            );
             return Ok(None);
         }
         let client = &self.src_api.client;
-        let got = match self.args.token_ttl {
+        let got = match exported::token_lifetime(self.args.token_ttl, self.args.legacy_token) {
             Some(ttl) => exported::request_token(client, ns, sa, ttl).await,
             None => exported::create_token_secret(client, ns, sa, &self.name).await,
         };

@@ -117,6 +117,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         site_hook(fence),
     )
     .await;
+    // Only the leader gets here: it alone renews the remotes' tokens (its writes are fenced).
+    crate::sites::renewal::spawn(registry.clone(), client.clone(), metrics.clone());
 
     controller::run(
         client,

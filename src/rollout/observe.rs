@@ -232,7 +232,11 @@ async fn observe_site(
             "site {}: CassandraCluster cache in namespace {} not synced yet",
             f.name, f.desired.namespace
         )),
-        WatchHealth::Failed(reason) => Some(reason.clone()),
+        WatchHealth::Failed(reason) => Some(
+            ctx.registry
+                .token_reports()
+                .explain_unreachable(&f.name, reason.clone()),
+        ),
     };
     if let Some(reason) = reason {
         return (SiteAccess::Unavailable { reason }, None);
@@ -275,6 +279,11 @@ fn site_detail(ctx: &Context, f: &SiteFacts, access: &SiteAccess) -> SiteDetail 
                 f.name
             )
         }),
+        token_problem: ctx
+            .registry
+            .token_reports()
+            .get(&f.name)
+            .and_then(|r| r.problem(&f.name)),
     }
 }
 

@@ -21,6 +21,9 @@ pub struct SiteDetail {
     pub last_cluster_action_status: Option<String>,
     /// Anything else worth showing, e.g. why the last write to this site failed.
     pub message: Option<String>,
+    /// The site's token expired or fails to renew (with the fix): shown in the site's message,
+    /// and a Warning Event when it appears or changes.
+    pub token_problem: Option<String>,
 }
 
 /// An Event to emit on the MultiCasskop.
@@ -81,6 +84,8 @@ pub mod reason {
     pub const SITE_BLOCKED: &str = "SiteBlocked";
     /// A site's CassandraCluster is gone.
     pub const SITE_DELETED: &str = "SiteDeleted";
+    /// A site's token expired or its renewal fails (the message names the site and the fix).
+    pub const SITE_TOKEN_PROBLEM: &str = "SiteTokenProblem";
     /// We created a site's CassandraCluster.
     pub const CREATED: &str = "Created";
     /// We updated a site's CassandraCluster.
@@ -312,6 +317,20 @@ impl SiteReport<'_> {
         let mut message = verdict_message(name, verdict, input, detail, self.plan.deleting);
         if let Some(extra) = detail.and_then(|d| d.message.as_deref()) {
             message = format!("{message}; {extra}");
+        }
+        if let Some(problem) = detail.and_then(|d| d.token_problem.as_deref()) {
+            let known = before
+                .and_then(|b| b.message.as_deref())
+                .is_some_and(|m| m.contains(problem));
+            if !known {
+                events.push(Transition {
+                    type_: EventType::Warning,
+                    reason: reason::SITE_TOKEN_PROBLEM.to_string(),
+                    message: problem.to_string(),
+                    site: Some(name.clone()),
+                });
+            }
+            message = format!("{message}; {problem}");
         }
         let (namespace, phase, action, action_status) = last_known(reachable, detail, before);
         let last_transition_time = match before {
@@ -866,6 +885,7 @@ mod tests {
                     .as_ref()
                     .and_then(|o| o.last_cluster_action_status.clone()),
                 message: None,
+                token_problem: None,
             })
             .collect()
     }
@@ -889,6 +909,36 @@ mod tests {
 
     fn reasons(events: &[Transition]) -> Vec<&str> {
         events.iter().map(|e| e.reason.as_str()).collect()
+    }
+
+    #[test]
+    fn a_token_problem_is_in_the_site_message_with_one_warning_event() {
+        let inputs = vec![input("a", None, None), input("b", None, None)];
+        let p = plan(&PlanInput {
+            sites: inputs.clone(),
+            deleting: false,
+            delete_cassandra_cluster: false,
+        });
+        let mut d = details(&inputs);
+        let problem =
+            "site b: renewing the token ... refused; fix: grant create on serviceaccounts/token";
+        d[1].token_problem = Some(problem.to_string());
+        let (s1, events) = build_status(None, 3, &p, &inputs, &d, None, T0);
+        assert!(
+            s1.sites[1].message.as_deref().unwrap().ends_with(problem),
+            "{:?}",
+            s1.sites[1].message
+        );
+        let warning = events
+            .iter()
+            .find(|e| e.reason == "SiteTokenProblem")
+            .expect("a SiteTokenProblem Event");
+        assert_eq!(warning.type_, EventType::Warning);
+        assert_eq!(warning.site.as_deref(), Some("b"));
+        assert_eq!(warning.message, problem);
+        // Unchanged: no second Event.
+        let (_, again) = build_status(Some(&s1), 3, &p, &inputs, &d, None, T0);
+        assert!(!reasons(&again).contains(&"SiteTokenProblem"), "{again:?}");
     }
 
     #[test]

@@ -20,6 +20,12 @@ struct SiteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteResultLabels {
+    site: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WriteLabels {
     site: String,
     verb: String,
@@ -33,6 +39,8 @@ pub struct Metrics {
     handoffs: Counter,
     site_reachable: Family<SiteLabels, Gauge>,
     writes: Family<WriteLabels, Counter>,
+    token_expiry: Family<SiteLabels, Gauge>,
+    token_renewals: Family<SiteResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -75,8 +83,22 @@ impl Metrics {
             "Writes to CassandraClusters, by site and verb (apply, delete)",
             writes.clone(),
         );
+        let token_expiry = Family::<SiteLabels, Gauge>::default();
+        registry.register(
+            "site_token_expiry_timestamp_seconds",
+            "Unix time at which the remote site's bound token expires (renewed when a third of its lifetime is left)",
+            token_expiry.clone(),
+        );
+        let token_renewals = Family::<SiteResultLabels, Counter>::default();
+        registry.register(
+            "site_token_renewals",
+            "Renewals of remote sites' bound tokens, by site and result (success, failure)",
+            token_renewals.clone(),
+        );
         Self {
             registry,
+            token_expiry,
+            token_renewals,
             reconciles,
             reconcile_duration,
             handoffs,
@@ -119,6 +141,36 @@ impl Metrics {
             .inc();
     }
 
+    /// Record when `site`'s token expires (Unix seconds).
+    pub fn set_token_expiry(&self, site: &str, expires: i64) {
+        self.token_expiry
+            .get_or_create(&SiteLabels {
+                site: site.to_string(),
+            })
+            .set(expires);
+    }
+
+    /// Start counting renewals of `site`'s token at 0 for every result, so the first failure
+    /// is an increase Prometheus sees (a series born at 1 shows none).
+    pub fn token_renewals_tracked(&self, site: &str) {
+        for result in ["success", "failure"] {
+            self.token_renewals.get_or_create(&SiteResultLabels {
+                site: site.to_string(),
+                result: result.to_string(),
+            });
+        }
+    }
+
+    /// Count one renewal of `site`'s token with its result (`success`, `failure`).
+    pub fn token_renewal(&self, site: &str, result: &str) {
+        self.token_renewals
+            .get_or_create(&SiteResultLabels {
+                site: site.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
     /// The OpenMetrics text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -139,7 +191,19 @@ mod tests {
         m.write("k8s-cluster2", "apply");
         m.set_site_reachable("k8s-cluster3", false);
         m.handoff();
+        m.set_token_expiry("k8s-cluster2", 1_700_000_000);
+        m.token_renewal("k8s-cluster2", "failure");
         let text = m.render();
+        assert!(
+            text.contains(r#"multicasskop_site_token_expiry_timestamp_seconds{site="k8s-cluster2"} 1700000000"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"multicasskop_site_token_renewals_total{site="k8s-cluster2",result="failure"} 1"#
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(r#"multicasskop_reconciles_total{result="applied"} 1"#),
             "{text}"

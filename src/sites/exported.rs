@@ -82,6 +82,12 @@ pub fn parse_token_ttl(text: &str) -> Result<Duration, TokenTtlError> {
     Ok(ttl)
 }
 
+/// The lifetime to ask a bound token for: `ttl`, else 24 h; `None` with `legacy` (a
+/// never-expiring token Secret instead).
+pub fn token_lifetime(ttl: Option<Duration>, legacy: bool) -> Option<Duration> {
+    (!legacy).then(|| ttl.unwrap_or(super::token_expiry::DEFAULT_TOKEN_LIFETIME))
+}
+
 /// A bound token from the TokenRequest API.
 pub async fn request_token(
     client: &kube::Client,
@@ -222,7 +228,7 @@ pub async fn create_token_secret(
             return Err(Failure {
                 kind: FailureKind::Other,
                 message: format!(
-                    "token secret {namespace}/{name} was not filled by the token controller within {} s (is kube-controller-manager running?); use --token-ttl to get a TokenRequest token instead",
+                    "token secret {namespace}/{name} was not filled by the token controller within {} s (is kube-controller-manager running?); drop --legacy-token to get a TokenRequest token instead",
                     TOKEN_WAIT.as_secs()
                 ),
             });
@@ -380,6 +386,10 @@ pub fn site_role(name: &str, namespace: &str) -> serde_json::Value {
              "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
             // Read-only, this namespace only: lets `multi-casskop check` confirm it exists.
             {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": [namespace], "verbs": ["get"]},
+            // The controller renews its own bound token before it expires (kube-apiserver
+            // authorizes a TokenRequest as create on serviceaccounts/token named after the
+            // service account): this one service account only.
+            {"apiGroups": [""], "resources": ["serviceaccounts/token"], "resourceNames": [name], "verbs": ["create"]},
         ],
     })
 }

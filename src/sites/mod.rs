@@ -9,8 +9,11 @@ pub mod exported;
 pub mod local;
 pub mod probe;
 mod registry;
+pub mod renewal;
 mod secret_watch;
 mod site;
+pub mod token_expiry;
+pub mod token_report;
 pub mod untrusted;
 
 pub use config::RegistryConfig;

@@ -17,6 +17,7 @@ use super::credentials::{self, RemoteLookup, SecretLookup};
 use super::deadlines;
 use super::secret_watch::{OnEvent, SecretWatches};
 use super::site::{Site, SiteError, SiteState};
+use super::token_report::{TokenReport, TokenReports};
 use crate::api::lenient::Lenient;
 use crate::backoff::Backoff;
 use crate::kube_error;
@@ -133,6 +134,8 @@ pub(super) struct Inner {
     reload_lock: Mutex<()>,
     cancel: CancellationToken,
     client_hook: ClientHook,
+    /// Each remote's token expiry and renewal problems (written by the renewal).
+    tokens: TokenReports,
 }
 
 impl Drop for Inner {
@@ -171,6 +174,7 @@ impl Inner {
             reload_lock: Mutex::new(()),
             cancel,
             client_hook,
+            tokens: TokenReports::default(),
             cfg,
         });
         spawn_client_config_watch(&inner, local.clone(), synced.clone());
@@ -751,5 +755,16 @@ impl SiteRegistry {
     /// Re-reads every source now (the background tasks do this on every change and every 2 s).
     pub async fn reload(&self) {
         self.inner.reload().await;
+    }
+    /// Each remote's token expiry and renewal problems.
+    pub fn token_reports(&self) -> &TokenReports {
+        &self.inner.tokens
+    }
+    /// Records `site`'s token report; a change of what users are shown counts as a change of
+    /// the sites (MultiCasskops using it are reconciled and report it).
+    pub fn report_token(&self, site: &str, report: TokenReport) {
+        if self.inner.tokens.set(site, report) {
+            self.inner.bump();
+        }
     }
 }

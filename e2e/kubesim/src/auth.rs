@@ -1,4 +1,4 @@
-//! Bearer-token authentication: admin, service-account secret tokens, TokenRequest and test tokens.
+//! Bearer-token authentication: admin, service-account secret tokens, TokenRequest (JWT-shaped, expiring) and test tokens.
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
@@ -23,6 +23,43 @@ pub fn random_token(prefix: &str) -> String {
         .map(|_| rng.sample(rand::distr::Alphanumeric) as char)
         .collect();
     format!("{prefix}.{s}")
+}
+
+/// The bound service-account token kube-apiserver issues for a TokenRequest: a JWT whose claims
+/// clients may read (`exp`, `iat`, `nbf`, `sub`, `kubernetes.io`); the signature is random
+/// bytes, since kubesim looks tokens up instead of verifying them.
+pub fn bound_token(
+    namespace: &str,
+    sa: &str,
+    sa_uid: &str,
+    audiences: &[Value],
+    iat: i64,
+    exp: i64,
+) -> String {
+    use base64::Engine;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let header = serde_json::json!({"alg": "RS256", "kid": "kubesim"});
+    let claims = serde_json::json!({
+        "aud": audiences,
+        "exp": exp,
+        "iat": iat,
+        "nbf": iat,
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "jti": random_token("jti"),
+        "kubernetes.io": {
+            "namespace": namespace,
+            "serviceaccount": {"name": sa, "uid": sa_uid},
+        },
+        "sub": format!("system:serviceaccount:{namespace}:{sa}"),
+    });
+    let mut rng = rand::rng();
+    let signature: Vec<u8> = (0..64).map(|_| rng.random::<u8>()).collect();
+    format!(
+        "{}.{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes()),
+        b64(&signature)
+    )
 }
 
 pub fn admin_user() -> UserInfo {

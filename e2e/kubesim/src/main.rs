@@ -26,6 +26,10 @@ struct Args {
     /// Write the audit log as JSON lines to this file.
     #[arg(long)]
     audit_log: Option<PathBuf>,
+    /// Longest lifetime of a TokenRequest token, as kube-apiserver's flag of the same name
+    /// (longer requests are shortened to it; any duration is accepted, e.g. 20s for tests).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    service_account_max_token_expiration: Option<Duration>,
     /// Port of the admin endpoint (0 = any free port).
     #[arg(long, default_value_t = 0)]
     admin_port: u16,
@@ -84,6 +88,7 @@ async fn serve() -> anyhow::Result<()> {
             react_after: args.casskop_react_after,
         }),
         audit_log: args.audit_log.clone(),
+        max_token_expiration: args.service_account_max_token_expiration,
     };
     let sim = Sim::start(&names, opts).await.context("starting kubesim")?;
     sim.write_kubeconfig(&args.kubeconfig_out)?;

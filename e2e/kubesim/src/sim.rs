@@ -25,6 +25,9 @@ pub struct SimOptions {
     pub casskop: Option<casskop::CasskopOptions>,
     /// Mirror the audit log to this file as JSON lines.
     pub audit_log: Option<PathBuf>,
+    /// kube-apiserver's `--service-account-max-token-expiration`: TokenRequests get at most
+    /// this lifetime (any duration, so that expiry is testable in seconds).
+    pub max_token_expiration: Option<Duration>,
 }
 
 /// A set of simulated clusters sharing one audit log.
@@ -101,6 +104,7 @@ impl Sim {
             let t =
                 tls::generate(name).with_context(|| format!("TLS material for cluster {name}"))?;
             let store = Arc::new(Store::new());
+            store.lock().max_token_expiration = opts.max_token_expiration;
             bootstrap(&store, &t.ca_pem)
                 .with_context(|| format!("bootstrapping cluster {name}"))?;
             let admin_token = auth::random_token("kubesim-admin");
@@ -290,6 +294,11 @@ impl Cluster {
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await?,
         )
+    }
+
+    /// Sets `--service-account-max-token-expiration` (None: no cap) for later TokenRequests.
+    pub fn set_max_token_expiration(&self, cap: Option<Duration>) {
+        self.inner.store.lock().max_token_expiration = cap;
     }
 
     /// A token for `system:serviceaccount:NS:SA` (the ServiceAccount need not exist); expires after `ttl`.

@@ -133,6 +133,8 @@ pub struct State {
     pub rbac: Arc<RbacSnapshot>,
     pub tokens: HashMap<String, TokenEntry>,
     pub revoked: HashSet<String>,
+    /// `--service-account-max-token-expiration`: the longest lifetime a TokenRequest gets.
+    pub max_token_expiration: Option<std::time::Duration>,
     /// Owner uid -> objects naming it in ownerReferences (for garbage collection).
     pub owners: HashMap<String, BTreeSet<(ResKey, ObjKey)>>,
 }
@@ -170,6 +172,7 @@ impl Store {
                 rbac: Arc::new(RbacSnapshot::default()),
                 tokens: HashMap::new(),
                 revoked: HashSet::new(),
+                max_token_expiration: None,
                 owners: HashMap::new(),
             }),
         }

@@ -986,6 +986,7 @@ async fn audit_spans_clusters_and_casskop_identity_is_provisioned() {
             react_after: Duration::from_secs(1),
         }),
         audit_log: None,
+        ..Default::default()
     };
     let sim = Sim::start(&["a", "b"], opts).await.unwrap();
     for c in sim.clusters() {

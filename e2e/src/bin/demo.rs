@@ -151,6 +151,7 @@ async fn demo() -> anyhow::Result<()> {
             react_after: Duration::from_secs_f64(args.react_after),
         }),
         audit_log: Some(dir.path().join("audit.jsonl")),
+        ..Default::default()
     };
     let sim = kubesim::Sim::start(&SITES, opts).await?;
     sim.write_kubeconfig(&kubeconfig)?;

@@ -50,6 +50,7 @@ pub(super) fn table_header(wide: bool) -> Vec<&'static str> {
             "READY",
             "LAST TRANSITION",
             "CREDENTIALS",
+            "TOKEN EXPIRES",
             "MESSAGE",
         ]
     } else {
@@ -60,6 +61,7 @@ pub(super) fn table_header(wide: bool) -> Vec<&'static str> {
             "STATUS",
             "READY",
             "LAST TRANSITION",
+            "TOKEN EXPIRES",
             "MESSAGE",
         ]
     }
@@ -149,6 +151,7 @@ pub(super) fn site_row(s: &SiteLine, wide: bool, now: jiff::Timestamp) -> Vec<St
         row.insert(2, dash(&s.state));
         row.push(dash(&s.source));
     }
+    row.push(dash(&s.token_expiry));
     row.push(message);
     row
 }

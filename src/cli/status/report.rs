@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::{CassandraClusterView, Condition, MultiCasskop};
+use crate::api::{CassandraClusterView, Condition};
 use crate::cli::common::federation::{FedSite, Federation, LiveSite, forbidden_hint, read_site};
 use crate::cli::common::topology::{expand_topology, pod_ready};
 use crate::merge::DesiredCluster;
@@ -31,6 +31,10 @@ pub struct SiteLine {
     pub last_transition_time: Option<String>,
     pub message: Option<String>,
     pub source: Option<String>,
+    /// When the site's bound token expires (`expired ...` once it has), for credentials the
+    /// controller renews; why it is not renewed otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_expiry: Option<String>,
 }
 
 /// The whole status report.
@@ -48,7 +52,24 @@ pub struct StatusReport {
     pub sites: Vec<SiteLine>,
 }
 
-async fn site_line(mc: &MultiCasskop, s: &FedSite) -> SiteLine {
+/// What the status shows of the site's token, read as the controller reads it.
+async fn token_expiry(fed: &Federation, site: &crate::sites::Site) -> Option<String> {
+    let local = fed
+        .sites
+        .iter()
+        .find(|s| s.name == fed.local)
+        .and_then(|s| s.site.as_ref().ok())?;
+    if site.name == fed.local {
+        return None;
+    }
+    let policy = crate::sites::KubeconfigPolicy::default();
+    crate::sites::renewal::token_report_of(&local.client, site, &fed.namespace, policy)
+        .await
+        .map(|r| r.expiry_text())
+}
+
+async fn site_line(fed: &Federation, s: &FedSite) -> SiteLine {
+    let mc = &fed.mc;
     let recorded = mc
         .status
         .as_ref()
@@ -82,6 +103,7 @@ async fn site_line(mc: &MultiCasskop, s: &FedSite) -> SiteLine {
         }
     };
     line.source = Some(site.source.describe());
+    line.token_expiry = token_expiry(fed, site).await;
     let desired = match &s.desired {
         Ok(d) => d,
         Err(e) => {
@@ -140,7 +162,7 @@ fn fill_live(line: &mut SiteLine, live: &LiveSite, desired: &DesiredCluster) {
 
 /// Builds the report: the MultiCasskop's headline and one line per site (sites read concurrently).
 pub async fn report(fed: &Federation) -> StatusReport {
-    let lines = futures::future::join_all(fed.sites.iter().map(|s| site_line(&fed.mc, s))).await;
+    let lines = futures::future::join_all(fed.sites.iter().map(|s| site_line(fed, s))).await;
     let st = fed.mc.status.clone().unwrap_or_default();
     StatusReport {
         name: fed.mc.metadata.name.clone().unwrap_or_default(),

@@ -126,8 +126,21 @@ pub(super) fn token_request(
             sa,
         )
         .ok_or_else(|| ApiError::not_found("", "serviceaccounts", sa))?;
-    let expires = auth::now_unix() + secs;
-    let token = auth::random_token("kubesim-tr");
+    // kube-apiserver shortens (never refuses) a request longer than
+    // --service-account-max-token-expiration; the answer says what was granted.
+    let secs = match st.max_token_expiration {
+        Some(cap) => secs.min((cap.as_secs() as i64).max(1)),
+        None => secs,
+    };
+    let audiences = body["spec"]["audiences"]
+        .as_array()
+        .filter(|a| !a.is_empty())
+        .cloned()
+        .unwrap_or_else(|| vec![json!("https://kubernetes.default.svc.cluster.local")]);
+    let iat = auth::now_unix();
+    let expires = iat + secs;
+    let sa_uid = auth::sa_uid(&sa_obj);
+    let token = auth::bound_token(ns, sa, &sa_uid, &audiences, iat, expires);
     if !dry {
         st.tokens.insert(
             token.clone(),
@@ -136,7 +149,7 @@ pub(super) fn token_request(
                 kind: TokenKind::Request {
                     namespace: ns.into(),
                     sa: sa.into(),
-                    sa_uid: auth::sa_uid(&sa_obj),
+                    sa_uid,
                 },
                 expires: Some(expires),
             },
@@ -145,11 +158,6 @@ pub(super) fn token_request(
     let exp = jiff::Timestamp::from_second(expires)
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_default();
-    let audiences = body["spec"]["audiences"]
-        .as_array()
-        .filter(|a| !a.is_empty())
-        .cloned()
-        .unwrap_or_else(|| vec![json!("https://kubernetes.default.svc.cluster.local")]);
     Ok(json!({
         "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
         "metadata": {"name": sa, "namespace": ns, "creationTimestamp": objects::now_rfc3339()},
