@@ -154,7 +154,7 @@ impl Metrics {
     /// is an increase Prometheus sees (a series born at 1 shows none).
     pub fn token_renewals_tracked(&self, site: &str) {
         for result in ["success", "failure"] {
-            self.token_renewals.get_or_create(&SiteResultLabels {
+            let _ = self.token_renewals.get_or_create(&SiteResultLabels {
                 site: site.to_string(),
                 result: result.to_string(),
             });
