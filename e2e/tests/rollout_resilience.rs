@@ -231,7 +231,9 @@ async fn many_multicasskops_roll_out_side_by_side_each_one_site_at_a_time() -> a
     for i in 0..n {
         let overrides: serde_json::Map<String, serde_json::Value> = SITES
             .iter()
-            .map(|s| (s.to_string(), serde_json::json!({"spec": {"topology": {"dc": [{"name": format!("dc-{s}"), "rack": [{"name": "r1"}]}]}}})))
+            .enumerate()
+            // CassKop's CRD refuses a dash in a DC name (pattern ^[^-]+$).
+            .map(|(j, s)| (s.to_string(), serde_json::json!({"spec": {"topology": {"dc": [{"name": format!("dc{}", j + 1), "rack": [{"name": "r1"}]}]}}})))
             .collect();
         let mc = serde_json::json!({
             "apiVersion": "db.orange.com/v2", "kind": "MultiCasskop", "metadata": {"name": format!("ring-{i}")},
