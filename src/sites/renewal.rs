@@ -515,17 +515,7 @@ async fn write_back(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
-
-    fn jwt(claims: &serde_json::Value) -> String {
-        let b = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
-        format!(
-            "{}.{}.{}",
-            b(br#"{"alg":"RS256"}"#),
-            b(claims.to_string().as_bytes()),
-            b(b"sig")
-        )
-    }
+    use crate::sites::token_expiry::test_jwt as jwt;
 
     #[test]
     fn a_token_read_at_start_is_scheduled_from_its_exp_claim() {

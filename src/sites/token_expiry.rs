@@ -128,23 +128,25 @@ pub fn now() -> i64 {
     Timestamp::now().as_second()
 }
 
+/// A JWT-shaped token carrying `claims` (unsigned), as tests of token handling need them.
+#[cfg(test)]
+pub(crate) fn test_jwt(claims: &serde_json::Value) -> String {
+    let b = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    format!(
+        "{}.{}.{}",
+        b(br#"{"alg":"RS256"}"#),
+        b(claims.to_string().as_bytes()),
+        b(b"signature")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn jwt(claims: &serde_json::Value) -> String {
-        let b = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
-        format!(
-            "{}.{}.{}",
-            b(br#"{"alg":"RS256"}"#),
-            b(claims.to_string().as_bytes()),
-            b(b"signature")
-        )
-    }
-
     #[test]
     fn expiry_and_service_account_are_read_from_the_claims_as_data() {
-        let t = jwt(&serde_json::json!({
+        let t = test_jwt(&serde_json::json!({
             "exp": 1_700_086_400, "iat": 1_700_000_000,
             "kubernetes.io": {"namespace": "cassandra", "serviceaccount": {"name": "multi-casskop", "uid": "u"}},
             "sub": "system:serviceaccount:other:ignored",
@@ -156,7 +158,8 @@ mod tests {
             c.service_account.unwrap().to_string(),
             "cassandra/multi-casskop"
         );
-        let sub_only = jwt(&serde_json::json!({"exp": 5, "sub": "system:serviceaccount:ns:sa"}));
+        let sub_only =
+            test_jwt(&serde_json::json!({"exp": 5, "sub": "system:serviceaccount:ns:sa"}));
         assert_eq!(
             claims(&sub_only)
                 .unwrap()
@@ -182,7 +185,7 @@ mod tests {
             claims(&not_json),
             Err(ClaimsError::Undecodable(_))
         ));
-        let legacy = jwt(&serde_json::json!({"sub": "system:serviceaccount:ns:sa"}));
+        let legacy = test_jwt(&serde_json::json!({"sub": "system:serviceaccount:ns:sa"}));
         assert_eq!(claims(&legacy), Err(ClaimsError::NoExpiry));
         assert!(ClaimsError::NoExpiry.to_string().contains("never expires"));
     }
