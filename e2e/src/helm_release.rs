@@ -75,10 +75,7 @@ impl HelmSession {
         values: Value,
         flags: HelmFlags,
     ) -> anyhow::Result<HelmAnswer> {
-        self.call(&json!({
-            "op": "install", "name": release, "chart": chart, "values": values,
-            "take_ownership": flags.take_ownership, "force_conflicts": flags.force_conflicts,
-        }))
+        self.deploy("install", release, chart, values, flags)
     }
 
     /// `helm upgrade RELEASE CHART` with `values` and `flags`.
@@ -89,8 +86,20 @@ impl HelmSession {
         values: Value,
         flags: HelmFlags,
     ) -> anyhow::Result<HelmAnswer> {
+        self.deploy("upgrade", release, chart, values, flags)
+    }
+
+    /// An install or upgrade (`op`) of RELEASE from CHART.
+    fn deploy(
+        &mut self,
+        op: &str,
+        release: &str,
+        chart: &Path,
+        values: Value,
+        flags: HelmFlags,
+    ) -> anyhow::Result<HelmAnswer> {
         self.call(&json!({
-            "op": "upgrade", "name": release, "chart": chart, "values": values,
+            "op": op, "name": release, "chart": chart, "values": values,
             "take_ownership": flags.take_ownership, "force_conflicts": flags.force_conflicts,
         }))
     }
