@@ -8,7 +8,6 @@ use std::time::Duration;
 use e2e::benchmark::{CONTROLLER_SA, create_all, mc_api, mc_object, spawn_controller, wait_readyz};
 use e2e::{Env, EnvOptions, condition, controller_log_tail, eventually};
 use kubesim::casskop::CasskopOptions;
-use serde_json::Value;
 
 const SITES: [&str; 3] = ["site1", "site2", "site3"];
 /// MultiCasskops created at once (as the bench's scale part, smaller).
@@ -166,7 +165,7 @@ fn assert_reported(env: &Env, name: &str) -> anyhow::Result<()> {
             "appliedTime",
         ] {
             assert!(
-                !entry[field].is_null() && entry[field] != Value::from(""),
+                !entry[field].is_null() && entry[field] != "",
                 "{name} {site}: {field} missing: {entry}"
             );
         }

@@ -212,11 +212,7 @@ async fn applied(
     let cc = format!("{}/{}", f.desired.namespace, f.desired.name);
     info!(site = %site, cassandracluster = %cc, generation = done.generation, "{} CassandraCluster", verb.to_lowercase());
     record_mark(obs, i, mark, done.generation_before.unwrap_or(0));
-    let handed_off_from = (i > 0
-        && planned.verdicts[..i]
-            .iter()
-            .all(|(_, v)| *v == SiteVerdict::Ready))
-    .then(|| planned.verdicts[i - 1].0.clone());
+    let handed_off_from = handed_off_from(planned, i);
     if handed_off_from.is_some() {
         ctx.metrics.handoff();
     }
@@ -237,6 +233,13 @@ async fn applied(
         handed_off_from,
         ..Acted::new(ctx, "applied")
     }
+}
+
+/// The site before site `i` when every site before `i` is Ready: a write to `i` is a handoff.
+fn handed_off_from(planned: &Plan, i: usize) -> Option<String> {
+    let before = planned.verdicts.get(..i)?;
+    let all_ready = before.iter().all(|(_, v)| *v == SiteVerdict::Ready);
+    before.last().filter(|_| all_ready).map(|(s, _)| s.clone())
 }
 
 /// Our write to site `i` as the next plan and the status must know it.

@@ -113,7 +113,7 @@ fn walk(sent: &Value, stored: Option<&Value>, path: &mut Vec<Step>, out: &mut Ve
                 path.pop();
             }
         }
-        (Value::Array(_), _) | (Value::Object(_), _) => out.push(render(path)),
+        (Value::Array(_) | Value::Object(_), _) => out.push(render(path)),
         // Scalars: a value the server changed is not a dropped field (a webhook's business,
         // and drift detection still sees it).
         _ => {}

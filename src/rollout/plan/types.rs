@@ -183,7 +183,7 @@ impl ObservedCluster {
         let matches_desired = if dropped.is_empty() {
             crate::merge::live_matches_desired(&desired.object, live_json)
         } else {
-            let kept = super::without_fields(&desired.object, dropped);
+            let kept = super::dropped::without_fields(&desired.object, dropped);
             crate::merge::live_matches_desired(&kept, live_json)
         };
         Self::with(live, ownership, matches_desired)
