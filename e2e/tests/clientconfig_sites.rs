@@ -142,7 +142,12 @@ async fn client_config_site_added_rotated_removed_and_readded_live() -> anyhow::
         .sim
         .audit()
         .into_iter()
-        .filter(|e| e.seq >= from && e.cluster == C3 && e.name == CC && e.verb == "patch")
+        .filter(|e| {
+            e.seq >= from
+                && e.cluster == C3
+                && e.name == CC
+                && matches!(e.verb.as_str(), "create" | "patch")
+        })
         .map(|e| (e.user, e.code))
         .collect::<Vec<_>>();
     assert!(

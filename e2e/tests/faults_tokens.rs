@@ -83,7 +83,10 @@ async fn revoked_remote_token_then_rotated_secret_loses_nothing_without_restart(
                 .audit()
                 .iter()
                 .any(|e| {
-                    e.user == remote_user && e.resource == "cassandraclusters" && e.verb == "patch"
+                    e.user == remote_user
+                        && e.resource == "cassandraclusters"
+                        && matches!(e.verb.as_str(), "create" | "patch")
+                        && e.code < 300
                 })
                 .then_some(()))
         },

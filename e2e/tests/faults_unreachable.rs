@@ -55,7 +55,12 @@ async fn site_unreachable_mid_rollout(outage: Duration) -> anyhow::Result<()> {
                 .cluster(DOWN)
                 .audit()
                 .iter()
-                .any(|e| e.user == user && e.resource == "cassandraclusters" && e.verb == "patch")
+                .any(|e| {
+                    e.user == user
+                        && e.resource == "cassandraclusters"
+                        && matches!(e.verb.as_str(), "create" | "patch")
+                        && e.code < 300
+                })
                 .then_some(()))
         },
     )

@@ -40,6 +40,9 @@ pub(super) struct Acted {
     pub replan: bool,
     /// The site this reconcile wrote to.
     pub wrote: Option<String>,
+    /// The site whose readiness let this reconcile's write go to the next site: the write's
+    /// Event says it is Ready.
+    pub handed_off_from: Option<String>,
 }
 
 impl Acted {
@@ -50,6 +53,7 @@ impl Acted {
             failed: false,
             replan: false,
             wrote: None,
+            handed_off_from: None,
         }
     }
     fn retry_soon(ctx: &Context, outcome: &'static str) -> Self {
@@ -208,11 +212,8 @@ async fn applied(
     let cc = format!("{}/{}", f.desired.namespace, f.desired.name);
     info!(site = %site, cassandracluster = %cc, generation = done.generation, "{} CassandraCluster", verb.to_lowercase());
     record_mark(obs, i, mark, done.generation_before.unwrap_or(0));
-    if i > 0
-        && planned.verdicts[..i]
-            .iter()
-            .all(|(_, v)| *v == SiteVerdict::Ready)
-    {
+    let handed_off_from = handed_off_from(planned, i);
+    if handed_off_from.is_some() {
         ctx.metrics.handoff();
     }
     let event_reason = if done.created {
@@ -220,14 +221,25 @@ async fn applied(
     } else {
         reason::UPDATED
     };
-    let note = format!("{verb} CassandraCluster {cc} in site {site}");
+    let mut note = format!("{verb} CassandraCluster {cc} in site {site}");
+    if let Some(ready) = &handed_off_from {
+        note.push_str(&format!(" (site {ready} is Ready)"));
+    }
     ctx.publish(target.mc, EventType::Normal, event_reason, "Apply", note)
         .await;
     wait_for_cache(ctx, &obs.facts[i], &done.resource_version, done.generation).await;
     Acted {
         wrote: Some(site),
+        handed_off_from,
         ..Acted::new(ctx, "applied")
     }
+}
+
+/// The site before site `i` when every site before `i` is Ready: a write to `i` is a handoff.
+fn handed_off_from(planned: &Plan, i: usize) -> Option<String> {
+    let before = planned.verdicts.get(..i)?;
+    let all_ready = before.iter().all(|(_, v)| *v == SiteVerdict::Ready);
+    before.last().filter(|_| all_ready).map(|(s, _)| s.clone())
 }
 
 /// Our write to site `i` as the next plan and the status must know it.

@@ -122,9 +122,9 @@ fn cluster_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
 /// `base` is the live object the plan was made from (the site cache's copy), `None` to create.
 /// An update carries `base`'s resourceVersion as a precondition and records `base`'s generation
 /// in [`FROM_GENERATION_ANNOTATION`], so what the write did can be told from the object alone
-/// later ([`recover_mark`]). A create first checks that no object of that name exists (our cache
-/// only holds objects with our owner labels), the only read on the write path, then creates
-/// (POST, see [`create`]): an object that appeared in between is never taken over.
+/// later ([`recover_mark`]). A create is a POST (see [`create`]): an object of that name our
+/// cache does not hold (not carrying our owner labels) makes it fail with 409, and is never
+/// taken over.
 pub async fn apply_cluster(
     site: &str,
     client: &Client,
@@ -146,23 +146,21 @@ pub async fn apply_cluster(
     object["metadata"]["annotations"][FROM_GENERATION_ANNOTATION] =
         json!(from_generation.to_string());
     let Some(b) = base else {
-        // Our cache holds only objects with our owner labels: one read tells a foreign object
-        // apart before writing; one created after that read makes the create fail (409).
-        if let Some(found) = api.get_opt(&desired.name).await.map_err(err("get"))? {
-            return Ok(ApplyResult::Exists(Box::new(found)));
-        }
         return match create::create(&api, &desired.name, object).await {
-            Ok(Created::Done { generation, latest }) => {
-                let mut done = outcome(None, *latest);
-                done.generation = generation;
-                Ok(ApplyResult::Applied(Box::new(done)))
-            }
+            Ok(Created::Done(created)) => Ok(ApplyResult::Applied(Box::new(outcome(
+                None, None, *created,
+            )))),
             Ok(Created::Exists(found)) => Ok(ApplyResult::Exists(found)),
             Ok(Created::Vanished) => Ok(ApplyResult::Stale),
             Err((verb, e)) => Err(err(verb)(e)),
         };
     };
-    object["metadata"]["resourceVersion"] = json!(b.resource_version().unwrap_or_default());
+    let rv = match create::own_before_apply(&api, b).await {
+        Ok(Some(rv)) => rv,
+        Ok(None) => return Ok(ApplyResult::Stale),
+        Err((verb, e)) => return Err(err(verb)(e)),
+    };
+    object["metadata"]["resourceVersion"] = json!(rv);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut result = api
         .patch(&desired.name, &params, &Patch::Apply(&object))
@@ -186,16 +184,23 @@ pub async fn apply_cluster(
         Err(kube::Error::Api(s)) if s.code == 409 => return Ok(ApplyResult::Stale),
         Err(e) => return Err(err("apply")(e)),
     };
-    Ok(ApplyResult::Applied(Box::new(outcome(base, after))))
+    Ok(ApplyResult::Applied(Box::new(outcome(
+        base,
+        Some(&rv),
+        after,
+    ))))
 }
 
-/// What a write from `base` (`None`: a create) that returned `after` did.
-fn outcome(base: Option<&DynamicObject>, after: DynamicObject) -> ApplyOutcome {
-    let rv_before = base.and_then(ResourceExt::resource_version);
+/// What a write from `base` (`None`: a create) at version `rv_before` that returned `after` did.
+fn outcome(
+    base: Option<&DynamicObject>,
+    rv_before: Option<&str>,
+    after: DynamicObject,
+) -> ApplyOutcome {
     let resource_version = after.resource_version().unwrap_or_default();
     ApplyOutcome {
         created: base.is_none(),
-        changed: rv_before.as_deref() != Some(resource_version.as_str()),
+        changed: rv_before != Some(resource_version.as_str()),
         spec_changed: crate::rollout::plan::casskop_will_react(base, &after),
         generation_before: base.map(|o| o.metadata.generation.unwrap_or(0)),
         generation: after.metadata.generation.unwrap_or(0),

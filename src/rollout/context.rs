@@ -6,10 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::api::Api;
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource};
 use tracing::debug;
 
 use crate::api::MultiCasskop;
+use crate::api::lenient::Lenient;
 use crate::backoff::Backoff;
 use crate::rollout::apply::WriteError;
 use crate::rollout::events::{EventType, NewEvent, Publisher};
@@ -69,6 +71,8 @@ pub struct Context {
     pub(super) written: WrittenVersions,
     /// Undecodable MultiCasskops already reported, by version.
     pub(super) poisoned: crate::rollout::poison::Reported,
+    /// The controller's cache of MultiCasskops (see `observe::fresh`).
+    pub(super) multicasskops: Store<Lenient<MultiCasskop>>,
 }
 
 impl Context {
@@ -79,6 +83,7 @@ impl Context {
         events: Publisher,
         metrics: Arc<Metrics>,
         resync: Duration,
+        multicasskops: Store<Lenient<MultiCasskop>>,
     ) -> Self {
         Self {
             local,
@@ -90,6 +95,7 @@ impl Context {
             failures: Mutex::default(),
             written: WrittenVersions::default(),
             poisoned: Default::default(),
+            multicasskops,
         }
     }
 

@@ -68,6 +68,8 @@ pub async fn run(
     );
     let registry_task = follow_registry(&registry, &caches, &metrics, all_tx);
     let events = Publisher::new(local.clone(), "multi-casskop", &cfg.instance);
+    // As Controller::new, minus managedFields in the cache (never read; often half an object).
+    let (reader, writer) = kube::runtime::reflector::store();
     let ctx = Arc::new(Context::new(
         local.clone(),
         registry,
@@ -75,6 +77,7 @@ pub async fn run(
         events,
         metrics,
         cfg.resync,
+        reader.clone(),
     ));
     let bounds = Arc::new(Bounds {
         liveness: liveness.clone(),
@@ -84,8 +87,6 @@ pub async fn run(
     // Each MultiCasskop is decoded on its own: one that cannot be is reported, never fails the
     // list or watch that carries the others.
     let api: Api<Lenient<MultiCasskop>> = Api::namespaced(local, &cfg.namespace);
-    // As Controller::new, minus managedFields in the cache (never read; often half an object).
-    let (reader, writer) = kube::runtime::reflector::store();
     let mcs = watcher(api, deadlines::watch_config())
         .modify(|o| kube::Resource::meta_mut(o).managed_fields = None);
     let mcs = liveness.follow_local_watch(mcs);

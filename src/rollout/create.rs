@@ -1,47 +1,37 @@
-//! Creating a site's CassandraCluster: a create (POST), never an apply, then our ownership of its fields recorded as server-side apply.
+//! Creating a site's CassandraCluster: a create (POST), never an apply; our ownership of its
+//! fields recorded as server-side apply before our first apply to it.
 //!
 //! A server-side apply creates the object when it is absent and takes it over when it exists,
-//! so a CassandraCluster someone else created between our read and our write would become ours.
-//! A create fails with 409 AlreadyExists instead: the object is left as it is and the site is
-//! reported as holding a foreign object.
+//! so a CassandraCluster someone else created under that name would become ours. A create fails
+//! with 409 AlreadyExists instead: the object is left as it is and the site is reported as
+//! holding a foreign object. No read comes before the create: our site cache holds every object
+//! carrying our owner labels, and the 409 finds any other. (A server-side apply carrying a
+//! `metadata.resourceVersion` is no substitute: on an absent object kube-apiserver ignores the
+//! precondition for some resources and refuses it for others, "resourceVersion should not be set
+//! on objects to be created".)
 //!
-//! A create records our field manager as an `Update` manager of every field it set. Later
-//! server-side applies (an `Apply` manager of the same name: a different owner to the API server)
-//! would then never prune a field we stop sending, since the `Update` entry still owns it. So the
-//! create is followed by a rewrite of `metadata.managedFields` that turns that entry into an
-//! `Apply` entry, as kubectl does when it moves an object from client-side to server-side apply
-//! (client-go's csaupgrade). It carries the created resourceVersion as a precondition, so a write
-//! by someone else in between (CassKop's first status) is never undone: it is read again and the
-//! rewrite retried.
+//! A create records our field manager as an `Update` manager of every field it set. A later
+//! server-side apply (an `Apply` manager of the same name: a different owner to the API server)
+//! would then never prune a field we stop sending, since the `Update` entry still owns it. So
+//! before our first apply to an object we created, that entry is turned into an `Apply` entry,
+//! as kubectl does when it moves an object from client-side to server-side apply (client-go's
+//! csaupgrade). Most objects are created and never changed by us again: they never need it, and
+//! a creation costs one request per site. The rewrite carries the version our apply is computed
+//! from as a precondition, so a write by someone else in between is never undone.
 
-use std::time::Duration;
-
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use tracing::{debug, warn};
 
-use crate::api::FIELD_MANAGER;
-use crate::backoff::Backoff;
-use crate::kube_error::brief;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 
-/// Rewrites of managedFields tried before giving up (each loses only to a concurrent write).
-const OWNERSHIP_ATTEMPTS: usize = 4;
+use crate::api::{FIELD_MANAGER, FROM_GENERATION_ANNOTATION};
 
 /// What a create ended with, when the site answered.
 #[derive(Debug)]
 pub enum Created {
-    /// Created: `generation` is the one the create gave it (what CassKop acts on was written
-    /// then), `latest` the object as our last write (the ownership rewrite) left it. CassKop may
-    /// have written in between (its generation moves on every write): the rewrite, which
-    /// changes nothing CassKop acts on, must not count as a newer write of ours.
-    Done {
-        /// The generation the create returned.
-        generation: i64,
-        /// The object after the ownership rewrite (or as created, when that failed).
-        latest: Box<DynamicObject>,
-    },
+    /// Created: the object as the create returned it.
+    Done(Box<DynamicObject>),
     /// An object of that name exists (409 AlreadyExists): nothing was written.
     Exists(Box<DynamicObject>),
     /// 409 AlreadyExists, but the object was gone again when read: plan again.
@@ -62,62 +52,54 @@ pub async fn create(
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..PostParams::default()
     };
-    let created = match api.create(&params, &object).await {
-        Ok(created) => created,
+    match api.create(&params, &object).await {
+        Ok(created) => Ok(Created::Done(Box::new(created))),
         Err(kube::Error::Api(s)) if s.code == 409 => {
-            return match api.get_opt(name).await.map_err(|e| ("get", e))? {
+            match api.get_opt(name).await.map_err(|e| ("get", e))? {
                 Some(found) => Ok(Created::Exists(Box::new(found))),
                 None => Ok(Created::Vanished),
-            };
+            }
         }
-        Err(e) => return Err(("create", e)),
-    };
-    let generation = created.metadata.generation.unwrap_or(0);
-    Ok(Created::Done {
-        generation,
-        latest: Box::new(own_as_applied(api, created).await),
-    })
+        Err(e) => Err(("create", e)),
+    }
 }
 
-/// Turn the `Update` entry our create left in managedFields into an `Apply` entry (see the
-/// module doc). Returns the object as the last successful write left it; a failure leaves the
-/// created object as it is (logged: only pruning of fields we later stop sending is affected).
-async fn own_as_applied(api: &Api<DynamicObject>, created: DynamicObject) -> DynamicObject {
-    let name = created.name_any();
-    let mut current = created;
-    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_millis(800));
-    for attempt in 1..=OWNERSHIP_ATTEMPTS {
-        let Some(entries) = applied_entries(current.metadata.managed_fields.as_deref()) else {
-            return current;
-        };
-        let patch = json!({"metadata": {
-            "resourceVersion": current.resource_version(),
-            "managedFields": entries,
-        }});
-        match api
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(after) => return after,
-            Err(kube::Error::Api(s)) if s.code == 409 && attempt < OWNERSHIP_ATTEMPTS => {
-                debug!(object = %name, "changed since our create: reading it again to record our ownership");
-                tokio::time::sleep(backoff.next_delay()).await;
-                match api.get_opt(&name).await {
-                    Ok(Some(fresh)) => current = fresh,
-                    Ok(None) => return current,
-                    Err(e) => {
-                        warn!(object = %name, error = %brief(&e), "cannot record our ownership of the created CassandraCluster as server-side apply");
-                        return current;
-                    }
-                }
-            }
-            Err(e) => {
-                warn!(object = %name, error = %brief(&e), "cannot record our ownership of the created CassandraCluster as server-side apply");
-                return current;
-            }
-        }
+/// Before a server-side apply computed from `base` (our cache's copy, without managedFields):
+/// when our create was the last write of ours to it (its from-generation annotation is `0`),
+/// read its managedFields and turn our create's `Update` entry into an `Apply` entry (see the
+/// module doc). Returns the resourceVersion the apply must carry as its precondition (`base`'s,
+/// or the rewrite's); `None` when the object changed since `base` or is gone: plan again.
+pub async fn own_before_apply(
+    api: &Api<DynamicObject>,
+    base: &DynamicObject,
+) -> Result<Option<String>, (&'static str, kube::Error)> {
+    let rv = base.resource_version().unwrap_or_default();
+    let created_by_us = base
+        .annotations()
+        .get(FROM_GENERATION_ANNOTATION)
+        .is_some_and(|g| g == "0");
+    if !created_by_us {
+        return Ok(Some(rv));
     }
-    current
+    let name = base.name_any();
+    let Some(live) = api.get_opt(&name).await.map_err(|e| ("get", e))? else {
+        return Ok(None);
+    };
+    if live.resource_version().as_deref() != Some(rv.as_str()) {
+        return Ok(None);
+    }
+    let Some(entries) = applied_entries(live.metadata.managed_fields.as_deref()) else {
+        return Ok(Some(rv));
+    };
+    let patch = json!({"metadata": {"resourceVersion": rv, "managedFields": entries}});
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(after) => Ok(Some(after.resource_version().unwrap_or_default())),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+        Err(e) => Err(("patch", e)),
+    }
 }
 
 /// `entries` with our field manager's `Update` entry of the main resource turned into an

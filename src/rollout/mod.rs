@@ -13,6 +13,7 @@ pub mod events;
 mod observe;
 pub mod plan;
 pub mod poison;
+mod quiet;
 mod report;
 mod site_caches;
 pub mod status;

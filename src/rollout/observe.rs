@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
@@ -20,6 +21,10 @@ use crate::rollout::plan::{
     self, AppliedMark, ObservedCluster, Ownership, PlanInput, SiteAccess, SiteInput,
 };
 use crate::rollout::site_caches::WatchHealth;
+
+/// How long a reconcile handed a copy older than our last write waits for the controller's
+/// cache to show that write before reading the object instead.
+const CACHE_CATCH_UP_WAIT: Duration = Duration::from_secs(1);
 use crate::rollout::status::{self, SiteDetail};
 use crate::sites::{Site, SiteState};
 
@@ -71,9 +76,10 @@ pub(super) enum Observed {
     Invalid { why: String },
 }
 
-/// The MultiCasskop to reconcile: the cached one, or a fresh read when the cache has not shown
-/// our last write yet (a reconcile must never build on a status older than its own last write).
-/// `None`: it is gone.
+/// The MultiCasskop to reconcile: the cached one, or, when the copy this reconcile was handed
+/// is older than our last write (a reconcile must never build on a status older than its own
+/// last write), the cache's copy once it shows that write (its watch event is normally
+/// milliseconds away), else a fresh read. `None`: it is gone.
 pub(super) async fn fresh<'a>(
     mc: &'a MultiCasskop,
     ctx: &Context,
@@ -83,6 +89,10 @@ pub(super) async fn fresh<'a>(
     let Some(ours) = ctx.written.unseen(key, mc.resource_version().as_deref()) else {
         return Ok(Some(Cow::Borrowed(mc)));
     };
+    if let Some(cached) = cached_write(ctx, mc, &ours).await {
+        ctx.written.unseen(key, Some(ours.as_str()));
+        return Ok(Some(Cow::Owned(cached)));
+    }
     let name = mc.name_any();
     let current = api.get_opt(&name).await.map_err(|source| {
         Error::Write(WriteError::Local {
@@ -99,6 +109,24 @@ pub(super) async fn fresh<'a>(
     // Wait for the cache to reach at least what we just read.
     ctx.remember_write(key, current.resource_version());
     Ok(Some(Cow::Owned(current)))
+}
+
+/// The controller cache's copy of `mc` once it is at version `ours` (our last write), within
+/// [`CACHE_CATCH_UP_WAIT`].
+async fn cached_write(ctx: &Context, mc: &MultiCasskop, ours: &str) -> Option<MultiCasskop> {
+    let oref = ObjectRef::new(&mc.name_any()).within(&mc.namespace().unwrap_or_default());
+    let deadline = Instant::now() + CACHE_CATCH_UP_WAIT;
+    loop {
+        if let Some(cached) = ctx.multicasskops.get(&oref)
+            && cached.resource_version().as_deref() == Some(ours)
+        {
+            return cached.decoded().cloned();
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Observe every site taking part, or say why the spec is invalid.

@@ -1,5 +1,7 @@
 //! Report: the status written when it changed, one Event per transition, and the requeue.
 
+use std::time::Duration;
+
 use kube::runtime::controller::Action as Requeue;
 
 use crate::api::MultiCasskopStatus;
@@ -8,6 +10,7 @@ use crate::rollout::apply;
 use crate::rollout::context::{Context, Error, Target};
 use crate::rollout::observe::Observation;
 use crate::rollout::plan::{self, Action, Plan};
+use crate::rollout::quiet;
 use crate::rollout::status::{self, Transition, build_status, reason};
 
 /// Report a reconcile that acted (or waited): status, Events, and the requeue (failures back
@@ -24,8 +27,11 @@ pub(super) async fn report(
     } else {
         planned
     };
+    // A MultiCasskop without status is reported for the first time: its rollout starting is
+    // no news (the Created Event of its first site says it).
+    let first = obs.prev == MultiCasskopStatus::default();
     let (mut status, mut transitions) = build_status(
-        Some(&obs.prev),
+        (!first).then_some(&obs.prev),
         obs.generation,
         &planned,
         &obs.input.sites,
@@ -33,25 +39,40 @@ pub(super) async fn report(
         None,
         &obs.now,
     );
-    // The Created/Updated Event of this reconcile's write already says the site is in progress.
-    if let Some(site) = &acted.wrote {
-        transitions.retain(|t| {
-            !(t.reason == reason::SITE_IN_PROGRESS && t.site.as_deref() == Some(site.as_str()))
-        });
-    }
+    drop_told(&mut transitions, &acted);
     for (site, mark, from) in &obs.new_marks {
         status::set_applied(&mut status, site, mark, *from, &obs.now);
     }
-    finish(target, ctx, &obs.prev, status, transitions).await?;
+    let now = obs.now.parse::<jiff::Timestamp>().ok();
+    let deferred = finish(target, ctx, &obs.prev, status, transitions, now).await?;
     let requeue = if acted.failed {
         Requeue::requeue(ctx.next_backoff(&target.key))
     } else {
         if acted.outcome != "applied" {
             ctx.reset_backoff(&target.key);
         }
-        acted.requeue
+        deferred.map_or(acted.requeue, Requeue::requeue)
     };
     Ok((requeue, acted.outcome))
+}
+
+/// Leave out the Events another Event of this reconcile already tells: the site in progress
+/// (the Created/Updated Event of our write says it), the site before it Ready (the same Event
+/// says so), and the last site Ready (RolloutComplete says every site is).
+fn drop_told(transitions: &mut Vec<Transition>, acted: &Acted) {
+    let is = |t: &Transition, reason: &str, site: Option<&String>| {
+        t.reason == reason && site.is_some_and(|s| t.site.as_ref() == Some(s))
+    };
+    transitions.retain(|t| {
+        !is(t, reason::SITE_IN_PROGRESS, acted.wrote.as_ref())
+            && !is(t, reason::SITE_READY, acted.handed_off_from.as_ref())
+    });
+    if transitions
+        .iter()
+        .any(|t| t.reason == reason::ROLLOUT_COMPLETE)
+    {
+        transitions.retain(|t| t.reason != reason::SITE_READY);
+    }
 }
 
 /// Report an invalid spec: nothing is created; a site added to the configuration triggers a
@@ -73,20 +94,29 @@ pub(super) async fn invalid(
     let generation = target.mc.metadata.generation.unwrap_or(0);
     let (status, transitions) =
         build_status(Some(&prev), generation, &nothing, &[], &[], Some(why), &now);
-    finish(target, ctx, &prev, status, transitions).await?;
+    finish(target, ctx, &prev, status, transitions, None).await?;
     ctx.reset_backoff(&target.key);
     Ok((Requeue::requeue(ctx.resync), "invalid"))
 }
 
-/// Write the status when it changed, then publish one Event per transition.
+/// Write the status when it changed, then publish one Event per transition. A change that is
+/// only CassKop's progress on a site we just wrote to waits (see `quiet`): `Some(wait)` is when
+/// to look again (`now`: the reconcile's time; `None` never waits).
 async fn finish(
     target: &Target<'_>,
     ctx: &Context,
     prev: &MultiCasskopStatus,
     status: MultiCasskopStatus,
     transitions: Vec<Transition>,
-) -> Result<(), Error> {
+    now: Option<jiff::Timestamp>,
+) -> Result<Option<Duration>, Error> {
     if &status != prev {
+        let wait = now
+            .filter(|_| transitions.is_empty())
+            .and_then(|now| quiet::deferral(prev, &status, now));
+        if wait.is_some() {
+            return Ok(wait);
+        }
         let rv = apply::write_status(&target.api, target.mc, &status).await?;
         ctx.remember_write(&target.key, rv);
     }
@@ -94,5 +124,5 @@ async fn finish(
         ctx.publish(target.mc, t.type_, &t.reason, "Reconcile", t.message)
             .await;
     }
-    Ok(())
+    Ok(None)
 }
