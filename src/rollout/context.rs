@@ -73,6 +73,8 @@ pub struct Context {
     pub(super) poisoned: crate::rollout::poison::Reported,
     /// The controller's cache of MultiCasskops (see `observe::fresh`).
     pub(super) multicasskops: Store<Lenient<MultiCasskop>>,
+    /// When each refused scale-down of a leaving site is tried again.
+    pub(super) removal_retries: crate::rollout::removal::Retries,
 }
 
 impl Context {
@@ -96,6 +98,7 @@ impl Context {
             written: WrittenVersions::default(),
             poisoned: Default::default(),
             multicasskops,
+            removal_retries: Default::default(),
         }
     }
 

@@ -20,9 +20,11 @@ use crate::api::{FINALIZER, MultiCasskop};
 use crate::rollout::act::{self, Step};
 use crate::rollout::context::{Context, Error, Target};
 use crate::rollout::events::Publisher;
+use crate::rollout::joining;
 use crate::rollout::observe::{self, Observed};
 use crate::rollout::plan;
 use crate::rollout::poison;
+use crate::rollout::removal;
 use crate::rollout::report;
 use crate::rollout::site_caches::{SiteCaches, WatchSignals};
 use crate::runtime::health::Readiness;
@@ -259,10 +261,42 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
         Observed::Sites(observation) => *observation,
     };
     let mut observation = observed;
-    let planned = plan::plan(&observation.input);
-    debug!(action = ?planned.action, "planned");
-    match act::act(&target, ctx, &mut observation, &planned).await? {
+    joining::put_joining_sites_in_place(&mut observation);
+    let (planned, step) = plan_and_act(&target, ctx, &mut observation, delete_clusters).await?;
+    match step {
         Step::Finished(requeue, outcome) => Ok((requeue, outcome)),
         Step::Acted(acted) => report::report(&target, ctx, observation, planned, acted).await,
     }
+}
+
+/// Plan the sites taking part and the sites that left `override` together, and carry out the
+/// one action: a removal's when it goes first, else the rollout's.
+async fn plan_and_act(
+    target: &Target<'_>,
+    ctx: &Context,
+    observation: &mut observe::Observation,
+    delete_clusters: bool,
+) -> Result<(plan::Plan, Step), Error> {
+    let leaving = removal::observe(target, ctx, observation).await;
+    let mode = if delete_clusters {
+        removal::Mode::Delete
+    } else {
+        removal::Mode::Release
+    };
+    let inputs: Vec<_> = leaving.iter().map(|l| l.input.clone()).collect();
+    let main = plan::plan(&observation.input);
+    let (planned, removing) = removal::combine(main, &observation.input.sites, &inputs, mode);
+    debug!(action = ?planned.action, "planned");
+    let mut report = removal::Report {
+        leaving: inputs,
+        removal: removing,
+        ..Default::default()
+    };
+    let step = if report.removal.current.is_some() {
+        removal::act(target, ctx, observation, &leaving, &mut report).await
+    } else {
+        act::act(target, ctx, observation, &planned).await?
+    };
+    observation.removal = report;
+    Ok((planned, step))
 }

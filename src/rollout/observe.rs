@@ -56,6 +56,8 @@ pub(super) struct Observation {
     pub details: Vec<SiteDetail>,
     /// Marks to record in the status (recovered from objects, or of this reconcile's write).
     pub new_marks: Vec<NewMark>,
+    /// The sites that left `override` and what their removal did (filled after planning).
+    pub removal: crate::rollout::removal::Report,
 }
 
 impl Observation {
@@ -183,6 +185,7 @@ pub(super) async fn observe(
         },
         details,
         new_marks,
+        removal: Default::default(),
     }))
 }
 

@@ -11,6 +11,7 @@ use crate::rollout::context::{Context, Error, Target};
 use crate::rollout::observe::Observation;
 use crate::rollout::plan::{self, Action, Plan};
 use crate::rollout::quiet;
+use crate::rollout::removal;
 use crate::rollout::status::{self, Transition, build_status, reason};
 
 /// Report a reconcile that acted (or waited): status, Events, and the requeue (failures back
@@ -40,6 +41,11 @@ pub(super) async fn report(
         &obs.now,
     );
     drop_told(&mut transitions, &acted);
+    let taking_part: Vec<String> = obs.input.sites.iter().map(|s| s.name.clone()).collect();
+    let (leaving, told) =
+        removal::entries::entries(&obs.prev, &taking_part, &obs.removal, &obs.now);
+    status.sites.extend(leaving);
+    transitions.extend(told);
     for (site, mark, from) in &obs.new_marks {
         status::set_applied(&mut status, site, mark, *from, &obs.now);
     }

@@ -368,6 +368,18 @@ fn plan_deletion(sites: &[SiteInput], states: &[State]) -> (Action, Vec<SiteVerd
     (Action::ReleaseFinalizer, verdicts)
 }
 
+/// True when `site` is (or may be) in progress: CassKop has not settled on our last write, or
+/// the site cannot be seen and we wrote to it (see [`plan`]). Nothing else may start meanwhile.
+pub fn maybe_in_progress(site: &SiteInput) -> bool {
+    classify(site).maybe_in_progress()
+}
+
+/// True when `site` is ours and CassKop settled after our last write (Running/Done, no Error),
+/// whether or not a newer desired object waits for it.
+pub fn settled(site: &SiteInput) -> bool {
+    matches!(classify(site), State::Ours(o) if o.busy.is_none())
+}
+
 /// Decide the next action. Pure.
 ///
 /// # Rollout (not deleting)
