@@ -162,8 +162,9 @@ fn fill_live(line: &mut SiteLine, live: &LiveSite, desired: &DesiredCluster) {
 
 /// Builds the report: the MultiCasskop's headline and one line per site (sites read concurrently).
 pub async fn report(fed: &Federation) -> StatusReport {
-    let lines = futures::future::join_all(fed.sites.iter().map(|s| site_line(fed, s))).await;
+    let mut lines = futures::future::join_all(fed.sites.iter().map(|s| site_line(fed, s))).await;
     let st = fed.mc.status.clone().unwrap_or_default();
+    lines.extend(left_override(fed, &st));
     StatusReport {
         name: fed.mc.metadata.name.clone().unwrap_or_default(),
         namespace: fed.namespace.clone(),
@@ -175,4 +176,25 @@ pub async fn report(fed: &Federation) -> StatusReport {
         conditions: st.conditions,
         sites: lines,
     }
+}
+
+/// The sites the controller still reports that `override` no longer names (being removed, or
+/// released), as it recorded them: they are not read live.
+fn left_override(fed: &Federation, st: &crate::api::MultiCasskopStatus) -> Vec<SiteLine> {
+    st.sites
+        .iter()
+        .filter(|r| fed.sites.iter().all(|s| s.name != r.name))
+        .map(|r| SiteLine {
+            site: r.name.clone(),
+            namespace: r.namespace.clone(),
+            reachable: true,
+            phase: r.phase.clone(),
+            last_cluster_action: r.last_cluster_action.clone(),
+            last_cluster_action_status: r.last_cluster_action_status.clone(),
+            state: r.state.clone(),
+            last_transition_time: r.last_transition_time.clone(),
+            message: r.message.clone(),
+            ..SiteLine::default()
+        })
+        .collect()
 }
