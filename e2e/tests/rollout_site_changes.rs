@@ -166,7 +166,7 @@ fn cli(env: &Env, verb: &str, remotes: &str) -> anyhow::Result<std::process::Out
 async fn a_removed_site_is_blocked_while_keyspaces_replicate_there_then_scaled_to_zero_and_deleted()
 -> anyhow::Result<()> {
     let names = ["k8s-cluster1", "k8s-cluster2", "k8s-cluster3"];
-    let (env, ctl) = start(&names).await?;
+    let (env, mut ctl) = start(&names).await?;
     env.apply_yaml(&manifest(&[1, 2, 3], true, "cassandra:3.11.9"))?;
     wait_ready(&env, &ctl, &names).await?;
 
@@ -215,6 +215,10 @@ async fn a_removed_site_is_blocked_while_keyspaces_replicate_there_then_scaled_t
         env.get_cc("k8s-cluster3", MC)?.is_some(),
         "k8s-cluster3's CassandraCluster is kept while the removal is blocked"
     );
+
+    // A controller restarted mid-removal carries on from the status alone.
+    ctl.kill();
+    let ctl = env.start_controller("controller-restarted", &[])?;
 
     // The user takes dc3 out of every keyspace's replication; the removal goes on by itself.
     let pod = format!("{MC}-dc1-rack1-0");

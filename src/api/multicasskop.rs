@@ -44,7 +44,9 @@ pub const FIELD_MANAGER: &str = "multi-casskop";
 #[serde(rename_all = "camelCase")]
 pub struct MultiCasskopSpec {
     /// When true, a finalizer is added and deleting the MultiCasskop deletes the
-    /// CassandraClusters it created, last site first.
+    /// CassandraClusters it created, last site first; a site removed from `override` has its DCs
+    /// scaled to 0, then its CassandraCluster deleted. Otherwise such a site's CassandraCluster is
+    /// released (owner labels removed, annotated with who released it and when).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_cassandra_cluster: Option<bool>,
     /// A whole CassandraCluster (apiVersion, kind, metadata, spec): what every site starts from.
@@ -78,7 +80,9 @@ pub struct MultiCasskopStatus {
     /// The MultiCasskop generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// One entry per site taking part, in rollout order.
+    /// One entry per site taking part, in rollout order; then the sites that left
+    /// `spec.override`: one being removed (kept until nothing of ours is left there, the record a
+    /// restarted controller carries on from), or whose CassandraCluster was released.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sites: Vec<SiteStatus>,
     /// Ready, Progressing, Valid, SitesReachable.
@@ -107,7 +111,9 @@ pub struct SiteStatus {
     /// True when the site is Running/Done with a status written after our last change.
     #[serde(default)]
     pub ready: bool,
-    /// Where the site stands in the rollout: Ready, InProgress, Waiting, Blocked or Deleted.
+    /// Where the site stands in the rollout: Ready, InProgress, Waiting, Blocked or Deleted; for
+    /// a site that left `spec.override`: Removing (scaled to 0, deleted or released), Waiting,
+    /// Blocked, or Released (its CassandraCluster is no longer ours; nothing was deleted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// Human-readable state of this site (why it waits, what failed).

@@ -74,7 +74,7 @@ pub struct Context {
     /// The controller's cache of MultiCasskops (see `observe::fresh`).
     pub(super) multicasskops: Store<Lenient<MultiCasskop>>,
     /// When each refused scale-down of a leaving site is tried again.
-    pub(super) removal_retries: crate::rollout::removal::Retries,
+    pub(super) removal_retries: crate::rollout::removal::retry::Retries,
 }
 
 impl Context {

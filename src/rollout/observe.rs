@@ -57,7 +57,7 @@ pub(super) struct Observation {
     /// Marks to record in the status (recovered from objects, or of this reconcile's write).
     pub new_marks: Vec<NewMark>,
     /// The sites that left `override` and what their removal did (filled after planning).
-    pub removal: crate::rollout::removal::Report,
+    pub removal: crate::rollout::removal::entries::Report,
 }
 
 impl Observation {

@@ -21,9 +21,9 @@ use crate::rollout::plan::AppliedMark;
 use crate::rollout::status::reason as rollout_reason;
 
 use super::entries::Report;
+use super::names::{RELEASED_AT_ANNOTATION, RELEASED_BY_ANNOTATION, reason};
 use super::observe::Leaving;
 use super::plan::{SCALE_DOWN_MARK, Stage, Step};
-use super::{RELEASED_AT_ANNOTATION, RELEASED_BY_ANNOTATION, reason};
 
 /// Retry after a write found the object newer than our cache.
 const STALE_RETRY: Duration = Duration::from_millis(500);

@@ -5,8 +5,8 @@ use crate::api::{MultiCasskopStatus, SiteStatus};
 use crate::rollout::events::EventType;
 use crate::rollout::status::Transition;
 
+use super::names::{reason, state};
 use super::plan::{LeavingInput, Removal, Stage, describe};
-use super::{reason, state};
 
 /// What the report step needs of this reconcile's removals.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

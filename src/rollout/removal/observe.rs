@@ -15,8 +15,8 @@ use crate::rollout::plan::SiteAccess;
 use crate::rollout::site_caches::WatchHealth;
 use crate::sites::{Site, SiteState};
 
+use super::names::state;
 use super::plan::{LeavingCluster, LeavingInput, RemovalMark};
-use super::state;
 
 /// A leaving site as observed, with what acting on it needs.
 pub struct Leaving {

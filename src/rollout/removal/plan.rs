@@ -563,4 +563,27 @@ mod tests {
         assert_eq!(planned.action, Action::Converged);
         assert_eq!(removal.stages[0].1, Stage::Done);
     }
+
+    #[test]
+    fn a_deletion_keeps_its_finalizer_until_the_leaving_sites_are_gone_too() {
+        let removing = [leaving(
+            Some(cluster(&[("dc4", 1)], 3, RUNNING)),
+            Some(("h1", 2)),
+        )];
+        let all_gone = Plan {
+            action: Action::ReleaseFinalizer,
+            verdicts: vec![("a".into(), SiteVerdict::Deleted)],
+            deleting: true,
+        };
+        let (planned, removal) = combine(all_gone.clone(), &[], &removing, Mode::Delete);
+        assert!(matches!(&planned.action, Action::Wait { site, .. } if site == "d"));
+        assert_eq!(
+            removal.current,
+            Some(("d".into(), Stage::Act(Step::Delete))),
+            "no scale-down when the whole federation goes"
+        );
+        let gone = [leaving(None, Some(("h1", 2)))];
+        let (planned, _) = combine(all_gone, &[], &gone, Mode::Delete);
+        assert_eq!(planned.action, Action::ReleaseFinalizer);
+    }
 }
