@@ -286,6 +286,7 @@ async fn a_removed_site_is_blocked_while_keyspaces_replicate_there_then_scaled_t
         "CassKop decommissioned dc3 before the delete"
     );
     let events = env.events_of(MC)?;
+    println!("events: {events:#?}");
     for reason in ["SiteScalingDown", "Deleting", "SiteRemoved"] {
         assert!(
             events.iter().any(|(_, r, _)| r == reason),

@@ -129,7 +129,9 @@ pub fn stage(site: &LeavingInput, mode: Mode, deleting: bool) -> Stage {
                     Mode::Release => "released",
                 }
             ),
-            holds: mark.hash.starts_with(SCALE_DOWN_MARK),
+            // While the MultiCasskop is deleted, a site we wrote to keeps the finalizer, as
+            // any site taking part would; otherwise only a scale-down we started holds.
+            holds: deleting || mark.hash.starts_with(SCALE_DOWN_MARK),
         };
     }
     let Some(c) = &site.found else {
@@ -161,13 +163,15 @@ fn scale_down_then_delete(
     let action = c.last_cluster_action.as_deref();
     let status = c.last_cluster_action_status.as_deref();
     let next_dc = c.dcs.iter().find(|(_, n)| *n > 0).map(|(dc, _)| dc.clone());
-    if let (Some(m), Some(dc)) = (ours, &next_dc)
-        && past_our_write
+    // Refused: CassKop put the topology back after our scale-down; or we tried again and
+    // CassKop has not answered yet (still blocked until it accepts, not a new stage each try).
+    if let Some(m) = ours
         && action == Some("CorrectCRDConfig")
+        && (!past_our_write || next_dc.is_some())
     {
         let asked = &m.hash[SCALE_DOWN_MARK.len()..];
         return Stage::Refused {
-            dc: dc.clone(),
+            dc: asked.to_string(),
             reason: format!(
                 "site {name} left spec.override: CassKop refused to scale DC {asked} of \
                  CassandraCluster {cc} to 0 (lastClusterAction CorrectCRDConfig): keyspaces \
@@ -426,6 +430,19 @@ mod tests {
             panic!("not refused");
         };
         assert_eq!(dc, "dc4");
+        // Tried again, CassKop not answered yet: still refused, not a new stage per try.
+        let retried = leaving(
+            Some(cluster(
+                &[("dc4", 0)],
+                7,
+                ("Running", "CorrectCRDConfig", "Done"),
+            )),
+            Some(("scale-down:dc4", 7)),
+        );
+        assert!(matches!(
+            stage(&retried, Mode::Delete, false),
+            Stage::Refused { .. }
+        ));
         for part in [
             "site d left spec.override",
             "CassandraCluster ns/cc",
@@ -481,6 +498,17 @@ mod tests {
             stage(&input, Mode::Delete, false),
             Stage::Stuck { holds: true, .. }
         ));
+        input.mark = Some(RemovalMark {
+            hash: "h1".into(),
+            generation: 2,
+        });
+        assert!(
+            matches!(
+                stage(&input, Mode::Delete, true),
+                Stage::Stuck { holds: true, .. }
+            ),
+            "a deletion keeps its finalizer for a leaving site it cannot see"
+        );
         input.mark = None;
         assert_eq!(stage(&input, Mode::Delete, false), Stage::Done);
     }
