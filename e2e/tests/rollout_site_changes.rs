@@ -383,3 +383,71 @@ async fn a_removed_site_without_delete_cassandra_cluster_is_released_not_deleted
     assert_eq!(entry(&mc, "k8s-cluster2").unwrap()["state"], "Released");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_site_whose_cluster_is_no_longer_configured_is_reported_and_never_touched()
+-> anyhow::Result<()> {
+    let names = ["k8s-cluster1", "k8s-cluster2"];
+    let (env, mut ctl) = start(&names).await?;
+    env.apply_yaml(&manifest(&[1, 2], true, "cassandra:3.11.9"))?;
+    wait_ready(&env, &ctl, &names).await?;
+
+    // The site leaves override while the controller is down, and comes back without it.
+    ctl.kill();
+    env.apply_yaml(&manifest(&[1], true, "cassandra:3.11.9"))?;
+    let from = seq_now(&env);
+    let args: Vec<String> = [
+        "--kubeconfig",
+        &env.kubeconfig.display().to_string(),
+        "--context",
+        "k8s-cluster1",
+        "-lk8s-cluster1",
+        "--namespace",
+        NAMESPACE,
+        "--imports-dir",
+        &env.dir.path().join("no-imports").display().to_string(),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let ctl = e2e::ControllerProcess::spawn(env.dir.path(), "controller-local-only", &args, &[])?;
+    let mc = eventually("the leaving site reported", WAIT, || async {
+        let mc = env.get_mc(MC)?;
+        let reported = mc["status"]["observedGeneration"] == mc["metadata"]["generation"]
+            && entry(&mc, "k8s-cluster2").is_some_and(|e| e["state"] == "Blocked");
+        Ok(reported.then_some(mc))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\ncontroller log:\n{}", tail(&ctl)))?;
+    let message = entry(&mc, "k8s-cluster2").unwrap()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("site k8s-cluster2 is not a configured cluster")
+            && message.contains("neither scaled down nor deleted until it is back"),
+        "{message}"
+    );
+    // Reported, not waited on by the sites that stay: they are Running.
+    assert_eq!(mc["status"]["phase"], "Running", "{}", mc["status"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cc = env.get_cc("k8s-cluster2", MC)?.expect("left as it is");
+    assert!(running_done(&cc), "{}", cc["status"]);
+    assert_eq!(
+        cc["spec"]["topology"]["dc"][0]["nodesPerRacks"],
+        Value::Null
+    );
+    let touched: Vec<String> = env
+        .sim
+        .audit()
+        .into_iter()
+        .filter(|e| {
+            e.seq >= from && e.cluster == "k8s-cluster2" && e.resource == "cassandraclusters"
+        })
+        .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
+        .filter(|e| e.user != audit::CASSKOP_USER)
+        .map(|e| format!("{} {} by {}", e.verb, e.name, e.user))
+        .collect();
+    assert!(touched.is_empty(), "{touched:?}");
+    Ok(())
+}
