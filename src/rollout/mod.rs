@@ -3,6 +3,8 @@
 //! `controller` wires it to kube-runtime, `context` holds what the steps share; `observe` gathers the planner's input from the site
 //! caches (`site_caches`); `plan` decides (pure); `act` carries out the one action through
 //! `apply` (the API calls); `report` writes the status (`status`, pure) and Events (`events`).
+//! `joining` puts a site added to a running federation first; `removal` handles the sites that
+//! left `override` (planned with the others, one site in progress at a time).
 
 mod act;
 pub mod apply;

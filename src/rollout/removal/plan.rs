@@ -174,8 +174,8 @@ fn scale_down_then_delete(
             dc: asked.to_string(),
             reason: format!(
                 "site {name} left spec.override: CassKop refused to scale DC {asked} of \
-                 CassandraCluster {cc} to 0 (lastClusterAction CorrectCRDConfig): keyspaces \
-                 still replicate there. Change their replication so that none uses DC {asked}, \
+                 CassandraCluster {cc} to 0 (spec.topology.dc[{asked}].nodesPerRacks: 0 put \
+                 back, lastClusterAction CorrectCRDConfig): keyspaces still replicate there. Change their replication so that none uses DC {asked}, \
                  e.g. `kubectl exec <a cassandra pod> -- cqlsh -e \"ALTER KEYSPACE <keyspace> \
                  WITH replication = {{'class': 'NetworkTopologyStrategy', '<another dc>': '3'}}\"` \
                  for each of them (system_auth, system_distributed and system_traces too); the \
