@@ -321,6 +321,6 @@ async fn release(
     // The object leaves our label-selected cache: no watch event of it comes back to us.
     Ok(Acted {
         requeue: Requeue::requeue(STALE_RETRY),
-        ..acted(ctx, "released")
+        ..acted(ctx, "site_released")
     })
 }
