@@ -94,7 +94,7 @@ pub struct MultiCasskopStatus {
     /// One entry per site taking part, in rollout order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sites: Vec<SiteStatus>,
-    /// Ready, Progressing, Valid, SitesReachable.
+    /// Ready, Progressing, Valid, SitesReachable; and Paused while `spec.paused` is true.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -158,7 +158,7 @@ pub struct SiteStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// Ready, Progressing, Valid or SitesReachable.
+    /// Ready, Progressing, Valid, SitesReachable or Paused.
     #[serde(rename = "type")]
     pub type_: String,
     /// "True", "False" or "Unknown".
@@ -280,6 +280,24 @@ mod tests {
                 "status.{field} missing from the schema"
             );
         }
+    }
+
+    #[test]
+    fn crd_documents_auto_seed_list_paused_and_site_seed_lists() {
+        let crd = crd();
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let spec = &schema["properties"]["spec"]["properties"];
+        for (field, words) in [
+            ("autoSeedList", "external-dns.alpha.kubernetes.io/hostname"),
+            ("paused", "resumes where it stopped"),
+        ] {
+            assert_eq!(spec[field]["type"], "boolean", "spec.{field}");
+            let text = spec[field]["description"].as_str().unwrap_or_default();
+            assert!(text.contains(words), "spec.{field}: {text}");
+        }
+        let site = &schema["properties"]["status"]["properties"]["sites"]["items"]["properties"];
+        assert_eq!(site["seedList"]["type"], "array");
+        assert_eq!(site["seedList"]["items"]["type"], "string");
     }
 
     #[test]

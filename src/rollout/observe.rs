@@ -230,6 +230,10 @@ fn desired_sites(
             live: None,
         });
     }
+    // A deletion writes no seed list: it must not wait on one that cannot be computed.
+    if mc.spec.auto_seed_list == Some(true) && !deleting {
+        crate::rollout::seeds::write_into(mc, &mut facts).map_err(|e| e.to_string())?;
+    }
     Ok(facts)
 }
 
