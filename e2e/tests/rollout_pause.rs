@@ -190,7 +190,9 @@ async fn paused_mid_rollout_writes_nothing_and_resumes_in_order() -> anyhow::Res
 }
 
 /// `paused: "yes"`: the CRD's schema makes the API server refuse it (422) naming the field,
-/// so kubectl fails and nothing reaches the controller.
+/// so kubectl fails and nothing is stored. Under a CRD whose `spec` is open (installed by
+/// other means), the object is stored and the controller reports `Valid=False` naming the
+/// field, writing nothing to the site.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_of_the_wrong_type_is_refused_naming_the_field() -> anyhow::Result<()> {
     let env = Env::start(&SITES[..1]).await?;
@@ -200,11 +202,53 @@ async fn paused_of_the_wrong_type_is_refused_naming_the_field() -> anyhow::Resul
     println!("{}", out.stderr);
     assert!(!out.success(), "kubectl apply must fail");
     assert!(
-        out.stderr.contains("spec.paused") && out.stderr.contains("boolean"),
+        out.stderr.contains("spec.paused") && out.stderr.contains("must be of type boolean"),
         "{}",
         out.stderr
     );
     let left = env.kubectl(&["get", "multicasskops", "-o", "name"])?;
     assert!(left.trim().is_empty(), "nothing stored: {left}");
+
+    // The same object under an open `spec`.
+    let crd = env.kubectl(&["get", "crd", "multicasskops.db.orange.com", "-o", "json"])?;
+    let mut crd: Value = serde_json::from_str(&crd)?;
+    for v in crd["spec"]["versions"].as_array_mut().expect("versions") {
+        v["schema"]["openAPIV3Schema"]["properties"]["spec"] =
+            serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    }
+    env.kubectl_stdin(&["replace", "-f", "-"], crd.to_string().as_bytes())?;
+    env.apply_yaml(&manifest)?;
+    let ctl = env.start_controller("controller", &[])?;
+    let (_, _, message) = eventually("Valid=False", WAIT, || async {
+        Ok(condition(&env.get_mc(MC)?, "Valid").filter(|c| c.0 == "False"))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", controller_log_tail(&ctl.logs(), 40)))?;
+    assert!(
+        message.contains("spec.paused") && message.contains("expected a boolean"),
+        "{message}"
+    );
+    assert!(env.get_cc(SITES[0], MC)?.is_none(), "nothing written");
+    Ok(())
+}
+
+/// `kubectl explain` documents the new fields from the CRD's schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explain_documents_auto_seed_list_and_paused() -> anyhow::Result<()> {
+    let env = Env::start(&SITES[..1]).await?;
+    for (field, words) in [
+        ("autoSeedList", "external-dns.alpha.kubernetes.io/hostname"),
+        ("paused", "resumes where it stopped"),
+    ] {
+        let out = env.kubectl(&["explain", &format!("multicasskops.spec.{field}")])?;
+        println!("{out}");
+        assert!(out.contains("<boolean>"), "{out}");
+        assert!(out.contains(words), "{out}");
+    }
+    let out = env.kubectl(&["explain", "multicasskops.status.sites.seedList"])?;
+    assert!(
+        out.contains("<[]string>") && out.contains("spec.autoSeedList"),
+        "{out}"
+    );
     Ok(())
 }
