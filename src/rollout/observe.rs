@@ -232,7 +232,12 @@ fn desired_sites(
     }
     // A deletion writes no seed list: it must not wait on one that cannot be computed.
     if mc.spec.auto_seed_list == Some(true) && !deleting {
-        crate::rollout::seeds::write_into(mc, &mut facts).map_err(|e| e.to_string())?;
+        let mut sites: Vec<(&str, &mut DesiredCluster)> = facts
+            .iter_mut()
+            .map(|f| (f.name.as_str(), &mut f.desired))
+            .collect();
+        plan::seeds::write_federation_seeds(&mc.spec.base, &mc.spec.override_, &mut sites)
+            .map_err(|e| e.to_string())?;
     }
     Ok(facts)
 }

@@ -1,28 +1,10 @@
-//! `spec.autoSeedList` in a reconcile: the computed seed list written into every site's desired
-//! CassandraCluster (observe), and each site's list shown in `status.sites[]` (report).
+//! `spec.autoSeedList` in the report step: each site's seed list shown in `status.sites[]` (the
+//! list itself is computed in `plan::seeds` and written into the desired objects by observe).
 
 use crate::api::{MultiCasskop, MultiCasskopStatus};
-use crate::rollout::observe::{Observation, SiteFacts};
+use crate::rollout::observe::Observation;
 use crate::rollout::plan::SiteAccess;
-use crate::rollout::plan::seeds::{self, SeedError, SiteCluster};
-
-/// Computes the federation's seed list from the desired CassandraClusters of `facts` (the
-/// sites taking part, in rollout order) and writes it into each of them.
-pub(super) fn write_into(mc: &MultiCasskop, facts: &mut [SiteFacts]) -> Result<(), SeedError> {
-    let clusters: Vec<SiteCluster<'_>> = facts
-        .iter()
-        .map(|f| SiteCluster {
-            site: &f.name,
-            desired: &f.desired,
-            override_: mc.spec.override_.get(&f.name),
-        })
-        .collect();
-    let list = seeds::federation_seeds(&mc.spec.base, &clusters)?;
-    for f in facts {
-        seeds::set_seed_list(&mut f.desired, &list);
-    }
-    Ok(())
-}
+use crate::rollout::plan::seeds;
 
 /// With `spec.autoSeedList`, each site's entry shows the seed list its CassandraCluster holds:
 /// the one this reconcile wrote there (`wrote`), else the one observed, else (site not

@@ -10,6 +10,8 @@
 //! CassandraClusters: a site added or removed, or a topology changed, changes it by itself, and
 //! it reaches the sites through their desired hash, one site at a time like any change.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use crate::api::SPEC_HASH_ANNOTATION;
@@ -294,6 +296,29 @@ pub fn federation_seeds(base: &Value, sites: &[SiteCluster<'_>]) -> Result<Vec<S
         seeds.extend(casskop_seeds(&s.desired.name, spec, &zone).map_err(traced)?);
     }
     Ok(seeds)
+}
+
+/// Computes the federation's seed list from `sites` (each site's name and desired
+/// CassandraCluster, in rollout order; `overrides`: `spec.override`, to name fields) and writes
+/// it into each desired CassandraCluster.
+pub fn write_federation_seeds(
+    base: &Value,
+    overrides: &BTreeMap<String, Value>,
+    sites: &mut [(&str, &mut DesiredCluster)],
+) -> Result<(), SeedError> {
+    let clusters: Vec<SiteCluster<'_>> = sites
+        .iter()
+        .map(|(site, desired)| SiteCluster {
+            site,
+            desired,
+            override_: overrides.get(*site),
+        })
+        .collect();
+    let list = federation_seeds(base, &clusters)?;
+    for (_, desired) in sites.iter_mut() {
+        set_seed_list(desired, &list);
+    }
+    Ok(())
 }
 
 /// Writes `seeds` as the desired object's `status.seedlist` and hashes it again, so that a new
