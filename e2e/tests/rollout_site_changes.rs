@@ -228,6 +228,51 @@ async fn a_removed_site_is_blocked_while_keyspaces_replicate_there_then_scaled_t
         );
         cqlsh(&env, "k8s-cluster1", &pod, &stmt)?;
     }
+    // Paused: the replication no longer holds the removal back, yet nothing is written; the
+    // leaving site's entry stays, and the removal resumes from it once unpaused.
+    let paused_from = seq_now(&env);
+    env.kubectl(&[
+        "patch",
+        "multicasskop",
+        MC,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"paused":true}}"#,
+    ])?;
+    eventually("the MultiCasskop Paused", WAIT, || async {
+        let mc = env.get_mc(MC)?;
+        Ok((mc["status"]["phase"] == "Paused").then_some(()))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\ncontroller log:\n{}", tail(&ctl)))?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mc = env.get_mc(MC)?;
+    assert!(
+        entry(&mc, "k8s-cluster3").is_some_and(|e| e["state"] == "Blocked"),
+        "{}",
+        mc["status"]
+    );
+    let while_paused: Vec<String> = env
+        .sim
+        .audit()
+        .into_iter()
+        .filter(|e| e.seq >= paused_from && e.user == Env::sa_user("multi-casskop"))
+        .filter(|e| e.resource == "cassandraclusters")
+        .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
+        .map(|e| format!("{} {} in {}", e.verb, e.name, e.cluster))
+        .collect();
+    assert!(
+        while_paused.is_empty(),
+        "written while paused: {while_paused:?}"
+    );
+    env.kubectl(&[
+        "patch",
+        "multicasskop",
+        MC,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"paused":false}}"#,
+    ])?;
     eventually("k8s-cluster3's CassandraCluster deleted", WAIT, || async {
         Ok(env.get_cc("k8s-cluster3", MC)?.is_none().then_some(()))
     })

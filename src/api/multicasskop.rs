@@ -62,13 +62,26 @@ pub struct MultiCasskopSpec {
     /// then ClientConfig sites by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site_order: Option<Vec<String>>,
+    /// When true, the controller computes the seed list of every site's CassandraCluster
+    /// (`status.seedlist`) with CassKop's own rule over every site's merged CassandraCluster, in
+    /// rollout order, each seed named in its site's DNS zone (the
+    /// `external-dns.alpha.kubernetes.io/hostname` annotation of its `spec.service.annotations`).
+    /// A changed list rolls out one site at a time. Cannot be combined with
+    /// `base.status.seedlist` (the list written by hand, used when this is not true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_seed_list: Option<bool>,
+    /// When true, nothing is written for this MultiCasskop (no CassandraCluster created,
+    /// changed or deleted, no finalizer added or removed) while its status keeps being reported
+    /// (phase Paused); false or absent resumes where it stopped, one site at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
 }
 
 /// What the controller observed and did, per site and overall.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MultiCasskopStatus {
-    /// Overall phase: Pending, Progressing, Running, Blocked, Invalid or Deleting.
+    /// Overall phase: Pending, Progressing, Running, Blocked, Invalid, Deleting or Paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// The site being created or changed right now, if any.
@@ -85,7 +98,7 @@ pub struct MultiCasskopStatus {
     /// restarted controller carries on from), or whose CassandraCluster was released.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sites: Vec<SiteStatus>,
-    /// Ready, Progressing, Valid, SitesReachable.
+    /// Ready, Progressing, Valid, SitesReachable; and Paused while `spec.paused` is true.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -141,13 +154,17 @@ pub struct SiteStatus {
     /// declare them), as field paths such as `spec.topology.dc[0].nodesPerRack`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped_fields: Vec<String>,
+    /// With `spec.autoSeedList`: the seed list (`status.seedlist`) this site's CassandraCluster
+    /// holds, as last written or observed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seed_list: Vec<String>,
 }
 
 /// A Kubernetes-style condition (metav1.Condition shape).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// Ready, Progressing, Valid or SitesReachable.
+    /// Ready, Progressing, Valid, SitesReachable or Paused.
     #[serde(rename = "type")]
     pub type_: String,
     /// "True", "False" or "Unknown".
@@ -269,6 +286,24 @@ mod tests {
                 "status.{field} missing from the schema"
             );
         }
+    }
+
+    #[test]
+    fn crd_documents_auto_seed_list_paused_and_site_seed_lists() {
+        let crd = crd();
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let spec = &schema["properties"]["spec"]["properties"];
+        for (field, words) in [
+            ("autoSeedList", "external-dns.alpha.kubernetes.io/hostname"),
+            ("paused", "resumes where it stopped"),
+        ] {
+            assert_eq!(spec[field]["type"], "boolean", "spec.{field}");
+            let text = spec[field]["description"].as_str().unwrap_or_default();
+            assert!(text.contains(words), "spec.{field}: {text}");
+        }
+        let site = &schema["properties"]["status"]["properties"]["sites"]["items"]["properties"];
+        assert_eq!(site["seedList"]["type"], "array");
+        assert_eq!(site["seedList"]["items"]["type"], "string");
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::rollout::context::{Context, Error, Target};
 use crate::rollout::events::Publisher;
 use crate::rollout::joining;
 use crate::rollout::observe::{self, Observed};
+use crate::rollout::pause;
 use crate::rollout::plan;
 use crate::rollout::poison;
 use crate::rollout::removal;
@@ -252,6 +253,9 @@ async fn reconcile_one(mc: &MultiCasskop, ctx: &Context) -> Result<(Requeue, &'s
     let deleting = mc.metadata.deletion_timestamp.is_some();
     let has_finalizer = mc.finalizers().iter().any(|f| f == FINALIZER);
     let delete_clusters = mc.spec.delete_cassandra_cluster == Some(true);
+    if pause::is_paused(&mc) {
+        return pause::reconcile(&target, ctx, deleting, delete_clusters).await;
+    }
     if let Some(step) = plan::finalizer_step(deleting, delete_clusters, has_finalizer) {
         return act::finalizer(&target, ctx, step).await;
     }

@@ -233,6 +233,15 @@ fn desired_sites(
             live: None,
         });
     }
+    // A deletion writes no seed list: it must not wait on one that cannot be computed.
+    if mc.spec.auto_seed_list == Some(true) && !deleting {
+        let mut sites: Vec<(&str, &mut DesiredCluster)> = facts
+            .iter_mut()
+            .map(|f| (f.name.as_str(), &mut f.desired))
+            .collect();
+        plan::seeds::write_federation_seeds(&mc.spec.base, &mc.spec.override_, &mut sites)
+            .map_err(|e| e.to_string())?;
+    }
     Ok(facts)
 }
 

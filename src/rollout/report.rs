@@ -12,6 +12,7 @@ use crate::rollout::observe::Observation;
 use crate::rollout::plan::{self, Action, Plan};
 use crate::rollout::quiet;
 use crate::rollout::removal;
+use crate::rollout::seeds;
 use crate::rollout::status::{self, Transition, build_status, reason};
 
 /// Report a reconcile that acted (or waited): status, Events, and the requeue (failures back
@@ -49,6 +50,7 @@ pub(super) async fn report(
     for (site, mark, from) in &obs.new_marks {
         status::set_applied(&mut status, site, mark, *from, &obs.now);
     }
+    seeds::show_in_status(target.mc, &mut status, &obs, acted.wrote.as_deref());
     let now = obs.now.parse::<jiff::Timestamp>().ok();
     let deferred = finish(target, ctx, &obs.prev, status, transitions, now).await?;
     let requeue = if acted.failed {
@@ -108,7 +110,7 @@ pub(super) async fn invalid(
 /// Write the status when it changed, then publish one Event per transition. A change that is
 /// only CassKop's progress on a site we just wrote to waits (see `quiet`): `Some(wait)` is when
 /// to look again (`now`: the reconcile's time; `None` never waits).
-async fn finish(
+pub(super) async fn finish(
     target: &Target<'_>,
     ctx: &Context,
     prev: &MultiCasskopStatus,

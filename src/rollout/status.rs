@@ -358,6 +358,7 @@ impl SiteReport<'_> {
             applied_from_generation: before.and_then(|b| b.applied_from_generation),
             applied_time: before.and_then(|b| b.applied_time.clone()),
             dropped_fields: before.map(|b| b.dropped_fields.clone()).unwrap_or_default(),
+            seed_list: before.map(|b| b.seed_list.clone()).unwrap_or_default(),
         }
     }
 }

@@ -34,6 +34,26 @@ pub fn render(r: &StatusReport, wide: bool, now: jiff::Timestamp) -> String {
     } else {
         out.push_str(&render_table(&table_header(wide), &rows));
     }
+    out.push_str(&seed_lists(r));
+    out
+}
+
+/// With `spec.autoSeedList`, the seed list each site's CassandraCluster holds, one line per
+/// site (empty text when no site shows one).
+pub(super) fn seed_lists(r: &StatusReport) -> String {
+    if r.sites.iter().all(|s| s.seed_list.is_empty()) {
+        return String::new();
+    }
+    let mut out = String::from("\nSEED LIST (spec.autoSeedList, status.seedlist of each site)\n");
+    for s in &r.sites {
+        let list = if s.seed_list.is_empty() {
+            "-".to_string()
+        } else {
+            s.seed_list.join(",")
+        };
+        let note = if s.reachable { "" } else { " (last known)" };
+        out.push_str(&format!("  {}: {list}{note}\n", s.site));
+    }
     out
 }
 
@@ -236,5 +256,31 @@ mod tests {
         );
         let wide = render(&sample(), true, now);
         assert!(wide.contains("CREDENTIALS"));
+    }
+
+    #[test]
+    fn seed_lists_follow_the_table_one_line_per_site() {
+        let now: jiff::Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
+        assert!(!render(&sample(), false, now).contains("SEED LIST"));
+        let mut r = sample();
+        r.sites[0].seed_list = vec![
+            "c3-dc1-rack1-0.a.example.com".into(),
+            "c3-dc2-rack1-0.c.example.com".into(),
+        ];
+        r.sites[1].seed_list = vec!["c3-dc1-rack1-0.a.example.com".into()];
+        let out = render(&r, false, now);
+        let lines: Vec<&str> = out.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("SEED LIST"))
+            .expect("a seed list section");
+        assert_eq!(
+            lines[at + 1],
+            "  a: c3-dc1-rack1-0.a.example.com,c3-dc2-rack1-0.c.example.com"
+        );
+        assert_eq!(
+            lines[at + 2],
+            "  c: c3-dc1-rack1-0.a.example.com (last known)"
+        );
     }
 }

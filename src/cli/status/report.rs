@@ -35,6 +35,10 @@ pub struct SiteLine {
     /// controller renews; why it is not renewed otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_expiry: Option<String>,
+    /// With `spec.autoSeedList`: the seed list the site's CassandraCluster holds
+    /// (`status.seedlist`; as last recorded when the site cannot be read).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seed_list: Vec<String>,
 }
 
 /// The whole status report.
@@ -87,8 +91,12 @@ async fn site_line(fed: &Federation, s: &FedSite) -> SiteLine {
         message: recorded.and_then(|r| r.message.clone()),
         ..Default::default()
     };
+    let auto_seeds = mc.spec.auto_seed_list == Some(true);
     let last_known = |line: &mut SiteLine| {
         // Unreachable: show what the controller last recorded, marked as such by `reachable: false`.
+        if auto_seeds {
+            line.seed_list = recorded.map(|r| r.seed_list.clone()).unwrap_or_default();
+        }
         line.phase = recorded.and_then(|r| r.phase.clone());
         line.last_cluster_action = recorded.and_then(|r| r.last_cluster_action.clone());
         line.last_cluster_action_status =
@@ -117,7 +125,12 @@ async fn site_line(fed: &Federation, s: &FedSite) -> SiteLine {
             line.error = Some(e.to_string());
             last_known(&mut line);
         }
-        Ok(live) => fill_live(&mut line, &live, desired),
+        Ok(live) => {
+            fill_live(&mut line, &live, desired);
+            if auto_seeds && let Some(cc) = &live.cluster {
+                line.seed_list = crate::rollout::plan::seeds::seed_list_of(&cc.data);
+            }
+        }
     }
     line
 }

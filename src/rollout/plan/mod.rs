@@ -9,6 +9,7 @@
 mod dropped;
 mod marks;
 mod participants;
+pub mod seeds;
 mod types;
 pub use dropped::{dropped_fields, dropped_note, undeclared_fields, where_set, without_fields};
 pub use marks::{casskop_will_react, recover_mark};

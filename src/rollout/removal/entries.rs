@@ -69,6 +69,17 @@ pub fn entries(
     (out, events)
 }
 
+/// While the MultiCasskop is paused nothing is removed or released: the entries of the sites
+/// that left `override` (and of released ones) stay as they were, so the removal resumes from
+/// them once unpaused.
+pub fn kept_while_paused(prev: &MultiCasskopStatus, taking_part: &[String]) -> Vec<SiteStatus> {
+    prev.sites
+        .iter()
+        .filter(|s| !taking_part.contains(&s.name))
+        .cloned()
+        .collect()
+}
+
 /// A leaving site's entry: its stage as state and message, CassKop's status as last seen.
 fn leaving_entry(
     before: &SiteStatus,
@@ -241,6 +252,17 @@ mod tests {
         assert_eq!(events[0].type_, EventType::Warning);
         let (_, again) = entries(&status(out), &[], &report, "later");
         assert!(again.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn a_pause_keeps_the_entries_of_leaving_and_released_sites_as_they_were() {
+        let prev = status(vec![
+            entry("a", "Ready"),
+            entry("d", state::BLOCKED),
+            entry("old", state::RELEASED),
+        ]);
+        let kept = kept_while_paused(&prev, &["a".into()]);
+        assert_eq!(kept, prev.sites[1..].to_vec());
     }
 
     #[test]
