@@ -171,6 +171,10 @@ pub async fn start(
         root,
         stop,
     });
+    tokio::spawn(default_service_accounts(
+        ctx.client.clone(),
+        ctx.stop.clone(),
+    ));
     let task = tokio::spawn(watch_pods(ctx.clone(), scheduler));
     Ok(Kubelet {
         ctx,
@@ -212,6 +216,38 @@ where
         .await
         .context("the kubelet's cache did not fill in 30 s")??;
     Ok(reader)
+}
+
+/// The ServiceAccount controller's part pods need: a `default` ServiceAccount in every
+/// namespace (kubesim starts none without a kubelet, so that nothing changes for other tests).
+async fn default_service_accounts(client: kube::Client, stop: CancellationToken) {
+    use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+    let stream = watcher(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .applied_objects();
+    futures::pin_mut!(stream);
+    loop {
+        let ns = tokio::select! {
+            n = stream.next() => n,
+            () = stop.cancelled() => return,
+        };
+        let Some(ns) = ns else { return };
+        let Ok(ns) = ns else { continue };
+        if ns.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+        if matches!(api.get_opt("default").await, Ok(None)) {
+            let sa = serde_json::from_value(json!({"metadata": {"name": "default"}}));
+            if let Ok(sa) = sa {
+                let _ = api.create(&kube::api::PostParams::default(), &sa).await;
+            }
+        }
+    }
 }
 
 /// Whether this node runs `pod`.

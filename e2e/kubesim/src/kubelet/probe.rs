@@ -112,7 +112,15 @@ impl Prober {
             Action::Tcp { port } => netns::in_netns(&netns, move || {
                 std::net::TcpStream::connect_timeout(&(ip, port).into(), timeout)
                     .map(|_| ())
-                    .map_err(|e| format!("dial tcp {ip}:{port}: {e}"))
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::ConnectionRefused => {
+                            format!("dial tcp {ip}:{port}: connect: connection refused")
+                        }
+                        std::io::ErrorKind::TimedOut => {
+                            format!("dial tcp {ip}:{port}: i/o timeout")
+                        }
+                        _ => format!("dial tcp {ip}:{port}: {e}"),
+                    })
             })
             .map_err(|e| format!("{e:#}"))?,
             Action::Unsupported(e) => Err(e),

@@ -7,7 +7,7 @@
 //! whose directory does not exist on the host is made inside a tmpfs laid over its nearest
 //! existing ancestor, whose entries are bound back first: nothing on the host changes.
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -235,13 +235,16 @@ pub fn start(spec: &ProcessSpec, log: Arc<LogBuf>) -> anyhow::Result<Running> {
         let log = log.clone();
         let open = open.clone();
         std::thread::spawn(move || {
-            if let Some(r) = r {
-                let mut r = BufReader::new(r);
+            if let Some(mut r) = r {
+                // As the CRI log: whole lines, and a partial one as soon as it is written.
+                let mut buf = [0u8; 8192];
                 loop {
-                    let mut line = vec![];
-                    match r.read_until(b'\n', &mut line) {
+                    let n = match r.read(&mut buf) {
                         Ok(0) | Err(_) => break,
-                        Ok(_) => log.push(line),
+                        Ok(n) => n,
+                    };
+                    for piece in buf[..n].split_inclusive(|b| *b == b'\n') {
+                        log.push(piece.to_vec());
                     }
                 }
             }

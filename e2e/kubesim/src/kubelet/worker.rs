@@ -381,7 +381,7 @@ impl Worker {
     async fn image_not_mapped(&self, c: &Container, ctr: &mut Ctr, image: &str) {
         let due = ctr.not_before.is_none_or(|t| Instant::now() >= t);
         let pull_err = format!(
-            "failed to pull image \"{image}\": kubesim's kubelet maps no binary to this image (kubesim --kubelet IMAGE=PATH)"
+            "kubesim's kubelet maps no binary to image \"{image}\" (map one with kubesim --kubelet IMAGE=PATH)"
         );
         if due {
             let b = ctr.backoff.unwrap_or(BACKOFF_START);
@@ -445,7 +445,12 @@ impl Worker {
     async fn start(&mut self, c: &Container, ctr: &mut Ctr, binary: &std::path::Path, image: &str) {
         let Some(net) = self.net.clone() else { return };
         let r = &self.ctx.recorder;
-        let env = match container::environment(&self.pod, c, &self.ctx.sources, self.ctx.own_api) {
+        // The downward API sees the pod's addresses before its status is written.
+        let mut pod = self.pod.clone();
+        let status = pod.status.get_or_insert_with(Default::default);
+        status.pod_ip = Some(net.ip.to_string());
+        status.host_ip = Some("127.0.0.1".into());
+        let env = match container::environment(&pod, c, &self.ctx.sources, self.ctx.own_api) {
             Ok(env) => env,
             Err(msg) => {
                 ctr.waiting = Some(("CreateContainerConfigError".into(), msg.clone()));
