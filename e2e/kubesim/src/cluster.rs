@@ -8,7 +8,7 @@ use crate::audit::AuditLog;
 use crate::exec::ExecContext;
 use crate::faults::Faults;
 use crate::hooks::Hooks;
-use crate::kubelet::PodLogs;
+use crate::kubelet::logs::PodLogs;
 use crate::store::Store;
 
 /// Everything one simulated cluster is made of.

@@ -296,3 +296,45 @@ pub fn kill(pid: u32) {
         let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_mount_paths_are_made_in_one_tmpfs_over_their_nearest_existing_ancestor() {
+        let stage = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        let m = |p: &str| Mount {
+            host_dir: host.path().to_path_buf(),
+            path: PathBuf::from(p),
+            read_only: true,
+        };
+        let spec = ProcessSpec {
+            program: "/bin/true".into(),
+            args: vec![],
+            env: vec![],
+            working_dir: None,
+            mounts: vec![
+                m("/var/run/secrets/admiralty.io/serviceaccountimports/site2"),
+                m("/var/run/secrets/kubernetes.io/serviceaccount"),
+            ],
+            read_only_root: true,
+            hostname: "pod".into(),
+            netns: "unused".into(),
+            stage_dir: stage.path().to_path_buf(),
+        };
+        let script = mount_script(&spec).unwrap();
+        let run = std::fs::canonicalize("/var/run").unwrap();
+        let run = run.to_string_lossy();
+        assert_eq!(script.matches("\nshadow ").count(), 1, "{script}");
+        assert!(script.contains(&format!("shadow '{run}' ")), "{script}");
+        assert!(script.contains(&format!(
+            "mkdir -p '{run}/secrets/admiralty.io/serviceaccountimports/site2'"
+        )));
+        assert!(script.contains(&format!(
+            "mount -n -o remount,bind,ro '{run}/secrets/kubernetes.io/serviceaccount'"
+        )));
+        assert!(script.ends_with("mount -n -o remount,bind,ro /\necho 'pod' > /proc/sys/kernel/hostname\nexec \"$@\"\n"), "{script}");
+    }
+}

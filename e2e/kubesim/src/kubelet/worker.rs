@@ -387,7 +387,6 @@ impl Worker {
             let b = ctr.backoff.unwrap_or(BACKOFF_START);
             ctr.not_before = Some(Instant::now() + b);
             ctr.backoff = Some((b * 2).min(BACKOFF_MAX));
-            let first = ctr.waiting.is_none();
             ctr.waiting = Some(("ErrImagePull".into(), pull_err.clone()));
             let r = &self.ctx.recorder;
             r.emit(
@@ -414,9 +413,6 @@ impl Worker {
                 "Error: ErrImagePull",
             )
             .await;
-            if !first {
-                return;
-            }
         } else if ctr.waiting.as_ref().is_some_and(|w| w.0 == "ErrImagePull") {
             ctr.waiting = Some((
                 "ImagePullBackOff".into(),
@@ -575,8 +571,10 @@ impl Worker {
             }
         }
         let mut kill = false;
-        if let Some(p) = run.liveness.as_mut().filter(|p| p.due(now_i)) {
-            if let Verdict::Failed { message, threshold } = p.run(&node_netns, net.ip).await {
+        if let Some(p) = run.liveness.as_mut().filter(|p| p.due(now_i))
+            && let Verdict::Failed { message, threshold } = p.run(&node_netns, net.ip).await
+        {
+            {
                 let msg = format!("Liveness probe failed: {message}");
                 self.ctx
                     .recorder
@@ -734,11 +732,7 @@ impl Worker {
             let mut c = json!({"type": t, "status": if v { "True" } else { "False" },
                     "lastProbeTime": null, "lastTransitionTime": at});
             if !v && (*t == "Ready" || *t == "ContainersReady") {
-                c["reason"] = json!(if *t == "Ready" {
-                    "ContainersNotReady"
-                } else {
-                    "ContainersNotReady"
-                });
+                c["reason"] = json!("ContainersNotReady");
                 c["message"] = json!(not_ready_msg);
             }
             c
@@ -761,7 +755,7 @@ impl Worker {
 
 fn fmt_secs(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 60 && s % 60 == 0 {
+    if s >= 60 && s.is_multiple_of(60) {
         format!("{}m0s", s / 60)
     } else if s >= 60 {
         format!("{}m{}s", s / 60, s % 60)
