@@ -464,6 +464,79 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_in_a_pod_reaches_every_simulated_cluster_at_its_kubeconfig_address() {
+    let Some(env) = start().await else { return };
+    let k = &env.kubectl;
+    let kubeconfig = env.sim.kubeconfig_yaml();
+    k.run(&[
+        "create",
+        "secret",
+        "generic",
+        "kc",
+        &format!("--from-literal=config={kubeconfig}"),
+    ])
+    .await
+    .ok();
+    apply(
+        k,
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: multi}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: kubectl
+    image: kubectl
+    command: ["/bin/sh", "-c", "for c in k1 k2; do kubectl --kubeconfig /etc/kc/config --context $c get ns default -o name; done"]
+    volumeMounts: [{name: kc, mountPath: /etc/kc}]
+  volumes:
+  - {name: kc, secret: {secretName: kc}}
+"#,
+    )
+    .await;
+    wait_for(
+        k,
+        &["get", "pod", "multi", "-o", "json"],
+        "the pod completes",
+        |r| r.success() && r.json()["status"]["phase"] == "Succeeded",
+    )
+    .await;
+    let logs = k.run(&["logs", "multi"]).await.ok().stdout;
+    assert_eq!(logs, "namespace/default\nnamespace/default\n");
+    let k2 = env.sim.cluster("k2").audit();
+    assert!(
+        k2.iter().any(|a| a.user == "kubesim:admin"
+            && a.resource == "namespaces"
+            && a.name == "default"),
+        "the pod's request reached k2"
+    );
+    env.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubesim_refuses_a_kubelet_mapping_without_a_path() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubesim"))
+        .args([
+            "--clusters",
+            "a",
+            "--kubeconfig-out",
+            "/dev/null",
+            "--kubelet",
+            "busybox",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid --kubelet \"busybox\": expected IMAGE=PATH"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_change_reaches_the_mounted_volume_through_the_data_symlink() {
     let Some(env) = start().await else { return };
     let k = &env.kubectl;

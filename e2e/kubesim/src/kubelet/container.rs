@@ -208,6 +208,52 @@ pub fn environment(
         .collect())
 }
 
+/// Who the process runs as, from the container's and the pod's securityContext.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    /// (uid, gid, supplementary groups: fsGroup and supplementalGroups); None: root.
+    pub user: Option<(i64, i64, Vec<i64>)>,
+    /// allowPrivilegeEscalation: false.
+    pub no_new_privs: bool,
+}
+
+/// The process's identity; refused as the kubelet refuses `runAsNonRoot` without a non-root
+/// user (the images here have no USER of their own, so they run as root).
+pub fn identity(pod: &Pod, c: &Container) -> Result<Identity, ConfigError> {
+    let psc = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.clone())
+        .unwrap_or_default();
+    let csc = c.security_context.clone().unwrap_or_default();
+    let uid = csc.run_as_user.or(psc.run_as_user);
+    let gid = csc.run_as_group.or(psc.run_as_group);
+    let non_root = csc.run_as_non_root.or(psc.run_as_non_root).unwrap_or(false);
+    if non_root && uid.is_none_or(|u| u == 0) {
+        let id = format!(
+            "pod: \"{}_{}({})\", container: {}",
+            pod.metadata.name.as_deref().unwrap_or(""),
+            pod.metadata.namespace.as_deref().unwrap_or(""),
+            pod.metadata.uid.as_deref().unwrap_or(""),
+            c.name
+        );
+        return Err(match uid {
+            Some(_) => format!("container's runAsUser breaks non-root policy ({id})"),
+            None => format!("container has runAsNonRoot and image will run as root ({id})"),
+        });
+    }
+    let mut groups: Vec<i64> = psc.fs_group.into_iter().collect();
+    groups.extend(psc.supplemental_groups.iter().flatten().copied());
+    let user = match (uid, gid) {
+        (None, None) if groups.is_empty() => None,
+        (u, g) => Some((u.unwrap_or(0), g.unwrap_or(0), groups)),
+    };
+    Ok(Identity {
+        user,
+        no_new_privs: csc.allow_privilege_escalation == Some(false),
+    })
+}
+
 /// The container's volume mounts: (host directory of the volume, path, read-only). Secret,
 /// ConfigMap, projected and downwardAPI volumes are always read-only, as the kubelet mounts them.
 pub fn mounts(pod: &Pod, c: &Container, host_dir: impl Fn(&str) -> PathBuf) -> Vec<Mount> {

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use anyhow::Context;
 use tokio::sync::oneshot;
 
+use super::container::Identity;
 use super::logs::LogBuf;
 
 /// One volume mount of a container.
@@ -40,6 +41,8 @@ pub struct ProcessSpec {
     pub netns: String,
     /// A directory of kubesim's where the shadowed ancestors of mount paths are bound.
     pub stage_dir: PathBuf,
+    /// Who the process runs as (set after the mounts, which need root).
+    pub identity: Identity,
 }
 
 /// How a container's process ended.
@@ -138,7 +141,28 @@ fn mount_script(spec: &ProcessSpec) -> anyhow::Result<String> {
     if let Some(wd) = &spec.working_dir {
         script.push_str(&format!("cd {}\n", sh_quote(wd)));
     }
-    script.push_str("exec \"$@\"\n");
+    let mut drop = vec![];
+    if let Some((uid, gid, groups)) = &spec.identity.user {
+        drop.push(format!("--reuid={uid} --regid={gid}"));
+        if groups.is_empty() {
+            drop.push("--clear-groups".into());
+        } else {
+            let g: Vec<String> = groups.iter().map(ToString::to_string).collect();
+            drop.push(format!("--groups={}", g.join(",")));
+        }
+    }
+    if spec.identity.no_new_privs {
+        drop.push("--no-new-privs".into());
+    }
+    if drop.is_empty() {
+        script.push_str("exec \"$@\"\n");
+    } else {
+        // A credential change clears the parent-death signal: set it again.
+        script.push_str(&format!(
+            "exec setpriv {} --pdeathsig KILL -- \"$@\"\n",
+            drop.join(" ")
+        ));
+    }
     Ok(script)
 }
 
@@ -323,6 +347,7 @@ mod tests {
             hostname: "pod".into(),
             netns: "unused".into(),
             stage_dir: stage.path().to_path_buf(),
+            identity: Identity::default(),
         };
         let script = mount_script(&spec).unwrap();
         let run = std::fs::canonicalize("/var/run").unwrap();

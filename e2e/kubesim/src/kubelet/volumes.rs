@@ -76,7 +76,12 @@ impl Volumes {
             };
             let dir = self.host_dir(&v.name);
             if v.empty_dir.is_some() {
-                std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
+                // World-writable, as the kubelet makes an emptyDir (any runAsUser can write).
+                std::fs::create_dir_all(&dir)
+                    .and_then(|()| {
+                        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+                    })
+                    .map_err(|e| fail(e.to_string()))?;
                 continue;
             }
             let files = self.files(pod, &v, src).await.map_err(fail)?;

@@ -461,6 +461,21 @@ impl Worker {
                 return;
             }
         };
+        let identity = match container::identity(&self.pod, c) {
+            Ok(i) => i,
+            Err(msg) => {
+                ctr.waiting = Some(("CreateContainerConfigError".into(), msg.clone()));
+                r.emit(
+                    &self.pod,
+                    Some(&c.name),
+                    true,
+                    reasons::FAILED,
+                    &format!("Error: {msg}"),
+                )
+                .await;
+                return;
+            }
+        };
         let env_map = env.iter().cloned().collect();
         let (program, args) = container::program(c, binary, &env_map);
         let spec = ProcessSpec {
@@ -476,6 +491,7 @@ impl Worker {
                 .unwrap_or(false),
             hostname: self.pod.metadata.name.clone().unwrap_or_default(),
             netns: net.netns.clone(),
+            identity,
             stage_dir: self
                 .ctx
                 .root
