@@ -514,6 +514,49 @@ spec:
     env.sim.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mounted_service_account_token_is_renewed_before_it_expires() {
+    let Some(env) = start().await else { return };
+    let k = &env.kubectl;
+    // kube-apiserver's --service-account-max-token-expiration, shortened: 20 s tokens.
+    env.sim
+        .cluster("k1")
+        .set_max_token_expiration(Some(Duration::from_secs(20)));
+    apply(
+        k,
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: renew}
+spec:
+  containers:
+  - name: kubectl
+    image: kubectl
+    command: ["/bin/sh", "-c", "while true; do echo \"$(md5sum < /var/run/secrets/kubernetes.io/serviceaccount/token | cut -c1-8) $(kubectl auth whoami -o jsonpath={.status.userInfo.username} 2>&1)\"; sleep 1; done"]
+"#,
+    )
+    .await;
+    let r = wait_for(k, &["logs", "renew"], "a second token is mounted", |r| {
+        let tokens: std::collections::BTreeSet<&str> = r
+            .stdout
+            .lines()
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        r.success() && tokens.len() >= 2
+    })
+    .await;
+    // Renewed before expiry: every call made with whichever token was mounted succeeded.
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.ends_with(" system:serviceaccount:default:default")),
+        "{}",
+        r.stdout
+    );
+    env.sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn kubesim_refuses_a_kubelet_mapping_without_a_path() {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubesim"))

@@ -115,7 +115,14 @@ pub fn environment(
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
         ),
         ("HOSTNAME", pod.metadata.name.clone().unwrap_or_default()),
-        ("HOME", "/root".to_string()),
+        // The runtime's HOME for a user the image's /etc/passwd does not name.
+        (
+            "HOME",
+            match identity(pod, c).ok().and_then(|i| i.user) {
+                Some((uid, _, _)) if uid != 0 => "/".to_string(),
+                _ => "/root".to_string(),
+            },
+        ),
         // The pod reaches its cluster's API server at the kubeconfig's address (relayed into
         // the pod's network namespace), not at a Service IP.
         ("KUBERNETES_SERVICE_HOST", api.ip().to_string()),
