@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::runtime::reflector::ObjectRef;
 
-use super::spawn::Mount;
+use super::spawn::{Identity, Mount};
 use super::volumes::{Sources, field_value};
 
 /// The image's name without registry-agnostic tag or digest (`repo/name:tag` -> `repo/name`).
@@ -213,15 +213,6 @@ pub fn environment(
             (k, v)
         })
         .collect())
-}
-
-/// Who the process runs as, from the container's and the pod's securityContext.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Identity {
-    /// (uid, gid, supplementary groups: fsGroup and supplementalGroups); None: root.
-    pub user: Option<(i64, i64, Vec<i64>)>,
-    /// allowPrivilegeEscalation: false.
-    pub no_new_privs: bool,
 }
 
 /// The process's identity; refused as the kubelet refuses `runAsNonRoot` without a non-root

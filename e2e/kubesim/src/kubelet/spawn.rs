@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use anyhow::Context;
 use tokio::sync::oneshot;
 
-use super::container::Identity;
 use super::logs::LogBuf;
 
 /// One volume mount of a container.
@@ -26,6 +25,15 @@ pub struct Mount {
     pub host_dir: PathBuf,
     pub path: PathBuf,
     pub read_only: bool,
+}
+
+/// Who the process runs as (from the container's and the pod's securityContext).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    /// (uid, gid, supplementary groups: fsGroup and supplementalGroups); None: root.
+    pub user: Option<(i64, i64, Vec<i64>)>,
+    /// allowPrivilegeEscalation: false.
+    pub no_new_privs: bool,
 }
 
 /// Everything needed to start one container's process.
