@@ -228,6 +228,9 @@ impl Sim {
     /// Starts a simulated kubelet (one node) in every cluster: pods whose image `opts` maps to
     /// a binary run as processes (needs root and iproute2; see `KubeletOptions::unavailable`).
     pub async fn start_kubelet(&mut self, opts: &KubeletOptions) -> anyhow::Result<()> {
+        if !self.kubelets.is_empty() {
+            anyhow::bail!("kubesim: the kubelets are already started");
+        }
         let servers: Vec<_> = self.clusters.iter().map(|c| c.inner.addr).collect();
         for c in &self.clusters {
             let i = &c.inner;

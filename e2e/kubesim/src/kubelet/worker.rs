@@ -182,7 +182,12 @@ pub async fn run(ctx: Arc<NodeCtx>, mut rx: watch::Receiver<Option<Pod>>) {
         }
     }
     // Gone from the API without a graceful deletion (namespace deleted, forced): stop anyway.
-    let g = grace(&w.pod);
+    // The kubelet stopping also ends the watch: then stop at once.
+    let g = if ctx.stop.is_cancelled() {
+        Duration::ZERO
+    } else {
+        grace(&w.pod)
+    };
     w.stop_all(g).await;
     w.teardown(&dir);
 }
