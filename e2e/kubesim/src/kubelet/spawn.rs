@@ -76,6 +76,8 @@ fn sh_quote(s: &str) -> String {
 const PROLOGUE: &str = r#"set -e
 shadow() {
   mount -n --rbind "$1" "$2"
+  # Pods must not hold other pods' network namespaces (ip netns keeps them mounted in /run/netns).
+  if [ -d "$2/netns" ]; then umount -n -R -l "$2/netns" 2>/dev/null || true; fi
   mount -n -t tmpfs -o mode=755 tmpfs "$1"
   for e in "$2"/* "$2"/.[!.]*; do
     [ -e "$e" ] || [ -L "$e" ] || continue
