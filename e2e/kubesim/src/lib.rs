@@ -28,7 +28,7 @@ mod hooks;
 mod http;
 pub mod kubeconfig;
 pub mod kubectl;
-pub mod kubelet;
+mod kubelet;
 pub mod kuttl;
 pub mod nodetool;
 mod objects;

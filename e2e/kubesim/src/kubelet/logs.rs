@@ -63,14 +63,6 @@ impl LogBuf {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len()
     }
-
-    /// Every line, without timestamps (what `kubectl logs` prints).
-    pub fn text(&self) -> String {
-        self.snapshot(0)
-            .into_iter()
-            .map(|(_, l)| String::from_utf8_lossy(&l).into_owned())
-            .collect()
-    }
 }
 
 #[derive(Debug, Default)]

@@ -37,8 +37,7 @@ use tokio_util::sync::CancellationToken;
 use crate::rbac::UserInfo;
 use crate::store::{Store, TokenEntry, TokenKind};
 use crate::{auth, kubeconfig};
-
-pub use logs::PodLogs;
+use logs::PodLogs;
 
 /// Which local binary each image runs (`kubesim --kubelet IMAGE=PATH`, repeatable).
 #[derive(Debug, Clone, Default)]
