@@ -13,6 +13,13 @@ command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
 if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   apt-get install -y -qq prometheus >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus >/dev/null; }
 fi
+# The simulated kubelet's pods get network namespaces from iproute2 (`ip netns`, veth) and
+# their mounts from util-linux (nsenter, unshare, setpriv, mount).
+for tool in ip:iproute2 nsenter:util-linux setpriv:util-linux; do
+  if ! command -v "${tool%%:*}" >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq "${tool#*:}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${tool#*:}" >/dev/null; }
+  fi
+done
 
 # The house rules, checked before anything is built: formatting, no import cycle between the
 # modules of the controller or the simulator, no function over 80 lines in the controller.

@@ -8,6 +8,7 @@ use crate::audit::AuditLog;
 use crate::exec::ExecContext;
 use crate::faults::Faults;
 use crate::hooks::Hooks;
+use crate::kubelet::logs::PodLogs;
 use crate::store::Store;
 
 /// Everything one simulated cluster is made of.
@@ -23,6 +24,8 @@ pub struct ClusterInner {
     pub shutdown: CancellationToken,
     /// Pod exec: the other clusters of the Sim and the ring faults.
     pub exec: Arc<ExecContext>,
+    /// Container logs of the simulated kubelet (pods/log), empty without one.
+    pub pod_logs: Arc<PodLogs>,
 }
 
 impl std::fmt::Debug for ClusterInner {

@@ -6,7 +6,8 @@
 //! of the API); object
 //! logic (`patch`, `selectors`, `rbac`, `resources`, `discovery`); `http` (responses) and
 //! `openapi`; `store` (objects, tokens, watches); `auth`, `faults`, `hooks`, `objects`
-//! (create/update/delete semantics), `exec` (pod exec, given a narrow `ExecContext`); `cluster`
+//! (create/update/delete semantics), `exec` (pod exec, given a narrow `ExecContext`); `kubelet` (the opt-in simulated kubelet, a client
+//! of the API; its `logs` part is a leaf the handlers serve pods/log from); `cluster`
 //! (one cluster's state); `handlers` (the HTTP API); `server` (the listener); `sim` (starting a
 //! Sim) and `admin`. Only the API other crates use is public.
 pub mod admin;
@@ -27,11 +28,13 @@ mod hooks;
 mod http;
 pub mod kubeconfig;
 pub mod kubectl;
+mod kubelet;
 pub mod kuttl;
 pub mod nodetool;
 mod objects;
 mod openapi;
 mod patch;
+mod pod_admission;
 mod rbac;
 mod resources;
 mod schema;
@@ -47,4 +50,5 @@ pub use audit::AuditEntry;
 pub use exec::RingFaults;
 pub use faults::Faults;
 pub use hooks::{HookRun, Hooks};
+pub use kubelet::KubeletOptions;
 pub use sim::{Cluster, DEFAULT_NAMESPACES, Sim, SimOptions};

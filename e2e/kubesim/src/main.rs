@@ -30,6 +30,10 @@ struct Args {
     /// (longer requests are shortened to it; any duration is accepted, e.g. 20s for tests).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     service_account_max_token_expiration: Option<Duration>,
+    /// Run a simulated kubelet in every cluster: a pod whose image is IMAGE (exact, or without
+    /// its tag) runs the local binary PATH as its process. Repeatable; needs root and iproute2.
+    #[arg(long = "kubelet", value_name = "IMAGE=PATH", value_parser = kubesim::KubeletOptions::parse_mapping)]
+    kubelet: Vec<(String, PathBuf)>,
     /// Port of the admin endpoint (0 = any free port).
     #[arg(long, default_value_t = 0)]
     admin_port: u16,
@@ -90,7 +94,13 @@ async fn serve() -> anyhow::Result<()> {
         audit_log: args.audit_log.clone(),
         max_token_expiration: args.service_account_max_token_expiration,
     };
-    let sim = Sim::start(&names, opts).await.context("starting kubesim")?;
+    let mut sim = Sim::start(&names, opts).await.context("starting kubesim")?;
+    if !args.kubelet.is_empty() {
+        let k = kubesim::KubeletOptions {
+            images: args.kubelet.iter().cloned().collect(),
+        };
+        sim.start_kubelet(&k).await?;
+    }
     sim.write_kubeconfig(&args.kubeconfig_out)?;
     let (addr, admin) = kubesim::admin::start(&sim, args.admin_port).await?;
     {

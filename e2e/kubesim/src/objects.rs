@@ -491,6 +491,7 @@ fn defaults_on_create(
             }
         }
         ("", "pods") => {
+            crate::pod_admission::admit(st, ns, obj);
             obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
         }
         ("apps", "statefulsets") => {
@@ -833,7 +834,12 @@ pub fn update(
     if ctx.dry_run {
         return Ok(Arc::new(new));
     }
+    // As the generic registry's ShouldDeleteDuringUpdate: a graceful deletion still under way
+    // (a pod its kubelet is stopping) is not completed by an update.
     let deleting = !new["metadata"]["deletionTimestamp"].is_null()
+        && old["metadata"]["deletionGracePeriodSeconds"]
+            .as_i64()
+            .is_none_or(|g| g == 0)
         && new["metadata"]["finalizers"]
             .as_array()
             .is_none_or(Vec::is_empty);
@@ -893,6 +899,29 @@ pub struct DeleteOpts {
     pub resource_version: Option<String>,
     /// propagationPolicy=Orphan: dependents keep living.
     pub orphan: bool,
+    /// DeleteOptions.gracePeriodSeconds (pods bound to a node are deleted gracefully).
+    pub grace_period: Option<i64>,
+}
+
+/// The grace period of a pod's deletion, as the pod strategy's CheckGracefulDelete decides:
+/// the request's, else the pod's terminationGracePeriodSeconds (30); 0 (at once) for a pod on
+/// no node or already finished.
+fn pod_grace(def: &ResourceDef, old: &Value, opts: &DeleteOpts) -> i64 {
+    if !(def.group.is_empty() && def.plural == "pods") {
+        return 0;
+    }
+    let unbound = old["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
+    let done = matches!(
+        old["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    if unbound || done {
+        return 0;
+    }
+    opts.grace_period
+        .or_else(|| old["spec"]["terminationGracePeriodSeconds"].as_i64())
+        .unwrap_or(30)
+        .max(0)
 }
 
 pub fn delete(
@@ -931,6 +960,26 @@ pub fn delete(
                 old["metadata"]["resourceVersion"].as_str().unwrap_or("")
             ),
         ));
+    }
+    let grace = pod_grace(def, &old, opts);
+    if grace > 0 {
+        // Graceful: marked for deletion; the kubelet deletes it (grace 0) once stopped. A
+        // second request may only shorten the grace period.
+        let current = old["metadata"]["deletionGracePeriodSeconds"].as_i64();
+        if current.is_some_and(|c| c <= grace) {
+            return Ok(old);
+        }
+        let mut new = (*old).clone();
+        let at = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(grace))
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        new["metadata"]["deletionTimestamp"] =
+            Value::String(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+        new["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+        if opts.dry_run {
+            return Ok(Arc::new(new));
+        }
+        return Ok(st.put(def, new));
     }
     let has_finalizers = old["metadata"]["finalizers"]
         .as_array()

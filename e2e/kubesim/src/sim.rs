@@ -14,6 +14,7 @@ use crate::cluster::ClusterInner;
 use crate::exec::{ExecContext, RingFaults};
 use crate::faults::Faults;
 use crate::hooks::Hooks;
+use crate::kubelet::{self, Kubelet, KubeletOptions};
 use crate::objects::{self, Ctx};
 use crate::store::{Store, TokenEntry, TokenKind};
 use crate::{auth, casskop, kubeconfig, rbac, server, tls};
@@ -35,6 +36,7 @@ pub struct Sim {
     clusters: Vec<Cluster>,
     audit: Arc<AuditLog>,
     tasks: Vec<JoinHandle<()>>,
+    kubelets: Vec<Kubelet>,
 }
 
 /// Cheap handle to one simulated cluster.
@@ -128,6 +130,7 @@ impl Sim {
                 faults: Faults::new(store.clone()),
                 hooks: Hooks::default(),
                 exec: Arc::new(ExecContext::new(name, store.clone())),
+                pod_logs: Arc::default(),
                 store,
                 audit: audit.clone(),
                 shutdown: CancellationToken::new(),
@@ -150,6 +153,7 @@ impl Sim {
             clusters,
             audit,
             tasks,
+            kubelets: vec![],
         };
         if let Some(copts) = opts.casskop {
             for c in sim.clusters.clone() {
@@ -221,7 +225,35 @@ impl Sim {
         self.audit.clone()
     }
 
-    pub async fn shutdown(self) {
+    /// Starts a simulated kubelet (one node) in every cluster: pods whose image `opts` maps to
+    /// a binary run as processes (needs root and iproute2; see `KubeletOptions::unavailable`).
+    pub async fn start_kubelet(&mut self, opts: &KubeletOptions) -> anyhow::Result<()> {
+        if !self.kubelets.is_empty() {
+            anyhow::bail!("kubesim: the kubelets are already started");
+        }
+        let servers: Vec<_> = self.clusters.iter().map(|c| c.inner.addr).collect();
+        for c in &self.clusters {
+            let i = &c.inner;
+            let access = kubelet::ClusterAccess {
+                name: &i.name,
+                url: c.url(),
+                addr: i.addr,
+                ca_pem: &i.ca_pem,
+                store: &i.store,
+                logs: i.pod_logs.clone(),
+            };
+            let k = kubelet::start(access, servers.clone(), opts)
+                .await
+                .with_context(|| format!("starting the kubelet of cluster {}", c.name()))?;
+            self.kubelets.push(k);
+        }
+        Ok(())
+    }
+
+    pub async fn shutdown(mut self) {
+        for k in std::mem::take(&mut self.kubelets) {
+            k.stop().await;
+        }
         for c in &self.clusters {
             c.inner.shutdown.cancel();
         }

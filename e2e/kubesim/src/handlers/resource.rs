@@ -9,6 +9,7 @@ use crate::cluster::ClusterInner;
 use crate::errors::ApiError;
 use crate::exec;
 use crate::http::{Body, bytes_response, json_response, to_yaml};
+use crate::kubelet::logs::LogQuery;
 use crate::objects::{self, Ctx, DeleteOpts, Managed};
 use crate::rbac::UserInfo;
 use crate::resources::ResourceDef;
@@ -131,6 +132,16 @@ pub(super) async fn resource(
             if def.group.is_empty() && def.plural == "pods" =>
         {
             exec::exec(&c.exec, parts, &ns, name, user).await
+        }
+        (&Method::GET, Some(name), Some("log"))
+            if def.group.is_empty() && def.plural == "pods" && c.pod_logs.enabled() =>
+        {
+            let pod = c
+                .store
+                .lock()
+                .get(&def.key(), &ns, name)
+                .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+            c.pod_logs.serve(&pod, &LogQuery::from_query(&q)?)
         }
         (&Method::GET, Some(_), Some("exec" | "log")) | (&Method::POST, Some(_), Some("exec")) => {
             Err(ApiError::bad_request(format!(
@@ -316,6 +327,7 @@ fn delete_opts(bytes: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
         dry_run: dry_run(q, "DeleteOptions")?,
         orphan: q.get("propagationPolicy").is_some_and(|p| p == "Orphan")
             || q.get("orphanDependents").is_some_and(|o| o == "true"),
+        grace_period: q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()),
         ..Default::default()
     };
     if !bytes.iter().all(u8::is_ascii_whitespace) {
@@ -328,6 +340,9 @@ fn delete_opts(bytes: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
         }
         if v["propagationPolicy"] == "Orphan" || v["orphanDependents"] == true {
             opts.orphan = true;
+        }
+        if let Some(g) = v["gracePeriodSeconds"].as_i64() {
+            opts.grace_period = Some(g);
         }
         opts.uid = v["preconditions"]["uid"].as_str().map(String::from);
         opts.resource_version = v["preconditions"]["resourceVersion"]
