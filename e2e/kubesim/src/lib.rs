@@ -6,8 +6,10 @@
 //! of the API); object
 //! logic (`patch`, `selectors`, `rbac`, `resources`, `discovery`); `http` (responses) and
 //! `openapi`; `store` (objects, tokens, watches); `auth`, `faults`, `hooks`, `objects`
-//! (create/update/delete semantics), `exec` (pod exec, given a narrow `ExecContext`); `cluster`
-//! (one cluster's state); `handlers` (the HTTP API); `server` (the listener); `sim` (starting a
+//! (create/update/delete semantics, with `workloads::admission` for Deployments, ReplicaSets
+//! and Services), `exec` (pod exec, given a narrow `ExecContext`); `cluster`
+//! (one cluster's state); `workloads` (the simulated kube-controller-manager: deployment,
+//! replicaset and endpoints controllers, foreground garbage collection); `handlers` (the HTTP API); `server` (the listener); `sim` (starting a
 //! Sim) and `admin`. Only the API other crates use is public.
 pub mod admin;
 mod audit;
@@ -42,6 +44,7 @@ mod store;
 mod table;
 mod tls;
 mod validation;
+mod workloads;
 
 pub use audit::AuditEntry;
 pub use exec::RingFaults;

@@ -14,6 +14,7 @@ use crate::resources::{self, GenRule, ResKey, ResourceDef};
 use crate::schema;
 use crate::store::{State, TokenEntry, TokenKind};
 use crate::validation;
+use crate::workloads::admission;
 
 pub const SA_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
 pub const SA_NAME_ANN: &str = "kubernetes.io/service-account.name";
@@ -436,6 +437,7 @@ pub fn create(
     }
     normalize_meta(&mut obj);
     admit_schema(def, version, &mut obj, None, ctx)?;
+    admission::admit(st, &def.group, &def.plural, &mut obj, None)?;
     defaults_on_create(st, def, ns, &name, &mut obj, ctx)?;
     if !ctx.manager.is_empty() {
         patch::track_update(None, &mut obj, &ctx.manager, None, &ctx.now);
@@ -770,6 +772,9 @@ pub fn update(
         if managed == Managed::Keep {
             n["metadata"]["managedFields"] = obj["metadata"]["managedFields"].clone();
         }
+        if admission::status_writes_annotations(&def.group, &def.plural) {
+            n["metadata"]["annotations"] = obj["metadata"]["annotations"].clone();
+        }
         n
     } else {
         if def.status {
@@ -808,6 +813,9 @@ pub fn update(
     }
     new["metadata"]["resourceVersion"] = Value::String(old_rv.clone());
     admit_schema(def, version, &mut new, Some(&old), ctx)?;
+    if sub.is_none() {
+        admission::admit(st, &def.group, &def.plural, &mut new, Some(&old))?;
+    }
     if def.plural == "customresourcedefinitions" && sub.is_none() {
         crd_prepare(name, &mut new, &ctx.now)?;
         new["status"] = old["status"].clone();
@@ -818,7 +826,9 @@ pub fn update(
             strip(&new, &["metadata", "status"]) != strip(&old, &["metadata", "status"])
         }
         GenRule::AllButMeta => strip(&new, &["metadata"]) != strip(&old, &["metadata"]),
-    };
+    } || (sub.is_none()
+        && admission::annotations_bump_generation(&def.group, &def.plural)
+        && new["metadata"]["annotations"] != old["metadata"]["annotations"]);
     if spec_changed {
         let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
         new["metadata"]["generation"] = json!(g + 1);
@@ -893,6 +903,9 @@ pub struct DeleteOpts {
     pub resource_version: Option<String>,
     /// propagationPolicy=Orphan: dependents keep living.
     pub orphan: bool,
+    /// propagationPolicy=Foreground: an owner waits (finalizer `foregroundDeletion`) for the
+    /// garbage collector to delete its dependents.
+    pub foreground: bool,
 }
 
 pub fn delete(
@@ -931,6 +944,20 @@ pub fn delete(
                 old["metadata"]["resourceVersion"].as_str().unwrap_or("")
             ),
         ));
+    }
+    let has_dependents = old["metadata"]["uid"]
+        .as_str()
+        .is_some_and(|u| st.owners.contains_key(u));
+    let mut old = old;
+    if opts.foreground && has_dependents && old["metadata"]["deletionTimestamp"].is_null() {
+        let mut o = (*old).clone();
+        let mut fins = o["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        fins.push(json!(admission::FOREGROUND_FINALIZER));
+        o["metadata"]["finalizers"] = json!(fins);
+        old = Arc::new(o);
     }
     let has_finalizers = old["metadata"]["finalizers"]
         .as_array()

@@ -1,5 +1,6 @@
 //! Decoding of `application/vnd.kubernetes.protobuf` request bodies for the built-in kinds kubectl's typed
-//! clients send that way (`kubectl create secret|configmap|namespace|serviceaccount|token|role...`, `auth can-i`).
+//! clients send that way (`kubectl create secret|configmap|namespace|serviceaccount|token|role...`, `auth can-i`),
+//! and the DeleteOptions of client-go's typed deletes (Helm's release Secrets).
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
@@ -137,6 +138,14 @@ const BINDING: &[F] = &[
     (1, "metadata", T::Msg(META)),
     (2, "subjects", T::RepMsg(SUBJECT)),
     (3, "roleRef", T::Msg(ROLE_REF)),
+];
+const PRECONDITIONS: &[F] = &[(1, "uid", T::Str), (2, "resourceVersion", T::Str)];
+const DELETE_OPTIONS: &[F] = &[
+    (1, "gracePeriodSeconds", T::I64),
+    (2, "preconditions", T::Msg(PRECONDITIONS)),
+    (3, "orphanDependents", T::Bool),
+    (4, "propagationPolicy", T::Str),
+    (5, "dryRun", T::RepStr),
 ];
 const TYPE_META: &[F] = &[(1, "apiVersion", T::Str), (2, "kind", T::Str)];
 
@@ -314,6 +323,7 @@ pub fn decode(bytes: &[u8]) -> Result<Value, ApiError> {
         "SelfSubjectRulesReview" => SSRR,
         "Role" | "ClusterRole" => ROLE,
         "RoleBinding" | "ClusterRoleBinding" => BINDING,
+        "DeleteOptions" => DELETE_OPTIONS,
         _ => {
             return Err(ApiError::unsupported_media(
                 "application/json, application/yaml (kubesim decodes protobuf only for the kinds kubectl creates)",
