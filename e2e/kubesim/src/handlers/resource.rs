@@ -320,7 +320,9 @@ fn delete_opts(headers: &http::HeaderMap, bytes: &[u8], q: &Query) -> Result<Del
         dry_run: dry_run(q, "DeleteOptions")?,
         orphan: q.get("propagationPolicy").is_some_and(|p| p == "Orphan")
             || q.get("orphanDependents").is_some_and(|o| o == "true"),
-        foreground: q.get("propagationPolicy").is_some_and(|p| p == "Foreground"),
+        foreground: q
+            .get("propagationPolicy")
+            .is_some_and(|p| p == "Foreground"),
         ..Default::default()
     };
     if !bytes.iter().all(u8::is_ascii_whitespace) {

@@ -173,9 +173,30 @@ fn go_map(m: &Value) -> String {
     format!("map[string]string{{{}}}", body.join(", "))
 }
 
-fn invalid(kind: &str, obj: &Value, field: &str, cause: String) -> ApiError {
+/// A 422 with one field error: `message` is kube's `field: detail` text, the cause carries
+/// the detail alone (kubectl prints `field: detail` from it).
+fn field_error(group: &str, kind: &str, obj: &Value, field: &str, message: String) -> ApiError {
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
-    ApiError::invalid("apps", kind, name, field, &cause)
+    let detail = message
+        .strip_prefix(&format!("{field}: "))
+        .unwrap_or(&message);
+    let reason = match detail {
+        d if d.starts_with("Required value") => "FieldValueRequired",
+        d if d.starts_with("Forbidden") => "FieldValueForbidden",
+        d if d.starts_with("Unsupported value") => "FieldValueNotSupported",
+        _ => "FieldValueInvalid",
+    };
+    ApiError::invalid_causes(
+        group,
+        kind,
+        name,
+        &[(reason, field, detail)],
+        &[message.clone()],
+    )
+}
+
+fn invalid(kind: &str, obj: &Value, field: &str, cause: String) -> ApiError {
+    field_error("apps", kind, obj, field, cause)
 }
 
 /// `ValidateDeployment`/`ValidateReplicaSet`: the selector exists, selects the template's
@@ -184,7 +205,12 @@ fn validate_workload(obj: &Value, old: Option<&Value>, kind: &str) -> Result<(),
     let spec = &obj["spec"];
     let selector = &spec["selector"];
     if selector.is_null() {
-        return Err(invalid(kind, obj, "spec.selector", "spec.selector: Required value".into()));
+        return Err(invalid(
+            kind,
+            obj,
+            "spec.selector",
+            "spec.selector: Required value".into(),
+        ));
     }
     if selector_is_empty(selector) {
         return Err(invalid(
@@ -293,8 +319,7 @@ fn validate_strategy(obj: &Value, kind: &str) -> Result<(), ApiError> {
 }
 
 fn service_invalid(obj: &Value, field: &str, cause: String) -> ApiError {
-    let name = obj["metadata"]["name"].as_str().unwrap_or("");
-    ApiError::invalid("", "Service", name, field, &cause)
+    field_error("", "Service", obj, field, cause)
 }
 
 /// ClusterIPs and NodePorts held by the Services of the cluster (but `except`'s own).

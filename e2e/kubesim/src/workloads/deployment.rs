@@ -7,9 +7,9 @@ use crate::resources::ResKey;
 use crate::store::State;
 
 use super::util::{
-    self, DESIRED_REPLICAS_ANN, MAX_REPLICAS_ANN, NOT_COPIED_ANNS, POD_TEMPLATE_HASH,
-    REVISION_ANN, REVISION_HISTORY_ANN, controller_ref, controller_uid, deleting,
-    selector_matches, spec_replicas, without_hash,
+    self, DESIRED_REPLICAS_ANN, MAX_REPLICAS_ANN, NOT_COPIED_ANNS, POD_TEMPLATE_HASH, REVISION_ANN,
+    REVISION_HISTORY_ANN, controller_ref, controller_uid, deleting, selector_matches,
+    spec_replicas, without_hash,
 };
 use super::{replicaset, writes};
 
@@ -42,9 +42,12 @@ pub fn sync_all(st: &mut State) {
 }
 
 fn revision(rs: &Value) -> i64 {
-    util::str_of(rs, &format!("/metadata/annotations/{}", REVISION_ANN.replace('/', "~1")))
-        .parse()
-        .unwrap_or(0)
+    util::str_of(
+        rs,
+        &format!("/metadata/annotations/{}", REVISION_ANN.replace('/', "~1")),
+    )
+    .parse()
+    .unwrap_or(0)
 }
 
 fn is_recreate(d: &Value) -> bool {
@@ -59,7 +62,11 @@ fn max_surge(d: &Value) -> i64 {
     let replicas = spec_replicas(d);
     let surge = util::scaled(&ru["maxSurge"], replicas, true);
     let unavailable = util::scaled(&ru["maxUnavailable"], replicas, false);
-    if surge == 0 && unavailable == 0 { 0 } else { surge }
+    if surge == 0 && unavailable == 0 {
+        0
+    } else {
+        surge
+    }
 }
 
 /// kube's `MaxUnavailable`: 0 for Recreate, at most the replicas, at least 1 when the surge
@@ -139,8 +146,10 @@ impl Rollout {
         }
         let now = util::now();
         self.conditions.retain(|c| c["type"] != type_);
-        self.conditions.push(json!({"type": type_, "status": status, "lastUpdateTime": now,
-            "lastTransitionTime": now, "reason": reason, "message": message}));
+        self.conditions.push(
+            json!({"type": type_, "status": status, "lastUpdateTime": now,
+            "lastTransitionTime": now, "reason": reason, "message": message}),
+        );
     }
 }
 
@@ -158,7 +167,10 @@ fn scale(st: &mut State, r: &mut Rollout, rs: &Value, to: i64) -> Value {
     };
     if from != to {
         let dir = if to > from { "up" } else { "down" };
-        let msg = format!("Scaled {dir} replica set {} from {from} to {to}", util::name(rs));
+        let msg = format!(
+            "Scaled {dir} replica set {} from {from} to {to}",
+            util::name(rs)
+        );
         writes::event(st, &r.d, COMPONENT, "Normal", "ScalingReplicaSet", &msg);
     }
     (*stored).clone()
@@ -211,7 +223,10 @@ fn refresh_new(st: &mut State, r: &mut Rollout, new_revision: i64) {
     set_replica_annotations(&r.d, &mut up);
     up["spec"]["minReadySeconds"] = r.d["spec"]["minReadySeconds"].clone();
     if up["spec"]["minReadySeconds"].is_null() {
-        up["spec"].as_object_mut().expect("spec").remove("minReadySeconds");
+        up["spec"]
+            .as_object_mut()
+            .expect("spec")
+            .remove("minReadySeconds");
     }
     if up != rs
         && let Some(s) = writes::update(st, "apps", "replicasets", up, false)
@@ -429,14 +444,27 @@ fn status_of(r: &mut Rollout) -> Value {
     let sum = |r: &Rollout, p: &str| -> i64 { r.all().map(|rs| util::int_of(rs, p)).sum() };
     let want = spec_replicas(&r.d);
     let replicas = sum(r, "/status/replicas");
-    let updated = r.new.as_ref().map_or(0, |n| util::int_of(n, "/status/replicas"));
+    let updated = r
+        .new
+        .as_ref()
+        .map_or(0, |n| util::int_of(n, "/status/replicas"));
     let ready = sum(r, "/status/readyReplicas");
     let available = sum(r, "/status/availableReplicas");
     let unavailable = (r.spec_sum() - available).max(0);
     if available >= want - max_unavailable(&r.d) {
-        r.set_condition("Available", "True", reasons::MIN_AVAILABLE, "Deployment has minimum availability.".into());
+        r.set_condition(
+            "Available",
+            "True",
+            reasons::MIN_AVAILABLE,
+            "Deployment has minimum availability.".into(),
+        );
     } else {
-        r.set_condition("Available", "False", reasons::MIN_UNAVAILABLE, "Deployment does not have minimum availability.".into());
+        r.set_condition(
+            "Available",
+            "False",
+            reasons::MIN_UNAVAILABLE,
+            "Deployment does not have minimum availability.".into(),
+        );
     }
     let mut s = json!({"observedGeneration": r.d["metadata"]["generation"]});
     for (k, n) in [
@@ -464,13 +492,23 @@ fn progressing(r: &mut Rollout, s: &Value) {
         r.conditions.retain(|c| c["type"] != "Progressing");
         return;
     };
-    let cur = r.conditions.iter().find(|c| c["type"] == "Progressing").cloned();
+    let cur = r
+        .conditions
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .cloned();
     let done = util::int_of(s, "/replicas") == util::int_of(s, "/updatedReplicas")
-        && cur.as_ref().is_some_and(|c| c["reason"] == reasons::NEW_RS_AVAILABLE);
+        && cur
+            .as_ref()
+            .is_some_and(|c| c["reason"] == reasons::NEW_RS_AVAILABLE);
     if done {
         return;
     }
-    let rs_name = r.new.as_ref().map(|n| util::name(n).to_string()).unwrap_or_default();
+    let rs_name = r
+        .new
+        .as_ref()
+        .map(|n| util::name(n).to_string())
+        .unwrap_or_default();
     let old = &r.d["status"];
     let olds = |v: &Value| util::int_of(v, "/replicas") - util::int_of(v, "/updatedReplicas");
     let moved = util::int_of(s, "/updatedReplicas") > util::int_of(old, "/updatedReplicas")
@@ -487,9 +525,11 @@ fn progressing(r: &mut Rollout, s: &Value) {
             .filter(|c| c["status"] == "True")
             .map_or(json!(now), |c| c["lastTransitionTime"].clone());
         r.conditions.retain(|c| c["type"] != "Progressing");
-        r.conditions.push(json!({"type": "Progressing", "status": "True", "lastUpdateTime": now,
+        r.conditions.push(
+            json!({"type": "Progressing", "status": "True", "lastUpdateTime": now,
             "lastTransitionTime": since, "reason": reasons::RS_UPDATED,
-            "message": format!("ReplicaSet \"{rs_name}\" is progressing.")}));
+            "message": format!("ReplicaSet \"{rs_name}\" is progressing.")}),
+        );
     } else if cur.as_ref().is_some_and(|c| {
         c["reason"] != reasons::TIMED_OUT
             && c["lastUpdateTime"]

@@ -19,7 +19,10 @@ const TRIGGER_TIME_ANN: &str = "endpoints.kubernetes.io/last-change-trigger-time
 
 pub fn sync_all(st: &mut State) {
     for svc in st.range(&core("services"), None, None) {
-        if svc["spec"]["selector"].as_object().is_some_and(|s| !s.is_empty()) {
+        if svc["spec"]["selector"]
+            .as_object()
+            .is_some_and(|s| !s.is_empty())
+        {
             sync(st, &svc);
         }
     }
@@ -71,7 +74,9 @@ fn sync(st: &mut State, svc: &Value) {
             not_ready.push(addr);
         }
         for sp in svc["spec"]["ports"].as_array().into_iter().flatten() {
-            let Some(port) = target_port(sp, p) else { continue };
+            let Some(port) = target_port(sp, p) else {
+                continue;
+            };
             let mut e = json!({"port": port, "protocol": sp["protocol"]});
             if let Some(n) = sp["name"].as_str() {
                 e["name"] = json!(n);
@@ -88,7 +93,11 @@ fn sync(st: &mut State, svc: &Value) {
     if !not_ready.is_empty() {
         subset["notReadyAddresses"] = json!(not_ready);
     }
-    let subsets = if pods.is_empty() { json!([]) } else { json!([subset]) };
+    let subsets = if pods.is_empty() {
+        json!([])
+    } else {
+        json!([subset])
+    };
     let name = util::name(svc).to_string();
     match st.get(&core("endpoints"), &ns, &name) {
         None => {
@@ -103,7 +112,9 @@ fn sync(st: &mut State, svc: &Value) {
             }
             writes::create(st, "", "endpoints", ep);
         }
-        Some(cur) if cur["subsets"] != subsets && !(pods.is_empty() && cur["subsets"].is_null()) => {
+        Some(cur)
+            if cur["subsets"] != subsets && !(pods.is_empty() && cur["subsets"].is_null()) =>
+        {
             let mut up = (*cur).clone();
             up["subsets"] = subsets;
             up["metadata"]["annotations"][TRIGGER_TIME_ANN] = json!(util::now());

@@ -9,7 +9,6 @@ use super::admission::FOREGROUND_FINALIZER as FOREGROUND;
 use super::util;
 use super::writes;
 
-
 fn waiting(v: &Value) -> bool {
     util::deleting(v)
         && v["metadata"]["finalizers"]

@@ -4,41 +4,143 @@ use serde_json::{Value, json};
 /// (name, type, description, `#path`, priority) of one column.
 pub type Column = (&'static str, &'static str, &'static str, &'static str, i32);
 
-const CONTAINERS: Column = ("Containers", "string", "Names of each container in the template.", "#template.containers", 1);
-const IMAGES: Column = ("Images", "string", "Images referenced by each container in the template.", "#template.images", 1);
+const CONTAINERS: Column = (
+    "Containers",
+    "string",
+    "Names of each container in the template.",
+    "#template.containers",
+    1,
+);
+const IMAGES: Column = (
+    "Images",
+    "string",
+    "Images referenced by each container in the template.",
+    "#template.images",
+    1,
+);
 
 /// The columns after Name of `kind` (Age is `#age`), or None for other kinds.
 pub fn columns(kind: &str) -> Option<Vec<Column>> {
-    let age: Column = ("Age", "string", "CreationTimestamp is a timestamp representing the server time when this object was created.", "#age", 0);
+    let age: Column = (
+        "Age",
+        "string",
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+        "#age",
+        0,
+    );
     Some(match kind {
         "Deployment" => vec![
-            ("Ready", "string", "Number of the pod with ready state", "#deploy.ready", 0),
-            ("Up-to-date", "integer", "Total number of non-terminated pods targeted by this deployment that have the desired template spec.", "#deploy.updated", 0),
-            ("Available", "integer", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.", "#deploy.available", 0),
+            (
+                "Ready",
+                "string",
+                "Number of the pod with ready state",
+                "#deploy.ready",
+                0,
+            ),
+            (
+                "Up-to-date",
+                "integer",
+                "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+                "#deploy.updated",
+                0,
+            ),
+            (
+                "Available",
+                "integer",
+                "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+                "#deploy.available",
+                0,
+            ),
             age,
             CONTAINERS,
             IMAGES,
-            ("Selector", "string", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.", "#selector", 1),
+            (
+                "Selector",
+                "string",
+                "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.",
+                "#selector",
+                1,
+            ),
         ],
         "ReplicaSet" => vec![
-            ("Desired", "integer", "Replicas is the number of desired pods. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1.", "#rs.desired", 0),
-            ("Current", "integer", "Replicas is the most recently observed number of non-terminating pods.", "#rs.current", 0),
-            ("Ready", "integer", "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.", "#rs.ready", 0),
+            (
+                "Desired",
+                "integer",
+                "Replicas is the number of desired pods. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1.",
+                "#rs.desired",
+                0,
+            ),
+            (
+                "Current",
+                "integer",
+                "Replicas is the most recently observed number of non-terminating pods.",
+                "#rs.current",
+                0,
+            ),
+            (
+                "Ready",
+                "integer",
+                "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.",
+                "#rs.ready",
+                0,
+            ),
             age,
             CONTAINERS,
             IMAGES,
-            ("Selector", "string", "Selector is a label query over pods that should match the replica count.", "#selector", 1),
+            (
+                "Selector",
+                "string",
+                "Selector is a label query over pods that should match the replica count.",
+                "#selector",
+                1,
+            ),
         ],
         "Service" => vec![
-            ("Type", "string", "type determines how the Service is exposed.", "#svc.type", 0),
-            ("Cluster-IP", "string", "clusterIP is the IP address of the service and is usually assigned randomly.", "#svc.clusterIP", 0),
-            ("External-IP", "string", "List of IP addresses for which nodes in the cluster will also accept traffic for this service.", "#svc.externalIP", 0),
-            ("Port(s)", "string", "The ports that are exposed by this service.", "#svc.ports", 0),
+            (
+                "Type",
+                "string",
+                "type determines how the Service is exposed.",
+                "#svc.type",
+                0,
+            ),
+            (
+                "Cluster-IP",
+                "string",
+                "clusterIP is the IP address of the service and is usually assigned randomly.",
+                "#svc.clusterIP",
+                0,
+            ),
+            (
+                "External-IP",
+                "string",
+                "List of IP addresses for which nodes in the cluster will also accept traffic for this service.",
+                "#svc.externalIP",
+                0,
+            ),
+            (
+                "Port(s)",
+                "string",
+                "The ports that are exposed by this service.",
+                "#svc.ports",
+                0,
+            ),
             age,
-            ("Selector", "string", "Route service traffic to pods with label keys and values matching this selector.", "#svc.selector", 1),
+            (
+                "Selector",
+                "string",
+                "Route service traffic to pods with label keys and values matching this selector.",
+                "#svc.selector",
+                1,
+            ),
         ],
         "Endpoints" => vec![
-            ("Endpoints", "string", "Endpoints of the subsets (ready addresses and ports).", "#ep.endpoints", 0),
+            (
+                "Endpoints",
+                "string",
+                "Endpoints of the subsets (ready addresses and ports).",
+                "#ep.endpoints",
+                0,
+            ),
             age,
         ],
         _ => return None,
@@ -46,7 +148,11 @@ pub fn columns(kind: &str) -> Option<Vec<Column>> {
 }
 
 fn int(obj: &Value, pointer: &str, default: i64) -> Value {
-    json!(obj.pointer(pointer).and_then(Value::as_i64).unwrap_or(default))
+    json!(
+        obj.pointer(pointer)
+            .and_then(Value::as_i64)
+            .unwrap_or(default)
+    )
 }
 
 fn label_map(m: &Value) -> String {
@@ -106,10 +212,19 @@ fn external_ip(svc: &Value) -> String {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(|i| i["ip"].as_str().or(i["hostname"].as_str()).map(String::from))
+                .filter_map(|i| {
+                    i["ip"]
+                        .as_str()
+                        .or(i["hostname"].as_str())
+                        .map(String::from)
+                })
                 .collect();
             ips.extend(external);
-            if ips.is_empty() { "<pending>".into() } else { ips.join(",") }
+            if ips.is_empty() {
+                "<pending>".into()
+            } else {
+                ips.join(",")
+            }
         }
         _ if !external.is_empty() => external.join(","),
         _ => "<none>".into(),
@@ -129,7 +244,11 @@ fn ports(svc: &Value) -> String {
             }
         })
         .collect();
-    if ps.is_empty() { "<none>".into() } else { ps.join(",") }
+    if ps.is_empty() {
+        "<none>".into()
+    } else {
+        ps.join(",")
+    }
 }
 
 /// kube's `formatEndpoints`: ready `ip:port` pairs, three at most, then `+ N more...`.

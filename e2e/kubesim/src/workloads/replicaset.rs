@@ -91,7 +91,9 @@ fn deletion_order(pods: &mut [Arc<Value>]) {
             _ => 2,
         };
         (
-            p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty()),
+            p["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty()),
             phase,
             pod_ready(p),
             Reverse(util::str_of(p, "/metadata/creationTimestamp").to_string()),
@@ -169,10 +171,7 @@ pub fn sync(st: &mut State, rs: &Value) {
     let status = status_of(rs, &active);
     if rs["status"] != status {
         let ns = util::str_of(rs, "/metadata/namespace");
-        let Some(mut fresh) = st
-            .get(&key(), ns, util::name(rs))
-            .map(|r| (*r).clone())
-        else {
+        let Some(mut fresh) = st.get(&key(), ns, util::name(rs)).map(|r| (*r).clone()) else {
             return;
         };
         fresh["status"] = status;

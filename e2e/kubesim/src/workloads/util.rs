@@ -67,30 +67,30 @@ pub fn selector_matches(selector: &Value, labels: &Value) -> bool {
     let labels_ok = selector["matchLabels"]
         .as_object()
         .is_none_or(|m| m.iter().all(|(k, v)| get(k) == v.as_str()));
-    let exprs_ok = selector["matchExpressions"]
-        .as_array()
-        .is_none_or(|es| {
-            es.iter().all(|e| {
-                let key = e["key"].as_str().unwrap_or("");
-                let values: Vec<&str> = e["values"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                match e["operator"].as_str().unwrap_or("") {
-                    "In" => get(key).is_some_and(|v| values.contains(&v)),
-                    "NotIn" => get(key).is_none_or(|v| !values.contains(&v)),
-                    "Exists" => get(key).is_some(),
-                    "DoesNotExist" => get(key).is_none(),
-                    _ => false,
-                }
-            })
-        });
+    let exprs_ok = selector["matchExpressions"].as_array().is_none_or(|es| {
+        es.iter().all(|e| {
+            let key = e["key"].as_str().unwrap_or("");
+            let values: Vec<&str> = e["values"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            match e["operator"].as_str().unwrap_or("") {
+                "In" => get(key).is_some_and(|v| values.contains(&v)),
+                "NotIn" => get(key).is_none_or(|v| !values.contains(&v)),
+                "Exists" => get(key).is_some(),
+                "DoesNotExist" => get(key).is_none(),
+                _ => false,
+            }
+        })
+    });
     labels_ok && exprs_ok
 }
 
 /// A selector with no requirement at all (refused for workloads: it would select every pod).
 pub fn selector_is_empty(selector: &Value) -> bool {
-    selector["matchLabels"].as_object().is_none_or(Map::is_empty)
+    selector["matchLabels"]
+        .as_object()
+        .is_none_or(Map::is_empty)
         && selector["matchExpressions"]
             .as_array()
             .is_none_or(Vec::is_empty)
@@ -107,7 +107,11 @@ pub fn format_selector(selector: &Value) -> String {
                 .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))),
         );
     }
-    for e in selector["matchExpressions"].as_array().into_iter().flatten() {
+    for e in selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let key = e["key"].as_str().unwrap_or("");
         let values: Vec<&str> = e["values"]
             .as_array()

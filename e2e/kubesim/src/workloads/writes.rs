@@ -36,7 +36,12 @@ pub fn create(st: &mut State, group: &str, plural: &str, obj: Value) -> Option<A
     let ns = util::str_of(&obj, "/metadata/namespace").to_string();
     let version = d.storage_version().to_string();
     objects::create(st, &d, &version, &ns, obj, &ctx())
-        .map_err(|e| tracing::warn!("kube-controller-manager: creating {plural} in {ns}: {}", e.message))
+        .map_err(|e| {
+            tracing::warn!(
+                "kube-controller-manager: creating {plural} in {ns}: {}",
+                e.message
+            )
+        })
         .ok()
 }
 
