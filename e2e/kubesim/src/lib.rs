@@ -2,7 +2,7 @@
 //!
 //! Modules, each depending only on those listed before it (`scripts/module_cycles.py` checks
 //! there is no cycle): leaves (`errors`, `validation`, `schema`, `table`, `nodetool` and `cql`,
-//! `tls`, `audit`, `kubeconfig`; and `casskop`, `kubectl`, `kuttl`, `fixtures`, which are clients
+//! `tls`, `audit`, `kubeconfig`; and `casskop`, `kubectl`, `kuttl`, `fixtures`, `pod_ready`, which are clients
 //! of the API); object
 //! logic (`patch`, `selectors`, `rbac`, `resources`, `discovery`); `http` (responses) and
 //! `openapi`; `store` (objects, tokens, watches); `auth`, `faults`, `hooks`, `objects`
@@ -34,6 +34,7 @@ pub mod nodetool;
 mod objects;
 mod openapi;
 mod patch;
+pub mod pod_ready;
 mod rbac;
 mod resources;
 mod schema;

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kubesim::pod_ready::mark_pods_ready;
 use serde_json::{Value, json};
 use support::Env;
 
@@ -49,47 +48,10 @@ spec:
     )
 }
 
-/// Plays the kubelet: while `on`, every Pending pod of `default` becomes Running and Ready
-/// with an IP, through the pods' status subresource.
-fn kubelet(client: kube::Client, on: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let pods: Api<Pod> = Api::namespaced(client, "default");
-        let mut ip = 10;
-        loop {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            if !on.load(Ordering::SeqCst) {
-                continue;
-            }
-            let Ok(list) = pods.list(&ListParams::default()).await else {
-                continue;
-            };
-            for p in list.items {
-                let pending = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending");
-                if !pending || p.metadata.deletion_timestamp.is_some() {
-                    continue;
-                }
-                ip += 1;
-                let now = jiff::Timestamp::now()
-                    .strftime("%Y-%m-%dT%H:%M:%SZ")
-                    .to_string();
-                let status = json!({"status": {"phase": "Running", "podIP": format!("10.244.0.{ip}"),
-                    "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
-                    "containerStatuses": [{"name": "main", "ready": true, "restartCount": 0,
-                        "image": "img", "imageID": "", "started": true,
-                        "state": {"running": {"startedAt": now}}}]}});
-                let name = p.metadata.name.unwrap_or_default();
-                let _ = pods
-                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-                    .await;
-            }
-        }
-    })
-}
-
 async fn started() -> (Env, Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
     let env = Env::start(&[C1]).await;
     let on = Arc::new(AtomicBool::new(true));
-    let task = kubelet(env.cluster(C1).client().await, on.clone());
+    let task = mark_pods_ready(env.cluster(C1).client().await, "default", on.clone());
     (env, on, task)
 }
 
