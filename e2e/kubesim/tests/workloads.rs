@@ -103,7 +103,7 @@ async fn replicasets(env: &Env) -> Vec<(String, i64, String)> {
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: Future<Output = bool>,
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !check().await {

@@ -191,7 +191,7 @@ fn field_error(group: &str, kind: &str, obj: &Value, field: &str, message: Strin
         kind,
         name,
         &[(reason, field, detail)],
-        &[message.clone()],
+        std::slice::from_ref(&message),
     )
 }
 

@@ -40,7 +40,7 @@ pub fn create(st: &mut State, group: &str, plural: &str, obj: Value) -> Option<A
             tracing::warn!(
                 "kube-controller-manager: creating {plural} in {ns}: {}",
                 e.message
-            )
+            );
         })
         .ok()
 }
@@ -75,7 +75,7 @@ pub fn update(
         tracing::warn!(
             "kube-controller-manager: updating {plural} {ns}/{name}: {}",
             e.message
-        )
+        );
     })
     .ok()
 }
