@@ -225,6 +225,16 @@ pub fn builtins() -> Vec<ResourceDef> {
             &[],
             GenRule::None,
         ),
+        builtin(
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            "endpointslices",
+            true,
+            &[],
+            &[],
+            GenRule::None,
+        ),
     ];
     let mut crd = with_status(builtin(
         "apiextensions.k8s.io",

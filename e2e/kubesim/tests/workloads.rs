@@ -168,6 +168,22 @@ async fn rollout_status_waits_for_ready_pods_and_get_prints_kube_columns() {
     assert_eq!(lines[10][0], "endpoints/web");
     assert_eq!(lines[10][1].matches(":8080").count(), 2, "{t}");
 
+    let describe = env.kubectl(&["describe", "svc", "web"]).await.ok().stdout;
+    let endpoints = describe
+        .lines()
+        .find(|l| l.starts_with("Endpoints:"))
+        .unwrap_or_default();
+    assert_eq!(endpoints.matches(":8080").count(), 2, "{describe}");
+    let slices = env
+        .kubectl(&["get", "endpointslices", "--no-headers"])
+        .await
+        .ok()
+        .stdout;
+    let cells: Vec<&str> = slices.split_whitespace().collect();
+    assert!(cells[0].starts_with("web-"), "{slices}");
+    assert_eq!(cells[1..3], ["IPv4", "8080"]);
+    assert_eq!(cells[3].split(',').count(), 2, "{slices}");
+
     // Every pod is the template's, owned by the ReplicaSet and labelled with its hash.
     let rs = &replicasets(&env).await[0].0;
     let hash = rs.trim_start_matches("web-");

@@ -1,4 +1,4 @@
-//! The endpoints controller: each Service with a selector gets an Endpoints object of the same name listing its pods' IPs (ready ones as addresses, the others as notReadyAddresses) and target ports.
+//! The endpoints and endpointslice controllers: each Service with a selector gets an Endpoints object of the same name listing its pods' IPs (ready ones as addresses, the others as notReadyAddresses) and target ports, and one EndpointSlice (owned by the Service) with the same endpoints.
 use serde_json::{Value, json};
 
 use crate::resources::ResKey;
@@ -50,6 +50,65 @@ fn target_port(port: &Value, pod: &Value) -> Option<i64> {
     }
 }
 
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
+const SLICE_MANAGER: &str = "endpointslice-controller.k8s.io";
+
+/// The Service's EndpointSlice: `discovery.k8s.io/v1`, one endpoint per pod with its
+/// ready/serving/terminating conditions, owned by the Service.
+fn sync_slice(st: &mut State, svc: &Value, pods: &[std::sync::Arc<Value>], ports: &[Value]) {
+    let ns = util::str_of(svc, "/metadata/namespace").to_string();
+    let name = util::name(svc).to_string();
+    let endpoints: Vec<Value> = pods
+        .iter()
+        .map(|p| {
+            let mut e = json!({"addresses": [p["status"]["podIP"]],
+                "conditions": {"ready": pod_ready(p), "serving": pod_ready(p), "terminating": false},
+                "targetRef": {"kind": "Pod", "namespace": ns, "name": p["metadata"]["name"], "uid": p["metadata"]["uid"]}});
+            if let Some(n) = p["spec"]["nodeName"].as_str() {
+                e["nodeName"] = json!(n);
+            }
+            e
+        })
+        .collect();
+    // The controller always names a slice's ports ("" when unnamed): clients dereference it.
+    let ports: Vec<Value> = ports
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            if p["name"].is_null() {
+                p["name"] = json!("");
+            }
+            p
+        })
+        .collect();
+    let key = ResKey {
+        group: "discovery.k8s.io".into(),
+        plural: "endpointslices".into(),
+    };
+    let current = st.range(&key, Some(&ns), None).into_iter().find(|s| {
+        s["metadata"]["labels"][SERVICE_NAME_LABEL] == name.as_str()
+            && s["metadata"]["labels"][MANAGED_BY_LABEL] == SLICE_MANAGER
+    });
+    match current {
+        None => {
+            let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"generateName": format!("{name}-"), "namespace": ns,
+                    "labels": {SERVICE_NAME_LABEL: name, MANAGED_BY_LABEL: SLICE_MANAGER},
+                    "ownerReferences": [util::controller_ref(svc, "v1", "Service")]},
+                "addressType": "IPv4", "endpoints": endpoints, "ports": ports});
+            writes::create(st, "discovery.k8s.io", "endpointslices", slice);
+        }
+        Some(cur) if cur["endpoints"] != json!(endpoints) || cur["ports"] != json!(&ports) => {
+            let mut up = (*cur).clone();
+            up["endpoints"] = json!(endpoints);
+            up["ports"] = json!(ports);
+            writes::update(st, "discovery.k8s.io", "endpointslices", up, false);
+        }
+        Some(_) => {}
+    }
+}
+
 fn sync(st: &mut State, svc: &Value) {
     let ns = util::str_of(svc, "/metadata/namespace").to_string();
     let selector = json!({"matchLabels": svc["spec"]["selector"]});
@@ -93,6 +152,7 @@ fn sync(st: &mut State, svc: &Value) {
     if !not_ready.is_empty() {
         subset["notReadyAddresses"] = json!(not_ready);
     }
+    sync_slice(st, svc, &pods, &ports);
     let subsets = if pods.is_empty() {
         json!([])
     } else {

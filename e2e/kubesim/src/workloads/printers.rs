@@ -1,4 +1,4 @@
-//! Table columns kube-apiserver prints for Deployments, ReplicaSets, Services and Endpoints (`kubectl get deploy,rs,svc,ep`), as (name, type, description, computed path, priority) and the cells of the computed paths.
+//! Table columns kube-apiserver prints for Deployments, ReplicaSets, Services, Endpoints and EndpointSlices (`kubectl get deploy,rs,svc,ep,endpointslices`), as (name, type, description, computed path, priority) and the cells of the computed paths.
 use serde_json::{Value, json};
 
 /// (name, type, description, `#path`, priority) of one column.
@@ -143,6 +143,30 @@ pub fn columns(kind: &str) -> Option<Vec<Column>> {
             ),
             age,
         ],
+        "EndpointSlice" => vec![
+            (
+                "AddressType",
+                "string",
+                "The IP protocol for this slice",
+                "#eps.addressType",
+                0,
+            ),
+            (
+                "Ports",
+                "string",
+                "The ports contained by this slice",
+                "#eps.ports",
+                0,
+            ),
+            (
+                "Endpoints",
+                "string",
+                "The first three endpoint addresses of this slice",
+                "#eps.endpoints",
+                0,
+            ),
+            age,
+        ],
         _ => return None,
     })
 }
@@ -192,6 +216,9 @@ pub fn cell(obj: &Value, path: &str) -> Option<Value> {
         "#svc.ports" => json!(ports(obj)),
         "#svc.selector" => json!(label_map(&obj["spec"]["selector"])),
         "#ep.endpoints" => json!(endpoints(obj)),
+        "#eps.addressType" => obj["addressType"].clone(),
+        "#eps.ports" => json!(slice_ports(obj)),
+        "#eps.endpoints" => json!(slice_addresses(obj)),
         _ => return None,
     })
 }
@@ -276,4 +303,37 @@ fn endpoints(ep: &Value) -> String {
         n if n > 3 => format!("{} + {} more...", all[..3].join(","), n - 3),
         _ => all.join(","),
     }
+}
+
+fn first_three(all: &[String]) -> String {
+    match all.len() {
+        0 => "<unset>".into(),
+        n if n > 3 => format!("{} + {} more...", all[..3].join(","), n - 3),
+        _ => all.join(","),
+    }
+}
+
+fn slice_ports(eps: &Value) -> String {
+    let ports: Vec<String> = eps["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            p["port"]
+                .as_i64()
+                .map_or("<unset>".into(), |n| n.to_string())
+        })
+        .collect();
+    first_three(&ports)
+}
+
+fn slice_addresses(eps: &Value) -> String {
+    let addrs: Vec<String> = eps["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(String::from))
+        .collect();
+    first_three(&addrs)
 }
