@@ -526,3 +526,68 @@ async fn deleting_a_deployment_deletes_its_replicasets_and_pods_in_background_or
     task.abort();
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_deployment_and_expose_send_protobuf_that_is_understood() {
+    let (env, _on, task) = started().await;
+    let r = env
+        .kubectl(&[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.25",
+            "--replicas=2",
+            "--port=80",
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "deployment.apps/web created\n");
+    let r = env
+        .kubectl(&[
+            "expose",
+            "deployment",
+            "web",
+            "--port=8080",
+            "--target-port=80",
+        ])
+        .await
+        .ok();
+    assert_eq!(r.stdout, "service/web exposed\n");
+    rollout_status(&env, "web").await;
+    let d = env
+        .kubectl(&["get", "deploy", "web", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(
+        d["spec"]["selector"],
+        json!({"matchLabels": {"app": "web"}})
+    );
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        (c["name"].as_str(), c["image"].as_str()),
+        (Some("nginx"), Some("nginx:1.25"))
+    );
+    assert_eq!(
+        c["ports"],
+        json!([{"containerPort": 80, "protocol": "TCP"}])
+    );
+    assert!(
+        d["spec"]["template"]["metadata"]
+            .get("creationTimestamp")
+            .is_none()
+    );
+    let svc = env
+        .kubectl(&["get", "svc", "web", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        svc["spec"]["ports"],
+        json!([{"port": 8080, "protocol": "TCP", "targetPort": 80}])
+    );
+    assert_eq!(svc["spec"]["selector"], json!({"app": "web"}));
+    task.abort();
+    env.shutdown().await;
+}
