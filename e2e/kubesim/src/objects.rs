@@ -978,10 +978,32 @@ pub fn delete(
         return Ok(old);
     }
     let removed = finish_delete(st, def, ns, name, None);
-    if !opts.orphan {
+    if opts.orphan {
+        orphan_dependents(st, &removed);
+    } else {
         collect_garbage(st, &removed, ctx);
     }
     Ok(removed)
+}
+
+/// Orphan propagation: the dependents stay, without their ownerReferences to `owner` (so that
+/// a new owner, e.g. a Deployment of the same name, can adopt them).
+fn orphan_dependents(st: &mut State, owner: &Value) {
+    let Some(uid) = owner["metadata"]["uid"].as_str().filter(|u| !u.is_empty()) else {
+        return;
+    };
+    let reg = st.registry.clone();
+    for (rk, (n, name)) in st.owners.get(uid).cloned().unwrap_or_default() {
+        let (Some(d), Some(dep)) = (reg.by_key(&rk), st.get(&rk, &n, &name)) else {
+            continue;
+        };
+        let mut dep = (*dep).clone();
+        if let Some(refs) = dep["metadata"]["ownerReferences"].as_array_mut() {
+            refs.retain(|r| r["uid"].as_str() != Some(uid));
+        }
+        normalize_meta(&mut dep);
+        st.put(&d, dep);
+    }
 }
 
 /// Garbage collection (background propagation, done at once): objects whose only owner was

@@ -460,7 +460,7 @@ async fn services_keep_their_cluster_ip_and_headless_ones_get_none() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_a_deployment_deletes_its_replicasets_and_pods_in_background_or_foreground() {
+async fn deleting_a_deployment_deletes_or_orphans_its_replicasets_as_the_propagation_policy_says() {
     let (env, _on, task) = started().await;
     apply(&env, &deployment_yaml("bg", 2, "nginx", "RollingUpdate")).await;
     rollout_status(&env, "bg").await;
@@ -523,6 +523,30 @@ async fn deleting_a_deployment_deletes_its_replicasets_and_pods_in_background_or
     .ok();
     eventually("the Deployment gone after its pod", gone("deploy")).await;
     eventually("no ReplicaSet", gone("rs")).await;
+
+    // Orphan: the ReplicaSet stays without its ownerReference, and a new Deployment of the same
+    // template adopts it instead of making another.
+    apply(&env, &deployment_yaml("or", 1, "nginx", "RollingUpdate")).await;
+    rollout_status(&env, "or").await;
+    let before = replicasets(&env).await;
+    env.kubectl(&["delete", "deployment", "or", "--cascade=orphan"])
+        .await
+        .ok();
+    let rs = env.kubectl(&["get", "rs", "-o", "json"]).await.ok().json();
+    assert!(
+        rs["items"][0]["metadata"].get("ownerReferences").is_none(),
+        "{rs}"
+    );
+    apply(&env, &deployment_yaml("or", 1, "nginx", "RollingUpdate")).await;
+    rollout_status(&env, "or").await;
+    let after = replicasets(&env).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].0, before[0].0);
+    let rs = env.kubectl(&["get", "rs", "-o", "json"]).await.ok().json();
+    assert_eq!(
+        rs["items"][0]["metadata"]["ownerReferences"][0]["name"],
+        "or"
+    );
     task.abort();
     env.shutdown().await;
 }
