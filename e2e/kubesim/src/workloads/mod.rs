@@ -2,7 +2,8 @@
 //!
 //! The controllers work on the store under its lock, one pass at a time, woken by changes of
 //! Deployments, ReplicaSets, Pods and Services and by a short resync (availability after
-//! `minReadySeconds`, progress deadlines, foreground deletions of any kind). Their writes go
+//! `minReadySeconds`, progress deadlines, and foreground deletions of any kind, looked for on
+//! the resync only). Their writes go
 //! through the same object semantics as API requests.
 pub mod admission;
 mod deployment;
@@ -54,13 +55,16 @@ async fn changed(rxs: &mut [UnboundedReceiver<WatchMsg>]) -> bool {
     matches!(msg, Some(WatchMsg::Event(_)))
 }
 
-/// One pass of every controller.
-fn pass(store: &Store) {
+/// One pass of every controller; `gc`: also of foreground deletions, which scan every table
+/// (so only on the resync tick, not on each change of a watched resource).
+fn pass(store: &Store, gc: bool) {
     let mut st = store.lock();
     replicaset::sync_all(&mut st);
     deployment::sync_all(&mut st);
     endpoints::sync_all(&mut st);
-    gc::collect(&mut st);
+    if gc {
+        gc::collect(&mut st);
+    }
 }
 
 /// Runs the controllers of one cluster until `shutdown`.
@@ -68,19 +72,20 @@ pub async fn run(store: Arc<Store>, shutdown: CancellationToken) {
     let mut rxs = subscribe(&store);
     let mut tick = tokio::time::interval(RESYNC);
     loop {
-        tokio::select! {
+        let gc = tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+            _ = tick.tick() => true,
             ok = changed(&mut rxs) => {
                 if !ok {
                     rxs = subscribe(&store);
                 }
+                false
             }
-        }
+        };
         // Everything already queued is seen by this pass.
         for rx in &mut rxs {
             while rx.try_recv().is_ok() {}
         }
-        pass(&store);
+        pass(&store, gc);
     }
 }
