@@ -171,8 +171,8 @@ impl Drop for HelmSession {
 }
 
 /// The chart's files a CRD-only chart keeps: its metadata, values and schema, helpers, the two
-/// CRD templates and the generated CRD. kubesim serves no Deployment or Service, so the tests
-/// install these templates alone, unchanged.
+/// CRD templates and the generated CRD. The CRD tests install these templates alone, unchanged,
+/// so that what they check is the CRDs' life cycle and nothing waits for a Deployment.
 const CRD_CHART_FILES: &[&str] = &[
     "Chart.yaml",
     "values.yaml",
