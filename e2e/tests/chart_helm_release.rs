@@ -218,3 +218,40 @@ async fn install_upgrade_rollback_uninstall_of_the_chart_roll_the_deployment() {
     kubelet.abort();
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_waits_for_the_pods_and_fails_naming_the_deployment_when_none_gets_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(&[C1], SimOptions::default()).await.unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let on = Arc::new(AtomicBool::new(false));
+    let kubelet = mark_pods_ready(sim.cluster(C1).client().await, NS, on.clone());
+    let mut helm = HelmSession::start_with_storage(&kubeconfig, C1, NS, "secret")
+        .unwrap()
+        .wait(3);
+    let values = json!({"k8s": {"local": C1}});
+    let answer = helm
+        .install(RELEASE, &chart_dir(), values.clone(), HelmFlags::default())
+        .unwrap();
+    let err = answer.expect_err("no pod gets ready, so the install times out");
+    assert!(
+        err.contains(
+            "resource Deployment/default/multi-casskop not ready. status: InProgress, message: Available: 0/1"
+        ),
+        "{err}"
+    );
+    // Once pods get ready, an upgrade completes the release.
+    on.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut helm = helm.wait(120);
+    let rel = ok(
+        helm.upgrade(RELEASE, &chart_dir(), values, HelmFlags::default()),
+        "upgrade",
+    );
+    assert_eq!(
+        (rel["status"].as_str(), rel["revision"].as_i64()),
+        (Some("deployed"), Some(2))
+    );
+    kubelet.abort();
+    sim.shutdown().await;
+}

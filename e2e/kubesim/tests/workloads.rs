@@ -615,3 +615,63 @@ async fn kubectl_create_deployment_and_expose_send_protobuf_that_is_understood()
     task.abort();
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_past_its_progress_deadline_fails_rollout_status() {
+    let (env, on, task) = started().await;
+    on.store(false, Ordering::SeqCst);
+    let yaml = deployment_yaml("slow", 1, "nginx", "RollingUpdate").replacen(
+        "  replicas: 1\n",
+        "  replicas: 1\n  progressDeadlineSeconds: 1\n",
+        1,
+    );
+    apply(&env, &yaml).await;
+    let r = env
+        .kubectl(&["rollout", "status", "deployment/slow", "--timeout=60s"])
+        .await
+        .fails(1);
+    assert_eq!(
+        r.stderr,
+        "error: deployment \"slow\" exceeded its progress deadline\n"
+    );
+    let d = env
+        .kubectl(&["get", "deploy", "slow", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let progressing = &d["status"]["conditions"][1];
+    assert_eq!(progressing["reason"], "ProgressDeadlineExceeded");
+    assert_eq!(progressing["status"], "False");
+
+    // Paused: Progressing is Unknown and the template change makes no ReplicaSet until resumed.
+    on.store(true, Ordering::SeqCst);
+    env.kubectl(&["rollout", "pause", "deployment/slow"])
+        .await
+        .ok();
+    env.kubectl(&["set", "image", "deployment/slow", "main=nginx:2"])
+        .await
+        .ok();
+    eventually("DeploymentPaused", || {
+        let env = &env;
+        async move {
+            let d = env
+                .kubectl(&["get", "deploy", "slow", "-o", "json"])
+                .await
+                .ok()
+                .json();
+            d["status"]["conditions"][1]["reason"] == "DeploymentPaused"
+        }
+    })
+    .await;
+    assert_eq!(replicasets(&env).await.len(), 1);
+    env.kubectl(&["rollout", "resume", "deployment/slow"])
+        .await
+        .ok();
+    assert_eq!(
+        rollout_status(&env, "slow").await,
+        "deployment \"slow\" successfully rolled out"
+    );
+    assert_eq!(replicasets(&env).await.len(), 2);
+    task.abort();
+    env.shutdown().await;
+}

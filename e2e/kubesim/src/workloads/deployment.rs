@@ -24,6 +24,8 @@ mod reasons {
     pub const TIMED_OUT: &str = "ProgressDeadlineExceeded";
     pub const MIN_AVAILABLE: &str = "MinimumReplicasAvailable";
     pub const MIN_UNAVAILABLE: &str = "MinimumReplicasUnavailable";
+    pub const PAUSED: &str = "DeploymentPaused";
+    pub const RESUMED: &str = "DeploymentResumed";
 }
 
 fn key() -> ResKey {
@@ -374,6 +376,26 @@ fn recreate(st: &mut State, r: &mut Rollout, new_revision: i64) {
     }
 }
 
+/// `checkPausedConditions`: Progressing is Unknown while paused (`kubectl rollout pause`), and
+/// says so once resumed, until the rollout moves again.
+fn paused_condition(r: &mut Rollout, paused: bool) {
+    if r.d["spec"]["progressDeadlineSeconds"].is_null() {
+        return;
+    }
+    let reason = r
+        .conditions
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .map(|c| c["reason"].as_str().unwrap_or("").to_string());
+    if paused && reason.as_deref() != Some(reasons::PAUSED) {
+        let msg = "Deployment is paused".to_string();
+        r.set_condition("Progressing", "Unknown", reasons::PAUSED, msg);
+    } else if !paused && reason.as_deref() == Some(reasons::PAUSED) {
+        let msg = "Deployment is resumed".to_string();
+        r.set_condition("Progressing", "Unknown", reasons::RESUMED, msg);
+    }
+}
+
 /// Deletes the oldest unused ReplicaSets past `revisionHistoryLimit` once a rollout is done.
 fn cleanup(st: &mut State, r: &Rollout) {
     let limit = r.d["spec"]["revisionHistoryLimit"].as_i64().unwrap_or(10);
@@ -414,6 +436,7 @@ fn sync(st: &mut State, d: &Arc<Value>) {
     };
     let new_revision = r.old.iter().map(revision).max().unwrap_or(0) + 1;
     let paused = d["spec"]["paused"] == true;
+    paused_condition(&mut r, paused);
     if !paused {
         refresh_new(st, &mut r, new_revision);
         if is_recreate(d) {
@@ -422,7 +445,7 @@ fn sync(st: &mut State, d: &Arc<Value>) {
             rolling(st, &mut r, new_revision);
         }
     }
-    let status = status_of(&mut r);
+    let status = status_of(&mut r, paused);
     if complete(&r.d, &status) {
         cleanup(st, &r);
     }
@@ -440,7 +463,7 @@ fn complete(d: &Value, s: &Value) -> bool {
 
 /// `calculateStatus` and `syncRolloutStatus`: counts over all ReplicaSets, Available against
 /// replicas - maxUnavailable, Progressing as the rollout moves, completes or times out.
-fn status_of(r: &mut Rollout) -> Value {
+fn status_of(r: &mut Rollout, paused: bool) -> Value {
     let sum = |r: &Rollout, p: &str| -> i64 { r.all().map(|rs| util::int_of(rs, p)).sum() };
     let want = spec_replicas(&r.d);
     let replicas = sum(r, "/status/replicas");
@@ -481,7 +504,9 @@ fn status_of(r: &mut Rollout) -> Value {
     if let Some(c) = r.d["status"].get("collisionCount") {
         s["collisionCount"] = c.clone();
     }
-    progressing(r, &s);
+    if !paused {
+        progressing(r, &s);
+    }
     r.conditions.sort_by_key(|c| c["type"] != "Available");
     s["conditions"] = json!(r.conditions);
     s
