@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """Real Helm 4 (helm-python-sdk) releases against a cluster, one action per stdin line.
 
-  helm_release.py --kubeconfig FILE --context NAME --namespace NS
+  helm_release.py --kubeconfig FILE --context NAME --namespace NS [--storage-driver DRIVER]
 
 Reads JSON lines: {"op": "install"|"upgrade"|"uninstall", "chart": DIR, "name": RELEASE,
-"values": {...}, "take_ownership": bool, "force_conflicts": bool}; answers each with one JSON line: {"ok": true,
-"result": ...} or {"ok": false, "error": Helm's message}.
+"values": {...}, "take_ownership": bool, "force_conflicts": bool, "wait": "watcher",
+"timeout": SECONDS}, {"op": "rollback", "name": RELEASE, "version": N, "wait": ..., "timeout": ...},
+{"op": "status"|"history", "name": RELEASE} or {"op": "list"}; answers each with one JSON line:
+{"ok": true, "result": ...} or {"ok": false, "error": Helm's message}.
 
-The release history lives in Helm's "memory" storage driver for the whole session (every
-action goes through the same Config): what Helm applies to the cluster is unchanged, and
-nothing depends on the API server decoding the protobuf DeleteOptions that Helm's release
-Secret driver sends on uninstall.
+By default the release history lives in Helm's "memory" storage driver for the whole session
+(every action goes through the same Config); --storage-driver secret keeps it where `helm`
+keeps it, in release Secrets of the namespace.
 """
 import argparse
 import json
@@ -29,6 +30,8 @@ def install_or_upgrade(cfg, cmd):
     for flag in ("take_ownership", "force_conflicts"):
         if cmd.get(flag):
             opts[flag] = True
+    opts["wait"] = cmd.get("wait")
+    opts["timeout_seconds"] = cmd.get("timeout")
     opts = {k: v for k, v in opts.items() if v is not None}
     payload = _native.call_string(
         "helm_" + cmd["op"],
@@ -47,7 +50,17 @@ def run(cfg, cmd):
     if cmd["op"] in ("install", "upgrade"):
         return install_or_upgrade(cfg, cmd)
     if cmd["op"] == "uninstall":
-        return cfg.uninstall(cmd["name"])
+        return cfg.uninstall(cmd["name"], wait=cmd.get("wait"), timeout=cmd.get("timeout"))
+    if cmd["op"] == "rollback":
+        cfg.rollback(cmd["name"], version=cmd.get("version"), wait=cmd.get("wait"),
+                     timeout=cmd.get("timeout"))
+        return None
+    if cmd["op"] == "status":
+        return cfg.status(cmd["name"])
+    if cmd["op"] == "history":
+        return cfg.history(cmd["name"])
+    if cmd["op"] == "list":
+        return cfg.list(all_states=True)
     raise ValueError(f"unknown op {cmd['op']!r}")
 
 
@@ -56,12 +69,13 @@ def main():
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--context", required=True)
     parser.add_argument("--namespace", default="default")
+    parser.add_argument("--storage-driver", default="memory")
     args = parser.parse_args()
     cfg = helm.Config(
         kubeconfig_path=args.kubeconfig,
         kube_context=args.context,
         namespace=args.namespace,
-        storage_driver="memory",
+        storage_driver=args.storage_driver,
     )
     for line in sys.stdin:
         if not line.strip():

@@ -17,6 +17,8 @@ pub struct HelmSession {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+    /// `--wait=watcher --timeout=Ns` on install, upgrade, rollback and uninstall.
+    wait_secs: Option<u64>,
 }
 
 /// What Helm answered to one action: its result, or its error message.
@@ -34,11 +36,23 @@ pub struct HelmFlags {
 impl HelmSession {
     /// A session on `context` of `kubeconfig`, releases in `namespace`.
     pub fn start(kubeconfig: &Path, context: &str, namespace: &str) -> anyhow::Result<Self> {
+        Self::start_with_storage(kubeconfig, context, namespace, "memory")
+    }
+
+    /// A session whose release history lives in Helm storage `driver` ("secret": release
+    /// Secrets in the namespace, as the `helm` command keeps them; "memory": this session only).
+    pub fn start_with_storage(
+        kubeconfig: &Path,
+        context: &str,
+        namespace: &str,
+        driver: &str,
+    ) -> anyhow::Result<Self> {
         let mut child = Command::new("python3")
             .arg(workspace_root().join("scripts/helm_release.py"))
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(["--context", context, "--namespace", namespace])
+            .args(["--storage-driver", driver])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -49,7 +63,23 @@ impl HelmSession {
             child,
             stdin,
             stdout,
+            wait_secs: None,
         })
+    }
+
+    /// Later actions wait as `helm --wait=watcher --timeout=SECS` does: until what they applied
+    /// is ready (kstatus: Deployments rolled out, ...), failing after `secs`.
+    pub fn wait(mut self, secs: u64) -> Self {
+        self.wait_secs = Some(secs);
+        self
+    }
+
+    fn with_wait(&self, mut cmd: Value) -> Value {
+        if let Some(secs) = self.wait_secs {
+            cmd["wait"] = json!("watcher");
+            cmd["timeout"] = json!(secs);
+        }
+        cmd
     }
 
     fn call(&mut self, cmd: &Value) -> anyhow::Result<HelmAnswer> {
@@ -98,15 +128,38 @@ impl HelmSession {
         values: Value,
         flags: HelmFlags,
     ) -> anyhow::Result<HelmAnswer> {
-        self.call(&json!({
+        let cmd = self.with_wait(json!({
             "op": op, "name": release, "chart": chart, "values": values,
             "take_ownership": flags.take_ownership, "force_conflicts": flags.force_conflicts,
-        }))
+        }));
+        self.call(&cmd)
     }
 
     /// `helm uninstall RELEASE`.
     pub fn uninstall(&mut self, release: &str) -> anyhow::Result<HelmAnswer> {
-        self.call(&json!({"op": "uninstall", "name": release}))
+        let cmd = self.with_wait(json!({"op": "uninstall", "name": release}));
+        self.call(&cmd)
+    }
+
+    /// `helm rollback RELEASE [REVISION]` (None: the previous revision).
+    pub fn rollback(&mut self, release: &str, revision: Option<u32>) -> anyhow::Result<HelmAnswer> {
+        let cmd = self.with_wait(json!({"op": "rollback", "name": release, "version": revision}));
+        self.call(&cmd)
+    }
+
+    /// `helm status RELEASE`.
+    pub fn status(&mut self, release: &str) -> anyhow::Result<HelmAnswer> {
+        self.call(&json!({"op": "status", "name": release}))
+    }
+
+    /// `helm history RELEASE`: every revision, oldest first.
+    pub fn history(&mut self, release: &str) -> anyhow::Result<HelmAnswer> {
+        self.call(&json!({"op": "history", "name": release}))
+    }
+
+    /// `helm list --all`.
+    pub fn list(&mut self) -> anyhow::Result<HelmAnswer> {
+        self.call(&json!({"op": "list"}))
     }
 }
 
@@ -118,8 +171,8 @@ impl Drop for HelmSession {
 }
 
 /// The chart's files a CRD-only chart keeps: its metadata, values and schema, helpers, the two
-/// CRD templates and the generated CRD. kubesim serves no Deployment or Service, so the tests
-/// install these templates alone, unchanged.
+/// CRD templates and the generated CRD. The CRD tests install these templates alone, unchanged,
+/// so that what they check is the CRDs' life cycle and nothing waits for a Deployment.
 const CRD_CHART_FILES: &[&str] = &[
     "Chart.yaml",
     "values.yaml",

@@ -4,8 +4,9 @@
 //! serve; a CRD Helm does not own yet (a crds/ install, Multi-CassKop's, kubectl's) is refused by
 //! Helm until `--take-ownership` or the ownership label and annotations the README gives.
 //!
-//! kubesim serves no Deployment or Service: each test installs a chart made of the chart's own
-//! CRD templates, helpers, values and schema, unchanged (e2e::helm_release::crd_only_chart).
+//! Each test installs a chart made of the chart's own CRD templates, helpers, values and schema,
+//! unchanged (e2e::helm_release::crd_only_chart); tests/chart_helm_release.rs installs the whole
+//! chart.
 
 use std::path::{Path, PathBuf};
 

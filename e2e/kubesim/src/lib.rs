@@ -2,14 +2,17 @@
 //!
 //! Modules, each depending only on those listed before it (`scripts/module_cycles.py` checks
 //! there is no cycle): leaves (`errors`, `validation`, `schema`, `table`, `nodetool` and `cql`,
-//! `tls`, `audit`, `kubeconfig`; and `casskop`, `kubectl`, `kuttl`, `fixtures`, which are clients
+//! `tls`, `audit`, `kubeconfig`; and `casskop`, `kubectl`, `kuttl`, `fixtures`, `pod_ready`, which are clients
 //! of the API); object
 //! logic (`patch`, `selectors`, `rbac`, `resources`, `discovery`); `http` (responses) and
 //! `openapi`; `store` (objects, tokens, watches); `auth`, `faults`, `hooks`, `objects`
-//! (create/update/delete semantics), `exec` (pod exec, given a narrow `ExecContext`); `kubelet` (the opt-in simulated kubelet, a client
-//! of the API; its `logs` part is a leaf the handlers serve pods/log from); `cluster`
-//! (one cluster's state); `handlers` (the HTTP API); `server` (the listener); `sim` (starting a
-//! Sim) and `admin`. Only the API other crates use is public.
+//! (create/update/delete semantics, with `workloads::admission` for Deployments, ReplicaSets
+//! and Services, and `pod_admission` for Pods), `exec` (pod exec, given a narrow
+//! `ExecContext`); `kubelet` (the opt-in simulated kubelet, a client of the API; its `logs` part
+//! is a leaf the handlers serve pods/log from); `cluster` (one cluster's state); `workloads`
+//! (the simulated kube-controller-manager: deployment, replicaset and endpoints controllers,
+//! foreground garbage collection); `handlers` (the HTTP API); `server` (the listener); `sim`
+//! (starting a Sim) and `admin`. Only the API other crates use is public.
 pub mod admin;
 mod audit;
 mod auth;
@@ -35,6 +38,7 @@ mod objects;
 mod openapi;
 mod patch;
 mod pod_admission;
+pub mod pod_ready;
 mod rbac;
 mod resources;
 mod schema;
@@ -45,6 +49,7 @@ mod store;
 mod table;
 mod tls;
 mod validation;
+mod workloads;
 
 pub use audit::AuditEntry;
 pub use exec::RingFaults;

@@ -14,6 +14,7 @@ use crate::resources::{self, GenRule, ResKey, ResourceDef};
 use crate::schema;
 use crate::store::{State, TokenEntry, TokenKind};
 use crate::validation;
+use crate::workloads::admission;
 
 pub const SA_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
 pub const SA_NAME_ANN: &str = "kubernetes.io/service-account.name";
@@ -436,6 +437,7 @@ pub fn create(
     }
     normalize_meta(&mut obj);
     admit_schema(def, version, &mut obj, None, ctx)?;
+    admission::admit(st, &def.group, &def.plural, &mut obj, None)?;
     defaults_on_create(st, def, ns, &name, &mut obj, ctx)?;
     if !ctx.manager.is_empty() {
         patch::track_update(None, &mut obj, &ctx.manager, None, &ctx.now);
@@ -771,6 +773,9 @@ pub fn update(
         if managed == Managed::Keep {
             n["metadata"]["managedFields"] = obj["metadata"]["managedFields"].clone();
         }
+        if admission::status_writes_annotations(&def.group, &def.plural) {
+            n["metadata"]["annotations"] = obj["metadata"]["annotations"].clone();
+        }
         n
     } else {
         if def.status {
@@ -809,6 +814,9 @@ pub fn update(
     }
     new["metadata"]["resourceVersion"] = Value::String(old_rv.clone());
     admit_schema(def, version, &mut new, Some(&old), ctx)?;
+    if sub.is_none() {
+        admission::admit(st, &def.group, &def.plural, &mut new, Some(&old))?;
+    }
     if def.plural == "customresourcedefinitions" && sub.is_none() {
         crd_prepare(name, &mut new, &ctx.now)?;
         new["status"] = old["status"].clone();
@@ -819,7 +827,9 @@ pub fn update(
             strip(&new, &["metadata", "status"]) != strip(&old, &["metadata", "status"])
         }
         GenRule::AllButMeta => strip(&new, &["metadata"]) != strip(&old, &["metadata"]),
-    };
+    } || (sub.is_none()
+        && admission::annotations_bump_generation(&def.group, &def.plural)
+        && new["metadata"]["annotations"] != old["metadata"]["annotations"]);
     if spec_changed {
         let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
         new["metadata"]["generation"] = json!(g + 1);
@@ -901,6 +911,9 @@ pub struct DeleteOpts {
     pub orphan: bool,
     /// DeleteOptions.gracePeriodSeconds (pods bound to a node are deleted gracefully).
     pub grace_period: Option<i64>,
+    /// propagationPolicy=Foreground: an owner waits (finalizer `foregroundDeletion`) for the
+    /// garbage collector to delete its dependents.
+    pub foreground: bool,
 }
 
 /// The grace period of a pod's deletion, as the pod strategy's CheckGracefulDelete decides:
@@ -981,6 +994,20 @@ pub fn delete(
         }
         return Ok(st.put(def, new));
     }
+    let has_dependents = old["metadata"]["uid"]
+        .as_str()
+        .is_some_and(|u| st.owners.contains_key(u));
+    let mut old = old;
+    if opts.foreground && has_dependents && old["metadata"]["deletionTimestamp"].is_null() {
+        let mut o = (*old).clone();
+        let mut fins = o["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        fins.push(json!(admission::FOREGROUND_FINALIZER));
+        o["metadata"]["finalizers"] = json!(fins);
+        old = Arc::new(o);
+    }
     let has_finalizers = old["metadata"]["finalizers"]
         .as_array()
         .is_some_and(|f| !f.is_empty());
@@ -1000,10 +1027,32 @@ pub fn delete(
         return Ok(old);
     }
     let removed = finish_delete(st, def, ns, name, None);
-    if !opts.orphan {
+    if opts.orphan {
+        orphan_dependents(st, &removed);
+    } else {
         collect_garbage(st, &removed, ctx);
     }
     Ok(removed)
+}
+
+/// Orphan propagation: the dependents stay, without their ownerReferences to `owner` (so that
+/// a new owner, e.g. a Deployment of the same name, can adopt them).
+fn orphan_dependents(st: &mut State, owner: &Value) {
+    let Some(uid) = owner["metadata"]["uid"].as_str().filter(|u| !u.is_empty()) else {
+        return;
+    };
+    let reg = st.registry.clone();
+    for (rk, (n, name)) in st.owners.get(uid).cloned().unwrap_or_default() {
+        let (Some(d), Some(dep)) = (reg.by_key(&rk), st.get(&rk, &n, &name)) else {
+            continue;
+        };
+        let mut dep = (*dep).clone();
+        if let Some(refs) = dep["metadata"]["ownerReferences"].as_array_mut() {
+            refs.retain(|r| r["uid"].as_str() != Some(uid));
+        }
+        normalize_meta(&mut dep);
+        st.put(&d, dep);
+    }
 }
 
 /// Garbage collection (background propagation, done at once): objects whose only owner was

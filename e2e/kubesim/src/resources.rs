@@ -187,6 +187,55 @@ pub fn builtins() -> Vec<ResourceDef> {
     ));
     sts.subresources
         .push(("scale", "Scale".into(), vec!["get", "patch", "update"]));
+    let scaled = |kind: &str, plural: &str, short: &[&str]| {
+        let mut d = with_status(builtin(
+            "apps",
+            "v1",
+            kind,
+            plural,
+            true,
+            short,
+            &["all"],
+            GenRule::Spec,
+        ));
+        d.subresources
+            .push(("scale", "Scale".into(), vec!["get", "patch", "update"]));
+        d
+    };
+    let workloads = [
+        scaled("Deployment", "deployments", &["deploy"]),
+        scaled("ReplicaSet", "replicasets", &["rs"]),
+        with_status(builtin(
+            "",
+            "v1",
+            "Service",
+            "services",
+            true,
+            &["svc"],
+            &["all"],
+            GenRule::None,
+        )),
+        builtin(
+            "",
+            "v1",
+            "Endpoints",
+            "endpoints",
+            true,
+            &["ep"],
+            &[],
+            GenRule::None,
+        ),
+        builtin(
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            "endpointslices",
+            true,
+            &[],
+            &[],
+            GenRule::None,
+        ),
+    ];
     let mut crd = with_status(builtin(
         "apiextensions.k8s.io",
         "v1",
@@ -301,6 +350,9 @@ pub fn builtins() -> Vec<ResourceDef> {
         ),
         crd,
     ]
+    .into_iter()
+    .chain(workloads)
+    .collect()
 }
 
 fn strs(v: &Value) -> Vec<String> {

@@ -17,7 +17,7 @@ use crate::hooks::Hooks;
 use crate::kubelet::{self, Kubelet, KubeletOptions};
 use crate::objects::{self, Ctx};
 use crate::store::{Store, TokenEntry, TokenKind};
-use crate::{auth, casskop, kubeconfig, rbac, server, tls};
+use crate::{auth, casskop, kubeconfig, rbac, server, tls, workloads};
 
 /// Only `Default` is derived, so that `casskop::CasskopOptions` needs no derives.
 #[derive(Default)]
@@ -135,6 +135,10 @@ impl Sim {
                 audit: audit.clone(),
                 shutdown: CancellationToken::new(),
             });
+            tasks.push(tokio::spawn(workloads::run(
+                inner.store.clone(),
+                inner.shutdown.clone(),
+            )));
             tasks.push(tokio::spawn(server::serve(
                 inner.clone(),
                 listener,

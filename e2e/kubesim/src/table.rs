@@ -142,7 +142,13 @@ pub fn default_columns(kind: &str) -> Vec<PrinterColumn> {
             ];
             cols.last_mut().expect("name column").priority = 1;
         }
-        _ => cols.push(custom_resource_age_column()),
+        _ => match crate::workloads::printers::columns(kind) {
+            Some(more) => cols.extend(
+                more.into_iter()
+                    .map(|(n, t, d, path, priority)| col(n, t, d, path, priority)),
+            ),
+            None => cols.push(custom_resource_age_column()),
+        },
     }
     cols
 }
@@ -464,7 +470,9 @@ fn cell(obj: &Value, c: &PrinterColumn, now: Timestamp) -> Value {
                 host => json!(format!("{component}, {host}")),
             }
         }
-        path if path.starts_with('#') => Value::Null,
+        path if path.starts_with('#') => {
+            crate::workloads::printers::cell(obj, path).unwrap_or(Value::Null)
+        }
         path => {
             let Some(value) = jsonpath(obj, path).into_iter().next() else {
                 return Value::Null;

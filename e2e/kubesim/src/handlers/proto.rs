@@ -1,5 +1,7 @@
 //! Decoding of `application/vnd.kubernetes.protobuf` request bodies for the built-in kinds kubectl's typed
-//! clients send that way (`kubectl create secret|configmap|namespace|serviceaccount|token|role...`, `auth can-i`).
+//! clients send that way (`kubectl create secret|configmap|namespace|serviceaccount|token|role...`, `auth can-i`),
+//! the Deployments and Services of `kubectl create deployment` and `kubectl expose`, and the DeleteOptions of
+//! client-go's typed deletes (Helm's release Secrets).
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
@@ -16,6 +18,8 @@ enum T {
     RepMsg(&'static [F]),
     MapStrStr,
     MapStrBytes,
+    /// intstr.IntOrString: {type, intVal, strVal} becomes a JSON number or string.
+    IntOrStr,
 }
 
 type F = (u32, &'static str, T);
@@ -138,6 +142,113 @@ const BINDING: &[F] = &[
     (2, "subjects", T::RepMsg(SUBJECT)),
     (3, "roleRef", T::Msg(ROLE_REF)),
 ];
+const PRECONDITIONS: &[F] = &[(1, "uid", T::Str), (2, "resourceVersion", T::Str)];
+const DELETE_OPTIONS: &[F] = &[
+    (1, "gracePeriodSeconds", T::I64),
+    (2, "preconditions", T::Msg(PRECONDITIONS)),
+    (3, "orphanDependents", T::Bool),
+    (4, "propagationPolicy", T::Str),
+    (5, "dryRun", T::RepStr),
+];
+// Workloads as `kubectl create deployment` and `kubectl expose` send them (what those commands
+// set; other fields are skipped, as for the kinds above).
+const SELECTOR_REQ: &[F] = &[
+    (1, "key", T::Str),
+    (2, "operator", T::Str),
+    (3, "values", T::RepStr),
+];
+const LABEL_SELECTOR: &[F] = &[
+    (1, "matchLabels", T::MapStrStr),
+    (2, "matchExpressions", T::RepMsg(SELECTOR_REQ)),
+];
+const CONTAINER_PORT: &[F] = &[
+    (1, "name", T::Str),
+    (2, "hostPort", T::I64),
+    (3, "containerPort", T::I64),
+    (4, "protocol", T::Str),
+    (5, "hostIP", T::Str),
+];
+const ENV_VAR: &[F] = &[(1, "name", T::Str), (2, "value", T::Str)];
+const RESOURCES: &[F] = &[];
+const CONTAINER: &[F] = &[
+    (1, "name", T::Str),
+    (2, "image", T::Str),
+    (3, "command", T::RepStr),
+    (4, "args", T::RepStr),
+    (5, "workingDir", T::Str),
+    (6, "ports", T::RepMsg(CONTAINER_PORT)),
+    (7, "env", T::RepMsg(ENV_VAR)),
+    (8, "resources", T::Msg(RESOURCES)),
+    (13, "terminationMessagePath", T::Str),
+    (14, "imagePullPolicy", T::Str),
+    (20, "terminationMessagePolicy", T::Str),
+];
+const POD_SPEC: &[F] = &[
+    (2, "containers", T::RepMsg(CONTAINER)),
+    (3, "restartPolicy", T::Str),
+    (4, "terminationGracePeriodSeconds", T::I64),
+    (6, "dnsPolicy", T::Str),
+    (7, "nodeSelector", T::MapStrStr),
+    (8, "serviceAccountName", T::Str),
+    (10, "nodeName", T::Str),
+    (19, "schedulerName", T::Str),
+    (20, "initContainers", T::RepMsg(CONTAINER)),
+];
+const POD_TEMPLATE: &[F] = &[(1, "metadata", T::Msg(META)), (2, "spec", T::Msg(POD_SPEC))];
+const ROLLING_UPDATE: &[F] = &[
+    (1, "maxUnavailable", T::IntOrStr),
+    (2, "maxSurge", T::IntOrStr),
+];
+const STRATEGY: &[F] = &[
+    (1, "type", T::Str),
+    (2, "rollingUpdate", T::Msg(ROLLING_UPDATE)),
+];
+const DEPLOYMENT_SPEC: &[F] = &[
+    (1, "replicas", T::I64),
+    (2, "selector", T::Msg(LABEL_SELECTOR)),
+    (3, "template", T::Msg(POD_TEMPLATE)),
+    (4, "strategy", T::Msg(STRATEGY)),
+    (5, "minReadySeconds", T::I64),
+    (6, "revisionHistoryLimit", T::I64),
+    (7, "paused", T::Bool),
+    (9, "progressDeadlineSeconds", T::I64),
+];
+const DEPLOYMENT: &[F] = &[
+    (1, "metadata", T::Msg(META)),
+    (2, "spec", T::Msg(DEPLOYMENT_SPEC)),
+];
+const SERVICE_PORT: &[F] = &[
+    (1, "name", T::Str),
+    (2, "protocol", T::Str),
+    (3, "port", T::I64),
+    (4, "targetPort", T::IntOrStr),
+    (5, "nodePort", T::I64),
+    (6, "appProtocol", T::Str),
+];
+const SERVICE_SPEC: &[F] = &[
+    (1, "ports", T::RepMsg(SERVICE_PORT)),
+    (2, "selector", T::MapStrStr),
+    (3, "clusterIP", T::Str),
+    (4, "type", T::Str),
+    (5, "externalIPs", T::RepStr),
+    (7, "sessionAffinity", T::Str),
+    (10, "externalName", T::Str),
+    (13, "publishNotReadyAddresses", T::Bool),
+    (18, "clusterIPs", T::RepStr),
+];
+const SERVICE: &[F] = &[
+    (1, "metadata", T::Msg(META)),
+    (2, "spec", T::Msg(SERVICE_SPEC)),
+];
+/// Go fields without a pointer that protobuf carries even when zero and JSON omits (`omitempty`).
+const OMITTED_WHEN_ZERO: [&str; 6] = [
+    "minReadySeconds",
+    "nodePort",
+    "hostPort",
+    "paused",
+    "publishNotReadyAddresses",
+    "generation",
+];
 const TYPE_META: &[F] = &[(1, "apiVersion", T::Str), (2, "kind", T::Str)];
 
 enum Wire<'a> {
@@ -223,9 +334,25 @@ fn time(b: &[u8]) -> Result<Value, ApiError> {
             secs = v as i64;
         }
     }
+    if secs == 0 {
+        return Ok(Value::Null);
+    }
     Ok(jiff::Timestamp::from_second(secs)
         .map(|t| Value::String(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()))
         .unwrap_or(Value::Null))
+}
+
+fn int_or_string(b: &[u8]) -> Result<Value, ApiError> {
+    let (mut is_str, mut int, mut text) = (false, 0i64, String::new());
+    for (n, w) in fields(b)? {
+        match (n, w) {
+            (1, Wire::Varint(t)) => is_str = t == 1,
+            (2, Wire::Varint(v)) => int = v as i64,
+            (3, Wire::Bytes(x)) => text = string(x)?,
+            _ => {}
+        }
+    }
+    Ok(if is_str { json!(text) } else { json!(int) })
 }
 
 fn message(buf: &[u8], schema: &'static [F]) -> Result<Value, ApiError> {
@@ -243,15 +370,22 @@ fn message(buf: &[u8], schema: &'static [F]) -> Result<Value, ApiError> {
                     obj.insert(name, Value::String(string(b)?));
                 }
             }
-            (T::I64, Wire::Varint(0)) if name == "generation" => {}
+            (T::I64 | T::Bool, Wire::Varint(0)) if OMITTED_WHEN_ZERO.contains(&name.as_str()) => {}
             (T::I64, Wire::Varint(v)) => {
                 obj.insert(name, json!(v as i64));
             }
             (T::Bool, Wire::Varint(v)) => {
                 obj.insert(name, json!(v != 0));
             }
+            // A zero Time (a template's creationTimestamp) is no time: JSON has null, left out.
             (T::Time, Wire::Bytes(b)) => {
-                obj.insert(name, time(b)?);
+                let t = time(b)?;
+                if !t.is_null() {
+                    obj.insert(name, t);
+                }
+            }
+            (T::IntOrStr, Wire::Bytes(b)) => {
+                obj.insert(name, int_or_string(b)?);
             }
             (T::Msg(s), Wire::Bytes(b)) => {
                 obj.insert(name, message(b, s)?);
@@ -314,6 +448,9 @@ pub fn decode(bytes: &[u8]) -> Result<Value, ApiError> {
         "SelfSubjectRulesReview" => SSRR,
         "Role" | "ClusterRole" => ROLE,
         "RoleBinding" | "ClusterRoleBinding" => BINDING,
+        "DeleteOptions" => DELETE_OPTIONS,
+        "Deployment" => DEPLOYMENT,
+        "Service" => SERVICE,
         _ => {
             return Err(ApiError::unsupported_media(
                 "application/json, application/yaml (kubesim decodes protobuf only for the kinds kubectl creates)",

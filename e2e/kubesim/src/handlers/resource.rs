@@ -277,7 +277,7 @@ pub(super) async fn resource(
         }
         (&Method::DELETE, Some(name), None) => {
             let bytes = read_body(&parts.headers, body).await?;
-            let opts = delete_opts(&bytes, &q)?;
+            let opts = delete_opts(&parts.headers, &bytes, &q)?;
             let ctx = Ctx {
                 ca_pem: &c.ca_pem,
                 manager: String::new(),
@@ -299,7 +299,7 @@ pub(super) async fn resource(
         }
         (&Method::DELETE, None, None) => {
             let bytes = read_body(&parts.headers, body).await?;
-            let opts = delete_opts(&bytes, &q)?;
+            let opts = delete_opts(&parts.headers, &bytes, &q)?;
             collection::delete_collection(c, &def, &version, r.namespace.as_deref(), &q, &opts)
         }
         _ => Err(ApiError::method_not_allowed()),
@@ -319,19 +319,33 @@ fn returns_status_on_delete(def: &ResourceDef) -> bool {
                 | "rolebindings"
                 | "clusterroles"
                 | "clusterrolebindings"
+                | "deployments"
+                | "replicasets"
+                | "services"
+                | "endpoints"
         )
 }
 
-fn delete_opts(bytes: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
+fn delete_opts(headers: &http::HeaderMap, bytes: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
     let mut opts = DeleteOpts {
         dry_run: dry_run(q, "DeleteOptions")?,
         orphan: q.get("propagationPolicy").is_some_and(|p| p == "Orphan")
             || q.get("orphanDependents").is_some_and(|o| o == "true"),
         grace_period: q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()),
+        foreground: q
+            .get("propagationPolicy")
+            .is_some_and(|p| p == "Foreground"),
         ..Default::default()
     };
     if !bytes.iter().all(u8::is_ascii_whitespace) {
-        let v = parse_json(bytes)?;
+        // client-go's typed clients (Helm's release Secrets) send their DeleteOptions as protobuf.
+        let v = match content_type(headers).as_str() {
+            "application/vnd.kubernetes.protobuf" => super::proto::decode(bytes)?,
+            _ => parse_json(bytes)?,
+        };
+        if v["propagationPolicy"] == "Foreground" {
+            opts.foreground = true;
+        }
         if v["dryRun"]
             .as_array()
             .is_some_and(|d| d.iter().any(|x| x == "All"))
