@@ -9,7 +9,10 @@
 //!   `KUBECONFIG` pointing at simulated clusters named C1, C2, ... (contexts named after them,
 //!   current context C1, admin credentials) and `target/debug` first on `PATH`. Consecutive
 //!   kubesim blocks naming the same clusters share one simulation, in README order (the
-//!   real-cluster story is a sequence). `casskop` runs the simulated CassKop. Setup actions, done
+//!   real-cluster story is a sequence). `casskop` runs the simulated CassKop; `kubelet` runs
+//!   kubesim's simulated kubelet from that block on, with the chart's image mapped to the built
+//!   binary, so `helm install` (`scripts/helm`, real Helm 4, first on `PATH` after
+//!   `target/debug`) runs the controller as the chart's pod. Setup actions, done
 //!   by the test before the block (what the README's prose asks of the user, or what a skipped
 //!   block such as `helm install` would have done): `namespace NS` (created in every cluster),
 //!   `crd` (`multi-casskop crd | kubectl apply -f -` in C1, as the chart's CRD template would),
@@ -28,7 +31,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use e2e::{ControllerProcess, workspace_root};
 use kubesim::casskop::CasskopOptions;
-use kubesim::{Sim, SimOptions};
+use kubesim::{KubeletOptions, Sim, SimOptions};
+
+/// The chart's image (values.yaml `image.repository`), run by the simulated kubelet.
+const CHART_IMAGE: &str = "ghcr.io/multi-casskop/multi-casskop";
 use serde_json::json;
 
 /// How a block is run.
@@ -45,6 +51,7 @@ enum Mode {
 struct KubesimSpec {
     clusters: Vec<String>,
     casskop: bool,
+    kubelet: bool,
     setup: Vec<Setup>,
     note: String,
 }
@@ -151,9 +158,11 @@ fn parse_marker(m: &str) -> anyhow::Result<Mode> {
         .map(str::to_string)
         .collect();
     let mut casskop = false;
+    let mut kubelet = false;
     for w in words {
         match w {
             "casskop" => casskop = true,
+            "kubelet" => kubelet = true,
             other => bail!("unknown kubesim option {other:?}"),
         }
     }
@@ -176,6 +185,7 @@ fn parse_marker(m: &str) -> anyhow::Result<Mode> {
     Ok(Mode::Kubesim(KubesimSpec {
         clusters,
         casskop,
+        kubelet,
         setup,
         note,
     }))
@@ -320,6 +330,7 @@ struct Story {
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
     controllers: Vec<ControllerProcess>,
+    kubelet: bool,
 }
 
 impl Story {
@@ -347,15 +358,33 @@ impl Story {
             dir,
             kubeconfig,
             controllers: Vec::new(),
+            kubelet: false,
         })
+    }
+
+    /// Pods whose image is the chart's run the built binary from now on.
+    async fn start_kubelet(&mut self) -> anyhow::Result<()> {
+        if self.kubelet {
+            return Ok(());
+        }
+        if let Some(why) = KubeletOptions::unavailable() {
+            bail!("the simulated kubelet cannot run here: {why}");
+        }
+        let mut opts = KubeletOptions::default();
+        opts.images.insert(CHART_IMAGE.to_string(), e2e::binary()?);
+        let sim = self.sim.as_mut().expect("running");
+        sim.start_kubelet(&opts).await?;
+        self.kubelet = true;
+        Ok(())
     }
 
     fn envs(&self) -> anyhow::Result<Vec<(String, String)>> {
         let bin = e2e::binary()?;
         let bindir = bin.parent().context("binary without a directory")?;
         let path = format!(
-            "{}:{}",
+            "{}:{}:{}",
             bindir.display(),
+            workspace_root().join("scripts").display(),
             std::env::var("PATH").unwrap_or_default()
         );
         Ok(vec![
@@ -510,6 +539,11 @@ async fn readme_commands_run_as_written() -> anyhow::Result<()> {
                     story = Some(Story::start(spec).await?);
                 }
                 let s = story.as_mut().expect("started");
+                if spec.kubelet {
+                    s.start_kubelet()
+                        .await
+                        .with_context(|| format!("README.md:{}: kubelet", block.line))?;
+                }
                 for action in &spec.setup {
                     s.setup(action)
                         .await
@@ -628,6 +662,7 @@ fn markers_parse_into_run_modes_and_bad_ones_are_refused() {
         Mode::Kubesim(KubesimSpec {
             clusters: vec!["a".into(), "b".into()],
             casskop: true,
+            kubelet: false,
             setup: vec![
                 Setup::Namespace("ns".into()),
                 Setup::Crd,
