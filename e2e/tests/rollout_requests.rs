@@ -85,7 +85,8 @@ async fn a_three_site_creation_costs_at_most_twelve_requests_and_reports_everyth
     let user = Env::sa_user(CONTROLLER_SA);
     let entries: Vec<_> = env
         .sim
-        .audit()
+        .settled_audit()
+        .await
         .into_iter()
         .filter(|e| e.seq >= from)
         .collect();
