@@ -462,7 +462,7 @@ async fn handoff_and_idle(
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}\n{}", crate::controller_log_tail(&ctl.logs(), 40)))?;
-    let entries = env.sim.audit();
+    let entries = env.sim.settled_audit().await;
     let user = Env::sa_user(CONTROLLER_SA);
     let mut handoffs = Vec::new();
     for i in 0..sizes.handoff_crs {

@@ -55,8 +55,15 @@ fn add_site3(env: &Env, context: Option<&str>) -> anyhow::Result<String> {
     Ok(token)
 }
 
-fn next_seq(env: &Env) -> u64 {
-    env.sim.audit().last().map(|e| e.seq + 1).unwrap_or(0)
+/// The seq after every request recorded so far (requests still being handled included, so
+/// none of them is counted as the next step's).
+async fn next_seq(env: &Env) -> u64 {
+    env.sim
+        .settled_audit()
+        .await
+        .last()
+        .map(|e| e.seq + 1)
+        .unwrap_or(0)
 }
 
 /// Wait until MultiCasskop `mc` is Ready for its current generation with every site of `sites`
@@ -98,10 +105,12 @@ fn users() -> [String; 2] {
     [Env::sa_user(CTL_SA), Env::sa_user(SITE3_SA)]
 }
 
-fn rollout_since(env: &Env, cc: &str, from: u64) -> audit::RolloutReport {
+/// The rollout of `cc` since seq `from`, once every request already made is recorded (the
+/// write that made an object visible may not be in the audit log yet when it is seen).
+async fn rollout_since(env: &Env, cc: &str, from: u64) -> audit::RolloutReport {
     let users = users();
     let refs: Vec<&str> = users.iter().map(String::as_str).collect();
-    let r = audit::analyze(&env.sim.audit(), &refs, cc, from);
+    let r = audit::analyze(&env.sim.settled_audit().await, &refs, cc, from);
     println!("steps since seq {from}: {:#?}", r.steps);
     r
 }
@@ -129,13 +138,13 @@ async fn client_config_site_added_rotated_removed_and_readded_live() -> anyhow::
 
     // 1. A Secret and a ClientConfig for a third cluster, then the site in the override.
     let old_token = add_site3(&env, Some("dc3-context"))?;
-    let from = next_seq(&env);
+    let from = next_seq(&env).await;
     apply(
         &env,
         &multicasskop(MC, CC, "cassandra:3.11.9", &[C1, C2, C3], None),
     )?;
     wait_rolled_out(&env, &ctl, MC, CC, "cassandra:3.11.9", &[C1, C2, C3]).await?;
-    let r = rollout_since(&env, CC, from);
+    let r = rollout_since(&env, CC, from).await;
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     assert_eq!(r.first_write_order, [C3], "only the new site is written");
     let site3_writes = env
@@ -170,13 +179,13 @@ async fn client_config_site_added_rotated_removed_and_readded_live() -> anyhow::
         ),
     )?;
     c3.faults().revoke_token(&old_token);
-    let from = next_seq(&env);
+    let from = next_seq(&env).await;
     apply(
         &env,
         &multicasskop(MC, CC, "cassandra:3.11.10", &[C1, C2, C3], None),
     )?;
     wait_rolled_out(&env, &ctl, MC, CC, "cassandra:3.11.10", &[C1, C2, C3]).await?;
-    let r = rollout_since(&env, CC, from);
+    let r = rollout_since(&env, CC, from).await;
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     assert_eq!(r.first_write_order, [C1, C2, C3]);
     assert!(ctl.exited().is_none(), "the controller must not restart");
@@ -184,7 +193,7 @@ async fn client_config_site_added_rotated_removed_and_readded_live() -> anyhow::
 
     // 3. The ClientConfig deleted: the site is reported as no longer configured, nothing is
     // deleted, the MultiCasskop stays valid.
-    let from_removal = next_seq(&env);
+    let from_removal = next_seq(&env).await;
     env.kubectl(&["delete", "clientconfigs.config.k8ssandra.io", C3])?;
     let mc = eventually("site 3 reported as no longer configured", WAIT, || async {
         let m = env.get_mc(MC)?;
@@ -224,14 +233,14 @@ async fn client_config_site_added_rotated_removed_and_readded_live() -> anyhow::
     assert_eq!(cc3["spec"]["cassandraImage"], "cassandra:3.11.10");
 
     // An edit made meanwhile, then the ClientConfig re-created: the rollout resumes, in order.
-    let from = next_seq(&env);
+    let from = next_seq(&env).await;
     apply(
         &env,
         &multicasskop(MC, CC, "cassandra:3.11.11", &[C1, C2, C3], None),
     )?;
     add_site3(&env, Some("dc3-context"))?;
     wait_rolled_out(&env, &ctl, MC, CC, "cassandra:3.11.11", &[C1, C2, C3]).await?;
-    let r = rollout_since(&env, CC, from);
+    let r = rollout_since(&env, CC, from).await;
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     assert_eq!(r.first_write_order, [C1, C2, C3]);
     let deletes: Vec<_> = env
@@ -259,7 +268,7 @@ async fn site_order_chooses_the_rollout_order_and_unknown_names_are_refused() ->
     add_site3(&env, None)?;
 
     // 4. siteOrder: C3 first, then C1, then C2.
-    let from = next_seq(&env);
+    let from = next_seq(&env).await;
     apply(
         &env,
         &multicasskop(
@@ -271,7 +280,7 @@ async fn site_order_chooses_the_rollout_order_and_unknown_names_are_refused() ->
         ),
     )?;
     wait_rolled_out(&env, &ctl, MC, CC, "cassandra:3.11.9", &[C1, C2, C3]).await?;
-    let r = rollout_since(&env, CC, from);
+    let r = rollout_since(&env, CC, from).await;
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     assert_eq!(
         r.first_write_order,
@@ -281,7 +290,7 @@ async fn site_order_chooses_the_rollout_order_and_unknown_names_are_refused() ->
     assert_eq!(r.handoffs_us.len(), 2);
 
     // Changing siteOrder with an edit: the edit follows the new order.
-    let from = next_seq(&env);
+    let from = next_seq(&env).await;
     apply(
         &env,
         &multicasskop(
@@ -293,7 +302,7 @@ async fn site_order_chooses_the_rollout_order_and_unknown_names_are_refused() ->
         ),
     )?;
     wait_rolled_out(&env, &ctl, MC, CC, "cassandra:3.11.10", &[C1, C2, C3]).await?;
-    let r = rollout_since(&env, CC, from);
+    let r = rollout_since(&env, CC, from).await;
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     assert_eq!(
         r.first_write_order,
@@ -302,7 +311,7 @@ async fn site_order_chooses_the_rollout_order_and_unknown_names_are_refused() ->
     );
 
     // An unknown name in siteOrder: Valid=False naming it, nothing created.
-    let from = next_seq(&env);
+    let from = next_seq(&env).await;
     apply(
         &env,
         &multicasskop(

@@ -85,7 +85,8 @@ async fn a_three_site_creation_costs_at_most_twelve_requests_and_reports_everyth
     let user = Env::sa_user(CONTROLLER_SA);
     let entries: Vec<_> = env
         .sim
-        .audit()
+        .settled_audit()
+        .await
         .into_iter()
         .filter(|e| e.seq >= from)
         .collect();
@@ -195,6 +196,77 @@ fn assert_reported(env: &Env, name: &str) -> anyhow::Result<()> {
             .iter()
             .any(|r| r.contains("Fail") || *r == "SiteBlocked"),
         "{name}: no failure: {reasons:?}"
+    );
+    Ok(())
+}
+
+/// The safety-net resync reconciles every converged MultiCasskop again and again; with nothing
+/// changed it reads from the caches only: no status write, no Event, no CassandraCluster request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_of_converged_multicasskops_sends_no_request() -> anyhow::Result<()> {
+    const CONVERGED: usize = 4;
+    let env = Env::start_with(
+        &SITES,
+        EnvOptions {
+            casskop: CasskopOptions {
+                ready_after: Duration::ZERO,
+                react_after: Duration::ZERO,
+            },
+            controller_sa: CONTROLLER_SA.to_string(),
+            local_cluster_admin: true,
+        },
+    )
+    .await?;
+    let mut ctl = spawn_controller(&env, "controller", "Info", &["--resync", "2s"])?;
+    wait_readyz(&mut ctl, Duration::from_millis(50), Duration::from_secs(60)).await?;
+    let api = mc_api(env.local().client().await);
+    let sites: Vec<String> = SITES.iter().map(ToString::to_string).collect();
+    let names: Vec<String> = (0..CONVERGED).map(|i| format!("resync-{i}")).collect();
+    let objects = names
+        .iter()
+        .map(|n| mc_object(n, n, &sites, "cassandra:3.11.9"))
+        .collect();
+    create_all(&api, objects, 4).await?;
+    for name in &names {
+        eventually(
+            &format!("{name} Ready"),
+            Duration::from_secs(240),
+            || async {
+                let mc = env.get_mc(name)?;
+                Ok(e2e::benchmark::is_ready(&mc).then_some(()))
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", controller_log_tail(&ctl.logs(), 60)))?;
+    }
+    // Let the last deferred status write go out (see `rollout::quiet`) before counting.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let from = env
+        .sim
+        .settled_audit()
+        .await
+        .last()
+        .map_or(0, |e| e.seq + 1);
+    let reconciles_before = e2e::benchmark::reconciles(&ctl)?;
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let reconciles = e2e::benchmark::reconciles(&ctl)? - reconciles_before;
+    let user = Env::sa_user(CONTROLLER_SA);
+    let entries: Vec<_> = env
+        .sim
+        .settled_audit()
+        .await
+        .into_iter()
+        .filter(|e| e.seq >= from)
+        .collect();
+    let kinds = per_mc_requests(&entries, &user);
+    println!("{reconciles} reconciles in 9 s with --resync 2s; requests: {kinds:?}");
+    assert!(
+        reconciles >= CONVERGED as f64,
+        "the resync reconciled every MultiCasskop at least once: {reconciles}"
+    );
+    assert!(
+        kinds.is_empty(),
+        "no request for converged MultiCasskops on resync: {kinds:#?}"
     );
     Ok(())
 }

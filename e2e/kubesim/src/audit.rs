@@ -1,9 +1,11 @@
 //! Audit log: every request of every cluster of a Sim, in order, optionally mirrored to a JSON-lines file.
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{LineWriter, Write};
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +33,23 @@ pub struct AuditLog {
     seq: AtomicU64,
     entries: Mutex<Vec<AuditEntry>>,
     file: Option<Mutex<LineWriter<File>>>,
+    /// Requests being handled, by ticket: what they did may already be visible (a stored
+    /// object, a watch event) while their entry is not recorded yet.
+    in_flight: Mutex<BTreeSet<u64>>,
+    tickets: AtomicU64,
+}
+
+/// A request being handled, from its arrival until its entry is recorded (or it is dropped).
+#[derive(Debug)]
+pub struct Ticket {
+    log: Arc<AuditLog>,
+    id: u64,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.log.in_flight().remove(&self.id);
+    }
 }
 
 impl AuditLog {
@@ -45,7 +64,46 @@ impl AuditLog {
             seq: AtomicU64::new(0),
             entries: Mutex::new(Vec::new()),
             file,
+            in_flight: Mutex::default(),
+            tickets: AtomicU64::new(0),
         })
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A request arrived: its ticket stays open until [`Self::record_for`] records its entry.
+    pub fn begin(self: &Arc<Self>) -> Ticket {
+        let id = self.tickets.fetch_add(1, Ordering::SeqCst) + 1;
+        self.in_flight().insert(id);
+        Ticket {
+            log: self.clone(),
+            id,
+        }
+    }
+
+    /// Records the entry of the request holding `ticket`, closing it.
+    pub fn record_for(&self, ticket: Ticket, e: AuditEntry) {
+        self.record(e);
+        drop(ticket);
+    }
+
+    /// Every entry, once each request that arrived before this call has its entry recorded
+    /// (waiting at most `at_most` for requests a fault holds). A request's effects (the object
+    /// it stored, the watch event that carried it) can be seen before its entry is written, as
+    /// with kube-apiserver's audit log: a count taken right after seeing an object needs this.
+    pub async fn settled(&self, at_most: Duration) -> Vec<AuditEntry> {
+        let upto = self.tickets.load(Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + at_most;
+        while self.in_flight().first().is_some_and(|t| *t <= upto)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        self.all()
     }
 
     /// Stamps `seq` and `time_us` and appends.

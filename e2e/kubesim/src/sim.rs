@@ -225,6 +225,13 @@ impl Sim {
         self.audit.all()
     }
 
+    /// All clusters' requests, ordered by seq, once every request that arrived before this
+    /// call is recorded (see [`AuditLog::settled`]): for counts taken right after seeing an
+    /// object that a request wrote.
+    pub async fn settled_audit(&self) -> Vec<AuditEntry> {
+        self.audit.settled(Duration::from_secs(5)).await
+    }
+
     pub(crate) fn audit_log(&self) -> Arc<AuditLog> {
         self.audit.clone()
     }

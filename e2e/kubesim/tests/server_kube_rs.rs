@@ -495,7 +495,7 @@ async fn watch_orders_events_resumes_and_expires() {
 
     // Bookmarks when asked for.
     let mut bm = cms
-        .watch(&WatchParams::default().timeout(30), &rv)
+        .watch(&WatchParams::default().timeout(5), &rv)
         .await
         .unwrap()
         .boxed();

@@ -19,10 +19,8 @@ use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventType, WatchMsg, WatchStart};
 use crate::table;
 
+use super::bookmarks;
 use super::request::{Out, Query};
-
-/// Interval between BOOKMARK events when a watch allows them.
-pub const BOOKMARK_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Filter {
     label: Option<LabelSelector>,
@@ -366,10 +364,12 @@ pub fn watch(
                 return;
             }
         }
-        let deadline = tokio::time::sleep(Duration::from_secs(timeout));
+        let ends = tokio::time::Instant::now() + Duration::from_secs(timeout);
+        let deadline = tokio::time::sleep_until(ends);
         tokio::pin!(deadline);
-        let mut tick =
-            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
+        let mut next_bookmark = bookmarks::next(tokio::time::Instant::now(), ends);
+        let bookmark = tokio::time::sleep_until(next_bookmark.unwrap_or(ends));
+        tokio::pin!(bookmark);
         loop {
             tokio::select! {
                 m = rx.recv() => match m {
@@ -390,10 +390,12 @@ pub fn watch(
                     }
                     Some(WatchMsg::Closed) | None => return,
                 },
-                _ = tick.tick(), if bookmarks => {
+                () = &mut bookmark, if bookmarks && next_bookmark.is_some() => {
                     if tx.send(render.bookmark(last_rv, false)).await.is_err() {
                         return;
                     }
+                    next_bookmark = bookmarks::next(tokio::time::Instant::now(), ends);
+                    bookmark.as_mut().reset(next_bookmark.unwrap_or(ends));
                 }
                 _ = &mut deadline => return,
                 _ = tx.closed() => return,

@@ -1,4 +1,5 @@
 //! HTTP front of a simulated cluster: authentication, impersonation, faults, RBAC, non-resource paths (discovery, openapi, health), then dispatch of resource requests; every request audited.
+mod bookmarks;
 mod collection;
 mod patch;
 mod proto;
@@ -25,6 +26,7 @@ use resource::resource;
 
 pub async fn handle(c: Arc<ClusterInner>, req: Request<Incoming>) -> Response<Body> {
     use futures::FutureExt;
+    let ticket = c.audit.begin();
     let mut a = Audit::default();
     let routed = std::panic::AssertUnwindSafe(route(&c, req, &mut a))
         .catch_unwind()
@@ -41,20 +43,23 @@ pub async fn handle(c: Arc<ClusterInner>, req: Request<Incoming>) -> Response<Bo
     if let Some(run) = c.hooks.take(&a.verb, &a.resource, &a.name, code) {
         run().await;
     }
-    c.audit.record(AuditEntry {
-        seq: 0,
-        time_us: 0,
-        cluster: c.name.clone(),
-        user: a.user,
-        verb: a.verb,
-        group: a.group,
-        resource: a.resource,
-        subresource: a.subresource,
-        namespace: a.namespace,
-        name: a.name,
-        code,
-        object: if code < 300 { a.object } else { None },
-    });
+    c.audit.record_for(
+        ticket,
+        AuditEntry {
+            seq: 0,
+            time_us: 0,
+            cluster: c.name.clone(),
+            user: a.user,
+            verb: a.verb,
+            group: a.group,
+            resource: a.resource,
+            subresource: a.subresource,
+            namespace: a.namespace,
+            name: a.name,
+            code,
+            object: if code < 300 { a.object } else { None },
+        },
+    );
     resp
 }
 
