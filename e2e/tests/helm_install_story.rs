@@ -115,6 +115,34 @@ fn controller_pods(sh: &Shell<'_>) -> anyhow::Result<Vec<(String, bool, Vec<Stri
         .collect())
 }
 
+/// `helm install|upgrade` of the chart with k8s.local/k8s.remote plus `extra` values, waiting
+/// for the Deployment as `--wait` does.
+fn helm_chart(sh: &Shell<'_>, verb: &str, extra: &[&str]) -> anyhow::Result<String> {
+    let chart = workspace_root().join("helm/multi-casskop");
+    let local_set = format!("k8s.local={LOCAL}");
+    let remote_set = format!("k8s.remote={{{REMOTE}}}");
+    let mut args = vec![
+        "--kube-context",
+        LOCAL,
+        verb,
+        "multi-casskop",
+        chart.to_str().context("chart path")?,
+        "-n",
+        NS,
+        "--set",
+        &local_set,
+        "--set",
+        &remote_set,
+        "--wait",
+        "--timeout",
+        "3m",
+    ];
+    for value in extra {
+        args.extend(["--set", value]);
+    }
+    sh.helm(&args)
+}
+
 fn lease_holder(sh: &Shell<'_>) -> anyhow::Result<Option<String>> {
     let leases = sh.json(&["--context", LOCAL, "-n", NS, "get", "leases"])?;
     Ok(leases["items"]
@@ -211,26 +239,7 @@ async fn story(sh: &Shell<'_>, sim: &Sim, started: Instant) -> anyhow::Result<()
         started,
         "helm install with k8s.local and k8s.remote, waiting for the Deployment",
     );
-    let chart = workspace_root().join("helm/multi-casskop");
-    let chart = chart.to_str().context("chart path")?;
-    let remote_set = format!("k8s.remote={{{REMOTE}}}");
-    let local_set = format!("k8s.local={LOCAL}");
-    let installed = sh.helm(&[
-        "--kube-context",
-        LOCAL,
-        "install",
-        "multi-casskop",
-        chart,
-        "-n",
-        NS,
-        "--set",
-        &local_set,
-        "--set",
-        &remote_set,
-        "--wait",
-        "--timeout",
-        "3m",
-    ])?;
+    let installed = helm_chart(sh, "install", &[])?;
     assert!(installed.contains("STATUS: deployed"), "{installed}");
 
     step(
@@ -312,24 +321,7 @@ async fn story(sh: &Shell<'_>, sim: &Sim, started: Instant) -> anyhow::Result<()
         "helm upgrade with a changed value rolls the Deployment to a new pod",
     );
     let before = controller_pods(sh)?;
-    let upgraded = sh.helm(&[
-        "--kube-context",
-        LOCAL,
-        "upgrade",
-        "multi-casskop",
-        chart,
-        "-n",
-        NS,
-        "--set",
-        &local_set,
-        "--set",
-        &remote_set,
-        "--set",
-        "resyncPeriod=7m",
-        "--wait",
-        "--timeout",
-        "3m",
-    ])?;
+    let upgraded = helm_chart(sh, "upgrade", &["resyncPeriod=7m"])?;
     assert!(upgraded.contains("REVISION: 2"), "{upgraded}");
     let after = eventually(
         "the old pod gone after the rollout",
@@ -365,24 +357,7 @@ async fn story(sh: &Shell<'_>, sim: &Sim, started: Instant) -> anyhow::Result<()
         started,
         "two replicas: kill the leader's pod, the other takes the Lease",
     );
-    sh.helm(&[
-        "--kube-context",
-        LOCAL,
-        "upgrade",
-        "multi-casskop",
-        chart,
-        "-n",
-        NS,
-        "--set",
-        &local_set,
-        "--set",
-        &remote_set,
-        "--set",
-        "replicaCount=2",
-        "--wait",
-        "--timeout",
-        "3m",
-    ])?;
+    helm_chart(sh, "upgrade", &["replicaCount=2"])?;
     let leader = eventually(
         "a leader among two Ready replicas",
         Duration::from_secs(120),
