@@ -106,9 +106,17 @@ fn seq_now(env: &Env) -> u64 {
     env.sim.audit().last().map_or(0, |e| e.seq + 1)
 }
 
+/// A successful write of the controller to a CassandraCluster, from the audit log.
+struct Write {
+    seq: u64,
+    site: String,
+    verb: String,
+    object: Value,
+}
+
 /// The controller's successful writes (create/update/patch/delete) to CassandraClusters from
-/// `from` on: (seq, site, verb, object).
-fn writes(env: &Env, from: u64) -> Vec<(u64, String, String, Value)> {
+/// `from` on.
+fn writes(env: &Env, from: u64) -> Vec<Write> {
     let user = Env::sa_user("multi-casskop");
     env.sim
         .audit()
@@ -116,17 +124,22 @@ fn writes(env: &Env, from: u64) -> Vec<(u64, String, String, Value)> {
         .filter(|e| e.seq >= from && e.user == user && e.resource == "cassandraclusters")
         .filter(|e| (200..300).contains(&e.code))
         .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
-        .map(|e| (e.seq, e.cluster, e.verb, e.object.unwrap_or(Value::Null)))
+        .map(|e| Write {
+            seq: e.seq,
+            site: e.cluster,
+            verb: e.verb,
+            object: e.object.unwrap_or(Value::Null),
+        })
         .collect()
 }
 
 /// The object of the last write to `site` among `writes`.
-fn last_write(writes: &[(u64, String, String, Value)], site: &str) -> Option<Value> {
+fn last_write(writes: &[Write], site: &str) -> Option<Value> {
     writes
         .iter()
         .rev()
-        .find(|w| w.1 == site)
-        .map(|w| w.3.clone())
+        .find(|w| w.site == site)
+        .map(|w| w.object.clone())
 }
 
 fn cqlsh(env: &Env, statement: &str) -> anyhow::Result<String> {
@@ -258,30 +271,36 @@ async fn with_auto_seeds_a_site_joins_before_the_others_change_and_leaves_before
     let w = writes(&env, left_from);
     let story: Vec<String> = w
         .iter()
-        .map(|(seq, site, verb, obj)| {
-            let zeros: Vec<String> = obj["spec"]["topology"]["dc"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|d| d["nodesPerRacks"] == 0)
-                .filter_map(|d| d["name"].as_str().map(String::from))
-                .collect();
-            format!("{seq} {verb} {site} at 0: {zeros:?}")
-        })
+        .map(
+            |Write {
+                 seq,
+                 site,
+                 verb,
+                 object,
+             }| {
+                let zeros: Vec<String> = object["spec"]["topology"]["dc"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| d["nodesPerRacks"] == 0)
+                    .filter_map(|d| d["name"].as_str().map(String::from))
+                    .collect();
+                format!("{seq} {verb} {site} at 0: {zeros:?}")
+            },
+        )
         .collect();
     println!("removal writes: {story:#?}");
-    let first_at = |pred: &dyn Fn(&(u64, String, String, Value)) -> bool| {
-        w.iter().find(|x| pred(x)).map(|x| x.0)
-    };
+    let first_at = |pred: &dyn Fn(&Write) -> bool| w.iter().find(|x| pred(x)).map(|x| x.seq);
     let at_zero = |obj: &Value, i: usize| obj["spec"]["topology"]["dc"][i]["nodesPerRacks"] == 0;
-    let dc5_down = first_at(&|(_, s, v, o)| s == "k8s-cluster4" && v == "patch" && at_zero(o, 1))
-        .expect("dc5 scaled to 0");
-    let dc4_down = first_at(&|(_, s, v, o)| s == "k8s-cluster4" && v == "patch" && at_zero(o, 0))
-        .expect("dc4 scaled to 0");
+    let dc5_down =
+        first_at(&|x| x.site == "k8s-cluster4" && x.verb == "patch" && at_zero(&x.object, 1))
+            .expect("dc5 scaled to 0");
+    let dc4_down =
+        first_at(&|x| x.site == "k8s-cluster4" && x.verb == "patch" && at_zero(&x.object, 0))
+            .expect("dc4 scaled to 0");
     let deleted =
-        first_at(&|(_, s, v, _)| s == "k8s-cluster4" && v == "delete").expect("the delete");
-    let others =
-        first_at(&|(_, s, _, _)| s != "k8s-cluster4").expect("the other sites get new seeds");
+        first_at(&|x| x.site == "k8s-cluster4" && x.verb == "delete").expect("the delete");
+    let others = first_at(&|x| x.site != "k8s-cluster4").expect("the other sites get new seeds");
     assert!(
         dc5_down < dc4_down && dc4_down < deleted && deleted < others,
         "{story:#?}"
