@@ -46,7 +46,7 @@ pub(super) struct Acted {
 }
 
 impl Acted {
-    fn new(ctx: &Context, outcome: &'static str) -> Self {
+    pub(super) fn new(ctx: &Context, outcome: &'static str) -> Self {
         Self {
             outcome,
             requeue: Requeue::requeue(ctx.resync),

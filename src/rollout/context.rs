@@ -75,6 +75,8 @@ pub struct Context {
     pub(super) multicasskops: Store<Lenient<MultiCasskop>>,
     /// When each refused scale-down of a leaving site is tried again.
     pub(super) removal_retries: crate::rollout::removal::retry::Retries,
+    /// When each change CassKop refused at a site taking part is applied again.
+    pub(super) refused_changes: crate::rollout::removal::retry::Retries,
 }
 
 impl Context {
@@ -99,6 +101,7 @@ impl Context {
             poisoned: Default::default(),
             multicasskops,
             removal_retries: Default::default(),
+            refused_changes: Default::default(),
         }
     }
 

@@ -25,6 +25,7 @@ use crate::rollout::observe::{self, Observed};
 use crate::rollout::pause;
 use crate::rollout::plan;
 use crate::rollout::poison;
+use crate::rollout::refusal;
 use crate::rollout::removal;
 use crate::rollout::report;
 use crate::rollout::site_caches::{SiteCaches, WatchSignals};
@@ -289,6 +290,14 @@ async fn plan_and_act(
     };
     let inputs: Vec<_> = leaving.iter().map(|l| l.input.clone()).collect();
     let main = plan::plan(&observation.input);
+    refusal::forget_settled(target, ctx, observation);
+    let refused = refusal::find(&main, observation, target.mc, |s| {
+        refusal::retrying(target, ctx, s)
+    });
+    let main = match &refused {
+        Some(r) => refusal::block(main, r),
+        None => main,
+    };
     let (planned, removing) = removal::combine(main, &observation.input.sites, &inputs, mode);
     debug!(action = ?planned.action, "planned");
     let mut report = removal::Report {
@@ -298,6 +307,8 @@ async fn plan_and_act(
     };
     let step = if report.removal.current.is_some() {
         removal::act(target, ctx, observation, &leaving, &mut report).await
+    } else if let Some(r) = &refused {
+        refusal::act(target, ctx, observation, &planned, r).await?
     } else {
         act::act(target, ctx, observation, &planned).await?
     };

@@ -1,7 +1,11 @@
-//! Where a site added to a running federation goes in the rollout: first once every existing
-//! site is settled, so it is created before anything changes on them (a changed seed list
-//! reaches them after it, one at a time); last while any of them is not. Pure but for the
-//! reordering of one reconcile's observation.
+//! Where a site added to a running federation goes in the rollout: it is created last in
+//! time, once every existing site is settled (Running/Done after our last write), and before
+//! anything changes on them; a changed seed list (or any change made with it) then reaches them
+//! after it, one at a time. So the new site goes first in the rollout order once they are all
+//! settled, and last while any of them is not. "Ready" cannot be asked of the existing sites
+//! here: with `autoSeedList` the new site's seeds make every one of them outdated until it is
+//! created, and updating them first would give them seeds of nodes that do not exist yet.
+//! Pure but for the reordering of one reconcile's observation.
 
 use crate::rollout::observe::Observation;
 use crate::rollout::plan::{self, SiteInput};

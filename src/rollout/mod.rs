@@ -4,7 +4,8 @@
 //! caches (`site_caches`); `plan` decides (pure); `act` carries out the one action through
 //! `apply` (the API calls); `report` writes the status (`status`, pure) and Events (`events`).
 //! `joining` puts a site added to a running federation first; `removal` handles the sites that
-//! left `override` (planned with the others, one site in progress at a time).
+//! left `override` (planned with the others, one site in progress at a time); `refusal` blocks a
+//! site whose change CassKop put back, and tries it again with backoff.
 
 mod act;
 pub mod apply;
@@ -18,6 +19,7 @@ pub mod pause;
 pub mod plan;
 pub mod poison;
 mod quiet;
+mod refusal;
 mod removal;
 mod report;
 mod seeds;

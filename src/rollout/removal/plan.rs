@@ -150,8 +150,8 @@ pub fn stage(site: &LeavingInput, mode: Mode, deleting: bool) -> Stage {
     }
 }
 
-/// Scale each DC to 0, one at a time, each once CassKop settled on the previous write; then
-/// delete.
+/// Scale each DC to 0, one at a time from the last, each once CassKop settled on the previous
+/// write; then delete.
 fn scale_down_then_delete(
     name: &str,
     cc: &str,
@@ -162,7 +162,16 @@ fn scale_down_then_delete(
     let past_our_write = ours.is_none_or(|m| c.generation > m.generation);
     let action = c.last_cluster_action.as_deref();
     let status = c.last_cluster_action_status.as_deref();
-    let next_dc = c.dcs.iter().find(|(_, n)| *n > 0).map(|(dc, _)| dc.clone());
+    // Last DC first: CassKop asks about keyspaces only for the first DC of the topology at 0
+    // nodes (`FindDCWithNodesTo0`), and lets it through unasked once that DC has no pod left.
+    // Going from the last DC to the first, the DC just set to 0 is always that first one, so
+    // each scale-down is checked; first to last, the second DC would go to 0 unchecked.
+    let next_dc = c
+        .dcs
+        .iter()
+        .rev()
+        .find(|(_, n)| *n > 0)
+        .map(|(dc, _)| dc.clone());
     // Refused: CassKop put the topology back after our scale-down; or we tried again and
     // CassKop has not answered yet (still blocked until it accepts, not a new stage each try).
     if let Some(m) = ours
@@ -245,11 +254,64 @@ pub struct Removal {
     pub current: Option<(String, Stage)>,
 }
 
+/// While a removal waits for a site in progress, that site gets no newer desired object (the
+/// planner otherwise lets the site in progress take one): a newer object leaves the leaving
+/// site out, with `autoSeedList` its seeds too. A site where CassKop reported Error still gets
+/// it: a new spec is the way out of an Error, and the removal waits for that site anyway.
+fn hold_newer_object(main: Plan, sites: &[SiteInput]) -> Plan {
+    let Action::Apply { site } = &main.action else {
+        return main;
+    };
+    let Some(s) = sites.iter().find(|s| &s.name == site) else {
+        return main;
+    };
+    let error = s
+        .observed
+        .as_ref()
+        .is_some_and(|o| o.last_cluster_action_status.as_deref() == Some("Error"));
+    if error || !plan::maybe_in_progress(s) {
+        return main;
+    }
+    let reason = format!(
+        "site {site}: CassKop is working on it; its newer change waits until the sites that \
+         left spec.override are removed"
+    );
+    let verdicts = main
+        .verdicts
+        .into_iter()
+        .map(|(n, v)| {
+            if n == *site {
+                let reason = reason.clone();
+                (n, SiteVerdict::InProgress { reason })
+            } else {
+                (n, v)
+            }
+        })
+        .collect();
+    Plan {
+        action: Action::Wait {
+            site: site.clone(),
+            reason,
+        },
+        verdicts,
+        deleting: main.deleting,
+    }
+}
+
 /// Fit the leaving sites into the plan of the sites taking part. One site in progress at a
 /// time, counting leaving sites: while a site taking part is (or may be) in progress, removals
 /// wait; otherwise the first leaving site with something pending goes first and the rollout
 /// waits for it (the remaining sites change only once the removal is over). A leaving site that
 /// cannot be reached and was never left in progress by us is only reported.
+///
+/// Seeds (`autoSeedList`): the desired objects of the sites that stay leave the leaving site's
+/// seeds out at once, but they reach those sites only after the removal, one site at a time:
+/// the leaving site's seeds stay on the others until its nodes are decommissioned and its
+/// CassandraCluster deleted. Dropping them earlier would restart every other site (CassKop's
+/// UpdateSeedList) while the leaving site still holds data and decommissions, two sites in
+/// progress at once, and for nothing if CassKop refuses the scale-down; keeping them a little
+/// longer costs nothing: a node reads its seeds at start only, and Cassandra skips a seed that
+/// no longer answers as long as another does (each site keeps its own seeds).
 pub fn combine(
     main: Plan,
     sites: &[SiteInput],
@@ -271,6 +333,11 @@ pub fn combine(
                 (n, s, w)
             })
             .collect();
+        let main = if waiting {
+            hold_newer_object(main, sites)
+        } else {
+            main
+        };
         return (
             main,
             Removal {
@@ -414,6 +481,30 @@ mod tests {
                 _ => assert_eq!(got, want, "{input:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_two_dc_site_is_scaled_down_from_its_last_dc_so_casskop_checks_each() {
+        let both = leaving(
+            Some(cluster(&[("dc4", 1), ("dc5", 1)], 3, RUNNING)),
+            Some(("h1", 2)),
+        );
+        assert_eq!(
+            stage(&both, Mode::Delete, false),
+            Stage::Act(Step::ScaleDown { dc: "dc5".into() })
+        );
+        let last_done = leaving(
+            Some(cluster(
+                &[("dc4", 1), ("dc5", 0)],
+                7,
+                ("Running", "ScaleDown", "Done"),
+            )),
+            Some(("scale-down:dc5", 5)),
+        );
+        assert_eq!(
+            stage(&last_done, Mode::Delete, false),
+            Stage::Act(Step::ScaleDown { dc: "dc4".into() })
+        );
     }
 
     #[test]
@@ -570,6 +661,32 @@ mod tests {
         assert_eq!(planned, main);
         assert_eq!(removal.current, None);
         assert!(removal.stages[0].2, "the leaving site is shown waiting");
+    }
+
+    #[test]
+    fn a_site_in_progress_gets_no_newer_object_while_a_removal_waits_unless_in_error() {
+        let removing = [leaving(
+            Some(cluster(&[("dc4", 1)], 3, RUNNING)),
+            Some(("h1", 2)),
+        )];
+        let mut working = ready_site("a", "Pending", "Ongoing");
+        working.desired_hash = "h2".into();
+        let sites = vec![working.clone()];
+        assert_eq!(main_plan(&sites).action, Action::Apply { site: "a".into() });
+        let (planned, removal) = combine(main_plan(&sites), &sites, &removing, Mode::Delete);
+        assert!(
+            matches!(&planned.action, Action::Wait { site, reason }
+                if site == "a" && reason.contains("waits until the sites that left")),
+            "{planned:?}"
+        );
+        assert_eq!(removal.current, None);
+        let mut failed = working;
+        if let Some(o) = failed.observed.as_mut() {
+            o.last_cluster_action_status = Some("Error".into());
+        }
+        let sites = vec![failed];
+        let (planned, _) = combine(main_plan(&sites), &sites, &removing, Mode::Delete);
+        assert_eq!(planned.action, Action::Apply { site: "a".into() });
     }
 
     #[test]

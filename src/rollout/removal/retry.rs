@@ -1,5 +1,6 @@
-//! When a scale-down CassKop refused is tried again: on the shared backoff policy, per
-//! MultiCasskop and site, forgotten once the refusal is over.
+//! When a write CassKop refused (a leaving site's scale-down, a change at a site taking part) is
+//! tried again: on the shared backoff policy, per MultiCasskop and site, forgotten once the
+//! refusal is over.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,7 +19,7 @@ struct Clock {
     next_try: Option<Instant>,
 }
 
-/// The retry clocks of refused scale-downs, by `namespace/name/site`.
+/// The retry clocks of refused writes, by `namespace/name/site`.
 #[derive(Default)]
 pub struct Retries {
     clocks: Mutex<HashMap<String, Clock>>,
@@ -45,6 +46,11 @@ impl Retries {
                 None
             }
         }
+    }
+
+    /// Whether a clock runs for `key` (a refusal seen and not forgotten).
+    pub fn knows(&self, key: &str) -> bool {
+        self.clocks.lock().expect("retries lock").contains_key(key)
     }
 
     /// The refusal is over (accepted, or the site is gone): start afresh next time.

@@ -160,6 +160,9 @@ pub fn check(old: &Value, new: &Value, status: &Value) -> Verdict {
             }
         }
     }
+    // As CassKop's `FindDCWithNodesTo0`: only the first DC at 0 in the topology is asked
+    // about, even when it went to 0 earlier and another DC is the one going now (whose
+    // keyspaces are then never asked about once the first has no pod left).
     if let Some(dc) = new_dcs.iter().find(|d| dc_nodes(new, d) == 0) {
         let rack = racks(dc)
             .first()
@@ -351,6 +354,32 @@ mod tests {
                 dc: "dc2".into(),
                 rack: "rack1".into()
             }
+        );
+    }
+
+    #[test]
+    fn only_the_first_dc_at_zero_is_asked_about_as_casskop_does() {
+        let mut first_at_zero = two_dcs();
+        first_at_zero["topology"]["dc"][0]["nodesPerRacks"] = json!(0);
+        let mut both = first_at_zero.clone();
+        both["topology"]["dc"][1]["nodesPerRacks"] = json!(0);
+        assert_eq!(
+            check(&first_at_zero, &both, &running()),
+            Verdict::ScaleDcToZero {
+                dc: "dc1".into(),
+                rack: "rack1".into()
+            },
+            "dc2 going to 0 after dc1 is not what CassKop asks about"
+        );
+        let mut last_at_zero = two_dcs();
+        last_at_zero["topology"]["dc"][1]["nodesPerRacks"] = json!(0);
+        assert_eq!(
+            check(&last_at_zero, &both, &running()),
+            Verdict::ScaleDcToZero {
+                dc: "dc1".into(),
+                rack: "rack1".into()
+            },
+            "dc1 going to 0 after dc2 is"
         );
     }
 
