@@ -59,37 +59,7 @@ pub(super) fn put_joining_sites_in_place(obs: &mut Observation) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollout::plan::{AppliedMark, ObservedCluster, Ownership, SiteAccess};
-
-    fn site(name: &str, phase: &str, status: &str) -> SiteInput {
-        SiteInput {
-            name: name.into(),
-            desired_hash: "h".into(),
-            access: SiteAccess::Ok,
-            observed: Some(ObservedCluster {
-                ownership: Ownership::Ours,
-                matches_desired: true,
-                generation: 4,
-                phase: Some(phase.into()),
-                last_cluster_action: Some("Initializing".into()),
-                last_cluster_action_status: Some(status.into()),
-                deleting: false,
-            }),
-            applied: Some(AppliedMark {
-                hash: "h".into(),
-                generation: 2,
-                dropped: Vec::new(),
-            }),
-        }
-    }
-
-    fn new_site(name: &str) -> SiteInput {
-        SiteInput {
-            observed: None,
-            applied: None,
-            ..site(name, "-", "-")
-        }
-    }
+    use crate::rollout::plan::fixtures::{applied_site as site, new_site};
 
     #[test]
     fn a_joining_site_goes_first_once_every_existing_site_is_settled() {

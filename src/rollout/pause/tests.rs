@@ -1,18 +1,9 @@
 use super::*;
-use crate::rollout::plan::{PlanInput, SiteAccess, SiteInput};
+use crate::rollout::plan::PlanInput;
+use crate::rollout::plan::fixtures::new_site as site;
 
 const T0: &str = "2026-01-01T00:00:00Z";
 const T1: &str = "2026-01-01T00:01:00Z";
-
-fn site(name: &str) -> SiteInput {
-    SiteInput {
-        name: name.into(),
-        desired_hash: "h1".into(),
-        access: SiteAccess::Ok,
-        observed: None,
-        applied: None,
-    }
-}
 
 /// Two sites, none created: the plan creates the first.
 fn creating() -> (PlanInput, Plan) {

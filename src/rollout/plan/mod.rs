@@ -7,6 +7,8 @@
 //! it) and `participants` (which sites take part, what the finalizer needs first).
 
 mod dropped;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod marks;
 mod participants;
 pub mod seeds;
@@ -450,15 +452,7 @@ mod tests {
     use serde_json::Value;
     use std::collections::BTreeMap;
 
-    fn site(name: &str) -> SiteInput {
-        SiteInput {
-            name: name.into(),
-            desired_hash: "h1".into(),
-            access: SiteAccess::Ok,
-            observed: None,
-            applied: None,
-        }
-    }
+    use super::fixtures::new_site as site;
 
     fn observed(gen_: i64, phase: &str, action: &str, status: &str) -> ObservedCluster {
         ObservedCluster {

@@ -394,7 +394,8 @@ pub fn combine(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollout::plan::{AppliedMark, ObservedCluster, Ownership, PlanInput};
+    use crate::rollout::plan::PlanInput;
+    use crate::rollout::plan::fixtures::applied_site;
 
     fn cluster(dcs: &[(&str, i64)], generation: i64, state: (&str, &str, &str)) -> LeavingCluster {
         LeavingCluster {
@@ -604,28 +605,6 @@ mod tests {
         assert_eq!(stage(&input, Mode::Delete, false), Stage::Done);
     }
 
-    fn ready_site(name: &str, phase: &str, status: &str) -> SiteInput {
-        SiteInput {
-            name: name.into(),
-            desired_hash: "h1".into(),
-            access: SiteAccess::Ok,
-            observed: Some(ObservedCluster {
-                ownership: Ownership::Ours,
-                matches_desired: true,
-                generation: 4,
-                phase: Some(phase.into()),
-                last_cluster_action: Some("Initializing".into()),
-                last_cluster_action_status: Some(status.into()),
-                deleting: false,
-            }),
-            applied: Some(AppliedMark {
-                hash: "h1".into(),
-                generation: 2,
-                dropped: Vec::new(),
-            }),
-        }
-    }
-
     fn main_plan(sites: &[SiteInput]) -> Plan {
         plan::plan(&PlanInput {
             sites: sites.to_vec(),
@@ -641,11 +620,11 @@ mod tests {
             Some(("h1", 2)),
         )];
         // A site to create: the removal goes first, the creation waits.
-        let mut sites = vec![ready_site("a", "Running", "Done")];
+        let mut sites = vec![applied_site("a", "Running", "Done")];
         sites.push(SiteInput {
             observed: None,
             applied: None,
-            ..ready_site("n", "-", "-")
+            ..applied_site("n", "-", "-")
         });
         let (planned, removal) = combine(main_plan(&sites), &sites, &removing, Mode::Delete);
         assert!(matches!(&planned.action, Action::Wait { site, .. } if site == "d"));
@@ -655,7 +634,7 @@ mod tests {
             Some(("d".into(), Stage::Act(Step::ScaleDown { dc: "dc4".into() })))
         );
         // A site in progress: the removal waits for it.
-        let busy = vec![ready_site("a", "Pending", "Ongoing")];
+        let busy = vec![applied_site("a", "Pending", "Ongoing")];
         let main = main_plan(&busy);
         let (planned, removal) = combine(main.clone(), &busy, &removing, Mode::Delete);
         assert_eq!(planned, main);
@@ -669,7 +648,7 @@ mod tests {
             Some(cluster(&[("dc4", 1)], 3, RUNNING)),
             Some(("h1", 2)),
         )];
-        let mut working = ready_site("a", "Pending", "Ongoing");
+        let mut working = applied_site("a", "Pending", "Ongoing");
         working.desired_hash = "h2".into();
         let sites = vec![working.clone()];
         assert_eq!(main_plan(&sites).action, Action::Apply { site: "a".into() });
@@ -691,7 +670,7 @@ mod tests {
 
     #[test]
     fn a_refused_removal_blocks_the_rollout_and_a_finished_one_lets_it_go() {
-        let sites = vec![ready_site("a", "Running", "Done")];
+        let sites = vec![applied_site("a", "Running", "Done")];
         let refused = [leaving(
             Some(cluster(
                 &[("dc4", 1)],
