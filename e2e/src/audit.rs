@@ -132,6 +132,27 @@ pub fn analyze(
     report
 }
 
+/// Whether CassKop wrote `action` Done on `cluster` strictly between audit seqs `after` and
+/// `before` (e.g. the ScaleDown of a DC we set to 0, before we deleted the CassandraCluster).
+pub fn casskop_finished_between(
+    entries: &[AuditEntry],
+    cluster: &str,
+    action: &str,
+    after: u64,
+    before: u64,
+) -> bool {
+    entries.iter().any(|e| {
+        e.cluster == cluster
+            && e.user == CASSKOP_USER
+            && e.seq > after
+            && e.seq < before
+            && e.object.as_ref().is_some_and(|o| {
+                o["status"]["lastClusterAction"] == action
+                    && o["status"]["lastClusterActionStatus"] == "Done"
+            })
+    })
+}
+
 /// Median and 99th percentile of `values` (µs), or `None` when empty.
 pub fn median_p99(values: &[i64]) -> Option<(i64, i64)> {
     if values.is_empty() {

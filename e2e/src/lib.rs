@@ -370,6 +370,43 @@ impl Env {
     }
 }
 
+/// The `status.seedlist` of CassandraCluster JSON (empty when it has none).
+pub fn seed_list(cc: &Value) -> Vec<String> {
+    cc["status"]["seedlist"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Env {
+    /// Waits until every site of `sites` has CassandraCluster `mc` Running/Done with seed list
+    /// `want`, and MultiCasskop `mc` is Ready for its current generation.
+    pub async fn settled_with_seeds(
+        &self,
+        mc: &str,
+        sites: &[&str],
+        want: &[&str],
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        eventually("every site Running with the seed list", timeout, || async {
+            let obj = self.get_mc(mc)?;
+            let mut ok = obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+                && condition(&obj, "Ready").is_some_and(|c| c.0 == "True");
+            for site in sites {
+                ok &= self
+                    .get_cc(site, mc)?
+                    .is_some_and(|cc| audit::running_done(&cc) && seed_list(&cc) == want);
+            }
+            Ok(ok.then_some(()))
+        })
+        .await
+    }
+}
+
 /// stdout of a kubectl run that had to succeed; its stderr as the error otherwise.
 fn checked(args: &[&str], out: Run) -> anyhow::Result<String> {
     if !out.success() {

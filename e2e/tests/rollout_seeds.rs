@@ -6,9 +6,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::audit::{self, StepKind, running_done};
+use e2e::audit::{self, StepKind};
 use e2e::{Env, NAMESPACE, binary, condition, controller_log_tail, eventually, sample};
-use serde_json::Value;
 
 const SITES: [&str; 3] = ["k8s-cluster1", "k8s-cluster2", "k8s-cluster3"];
 const MC: &str = "cassandra-auto";
@@ -40,34 +39,6 @@ const CHANGED_SEEDS: [&str; 9] = [
     "cassandra-auto-dc3-rack3-0.dc3.example.com",
 ];
 
-fn seeds_of(cc: &Value) -> Vec<String> {
-    cc["status"]["seedlist"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Every site Running/Done with `want` as its seed list, and the MultiCasskop Ready for its
-/// current generation.
-async fn settled_with(env: &Env, want: &[&str]) -> anyhow::Result<()> {
-    eventually("every site Running with the seed list", WAIT, || async {
-        let mc = env.get_mc(MC)?;
-        let mut ok = mc["status"]["observedGeneration"] == mc["metadata"]["generation"]
-            && condition(&mc, "Ready").is_some_and(|c| c.0 == "True");
-        for site in SITES {
-            ok &= env
-                .get_cc(site, MC)?
-                .is_some_and(|cc| running_done(&cc) && seeds_of(&cc) == want);
-        }
-        Ok(ok.then_some(()))
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_seeds_follow_casskop_rule_on_every_site_and_move_site_by_site() -> anyhow::Result<()>
 {
@@ -75,7 +46,9 @@ async fn auto_seeds_follow_casskop_rule_on_every_site_and_move_site_by_site() ->
     let ctl = env.start_controller("controller", &[])?;
     let log = |e: anyhow::Error| anyhow::anyhow!("{e}\n{}", controller_log_tail(&ctl.logs(), 60));
     env.apply_yaml(&sample("multi-casskop-auto-seeds.yaml")?)?;
-    settled_with(&env, &SAMPLE_SEEDS).await.map_err(log)?;
+    env.settled_with_seeds(MC, &SITES, &SAMPLE_SEEDS, WAIT)
+        .await
+        .map_err(log)?;
     let controller = Env::sa_user("multi-casskop");
     let created = audit::analyze(&env.sim.audit(), &[controller.as_str()], MC, 0);
     assert!(created.violations.is_empty(), "{:?}", created.violations);
@@ -115,7 +88,9 @@ async fn auto_seeds_follow_casskop_rule_on_every_site_and_move_site_by_site() ->
         "-p",
         r#"{"spec":{"override":{"k8s-cluster1":{"spec":{"topology":{"dc":[{"name":"dc1","nodesPerRacks":3,"rack":[{"name":"rack1"}]}]}}}}}}"#,
     ])?;
-    settled_with(&env, &CHANGED_SEEDS).await.map_err(log)?;
+    env.settled_with_seeds(MC, &SITES, &CHANGED_SEEDS, WAIT)
+        .await
+        .map_err(log)?;
     let changed = audit::analyze(&env.sim.audit(), &[controller.as_str()], MC, from);
     println!("change steps: {:#?}", changed.steps);
     assert!(changed.violations.is_empty(), "{:?}", changed.violations);
@@ -148,7 +123,7 @@ async fn auto_seeds_follow_casskop_rule_on_every_site_and_move_site_by_site() ->
         .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch"))
         .filter(|e| (200..300).contains(&e.code))
     {
-        let written = e.object.as_ref().map(seeds_of).unwrap_or_default();
+        let written = e.object.as_ref().map(e2e::seed_list).unwrap_or_default();
         assert!(
             written == CHANGED_SEEDS || written == SAMPLE_SEEDS,
             "seq {} at {}: {written:?}",

@@ -316,16 +316,13 @@ async fn a_removed_site_is_blocked_while_keyspaces_replicate_there_then_scaled_t
         scaled < deleted,
         "scaled to 0 (seq {scaled}) before the delete (seq {deleted})"
     );
-    let casskop_scaled = env.sim.audit().into_iter().any(|e| {
-        e.cluster == "k8s-cluster3"
-            && e.user == audit::CASSKOP_USER
-            && e.seq > scaled
-            && e.seq < deleted
-            && e.object.as_ref().is_some_and(|o| {
-                o["status"]["lastClusterAction"] == "ScaleDown"
-                    && o["status"]["lastClusterActionStatus"] == "Done"
-            })
-    });
+    let casskop_scaled = audit::casskop_finished_between(
+        &env.sim.audit(),
+        "k8s-cluster3",
+        "ScaleDown",
+        scaled,
+        deleted,
+    );
     assert!(
         casskop_scaled,
         "CassKop decommissioned dc3 before the delete"

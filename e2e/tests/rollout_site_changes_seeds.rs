@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use e2e::audit::{self, StepKind, running_done};
-use e2e::{Env, NAMESPACE, condition, controller_log_tail, eventually};
+use e2e::audit::{self, StepKind};
+use e2e::{Env, NAMESPACE, controller_log_tail, eventually};
 use serde_json::{Value, json};
 
 const MC: &str = "sites";
@@ -73,33 +73,6 @@ fn manifest(sites: &[usize]) -> String {
         }
     })
     .to_string()
-}
-
-fn seeds_of(cc: &Value) -> Vec<String> {
-    cc["status"]["seedlist"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Every site of `sites` Running/Done with seed list `want`, the MultiCasskop Ready.
-async fn settled_with(env: &Env, sites: &[&str], want: &[&str]) -> anyhow::Result<()> {
-    eventually("every site Running with the seed list", WAIT, || async {
-        let mc = env.get_mc(MC)?;
-        let mut ok = mc["status"]["observedGeneration"] == mc["metadata"]["generation"]
-            && condition(&mc, "Ready").is_some_and(|c| c.0 == "True");
-        for s in sites {
-            ok &= env
-                .get_cc(s, MC)?
-                .is_some_and(|cc| running_done(&cc) && seeds_of(&cc) == want);
-        }
-        Ok(ok.then_some(()))
-    })
-    .await
 }
 
 fn seq_now(env: &Env) -> u64 {
@@ -194,7 +167,7 @@ async fn with_auto_seeds_a_site_joins_before_the_others_change_and_leaves_before
     let log = |e: anyhow::Error| anyhow::anyhow!("{e}\n{}", controller_log_tail(&ctl.logs(), 80));
     let user = Env::sa_user("multi-casskop");
     env.apply_yaml(&manifest(&[1, 2, 3]))?;
-    settled_with(&env, &SITES[..3], &SEEDS_OF_THREE)
+    env.settled_with_seeds(MC, &SITES[..3], &SEEDS_OF_THREE, WAIT)
         .await
         .map_err(log)?;
 
@@ -207,7 +180,9 @@ async fn with_auto_seeds_a_site_joins_before_the_others_change_and_leaves_before
         .chain(&SEEDS_OF_FOURTH)
         .copied()
         .collect();
-    settled_with(&env, &SITES, &four).await.map_err(log)?;
+    env.settled_with_seeds(MC, &SITES, &four, WAIT)
+        .await
+        .map_err(log)?;
     let joined = audit::analyze(&env.sim.audit(), &[user.as_str()], MC, joined_from);
     println!("join steps: {:#?}", joined.steps);
     assert!(joined.violations.is_empty(), "{:?}", joined.violations);
@@ -234,7 +209,11 @@ async fn with_auto_seeds_a_site_joins_before_the_others_change_and_leaves_before
     );
     for site in &SITES[..3] {
         let last = last_write(&writes(&env, joined_from), site).expect("written");
-        assert_eq!(seeds_of(&last), four, "{site} gets the seeds of every DC");
+        assert_eq!(
+            e2e::seed_list(&last),
+            four,
+            "{site} gets the seeds of every DC"
+        );
     }
 
     // The fourth site leaves. dc4 is taken out of the replication, dc5 not yet: the last DC
@@ -261,7 +240,7 @@ async fn with_auto_seeds_a_site_joins_before_the_others_change_and_leaves_before
     replicate_in(&env, &["dc1", "dc2", "dc3", "dc4"])?;
     blocked_on(&env, "dc4").await.map_err(log)?;
     replicate_in(&env, &["dc1", "dc2", "dc3"])?;
-    settled_with(&env, &SITES[..3], &SEEDS_OF_THREE)
+    env.settled_with_seeds(MC, &SITES[..3], &SEEDS_OF_THREE, WAIT)
         .await
         .map_err(log)?;
     assert!(env.get_cc("k8s-cluster4", MC)?.is_none(), "deleted");
@@ -305,16 +284,13 @@ async fn with_auto_seeds_a_site_joins_before_the_others_change_and_leaves_before
         dc5_down < dc4_down && dc4_down < deleted && deleted < others,
         "{story:#?}"
     );
-    let casskop_scaled_dc4 = env.sim.audit().into_iter().any(|e| {
-        e.cluster == "k8s-cluster4"
-            && e.user == audit::CASSKOP_USER
-            && e.seq > dc4_down
-            && e.seq < deleted
-            && e.object.as_ref().is_some_and(|o| {
-                o["status"]["lastClusterAction"] == "ScaleDown"
-                    && o["status"]["lastClusterActionStatus"] == "Done"
-            })
-    });
+    let casskop_scaled_dc4 = audit::casskop_finished_between(
+        &env.sim.audit(),
+        "k8s-cluster4",
+        "ScaleDown",
+        dc4_down,
+        deleted,
+    );
     assert!(
         casskop_scaled_dc4,
         "CassKop decommissioned dc4 before the delete"
@@ -330,7 +306,7 @@ async fn with_auto_seeds_a_site_joins_before_the_others_change_and_leaves_before
     for site in &SITES[..3] {
         let last = last_write(&w, site).expect("written");
         assert_eq!(
-            seeds_of(&last),
+            e2e::seed_list(&last),
             SEEDS_OF_THREE,
             "{site}: the seeds without dc4, dc5"
         );
