@@ -53,6 +53,12 @@ pub fn running_done(obj: &Value) -> bool {
 /// spec or the seed list, [`acted_config`]): a write that changed nothing there (a no-op apply
 /// after a lost response, a label) gets no reaction from CassKop, so waiting for one would flag
 /// the next site's legitimate write. Entries before `from_seq` still count as the known state.
+///
+/// What a write changed is judged against the object as it was just before it at its site, in
+/// the order the site stored them (`metadata.resourceVersion`), not in audit order: as with
+/// kube-apiserver's audit log, an entry is recorded once its request is answered, so CassKop's
+/// reaction to a create (written as soon as its watch shows the object) can be recorded before
+/// the create itself.
 pub fn analyze(
     entries: &[AuditEntry],
     controller_users: &[&str],
@@ -63,16 +69,18 @@ pub fn analyze(
     // Site -> seq of the controller write not yet followed by a settle.
     let mut in_progress: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_settle: Option<(String, i64)> = None;
-    // Site -> what CassKop acts on, as of the latest successful write seen there.
-    let mut acted: BTreeMap<String, Value> = BTreeMap::new();
+    // Site -> what CassKop acts on, by the order the site stored the writes.
+    let mut acted: BTreeMap<String, StoredConfigs> = BTreeMap::new();
     for e in entries {
         if e.resource != "cassandraclusters" || e.name != cc_name || !(200..300).contains(&e.code) {
             continue;
         }
         let site = e.cluster.clone();
-        let now_acted = e.object.as_ref().map(acted_config);
-        let changed = match &now_acted {
-            Some(now) => acted.insert(site.clone(), now.clone()).as_ref() != Some(now),
+        let changed = match &e.object {
+            Some(obj) => acted
+                .entry(site.clone())
+                .or_default()
+                .record(obj, e.verb == "create"),
             None => true,
         };
         if e.seq < from_seq {
@@ -87,10 +95,12 @@ pub fn analyze(
                     e.seq, e.verb
                 ));
             }
-            if let Some((settled, at)) = last_settle.take()
-                && settled != site
-            {
-                report.handoffs_us.push(e.time_us - at);
+            // A write that changes nothing at the settled site itself (a label, a no-op apply)
+            // does not end the handoff: the next site's first write does.
+            match last_settle.take() {
+                Some((settled, at)) if settled != site => report.handoffs_us.push(e.time_us - at),
+                Some(settle) if !changed => last_settle = Some(settle),
+                _ => {}
             }
             if changed {
                 in_progress.insert(site.clone(), e.seq);
@@ -130,6 +140,40 @@ pub fn analyze(
         }
     }
     report
+}
+
+/// What CassKop acts on ([`acted_config`]) in each stored version of one object at one site.
+#[derive(Default)]
+struct StoredConfigs {
+    by_version: BTreeMap<u64, Value>,
+    /// The latest one, in audit order, for entries without a numeric resourceVersion.
+    last: Option<Value>,
+}
+
+impl StoredConfigs {
+    /// Record `obj` (the object after a write, `created` by it); whether it changed what
+    /// CassKop acts on compared with the version stored just before it. A create always does:
+    /// CassKop starts on a new object whatever an earlier one of that name held.
+    fn record(&mut self, obj: &Value, created: bool) -> bool {
+        let now = acted_config(obj);
+        let version = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse::<u64>().ok());
+        let before = match version {
+            Some(v) => {
+                let before = self
+                    .by_version
+                    .range(..v)
+                    .next_back()
+                    .map(|(_, c)| c.clone());
+                self.by_version.insert(v, now.clone());
+                before
+            }
+            None => self.last.clone(),
+        };
+        self.last = Some(now.clone());
+        created || before.as_ref() != Some(&now)
+    }
 }
 
 /// Whether CassKop wrote `action` Done on `cluster` strictly between audit seqs `after` and
@@ -276,6 +320,72 @@ mod tests {
             entry(3, "b", ME, "patch", None),
         ];
         assert_eq!(analyze(&log, &[ME], "cc", 0).violations.len(), 1);
+    }
+
+    fn stored(rv: u64, mut obj: Option<Value>) -> Option<Value> {
+        if let Some(o) = obj.as_mut() {
+            o["metadata"]["resourceVersion"] = json!(rv.to_string());
+        }
+        obj
+    }
+
+    #[test]
+    fn casskops_reaction_recorded_before_our_create_still_awaits_its_settle() {
+        let log = vec![
+            entry(1, "a", ME, "create", stored(10, spec("3.11.9"))),
+            entry(
+                2,
+                "a",
+                CASSKOP_USER,
+                "update",
+                stored(11, settled("3.11.9")),
+            ),
+            // b's Initializing (stored after the create) is recorded before the create.
+            entry(3, "b", CASSKOP_USER, "patch", stored(21, spec("3.11.9"))),
+            entry(4, "b", ME, "create", stored(20, spec("3.11.9"))),
+            entry(5, "b", CASSKOP_USER, "patch", stored(22, settled("3.11.9"))),
+            entry(6, "c", ME, "create", stored(30, spec("3.11.9"))),
+        ];
+        let r = analyze(&log, &[ME], "cc", 0);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!(r.handoffs_us, [2000, 1000]);
+        let settled: Vec<_> = r
+            .steps
+            .iter()
+            .filter(|s| s.kind == StepKind::Settled)
+            .map(|s| s.site.as_str())
+            .collect();
+        assert_eq!(settled, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_no_op_write_at_the_settled_site_does_not_lose_the_handoff() {
+        let log = vec![
+            entry(1, "a", ME, "patch", spec("3.11.9")),
+            entry(2, "a", CASSKOP_USER, "update", settled("3.11.9")),
+            entry(3, "a", ME, "patch", spec("3.11.9")),
+            entry(5, "b", ME, "patch", spec("3.11.9")),
+        ];
+        assert_eq!(analyze(&log, &[ME], "cc", 0).handoffs_us, [3000]);
+    }
+
+    #[test]
+    fn a_create_after_a_delete_awaits_casskop_even_with_the_same_spec() {
+        let log = vec![
+            entry(1, "a", ME, "create", stored(10, spec("3.11.9"))),
+            entry(
+                2,
+                "a",
+                CASSKOP_USER,
+                "update",
+                stored(11, settled("3.11.9")),
+            ),
+            entry(3, "a", ME, "delete", None),
+            entry(4, "a", ME, "create", stored(14, spec("3.11.9"))),
+            entry(5, "b", ME, "create", stored(20, spec("3.11.9"))),
+        ];
+        let r = analyze(&log, &[ME], "cc", 0);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
     }
 
     #[test]
