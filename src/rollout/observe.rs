@@ -12,6 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
+use crate::api::lenient::Lenient;
 use crate::api::{CassandraClusterView, MultiCasskop, MultiCasskopStatus};
 use crate::merge::{self, DesiredCluster};
 use crate::rollout::apply::WriteError;
@@ -121,7 +122,10 @@ async fn cached_write(ctx: &Context, mc: &MultiCasskop, ours: &str) -> Option<Mu
         if let Some(cached) = ctx.multicasskops.get(&oref)
             && cached.resource_version().as_deref() == Some(ours)
         {
-            return cached.decoded().cloned();
+            return match cached.decode() {
+                Lenient::Decoded(mc) => Some(mc),
+                Lenient::Poison(_) => None,
+            };
         }
         if Instant::now() >= deadline {
             return None;
