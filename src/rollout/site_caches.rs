@@ -32,6 +32,9 @@ const WATCH_MIN_BACKOFF: Duration = Duration::from_millis(250);
 /// Longest retry delay of a failed site watch.
 const WATCH_MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// One watch event for a site cache.
+type CacheEvent = Result<watcher::Event<CachedCluster>, watcher::Error>;
+
 /// State of one site cache's watch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WatchHealth {
@@ -169,25 +172,24 @@ fn owned_cassandras(
     namespace: &str,
     selector: &str,
     site: &str,
-) -> impl futures::Stream<Item = Result<watcher::Event<CachedCluster>, watcher::Error>> + Send + use<>
-{
+) -> impl futures::Stream<Item = CacheEvent> + Send + use<> {
     let api: Api<Lenient<DynamicObject>> =
         Api::namespaced_with(client.clone(), namespace, &cassandra_cluster_resource());
     let cfg = deadlines::watch_config().labels(selector);
     let site = site.to_string();
     for_cache(watcher(api, cfg), move |p| {
-        cassandra::report_poison(&site, p)
+        cassandra::report_poison(&site, p);
     })
 }
 
 /// Watch events as a site cache keeps them: an undecodable object is left out and told to
-/// `poisoned`, the others are cached with only what the controller reads (no managedFields, none of CassKop's
-/// progress fields of the status: for 1,000 resources x 3 sites this is most of the controller's
-/// memory), as compact text (see [`CachedCluster`]).
+/// `poisoned`, the others are cached with only what the controller reads (no managedFields, none
+/// of CassKop's progress fields of the status: for 1,000 resources x 3 sites this is most of the
+/// controller's memory), as compact text (see [`CachedCluster`]).
 fn for_cache<S, P>(
     events: S,
     poisoned: P,
-) -> impl futures::Stream<Item = Result<watcher::Event<CachedCluster>, watcher::Error>> + Send + use<S, P>
+) -> impl futures::Stream<Item = CacheEvent> + Send + use<S, P>
 where
     S: futures::Stream<Item = Result<watcher::Event<Lenient<DynamicObject>>, watcher::Error>>
         + Send,
