@@ -1,16 +1,24 @@
 //! CassKop's `CassandraCluster`, handled as an opaque object with a few typed accessors.
 
+use std::borrow::Cow;
+
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::Resource;
+use kube::api::{ApiResource, DynamicObject};
 
 use crate::api::lenient::Poison;
+use crate::api::owner::OwnerLabels;
+
+const GROUP: &str = "db.orange.com";
+const VERSION: &str = "v2";
+const API_VERSION: &str = "db.orange.com/v2";
+const KIND: &str = "CassandraCluster";
+const PLURAL: &str = "cassandraclusters";
 
 /// db.orange.com/v2 CassandraCluster, namespaced, no status subresource.
 pub fn cassandra_cluster_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("db.orange.com", "v2", "CassandraCluster"),
-        "cassandraclusters",
-    )
+    ApiResource::erase::<CachedCluster>(&())
 }
 
 /// The `status` fields the controller reads: CassKop's progress and the seed list we set.
@@ -62,6 +70,91 @@ pub fn report_poison(site: &str, poison: &Poison) {
         poison.key(),
         poison.error
     );
+}
+
+/// A CassandraCluster as a site cache holds it: the (slimmed) object as compact JSON text, decoded
+/// when a reconcile reads it, and beside it only what the cache itself and the lookups over a
+/// whole cache read (name, namespace, resourceVersion, generation, owner labels). A decoded
+/// object (`serde_json::Value` maps keep their order, so each one is an index plus a table) is
+/// several times its text: for 1,000 MultiCasskops x 3 sites this was most of the controller's
+/// heap. The kind is fixed, so the cache's keys carry no [`ApiResource`].
+#[derive(Clone, Debug)]
+pub struct CachedCluster {
+    metadata: ObjectMeta,
+    owner: [Option<Box<str>>; 3],
+    text: Box<str>,
+}
+
+impl CachedCluster {
+    /// The cache's copy of `obj` (slim it first, see [`slim_for_cache`]).
+    pub fn new(obj: &DynamicObject) -> Self {
+        let m = &obj.metadata;
+        let labels = OwnerLabels::read(m.labels.as_ref());
+        Self {
+            metadata: ObjectMeta {
+                name: m.name.clone(),
+                namespace: m.namespace.clone(),
+                resource_version: m.resource_version.clone(),
+                generation: m.generation,
+                ..ObjectMeta::default()
+            },
+            owner: [labels.namespace, labels.name, labels.site].map(|l| l.map(Box::from)),
+            // Serializing a decoded object cannot fail: its map keys are strings.
+            text: serde_json::to_string(obj)
+                .unwrap_or_default()
+                .into_boxed_str(),
+        }
+    }
+
+    /// The owner labels of the object.
+    pub fn owner_labels(&self) -> OwnerLabels<'_> {
+        let [namespace, name, site] = self.owner.each_ref().map(|l| l.as_deref());
+        OwnerLabels {
+            namespace,
+            name,
+            site,
+        }
+    }
+
+    /// The object as the watch delivered it, minus what [`slim_for_cache`] leaves out. The text
+    /// was written from an object that decoded within the same depth limit, so this only fails
+    /// if memory was corrupted; the error names the object.
+    pub fn object(&self) -> Result<DynamicObject, String> {
+        serde_json::from_str(&self.text).map_err(|e| {
+            format!(
+                "cached CassandraCluster {}/{} cannot be read back: {e}",
+                self.metadata.namespace.as_deref().unwrap_or_default(),
+                self.metadata.name.as_deref().unwrap_or_default()
+            )
+        })
+    }
+}
+
+impl Resource for CachedCluster {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind((): &()) -> Cow<'_, str> {
+        KIND.into()
+    }
+    fn group((): &()) -> Cow<'_, str> {
+        GROUP.into()
+    }
+    fn version((): &()) -> Cow<'_, str> {
+        VERSION.into()
+    }
+    fn api_version((): &()) -> Cow<'_, str> {
+        API_VERSION.into()
+    }
+    fn plural((): &()) -> Cow<'_, str> {
+        PLURAL.into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
 }
 
 /// Read-only typed view over the few CassandraCluster fields we use.

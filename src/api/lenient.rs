@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -162,6 +163,74 @@ impl<K: Resource> Resource for Lenient<K> {
             Lenient::Decoded(k) => k.meta_mut(),
             Lenient::Poison(p) => &mut p.meta,
         }
+    }
+}
+
+/// An object kept as its JSON text (without `metadata.managedFields`), decoded when read: a cache
+/// of many objects holds their text, a fraction of the decoded objects (each `serde_json::Value`
+/// map keeps its order, so it is an index plus a table). Beside the text only the metadata that
+/// keys and finds it (name, namespace, uid, resourceVersion, generation, labels). Decoding is
+/// [`Lenient`]'s: an object that cannot be decoded is told apart when read.
+#[derive(Clone, Debug)]
+pub struct Packed<K> {
+    metadata: ObjectMeta,
+    text: Box<str>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Packed<K> {
+    /// Keeps `text`, one object's JSON.
+    pub fn from_json(text: &str) -> Self {
+        let text = without_managed_fields(text).map_or_else(|| text.into(), String::into_boxed_str);
+        Self {
+            metadata: meta_only(&text),
+            text,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K: DeserializeOwned> Packed<K> {
+    /// The object, decoded (or set aside as poison) as [`Lenient::from_json`] does.
+    pub fn decode(&self) -> Lenient<K> {
+        Lenient::from_json(&self.text)
+    }
+}
+
+impl<'de, K> Deserialize<'de> for Packed<K> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Ok(Self::from_json(raw.get()))
+    }
+}
+
+impl<K: Resource> Resource for Packed<K> {
+    type DynamicType = K::DynamicType;
+    type Scope = K::Scope;
+
+    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::group(dt)
+    }
+    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::version(dt)
+    }
+    fn api_version(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::api_version(dt)
+    }
+    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+    fn url_path(dt: &Self::DynamicType, namespace: Option<&str>) -> String {
+        K::url_path(dt, namespace)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
     }
 }
 
@@ -377,6 +446,58 @@ mod tests {
             DecodeError::TooDeep {
                 field: "spec.base.a.a.…".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_packed_object_decodes_as_it_was_listed_without_managed_fields() {
+        let text = format!(
+            r#"{{"apiVersion":"db.orange.com/v2","kind":"MultiCasskop",
+               "metadata":{{"name":"m","namespace":"ns","uid":"u-m","generation":3,
+                            "resourceVersion":"9","finalizers":["f"],{}}},
+               "spec":{{"base":{{"spec":{{"nodesPerRacks":3}}}},"siteOrder":["dc2","dc1"]}},
+               "status":{{"phase":"Running"}}}}"#,
+            managed_fields(3)
+        );
+        let packed: Packed<MultiCasskop> = serde_json::from_str(&text).unwrap();
+        let mut listed: MultiCasskop = serde_json::from_str(&text).unwrap();
+        assert!(listed.metadata.managed_fields.take().is_some());
+        let decoded = packed.decode();
+        assert_eq!(
+            serde_json::to_value(decoded.decoded().unwrap()).unwrap(),
+            serde_json::to_value(&listed).unwrap()
+        );
+        let meta = packed.meta();
+        assert_eq!(
+            (meta.name.as_deref(), meta.namespace.as_deref()),
+            (Some("m"), Some("ns"))
+        );
+        assert_eq!(meta.resource_version.as_deref(), Some("9"));
+        assert_eq!(meta.uid.as_deref(), Some("u-m"));
+        assert_eq!(meta.generation, Some(3));
+        assert!(!packed.text.contains("managedFields"));
+    }
+
+    #[test]
+    fn a_packed_object_that_cannot_be_decoded_is_poison_when_read() {
+        let list = format!(
+            r#"{{"apiVersion":"v1","kind":"List","metadata":{{"resourceVersion":"7"}},"items":[{},{}]}}"#,
+            mc("ok", r#"{"base":{}}"#),
+            mc("typed", r#"{"siteOrder":"dc1"}"#)
+        );
+        let items = serde_json::from_str::<ObjectList<Packed<MultiCasskop>>>(&list)
+            .unwrap()
+            .items;
+        assert!(items[0].decode().decoded().is_some());
+        assert_eq!(items[1].meta().name.as_deref(), Some("typed"));
+        let Lenient::Poison(p) = items[1].decode() else {
+            panic!("a string decoded as a list");
+        };
+        assert_eq!(p.key(), "ns/typed");
+        assert_eq!(p.meta.uid.as_deref(), Some("u-typed"));
+        assert_eq!(
+            p.error.to_string(),
+            r#"spec.siteOrder: invalid type: string "dc1", expected a sequence"#
         );
     }
 

@@ -8,7 +8,7 @@ use kube::api::DynamicObject;
 use kube::runtime::reflector::ObjectRef;
 use serde_json::{Map, Value};
 
-use super::{MultiCasskop, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, SITE_LABEL};
+use super::multicasskop::{MultiCasskop, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, SITE_LABEL};
 
 /// The owner labels an object carries (each `None` when absent).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -4,13 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use kube::ResourceExt;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use crate::api::FINALIZER;
-use crate::api::cassandra::cassandra_cluster_resource;
 use crate::rollout::apply::{self, ApplyOutcome, ApplyResult, DeleteOutcome, WriteError};
 use crate::rollout::context::{Context, Error, Target};
 use crate::rollout::events::EventType;
@@ -457,13 +456,12 @@ async fn release_finalizer(target: &Target<'_>, ctx: &Context) -> Result<Step, E
 async fn wait_for_cache(ctx: &Context, f: &SiteFacts, resource_version: &str, generation: i64) {
     let Some(site) = f.site.as_ref() else { return };
     let view = ctx.caches.view(site, &f.desired.namespace).await;
-    let oref = ObjectRef::new_with(&f.desired.name, cassandra_cluster_resource())
-        .within(&f.desired.namespace);
+    let oref = ObjectRef::new(&f.desired.name).within(&f.desired.namespace);
     let deadline = Instant::now() + CACHE_CATCH_UP_WAIT;
     while Instant::now() < deadline {
         if let Some(o) = view.store.get(&oref)
             && (o.resource_version().as_deref() == Some(resource_version)
-                || o.metadata.generation.unwrap_or(0) > generation)
+                || o.meta().generation.unwrap_or(0) > generation)
         {
             return;
         }

@@ -11,7 +11,7 @@ use kube::{Client, Resource};
 use tracing::debug;
 
 use crate::api::MultiCasskop;
-use crate::api::lenient::Lenient;
+use crate::api::lenient::Packed;
 use crate::backoff::Backoff;
 use crate::rollout::apply::WriteError;
 use crate::rollout::events::{EventType, NewEvent, Publisher};
@@ -72,7 +72,7 @@ pub struct Context {
     /// Undecodable MultiCasskops already reported, by version.
     pub(super) poisoned: crate::rollout::poison::Reported,
     /// The controller's cache of MultiCasskops (see `observe::fresh`).
-    pub(super) multicasskops: Store<Lenient<MultiCasskop>>,
+    pub(super) multicasskops: Store<Packed<MultiCasskop>>,
     /// When each refused scale-down of a leaving site is tried again.
     pub(super) removal_retries: crate::rollout::removal::retry::Retries,
     /// When each change CassKop refused at a site taking part is applied again.
@@ -87,7 +87,7 @@ impl Context {
         events: Publisher,
         metrics: Arc<Metrics>,
         resync: Duration,
-        multicasskops: Store<Lenient<MultiCasskop>>,
+        multicasskops: Store<Packed<MultiCasskop>>,
     ) -> Self {
         Self {
             local,

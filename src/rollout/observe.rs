@@ -12,7 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
-use crate::api::cassandra::cassandra_cluster_resource;
+use crate::api::lenient::Lenient;
 use crate::api::{CassandraClusterView, MultiCasskop, MultiCasskopStatus};
 use crate::merge::{self, DesiredCluster};
 use crate::rollout::apply::WriteError;
@@ -122,7 +122,10 @@ async fn cached_write(ctx: &Context, mc: &MultiCasskop, ours: &str) -> Option<Mu
         if let Some(cached) = ctx.multicasskops.get(&oref)
             && cached.resource_version().as_deref() == Some(ours)
         {
-            return cached.decoded().cloned();
+            return match cached.decode() {
+                Lenient::Decoded(mc) => Some(mc),
+                Lenient::Poison(_) => None,
+            };
         }
         if Instant::now() >= deadline {
             return None;
@@ -282,13 +285,19 @@ async fn observe_site(
         return (SiteAccess::Unavailable { reason }, None);
     }
     f.site = Some(site.clone());
-    let oref = ObjectRef::new_with(&f.desired.name, cassandra_cluster_resource())
-        .within(&f.desired.namespace);
+    let oref = ObjectRef::new(&f.desired.name).within(&f.desired.namespace);
     // The cache holds every object carrying our owner labels. One it does not hold (another's
     // under the same name) is found by the create that would collide with it (see
     // `apply::apply_cluster`): no read per site and reconcile.
-    let Some(live) = view.store.get(&oref).map(|o| (*o).clone()) else {
+    let Some(cached) = view.store.get(&oref) else {
         return (SiteAccess::Ok, None);
+    };
+    let live = match cached.object() {
+        Ok(live) => live,
+        Err(e) => {
+            let reason = format!("site {}: {e}", f.name);
+            return (SiteAccess::Unavailable { reason }, None);
+        }
     };
     let live_json = serde_json::to_value(&live).unwrap_or(Value::Null);
     let observed =

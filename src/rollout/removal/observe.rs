@@ -7,7 +7,6 @@ use std::sync::Arc;
 use kube::api::DynamicObject;
 use serde_json::Value;
 
-use crate::api::owner::OwnerLabels;
 use crate::api::{CassandraClusterView, SiteStatus};
 use crate::rollout::context::{Context, Target};
 use crate::rollout::observe::Observation;
@@ -84,12 +83,20 @@ async fn observe_one(target: &Target<'_>, ctx: &Context, entry: &SiteStatus) -> 
         return leaving;
     }
     let (ns, name) = (target.ns.as_str(), target.name.as_str());
-    let live = view.store.state().into_iter().find(|o| {
-        let l = OwnerLabels::of(o);
+    let cached = view.store.state().into_iter().find(|o| {
+        let l = o.owner_labels();
         l.name_owner(ns, name) && l.site == Some(entry.name.as_str())
     });
-    leaving.input.found = live.as_deref().map(leaving_cluster);
-    leaving.live = live.map(|o| (*o).clone());
+    let live = match cached.map(|o| o.object()).transpose() {
+        Ok(live) => live,
+        Err(e) => {
+            let reason = format!("site {}: {e}", entry.name);
+            leaving.input.access = SiteAccess::Unavailable { reason };
+            return leaving;
+        }
+    };
+    leaving.input.found = live.as_ref().map(leaving_cluster);
+    leaving.live = live;
     leaving.site = Some(site);
     leaving
 }
