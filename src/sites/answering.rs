@@ -40,14 +40,25 @@ enum Check {
     Probed,
 }
 
+/// A PING-checked HTTP/2 connection closed under a watch.
+#[derive(thiserror::Error, Debug)]
+#[error(
+    "timed out or closed: its HTTP/2 connection was lost (a PING unanswered within {request}s closes it): {cause}"
+)]
+pub struct ConnectionLost {
+    /// `--request-timeout`, in seconds.
+    pub request: f64,
+    /// What the watch stream met, in one line.
+    pub cause: String,
+}
+
 /// `events` as they come; when nothing comes for the quiet-watch period (`--site-probe-period`),
 /// the site is asked for its version, and an unanswered probe ends the stream with a watch
 /// error naming it (the caller restarts the watch and reports the site unreachable). One probe
 /// is sent as the watch starts (while the site is busy with its list anyway): when it comes
-/// back over a PING-checked HTTP/2 connection, quiet periods send nothing, and a watch error
-/// is followed by a probe, so a connection closed by an unanswered PING is reported as a site
-/// not answering rather than as a broken stream. That first probe failing ends nothing: the
-/// watch's own list meets the same deadlines.
+/// back over a PING-checked HTTP/2 connection, quiet periods send nothing, and a broken
+/// watch stream says its connection was lost and why it may have been. That first probe
+/// failing ends nothing: the watch's own list meets the same deadlines.
 pub fn probed<S, T>(
     events: S,
     client: kube::Client,
@@ -80,13 +91,17 @@ where
             };
             match next {
                 // A PING-checked connection that died takes its watch with it, saying only that
-                // the stream broke: the probe says whether the site answers at all.
-                Ok(Some(Err(e))) if matches!(check, Check::Pinged) => {
-                    if let Err(silent) = probe(&client).await {
-                        let failed = kube::Error::Service(Box::new(silent));
-                        return Some((Err(watcher::Error::WatchFailed(failed)), None));
-                    }
-                    return Some((Err(e), Some((events, client, check))));
+                // the stream broke: say why it may have (no probe here: it would keep the site
+                // unreported for one more deadline while reconciles wait on it).
+                Ok(Some(Err(watcher::Error::WatchFailed(kube::Error::ReadEvents(e)))))
+                    if matches!(check, Check::Pinged) =>
+                {
+                    let lost = ConnectionLost {
+                        request: d.request.as_secs_f64(),
+                        cause: e.to_string(),
+                    };
+                    let failed = kube::Error::Service(Box::new(lost));
+                    return Some((Err(watcher::Error::WatchFailed(failed)), None));
                 }
                 Ok(Some(item)) => return Some((item, Some((events, client, check)))),
                 Ok(None) => return None,
