@@ -556,3 +556,87 @@ async fn frozen_local_cluster_fails_healthz_saying_what_is_stuck_then_recovers()
     assert!(ctl.exited().is_none(), "the controller kept running");
     Ok(())
 }
+
+/// `GET /version` requests `cluster` received since audit sequence `since`.
+fn version_requests(env: &Env, cluster: &str, since: u64) -> usize {
+    env.sim
+        .audit()
+        .iter()
+        .filter(|e| e.seq >= since && e.cluster == cluster)
+        .filter(|e| e.verb == "get" && e.resource == "/version")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_http2_sites_get_no_version_probes_http1_only_ones_do_and_a_frozen_http2_site_is_reported()
+-> anyhow::Result<()> {
+    const SITES: [&str; 3] = ["site1", "site2", "site3"];
+    const HTTP2: &str = "site2";
+    const HTTP1: &str = "site3";
+    let env = Env::start_with(&SITES, fast_casskop()).await?;
+    env.sim.cluster(HTTP1).faults().set_http1_only(true);
+    let sites: Vec<String> = env.names().to_vec();
+    // A short probe period: an HTTP/1.1 site is probed several times in a few seconds.
+    let mut ctl = controller(
+        &env,
+        &env.kubeconfig,
+        &SITES,
+        &["--site-probe-period", "2s"],
+    )?;
+    wait_readyz(&mut ctl, Duration::from_millis(50), Duration::from_secs(60)).await?;
+    let api = mc_api(env.local().client().await);
+    let expected = create_fleet(
+        &api,
+        (0..3).map(|i| format!("quiet-{i}")),
+        &sites,
+        "cassandra:3.11.9",
+        2,
+    )
+    .await?;
+    wait_converged(&env, &expected, Duration::from_secs(240)).await?;
+    let users: Vec<String> = expected.keys().cloned().collect();
+    // Each site watch is probed once when it first falls quiet; over HTTP/2 that is the last.
+    eventually(
+        "the first probe of the HTTP/2 site's watch",
+        Duration::from_secs(60),
+        || async { Ok((version_requests(&env, HTTP2, 0) > 0).then_some(())) },
+    )
+    .await?;
+    let since = env.sim.audit().last().map_or(0, |e| e.seq + 1);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (http2, http1) = (
+        version_requests(&env, HTTP2, since),
+        version_requests(&env, HTTP1, since),
+    );
+    println!("GET /version in 10 s quiet: {HTTP2} (HTTP/2) {http2}, {HTTP1} (HTTP/1.1) {http1}");
+    assert_eq!(
+        http2, 0,
+        "a quiet HTTP/2 site is checked by PING frames only"
+    );
+    assert!(
+        http1 >= 2,
+        "a quiet HTTP/1.1-only site is still probed ({http1})"
+    );
+
+    env.sim.cluster(HTTP2).faults().set_frozen(true);
+    let frozen_at = Instant::now();
+    let message = all_report_unreachable(&env, &users, HTTP2, &ctl).await?;
+    println!(
+        "all {} report {HTTP2} after {:.1} s: {message}",
+        users.len(),
+        frozen_at.elapsed().as_secs_f64()
+    );
+    let (_, metrics) = ctl.http_get("/metrics")?;
+    assert!(
+        metrics.contains(&format!(
+            "multicasskop_site_reachable{{site=\"{HTTP2}\"}} 0"
+        )),
+        "{metrics}"
+    );
+    env.sim.cluster(HTTP2).faults().set_frozen(false);
+    wait_converged(&env, &expected, Duration::from_secs(240))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", failure_log(&ctl, "keepalive")))?;
+    assert_no_panic(&ctl.logs(), "controller");
+    Ok(())
+}

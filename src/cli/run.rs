@@ -72,7 +72,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let timing = LeaseTiming::new(args.lease_duration, args.renew_deadline, args.retry_period)?;
     sites
         .deadlines
-        .install_with_probe(args.bounds.site_probe_period);
+        .install_with_progress(args.bounds.site_probe_period, args.bounds.keepalive());
     let (local, namespace, lease_client) = connect_local(sites).await?;
     // Every client the controller writes through is fenced; only the Lease's own is not.
     let fence = args

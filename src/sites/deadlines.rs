@@ -18,6 +18,8 @@ use std::time::Instant;
 
 use tower::{BoxError, Layer, Service};
 
+use super::transport::{self, Keepalive};
+
 /// Default bound on TCP connect plus TLS handshake. API servers answer a handshake in
 /// milliseconds; 5 s leaves room for a lost SYN (retransmitted after 1 s, then 3 s).
 pub const DEFAULT_CONNECT: Duration = Duration::from_secs(5);
@@ -28,8 +30,16 @@ pub const DEFAULT_REQUEST: Duration = Duration::from_secs(10);
 
 /// Default of `--site-probe-period`: a site watch quiet this long is checked. With the default
 /// request deadline a frozen site is reported within 20 s, inside the 30 s promised, at the
-/// cost of one `GET /version` per quiet site watch every 10 s.
+/// cost of one `GET /version` per quiet site watch every 10 s over HTTP/1.1 (over HTTP/2 PINGs
+/// do it: see [`DEFAULT_KEEPALIVE`]).
 pub const DEFAULT_QUIET_WATCH: Duration = Duration::from_secs(10);
+
+/// Default of `--site-keepalive`: an HTTP/2 connection that received nothing for this long is
+/// sent a PING, and one unanswered within the request deadline closes the connection (its
+/// watches fail, the site is reported). With the default request deadline a frozen site is
+/// found within 20 s, as by the quiet-watch probe, for one PING frame per connection and 10 s
+/// instead of one `GET /version` per site watch and 10 s.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// The deadlines applied to every client built afterwards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +50,9 @@ pub struct Deadlines {
     pub request: Duration,
     /// A site watch quiet this long checks that its site still answers (see `answering`).
     pub quiet_watch: Duration,
+    /// HTTP/2 offered, its connections sent a PING when they received nothing for this long
+    /// (unanswered within `request`: closed); `None`: HTTP/1.1 only.
+    pub keepalive: Option<Duration>,
 }
 
 impl Default for Deadlines {
@@ -48,6 +61,7 @@ impl Default for Deadlines {
             connect: DEFAULT_CONNECT,
             request: DEFAULT_REQUEST,
             quiet_watch: DEFAULT_QUIET_WATCH,
+            keepalive: Some(DEFAULT_KEEPALIVE),
         }
     }
 }
@@ -92,7 +106,11 @@ pub fn build_client_with(
     config.connect_timeout = Some(d.connect);
     // A server that stops reading (full socket buffers) must not hold a write either.
     config.write_timeout = Some(d.request);
-    let builder = kube::client::ClientBuilder::try_from(config)?;
+    let keepalive = d.keepalive.map(|interval| Keepalive {
+        interval,
+        timeout: d.request,
+    });
+    let builder = transport::builder(config, keepalive)?;
     Ok(builder
         .with_layer(&DeadlineLayer {
             after: d.request,
@@ -394,7 +412,7 @@ mod tests {
         let deadlines = Deadlines {
             connect: Duration::from_secs(1),
             request: Duration::from_secs(2),
-            quiet_watch: DEFAULT_QUIET_WATCH,
+            ..Deadlines::default()
         };
         let client = build_client_with(config, deadlines).unwrap();
         let first = tokio::spawn({
@@ -420,7 +438,7 @@ mod tests {
         let deadlines = Deadlines {
             connect: Duration::from_secs(1),
             request: Duration::from_secs(30),
-            quiet_watch: DEFAULT_QUIET_WATCH,
+            ..Deadlines::default()
         };
         let client = build_client_with(config, deadlines).unwrap();
         let held: Vec<_> = (0..MAX_UNANSWERED)
@@ -450,7 +468,7 @@ mod tests {
         let deadlines = Deadlines {
             connect: Duration::from_secs(1),
             request: Duration::from_millis(300),
-            quiet_watch: DEFAULT_QUIET_WATCH,
+            ..Deadlines::default()
         };
         let client = build_client_with(config, deadlines).unwrap();
         let outcome =

@@ -14,6 +14,7 @@ mod secret_watch;
 mod site;
 pub mod token_expiry;
 pub mod token_report;
+pub mod transport;
 pub mod untrusted;
 
 pub use config::RegistryConfig;

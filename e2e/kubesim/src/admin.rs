@@ -120,6 +120,9 @@ fn apply_faults(c: &Cluster, v: &Value) {
     if let Some(frozen) = v["freeze"].as_bool() {
         f.set_frozen(frozen);
     }
+    if let Some(on) = v["http1Only"].as_bool() {
+        f.set_http1_only(on);
+    }
     if let Some(ms) = v["latencyMs"].as_u64() {
         f.set_latency(Duration::from_millis(ms));
     }

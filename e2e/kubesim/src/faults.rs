@@ -1,5 +1,5 @@
-//! Fault injection per cluster: unreachable listener, frozen connections, latency, error share, revoked tokens, expired watches.
-use std::sync::atomic::{AtomicU64, Ordering};
+//! Fault injection per cluster: unreachable listener, frozen connections, HTTP/1.1 only, latency, error share, revoked tokens, expired watches.
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use crate::store::Store;
 pub struct Faults {
     unreachable: tokio::sync::watch::Sender<bool>,
     freeze: Arc<FreezeGate>,
+    http1_only: AtomicBool,
     latency_us: AtomicU64,
     errors: Mutex<(f64, Vec<u16>)>,
     store: Arc<Store>,
@@ -22,6 +23,7 @@ impl Faults {
         Faults {
             unreachable: tokio::sync::watch::channel(false).0,
             freeze: Arc::default(),
+            http1_only: AtomicBool::new(false),
             latency_us: AtomicU64::new(0),
             errors: Mutex::new((0.0, vec![])),
             store,
@@ -39,6 +41,14 @@ impl Faults {
     }
     pub fn is_frozen(&self) -> bool {
         self.freeze.is_frozen()
+    }
+    /// New connections are offered HTTP/1.1 only (ALPN without `h2`), as an API server behind
+    /// a proxy that speaks only HTTP/1.1; open connections keep their protocol.
+    pub fn set_http1_only(&self, on: bool) {
+        self.http1_only.store(on, Ordering::Relaxed);
+    }
+    pub fn is_http1_only(&self) -> bool {
+        self.http1_only.load(Ordering::Relaxed)
     }
     pub fn set_latency(&self, d: Duration) {
         self.latency_us
@@ -61,6 +71,7 @@ impl Faults {
     pub fn clear(&self) {
         self.set_unreachable(false);
         self.set_frozen(false);
+        self.set_http1_only(false);
         self.set_latency(Duration::ZERO);
         self.set_error_rate(0.0, vec![]);
         self.store.lock().revoked.clear();

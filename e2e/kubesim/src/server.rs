@@ -1,4 +1,4 @@
-//! HTTPS listener of one simulated cluster: TLS accept, HTTP/1.1 + HTTP/2, the unreachable fault (listener closed, connections aborted, same port re-bound), the freeze fault (every socket stalled).
+//! HTTPS listener of one simulated cluster: TLS accept, HTTP/1.1 + HTTP/2 (or HTTP/1.1 only, a fault), the unreachable fault (listener closed, connections aborted, same port re-bound), the freeze fault (every socket stalled).
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,11 @@ use crate::handlers;
 
 /// Serves until `c.shutdown` is cancelled. `listener` is the already bound first listener.
 pub async fn serve(c: Arc<ClusterInner>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
+    let http1_only = {
+        let mut cfg = (*tls).clone();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        TlsAcceptor::from(Arc::new(cfg))
+    };
     let acceptor = TlsAcceptor::from(tls);
     let mut unreachable = c.faults.unreachable_rx();
     let mut listener = Some(listener);
@@ -38,6 +43,7 @@ pub async fn serve(c: Arc<ClusterInner>, listener: TcpListener, tls: Arc<rustls:
                 r = l.accept() => {
                     let Ok((tcp, _)) = r else { continue };
                     let _ = tcp.set_nodelay(true);
+                    let acceptor = if c.faults.is_http1_only() { &http1_only } else { &acceptor };
                     tokio::spawn(connection(c.clone(), acceptor.clone(), tcp, conns.clone()));
                 }
                 r = unreachable.changed() => {

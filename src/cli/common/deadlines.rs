@@ -37,15 +37,18 @@ impl Default for DeadlineArgs {
 impl DeadlineArgs {
     /// Make these the deadlines of every client built from now on.
     pub fn install(&self) {
-        self.install_with_probe(Deadlines::default().quiet_watch);
+        let d = Deadlines::default();
+        self.install_with_progress(d.quiet_watch, d.keepalive);
     }
 
-    /// As [`Self::install`], with the controller's `--site-probe-period`.
-    pub fn install_with_probe(&self, quiet_watch: Duration) {
+    /// As [`Self::install`], with the controller's `--site-probe-period` and
+    /// `--site-keepalive`.
+    pub fn install_with_progress(&self, quiet_watch: Duration, keepalive: Option<Duration>) {
         deadlines::install(Deadlines {
             connect: self.connect_timeout,
             request: self.request_timeout,
             quiet_watch,
+            keepalive,
         });
     }
 }
@@ -61,10 +64,20 @@ pub struct ProgressArgs {
     pub reconcile_timeout: Duration,
     /// A site's CassandraCluster watch that delivers nothing for this long checks that the site
     /// still answers (GET /version under --request-timeout); a site that does not is reported
-    /// on every MultiCasskop using it and its watch restarted. Example: `--site-probe-period 10s`.
+    /// on every MultiCasskop using it and its watch restarted. A site answering over HTTP/2
+    /// with --site-keepalive on is checked once per watch, then by PING frames only.
+    /// Example: `--site-probe-period 10s`.
     #[arg(long = "site-probe-period", value_name = "DURATION", default_value = "10s",
           value_parser = crate::duration::parse_or_seconds)]
     pub site_probe_period: Duration,
+    /// API servers are offered HTTP/2 (TLS ALPN), and an HTTP/2 connection that received
+    /// nothing for this long is sent a PING; one unanswered within --request-timeout closes
+    /// the connection and fails its watches, so a frozen site is reported without API
+    /// requests. `0`: HTTP/1.1 only, and quiet site watches are checked by GET /version every
+    /// --site-probe-period. Example: `--site-keepalive 10s`.
+    #[arg(long = "site-keepalive", value_name = "DURATION", default_value = "10s",
+          value_parser = crate::duration::parse_or_seconds)]
+    pub site_keepalive: Duration,
     /// /healthz fails when a reconcile has run longer than this, or when the local
     /// MultiCasskop watch has delivered nothing and the local API server has not answered for
     /// this long: the process is wedged and a restart is the way out. Keep it above
@@ -74,11 +87,19 @@ pub struct ProgressArgs {
     pub liveness_timeout: Duration,
 }
 
+impl ProgressArgs {
+    /// `--site-keepalive`, `None` when off (`0`).
+    pub fn keepalive(&self) -> Option<Duration> {
+        Some(self.site_keepalive).filter(|d| !d.is_zero())
+    }
+}
+
 impl Default for ProgressArgs {
     fn default() -> Self {
         Self {
             reconcile_timeout: Duration::from_secs(60),
             site_probe_period: Deadlines::default().quiet_watch,
+            site_keepalive: deadlines::DEFAULT_KEEPALIVE,
             liveness_timeout: DEFAULT_LIVENESS_TIMEOUT,
         }
     }
