@@ -48,7 +48,10 @@ pub fn builder(
     let Some(keepalive) = keepalive.filter(|_| !kube_own) else {
         return ClientBuilder::try_from(config);
     };
-    let hyper_client = hyper_client(&config, keepalive)?;
+    let hyper_client = Split {
+        multiplexed: hyper_client(&config, Some(keepalive))?,
+        upgradable: hyper_client(&config, None)?,
+    };
     let service = ServiceBuilder::new()
         .layer(config.base_uri_layer())
         .option_layer(config.default_retry.then(|| {
@@ -74,25 +77,63 @@ pub fn builder(
     Ok(ClientBuilder::new(service, config.default_namespace))
 }
 
-/// hyper's client over kube's TLS settings, with kube's connect/read/write timeouts and the
-/// PING keep-alive of HTTP/2 connections.
-fn hyper_client(config: &kube::Config, keepalive: Keepalive) -> Result<HyperClient, kube::Error> {
-    let mut timed = hyper_timeout::TimeoutConnector::new(connector(config)?);
+/// The two hyper clients under one client's layers: requests asking to switch protocols
+/// (`pods/exec`, `attach`, `portforward` over WebSocket) go over HTTP/1.1 connections of their
+/// own, the others over connections that may speak HTTP/2. HTTP/2 has no `Upgrade` (RFC 9113
+/// 8.2.2: a server must refuse it), so an exec sent on an HTTP/2 connection reaches the API
+/// server without it and is refused; client-go keeps a separate HTTP/1.1 transport for these
+/// requests too.
+#[derive(Clone)]
+struct Split {
+    multiplexed: HyperClient,
+    upgradable: HyperClient,
+}
+
+impl tower::Service<Request<Body>> for Split {
+    type Response = Response<hyper::body::Incoming>;
+    type Error = hyper_util::client::legacy::Error;
+    type Future = hyper_util::client::legacy::ResponseFuture;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // hyper's legacy client is always ready: it queues on its pool, per request.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if request.headers().contains_key(http::header::UPGRADE) {
+            self.upgradable.request(request)
+        } else {
+            self.multiplexed.request(request)
+        }
+    }
+}
+
+/// hyper's client over kube's TLS settings, with kube's connect/read/write timeouts; with
+/// `keepalive`, HTTP/2 offered by ALPN and its connections PING-checked, else HTTP/1.1 only.
+fn hyper_client(
+    config: &kube::Config,
+    keepalive: Option<Keepalive>,
+) -> Result<HyperClient, kube::Error> {
+    let mut timed = hyper_timeout::TimeoutConnector::new(connector(config, keepalive.is_some())?);
     timed.set_connect_timeout(config.connect_timeout);
     timed.set_read_timeout(config.read_timeout);
     timed.set_write_timeout(config.write_timeout);
     timed.set_reset_reader_on_write(config.reset_reader_on_write);
-    Ok(
-        hyper_util::client::legacy::Builder::new(TokioExecutor::new())
+    let mut builder = hyper_util::client::legacy::Builder::new(TokioExecutor::new());
+    if let Some(keepalive) = keepalive {
+        builder
             // hyper's HTTP/2 keep-alive needs a timer; without one no PING is ever sent.
             .timer(TokioTimer::new())
             .http2_keep_alive_interval(keepalive.interval)
             .http2_keep_alive_timeout(keepalive.timeout)
-            // A site watch is an open stream, but a connection whose streams all ended is checked
-            // too: the next request would otherwise be the one to find it dead.
-            .http2_keep_alive_while_idle(true)
-            .build(timed),
-    )
+            // A site watch is an open stream, but a connection whose streams all ended is
+            // checked too: the next request would otherwise be the one to find it dead.
+            .http2_keep_alive_while_idle(true);
+    }
+    Ok(builder.build(timed))
 }
 
 type HyperClient = hyper_util::client::legacy::Client<
@@ -100,9 +141,11 @@ type HyperClient = hyper_util::client::legacy::Client<
     Body,
 >;
 
-/// kube's TLS connector settings with ALPN offering HTTP/2 then HTTP/1.1 (the server picks).
+/// kube's TLS connector settings with ALPN offering HTTP/2 then HTTP/1.1 (the server picks),
+/// or HTTP/1.1 only.
 fn connector(
     config: &kube::Config,
+    http2: bool,
 ) -> Result<hyper_rustls::HttpsConnector<HttpConnector>, kube::Error> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -121,7 +164,11 @@ fn connector(
         builder =
             builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
     }
-    Ok(builder.enable_all_versions().wrap_connector(http))
+    Ok(if http2 {
+        builder.enable_all_versions().wrap_connector(http)
+    } else {
+        builder.enable_http1().wrap_connector(http)
+    })
 }
 
 /// kube's own tracing of a request, kept as kube's builder has it: a debug span `HTTP` with
