@@ -130,28 +130,37 @@ impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
     }
 }
 
-impl<K: Resource> Resource for Lenient<K> {
-    type DynamicType = K::DynamicType;
-    type Scope = K::Scope;
+/// The type-level half of `Resource` for a wrapper of `K`: the wrapped kind's, unchanged (the
+/// API serves `K`; the wrapper only changes how an object is held).
+macro_rules! resource_of_wrapped {
+    () => {
+        type DynamicType = K::DynamicType;
+        type Scope = K::Scope;
 
-    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::group(dt)
-    }
-    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::version(dt)
-    }
-    fn api_version(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::api_version(dt)
-    }
-    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::plural(dt)
-    }
-    fn url_path(dt: &Self::DynamicType, namespace: Option<&str>) -> String {
-        K::url_path(dt, namespace)
-    }
+        fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
+            K::kind(dt)
+        }
+        fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
+            K::group(dt)
+        }
+        fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
+            K::version(dt)
+        }
+        fn api_version(dt: &Self::DynamicType) -> Cow<'_, str> {
+            K::api_version(dt)
+        }
+        fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
+            K::plural(dt)
+        }
+        fn url_path(dt: &Self::DynamicType, namespace: Option<&str>) -> String {
+            K::url_path(dt, namespace)
+        }
+    };
+}
+
+impl<K: Resource> Resource for Lenient<K> {
+    resource_of_wrapped!();
+
     fn meta(&self) -> &ObjectMeta {
         match self {
             Lenient::Decoded(k) => k.meta(),
@@ -205,27 +214,8 @@ impl<'de, K> Deserialize<'de> for Packed<K> {
 }
 
 impl<K: Resource> Resource for Packed<K> {
-    type DynamicType = K::DynamicType;
-    type Scope = K::Scope;
+    resource_of_wrapped!();
 
-    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::group(dt)
-    }
-    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::version(dt)
-    }
-    fn api_version(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::api_version(dt)
-    }
-    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::plural(dt)
-    }
-    fn url_path(dt: &Self::DynamicType, namespace: Option<&str>) -> String {
-        K::url_path(dt, namespace)
-    }
     fn meta(&self) -> &ObjectMeta {
         &self.metadata
     }
